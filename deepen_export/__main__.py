@@ -1,0 +1,3 @@
+from deepen_export.cli import main
+
+main()

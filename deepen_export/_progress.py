@@ -1,0 +1,19 @@
+"""Progress bars that show on a terminal and stay quiet in a pipe."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], *, total: int | None = None, description: str = "") -> Iterator[T]:
+    """Yield ``items``, drawing a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, total=total, description=description, transient=True)

@@ -1,0 +1,137 @@
+"""The conversion ledger: what was written, and every label dropped, clipped, repaired or changed.
+
+A :class:`Report` is returned by every ``converters.<format>.write`` and is also attached to a parsed
+:class:`~deepen_export.model.LabelSet` (``labels.issues``) for input that could not be taken as it was.
+Each :class:`Issue` names the ``file_id`` and ``label_id`` it is about, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Action", "Issue", "Report"]
+
+Action = Literal["dropped", "clipped", "repaired", "changed", "skipped", "kept", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One label (or file) that did not go through unchanged.
+
+    Parameters
+    ----------
+    action : str
+        What happened: ``dropped``, ``clipped``, ``repaired``, ``changed``, ``skipped``, ``kept``
+        or ``error``.
+    reason : str
+        Why, in words a user can act on.
+    file_id, label_id : str or None
+        Which file and label; ``None`` when the issue concerns a whole file or the input.
+    kind : str or None
+        Label kind (``boxes``, ``polygons``, ``cuboids``, ...) or Deepen ``label_type``.
+
+    Examples
+    --------
+    >>> Issue("dropped", "lane cannot be written to KITTI", file_id="0.png", label_id="lane:1").action
+    'dropped'
+    """
+
+    action: Action
+    reason: str
+    file_id: str | None = None
+    label_id: str | None = None
+    kind: str | None = None
+
+
+@dataclass
+class Report:
+    """What a conversion wrote and every label it did not carry over unchanged.
+
+    Parameters
+    ----------
+    format : str
+        Target format name.
+    written : dict
+        Counts of what was written, by kind (``{"images": 10, "annotations": 52}``).
+    issues : list of Issue
+        Every label dropped, clipped, repaired or changed.
+    files : list of str
+        Paths written, relative to the destination.
+
+    Examples
+    --------
+    >>> r = Report("coco")
+    >>> r.add("dropped", "cuboids have no COCO form", file_id="0.pcd", label_id="car:1", kind="cuboids")
+    >>> r.counts()
+    {'dropped': 1}
+    """
+
+    format: str
+    written: dict[str, int] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        action: Action,
+        reason: str,
+        *,
+        file_id: str | None = None,
+        label_id: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Record one issue."""
+        self.issues.append(Issue(action, reason, file_id, label_id, kind))
+
+    def extend(self, issues: Iterable[Issue]) -> None:
+        """Record several issues (for example the parse issues of the input)."""
+        self.issues.extend(issues)
+
+    def __iter__(self) -> Iterator[Issue]:
+        return iter(self.issues)
+
+    def __len__(self) -> int:
+        return len(self.issues)
+
+    def counts(self) -> dict[str, int]:
+        """Number of issues per action."""
+        return dict(Counter(i.action for i in self.issues))
+
+    def by_reason(self) -> list[tuple[str, str, int]]:
+        """``(action, reason, count)`` rows, most frequent first."""
+        c = Counter((i.action, i.reason) for i in self.issues)
+        return [(a, r, n) for (a, r), n in c.most_common()]
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        parts = [f"{self.format}: wrote " + (", ".join(f"{n} {k}" for k, n in self.written.items()) or "nothing")]
+        if not self.issues:
+            parts.append("no label was dropped or changed")
+        for action, reason, n in self.by_reason()[:10]:
+            parts.append(f"  {n:>7} {action}: {reason}")
+        if len(self.by_reason()) > 10:
+            parts.append("  ... (see report.json for all)")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as written to ``report.json``."""
+        return {
+            "format": self.format,
+            "written": dict(self.written),
+            "counts": self.counts(),
+            "files": list(self.files),
+            "issues": [asdict(i) for i in self.issues],
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_dict` to ``path`` atomically."""
+        p = Path(path)
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, p)
