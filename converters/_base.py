@@ -1,0 +1,200 @@
+"""Shared machinery of the format writers: the unsupported-kind policy, atomic output, safe paths.
+
+Every writer follows the same steps::
+
+    report = Report("coco")
+    labels = apply_policy(labels, FORMAT, on_unsupported, report)   # drop what the format cannot hold
+    with atomic_dir(dest) as tmp:                                    # all files go to a temp folder
+        ... write files under tmp (safe_path(tmp, rel) for names that come from file_ids) ...
+        finish(report, tmp)                                          # report.json beside the output
+    return report                                                    # dest now holds the whole output
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from deepen_export.errors import ConversionError, LossyConversionWarning
+from deepen_export.model import KINDS, LabelSet, Table
+from deepen_export.report import Action, Report
+
+__all__ = [
+    "OnUnsupported",
+    "apply_policy",
+    "atomic_dir",
+    "atomic_file",
+    "dump_json",
+    "finish",
+    "record",
+    "safe_path",
+]
+
+OnUnsupported = Literal["raise", "warn", "drop"]
+
+
+def record(
+    report: Report,
+    labels: LabelSet,
+    kind: str,
+    rows: npt.ArrayLike,
+    action: Action,
+    reason: str,
+) -> None:
+    """Add one report entry per label in ``rows`` of table ``kind`` (file and label ids filled in)."""
+    table = labels.table(kind)
+    idx = np.asarray(rows)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    if len(idx) == 0:
+        return
+    frames = table.frame[idx]  # type: ignore[attr-defined]
+    file_ids = labels.frames.file_id[frames]
+    label_ids = getattr(table, "label_id", None)
+    for j, i in enumerate(idx):
+        report.add(
+            action,
+            reason,
+            file_id=str(file_ids[j]),
+            label_id=None if label_ids is None else str(label_ids[i]),
+            kind=kind,
+        )
+
+
+def apply_policy(
+    labels: LabelSet,
+    format: str,
+    supported: frozenset[str] | set[str],
+    on_unsupported: OnUnsupported,
+    report: Report,
+) -> LabelSet:
+    """Empty the kinds ``format`` cannot hold, following ``on_unsupported``.
+
+    ``"raise"`` raises :class:`ConversionError` naming the kinds and counts, ``"warn"`` drops them
+    with a :class:`LossyConversionWarning`, ``"drop"`` drops them; every dropped label is recorded
+    in ``report`` with its file and label id.
+
+    Examples
+    --------
+    >>> from deepen_export.report import Report
+    >>> r = Report("voc")
+    >>> apply_policy(LabelSet.empty(), "voc", {"boxes"}, "raise", r) == LabelSet.empty()
+    True
+    """
+    if on_unsupported not in ("raise", "warn", "drop"):
+        raise ValueError(
+            f"on_unsupported must be 'raise', 'warn' or 'drop', got {on_unsupported!r}"
+        )
+    unsupported = {
+        k: len(labels.table(k)) for k in KINDS if k not in supported and len(labels.table(k))
+    }
+    if not unsupported:
+        return labels
+    what = ", ".join(f"{n} {k}" for k, n in unsupported.items())
+    if on_unsupported == "raise":
+        raise ConversionError(
+            f"{format} cannot hold {what}; pass on_unsupported='drop' (CLI: --on-unsupported drop) "
+            "to leave them out, or choose a format that holds them (deepen-export formats)",
+            format=format,
+        )
+    for kind in unsupported:
+        record(
+            report,
+            labels,
+            kind,
+            np.arange(len(labels.table(kind))),
+            "dropped",
+            f"{format} cannot hold {kind}",
+        )
+    if on_unsupported == "warn":
+        warnings.warn(f"{format}: dropped {what}", LossyConversionWarning, stacklevel=3)
+    return labels.without(*unsupported)
+
+
+def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
+    """``root / relative``, refusing absolute paths, drive letters and ``..`` components.
+
+    Examples
+    --------
+    >>> safe_path("/out", "inner/000059.png").as_posix()
+    '/out/inner/000059.png'
+    >>> safe_path("/out", "../x")
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ConversionError: file id '../x' would write outside the output folder
+    """
+    rel = relative.replace("\\", "/")
+    parts = PurePosixPath(rel).parts
+    if not rel or rel.startswith("/") or ":" in (parts[0] if parts else "") or ".." in parts:
+        raise ConversionError(f"file id {relative!r} would write outside the output folder")
+    return Path(root, *[p for p in parts if p not in ("", ".")])
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``dest``; on success it replaces ``dest`` as a whole.
+
+    On an exception the temporary folder is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``dest`` for writing; rename it onto ``dest`` on success."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = None) -> None:
+    """Write JSON deterministically (UTF-8, keys in insertion order, ``\\n`` at the end)."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def finish(report: Report, folder: str | os.PathLike[str]) -> Report:
+    """Write ``report.json`` into ``folder`` (the output's temporary folder) and return the report."""
+    report.write_json(Path(folder, "report.json"))
+    return report
+
+
+def frame_groups(table: Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(order, boundaries)`` to visit a table's rows grouped by frame, stable within a frame."""
+    frame = table.frame  # type: ignore[attr-defined]
+    order = np.argsort(frame, kind="stable")
+    bounds = np.flatnonzero(np.diff(frame[order])) + 1
+    return order, np.concatenate([[0], bounds, [len(order)]]).astype(np.int64)

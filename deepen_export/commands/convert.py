@@ -1,0 +1,129 @@
+"""``deepen-export convert`` and ``deepen-export formats``."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["register"]
+
+
+def _parse_option(value: str) -> tuple[str, Any]:
+    if "=" not in value:
+        raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
+    key, raw = value.split("=", 1)
+    try:
+        parsed: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key.strip().replace("-", "_"), parsed
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder.",
+)
+@click.option(
+    "--frames",
+    type=click.Path(exists=True, path_type=Path),
+    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the images, for their sizes (and copies where a format wants them).",
+)
+@click.option(
+    "--on-unsupported",
+    type=click.Choice(["raise", "warn", "drop"]),
+    default="raise",
+    show_default=True,
+    help="What to do with label kinds the format cannot hold.",
+)
+@click.option(
+    "--id-map",
+    type=click.Path(path_type=Path),
+    help="JSON file pinning category/image/annotation ids across exports (read and updated).",
+)
+@click.option(
+    "--set",
+    "-O",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Format option, e.g. -O camera=camera_1 (values parsed as JSON when they can be).",
+)
+def convert(
+    source: Path,
+    to: str,
+    output: Path,
+    frames: Path | None,
+    images: Path | None,
+    on_unsupported: str,
+    id_map: Path | None,
+    settings: tuple[str, ...],
+) -> None:
+    """Convert a labels JSON file or a snapshot folder to FORMAT in OUTPUT.
+
+    \b
+    Examples:
+      deepen-export convert labels.json --to coco -o out/coco --images images/
+      deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
+    """
+    import converters
+    from deepen_export import read_labels
+
+    fmt = converters.get_format(to)
+    labels = read_labels(source, frames=frames, images=images)
+    module = converters.get(fmt.name)
+    params = inspect.signature(module.write).parameters
+    options: dict[str, Any] = dict(_parse_option(s) for s in settings)
+    for key, value in (("on_unsupported", on_unsupported), ("images", images), ("id_map", id_map)):
+        if value is not None and key in params:
+            options.setdefault(key, value)
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        raise click.UsageError(
+            f"{fmt.name} has no option(s) {', '.join(unknown)}; it takes: "
+            + ", ".join(p for p in params if p not in ("labels", "dest"))
+        )
+    n_issues_in = len(labels.issues)
+    report = module.write(labels, output, **options)
+    click.echo(report.summary())
+    if n_issues_in:
+        click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
+    click.echo(f"wrote {output}")
+
+
+@click.command()
+def formats() -> None:
+    """List the output formats and the label kinds each one holds.
+
+    \b
+    Example:
+      deepen-export formats
+    """
+    import converters
+
+    width = max(len(n) for n in converters.names())
+    for f in converters.FORMATS.values():
+        rw = "read/write" if f.readable else "write"
+        click.echo(f"{f.name:<{width}}  {rw:<10}  {f.description}")
+        click.echo(f"{'':<{width}}  {'':<10}  holds: {', '.join(sorted(f.kinds))}")
+
+
+def register(group: click.Group) -> None:
+    """Add ``convert`` and ``formats`` to the command group."""
+    group.add_command(convert)
+    group.add_command(formats)
