@@ -1,0 +1,950 @@
+"""Draw labels over their images: 2D labels, cuboids projected into cameras, bird's-eye views.
+
+Three kinds of picture, all RGB :class:`PIL.Image.Image`:
+
+- :func:`render_image`: the 2D labels of one image (boxes, polygons with holes, lanes and
+  polylines, points, 2D painting) over the image, or over a grey canvas of the frame's size when
+  the pixels are not available.
+- :func:`render_camera`: one camera of a LiDAR frame, with every cuboid of the frame projected
+  through the calibration (12 edges and a cross on the front face, the face the box heads to),
+  plus the 2D labels drawn on that camera image.
+- :func:`render_bev`: a bird's-eye view of a LiDAR frame in the LiDAR's own axes (x forward = up,
+  y left = left, ego at the centre): its points, cuboid footprints with a heading line, and 3D
+  polylines, polygons and points.
+
+Pixel conventions
+-----------------
+The model's 2D coordinates are pixel-corner (pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``).
+Filled shapes are decided at pixel centres: a pixel belongs to a polygon when its centre does,
+by the even-odd rule of the model's docstring, so a hole is left unfilled. A box's outline is
+drawn on the outermost pixels *inside* the box: for ``xyxy = [10, 20, 30, 40]`` the outline
+covers columns 10 and 29 and rows 20 and 39. Lines and points are drawn through the pixel that
+contains them.
+
+Colours come from :func:`category_color`, a hash of the category *name*, so a category keeps
+its colour across images, exports and datasets whatever its code.
+
+Examples
+--------
+>>> from deepen_export.model import Boxes, Frames, LabelSet
+>>> labels = LabelSet(
+...     frames=Frames.from_columns(file_id=["a.png"], width=[64], height=[48]),
+...     categories=("car",),
+...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[8, 8, 40, 30]]),
+... )
+>>> img = render_image(labels, 0)
+>>> img.size, img.getpixel((8, 20)) == category_color("car"), img.getpixel((20, 20))
+((64, 48), True, (128, 128, 128))
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont
+
+from deepen_export._progress import progress
+from deepen_export.model import LabelSet
+
+__all__ = [
+    "GREY",
+    "View",
+    "category_color",
+    "iter_previews",
+    "render_bev",
+    "render_camera",
+    "render_image",
+    "views",
+    "write_previews",
+]
+
+Array = npt.NDArray[Any]
+RGB = tuple[int, int, int]
+
+GREY: RGB = (128, 128, 128)
+"""Canvas colour when an image's pixels are not available."""
+
+_FILL_ALPHA = 0.35
+_NEAR = 0.1  # metres: cuboid edges are clipped to z >= _NEAR in front of a camera
+_EDGE_SAMPLES = 16  # points per projected edge, so lens distortion bends the drawn lines
+_3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
+_2D_KINDS = ("boxes", "polygons", "polylines", "points", "masks2d", "scenes")
+
+
+def category_color(name: str) -> RGB:
+    """A bright colour for category ``name``, the same in every image and every run.
+
+    The hue, saturation and value come from a BLAKE2 hash of the UTF-8 name (not Python's
+    ``hash``, which changes between runs, and not the category code, which changes between
+    exports).
+
+    Parameters
+    ----------
+    name : str
+        Category name.
+
+    Returns
+    -------
+    tuple of int
+        ``(r, g, b)`` in 0..255.
+
+    Examples
+    --------
+    >>> category_color("car") == category_color("car")
+    True
+    >>> category_color("car") != category_color("pedestrian")
+    True
+    """
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    hue = int.from_bytes(digest[:4], "big") / 2**32
+    # three lightness levels, so two names that happen to get close hues still differ
+    light = (0.42, 0.55, 0.68)[digest[4] % 3]
+    sat = 0.75 + 0.25 * digest[5] / 255
+    r, g, b = colorsys.hls_to_rgb(hue, light, sat)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def _palette(labels: LabelSet) -> Array:
+    return np.asarray([category_color(c) for c in labels.categories] or [GREY], dtype=np.uint8)
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _text_color(rgb: Sequence[int]) -> RGB:
+    return (0, 0, 0) if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 140 else (255, 255, 255)
+
+
+# ---------------------------------------------------------------------------------------
+# small drawing primitives
+
+
+def _blend(canvas: Array, mask: Array, color: Array, alpha: float = _FILL_ALPHA) -> None:
+    canvas[mask] = (canvas[mask] * (1 - alpha) + color * alpha).round().astype(np.uint8)
+
+
+def _even_odd_mask(coords: Array, ring_offsets: Array, shape: tuple[int, int]) -> Array:
+    """Pixels of an ``(h, w)`` image whose centres lie inside the rings by the even-odd rule.
+
+    Each edge toggles the parity of every pixel to the right of where it crosses a row's centre
+    line; a running sum of toggles along each row gives the crossing count.
+    """
+    h, w = shape
+    out = np.zeros((h, w), dtype=bool)
+    if len(coords) < 3 or h == 0 or w == 0:
+        return out
+    nxt = np.arange(1, len(coords) + 1)
+    starts, ends = ring_offsets[:-1], ring_offsets[1:]
+    nonempty = ends > starts
+    nxt[ends[nonempty] - 1] = starts[nonempty]
+    a, b = coords, coords[nxt]
+    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    # row r is crossed when its centre r + 0.5 lies in [lo, hi): half-open so a vertex counts once
+    r0 = np.clip(np.ceil(lo - 0.5), 0, h).astype(np.int64)
+    r1 = np.clip(np.ceil(hi - 0.5), 0, h).astype(np.int64)
+    counts = np.maximum(r1 - r0, 0)
+    edge = np.repeat(np.arange(len(a)), counts)
+    if len(edge) == 0:
+        return out
+    row = np.repeat(r0 - np.cumsum(counts) + counts, counts) + np.arange(len(edge))
+    yc = row + 0.5
+    xa, ya, xb, yb = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
+    xc = xa + (yc - ya) * (xb - xa) / (yb - ya)
+    col = np.clip(np.ceil(xc - 0.5), 0, w).astype(np.int64)
+    toggles = np.zeros((h, w + 1), dtype=np.int64)
+    np.add.at(toggles, (row, col), 1)
+    return (np.cumsum(toggles, axis=1)[:, :w] & 1).astype(bool)
+
+
+def _line(draw: ImageDraw.ImageDraw, xy: Array, color: Sequence[int], width: int) -> None:
+    # model coordinates are pixel corners; Pillow addresses pixels by index
+    if len(xy) >= 2:
+        pts = [(float(x), float(y)) for x, y in xy - 0.5]
+        draw.line(pts, fill=tuple(color), width=width, joint="curve" if width > 2 else None)
+
+
+def _caption(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    lines: Sequence[str],
+    color: Sequence[int],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    bounds: tuple[int, int],
+) -> None:
+    text = "\n".join(lines)
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=1)
+    tw, th = right - left + 4, bottom - top + 4
+    x = min(max(xy[0], 0), max(bounds[0] - tw, 0))
+    y = xy[1] - th if xy[1] - th >= 0 else xy[1]
+    y = min(max(y, 0), max(bounds[1] - th, 0))
+    draw.rectangle((x, y, x + tw - 1, y + th - 1), fill=tuple(color))
+    draw.multiline_text(
+        (x + 2 - left, y + 2 - top), text, fill=_text_color(color), font=font, spacing=1
+    )
+
+
+def _label_text(
+    labels: LabelSet, kind: str, rows: Array, *, tracks: bool, attributes: bool
+) -> list[list[str]]:
+    table: Any = labels.table(kind)
+    names = np.asarray((*labels.categories, "?"), dtype=object)[table.category[rows]]
+    out: list[list[str]] = []
+    records = table.take(rows).attribute_records() if attributes else [{}] * len(rows)
+    for name, track, rec in zip(names, table.track[rows], records, strict=True):
+        head = f"{name} #{track}" if tracks and track >= 0 else str(name)
+        out.append([head, *(f"{k}={v}" for k, v in rec.items())])
+    return out
+
+
+def _auto_width(size: tuple[int, int]) -> int:
+    return max(1, round(min(size) / 400))
+
+
+def _rows_of(labels: LabelSet, kind: str, frame: int) -> Array:
+    return np.flatnonzero(labels.table(kind).frame == frame)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# 2D
+
+
+def _canvas_size(labels: LabelSet, frame: int) -> tuple[int, int]:
+    w, h = int(labels.frames.width[frame]), int(labels.frames.height[frame])
+    if w > 0 and h > 0:
+        return w, h
+    for r in _rows_of(labels, "masks2d", frame):
+        return int(labels.masks2d.width[r]), int(labels.masks2d.height[r])
+    extents = [np.zeros((1, 2))]
+    extents.append(labels.boxes.xyxy[_rows_of(labels, "boxes", frame)].reshape(-1, 2))
+    for kind in ("polygons", "polylines", "points"):
+        t: Any = labels.table(kind)
+        extents.append(t.take(_rows_of(labels, kind, frame)).coords)
+    hi = np.nanmax(np.concatenate(extents), axis=0)
+    return max(64, int(np.ceil(hi[0])) + 16), max(64, int(np.ceil(hi[1])) + 16)
+
+
+def _draw_2d(
+    canvas: Array,
+    labels: LabelSet,
+    frame: int,
+    *,
+    tracks: bool,
+    attributes: bool,
+    width: int | None,
+) -> Image.Image:
+    """Draw the 2D labels of ``frame`` onto ``canvas`` (h, w, 3) uint8, in place; return an Image."""
+    h, w = canvas.shape[:2]
+    lw = width or _auto_width((w, h))
+    pal = _palette(labels)
+    for r in _rows_of(labels, "masks2d", frame):
+        mask = labels.masks2d.mask(int(r))
+        if mask.shape != (h, w):
+            mask = np.asarray(
+                Image.fromarray(mask.astype(np.int32), mode="I").resize(
+                    (w, h), Image.Resampling.NEAREST
+                )
+            )
+        painted = mask >= 0
+        canvas[painted] = (
+            canvas[painted] * (1 - _FILL_ALPHA) + pal[mask[painted]] * _FILL_ALPHA
+        ).astype(np.uint8)
+
+    polys = labels.polygons.take(_rows_of(labels, "polygons", frame))
+    for i in range(len(polys)):
+        rings = slice(polys.offsets[i], polys.offsets[i + 1] + 1)
+        ro = polys.ring_offsets[rings]
+        xy = polys.coords[ro[0] : ro[-1]]
+        if len(xy) < 3 or not np.isfinite(xy).all():
+            continue
+        x0, y0 = np.clip(np.floor(xy.min(axis=0)).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(xy.max(axis=0)).astype(int) + 1, 0, [w, h])
+        mask = _even_odd_mask(xy - [x0, y0], ro - ro[0], (y1 - y0, x1 - x0))
+        _blend(canvas[y0:y1, x0:x1], mask, pal[polys.category[i]])
+
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    for i in range(len(polys)):
+        for j in range(polys.offsets[i], polys.offsets[i + 1]):
+            ring = polys.coords[polys.ring_offsets[j] : polys.ring_offsets[j + 1]]
+            _line(draw, np.vstack([ring, ring[:1]]), pal[polys.category[i]], lw)
+
+    lines = labels.polylines.take(_rows_of(labels, "polylines", frame))
+    for i in range(len(lines)):
+        for j in range(lines.offsets[i], lines.offsets[i + 1]):
+            part = lines.coords[lines.part_offsets[j] : lines.part_offsets[j + 1]]
+            _line(draw, part, pal[lines.category[i]], lw + 1)
+
+    boxes = labels.boxes.take(_rows_of(labels, "boxes", frame))
+    # outline on the outermost pixels whose centres are inside the box
+    pix = np.ceil(boxes.xyxy - 0.5)
+    pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
+    for (x0, y0, x1, y1), code in zip(pix.tolist(), boxes.category, strict=True):
+        draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
+
+    pts = labels.points.take(_rows_of(labels, "points", frame))
+    rad = lw + 1.5
+    owner = np.repeat(np.arange(len(pts)), np.diff(pts.offsets))
+    for (x, y), o in zip((pts.coords - 0.5).tolist(), owner.tolist(), strict=True):
+        draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts.category[o]]))
+
+    font = _font(max(9, min(w, h) // 45))
+    anchors: list[tuple[str, Array, Array]] = [
+        ("boxes", _rows_of(labels, "boxes", frame), boxes.xyxy[:, :2]),
+        ("polygons", _rows_of(labels, "polygons", frame), _first_xy(polys.coords, polys, 2)),
+        ("polylines", _rows_of(labels, "polylines", frame), _first_xy(lines.coords, lines, 2)),
+        ("points", _rows_of(labels, "points", frame), _first_xy(pts.coords, pts, 1)),
+    ]
+    for kind, rows, xy in anchors:
+        if len(rows) == 0:
+            continue
+        texts = _label_text(labels, kind, rows, tracks=tracks, attributes=attributes)
+        codes = labels.table(kind).category[rows]  # type: ignore[attr-defined]
+        for t, (x, y), code in zip(texts, xy.tolist(), codes, strict=True):
+            _caption(draw, (x, y), t, pal[code], font, (w, h))
+    scenes = _rows_of(labels, "scenes", frame)
+    if len(scenes):
+        texts = _label_text(labels, "scenes", scenes, tracks=tracks, attributes=attributes)
+        _caption(
+            draw,
+            (0, h),
+            [" · ".join(t) for t in texts],
+            (32, 32, 32),
+            font,
+            (w, h),
+        )
+    return img
+
+
+def _first_xy(coords: Array, table: Any, levels: int) -> Array:
+    """Top-left corner of each label's vertices (where its caption goes)."""
+    n = len(table)
+    if n == 0:
+        return np.zeros((0, 2))
+    idx = table.offsets
+    if levels == 2:
+        inner = table.ring_offsets if hasattr(table, "ring_offsets") else table.part_offsets
+        idx = inner[idx]
+    counts = np.diff(idx)
+    out = np.full((n, 2), np.nan)
+    has = counts > 0
+    if has.any() and len(coords):
+        mins = np.minimum.reduceat(coords, idx[:-1][has], axis=0)
+        out[has] = mins
+    return np.nan_to_num(out)
+
+
+def _load_image(images: str | os.PathLike[str] | None, names: Sequence[str]) -> Image.Image | None:
+    if images is None:
+        return None
+    root = Path(images).resolve()
+    for name in names:
+        if not name:
+            continue
+        for candidate in (root / name, root / Path(name).name):
+            try:
+                path = candidate.resolve()
+            except OSError:
+                continue
+            if path.is_relative_to(root) and path.is_file():
+                with Image.open(path) as im:
+                    return im.convert("RGB")
+    return None
+
+
+def render_image(
+    labels: LabelSet,
+    frame: int,
+    *,
+    image: Image.Image | None = None,
+    images: str | os.PathLike[str] | None = None,
+    tracks: bool = False,
+    attributes: bool = False,
+    line_width: int | None = None,
+) -> Image.Image:
+    """The 2D labels of one frame drawn over its image.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Labels to draw from.
+    frame : int
+        Row of ``labels.frames``.
+    image : PIL.Image.Image, optional
+        The frame's pixels; when absent they are looked up under ``images`` by ``file_id``
+        (then by its base name), and failing that a grey canvas of the frame's size is used
+        (its size from ``Frames.width``/``height``, else the 2D painting, else the labels' extent).
+    images : path, optional
+        Folder of the dataset's images.
+    tracks : bool
+        Add the track number (``car #4``) to each caption.
+    attributes : bool
+        Add one ``key=value`` line per attribute to each caption.
+    line_width : int, optional
+        Line width in pixels (default: 1 per 400 pixels of the shorter side, at least 1).
+
+    Returns
+    -------
+    PIL.Image.Image
+        RGB image of the frame's size.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> render_image(LabelSet(frames=Frames.from_columns(file_id=["a"], width=[30], height=[20])), 0).size
+    (30, 20)
+    """
+    if image is None:
+        image = _load_image(images, [str(labels.frames.file_id[frame])])
+    if image is None:
+        w, h = _canvas_size(labels, frame)
+        canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
+    else:
+        canvas = np.array(image.convert("RGB"), dtype=np.uint8)
+    return _draw_2d(canvas, labels, frame, tracks=tracks, attributes=attributes, width=line_width)
+
+
+# ---------------------------------------------------------------------------------------
+# 3D: local stand-ins for deepen_export.geometry.spatial (replaced when it lands)
+
+_SIGNS = np.array(
+    [
+        [1, 1, -1],
+        [1, -1, -1],
+        [-1, -1, -1],
+        [-1, 1, -1],
+        [1, 1, 1],
+        [1, -1, 1],
+        [-1, -1, 1],
+        [-1, 1, 1],
+    ],
+    dtype=np.float64,
+)
+_EDGES = np.array(
+    [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
+)
+_FRONT_CROSS = np.array([[0, 5], [1, 4]])
+_BOTTOM = np.array([0, 1, 2, 3])
+
+
+def _quat_matrix(q: Array) -> Array:
+    q = np.asarray(q, dtype=np.float64).reshape(-1, 4)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=1,
+    )
+
+
+def _corners(center: Array, size: Array, quat: Array) -> Array:
+    local = _SIGNS[None] * (size[:, None, :] / 2)
+    return np.einsum("nij,nkj->nki", _quat_matrix(quat), local) + center[:, None, :]
+
+
+def _to_sensor(points: Array, position: Array, quat: Array) -> Array:
+    """World points ``(..., 3)`` into a sensor whose pose (sensor -> world) is given."""
+    r = _quat_matrix(quat)[0]
+    return (points - position) @ r
+
+
+def _project(p: Array, k: Array, model: str, dist: Array) -> Array:
+    x, y = p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
+    k1, k2, p1, p2, k3, k4 = dist
+    if model in ("fisheye", "mod_kannala"):
+        r = np.hypot(x, y)
+        th = np.arctan(r)
+        thd = th * (1 + k1 * th**2 + k2 * th**4 + k3 * th**6 + k4 * th**8)
+        s = np.where(r > 1e-12, thd / np.where(r > 1e-12, r, 1), 1.0)
+        xd, yd = x * s, y * s
+    else:
+        r2 = x * x + y * y
+        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return np.stack([k[0, 0] * xd + k[0, 2], k[1, 1] * yd + k[1, 2]], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------
+# 3D
+
+
+def _device_pose(labels: LabelSet, frame: int) -> tuple[Array, Array]:
+    rows = np.flatnonzero(labels.poses.frame == frame)
+    if len(rows):
+        return labels.poses.position[rows[0]], labels.poses.quat[rows[0]]
+    return np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def _cuboid_corners_world(labels: LabelSet, frame: int) -> tuple[Array, Array]:
+    """Corners ``(n, 8, 3)`` in the world frame and the cuboid rows, of one LiDAR frame."""
+    rows = _rows_of(labels, "cuboids", frame)
+    c = labels.cuboids
+    corners = _corners(c.center[rows], c.size[rows], c.quat[rows])
+    if c.frame_of_reference == "lidar" and len(rows):
+        pos, q = _device_pose(labels, frame)
+        corners = corners @ _quat_matrix(q)[0].T + pos
+    return corners, rows
+
+
+def _clip_segments(a: Array, b: Array, near: float) -> tuple[Array, Array, Array]:
+    """Segments ``a -> b`` (camera frame) cut to ``z >= near``; returns (a', b', kept)."""
+    za, zb = a[:, 2], b[:, 2]
+    keep = (za >= near) | (zb >= near)
+    t = np.divide(near - za, zb - za, out=np.zeros_like(za), where=zb != za)
+    a2 = np.where((za < near)[:, None], a + t[:, None] * (b - a), a)
+    b2 = np.where((zb < near)[:, None], a + t[:, None] * (b - a), b)
+    return a2[keep], b2[keep], keep
+
+
+def render_camera(
+    labels: LabelSet,
+    camera: int,
+    *,
+    image: Image.Image | None = None,
+    images: str | os.PathLike[str] | None = None,
+    tracks: bool = False,
+    attributes: bool = False,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Cuboids of a LiDAR frame projected into one of its cameras, over the camera image.
+
+    Each cuboid is drawn with its 12 edges and a cross on its front face (the face its heading,
+    the box's +x axis, points out of). Edges are clipped at 0.1 m in front of the camera and
+    sampled along their length before projection, so lens distortion bends them as it bends the
+    image. 2D labels of the same camera image (the frame row with the LiDAR frame's ``file_id``
+    and the camera's ``sensor_id``) are drawn too.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Labels with calibration (``labels.cameras``; ``labels.poses`` for LiDAR-frame cuboids).
+    camera : int
+        Row of ``labels.cameras``.
+    image, images, tracks, attributes, line_width
+        As in :func:`render_image`; the image is looked up by the camera's ``image_path``.
+
+    Returns
+    -------
+    PIL.Image.Image
+
+    Examples
+    --------
+    >>> from deepen_export.model import Cameras, Frames, LabelSet
+    >>> cams = Cameras.from_columns(frame=[0], sensor_id=["camera_0"], fx=[100.0], fy=[100.0],
+    ...     cx=[50.0], cy=[40.0], position=[[0, 0, 0]], quat=[[0, 0, 0, 1]])
+    >>> labels = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), cameras=cams)
+    >>> render_camera(labels, 0).size
+    (100, 80)
+    """
+    cams = labels.cameras
+    frame = int(cams.frame[camera])
+    sensor = str(cams.sensor_id[camera])
+    file_id = str(labels.frames.file_id[frame])
+    twin = _camera_frame_row(labels, frame, sensor)
+    if image is None:
+        image = _load_image(images, [str(cams.image_path[camera]), file_id])
+    if image is None:
+        w, h = int(cams.width[camera]), int(cams.height[camera])
+        if (w <= 0 or h <= 0) and twin is not None:
+            w, h = int(labels.frames.width[twin]), int(labels.frames.height[twin])
+        if w <= 0 or h <= 0:
+            w, h = max(1, round(2 * cams.cx[camera])), max(1, round(2 * cams.cy[camera]))
+        canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
+    else:
+        canvas = np.array(image.convert("RGB"), dtype=np.uint8)
+    h, w = canvas.shape[:2]
+    lw = line_width or _auto_width((w, h))
+    if twin is not None:
+        img = _draw_2d(canvas, labels, twin, tracks=tracks, attributes=attributes, width=lw)
+    else:
+        img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    pal = _palette(labels)
+
+    corners, rows = _cuboid_corners_world(labels, frame)
+    if len(rows) == 0:
+        return img
+    cam_pos, cam_q = cams.position[camera], cams.quat[camera]
+    local = _to_sensor(corners, cam_pos, cam_q)
+    segs = np.concatenate([_EDGES, _FRONT_CROSS])
+    a = local[:, segs[:, 0]].reshape(-1, 3)
+    b = local[:, segs[:, 1]].reshape(-1, 3)
+    owner = np.repeat(np.arange(len(rows)), len(segs))
+    a, b, kept = _clip_segments(a, b, _NEAR)
+    owner = owner[kept]
+    t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
+    samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
+    k = cams.intrinsic_matrix()[camera]
+    uv = _project(samples, k, str(cams.model[camera]), cams.distortion[camera])
+    # beyond the lens's field of view a distortion polynomial folds back: cut the line there
+    limit = 2.0 * np.hypot(w, h) / min(k[0, 0], k[1, 1])
+    ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
+    codes = labels.cuboids.category[rows]
+    for s in range(len(uv)):
+        color = pal[codes[owner[s]]]
+        run = ok[s]
+        if run.all():
+            _line(draw, uv[s], color, lw)
+        else:
+            for part in np.split(uv[s], np.flatnonzero(np.diff(run.astype(np.int8))) + 1):
+                _line(draw, part, color, lw)
+    if tracks or attributes:
+        centre = _project(
+            _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, None, :],
+            k,
+            str(cams.model[camera]),
+            cams.distortion[camera],
+        )[:, 0]
+        in_front = _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, 2] > _NEAR
+        texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
+        font = _font(max(9, min(w, h) // 45))
+        for i in np.flatnonzero(in_front & np.isfinite(centre).all(axis=1)):
+            x, y = centre[i]
+            if -w <= x <= 2 * w and -h <= y <= 2 * h:
+                _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (w, h))
+    return img
+
+
+def _camera_frame_row(labels: LabelSet, frame: int, sensor: str) -> int | None:
+    f = labels.frames
+    hit = np.flatnonzero(
+        (f.file_id == f.file_id[frame])
+        & (f.dataset_id == f.dataset_id[frame])
+        & (f.sensor_id == sensor)
+    )
+    return int(hit[0]) if len(hit) and hit[0] != frame else None
+
+
+def _bev_extent(labels: LabelSet, frame: int, points: Array, corners: Array) -> float:
+    reach = [10.0]
+    if len(corners):
+        reach.append(float(np.abs(corners[..., :2]).max()) + 2)
+    if len(points):
+        reach.append(float(np.quantile(np.abs(points[:, :2]).max(axis=1), 0.95)))
+    return float(min(np.ceil(max(reach) / 10) * 10, 150.0))
+
+
+def render_bev(
+    labels: LabelSet,
+    frame: int,
+    *,
+    extent: float | None = None,
+    size: int = 800,
+    tracks: bool = False,
+    attributes: bool = False,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Bird's-eye view of one LiDAR frame, in the LiDAR's axes.
+
+    The picture is ``size x size`` pixels and covers ``[-extent, extent]`` metres on both
+    axes, ego at the centre, LiDAR x (forward) pointing up and y (left) pointing left: a point
+    ``(x, y)`` lands at pixel-corner coordinates ``u = size/2 - y * size / (2 extent)``,
+    ``v = size/2 - x * size / (2 extent)``. Points of ``labels.pointclouds`` are dots (in their
+    painted category's colour when the frame has point segmentation of the same length, grey
+    otherwise); cuboids are their bottom faces with a line from the centre to the front; rings
+    every 10 m and a triangle at the ego give the scale.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Labels; world-frame geometry is moved into the LiDAR frame with ``labels.poses``
+        (identity when the frame has no pose).
+    frame : int
+        Row of ``labels.frames`` (a LiDAR frame).
+    extent : float, optional
+        Half-width of the view in metres (default: fits the cuboids and 95 % of the points,
+        rounded up to 10 m, between 10 and 150 m).
+    size : int
+        Width and height in pixels.
+    tracks, attributes, line_width
+        As in :func:`render_image`.
+
+    Returns
+    -------
+    PIL.Image.Image
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> render_bev(LabelSet(frames=Frames.from_columns(file_id=["0.pcd"])), 0, size=200).size
+    (200, 200)
+    """
+    pos, q = _device_pose(labels, frame)
+    pc = labels.pointclouds.take(np.flatnonzero(labels.pointclouds.frame == frame))
+    pts = _to_sensor(pc.xyz, pos, q) if len(pc.xyz) else np.zeros((0, 3))
+    corners, rows = _cuboid_corners_world(labels, frame)
+    corners = _to_sensor(corners, pos, q) if len(rows) else np.zeros((0, 8, 3))
+    ext = float(extent) if extent else _bev_extent(labels, frame, pts, corners)
+    scale = size / (2 * ext)
+    lw = line_width or max(1, size // 400)
+    pal = _palette(labels)
+
+    def to_px(xy: Array) -> Array:
+        return np.stack([size / 2 - xy[..., 1] * scale, size / 2 - xy[..., 0] * scale], axis=-1)
+
+    canvas = np.full((size, size, 3), 24, dtype=np.uint8)
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    for ring in np.arange(10, ext * 1.5, 10):
+        r = ring * scale
+        c = size / 2 - 0.5
+        draw.ellipse((c - r, c - r, c + r, c + r), outline=(60, 60, 60), width=1)
+    canvas = np.array(img)
+
+    if len(pts):
+        uv = np.floor(to_px(pts[:, :2])).astype(np.int64)
+        inside = (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
+        colors = np.full((len(pts), 3), 200, dtype=np.uint8)
+        seg = labels.point_segmentation
+        srow = np.flatnonzero(seg.frame == frame)
+        if len(srow):
+            codes = seg.category[seg.offsets[srow[0]] : seg.offsets[srow[0] + 1]]
+            if len(codes) == len(pts):
+                colors[codes >= 0] = pal[codes[codes >= 0]]
+        canvas[uv[inside, 1], uv[inside, 0]] = colors[inside]
+
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    c = size / 2 - 0.5
+    tri = max(4, size // 100)
+    draw.polygon([(c, c - tri * 1.5), (c - tri, c + tri), (c + tri, c + tri)], fill=(255, 255, 255))
+
+    for kind in ("polylines3d", "polygons3d", "points3d"):
+        t: Any = labels.table(kind)
+        sel = t.take(_rows_of(labels, kind, frame))
+        if len(sel) == 0:
+            continue
+        xy = to_px(_to_sensor(sel.coords, pos, q)[:, :2])
+        inner = getattr(sel, "part_offsets", getattr(sel, "ring_offsets", None))
+        owner_parts = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
+        if inner is None:
+            owner_pts = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
+            for (x, y), o in zip((xy - 0.5).tolist(), owner_pts.tolist(), strict=True):
+                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=tuple(pal[sel.category[o]]))
+            continue
+        for j, o in enumerate(owner_parts.tolist()):
+            part = xy[inner[j] : inner[j + 1]]
+            if kind == "polygons3d":
+                part = np.vstack([part, part[:1]])
+            _line(draw, part, pal[sel.category[o]], lw)
+
+    if len(rows):
+        foot = to_px(corners[:, _BOTTOM, :2])
+        centre = to_px(corners[..., :2].mean(axis=1))
+        front = to_px(corners[:, [0, 1, 4, 5], :2].mean(axis=1))
+        codes = labels.cuboids.category[rows]
+        for i in range(len(rows)):
+            color = pal[codes[i]]
+            _line(draw, np.vstack([foot[i], foot[i][:1]]), color, lw)
+            _line(draw, np.vstack([centre[i], front[i]]), color, lw)
+        if tracks or attributes:
+            texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
+            font = _font(max(9, size // 70))
+            for i in range(len(rows)):
+                x, y = foot[i].max(axis=0)
+                _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (size, size))
+    return img
+
+
+# ---------------------------------------------------------------------------------------
+# every picture of a label set
+
+
+@dataclass(frozen=True)
+class View:
+    """One picture to draw: ``kind`` is ``"image"``, ``"camera"`` or ``"bev"``.
+
+    ``row`` is a row of ``labels.frames`` (image, bev) or of ``labels.cameras`` (camera);
+    ``name`` is the PNG's path relative to the output folder.
+    """
+
+    kind: str
+    row: int
+    name: str
+
+
+def _lidar_frames(labels: LabelSet) -> Array:
+    is3d = np.zeros(len(labels.frames), dtype=bool)
+    for name in (*_3D_KINDS, "poses", "cameras", "pointclouds"):
+        is3d[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    sensors = np.asarray([str(s).lower().startswith("lidar") for s in labels.frames.sensor_id])
+    return is3d | sensors.astype(bool)
+
+
+def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
+    """The pictures :func:`write_previews` draws, in frame order.
+
+    Every LiDAR frame (a frame with 3D labels, points or calibration) gets a bird's-eye view and
+    one picture per camera; every other frame gets its image, except camera images already
+    drawn with their LiDAR frame. Names are ``<file_id without extension>.png`` for images
+    (``.<sensor_id>.png`` added when a file id has several sensors), ``.bev.png`` and
+    ``.<camera>.png`` for LiDAR frames, under a ``<dataset_id>/`` folder when there are several
+    datasets.
+
+    Parameters
+    ----------
+    labels : LabelSet
+    frames : sequence of int, optional
+        Rows of ``labels.frames`` to draw (default: all).
+
+    Returns
+    -------
+    list of View
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> [v.name for v in views(LabelSet(frames=Frames.from_columns(file_id=["a/1.jpg", "2.png"])))]
+    ['a/1.png', '2.png']
+    """
+    f = labels.frames
+    wanted = np.ones(len(f), dtype=bool) if frames is None else np.zeros(len(f), dtype=bool)
+    if frames is not None:
+        wanted[np.asarray(frames, dtype=np.int64)] = True
+    lidar = _lidar_frames(labels)
+    several_datasets = len(set(f.dataset_id.tolist())) > 1
+    keys = list(zip(f.dataset_id.tolist(), f.file_id.tolist(), strict=True))
+    multi = {k for k in keys if keys.count(k) > 1} if len(keys) < 5000 else _dupes(keys)
+    covered: set[int] = set()
+    cams_by_frame: dict[int, list[int]] = {}
+    for c, fr in enumerate(labels.cameras.frame.tolist()):
+        cams_by_frame.setdefault(fr, []).append(c)
+        twin = _camera_frame_row(labels, fr, str(labels.cameras.sensor_id[c]))
+        if twin is not None:
+            covered.add(twin)
+
+    def name(row: int, suffix: str) -> str:
+        stem = str(Path(str(f.file_id[row])).with_suffix("")).replace("\\", "/")
+        prefix = f"{f.dataset_id[row]}/" if several_datasets and f.dataset_id[row] else ""
+        return f"{prefix}{stem}{suffix}.png"
+
+    out: list[View] = []
+    for row in np.flatnonzero(wanted).tolist():
+        if lidar[row]:
+            out.append(View("bev", row, name(row, ".bev")))
+            for c in cams_by_frame.get(row, []):
+                out.append(View("camera", c, name(row, f".{labels.cameras.sensor_id[c]}")))
+        elif row not in covered:
+            sensor = f".{f.sensor_id[row]}" if keys[row] in multi and f.sensor_id[row] else ""
+            out.append(View("image", row, name(row, sensor)))
+    return out
+
+
+def _dupes(keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    dup: set[tuple[str, str]] = set()
+    for k in keys:
+        (dup if k in seen else seen).add(k)
+    return dup
+
+
+def iter_previews(
+    labels: LabelSet,
+    *,
+    frames: Sequence[int] | None = None,
+    images: str | os.PathLike[str] | None = None,
+    tracks: bool = False,
+    attributes: bool = False,
+    bev_extent: float | None = None,
+    bev_size: int = 800,
+) -> Iterator[tuple[View, Image.Image]]:
+    """Draw every :func:`views` picture, one at a time (with a progress bar on a terminal).
+
+    Parameters are those of :func:`write_previews`.
+
+    Yields
+    ------
+    (View, PIL.Image.Image)
+    """
+    todo = views(labels, frames)
+    for v in progress(todo, total=len(todo), description="drawing previews"):
+        if v.kind == "bev":
+            img = render_bev(
+                labels,
+                v.row,
+                extent=bev_extent,
+                size=bev_size,
+                tracks=tracks,
+                attributes=attributes,
+            )
+        elif v.kind == "camera":
+            img = render_camera(labels, v.row, images=images, tracks=tracks, attributes=attributes)
+        else:
+            img = render_image(labels, v.row, images=images, tracks=tracks, attributes=attributes)
+        yield v, img
+
+
+def write_previews(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    *,
+    frames: Sequence[int] | None = None,
+    images: str | os.PathLike[str] | None = None,
+    tracks: bool = False,
+    attributes: bool = False,
+    bev_extent: float | None = None,
+    bev_size: int = 800,
+) -> list[str]:
+    """Write one PNG per :func:`views` picture into ``dest`` (replaced as a whole, atomically).
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Labels to draw.
+    dest : path
+        Output folder.
+    frames : sequence of int, optional
+        Rows of ``labels.frames`` to draw (default: all).
+    images : path, optional
+        Folder of the dataset's images (grey canvases where an image is missing).
+    tracks, attributes : bool
+        Captions with track numbers / attribute values.
+    bev_extent, bev_size
+        Half-width in metres and size in pixels of the bird's-eye views (see :func:`render_bev`).
+
+    Returns
+    -------
+    list of str
+        Paths written, relative to ``dest``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> labels = LabelSet(frames=Frames.from_columns(file_id=["a.jpg"], width=[8], height=[8]))
+    >>> write_previews(labels, tempfile.mkdtemp() + "/preview")
+    ['a.png']
+    """
+    from converters._base import atomic_dir, safe_path
+
+    written: list[str] = []
+    with atomic_dir(dest) as tmp:
+        for v, img in iter_previews(
+            labels,
+            frames=frames,
+            images=images,
+            tracks=tracks,
+            attributes=attributes,
+            bev_extent=bev_extent,
+            bev_size=bev_size,
+        ):
+            path = safe_path(tmp, v.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img.save(path, format="PNG")
+            written.append(v.name)
+    return written
