@@ -168,10 +168,10 @@ def _even_odd_mask(coords: Array, ring_offsets: Array, shape: tuple[int, int]) -
 
 
 def _line(draw: ImageDraw.ImageDraw, xy: Array, color: Sequence[int], width: int) -> None:
-    # model coordinates are pixel corners; Pillow addresses pixels by index
+    # a point is drawn in the pixel containing it (Pillow would truncate toward zero instead)
     if len(xy) >= 2:
-        pts = [(float(x), float(y)) for x, y in xy - 0.5]
-        draw.line(pts, fill=tuple(color), width=width, joint="curve" if width > 2 else None)
+        pix = np.clip(np.floor(xy), -1e5, 1e5)
+        draw.line([(x, y) for x, y in pix.tolist()], fill=tuple(color), width=width)
 
 
 def _caption(
@@ -293,9 +293,9 @@ def _draw_2d(
         draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
 
     pts = labels.points.take(_rows_of(labels, "points", frame))
-    rad = lw + 1.5
+    rad = lw + 1
     owner = np.repeat(np.arange(len(pts)), np.diff(pts.offsets))
-    for (x, y), o in zip((pts.coords - 0.5).tolist(), owner.tolist(), strict=True):
+    for (x, y), o in zip(np.floor(pts.coords).tolist(), owner.tolist(), strict=True):
         draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts.category[o]]))
 
     font = _font(max(9, min(w, h) // 45))
@@ -734,7 +734,7 @@ def render_bev(
         owner_parts = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
         if inner is None:
             owner_pts = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
-            for (x, y), o in zip((xy - 0.5).tolist(), owner_pts.tolist(), strict=True):
+            for (x, y), o in zip(np.floor(xy).tolist(), owner_pts.tolist(), strict=True):
                 draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=tuple(pal[sel.category[o]]))
             continue
         for j, o in enumerate(owner_parts.tolist()):
