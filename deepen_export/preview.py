@@ -42,6 +42,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -211,8 +212,48 @@ def _auto_width(size: tuple[int, int]) -> int:
     return max(1, round(min(size) / 400))
 
 
+class _Index:
+    """Rows of each table grouped by frame, and frame rows by (dataset, file, sensor): built
+    once per label set, so drawing every frame is not quadratic in the number of frames."""
+
+    def __init__(self) -> None:
+        self.by_frame: dict[str, tuple[Array, Array]] = {}
+        self.by_key: dict[tuple[str, str, str], int] | None = None
+
+    def rows(self, labels: LabelSet, kind: str, frame: int) -> Array:
+        if kind not in self.by_frame:
+            fr = labels.table(kind).frame  # type: ignore[attr-defined]
+            order = np.argsort(fr, kind="stable")
+            self.by_frame[kind] = (order, fr[order])
+        order, sorted_frames = self.by_frame[kind]
+        a, b = np.searchsorted(sorted_frames, [frame, frame + 1])
+        return order[a:b]
+
+    def frame_row(self, labels: LabelSet, key: tuple[str, str, str]) -> int | None:
+        if self.by_key is None:
+            f = labels.frames
+            keys = zip(f.dataset_id.tolist(), f.file_id.tolist(), f.sensor_id.tolist(), strict=True)
+            self.by_key = {}
+            for i, k in enumerate(keys):
+                self.by_key.setdefault(k, i)
+        return self.by_key.get(key)
+
+
+_INDEXES: dict[int, tuple[weakref.ref[LabelSet], _Index]] = {}
+
+
+def _index(labels: LabelSet) -> _Index:
+    key = id(labels)
+    hit = _INDEXES.get(key)
+    if hit is not None and hit[0]() is labels:
+        return hit[1]
+    idx = _Index()
+    _INDEXES[key] = (weakref.ref(labels, lambda _: _INDEXES.pop(key, None)), idx)
+    return idx
+
+
 def _rows_of(labels: LabelSet, kind: str, frame: int) -> Array:
-    return np.flatnonzero(labels.table(kind).frame == frame)  # type: ignore[attr-defined]
+    return _index(labels).rows(labels, kind, frame)
 
 
 # ---------------------------------------------------------------------------------------
@@ -622,12 +663,9 @@ def render_camera(
 
 def _camera_frame_row(labels: LabelSet, frame: int, sensor: str) -> int | None:
     f = labels.frames
-    hit = np.flatnonzero(
-        (f.file_id == f.file_id[frame])
-        & (f.dataset_id == f.dataset_id[frame])
-        & (f.sensor_id == sensor)
-    )
-    return int(hit[0]) if len(hit) and hit[0] != frame else None
+    key = (str(f.dataset_id[frame]), str(f.file_id[frame]), sensor)
+    row = _index(labels).frame_row(labels, key)
+    return row if row != frame else None
 
 
 def _bev_extent(labels: LabelSet, frame: int, points: Array, corners: Array) -> float:
@@ -819,7 +857,7 @@ def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
     lidar = _lidar_frames(labels)
     several_datasets = len(set(f.dataset_id.tolist())) > 1
     keys = list(zip(f.dataset_id.tolist(), f.file_id.tolist(), strict=True))
-    multi = {k for k in keys if keys.count(k) > 1} if len(keys) < 5000 else _dupes(keys)
+    multi = _dupes(keys)
     covered: set[int] = set()
     cams_by_frame: dict[int, list[int]] = {}
     for c, fr in enumerate(labels.cameras.frame.tolist()):
