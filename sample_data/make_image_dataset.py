@@ -241,25 +241,8 @@ def write_image_dataset() -> list[dict]:
 def write_api(labels: list[dict]) -> None:
     new = dataset_new(IMAGE_DATASET_ID, "sample images", "images", "frame_by_frame", len(IMAGES))
     dump(API / "dataset_status_new.json", new)
-    old = {
-        "dataset_id": LIDAR_DATASET_ID,
-        "client_id": CLIENT_ID,
-        "create_timestamp_millis": T0 - 86400000,
-        "dataset_format": "json",
-        "dataset_name": "sample lidar sequence",
-        "dataset_type": "3d",
-        "labelling_mode": "label_by_label",
-        "processing_status": "files_getting_labelled",
-        "processing_status_message": "Processing Json Files",
-        "pipeline_status": "in_progress",
-        "pipeline_stage_status": {"Labelling": "done", "QA": "in_progress"},
-        "status": {"finished": 1, "in_progress": 2, "total": 3},
-        "uploaded_files": ["dataset.zip"],
-        "frame_sizes": [445, 425, 390],
-        "pipeline_spec": [{"stage_id": "Labelling", "can_edit": True},
-                          {"stage_id": "QA", "can_edit": False}],
-    }
-    dump(API / "dataset_status_old.json", old)
+    # api/dataset_status_old.json (the lidar dataset, older status form) is written by
+    # make_lidar_sequence.py so that its frame_sizes match the lidar sample.
     dump(API / "files.json", files_resource())
     dump(API / "file_status.json", files_resource()["files"][1])
     other = dataset_new(OTHER_DATASET_ID, "sample images 2", "images", "frame_by_frame", 2)
