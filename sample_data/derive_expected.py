@@ -262,6 +262,8 @@ def derive_lidar_sequence() -> dict:
     with zipfile.ZipFile(root / "media" / "dataset.zip") as z:
         names = sorted(n for n in z.namelist() if "/" not in n and n.endswith(".json"))
         frames = {n: json.loads(z.read(n)) for n in names}
+        with Image.open(z.open(frames[names[0]]["images"][0]["image_url"])) as im:
+            cam0_size = im.size  # (width, height) of camera_0's image
     sem_meta = json.loads((root / "paint" / "3d_point.json").read_text())
     sem = np.frombuffer(zlib.decompress((root / "paint" / "3d_point.dpn").read_bytes()), np.uint8)
     inst_meta = json.loads((root / "paint" / "3d_instance_point.json").read_text())
@@ -342,7 +344,7 @@ def derive_lidar_sequence() -> dict:
                 u = fx * corners_c[:, 0] / corners_c[:, 2] + cx
                 v = fy * corners_c[:, 1] / corners_c[:, 2] + cy
                 raw = [float(u.min()), float(v.min()), float(u.max()), float(v.max())]
-                W, H = 160, 120
+                W, H = cam0_size
                 clipped = [max(raw[0], 0.0), max(raw[1], 0.0), min(raw[2], W), min(raw[3], H)]
                 visible = clipped[0] < clipped[2] and clipped[1] < clipped[3]
                 kc.update(in_front=True, bbox_unclipped=raw,
