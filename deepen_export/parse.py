@@ -739,11 +739,18 @@ def _frames_table(
     keys = sorted(status, key=lambda k: (k[0], index.get(k[:2], 0), k[2]))
     row = {k: i for i, k in enumerate(keys)}
     remap = np.array([row[k] for k in labelled], dtype=np.int64)
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    for f in files or ():
+        w, h = f.get("width"), f.get("height")
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            sizes[(_s(f.get("dataset_id")) or ctx.dataset_id, _s(f.get("file_id")))] = (w, h)
     frames = Frames.from_columns(
         dataset_id=[k[0] for k in keys],
         file_id=[k[1] for k in keys],
         sensor_id=[k[2] for k in keys],
         index=[index.get(k[:2], -1) for k in keys],
+        width=[sizes.get(k[:2], (-1, -1))[0] for k in keys],
+        height=[sizes.get(k[:2], (-1, -1))[1] for k in keys],
         status=[int(status[k]) for k in keys],
     )
     return frames, remap
@@ -1222,15 +1229,17 @@ def parse_painting2d(
         extra = sorted(cats_all[len(labels.categories) :])
         cats_all = [*labels.categories, *extra]
     cat_index = {c: i for i, c in enumerate(cats_all)}
-    keys = labels.frames.keys()
-    row_of = {k: i for i, k in enumerate(keys)}
+    row_of: dict[tuple[str, str], int] = {}
+    for i, (d, f, sensor) in enumerate(labels.frames.keys()):
+        if not dataset_id or d == dataset_id:
+            row_of.setdefault((f, sensor), i)
     fr = labels.frames
     file_ids, sensors, datasets = list(fr.file_id), list(fr.sensor_id), list(fr.dataset_id)
     width, height = fr.width.tolist(), fr.height.tolist()
     index, status = fr.index.tolist(), fr.status.tolist()
     rows, hs, ws, pix = [], [], [], []
     for sensor, file_id, cats, p in sorted(entries, key=lambda e: (e[0], natural_key(e[1]))):
-        key = (dataset_id, file_id, sensor)
+        key = (file_id, sensor)
         if key not in row_of:
             row_of[key] = len(file_ids)
             file_ids.append(file_id)
@@ -1389,6 +1398,8 @@ def parse_snapshot(
         if (folder / "media").is_dir()
         else None
     )
+    if images is None and (folder / "images").is_dir():
+        images = folder / "images"
     labels = _finish(
         labels,
         dataset=dataset,

@@ -45,11 +45,24 @@ def _polygons(rings_per_label: list[list[int]]) -> Polygons:
 
 
 def test_parse_track_accepts_both_label_id_forms():
-    assert parse_track(["car:4", "car: 4", "car :12", "bus", "", None, "a:b:7"]).tolist() == [4, 4, 12, -1, -1, -1, 7]
+    assert parse_track(["car:4", "car: 4", "car :12", "bus", "", None, "a:b:7"]).tolist() == [
+        4,
+        4,
+        12,
+        -1,
+        -1,
+        -1,
+        7,
+    ]
 
 
 def test_from_columns_fills_defaults_and_parses_tracks():
-    b = Boxes.from_columns(frame=[0, 0], category=[0, 1], label_id=["car:1", "bus: 7"], xyxy=[[0, 0, 1, 1], [1, 1, 2, 2]])
+    b = Boxes.from_columns(
+        frame=[0, 0],
+        category=[0, 1],
+        label_id=["car:1", "bus: 7"],
+        xyxy=[[0, 0, 1, 1], [1, 1, 2, 2]],
+    )
     assert b.track.tolist() == [1, 7]
     assert b.stage.tolist() == ["", ""]
     assert b.create_time.tolist() == [-1, -1]
@@ -60,10 +73,25 @@ def test_from_columns_fills_defaults_and_parses_tracks():
 @pytest.mark.parametrize(
     ("columns", "message"),
     [
-        ({"frame": [0], "category": [0], "label_id": ["a"], "xyxy": [[0, 0, 1]]}, r"xyxy must have shape \(n, 4\)"),
-        ({"frame": [0, 1], "category": [0], "label_id": ["a"], "xyxy": [[0, 0, 1, 1]]}, "must have length 2"),
+        (
+            {"frame": [0], "category": [0], "label_id": ["a"], "xyxy": [[0, 0, 1]]},
+            r"xyxy must have shape \(n, 4\)",
+        ),
+        (
+            {"frame": [0, 1], "category": [0], "label_id": ["a"], "xyxy": [[0, 0, 1, 1]]},
+            "must have length 2",
+        ),
         ({"frame": [0], "category": [0], "label_id": ["a"]}, "xyxy is required"),
-        ({"frame": [0], "category": [0], "label_id": ["a"], "xyxy": [[0, 0, 1, 1]], "bogus": [1]}, "no column"),
+        (
+            {
+                "frame": [0],
+                "category": [0],
+                "label_id": ["a"],
+                "xyxy": [[0, 0, 1, 1]],
+                "bogus": [1],
+            },
+            "no column",
+        ),
     ],
 )
 def test_validation_says_what_it_expected(columns, message):
@@ -73,7 +101,13 @@ def test_validation_says_what_it_expected(columns, message):
 
 def test_offsets_must_be_monotone():
     with pytest.raises(LabelError, match="never decrease"):
-        Points.from_columns(frame=[0, 0], category=[0, 0], label_id=["a", "b"], offsets=[0, 2, 1], coords=[[0, 0], [1, 1]])
+        Points.from_columns(
+            frame=[0, 0],
+            category=[0, 0],
+            label_id=["a", "b"],
+            offsets=[0, 2, 1],
+            coords=[[0, 0], [1, 1]],
+        )
 
 
 def test_attribute_columns_must_match_length():
@@ -108,10 +142,16 @@ def test_len_counts_every_kind():
     ls = LabelSet(
         frames=frames,
         categories=("car", "road"),
-        boxes=Boxes.from_columns(frame=[0, 1], category=[0, 0], label_id=["car:1", "car:2"], xyxy=np.zeros((2, 4))),
+        boxes=Boxes.from_columns(
+            frame=[0, 1], category=[0, 0], label_id=["car:1", "car:2"], xyxy=np.zeros((2, 4))
+        ),
         scenes=Scenes.from_columns(frame=[0], category=[1], label_id=["road:1"]),
-        point_segmentation=PointSegmentation.from_columns(frame=[1], offsets=[0, 3], category=[0, -1, 1]),
-        masks2d=Masks2D.from_columns(frame=[0], height=[1], width=[2], offsets=[0, 2], pixels=[-1, 1]),
+        point_segmentation=PointSegmentation.from_columns(
+            frame=[1], offsets=[0, 3], category=[0, -1, 1]
+        ),
+        masks2d=Masks2D.from_columns(
+            frame=[0], height=[1], width=[2], offsets=[0, 2], pixels=[-1, 1]
+        ),
     )
     assert len(ls) == 2 + 1 + 1 + 1
     assert ls.kinds_present() == ["boxes", "scenes", "point_segmentation", "masks2d"]
@@ -138,8 +178,15 @@ def test_concat_remaps_categories_and_frames():
     b = LabelSet(
         frames=Frames.from_columns(file_id=["b", "c"]),
         categories=("bus", "car"),
-        boxes=Boxes.from_columns(frame=[1, 0], category=[0, 1], label_id=["bus:1", "car:9"], xyxy=[[0, 0, 2, 2], [1, 1, 3, 3]]),
-        point_segmentation=PointSegmentation.from_columns(frame=[1], offsets=[0, 2], category=[-1, 1]),
+        boxes=Boxes.from_columns(
+            frame=[1, 0],
+            category=[0, 1],
+            label_id=["bus:1", "car:9"],
+            xyxy=[[0, 0, 2, 2], [1, 1, 3, 3]],
+        ),
+        point_segmentation=PointSegmentation.from_columns(
+            frame=[1], offsets=[0, 2], category=[-1, 1]
+        ),
     )
     c = LabelSet.concat([a, b])
     assert c.categories == ("car", "bus")
@@ -151,18 +198,31 @@ def test_concat_remaps_categories_and_frames():
 
 
 def test_equality_treats_nan_as_equal_and_checks_attributes():
-    a = Boxes.from_columns(frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["v"]})
-    b = Boxes.from_columns(frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["v"]})
-    c = Boxes.from_columns(frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["w"]})
+    a = Boxes.from_columns(
+        frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["v"]}
+    )
+    b = Boxes.from_columns(
+        frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["v"]}
+    )
+    c = Boxes.from_columns(
+        frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]], attributes={"k": ["w"]}
+    )
     assert a == b
     assert a != c
-    assert a != Boxes.from_columns(frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]])
+    assert a != Boxes.from_columns(
+        frame=[0], category=[0], label_id=["a"], xyxy=[[np.nan, 0, 1, 1]]
+    )
 
 
 def test_cuboid_yaw_from_quaternion():
     yaw = np.array([0.0, 0.3, -2.0, np.pi - 1e-9])
     c = Cuboids.from_columns(
-        frame=[0] * 4, category=[0] * 4, label_id=list("abcd"), center=np.zeros((4, 3)), size=np.ones((4, 3)), quat=yaw_to_quat(yaw)
+        frame=[0] * 4,
+        category=[0] * 4,
+        label_id=list("abcd"),
+        center=np.zeros((4, 3)),
+        size=np.ones((4, 3)),
+        quat=yaw_to_quat(yaw),
     )
     np.testing.assert_allclose(c.yaw, yaw, atol=1e-9)
     assert c.frame_of_reference == "world"
@@ -170,7 +230,14 @@ def test_cuboid_yaw_from_quaternion():
 
 
 def test_polyline_table_keeps_label_type():
-    p = Polylines.from_columns(frame=[0], category=[0], label_id=["lane:1"], offsets=[0, 1], part_offsets=[0, 2], coords=[[0, 0], [1, 1]])
+    p = Polylines.from_columns(
+        frame=[0],
+        category=[0],
+        label_id=["lane:1"],
+        offsets=[0, 1],
+        part_offsets=[0, 2],
+        coords=[[0, 0], [1, 1]],
+    )
     assert p.label_type.tolist() == ["lane"]
 
 
@@ -191,7 +258,9 @@ def test_take_matches_per_label_slicing(rings, data):
         a0, a1 = p.ring_offsets[p.offsets[i]], p.ring_offsets[p.offsets[i + 1]]
         b0, b1 = sel.ring_offsets[sel.offsets[j]], sel.ring_offsets[sel.offsets[j + 1]]
         np.testing.assert_array_equal(sel.coords[b0:b1], p.coords[a0:a1])
-        np.testing.assert_array_equal(np.diff(sel.ring_offsets[sel.offsets[j] : sel.offsets[j + 1] + 1]), rings[i])
+        np.testing.assert_array_equal(
+            np.diff(sel.ring_offsets[sel.offsets[j] : sel.offsets[j + 1] + 1]), rings[i]
+        )
 
 
 @settings(max_examples=60, deadline=None)

@@ -94,7 +94,11 @@ def test_files_list_gives_review_status():
     ]
     ls = parse_labels({"labels": [DOC_BOX]}, files=files)
     st = dict(zip(ls.frames.file_id.tolist(), ls.frames.status.tolist(), strict=True))
-    assert st == {"a.png": FrameStatus.LABELLED, "b.png": FrameStatus.EMPTY, "c.png": FrameStatus.UNLABELLED}
+    assert st == {
+        "a.png": FrameStatus.LABELLED,
+        "b.png": FrameStatus.EMPTY,
+        "c.png": FrameStatus.UNLABELLED,
+    }
     assert ls.frames.index.tolist() == [0, 1, 2]
 
 
@@ -108,23 +112,90 @@ def test_multi_dataset_labels_carry_dataset_id():
 
 def test_all_label_types():
     labs = [
-        _label(label_type="polygon", label_id="road:1", label_category_id="road", box=None,
-               polygons=[[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], [[2, 2], [4, 2], [4, 4]]]),
-        _label(label_type="lane", label_id="lane:1", label_category_id="lane", box=None, polygons=[[[1, 50], [3, 30], [5, 10]]]),
-        _label(label_type="point", label_id="kp:1", label_category_id="kp", box=None, point=[7.5, 8.5]),
-        _label(label_type="point", label_id="kp:2", label_category_id="kp", box=None, points=[[1, 2], {"x": 3, "y": 4}]),
+        _label(
+            label_type="polygon",
+            label_id="road:1",
+            label_category_id="road",
+            box=None,
+            polygons=[[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], [[2, 2], [4, 2], [4, 4]]],
+        ),
+        _label(
+            label_type="lane",
+            label_id="lane:1",
+            label_category_id="lane",
+            box=None,
+            polygons=[[[1, 50], [3, 30], [5, 10]]],
+        ),
+        _label(
+            label_type="point", label_id="kp:1", label_category_id="kp", box=None, point=[7.5, 8.5]
+        ),
+        _label(
+            label_type="point",
+            label_id="kp:2",
+            label_category_id="kp",
+            box=None,
+            points=[[1, 2], {"x": 3, "y": 4}],
+        ),
         _label(label_type="scene", label_id="day:1", label_category_id="day", box=None),
-        _label(label_type="3d_bbox", label_id="car: 4", file_id="0.pcd", sensor_id="lidar", box=None,
-               three_d_bbox={"cx": 81526.54828555016, "cy": 50383.480369180215, "cz": 34.93298238813448,
-                             "h": 1.5, "l": 4.9, "w": 2.1, "quaternion": {"x": 0, "y": 0, "z": 0.7522213131298905, "w": 0.6589105372303157}}),
-        _label(label_type="3d_bbox", label_id="car:5", file_id="0.pcd", sensor_id="lidar", box=None,
-               three_d_bbox={"cx": 1, "cy": 2, "cz": 3, "h": 2.25, "l": 2.25, "w": 2.25, "rot_z": np.pi / 2}),
-        _label(label_type="3d_polyline", label_id="curb:1", label_category_id="curb", file_id="0.pcd", sensor_id="lidar", box=None,
-               polyline=[{"x": 1, "y": 2, "z": 3}, {"x": 4, "y": 5, "z": 6}]),
-        _label(label_type="3d_polygon", label_id="zone:1", label_category_id="zone", file_id="0.pcd", sensor_id="lidar", box=None,
-               points=[[0, 0, 0], [1, 0, 0], [1, 1, 0]]),
-        _label(label_type="3d_point", label_id="pole:1", label_category_id="pole", file_id="0.pcd", sensor_id="lidar", box=None,
-               point={"x": 9, "y": 8, "z": 7}),
+        _label(
+            label_type="3d_bbox",
+            label_id="car: 4",
+            file_id="0.pcd",
+            sensor_id="lidar",
+            box=None,
+            three_d_bbox={
+                "cx": 81526.54828555016,
+                "cy": 50383.480369180215,
+                "cz": 34.93298238813448,
+                "h": 1.5,
+                "l": 4.9,
+                "w": 2.1,
+                "quaternion": {"x": 0, "y": 0, "z": 0.7522213131298905, "w": 0.6589105372303157},
+            },
+        ),
+        _label(
+            label_type="3d_bbox",
+            label_id="car:5",
+            file_id="0.pcd",
+            sensor_id="lidar",
+            box=None,
+            three_d_bbox={
+                "cx": 1,
+                "cy": 2,
+                "cz": 3,
+                "h": 2.25,
+                "l": 2.25,
+                "w": 2.25,
+                "rot_z": np.pi / 2,
+            },
+        ),
+        _label(
+            label_type="3d_polyline",
+            label_id="curb:1",
+            label_category_id="curb",
+            file_id="0.pcd",
+            sensor_id="lidar",
+            box=None,
+            polyline=[{"x": 1, "y": 2, "z": 3}, {"x": 4, "y": 5, "z": 6}],
+        ),
+        _label(
+            label_type="3d_polygon",
+            label_id="zone:1",
+            label_category_id="zone",
+            file_id="0.pcd",
+            sensor_id="lidar",
+            box=None,
+            points=[[0, 0, 0], [1, 0, 0], [1, 1, 0]],
+        ),
+        _label(
+            label_type="3d_point",
+            label_id="pole:1",
+            label_category_id="pole",
+            file_id="0.pcd",
+            sensor_id="lidar",
+            box=None,
+            point={"x": 9, "y": 8, "z": 7},
+        ),
     ]
     ls = parse_labels({"labels": labs})
     assert not ls.issues, ls.issues
@@ -137,7 +208,11 @@ def test_all_label_types():
     assert ls.points.coords.tolist() == [[7.5, 8.5], [1, 2], [3, 4]]
     assert len(ls.scenes) == 1
     # big world coordinates survive as float64, to the last digit of the JSON
-    assert ls.cuboids.center[0].tolist() == [81526.54828555016, 50383.480369180215, 34.93298238813448]
+    assert ls.cuboids.center[0].tolist() == [
+        81526.54828555016,
+        50383.480369180215,
+        34.93298238813448,
+    ]
     assert ls.cuboids.size[0].tolist() == [4.9, 2.1, 1.5]
     assert ls.cuboids.track.tolist() == [4, 5]
     # rot_z = pi/2 -> quaternion (0, 0, sin(pi/4), cos(pi/4))
@@ -152,7 +227,10 @@ def test_attributes_missing_null_unicode_and_nested():
     labs = [
         _label(label_id="car:1", attributes=None),
         {k: v for k, v in _label(label_id="car:2").items() if k != "attributes"},
-        _label(label_id="car:3", attributes={"colour": "rouge vif — 赤", "n": 3, "flag": True, "nested": {"a": [1, 2]}}),
+        _label(
+            label_id="car:3",
+            attributes={"colour": "rouge vif — 赤", "n": 3, "flag": True, "nested": {"a": [1, 2]}},
+        ),
     ]
     ls = parse_labels({"labels": labs})
     a = ls.boxes.attributes
@@ -164,7 +242,10 @@ def test_attributes_missing_null_unicode_and_nested():
 
 
 def test_profile_order_keeps_unused_categories_in_place():
-    ls = parse_labels({"labels": [_label(label_category_id="zebra"), _label(label_category_id="bus")]}, categories=["truck", "bus"])
+    ls = parse_labels(
+        {"labels": [_label(label_category_id="zebra"), _label(label_category_id="bus")]},
+        categories=["truck", "bus"],
+    )
     assert ls.categories == ("truck", "bus", "zebra")
     assert [ls.categories[c] for c in ls.boxes.category] == ["zebra", "bus"]
 
@@ -176,8 +257,18 @@ def test_profile_order_keeps_unused_categories_in_place():
         (_label(box=None), "bad box geometry: no geometry: 'box' is missing"),
         (_label(box=[1, 2, 3]), "'box' must be [x, y, width, height]"),
         (_label(box=[float("nan"), 0, 1, 1]), "non-finite coordinate"),
-        (_label(label_type="polygon", box=None, polygons=[[[0, 0], [float("nan"), 1], [1, 1]]]), "non-finite"),
-        (_label(label_type="3d_bbox", box=None, three_d_bbox={"cx": 0, "cy": 0, "cz": 0, "l": 1, "w": 1, "h": 1}), "neither 'quaternion' nor 'rot_z'"),
+        (
+            _label(label_type="polygon", box=None, polygons=[[[0, 0], [float("nan"), 1], [1, 1]]]),
+            "non-finite",
+        ),
+        (
+            _label(
+                label_type="3d_bbox",
+                box=None,
+                three_d_bbox={"cx": 0, "cy": 0, "cz": 0, "l": 1, "w": 1, "h": 1},
+            ),
+            "neither 'quaternion' nor 'rot_z'",
+        ),
         (_label(file_id=None), "label has no file_id"),
         (_label(label_category_id=None), "no label_category_id"),
     ],
@@ -202,8 +293,19 @@ def test_negative_box_size_is_repaired_and_reported():
 
 
 def test_unnormalised_quaternion_is_normalised_and_reported():
-    lab = _label(label_type="3d_bbox", box=None, three_d_bbox={"cx": 0, "cy": 0, "cz": 0, "l": 1, "w": 1, "h": 1,
-                                                              "quaternion": {"x": 0, "y": 0, "z": 0, "w": 2}})
+    lab = _label(
+        label_type="3d_bbox",
+        box=None,
+        three_d_bbox={
+            "cx": 0,
+            "cy": 0,
+            "cz": 0,
+            "l": 1,
+            "w": 1,
+            "h": 1,
+            "quaternion": {"x": 0, "y": 0, "z": 0, "w": 2},
+        },
+    )
     ls = parse_labels({"labels": [lab]})
     assert ls.cuboids.quat.tolist() == [[0, 0, 0, 1]]
     assert ls.issues[0].action == "repaired" and "normalised" in ls.issues[0].reason
@@ -243,8 +345,12 @@ def test_instance_paint_uses_three_bytes_per_point():
 
 
 def test_paint_size_mismatch_is_a_clear_error():
-    with pytest.raises(ParseError, match=r"x.dpn: paint labels hold 5 bytes but frame_sizes add up to 7 points"):
-        parse_paint_labels(bytes(5), {"paint_categories": ["a"], "frame_sizes": [4, 3]}, path="x.dpn")
+    with pytest.raises(
+        ParseError, match=r"x.dpn: paint labels hold 5 bytes but frame_sizes add up to 7 points"
+    ):
+        parse_paint_labels(
+            bytes(5), {"paint_categories": ["a"], "frame_sizes": [4, 3]}, path="x.dpn"
+        )
     with pytest.raises(ParseError, match="beyond the 1 paint_categories"):
         parse_paint_labels(bytes([0, 2]), {"paint_categories": ["a"], "frame_sizes": [2]})
 
@@ -259,8 +365,17 @@ def _frame_json(x0: float) -> dict:
         "device_heading": {"x": 0, "y": 0, "z": 0, "w": 1},
         "points": [{"x": x0, "y": 1, "z": 2, "i": 7}, {"x": x0 + 1, "y": 1, "z": 2, "i": 8}],
         "images": [
-            {"fx": 100, "fy": 101, "cx": 50, "cy": 40, "image_url": "images/0.png", "camera_model": "pinhole",
-             "position": {"x": 1, "y": 2, "z": 3}, "heading": {"x": 0, "y": 0, "z": 0, "w": 1}, "k1": 0.1}
+            {
+                "fx": 100,
+                "fy": 101,
+                "cx": 50,
+                "cy": 40,
+                "image_url": "images/0.png",
+                "camera_model": "pinhole",
+                "position": {"x": 1, "y": 2, "z": 3},
+                "heading": {"x": 0, "y": 0, "z": 0, "w": 1},
+                "k1": 0.1,
+            }
         ],
     }
 
@@ -275,18 +390,34 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 def test_frames_zip_natural_order_poses_and_cameras():
     data = parse_frames_zip(
-        _zip({"10.json": json.dumps(_frame_json(10)).encode(), "2.json": json.dumps(_frame_json(2)).encode()})
+        _zip(
+            {
+                "10.json": json.dumps(_frame_json(10)).encode(),
+                "2.json": json.dumps(_frame_json(2)).encode(),
+            }
+        )
     )
     assert data.names == ["2.json", "10.json"]
     assert data.poses[0]["position"] == [81500.25, 50300.5, 35.0]
     assert data.points[1][:, 0].tolist() == [10, 11]
     assert data.intensity[0].tolist() == [7, 8]
     cam = data.cameras[0][0]
-    assert (cam["sensor_id"], cam["fx"], cam["cy"], cam["distortion"][0]) == ("camera_0", 100.0, 40.0, 0.1)
+    assert (cam["sensor_id"], cam["fx"], cam["cy"], cam["distortion"][0]) == (
+        "camera_0",
+        100.0,
+        40.0,
+        0.1,
+    )
 
 
 def test_frames_zip_entries_escaping_the_folder_are_reported_not_read(tmp_path):
-    z = _zip({"0.json": json.dumps(_frame_json(0)).encode(), "../escape.json": b"{}", "/tmp/abs.json": b"{}"})
+    z = _zip(
+        {
+            "0.json": json.dumps(_frame_json(0)).encode(),
+            "../escape.json": b"{}",
+            "/tmp/abs.json": b"{}",
+        }
+    )
     data = parse_frames_zip(z)
     assert data.names == ["0.json"]
     reasons = sorted(i.file_id for i in data.issues)
@@ -297,21 +428,49 @@ def test_frames_zip_entries_escaping_the_folder_are_reported_not_read(tmp_path):
 
 def test_snapshot_with_frames_paint_and_profile(tmp_path):
     labs = {
-        "0.pcd": [_label(file_id="0.pcd", sensor_id="lidar", label_type="3d_bbox", box=None,
-                         three_d_bbox={"cx": 81501, "cy": 50301, "cz": 35, "l": 4, "w": 2, "h": 1.5, "rot_z": 0})],
+        "0.pcd": [
+            _label(
+                file_id="0.pcd",
+                sensor_id="lidar",
+                label_type="3d_bbox",
+                box=None,
+                three_d_bbox={
+                    "cx": 81501,
+                    "cy": 50301,
+                    "cz": 35,
+                    "l": 4,
+                    "w": 2,
+                    "h": 1.5,
+                    "rot_z": 0,
+                },
+            )
+        ],
         "1.pcd": [],
     }
     (tmp_path / "labels.json").write_text(json.dumps({"labels": labs}))
-    (tmp_path / "manifest.json").write_text(json.dumps({"dataset_id": "ds", "label_set": "default"}))
-    (tmp_path / "dataset.json").write_text(json.dumps({"dataset_id": "ds", "dataset_type": "3d", "frame_sizes": [2, 2]}))
-    (tmp_path / "profile.json").write_text(json.dumps({"features": {"3d_bbox": {"label_category_ids": ["truck", "car"]}}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"dataset_id": "ds", "label_set": "default"})
+    )
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"dataset_id": "ds", "dataset_type": "3d", "frame_sizes": [2, 2]})
+    )
+    (tmp_path / "profile.json").write_text(
+        json.dumps({"features": {"3d_bbox": {"label_category_ids": ["truck", "car"]}}})
+    )
     (tmp_path / "media").mkdir()
     (tmp_path / "media" / "dataset.zip").write_bytes(
-        _zip({"0.json": json.dumps(_frame_json(0)).encode(), "1.json": json.dumps(_frame_json(5)).encode()})
+        _zip(
+            {
+                "0.json": json.dumps(_frame_json(0)).encode(),
+                "1.json": json.dumps(_frame_json(5)).encode(),
+            }
+        )
     )
     (tmp_path / "paint").mkdir()
     (tmp_path / "paint" / "3d_point.dpn").write_bytes(zlib.compress(bytes([1, 0, 2, 2])))
-    (tmp_path / "paint" / "3d_point.json").write_text(json.dumps({"paint_categories": ["car", "road"], "frame_sizes": [2, 2]}))
+    (tmp_path / "paint" / "3d_point.json").write_text(
+        json.dumps({"paint_categories": ["car", "road"], "frame_sizes": [2, 2]})
+    )
     ls = parse_snapshot(tmp_path)
     assert ls.categories == ("truck", "car", "road")
     assert ls.frames.file_id.tolist() == ["0.pcd", "1.pcd"]
@@ -322,7 +481,12 @@ def test_snapshot_with_frames_paint_and_profile(tmp_path):
     assert ls.pointclouds.offsets.tolist() == [0, 2, 4]
     seg = ls.point_segmentation
     assert seg.frame.tolist() == [0, 1]
-    assert [ls.categories[c] if c >= 0 else None for c in seg.category] == ["car", None, "road", "road"]
+    assert [ls.categories[c] if c >= 0 else None for c in seg.category] == [
+        "car",
+        None,
+        "road",
+        "road",
+    ]
     assert ls.meta["dataset_id"] == "ds"
 
 
@@ -359,7 +523,10 @@ def test_fast_path_declines_what_it_cannot_take(tmp_path):
 
 
 def test_iter_label_batches_covers_every_label(tmp_path):
-    obj = {"labels": {f"{i}.png": [_label(file_id=f"{i}.png", label_id=f"car:{i}")] for i in range(7)} | {"empty.png": []}}
+    obj = {
+        "labels": {f"{i}.png": [_label(file_id=f"{i}.png", label_id=f"car:{i}")] for i in range(7)}
+        | {"empty.png": []}
+    }
     p = tmp_path / "labels.json"
     p.write_text(json.dumps(obj))
     batches = list(iter_label_batches(p, batch_size=3))
