@@ -314,7 +314,7 @@ def test_unnormalised_quaternion_is_normalised_and_reported():
 def test_truncated_json_names_the_file(tmp_path):
     p = tmp_path / "labels.json"
     p.write_bytes(orjson.dumps({"labels": [DOC_BOX] * 3})[:-40])
-    with pytest.raises(ParseError, match="labels.json: not valid JSON.*truncated"):
+    with pytest.raises(ParseError, match=r"labels.json: not valid JSON.*truncated"):
         deepen_export.read_labels(p)
 
 

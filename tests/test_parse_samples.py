@@ -59,7 +59,7 @@ def test_image_dataset_counts_and_frames(image_labels):
         counts["scene"],
     )
     per_view = {}
-    for kind, table in ls:
+    for _kind, table in ls:
         for f in table.frame:
             key = f"{ls.frames.file_id[f]}|{ls.frames.sensor_id[f]}"
             per_view[key] = per_view.get(key, 0) + 1
@@ -226,7 +226,7 @@ def test_painting2d_counts(image_labels):
 
 
 def test_bad_truncated():
-    with pytest.raises(ParseError, match="truncated.json: not valid JSON"):
+    with pytest.raises(ParseError, match=r"truncated.json: not valid JSON"):
         deepen_export.read_labels(SAMPLES / "bad" / "truncated.json")
 
 
