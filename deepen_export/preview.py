@@ -40,13 +40,16 @@ Examples
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import hashlib
+import io
 import os
 import weakref
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -77,6 +80,7 @@ GREY: RGB = (128, 128, 128)
 _FILL_ALPHA = 0.35
 _NEAR = 0.1  # metres: cuboid edges are clipped to z >= _NEAR in front of a camera
 _EDGE_SAMPLES = 16  # points per projected edge, so lens distortion bends the drawn lines
+_MIN_SIDE = 480  # scale=None: small images are enlarged until their longer side reaches this
 _3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
 _2D_KINDS = ("boxes", "polygons", "polylines", "points", "masks2d", "scenes")
 
@@ -283,8 +287,12 @@ def _draw_2d(
     tracks: bool,
     attributes: bool,
     width: int | None,
+    scale: int = 1,
 ) -> Image.Image:
-    """Draw the 2D labels of ``frame`` onto ``canvas`` (h, w, 3) uint8, in place; return an Image."""
+    """Draw the 2D labels of ``frame`` onto ``canvas`` (h, w, 3) uint8, in place; return an Image.
+
+    Label coordinates are multiplied by ``scale`` (the canvas is already enlarged).
+    """
     h, w = canvas.shape[:2]
     lw = width or _auto_width((w, h))
     pal = _palette(labels)
@@ -302,10 +310,11 @@ def _draw_2d(
         ).astype(np.uint8)
 
     polys = labels.polygons.take(_rows_of(labels, "polygons", frame))
+    poly_xy = polys.coords * scale
     for i in range(len(polys)):
         rings = slice(polys.offsets[i], polys.offsets[i + 1] + 1)
         ro = polys.ring_offsets[rings]
-        xy = polys.coords[ro[0] : ro[-1]]
+        xy = poly_xy[ro[0] : ro[-1]]
         if len(xy) < 3 or not np.isfinite(xy).all():
             continue
         x0, y0 = np.clip(np.floor(xy.min(axis=0)).astype(int), 0, [w, h])
@@ -317,34 +326,37 @@ def _draw_2d(
     draw = ImageDraw.Draw(img)
     for i in range(len(polys)):
         for j in range(polys.offsets[i], polys.offsets[i + 1]):
-            ring = polys.coords[polys.ring_offsets[j] : polys.ring_offsets[j + 1]]
+            ring = poly_xy[polys.ring_offsets[j] : polys.ring_offsets[j + 1]]
             _line(draw, np.vstack([ring, ring[:1]]), pal[polys.category[i]], lw)
 
     lines = labels.polylines.take(_rows_of(labels, "polylines", frame))
+    line_xy = lines.coords * scale
     for i in range(len(lines)):
         for j in range(lines.offsets[i], lines.offsets[i + 1]):
-            part = lines.coords[lines.part_offsets[j] : lines.part_offsets[j + 1]]
+            part = line_xy[lines.part_offsets[j] : lines.part_offsets[j + 1]]
             _line(draw, part, pal[lines.category[i]], lw + 1)
 
     boxes = labels.boxes.take(_rows_of(labels, "boxes", frame))
     # outline on the outermost pixels whose centres are inside the box
-    pix = np.ceil(boxes.xyxy - 0.5)
+    box_xy = boxes.xyxy * scale
+    pix = np.ceil(box_xy - 0.5)
     pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
     for (x0, y0, x1, y1), code in zip(pix.tolist(), boxes.category, strict=True):
         draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
 
     pts = labels.points.take(_rows_of(labels, "points", frame))
     rad = lw + 1
+    pts_xy = pts.coords * scale
     owner = np.repeat(np.arange(len(pts)), np.diff(pts.offsets))
-    for (x, y), o in zip(np.floor(pts.coords).tolist(), owner.tolist(), strict=True):
+    for (x, y), o in zip(np.floor(pts_xy).tolist(), owner.tolist(), strict=True):
         draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts.category[o]]))
 
     font = _font(max(9, min(w, h) // 45))
     anchors: list[tuple[str, Array, Array]] = [
-        ("boxes", _rows_of(labels, "boxes", frame), boxes.xyxy[:, :2]),
-        ("polygons", _rows_of(labels, "polygons", frame), _first_xy(polys.coords, polys, 2)),
-        ("polylines", _rows_of(labels, "polylines", frame), _first_xy(lines.coords, lines, 2)),
-        ("points", _rows_of(labels, "points", frame), _first_xy(pts.coords, pts, 1)),
+        ("boxes", _rows_of(labels, "boxes", frame), box_xy[:, :2]),
+        ("polygons", _rows_of(labels, "polygons", frame), _first_xy(poly_xy, polys, 2)),
+        ("polylines", _rows_of(labels, "polylines", frame), _start_xy(line_xy, lines)),
+        ("points", _rows_of(labels, "points", frame), _first_xy(pts_xy, pts, 1)),
     ]
     for kind, rows, xy in anchors:
         if len(rows) == 0:
@@ -367,6 +379,15 @@ def _draw_2d(
     return img
 
 
+def _start_xy(coords: Array, table: Any) -> Array:
+    """First vertex of each polyline (where a lane's caption goes)."""
+    first = table.part_offsets[table.offsets[:-1]]
+    ok = (np.diff(table.offsets) > 0) & (first < len(coords))
+    out = np.zeros((len(table), 2))
+    out[ok] = coords[first[ok]]
+    return np.nan_to_num(out)
+
+
 def _first_xy(coords: Array, table: Any, levels: int) -> Array:
     """Top-left corner of each label's vertices (where its caption goes)."""
     n = len(table)
@@ -385,22 +406,74 @@ def _first_xy(coords: Array, table: Any, levels: int) -> Array:
     return np.nan_to_num(out)
 
 
-def _load_image(images: str | os.PathLike[str] | None, names: Sequence[str]) -> Image.Image | None:
-    if images is None:
+ImageSources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+"""Where images are looked up: a folder, a zip file (the dataset's upload), or a list of them."""
+
+
+class _Images:
+    """Image pixels by name from folders and zip files (a name, then its base name, is tried)."""
+
+    def __init__(self, sources: ImageSources) -> None:
+        if sources is None:
+            sources = []
+        elif isinstance(sources, str | os.PathLike):
+            sources = [sources]
+        self.folders: list[Path] = []
+        self.zips: list[tuple[zipfile.ZipFile, dict[str, str]]] = []
+        for src in sources:
+            p = Path(src)
+            if p.is_dir():
+                self.folders.append(p.resolve())
+            elif p.is_file() and zipfile.is_zipfile(p):
+                zf = zipfile.ZipFile(p)
+                names: dict[str, str] = {}
+                for n in zf.namelist():
+                    if not n.endswith("/"):
+                        names.setdefault(n, n)
+                        names.setdefault(PurePosixPath(n).name, n)
+                self.zips.append((zf, names))
+
+    def close(self) -> None:
+        for zf, _ in self.zips:
+            zf.close()
+
+    def open(self, names: Sequence[str]) -> Image.Image | None:
+        for name in (n.replace("\\", "/") for n in names if n):
+            for root in self.folders:
+                for candidate in (root / name, root / PurePosixPath(name).name):
+                    path = candidate.resolve()
+                    if path.is_relative_to(root) and path.is_file():
+                        with Image.open(path) as im:
+                            return im.convert("RGB")
+            for zf, members in self.zips:
+                member = members.get(name) or members.get(PurePosixPath(name).name)
+                if member is not None:
+                    with zf.open(member) as fh, Image.open(io.BytesIO(fh.read())) as im:
+                        return im.convert("RGB")
         return None
-    root = Path(images).resolve()
-    for name in names:
-        if not name:
-            continue
-        for candidate in (root / name, root / Path(name).name):
-            try:
-                path = candidate.resolve()
-            except OSError:
-                continue
-            if path.is_relative_to(root) and path.is_file():
-                with Image.open(path) as im:
-                    return im.convert("RGB")
-    return None
+
+
+@contextlib.contextmanager
+def _image_store(images: ImageSources | _Images) -> Iterator[_Images]:
+    if isinstance(images, _Images):
+        yield images
+        return
+    store = _Images(images)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _auto_scale(w: int, h: int, scale: int | None) -> int:
+    if scale is not None:
+        return max(1, int(scale))
+    longest = max(w, h, 1)
+    return 1 if longest >= _MIN_SIDE else min(8, -(-_MIN_SIDE // longest))
+
+
+def _upscale(canvas: Array, k: int) -> Array:
+    return canvas if k == 1 else np.ascontiguousarray(canvas.repeat(k, axis=0).repeat(k, axis=1))
 
 
 def render_image(
@@ -408,10 +481,11 @@ def render_image(
     frame: int,
     *,
     image: Image.Image | None = None,
-    images: str | os.PathLike[str] | None = None,
+    images: ImageSources | _Images = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
+    scale: int | None = 1,
 ) -> Image.Image:
     """The 2D labels of one frame drawn over its image.
 
@@ -422,37 +496,51 @@ def render_image(
     frame : int
         Row of ``labels.frames``.
     image : PIL.Image.Image, optional
-        The frame's pixels; when absent they are looked up under ``images`` by ``file_id``
+        The frame's pixels; when absent they are looked up in ``images`` by ``file_id``
         (then by its base name), and failing that a grey canvas of the frame's size is used
         (its size from ``Frames.width``/``height``, else the 2D painting, else the labels' extent).
-    images : path, optional
-        Folder of the dataset's images.
+    images : path or list of paths, optional
+        Folders and zip files holding the dataset's images.
     tracks : bool
         Add the track number (``car #4``) to each caption.
     attributes : bool
         Add one ``key=value`` line per attribute to each caption.
     line_width : int, optional
         Line width in pixels (default: 1 per 400 pixels of the shorter side, at least 1).
+    scale : int or None
+        Enlarge the picture this many times (pixels repeated, labels drawn at the new size);
+        ``None`` enlarges images whose longer side is under 480 pixels up to about that.
 
     Returns
     -------
     PIL.Image.Image
-        RGB image of the frame's size.
+        RGB image of the frame's size times ``scale``.
 
     Examples
     --------
     >>> from deepen_export.model import Frames, LabelSet
-    >>> render_image(LabelSet(frames=Frames.from_columns(file_id=["a"], width=[30], height=[20])), 0).size
-    (30, 20)
+    >>> labels = LabelSet(frames=Frames.from_columns(file_id=["a"], width=[60], height=[40]))
+    >>> render_image(labels, 0).size, render_image(labels, 0, scale=None).size
+    ((60, 40), (480, 320))
     """
     if image is None:
-        image = _load_image(images, [str(labels.frames.file_id[frame])])
+        with _image_store(images) as store:
+            image = store.open([str(labels.frames.file_id[frame])])
     if image is None:
         w, h = _canvas_size(labels, frame)
         canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
     else:
         canvas = np.array(image.convert("RGB"), dtype=np.uint8)
-    return _draw_2d(canvas, labels, frame, tracks=tracks, attributes=attributes, width=line_width)
+    k = _auto_scale(canvas.shape[1], canvas.shape[0], scale)
+    return _draw_2d(
+        _upscale(canvas, k),
+        labels,
+        frame,
+        tracks=tracks,
+        attributes=attributes,
+        width=line_width,
+        scale=k,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -557,10 +645,11 @@ def render_camera(
     camera: int,
     *,
     image: Image.Image | None = None,
-    images: str | os.PathLike[str] | None = None,
+    images: ImageSources | _Images = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
+    scale: int | None = 1,
 ) -> Image.Image:
     """Cuboids of a LiDAR frame projected into one of its cameras, over the camera image.
 
@@ -576,8 +665,9 @@ def render_camera(
         Labels with calibration (``labels.cameras``; ``labels.poses`` for LiDAR-frame cuboids).
     camera : int
         Row of ``labels.cameras``.
-    image, images, tracks, attributes, line_width
-        As in :func:`render_image`; the image is looked up by the camera's ``image_path``.
+    image, images, tracks, attributes, line_width, scale
+        As in :func:`render_image`; the image is looked up by the camera's ``image_path``
+        (then its base name, then the frame's ``file_id``).
 
     Returns
     -------
@@ -598,7 +688,8 @@ def render_camera(
     file_id = str(labels.frames.file_id[frame])
     twin = _camera_frame_row(labels, frame, sensor)
     if image is None:
-        image = _load_image(images, [str(cams.image_path[camera]), file_id])
+        with _image_store(images) as store:
+            image = store.open([str(cams.image_path[camera]), file_id])
     if image is None:
         w, h = int(cams.width[camera]), int(cams.height[camera])
         if (w <= 0 or h <= 0) and twin is not None:
@@ -608,10 +699,15 @@ def render_camera(
         canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
     else:
         canvas = np.array(image.convert("RGB"), dtype=np.uint8)
+    h0, w0 = canvas.shape[:2]
+    zoom = _auto_scale(w0, h0, scale)
+    canvas = _upscale(canvas, zoom)
     h, w = canvas.shape[:2]
     lw = line_width or _auto_width((w, h))
     if twin is not None:
-        img = _draw_2d(canvas, labels, twin, tracks=tracks, attributes=attributes, width=lw)
+        img = _draw_2d(
+            canvas, labels, twin, tracks=tracks, attributes=attributes, width=lw, scale=zoom
+        )
     else:
         img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
@@ -631,9 +727,10 @@ def render_camera(
     t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
     samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
     k = cams.intrinsic_matrix()[camera]
-    uv = _project(samples, k, str(cams.model[camera]), cams.distortion[camera])
+    # pixel-corner coordinates scale exactly with the picture
+    uv = _project(samples, k, str(cams.model[camera]), cams.distortion[camera]) * zoom
     # beyond the lens's field of view a distortion polynomial folds back: cut the line there
-    limit = 2.0 * np.hypot(w, h) / min(k[0, 0], k[1, 1])
+    limit = 2.0 * np.hypot(w0, h0) / min(k[0, 0], k[1, 1])
     ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
     codes = labels.cuboids.category[rows]
     for s in range(len(uv)):
@@ -641,16 +738,21 @@ def render_camera(
         run = ok[s]
         if run.all():
             _line(draw, uv[s], color, lw)
-        else:
-            for part in np.split(uv[s], np.flatnonzero(np.diff(run.astype(np.int8))) + 1):
+            continue
+        cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
+        for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
+            if good[0]:
                 _line(draw, part, color, lw)
     if tracks or attributes:
-        centre = _project(
-            _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, None, :],
-            k,
-            str(cams.model[camera]),
-            cams.distortion[camera],
-        )[:, 0]
+        centre = (
+            _project(
+                _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, None, :],
+                k,
+                str(cams.model[camera]),
+                cams.distortion[camera],
+            )[:, 0]
+            * zoom
+        )
         in_front = _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, 2] > _NEAR
         texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
         font = _font(max(9, min(w, h) // 45))
@@ -895,11 +997,12 @@ def iter_previews(
     labels: LabelSet,
     *,
     frames: Sequence[int] | None = None,
-    images: str | os.PathLike[str] | None = None,
+    images: ImageSources = None,
     tracks: bool = False,
     attributes: bool = False,
     bev_extent: float | None = None,
     bev_size: int = 800,
+    scale: int | None = None,
 ) -> Iterator[tuple[View, Image.Image]]:
     """Draw every :func:`views` picture, one at a time (with a progress bar on a terminal).
 
@@ -910,21 +1013,16 @@ def iter_previews(
     (View, PIL.Image.Image)
     """
     todo = views(labels, frames)
-    for v in progress(todo, total=len(todo), description="drawing previews"):
-        if v.kind == "bev":
-            img = render_bev(
-                labels,
-                v.row,
-                extent=bev_extent,
-                size=bev_size,
-                tracks=tracks,
-                attributes=attributes,
-            )
-        elif v.kind == "camera":
-            img = render_camera(labels, v.row, images=images, tracks=tracks, attributes=attributes)
-        else:
-            img = render_image(labels, v.row, images=images, tracks=tracks, attributes=attributes)
-        yield v, img
+    opts: dict[str, Any] = {"tracks": tracks, "attributes": attributes}
+    with _image_store(images) as store:
+        for v in progress(todo, total=len(todo), description="drawing previews"):
+            if v.kind == "bev":
+                img = render_bev(labels, v.row, extent=bev_extent, size=bev_size, **opts)
+            elif v.kind == "camera":
+                img = render_camera(labels, v.row, images=store, scale=scale, **opts)
+            else:
+                img = render_image(labels, v.row, images=store, scale=scale, **opts)
+            yield v, img
 
 
 def write_previews(
@@ -932,11 +1030,12 @@ def write_previews(
     dest: str | os.PathLike[str],
     *,
     frames: Sequence[int] | None = None,
-    images: str | os.PathLike[str] | None = None,
+    images: ImageSources = None,
     tracks: bool = False,
     attributes: bool = False,
     bev_extent: float | None = None,
     bev_size: int = 800,
+    scale: int | None = None,
 ) -> list[str]:
     """Write one PNG per :func:`views` picture into ``dest`` (replaced as a whole, atomically).
 
@@ -948,12 +1047,16 @@ def write_previews(
         Output folder.
     frames : sequence of int, optional
         Rows of ``labels.frames`` to draw (default: all).
-    images : path, optional
-        Folder of the dataset's images (grey canvases where an image is missing).
+    images : path or list of paths, optional
+        Folders and zip files (the dataset's upload) holding the images; grey canvases where an
+        image is missing.
     tracks, attributes : bool
         Captions with track numbers / attribute values.
     bev_extent, bev_size
         Half-width in metres and size in pixels of the bird's-eye views (see :func:`render_bev`).
+    scale : int or None
+        Enlargement of images and camera pictures; ``None`` (default) enlarges pictures whose
+        longer side is under 480 pixels (see :func:`render_image`).
 
     Returns
     -------
@@ -964,7 +1067,7 @@ def write_previews(
     --------
     >>> import tempfile
     >>> from deepen_export.model import Frames, LabelSet
-    >>> labels = LabelSet(frames=Frames.from_columns(file_id=["a.jpg"], width=[8], height=[8]))
+    >>> labels = LabelSet(frames=Frames.from_columns(file_id=["a.jpg"], width=[640], height=[480]))
     >>> write_previews(labels, tempfile.mkdtemp() + "/preview")
     ['a.png']
     """
@@ -980,6 +1083,7 @@ def write_previews(
             attributes=attributes,
             bev_extent=bev_extent,
             bev_size=bev_size,
+            scale=scale,
         ):
             path = safe_path(tmp, v.name)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 
 import numpy as np
@@ -371,7 +373,7 @@ def test_write_previews_names_and_replaces_the_folder(tmp_path) -> None:
     assert names == ["0.bev.png", "0.camera_0.png", "inner/a.png"]
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(names)
     with Image.open(out / "inner" / "a.png") as im:
-        assert im.size == (20, 10)
+        assert im.size == (160, 80)  # small pictures are enlarged by default, at most 8 times
 
 
 def test_frames_selection_and_cli_from_labelset(tmp_path, monkeypatch) -> None:
@@ -401,3 +403,37 @@ def test_help_has_an_example_on_every_command() -> None:
         assert (
             res.exit_code == 0 and "Example" in res.output and "deepen-export " + name in res.output
         )
+
+
+def test_scale_enlarges_the_picture_and_the_labels_with_it() -> None:
+    # scale 4: the box [10, 20, 30, 40] becomes [40, 80, 120, 160]: outline columns 40 and 119
+    boxes = Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[10, 20, 30, 40]])
+    img = render_image(one_image(boxes=boxes), 0, line_width=1, scale=4)
+    assert img.size == (256, 192)
+    assert px(img, 40, 120) == CAR and px(img, 119, 120) == CAR
+    assert px(img, 39, 120) == GREY and px(img, 41, 120) == GREY and px(img, 120, 120) == GREY
+
+
+def test_scaled_camera_projection() -> None:
+    img = render_camera(scene_3d(), 0, line_width=1, scale=3)
+    assert img.size == (480, 360)
+    u, v = hand_project(np.array([11.0, 2.0, 2.5]))  # 68.89, 48.89 -> 206.67, 146.67
+    assert px(img, math.floor(3 * u), math.floor(3 * v)) == CAR
+
+
+def test_camera_image_read_from_the_dataset_zip(tmp_path) -> None:
+    import zipfile
+
+    buf = io.BytesIO()
+    Image.new("RGB", (160, 120), (10, 200, 10)).save(buf, format="PNG")
+    with zipfile.ZipFile(tmp_path / "dataset.zip", "w") as zf:
+        zf.writestr("0000.json", "{}")
+        zf.writestr("images/camera_0/0000.png", buf.getvalue())
+    ls = scene_3d()
+    cams = dataclasses.replace(
+        ls.cameras, image_path=np.array(["images/camera_0/0000.png"], dtype=object)
+    )
+    img = render_camera(
+        ls.replace(cameras=cams), 0, images=[tmp_path / "nothing-here", tmp_path / "dataset.zip"]
+    )
+    assert px(img, 5, 5) == (10, 200, 10) and px(img, 68, 48) == CAR

@@ -12,7 +12,7 @@ import click
 
 from deepen_export.model import LabelSet
 
-__all__ = ["DemoOutput", "register", "run_demo", "select_frames"]
+__all__ = ["DemoOutput", "image_sources", "register", "run_demo", "select_frames"]
 
 
 def _load(
@@ -40,6 +40,29 @@ def _load(
     from deepen_export import read_labels
 
     return read_labels(source, frames=frames_zip, images=images)
+
+
+def image_sources(source: Path, images: Path | None, frames_zip: Path | None) -> list[Path]:
+    """Where to look for image pixels: ``--images``, then what sits with SOURCE, then the zip.
+
+    For a snapshot folder: its ``images/`` folder and its ``media/*.zip`` (the dataset's upload,
+    which holds the camera images of 3D frames); for a labels file: an ``images/`` folder beside
+    it; and ``--frames-zip`` when given.
+
+    Examples
+    --------
+    >>> image_sources(Path("labels.json"), None, None)
+    []
+    """
+    out = [images] if images is not None else []
+    base = source if source.is_dir() else source.parent
+    if (base / "images").is_dir():
+        out.append(base / "images")
+    if source.is_dir():
+        out.extend(sorted((source / "media").glob("*.zip")))
+    if frames_zip is not None:
+        out.append(frames_zip)
+    return list(dict.fromkeys(out))
 
 
 def select_frames(labels: LabelSet, spec: str | None) -> list[int] | None:
@@ -173,7 +196,7 @@ def preview(
         labels,
         output,
         frames=rows,
-        images=images,
+        images=image_sources(source, images, frames_zip),
         tracks=tracks,
         attributes=attributes,
         bev_extent=bev_range,
@@ -331,7 +354,11 @@ def run_demo(
             results.append(DemoOutput(sample.name, fmt.name, "ok", out, detail))
         rows = select_frames(labels, str(preview_frames))
         shots = write_previews(
-            labels, dest / sample.name / "preview", frames=rows, images=sample.images, bev_size=600
+            labels,
+            dest / sample.name / "preview",
+            frames=rows,
+            images=image_sources(sample.source, sample.images, sample.frames),
+            bev_size=600,
         )
         results.append(
             DemoOutput(
