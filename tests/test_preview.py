@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -437,3 +439,102 @@ def test_camera_image_read_from_the_dataset_zip(tmp_path) -> None:
         ls.replace(cameras=cams), 0, images=[tmp_path / "nothing-here", tmp_path / "dataset.zip"]
     )
     assert px(img, 5, 5) == (10, 200, 10) and px(img, 68, 48) == CAR
+
+
+# ---------------------------------------------------------------------------------------
+# the sample datasets (expected values from sample_data/expected.json, derived independently)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
+EXPECTED = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def lidar() -> LabelSet:
+    import deepen_export
+
+    return deepen_export.read_labels(SAMPLES / "lidar_sequence")
+
+
+def _only_cuboid(labels: LabelSet, file_id: str, label_id: str) -> LabelSet:
+    c = labels.cuboids
+    keep = (labels.frames.file_id[c.frame] == file_id) & (c.label_id == label_id)
+    assert keep.sum() == 1
+    return labels.replace(
+        cuboids=c.take(keep), boxes=Boxes.empty(), pointclouds=PointClouds.empty()
+    )
+
+
+def _bbox(img: Image.Image, color: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero((np.asarray(img) == color).all(axis=2))
+    return None if len(xs) == 0 else (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+
+
+@pytest.mark.parametrize("file_id", ["0000.pcd", "0001.pcd", "0002.pcd"])
+def test_sample_cuboids_project_onto_camera_0_where_expected(lidar: LabelSet, file_id: str) -> None:
+    exp = EXPECTED["lidar_sequence"]["frames"][file_id]["cuboids"]
+    cam = int(
+        np.flatnonzero(
+            (lidar.frames.file_id[lidar.cameras.frame] == file_id)
+            & (lidar.cameras.sensor_id == "camera_0")
+        )[0]
+    )
+    for label_id, e in exp.items():
+        ls = _only_cuboid(lidar, file_id, label_id)
+        color = category_color(label_id.split(":")[0])
+        got = _bbox(render_camera(ls, cam, line_width=1), color)
+        k = e["kitti_camera_0"]
+        if not k["in_front"] or not k["overlaps_image"]:  # behind the camera or off to a side
+            assert got is None, label_id
+            continue
+        # the projected corners' extent, clipped to the 160 x 120 image, in pixel indices
+        x0, y0, x1, y1 = k["bbox_unclipped"]
+        want = (
+            max(0, math.floor(x0)),
+            max(0, math.floor(y0)),
+            min(159, math.floor(x1)),
+            min(119, math.floor(y1)),
+        )
+        assert got is not None and np.abs(np.subtract(got, want)).max() <= 1, (label_id, got, want)
+
+
+@pytest.mark.parametrize("file_id", ["0000.pcd", "0001.pcd", "0002.pcd"])
+def test_sample_bev_footprints_centred_on_the_cuboids(lidar: LabelSet, file_id: str) -> None:
+    frame = int(
+        np.flatnonzero((lidar.frames.file_id == file_id) & (lidar.frames.sensor_id == "lidar"))[0]
+    )
+    for label_id, e in EXPECTED["lidar_sequence"]["frames"][file_id]["cuboids"].items():
+        ls = _only_cuboid(lidar, file_id, label_id)
+        got = _bbox(
+            render_bev(ls, frame, extent=20, size=400, line_width=1),
+            category_color(label_id.split(":")[0]),
+        )
+        assert got is not None
+        x, y, _ = e["centre_lidar"]
+        # 10 px per metre, LiDAR x up and y left, ego at pixel corner (200, 200)
+        u, v = 200 - 10 * y, 200 - 10 * x
+        mid = ((got[0] + got[2] + 1) / 2, (got[1] + got[3] + 1) / 2)
+        assert abs(mid[0] - u) <= 1 and abs(mid[1] - v) <= 1, (label_id, mid, (u, v))
+        # a footprint is l x w: its extent is at least the width and at most the diagonal
+        length, width, _ = e["lwh"]
+        size_px = max(got[2] - got[0], got[3] - got[1]) + 1
+        assert 10 * width - 2 <= size_px <= 10 * math.hypot(length, width) + 2
+
+
+def test_sample_image_polygon_hole_and_box(tmp_path) -> None:
+    import deepen_export
+
+    labels = deepen_export.read_labels(SAMPLES / "image_dataset")
+    frame = int(
+        np.flatnonzero(
+            (labels.frames.file_id == "000001.png") & (labels.frames.sensor_id == "sensor1")
+        )[0]
+    )
+    img = render_image(labels, frame, scale=8, line_width=1)  # grey canvas: 64x48 -> 512x384
+    road, car = category_color("road"), category_color("car")
+    assert img.size == (512, 384)
+    # road:1: outer ring (2,20)-(42,44), hole (12,26)-(22,36) (README, section 3)
+    assert px(img, 17 * 8, 31 * 8) == GREY  # centre of the hole
+    assert tinted_toward(px(img, 7 * 8, 40 * 8), road, GREY)  # between the rings
+    assert px(img, 50 * 8, 40 * 8) == GREY  # outside the polygon
+    # car:1: xyxy [10, 8, 30, 20] -> [80, 64, 240, 160]: outline columns 80 and 239
+    assert px(img, 80, 120) == car and px(img, 239, 120) == car and px(img, 120, 100) == GREY
