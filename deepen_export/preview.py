@@ -355,8 +355,17 @@ def _draw_2d(
     anchors: list[tuple[str, Array, Array]] = [
         ("boxes", _rows_of(labels, "boxes", frame), box_xy[:, :2]),
         ("polygons", _rows_of(labels, "polygons", frame), _first_xy(poly_xy, polys, 2)),
-        ("polylines", _rows_of(labels, "polylines", frame), _start_xy(line_xy, lines)),
-        ("points", _rows_of(labels, "points", frame), _first_xy(pts_xy, pts, 1)),
+        (
+            "polylines",
+            _rows_of(labels, "polylines", frame),
+            _first_xy(line_xy, lines, 2, first=True),
+        ),
+        # beside a label's first point rather than over it
+        (
+            "points",
+            _rows_of(labels, "points", frame),
+            _first_xy(pts_xy, pts, 1, first=True) + np.array([rad + 3, rad + 6]),
+        ),
     ]
     for kind, rows, xy in anchors:
         if len(rows) == 0:
@@ -379,17 +388,8 @@ def _draw_2d(
     return img
 
 
-def _start_xy(coords: Array, table: Any) -> Array:
-    """First vertex of each polyline (where a lane's caption goes)."""
-    first = table.part_offsets[table.offsets[:-1]]
-    ok = (np.diff(table.offsets) > 0) & (first < len(coords))
-    out = np.zeros((len(table), 2))
-    out[ok] = coords[first[ok]]
-    return np.nan_to_num(out)
-
-
-def _first_xy(coords: Array, table: Any, levels: int) -> Array:
-    """Top-left corner of each label's vertices (where its caption goes)."""
+def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) -> Array:
+    """Top-left corner of each label's vertices, or its first vertex (where its caption goes)."""
     n = len(table)
     if n == 0:
         return np.zeros((0, 2))
@@ -401,8 +401,8 @@ def _first_xy(coords: Array, table: Any, levels: int) -> Array:
     out = np.full((n, 2), np.nan)
     has = counts > 0
     if has.any() and len(coords):
-        mins = np.minimum.reduceat(coords, idx[:-1][has], axis=0)
-        out[has] = mins
+        start = idx[:-1][has]
+        out[has] = coords[start] if first else np.minimum.reduceat(coords, start, axis=0)
     return np.nan_to_num(out)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,28 +263,27 @@ class DemoOutput:
 class _Sample:
     name: str
     source: Path
-    frames: Path | None
-    images: Path | None
+    load: Callable[[], LabelSet]
 
 
 def _samples(root: Path) -> list[_Sample]:
-    """The sample datasets: each folder with a labels file (and its images / frames zip)."""
+    """The sample datasets: every snapshot-like folder (labels.json or manifest.json), and the
+    2D painting on top of the image dataset."""
+    from deepen_export import read_labels
+
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        if d.name in ("api", "bad", "golden"):
-            continue
-        labels = next(
-            (d / n for n in ("labels.json", "all_labels.json") if (d / n).is_file()), None
-        )
-        if labels is None and (d / "manifest.json").is_file():
-            labels = d
-        if labels is None:
-            continue
-        zips = sorted(d.glob("*.zip"))
-        images = d / "images"
-        out.append(
-            _Sample(d.name, labels, zips[0] if zips else None, images if images.is_dir() else None)
-        )
+        if (d / "labels.json").is_file() or (d / "manifest.json").is_file():
+            out.append(_Sample(d.name, d, functools.partial(read_labels, d)))
+    painting, images = root / "painting2d", root / "image_dataset"
+    if painting.is_dir() and images.is_dir():
+
+        def load() -> LabelSet:
+            from deepen_export.parse import parse_painting2d
+
+            return parse_painting2d(painting, read_labels(images))
+
+        out.append(_Sample("painting2d", images, load))
     return out
 
 
@@ -290,7 +291,7 @@ def run_demo(
     dest: str | Path,
     *,
     sample_dir: str | Path | None = None,
-    preview_frames: int = 4,
+    preview_frames: int = 10,
 ) -> list[DemoOutput]:
     """Convert every sample dataset to every format that can hold its labels, and draw previews.
 
@@ -323,9 +324,7 @@ def run_demo(
     dest = Path(dest)
     results: list[DemoOutput] = []
     for sample in _samples(root):
-        labels = _load(
-            sample.source, from_format=None, frames_zip=sample.frames, images=sample.images
-        )
+        labels = sample.load()
         kinds = set(labels.kinds_present())
         for fmt in converters.FORMATS.values():
             if not fmt.kinds & kinds:
@@ -338,8 +337,8 @@ def run_demo(
                 continue
             params = inspect.signature(module.write).parameters
             options: dict[str, Any] = {"on_unsupported": "drop"}
-            if sample.images is not None and "images" in params:
-                options["images"] = sample.images
+            if "images" in params and (sample.source / "images").is_dir():
+                options["images"] = sample.source / "images"
             try:
                 report = module.write(labels, out, **options)
             except Exception as exc:  # a demo reports every format and goes on
@@ -357,7 +356,7 @@ def run_demo(
             labels,
             dest / sample.name / "preview",
             frames=rows,
-            images=image_sources(sample.source, sample.images, sample.frames),
+            images=image_sources(sample.source, None, None),
             bev_size=600,
         )
         results.append(
@@ -395,18 +394,31 @@ def demo(output: Path) -> None:
 
     start = time.perf_counter()
     results = run_demo(output)
-    table = Table(title=f"deepen-export demo -> {output}", title_justify="left")
-    for col in ("dataset", "output", "status", "where / why"):
-        table.add_column(col)
+    table = Table(title=f"deepen-export demo: everything is under {output}", title_justify="left")
+    for col in ("dataset", "output", "status", "where (under the output folder)"):
+        table.add_column(col, overflow="fold")
+    missing: dict[str, list[str]] = {}
     for r in results:
-        where = str(r.path) if r.path is not None else ""
+        if r.status == "not available":
+            missing.setdefault(r.dataset, []).append(r.what)
+            continue
+        where = r.path.relative_to(output).as_posix() if r.path is not None else ""
         table.add_row(r.dataset, r.what, r.status, "  ".join(x for x in (where, r.detail) if x))
+    for dataset, names in missing.items():
+        table.add_row(dataset, ", ".join(names), "not available", "not in this build yet")
     console = Console()
     console.print(table)
     ok = sum(r.status == "ok" for r in results)
+    failed = [r for r in results if r.status == "failed"]
     console.print(f"{ok} of {len(results)} outputs written in {time.perf_counter() - start:.1f} s")
-    if ok == 0:
-        raise click.ClickException("the demo wrote nothing")
+    console.print(
+        "Open the report.html files in a browser and the preview/ folders in an image viewer; "
+        "read a converted output back with `deepen-export stats DIR --from-format FORMAT`."
+    )
+    if failed:
+        raise click.ClickException(
+            "; ".join(f"{r.dataset}/{r.what} failed: {r.detail}" for r in failed)
+        )
 
 
 def register(group: click.Group) -> None:
