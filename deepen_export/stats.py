@@ -295,13 +295,11 @@ def _tracks(labels: LabelSet) -> tuple[StatTable, Array]:
         t: Any = labels.table(k)
         m = t.track >= 0
         fr = t.frame[m]
-        seq = np.where(f.index[fr] >= 0, f.index[fr], fr)
+        # position in the sequence; a frame without one stands alone (negative, never shared)
+        seq = np.where(f.index[fr] >= 0, f.index[fr], -1 - fr)
         parts_key.append(
             np.asarray(
-                [
-                    f"{d}\x00{k}\x00{lid}"
-                    for d, lid in zip(f.dataset_id[fr], t.label_id[m], strict=True)
-                ],
+                [f"{d}\x00{lid}" for d, lid in zip(f.dataset_id[fr], t.label_id[m], strict=True)],
                 dtype=object,
             )
         )

@@ -233,3 +233,19 @@ def test_stats_command_prints_and_writes_html(labels: LabelSet, tmp_path, monkey
     assert res.exit_code == 0, res.output
     assert "Frames by status" in res.output and f"wrote {out}" in res.output
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_cuboid_and_its_camera_box_with_one_label_id_are_one_track() -> None:
+    frames = Frames.from_columns(
+        file_id=["0.pcd", "0.pcd", "1.pcd"],
+        sensor_id=["lidar", "camera_0", "lidar"],
+        index=[0, 0, 1],
+    )
+    cub = Cuboids.from_columns(
+        frame=[0, 2], category=[0, 0], label_id=["car:1", "car:1"], center=[[1, 0, 0]] * 2, size=[[1, 1, 1]] * 2,
+        quat=[[0, 0, 0, 1]] * 2, frame_of_reference="lidar",
+    )  # fmt: skip
+    box = Boxes.from_columns(frame=[1], category=[0], label_id=["car:1"], xyxy=[[0, 0, 5, 5]])
+    stats = compute_stats(LabelSet(frames=frames, categories=("car",), cuboids=cub, boxes=box))
+    # car:1 is on sequence positions 0 (lidar and camera_0) and 1: one track of length 2, 3 labels
+    assert stats.table("Tracks by category").rows == [("car", 1, 3, 2, 2, 2)]
