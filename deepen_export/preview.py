@@ -82,7 +82,7 @@ _NEAR = 0.1  # metres: cuboid edges are clipped to z >= _NEAR in front of a came
 _EDGE_SAMPLES = 16  # points per projected edge, so lens distortion bends the drawn lines
 _MIN_SIDE = 480  # scale=None: small images are enlarged until their longer side reaches this
 _3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
-_2D_KINDS = ("boxes", "polygons", "polylines", "points", "masks2d", "scenes")
+_MAX_SIDE = 8192  # a canvas sized from the labels' extent never exceeds this
 
 
 def category_color(name: str) -> RGB:
@@ -174,6 +174,7 @@ def _even_odd_mask(coords: Array, ring_offsets: Array, shape: tuple[int, int]) -
 
 def _line(draw: ImageDraw.ImageDraw, xy: Array, color: Sequence[int], width: int) -> None:
     # a point is drawn in the pixel containing it (Pillow would truncate toward zero instead)
+    xy = xy[np.isfinite(xy).all(axis=1)]
     if len(xy) >= 2:
         pix = np.clip(np.floor(xy), -1e5, 1e5)
         draw.line([(x, y) for x, y in pix.tolist()], fill=tuple(color), width=width)
@@ -187,6 +188,8 @@ def _caption(
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
     bounds: tuple[int, int],
 ) -> None:
+    if not (np.isfinite(xy[0]) and np.isfinite(xy[1])):
+        return
     text = "\n".join(lines)
     left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=1)
     tw, th = right - left + 4, bottom - top + 4
@@ -275,7 +278,8 @@ def _canvas_size(labels: LabelSet, frame: int) -> tuple[int, int]:
     for kind in ("polygons", "polylines", "points"):
         t: Any = labels.table(kind)
         extents.append(t.take(_rows_of(labels, kind, frame)).coords)
-    hi = np.nanmax(np.concatenate(extents), axis=0)
+    xy = np.concatenate(extents)
+    hi = np.clip(xy[np.isfinite(xy).all(axis=1)].max(axis=0), 0, _MAX_SIDE - 16)
     return max(64, int(np.ceil(hi[0])) + 16), max(64, int(np.ceil(hi[1])) + 16)
 
 
@@ -341,14 +345,20 @@ def _draw_2d(
     box_xy = boxes.xyxy * scale
     pix = np.ceil(box_xy - 0.5)
     pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
-    for (x0, y0, x1, y1), code in zip(pix.tolist(), boxes.category, strict=True):
+    # edges beyond the canvas stay beyond it; Pillow needs coordinates that fit a C int
+    pix = np.clip(pix, -lw - 1, [w + lw, h + lw, w + lw, h + lw])
+    finite_box: Array = np.logical_and.reduce(np.isfinite(pix), axis=1)
+    for (x0, y0, x1, y1), code, ok in zip(pix.tolist(), boxes.category, finite_box, strict=True):
+        if not ok:
+            continue
         draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
 
     pts = labels.points.take(_rows_of(labels, "points", frame))
     rad = lw + 1
     pts_xy = pts.coords * scale
     owner = np.repeat(np.arange(len(pts)), np.diff(pts.offsets))
-    for (x, y), o in zip(np.floor(pts_xy).tolist(), owner.tolist(), strict=True):
+    finite = np.isfinite(pts_xy).all(axis=1)
+    for (x, y), o in zip(np.floor(pts_xy[finite]).tolist(), owner[finite].tolist(), strict=True):
         draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts.category[o]]))
 
     font = _font(max(9, min(w, h) // 45))
@@ -770,12 +780,15 @@ def _camera_frame_row(labels: LabelSet, frame: int, sensor: str) -> int | None:
     return row if row != frame else None
 
 
-def _bev_extent(labels: LabelSet, frame: int, points: Array, corners: Array) -> float:
+def _bev_extent(points: Array, corners: Array) -> float:
     reach = [10.0]
-    if len(corners):
-        reach.append(float(np.abs(corners[..., :2]).max()) + 2)
-    if len(points):
-        reach.append(float(np.quantile(np.abs(points[:, :2]).max(axis=1), 0.95)))
+    c = corners[..., :2].reshape(-1, 2)
+    c = c[np.isfinite(c).all(axis=1)]
+    if len(c):
+        reach.append(float(np.abs(c).max()) + 2)
+    p = points[:, :2][np.isfinite(points[:, :2]).all(axis=1)]
+    if len(p):
+        reach.append(float(np.quantile(np.abs(p).max(axis=1), 0.95)))
     return float(min(np.ceil(max(reach) / 10) * 10, 150.0))
 
 
@@ -825,11 +838,11 @@ def render_bev(
     (200, 200)
     """
     pos, q = _device_pose(labels, frame)
-    pc = labels.pointclouds.take(np.flatnonzero(labels.pointclouds.frame == frame))
+    pc = labels.pointclouds.take(_rows_of(labels, "pointclouds", frame))
     pts = _to_sensor(pc.xyz, pos, q) if len(pc.xyz) else np.zeros((0, 3))
     corners, rows = _cuboid_corners_world(labels, frame)
     corners = _to_sensor(corners, pos, q) if len(rows) else np.zeros((0, 8, 3))
-    ext = float(extent) if extent else _bev_extent(labels, frame, pts, corners)
+    ext = float(extent) if extent else _bev_extent(pts, corners)
     scale = size / (2 * ext)
     lw = line_width or max(1, size // 400)
     pal = _palette(labels)
@@ -847,8 +860,11 @@ def render_bev(
     canvas = np.array(img)
 
     if len(pts):
-        uv = np.floor(to_px(pts[:, :2])).astype(np.int64)
-        inside = (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
+        fuv = to_px(pts[:, :2])
+        finite = np.isfinite(fuv).all(axis=1)
+        uv = np.zeros(fuv.shape, dtype=np.int64)
+        uv[finite] = np.floor(np.clip(fuv[finite], -1, size))
+        inside = finite & (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
         colors = np.full((len(pts), 3), 200, dtype=np.uint8)
         seg = labels.point_segmentation
         srow = np.flatnonzero(seg.frame == frame)

@@ -538,3 +538,39 @@ def test_sample_image_polygon_hole_and_box(tmp_path) -> None:
     assert px(img, 50 * 8, 40 * 8) == GREY  # outside the polygon
     # car:1: xyxy [10, 8, 30, 20] -> [80, 64, 240, 160]: outline columns 80 and 239
     assert px(img, 80, 120) == car and px(img, 239, 120) == car and px(img, 120, 100) == GREY
+
+
+def test_nan_and_huge_coordinates_are_skipped_not_fatal(tmp_path) -> None:
+    nan = float("nan")
+    frames = Frames.from_columns(file_id=["a.png", "0.pcd"], sensor_id=["s", "lidar"])
+    boxes = Boxes.from_columns(
+        frame=[0, 0, 0], category=[0] * 3, label_id=["x:1", "x:2", "x:3"],
+        xyxy=[[nan, 1, 5, 5], [1, 1, 1e12, 5], [10, 10, 20, 20]],
+    )  # fmt: skip
+    lines = Polylines.from_columns(
+        frame=[0], category=[0], label_id=["x:4"], offsets=[0, 1], part_offsets=[0, 3],
+        coords=[[1, 1], [nan, nan], [5, 5]],
+    )  # fmt: skip
+    polys = Polygons.from_columns(
+        frame=[0], category=[0], label_id=["x:5"], offsets=[0, 1], ring_offsets=[0, 3],
+        coords=[[1, 1], [nan, 2], [3, 3]],
+    )  # fmt: skip
+    cub = Cuboids.from_columns(
+        frame=[1, 1], category=[0, 0], label_id=["x:6", "x:7"], center=[[nan, 0, 0], [5, 0, 0]],
+        size=[[1, 1, 1]] * 2, quat=[[0, 0, 0, 1]] * 2,
+    )  # fmt: skip
+    pc = PointClouds.from_columns(frame=[1], offsets=[0, 2], xyz=[[nan, 0, 0], [1, 1, 1]])
+    labels = LabelSet(
+        frames=frames,
+        categories=("x",),
+        boxes=boxes,
+        polylines=lines,
+        polygons=polys,
+        cuboids=cub,
+        pointclouds=pc,
+    )
+    names = write_previews(labels, tmp_path / "p", scale=1)
+    assert names == ["a.png", "0.bev.png"]
+    with Image.open(tmp_path / "p" / "a.png") as im:
+        assert im.size[0] <= 8192  # the canvas follows the labels' extent, within a bound
+        assert im.getpixel((10, 15)) == category_color("x")  # the good box is still drawn
