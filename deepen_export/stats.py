@@ -133,34 +133,63 @@ def _common(labels: LabelSet, column: str) -> Array:
     return np.concatenate(parts)
 
 
+def _factorize(values: Array) -> tuple[list[Any], Array]:
+    """Distinct values in order of first appearance and each value's code (``None`` as ``""``).
+
+    Strings go through Arrow's hash-based dictionary encoding (sorting a million strings with
+    numpy takes seconds); anything else through a dict.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pc.fill_null(pa.array(values, type=pa.string(), from_pandas=True), "")
+    except (pa.ArrowException, TypeError):
+        table: dict[Any, int] = {}
+        codes = [table.setdefault("" if v is None else v, len(table)) for v in values.tolist()]
+        return list(table), np.asarray(codes, dtype=np.int64)
+    enc = arr.dictionary_encode()
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return enc.dictionary.to_pylist(), enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _count_table(
-    title: str, header: str, values: Array, extra: dict[str, Array] | None = None
+    title: str,
+    header: str,
+    values: Array,
+    *,
+    frames: Array | None = None,
+    times: Array | None = None,
 ) -> StatTable:
-    keys = np.asarray(["(none)" if v in ("", None) else str(v) for v in values], dtype=object)
-    if len(keys) == 0:
-        return StatTable(title, (header, "labels"), [])
-    uniq, inverse, counts = np.unique(keys.astype(str), return_inverse=True, return_counts=True)
-    cols: list[str] = [header, "labels"]
-    extras: list[list[Any]] = []
-    for name, arr in (extra or {}).items():
-        cols.append(name)
-        extras.append([arr[inverse == i] for i in range(len(uniq))])
+    """Labels per distinct value, most first; with the distinct frames and the last time."""
+    cols = [header, "labels"] + (["frames"] if frames is not None else [])
+    cols += ["last update (UTC)"] if times is not None else []
+    if len(values) == 0:
+        return StatTable(title, tuple(cols), [])
+    uniq, codes = _factorize(values)
+    counts = np.bincount(codes, minlength=len(uniq))
+    per_frames = per_time = None
+    if frames is not None:
+        pairs = np.unique(codes * (int(frames.max()) + 1) + frames)
+        per_frames = np.bincount(pairs // (int(frames.max()) + 1), minlength=len(uniq))
+    if times is not None:
+        per_time = np.full(len(uniq), -1, dtype=np.int64)
+        np.maximum.at(per_time, codes, times)
     rows = []
-    for i in np.argsort(-counts, kind="stable"):
-        row: list[Any] = [str(uniq[i]), int(counts[i])]
-        for (name, _), per in zip((extra or {}).items(), extras, strict=True):
-            row.append(_agg(name, per[i]))
+    for i in sorted(range(len(uniq)), key=lambda i: (-counts[i], str(uniq[i]))):
+        name = "(none)" if uniq[i] in ("", None) else str(uniq[i])
+        row: list[Any] = [name, int(counts[i])]
+        if per_frames is not None:
+            row.append(int(per_frames[i]))
+        if per_time is not None:
+            row.append(_when(int(per_time[i])) if per_time[i] >= 0 else "")
         rows.append(tuple(row))
     return StatTable(title, tuple(cols), rows)
-
-
-def _agg(name: str, values: Array) -> Any:
-    if name == "frames":
-        return len(np.unique(values))
-    ok = values[values >= 0]
-    if len(ok) == 0:
-        return ""
-    return dt.datetime.fromtimestamp(int(ok.max()) / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def compute_stats(labels: LabelSet, *, title: str = "") -> Stats:
@@ -169,7 +198,8 @@ def compute_stats(labels: LabelSet, *, title: str = "") -> Stats:
     Tables: labels by category and kind, frames by review status (labelled, empty,
     unlabelled, unknown, and how many of each actually carry labels), labels by stage, by
     labeller (with the frames they touched and their last update), tracks by category (a track
-    is one ``label_id`` with a track number, followed across the frames of its dataset), and
+    is one ``label_id`` with a track number, followed across the frames of its dataset, a
+    cuboid and a camera box with the same id being one track), and
     painted points / pixels by category. Distributions: box width and height in pixels, cuboid
     distance from the device (3D Euclidean distance from the LiDAR's position in that frame;
     world-frame cuboids on frames without a device pose are left out and counted in a note),
@@ -205,10 +235,8 @@ def compute_stats(labels: LabelSet, *, title: str = "") -> Stats:
             "Labels by labeller",
             "labeller",
             _common(labels, "labeller"),
-            {
-                "frames": _frame_index(labels, LABEL_KINDS),
-                "last update (UTC)": _common(labels, "update_time"),
-            },
+            frames=_frame_index(labels, LABEL_KINDS),
+            times=_common(labels, "update_time"),
         ),
     ]
     track_table, track_lengths = _tracks(labels)
@@ -288,33 +316,29 @@ def _by_status(labels: LabelSet) -> StatTable:
 
 
 def _tracks(labels: LabelSet) -> tuple[StatTable, Array]:
-    kinds = [k for k in LABEL_KINDS if len(labels.table(k))]
-    parts_key, parts_frame, parts_cat = [], [], []
     f = labels.frames
-    for k in kinds:
+    parts_ds, parts_id, parts_seq, parts_cat = [], [], [], []
+    for k in LABEL_KINDS:
         t: Any = labels.table(k)
         m = t.track >= 0
         fr = t.frame[m]
+        parts_ds.append(f.dataset_id[fr])
+        parts_id.append(t.label_id[m])
         # position in the sequence; a frame without one stands alone (negative, never shared)
-        seq = np.where(f.index[fr] >= 0, f.index[fr], -1 - fr)
-        parts_key.append(
-            np.asarray(
-                [f"{d}\x00{lid}" for d, lid in zip(f.dataset_id[fr], t.label_id[m], strict=True)],
-                dtype=object,
-            )
-        )
-        parts_frame.append(seq)
+        parts_seq.append(np.where(f.index[fr] >= 0, f.index[fr], -1 - fr))
         parts_cat.append(t.category[m])
     header = ("category", "tracks", "labels", "shortest", "median", "longest")
-    if not parts_key or sum(len(p) for p in parts_key) == 0:
+    seq = np.concatenate(parts_seq)
+    if len(seq) == 0:
         return StatTable("Tracks by category", header, []), np.zeros(0)
-    keys = np.concatenate(parts_key).astype(str)
-    frames = np.concatenate(parts_frame)
+    _, ds = _factorize(np.concatenate(parts_ds))
+    ids, lid = _factorize(np.concatenate(parts_id))
     cats = np.concatenate(parts_cat)
-    uniq, inv = np.unique(keys, return_inverse=True)
-    # length of a track = number of distinct frames (sequence positions) it appears in
-    pair = np.unique(np.stack([inv, frames], axis=1), axis=0)
-    lengths = np.bincount(pair[:, 0], minlength=len(uniq))
+    # a track is (dataset, label id); its length is the number of distinct sequence positions
+    uniq, inv = np.unique(ds * len(ids) + lid, return_inverse=True)
+    span = int(seq.max() - seq.min()) + 1
+    pairs = np.unique(inv.astype(np.int64) * span + (seq - seq.min()))
+    lengths = np.bincount(pairs // span, minlength=len(uniq))
     track_cat = np.zeros(len(uniq), dtype=np.int64)
     track_cat[inv] = cats
     label_counts = np.bincount(inv, minlength=len(uniq))
@@ -333,16 +357,11 @@ def _tracks(labels: LabelSet) -> tuple[StatTable, Array]:
             )
         )
     rows.sort(key=lambda r: (-r[1], r[0]))
-    return (
-        StatTable(
-            "Tracks by category",
-            header,
-            rows,
-            note="a track is one label id (car:4) followed across the frames of its dataset; "
-            "lengths in frames",
-        ),
-        lengths,
+    note = (
+        "a track is one label id (car:4) followed across the frames of its dataset, its 3D "
+        "and 2D labels together; lengths in frames"
     )
+    return StatTable("Tracks by category", header, rows, note=note), lengths
 
 
 def _painting(labels: LabelSet) -> list[StatTable]:
