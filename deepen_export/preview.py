@@ -623,10 +623,18 @@ def _project(p: Array, k: Array, model: str, dist: Array) -> Array:
 
 
 def _device_pose(labels: LabelSet, frame: int) -> tuple[Array, Array]:
-    rows = np.flatnonzero(labels.poses.frame == frame)
+    rows = _rows_of(labels, "poses", frame)
     if len(rows):
         return labels.poses.position[rows[0]], labels.poses.quat[rows[0]]
     return np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def _centre_of(*clouds: Array) -> Array:
+    for xyz in clouds:
+        ok = xyz[np.isfinite(xyz).all(axis=1)]
+        if len(ok):
+            return np.asarray(np.median(ok, axis=0), dtype=np.float64)
+    return np.zeros(3)
 
 
 def _cuboid_corners_world(labels: LabelSet, frame: int) -> tuple[Array, Array]:
@@ -815,8 +823,9 @@ def render_bev(
     Parameters
     ----------
     labels : LabelSet
-        Labels; world-frame geometry is moved into the LiDAR frame with ``labels.poses``
-        (identity when the frame has no pose).
+        Labels; world-frame geometry is moved into the LiDAR frame with ``labels.poses``.
+        Without a pose for the frame, the view keeps the world's axes and is centred on the
+        median of the frame's points (else of its cuboids).
     frame : int
         Row of ``labels.frames`` (a LiDAR frame).
     extent : float, optional
@@ -839,6 +848,9 @@ def render_bev(
     """
     pos, q = _device_pose(labels, frame)
     pc = labels.pointclouds.take(_rows_of(labels, "pointclouds", frame))
+    if len(_rows_of(labels, "poses", frame)) == 0 and labels.cuboids.frame_of_reference != "lidar":
+        # no device pose: centre the view on the frame's points (or boxes), axes as they are
+        pos = _centre_of(pc.xyz, labels.cuboids.center[_rows_of(labels, "cuboids", frame)])
     pts = _to_sensor(pc.xyz, pos, q) if len(pc.xyz) else np.zeros((0, 3))
     corners, rows = _cuboid_corners_world(labels, frame)
     corners = _to_sensor(corners, pos, q) if len(rows) else np.zeros((0, 8, 3))

@@ -574,3 +574,66 @@ def test_nan_and_huge_coordinates_are_skipped_not_fatal(tmp_path) -> None:
     with Image.open(tmp_path / "p" / "a.png") as im:
         assert im.size[0] <= 8192  # the canvas follows the labels' extent, within a bound
         assert im.getpixel((10, 15)) == category_color("x")  # the good box is still drawn
+
+
+def test_bev_without_a_pose_is_centred_on_the_points() -> None:
+    # no device pose, world coordinates near (80000, 50000): the view centres on the points'
+    # median (80000, 50000, 0) with world axes; the cuboid 10 m ahead in x lands at
+    # v = 200 - 10 px/m * 10 m = 100, u = 200
+    frames = Frames.from_columns(file_id=["0.pcd"], sensor_id=["lidar"])
+    xyz = [[80000 + dx, 50000 + dy, 0] for dx in (-5, 0, 5) for dy in (-5, 0, 5)]
+    pc = PointClouds.from_columns(frame=[0], offsets=[0, len(xyz)], xyz=xyz)
+    cub = Cuboids.from_columns(
+        frame=[0],
+        category=[0],
+        label_id=["car:1"],
+        center=[[80010, 50000, 0]],
+        size=[[4, 2, 1.5]],
+        quat=[[0, 0, 0, 1]],
+    )
+    img = render_bev(
+        LabelSet(frames=frames, categories=("car",), pointclouds=pc, cuboids=cub),
+        0,
+        extent=20,
+        size=400,
+        line_width=1,
+    )
+    got = _bbox(img, CAR)
+    assert got is not None
+    mid = ((got[0] + got[2] + 1) / 2, (got[1] + got[3] + 1) / 2)
+    assert abs(mid[0] - 200) <= 1 and abs(mid[1] - 100) <= 1, mid
+
+
+def test_from_format_previews_what_the_reader_returns(tmp_path, monkeypatch) -> None:
+    import converters
+    from deepen_export import cli
+
+    (tmp_path / "fake_reader_mod.py").write_text(
+        "from deepen_export.model import Boxes, Frames, LabelSet\n"
+        "def write(labels, dest, /, **kw): raise NotImplementedError\n"
+        "def read(source, /):\n"
+        "    return LabelSet(frames=Frames.from_columns(file_id=['x.png'], width=[40], height=[30]),\n"
+        "        categories=('car',), boxes=Boxes.from_columns(frame=[0], category=[0],\n"
+        "        label_id=['car:1'], xyxy=[[5, 5, 20, 20]]))\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fmt = converters.Format("fakefmt", "fake_reader_mod", frozenset({"boxes"}), "test only")
+    monkeypatch.setitem(converters.FORMATS, "fakefmt", fmt)
+    monkeypatch.setitem(
+        converters.FORMATS,
+        "fakewo",
+        converters.Format("fakewo", "fake_reader_mod", frozenset({"boxes"}), "", False),
+    )
+    out = tmp_path / "previews"
+    runner = CliRunner()
+    res = runner.invoke(
+        cli.main, ["preview", str(tmp_path), "--from-format", "fakefmt", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    with Image.open(out / "x.png") as im:
+        assert im.getpixel((5 * 8, 12 * 8)) == CAR  # enlarged 8 times by default
+    res = runner.invoke(
+        cli.main, ["preview", str(tmp_path), "--from-format", "fakewo", "-o", str(out)]
+    )
+    assert res.exit_code == 2 and "cannot be read back" in res.output
