@@ -558,7 +558,7 @@ class Client:
         processing · Processing: in_progress
         processed · Labelling: ready · Labelling ready 12
         """
-        sleep = sleep or self.retry.sleep
+        sleep = self.retry.sleep if sleep is None else sleep
         deadline = time.monotonic() + timeout
         delay = poll_initial
         while True:
