@@ -262,7 +262,6 @@ class Client:
     ) -> Path:
         """Stream a body into ``dest`` (through ``dest.part``); retried as a whole."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
 
@@ -280,6 +279,7 @@ class Client:
                     else None
                 )
                 done = 0
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with part.open("wb") as fh:
                         for block in response.iter_bytes(_STREAM_CHUNK):

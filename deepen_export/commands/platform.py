@@ -83,7 +83,14 @@ def _show_status(status: ProcessingStatus) -> None:
     click.echo(status.describe(), err=True)
 
 
-def _wait(client: Client, dataset_id: str, until: str, timeout: float) -> ProcessingStatus:
+def _wait(
+    client: Client,
+    dataset_id: str,
+    until: str,
+    timeout: float,
+    poll: float,
+    label_set: str = "default",
+) -> ProcessingStatus:
     last: list[str] = []
 
     def report(status: ProcessingStatus) -> None:
@@ -96,6 +103,8 @@ def _wait(client: Client, dataset_id: str, until: str, timeout: float) -> Proces
         dataset_id,
         until=until,  # type: ignore[arg-type]
         timeout=timeout,
+        poll_initial=poll,
+        label_set=label_set,
         on_progress=report,
     )
 
@@ -178,10 +187,14 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 @click.option("--profile", "profile_id", help="Id of an existing labelling profile.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option(
-    "--chunk-mib", default=8, show_default=True, help="Upload chunk size in MiB (multiple of 0.25)."
+    "--chunk-mib",
+    default=8.0,
+    show_default=True,
+    help="Upload chunk size in MiB (multiple of 0.25).",
 )
 @click.option("--wait", is_flag=True, help="Wait until processing finishes, showing progress.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to --wait.")
+@click.option("--poll", default=2.0, show_default=True, help="First wait between polls (s).")
 @_JSON
 def datasets_create(
     zip_path: Path,
@@ -195,6 +208,7 @@ def datasets_create(
     chunk_mib: float,
     wait: bool,
     timeout: float,
+    poll: float,
     as_json: bool,
 ) -> None:
     """Create a dataset, upload ZIP (resumable), and start processing.
@@ -241,7 +255,7 @@ def datasets_create(
     status = None
     if wait:
         with _client() as client:
-            status = _wait(client, dataset_id, "processed", timeout)
+            status = _wait(client, dataset_id, "processed", timeout, poll)
     if as_json:
         _echo_json({**created, "state": status.state if status else None})
     else:
@@ -260,9 +274,16 @@ def datasets_create(
 )
 @click.option("--label-set", default="default", show_default=True)
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to --wait.")
+@click.option("--poll", default=2.0, show_default=True, help="First wait between polls (s).")
 @_JSON
 def datasets_status(
-    dataset_id: str, wait: bool, until: str, label_set: str, timeout: float, as_json: bool
+    dataset_id: str,
+    wait: bool,
+    until: str,
+    label_set: str,
+    timeout: float,
+    poll: float,
+    as_json: bool,
 ) -> None:
     """Show a dataset's processing status (both status forms are understood).
 
@@ -272,7 +293,7 @@ def datasets_status(
     """
     with _client() as client:
         if wait:
-            status = _wait(client, dataset_id, until, timeout)
+            status = _wait(client, dataset_id, until, timeout, poll, label_set)
         else:
             status = client.dataset_status(dataset_id, label_set=label_set)
     if as_json:
