@@ -91,6 +91,8 @@ class DeepenServer:
         # upload session -> {"total": int, "data": bytearray, "dataset_id": str, "name": str}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.processed: list[tuple[str, str]] = []
+        self.inflight = 0
+        self.max_inflight = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -288,10 +290,16 @@ def _handler(srv: DeepenServer) -> type[BaseHTTPRequestHandler]:
             self._safe("DELETE")
 
         def _safe(self, method: str) -> None:
+            with srv.lock:
+                srv.inflight += 1
+                srv.max_inflight = max(srv.max_inflight, srv.inflight)
             try:
                 self.handle_any(method)
             except (BrokenPipeError, ConnectionResetError, OSError):
                 self.close_connection = True
+            finally:
+                with srv.lock:
+                    srv.inflight -= 1
 
     Handler.srv = srv  # type: ignore[attr-defined]
     return Handler

@@ -615,3 +615,34 @@ def test_processing_status_other_label_set() -> None:
     }
     assert ProcessingStatus.from_dataset(resource, "sem").counts == {"L": {"done": 5}}
     assert ProcessingStatus.from_dataset(resource, "sem").state == "labelled"
+
+
+def test_signed_url_query_never_in_errors(
+    client: Client, server: DeepenServer, tmp_path: Path
+) -> None:
+    server.fail("^/storage/media/", status=403, times=1)
+    with pytest.raises(errors.AuthenticationError) as info:
+        client.download_uploaded_dataset(DS3D, tmp_path / "m.zip")
+    assert "X-Goog-Signature" not in str(info.value) and "sig" not in str(info.value).split("/")[-1]
+    assert f"/storage/media/{DS3D}.zip" in str(info.value)
+
+
+def test_concurrency_is_bounded(server: DeepenServer) -> None:
+    server.fail("/labels$", "slow", delay=0.1, times=100)
+    with Client(CLIENT_ID, TOKEN, base_url=server.url, max_concurrency=2) as client:
+        file_ids = [f"{i}.png" for i in range(6)]
+        bodies = client.labels_for_files(DSIMG, file_ids)
+    assert list(bodies) == file_ids
+    assert server.max_inflight == 2
+
+
+def test_doctests_of_the_api_package() -> None:
+    import doctest
+    import importlib
+
+    for name in ("_client", "_errors", "_pull", "_retry", "_status", "_upload", "__init__"):
+        module = importlib.import_module(
+            f"deepen_export.api.{name}" if name != "__init__" else "deepen_export.api"
+        )
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name

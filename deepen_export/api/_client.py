@@ -204,7 +204,13 @@ class Client:
             method, url, params=params, json=json_body, timeout=self.timeout
         )
         try:
-            response = self._http.send(request, auth=self._auth if auth else None, stream=stream)
+            # Signed storage links may redirect; API calls (which carry the token) never follow.
+            response = self._http.send(
+                request,
+                auth=self._auth if auth else None,
+                stream=stream,
+                follow_redirects=not auth,
+            )
         except httpx.TransportError as exc:
             raise error_for_transport(exc, request) from exc
         try:

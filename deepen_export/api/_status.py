@@ -151,7 +151,7 @@ class ProcessingStatus:
         --------
         >>> ProcessingStatus("processed", "Labelling", "ready",
         ...     {"Labelling": {"done": 1, "ready": 2}}).describe()
-        'processed · Labelling: ready · Labelling done 1, ready 2'
+        'processed · Labelling: ready · Labelling ready 2, done 1'
         """
         parts: list[str] = [self.state]
         if self.stage:
