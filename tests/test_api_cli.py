@@ -281,3 +281,22 @@ def test_errors_are_one_line_and_exit_1(
     monkeypatch.setenv("DEEPEN_API_TOKEN", TOKEN)
     result = run("pull", "nope", "-o", str(tmp_path / "unused"))
     assert result.exit_code == 1 and "404" in result.stderr
+
+
+def test_datasets_create_from_folder(run: Invoke, server: DeepenServer, tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    folder = tmp_path / "frames"
+    (folder / "images").mkdir(parents=True)
+    (folder / "1.json").write_text('{"points": []}')
+    (folder / "0.json").write_text('{"points": []}')
+    (folder / "images" / "0.jpg").write_bytes(b"\xff\xd8jpeg")
+    result = run(
+        "datasets", "create", str(folder), "--name", "f", "--type", "3d", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    uploaded = bytes(next(iter(server.uploads.values()))["data"])
+    with zipfile.ZipFile(io.BytesIO(uploaded)) as zf:
+        assert zf.namelist() == ["0.json", "1.json", "images/0.jpg"]
+        assert zf.read("images/0.jpg") == b"\xff\xd8jpeg"

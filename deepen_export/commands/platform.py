@@ -109,6 +109,23 @@ def _wait(
     )
 
 
+@contextmanager
+def _zipped(path: Path) -> Iterator[Path]:
+    """``path`` itself for a file; for a folder, a temporary zip of its files (streamed to disk)."""
+    if not path.is_dir():
+        yield path
+        return
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="deepen-upload-") as tmp:
+        target = Path(tmp) / f"{path.name or 'dataset'}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for item in sorted(p for p in path.rglob("*") if p.is_file()):
+                zf.write(item, item.relative_to(path).as_posix())
+        yield target
+
+
 # -- datasets ---------------------------------------------------------------------------------
 
 
@@ -165,9 +182,7 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 
 
 @datasets.command("create")
-@click.argument(
-    "zip_path", metavar="ZIP", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("zip_path", metavar="ZIP_OR_FOLDER", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", required=True, help="Dataset name.")
 @click.option("--type", "dataset_type", required=True, type=click.Choice(["3d", "images", "video"]))
 @click.option(
@@ -211,7 +226,10 @@ def datasets_create(
     poll: float,
     as_json: bool,
 ) -> None:
-    """Create a dataset, upload ZIP (resumable), and start processing.
+    """Create a dataset, upload ZIP_OR_FOLDER (resumable), and start processing.
+
+    A folder is first zipped to a temporary file (its files at the zip root, sorted), which
+    is removed afterwards.
 
     \b
     Example:
@@ -237,10 +255,14 @@ def datasets_create(
     chunk = int(chunk_mib * 1024 * 1024)
     if chunk <= 0 or chunk % CHUNK_QUANTUM:
         raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
-    with _client() as client, _bar(f"uploading {zip_path.name}") as bar:
+    with (
+        _zipped(zip_path) as upload_path,
+        _client() as client,
+        _bar(f"uploading {zip_path.name}") as bar,
+    ):
         created = client.create_and_upload(
             name,
-            zip_path,
+            upload_path,
             dataset_type=dataset_type,
             dataset_format=dataset_format,
             labelling_mode=labelling_mode,
