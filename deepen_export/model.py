@@ -192,7 +192,9 @@ def _as_column(name: str, value: Any, col: Col) -> Array:
         if arr.size == 0 and col.shape and arr.ndim != 1 + len(col.shape):
             arr = arr.reshape((0, *col.shape))
     if arr.shape[1:] != col.shape:
-        raise LabelError(f"{name} must have shape (n, {', '.join(map(str, col.shape))}), got {arr.shape}")
+        raise LabelError(
+            f"{name} must have shape (n, {', '.join(map(str, col.shape))}), got {arr.shape}"
+        )
     if arr.flags.writeable:
         arr.flags.writeable = False
     return arr
@@ -254,7 +256,9 @@ class Table:
             elif col.dtype == "O":
                 values[name] = _as_column(name, [col.fill] * length, col)
             else:
-                values[name] = _as_column(name, np.full((length, *col.shape), col.fill, dtype=col.dtype), col)
+                values[name] = _as_column(
+                    name, np.full((length, *col.shape), col.fill, dtype=col.dtype), col
+                )
         kwargs: dict[str, Any] = dict(values)
         kwargs.update(extra)
         if "attributes" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
@@ -279,7 +283,9 @@ class Table:
         return None
 
     @classmethod
-    def _default_length(cls, name: str, col: Col, n: int | None, values: Mapping[str, Array]) -> int:
+    def _default_length(
+        cls, name: str, col: Col, n: int | None, values: Mapping[str, Array]
+    ) -> int:
         if name in cls.OFFSETS:
             k = cls.OFFSETS.index(name)
             base = n if k == 0 else None
@@ -420,7 +426,9 @@ class Table:
                     base += int(p[-1])
                 cols[name] = np.concatenate(shifted)
             elif name == "frame" and frame_shift is not None:
-                cols[name] = np.concatenate([p + s for p, s in zip(parts, frame_shift, strict=True)])
+                cols[name] = np.concatenate(
+                    [p + s for p, s in zip(parts, frame_shift, strict=True)]
+                )
             elif col.dtype == "O":
                 out = np.empty(sum(len(p) for p in parts), dtype=object)
                 out[:] = [x for p in parts for x in p]
@@ -443,7 +451,9 @@ class Table:
         for name in cls._extra_fields():
             vals = {getattr(t, name) for t in tables}
             if len(vals) > 1:
-                raise LabelError(f"cannot concatenate {cls.__name__} tables with different {name}: {vals}")
+                raise LabelError(
+                    f"cannot concatenate {cls.__name__} tables with different {name}: {vals}"
+                )
             cols[name] = vals.pop()
         return cls.from_columns(**cols)
 
@@ -540,7 +550,8 @@ class LabelTable(Table):
         keys = list(self.attributes)  # type: ignore[attr-defined]
         cols = [self.attributes[k] for k in keys]  # type: ignore[attr-defined]
         return [
-            {k: c[i] for k, c in zip(keys, cols, strict=True) if c[i] is not None} for i in range(len(self))
+            {k: c[i] for k, c in zip(keys, cols, strict=True) if c[i] is not None}
+            for i in range(len(self))
         ]
 
 
@@ -841,7 +852,13 @@ class Cameras(Table):
     def intrinsic_matrix(self) -> Array:
         """``(n, 3, 3)`` camera matrices."""
         k = np.zeros((len(self), 3, 3))
-        k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = self.fx, self.fy, self.cx, self.cy, 1.0
+        k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = (
+            self.fx,
+            self.fy,
+            self.cx,
+            self.cy,
+            1.0,
+        )
         return k
 
 
@@ -964,7 +981,9 @@ class LabelSet:
         for name in (*KINDS, "poses", "cameras", "pointclouds"):
             t = getattr(self, name)
             if not isinstance(t, _TABLE_TYPES[name]):
-                raise LabelError(f"LabelSet.{name} must be {_TABLE_TYPES[name].__name__}, got {type(t).__name__}")
+                raise LabelError(
+                    f"LabelSet.{name} must be {_TABLE_TYPES[name].__name__}, got {type(t).__name__}"
+                )
             fr = t.frame
             if len(fr) and (fr.min() < 0 or fr.max() >= nf):
                 raise LabelError(f"LabelSet.{name}.frame has rows outside 0..{nf - 1}")
@@ -1012,7 +1031,9 @@ class LabelSet:
         try:
             return self.categories.index(name)
         except ValueError:
-            raise LabelError(f"no category {name!r}; categories are {list(self.categories)}") from None
+            raise LabelError(
+                f"no category {name!r}; categories are {list(self.categories)}"
+            ) from None
 
     def select_frames(self, mask: npt.ArrayLike) -> LabelSet:
         """Keep only the frames where ``mask`` is true, and the labels on them.
@@ -1045,7 +1066,8 @@ class LabelSet:
         if self.categories != other.categories or not self.frames.equals(other.frames):
             return False
         return all(
-            getattr(self, k).equals(getattr(other, k)) for k in (*KINDS, "poses", "cameras", "pointclouds")
+            getattr(self, k).equals(getattr(other, k))
+            for k in (*KINDS, "poses", "cameras", "pointclouds")
         )
 
     def __eq__(self, other: object) -> bool:
@@ -1068,7 +1090,10 @@ class LabelSet:
             return cls.empty()
         cats = list(dict.fromkeys(c for s in sets for c in s.categories))
         shifts = np.cumsum([0] + [len(s.frames) for s in sets[:-1]]).tolist()
-        changes: dict[str, Any] = {"frames": Frames.concat([s.frames for s in sets]), "categories": tuple(cats)}
+        changes: dict[str, Any] = {
+            "frames": Frames.concat([s.frames for s in sets]),
+            "categories": tuple(cats),
+        }
         for name in (*KINDS, "poses", "cameras", "pointclouds"):
             tables = []
             for s in sets:
@@ -1080,7 +1105,12 @@ class LabelSet:
                     t = dataclasses.replace(t, category=_ro(new))
                 if name == "masks2d" and len(t.pixels):
                     px = t.pixels
-                    t = dataclasses.replace(t, pixels=_ro(np.where(px >= 0, remap[np.maximum(px, 0)], px).astype(np.int32)))
+                    t = dataclasses.replace(
+                        t,
+                        pixels=_ro(
+                            np.where(px >= 0, remap[np.maximum(px, 0)], px).astype(np.int32)
+                        ),
+                    )
                 tables.append(t)
             changes[name] = _TABLE_TYPES[name].concat(tables, frame_shift=shifts)  # type: ignore[arg-type]
         changes["issues"] = tuple(i for s in sets for i in s.issues)

@@ -110,7 +110,10 @@ class Report:
 
     def summary(self) -> str:
         """A few lines for the terminal."""
-        parts = [f"{self.format}: wrote " + (", ".join(f"{n} {k}" for k, n in self.written.items()) or "nothing")]
+        parts = [
+            f"{self.format}: wrote "
+            + (", ".join(f"{n} {k}" for k, n in self.written.items()) or "nothing")
+        ]
         if not self.issues:
             parts.append("no label was dropped or changed")
         for action, reason, n in self.by_reason()[:10]:
@@ -133,5 +136,7 @@ class Report:
         """Write :meth:`to_dict` to ``path`` atomically."""
         p = Path(path)
         tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         os.replace(tmp, p)

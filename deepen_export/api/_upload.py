@@ -93,7 +93,7 @@ def resumable_upload(
     path = Path(path)
     total = path.stat().st_size
     shown = safe_url(session_url, keep_query=False)
-    start = time.monotonic()
+    streak = time.monotonic()
     failures = 0
 
     def put(content: bytes, content_range: str) -> httpx.Response:
@@ -109,10 +109,13 @@ def resumable_upload(
         )
 
     def backoff(exc: Exception) -> None:
-        nonlocal failures
+        nonlocal failures, streak
+        if failures == 0:
+            streak = time.monotonic()
         failures += 1
         delay = policy.backoff(failures, exc)
-        if failures > policy.max_retries or time.monotonic() - start + delay > policy.max_time:
+        # Bounds apply to one streak of failures: a long upload may fail now and then.
+        if failures > policy.max_retries or time.monotonic() - streak + delay > policy.max_time:
             raise UploadError(
                 f"upload of {path.name} to {shown} stopped after {failures} failures "
                 f"({exc}); run it again with resume=True to continue"
