@@ -646,3 +646,27 @@ def test_doctests_of_the_api_package() -> None:
         )
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, name
+
+
+def test_non_idempotent_posts_are_not_repeated_after_5xx_or_drop(
+    client: Client, server: DeepenServer, tmp_path: Path
+) -> None:
+    zip_path = tmp_path / "d.zip"
+    zip_path.write_bytes(b"z")
+    create = f"/clients/{CLIENT_ID}/datasets$"
+    server.fail(create, status=500, method="POST")
+    with pytest.raises(errors.ServerError):
+        client.create_dataset("x", zip_path, dataset_type="3d")
+    server.fail(create, "drop", method="POST")
+    with pytest.raises(errors.TransportError):
+        client.create_dataset("x", zip_path, dataset_type="3d")
+    assert server.count(create, "POST") == 2  # the server may have acted: never sent twice
+    server.fail(create, status=429, method="POST", headers={"Retry-After": "0"})
+    assert client.create_dataset("x", zip_path, dataset_type="3d")["dataset_id"]
+    assert server.count(create, "POST") == 4  # a 429 was refused before any work: repeated
+    server.fail("/labels_of_dataset_ids$", status=500)
+    assert client.labels_of_datasets([DSIMG])["labels"]  # a read sent as POST: retried
+    server.fail("/labelling_profiles$", status=503, method="POST")
+    with pytest.raises(errors.ServerError):
+        client.create_profile({"profile_name": "p"})
+    assert server.count("/labelling_profiles$", "POST") == 1

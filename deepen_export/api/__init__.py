@@ -29,8 +29,11 @@ Retries
     429, 5xx and transport failures are retried with exponential backoff (0.5 s doubling up to
     30 s) plus up to 1 s of random jitter, at least the server's ``Retry-After``; at most
     ``max_retries`` (5) retries and none starting after ``max_retry_time`` (300 s). Other
-    errors are never retried. A download that breaks mid-body starts over; an upload resumes
-    from the last byte the storage server confirms. Pass ``retry=RetryPolicy(sleep=...)`` to
+    errors are never retried. Requests that create something (POST create dataset, create
+    profile, process upload) are repeated only when the server surely did nothing (a 429, or a
+    connection that never opened), so a retry cannot create a second dataset. A download that
+    breaks mid-body starts over; an upload resumes from the last byte the storage server
+    confirms, and its bounds apply per streak of failures. Pass ``retry=RetryPolicy(sleep=...)`` to
     change or observe the waits.
 
 Security

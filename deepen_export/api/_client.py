@@ -21,9 +21,12 @@ from deepen_export.api._retry import RetryPolicy
 from deepen_export.api._status import ProcessingStatus, Until
 from deepen_export.api._upload import CHUNK_QUANTUM, resumable_upload
 from deepen_export.errors import (
+    APIError,
     AuthenticationError,
     DeepenExportError,
     PayloadError,
+    RateLimitedError,
+    TransportError,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "PaintLabels"]
@@ -230,10 +233,18 @@ class Client:
         redact_request(response.request)
         return response
 
-    def _request(self, method: str, path_or_url: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path_or_url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
         what = f"{method} {path_or_url.split('?')[0] if '://' not in path_or_url else 'download'}"
-        return self.retry.call(lambda: self._send_once(method, url, **kwargs), what=what)
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        return self.retry.call(
+            lambda: self._send_once(method, url, **kwargs),
+            what=what,
+            retry_if=None if idempotent else _not_acted_on,
+        )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -738,6 +749,7 @@ class Client:
             f"clients/{self._cid()}/labels_of_dataset_ids",
             params={"labelSetId": label_set},
             json_body={"dataset_ids": list(dataset_ids)},
+            idempotent=True,  # a read, sent as POST for its body
         )
 
     def _paint_path(self, dataset_id: str, label_type: str, file_id: str | None) -> str:
@@ -923,6 +935,19 @@ class Client:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="deepen") as pool:
             return list(pool.map(fn, items))
+
+
+def _not_acted_on(exc: APIError) -> bool:
+    """Whether a failed non-idempotent request surely did nothing, so repeating it is safe.
+
+    A 429 was refused before any work; a connection that never opened sent nothing. A 5xx, a
+    timeout or a drop after sending may have created the dataset or profile already.
+    """
+    if isinstance(exc, RateLimitedError):
+        return True
+    return isinstance(exc, TransportError) and isinstance(
+        exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout
+    )
 
 
 def upload_name(resumable_upload_url: str, default: str = "") -> str:

@@ -58,8 +58,18 @@ class RetryPolicy:
             delay = max(delay, exc.retry_after)
         return delay
 
-    def call(self, attempt: Callable[[], T], *, what: str = "request") -> T:
-        """Run ``attempt`` until it succeeds or a non-retryable error or a bound is reached."""
+    def call(
+        self,
+        attempt: Callable[[], T],
+        *,
+        what: str = "request",
+        retry_if: Callable[[APIError], bool] | None = None,
+    ) -> T:
+        """Run ``attempt`` until it succeeds or a non-retryable error or a bound is reached.
+
+        ``retry_if`` narrows the retryable errors further (for requests that are not safe to
+        repeat once the server may have acted on them).
+        """
         start = time.monotonic()
         retry = 0
         while True:
@@ -67,7 +77,7 @@ class RetryPolicy:
                 return attempt()
             except RETRYABLE as exc:
                 retry += 1
-                if retry > self.max_retries:
+                if retry > self.max_retries or (retry_if is not None and not retry_if(exc)):
                     raise
                 delay = self.backoff(retry, exc)
                 if time.monotonic() - start + delay > self.max_time:
