@@ -249,3 +249,13 @@ def test_keyboard_interrupt_mid_pull_keeps_previous(
         client.pull(DSIMG, dest, media=True)
     assert {rel: (dest / rel).read_bytes() for rel in _tree(dest)} == before
     assert _leftovers(tmp_path) == []
+
+
+def test_snapshot_left_aside_by_a_killed_pull_is_restored(client: Client, tmp_path: Path) -> None:
+    dest = tmp_path / "snap"
+    client.pull(DSIMG, dest)
+    aside = tmp_path / ".snap.old-deadbeef"
+    dest.rename(aside)  # as if killed between the two renames of the swap
+    result = client.pull(DSIMG, dest)
+    assert result.changes == LabelChanges(unchanged=3)  # compared against the restored snapshot
+    assert _leftovers(tmp_path) == []

@@ -32,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
 
@@ -149,8 +150,10 @@ def _iter_labels(body: Any) -> Iterable[tuple[str | None, Mapping[str, Any]]]:
         raise PayloadError("'labels' is neither a list nor an object keyed by file_id")
 
 
-def label_index(body: Any) -> dict[tuple[str, str, str], tuple[Any, Any]]:
-    """``(dataset_id, file_id, label_id)`` → ``(version, update_time_millis)`` of a raw labels body.
+def label_index(body: Any) -> dict[tuple[str, ...], tuple[Any, Any]]:
+    """``(dataset_id, file_id, label_id, sensor_id, label_type)`` → ``(version, update_time_millis)``.
+
+    Built from a raw labels body.
 
     Accepts the three shapes: ``{"labels": {file_id: [...]}}``, ``{"labels": [...]}`` and
     ``{"all_labels": [...]}``. Labels of several sensors may share a ``label_id`` in one file
@@ -161,7 +164,7 @@ def label_index(body: Any) -> dict[tuple[str, str, str], tuple[Any, Any]]:
     >>> label_index({"labels": {"0.pcd": [{"label_id": "car:1", "version": 2}]}})
     {('', '0.pcd', 'car:1', '', ''): (2, None)}
     """
-    index: dict[Any, tuple[Any, Any]] = {}
+    index: dict[tuple[str, ...], tuple[Any, Any]] = {}
     for key_file, label in _iter_labels(body):
         file_id = str(label.get("file_id", key_file) if key_file is None else key_file)
         key = (
@@ -232,6 +235,16 @@ def _swap_in(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover(dest: Path) -> None:
+    """Put back a previous snapshot left aside by a pull killed between its two renames."""
+    if dest.exists():
+        return
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and (olds[-1] / "manifest.json").is_file():
+        os.replace(olds[-1], dest)
+        log.warning("restored the previous snapshot %s from %s", dest, olds[-1].name)
+
+
 def pull(
     client: Client,
     dataset_id: str,
@@ -280,6 +293,7 @@ def pull(
     if dest.exists() and not dest.is_dir():
         raise DeepenExportError(f"{dest} exists and is not a snapshot folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _recover(dest)
     previous: dict[Any, tuple[Any, Any]] | None = None
     if (dest / "labels.json").is_file():
         try:
@@ -290,8 +304,6 @@ def pull(
     tmp = dest.with_name(f".{dest.name}.pull-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
-        from urllib.parse import quote
-
         ds_path = f"datasets/{quote(dataset_id, safe=':')}"
         dataset = client.get_dataset(dataset_id)
         _write_json(tmp / "dataset.json", dataset)
