@@ -267,7 +267,7 @@ def pull(
     label_set : str
         ``labelSetId`` (``default``).
     stage : str, optional
-        ``stageId`` (e.g. ``QA``); all stages' final labels when omitted.
+        ``stageId`` (e.g. ``QA``); no stage filter when omitted (the query still has final=true).
     media : bool, optional
         Download the uploaded dataset zip; default True for 3D datasets (calibration lives
         there), False otherwise.

@@ -479,7 +479,7 @@ def profiles_create(profile_file: Path, name: str | None) -> None:
     help="Snapshot folder (or root, with several ids).",
 )
 @click.option("--label-set", default="default", show_default=True, help="labelSetId.")
-@click.option("--stage", help="stageId (e.g. QA); final labels when omitted.")
+@click.option("--stage", help="stageId (e.g. QA); no stage filter when omitted.")
 @click.option(
     "--media/--no-media",
     default=None,
