@@ -670,3 +670,13 @@ def test_non_idempotent_posts_are_not_repeated_after_5xx_or_drop(
     with pytest.raises(errors.ServerError):
         client.create_profile({"profile_name": "p"})
     assert server.count("/labelling_profiles$", "POST") == 1
+
+
+def test_public_entry_points() -> None:
+    import deepen_export
+    import deepen_export.api as api
+
+    assert deepen_export.Client is Client
+    assert api.__all__ == sorted(api.__all__, key=lambda n: (not n.isupper(), n))
+    for name in api.__all__:
+        assert getattr(api, name) is not None

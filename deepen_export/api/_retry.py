@@ -1,4 +1,9 @@
-"""Retry policy: exponential backoff with jitter, bounded in attempts and in total time."""
+"""Retry policy: exponential backoff with jitter, bounded in attempts and in total time.
+
+A small loop rather than ``stamina.retry``: the wait is an injected callable, so tests record
+the exact waits (and that ``Retry-After`` was honoured) without sleeping or patching globals,
+and the resumable upload reuses the same backoff with its own per-streak bounds.
+"""
 
 from __future__ import annotations
 
