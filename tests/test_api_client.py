@@ -680,3 +680,16 @@ def test_public_entry_points() -> None:
     assert api.__all__ == sorted(api.__all__, key=lambda n: (not n.isupper(), n))
     for name in api.__all__:
         assert getattr(api, name) is not None
+
+
+def test_api_redirect_is_not_followed_with_the_token(client: Client, server: DeepenServer) -> None:
+    server.fail(
+        f"/datasets/{DS3D}$",
+        status=301,
+        headers={"Location": "https://elsewhere.example/api/v2/x?k=v"},
+        body="",
+    )
+    with pytest.raises(errors.RequestRejectedError, match="DEEPEN_API_URL") as info:
+        client.get_dataset(DS3D)
+    assert "https://elsewhere.example/api/v2/x" in str(info.value) and "k=v" not in str(info.value)
+    assert server.count(f"/datasets/{DS3D}$") == 1

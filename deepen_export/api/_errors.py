@@ -146,6 +146,13 @@ def error_for_response(
             f"{head}{detail}: the server refused the request; check the ids and parameters",
             **kwargs,
         )
+    if 300 <= status < 400 and response.headers.get("Location"):
+        target = safe_url(response.headers["Location"], keep_query=False)
+        return RequestRejectedError(
+            f"{head}: redirected to {target}; set DEEPEN_API_URL to the address the API lives at "
+            "(the token is not sent on to a redirect)",
+            **kwargs,
+        )
     return RequestRejectedError(f"{head}{detail}: unexpected status from the server", **kwargs)
 
 
