@@ -49,8 +49,11 @@ def _leftovers(parent: Path) -> list[str]:
 
 def test_pull_3d_layout_and_manifest(client: Client, server: DeepenServer, tmp_path: Path) -> None:
     dest = tmp_path / "snap"
-    result = client.pull(DS3D, dest)
+    progress: list[tuple[int, int | None]] = []
+    result = client.pull(DS3D, dest, progress=lambda d, t: progress.append((d, t)))
     assert isinstance(result, PullResult)
+    # labels (gzip-encoded: total unknown) then the media zip (Content-Length known)
+    assert progress[0][1] is None and progress[-1] == (len(server.media[DS3D]),) * 2
     assert _tree(dest) == {
         "manifest.json",
         "dataset.json",

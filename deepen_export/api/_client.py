@@ -679,10 +679,18 @@ class Client:
             params=self.label_params(**query),
         )
 
-    def download_labels(self, dataset_id: str, dest: str | os.PathLike[str], **query: Any) -> Path:
+    def download_labels(
+        self,
+        dataset_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+        **query: Any,
+    ) -> Path:
         """Stream a dataset's labels body to ``dest`` without holding it in memory.
 
-        Same query as :meth:`get_labels`.
+        Same query as :meth:`get_labels`; ``progress(bytes_done, total_or_None)`` is called
+        as the body arrives.
 
         Examples
         --------
@@ -693,6 +701,7 @@ class Client:
             f"datasets/{quote(dataset_id, safe=':')}/labels",
             dest,
             params=self.label_params(**query),
+            progress=progress,
         )
 
     def get_file_labels(self, dataset_id: str, file_id: str, **query: Any) -> dict[str, Any]:

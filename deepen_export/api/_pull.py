@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,7 +254,7 @@ def pull(
     stage: str | None = None,
     media: bool | None = None,
     paint: bool | None = None,
-    progress: Any = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> PullResult:
     """Fetch a dataset into the snapshot folder ``dest``, atomically, and report changes.
 
@@ -274,7 +274,8 @@ def pull(
     paint : bool, optional
         Fetch 3D point paint labels; default True for 3D datasets. A 404 means none.
     progress : callable, optional
-        ``progress(bytes_done, total_or_None)`` while the media zip downloads.
+        ``progress(bytes_done, total_or_None)`` while the labels body and the media zip
+        download (restarting from 0 for each).
 
     Returns
     -------
@@ -323,6 +324,7 @@ def pull(
             final=True,
             label_set=label_set,
             stage=stage,
+            progress=progress,
         )
         new_index = label_index(_load_json(tmp / "labels.json"))
 

@@ -511,7 +511,7 @@ def pull(
     kwargs: dict[str, Any] = {"label_set": label_set, "stage": stage, "media": media}
     with _client(max_concurrency=concurrency) as client:
         if len(dataset_ids) == 1:
-            with _bar("media") as bar:
+            with _bar(f"pulling {dataset_ids[0]}") as bar:
                 results = {
                     dataset_ids[0]: client.pull(dataset_ids[0], dest, progress=bar, **kwargs)
                 }
