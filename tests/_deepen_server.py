@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import httpx
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "api"
 TOKEN = "sk-test-0123456789abcdef-SECRET"
@@ -91,6 +93,8 @@ class DeepenServer:
         # upload session -> {"total": int, "data": bytearray, "dataset_id": str, "name": str}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.processed: list[tuple[str, str]] = []
+        # (emulator base URL, bucket): create-dataset then opens sessions on real GCS semantics.
+        self.gcs: tuple[str, str] | None = None
         self.inflight = 0
         self.max_inflight = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -356,6 +360,16 @@ def _r_create(h: Any, q: dict[str, str], body: bytes, cid: str) -> None:
             "name": name,
         }
         url = f"{srv.origin}/upload/{session}?uploadType=resumable&name={name.replace('/', '%2F')}"
+        if srv.gcs is not None:
+            # As Deepen does: a resumable session on Google Cloud Storage (here, the emulator).
+            base, bucket = srv.gcs
+            answer = httpx.post(
+                f"{base}/upload/storage/v1/b/{bucket}/o",
+                params={"uploadType": "resumable", "name": name},
+                headers={"X-Upload-Content-Type": "application/zip"},
+            )
+            url = answer.headers["Location"]
+            srv.uploads[session]["gcs"] = True
         out_files.append({**f, "resumable_upload_url": url})
     srv.datasets[dataset_id] = {
         "dataset_id": dataset_id,
@@ -401,7 +415,7 @@ def _r_process(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
     if dataset_id not in srv.datasets:
         h.send(404, {"error": "Dataset not found"})
         return
-    if not uploads or any(len(u["data"]) != u["total"] for u in uploads):
+    if not uploads or any(_uploaded(srv, u) != u["total"] for u in uploads):
         h.send(409, {"error": "upload not complete"})
         return
     if req.get("file_name") not in [u["name"].rsplit("/", 1)[-1] for u in uploads]:
@@ -430,6 +444,15 @@ def _r_process(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
         },
     ]
     h.send(200, {"message": "processing started"})
+
+
+def _uploaded(srv: DeepenServer, upload: dict[str, Any]) -> int:
+    if not upload.get("gcs"):
+        return len(upload["data"])
+    assert srv.gcs is not None
+    base, bucket = srv.gcs
+    answer = httpx.get(f"{base}/storage/v1/b/{bucket}/o/{quote(upload['name'], safe='')}")
+    return int(answer.json()["size"]) if answer.status_code == 200 else -1
 
 
 def _r_files(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:

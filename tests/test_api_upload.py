@@ -309,3 +309,20 @@ def test_client_upload_file_uses_no_token(server: DeepenServer, tmp_path: Path) 
     with Client(CLIENT_ID, TOKEN, base_url=server.url) as client:
         client.upload_file(url, path, chunk_size=CHUNK_QUANTUM)
     assert bytes(server.uploads["s1"]["data"]) == path.read_bytes()
+
+
+def test_create_upload_process_end_to_end_via_emulator(
+    server: DeepenServer, gcs: str, proxy: DroppingProxy, tmp_path: Path
+) -> None:
+    """Deepen-like API + real GCS emulator, with a dropped connection in the middle of the upload."""
+    server.gcs = (f"http://127.0.0.1:{proxy.port}", BUCKET)  # sessions reached through the proxy
+    path = _zip(tmp_path, 2 * CHUNK_QUANTUM + 99)
+    proxy.drop_after = 3000 + CHUNK_QUANTUM + 50_000  # session creation + chunk 1 + part of chunk 2
+    sleeps = Sleeps()
+    with Client(CLIENT_ID, TOKEN, base_url=server.url, retry=_policy(sleeps)) as client:
+        created = client.create_and_upload("e2e", path, dataset_type="3d", chunk_size=CHUNK_QUANTUM)
+        status = client.wait_for_processing(created["dataset_id"], poll_initial=0.01, sleep=sleeps)
+    assert proxy.drops == 1
+    assert _stored(gcs, f"{CLIENT_ID}/{created['dataset_id']}/data.zip") == path.read_bytes()
+    assert server.processed == [(created["dataset_id"], "data.zip")]
+    assert status.state == "processed"
