@@ -21,8 +21,8 @@ from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import (
     Boxes,
     Cuboids,
-    FrameStatus,
     Frames,
+    FrameStatus,
     LabelSet,
     Points,
     Polygons,
