@@ -90,18 +90,20 @@ def report_unknown_sizes(labels: LabelSet, frames: Array, report: Report, what: 
 
 @dataclass(frozen=True)
 class PreparedBoxes:
-    """Rows of ``labels.boxes`` kept and their final ``xyxy``."""
+    """Rows of ``labels.boxes`` kept, their final ``xyxy`` and whether clipping changed them."""
 
     rows: Array
     xyxy: Array
+    clipped: Array
 
 
 @dataclass(frozen=True)
 class PreparedPolygons:
-    """Rows of ``labels.polygons`` kept and their final geometry (one ``MultiPolygon`` each)."""
+    """Rows of ``labels.polygons`` kept, final geometry (``MultiPolygon``), clipped or not."""
 
     rows: Array
     geoms: Array
+    clipped: Array
 
 
 def _on_images(labels: LabelSet, kind: str, frames: Array) -> Array:
@@ -138,7 +140,7 @@ def prepare_boxes(
     keep = on & finite & ~empty
     record(report, labels, "boxes", keep & changed, "clipped", "box clipped to the image")
     rows = np.flatnonzero(keep)
-    return PreparedBoxes(rows, xyxy[rows])
+    return PreparedBoxes(rows, xyxy[rows], changed[rows])
 
 
 def prepare_polygons(
@@ -194,7 +196,7 @@ def prepare_polygons(
     keep = on & ~empty
     record(report, labels, "polygons", keep & clipped, "clipped", "polygon clipped to the image")
     rows = np.flatnonzero(keep)
-    return PreparedPolygons(rows, geoms[rows])
+    return PreparedPolygons(rows, geoms[rows], clipped[rows])
 
 
 def unique_keys(keys: list[str]) -> list[str]:
