@@ -72,10 +72,43 @@ def image_frames(labels: LabelSet) -> Array:
     return np.flatnonzero(has2d | ~(has3d | cloud))
 
 
-def check_paths(labels: LabelSet, frames: Array, root: Any, suffix: str | None = None) -> None:
-    """Refuse, before anything is written, file ids that would leave the output folder."""
-    for f in labels.frames.file_id[frames]:
-        name = str(f)
+def image_names(labels: LabelSet, frames: Array) -> list[str]:
+    """Relative image path of each frame in ``frames``, unique among them.
+
+    The name is the frame's ``file_id``; a camera view of a LiDAR frame takes its camera's
+    ``image_path`` (from the uploaded frames) or else ``<sensor_id>/<file_id>``. When a name is
+    still shared (one ``file_id`` labelled on several sensors, or several datasets), every frame
+    with that name is put under ``<sensor_id>/`` (and ``<dataset_id>/`` if that is not enough).
+    """
+    f = labels.frames
+    names = [str(x) for x in f.file_id[frames]]
+    cams = labels.cameras
+    if len(cams):
+        lookup = {
+            (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
+            for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
+            if path
+        }
+        for k, fr in enumerate(frames.tolist()):
+            key = (str(f.dataset_id[fr]), str(f.file_id[fr]), str(f.sensor_id[fr]))
+            names[k] = lookup.get(key, names[k])
+    for k, fr in enumerate(frames.tolist()):
+        if PurePosixPath(names[k]).suffix.lower() in POINT_CLOUD_SUFFIXES:
+            names[k] = f"{f.sensor_id[fr]}/{names[k]}"
+    for prefix in (f.sensor_id, f.dataset_id):
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        names = [
+            f"{prefix[fr]}/{n}" if counts[n] > 1 and prefix[fr] else n
+            for n, fr in zip(names, frames.tolist(), strict=True)
+        ]
+    return names
+
+
+def check_paths(names: list[str], root: Any, suffix: str | None = None) -> None:
+    """Refuse, before anything is written, names that would leave the output folder."""
+    for name in names:
         safe_path(root, name if suffix is None else str(PurePosixPath(name).with_suffix(suffix)))
 
 

@@ -154,7 +154,8 @@ def to_dict(
     report = report if report is not None else Report(FORMAT)
     ids = ids if ids is not None else IdMap()
     frames = prep.image_frames(labels)
-    prep.check_paths(labels, frames, "/")
+    names = prep.image_names(labels, frames)
+    prep.check_paths(names, "/")
     unknown = prep.report_unknown_sizes(
         labels,
         frames,
@@ -170,17 +171,18 @@ def to_dict(
     images = [
         {
             "id": i,
-            "file_name": str(name),
+            "file_name": name,
             "width": w,
             "height": h,
-            "deepen_file_id": str(name),
+            "deepen_file_id": str(fid),
             "deepen_sensor_id": str(s),
             "deepen_dataset_id": str(d),
             "deepen_frame_index": x,
             "deepen_status": prep.STATUS_NAMES.get(st, "unknown"),
         }
-        for i, name, w, h, s, d, x, st in zip(
+        for i, name, fid, w, h, s, d, x, st in zip(
             image_ids.tolist(),
+            names,
             f.file_id[frames],
             width.tolist(),
             height.tolist(),

@@ -96,7 +96,8 @@ def write(
     frames = prep.image_frames(labels)
     f = labels.frames
     with atomic_dir(dest) as tmp:
-        prep.check_paths(labels, frames, tmp / "Annotations", ".xml")
+        names = prep.image_names(labels, frames)
+        prep.check_paths(names, tmp / "Annotations", ".xml")
         unknown = prep.report_unknown_sizes(
             labels, frames, report, "width/height written as 0, boxes not clipped"
         )
@@ -117,13 +118,16 @@ def write(
         for k, fr in enumerate(frames.tolist()):
             root = ET.Element("annotation")
             _text(root, "folder", folder)
-            _text(root, "filename", f.file_id[fr])
+            _text(root, "filename", names[k])
             size = ET.SubElement(root, "size")
             _text(size, "width", 0 if unknown[k] else int(f.width[fr]))
             _text(size, "height", 0 if unknown[k] else int(f.height[fr]))
             _text(size, "depth", 3)
             _text(root, "segmented", 0)
             _text(root, "deepen_status", prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"))
+            _text(root, "deepen_file_id", f.file_id[fr])
+            _text(root, "deepen_sensor_id", f.sensor_id[fr])
+            _text(root, "deepen_dataset_id", f.dataset_id[fr])
             for j in by_frame.get(fr, []):
                 r = int(pb.rows[j])
                 obj = ET.SubElement(root, "object")
@@ -144,7 +148,7 @@ def write(
                         _text(a, "name", name)
                         _text(a, "value", _attr_text(value))
             ET.indent(root)
-            rel = _xml_path(str(f.file_id[fr]))
+            rel = _xml_path(names[k])
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n")
@@ -187,12 +191,25 @@ def read(
     if not root.is_dir():
         raise ConversionError(f"no Annotations folder in {source}", format=FORMAT)
     cats = list(categories or ())
-    frames_cols: dict[str, list[Any]] = {"file_id": [], "width": [], "height": [], "status": []}
+    frames_cols: dict[str, list[Any]] = {
+        "file_id": [],
+        "sensor_id": [],
+        "dataset_id": [],
+        "width": [],
+        "height": [],
+        "status": [],
+    }
     rows: list[tuple[int, str, list[float], str, dict[str, Any]]] = []
     status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
     for i, path in enumerate(sorted(root.rglob("*.xml"))):
         doc = ET.parse(path).getroot()
-        frames_cols["file_id"].append(doc.findtext("filename") or path.relative_to(root).as_posix())
+        frames_cols["file_id"].append(
+            doc.findtext("deepen_file_id")
+            or doc.findtext("filename")
+            or path.relative_to(root).as_posix()
+        )
+        frames_cols["sensor_id"].append(doc.findtext("deepen_sensor_id") or "")
+        frames_cols["dataset_id"].append(doc.findtext("deepen_dataset_id") or "")
         frames_cols["width"].append(int(float(doc.findtext("size/width") or 0)) or -1)
         frames_cols["height"].append(int(float(doc.findtext("size/height") or 0)) or -1)
         frames_cols["status"].append(

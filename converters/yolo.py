@@ -99,7 +99,9 @@ def write(
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     frames = prep.image_frames(labels)
     with atomic_dir(dest) as tmp:
-        prep.check_paths(labels, frames, tmp / "labels", ".txt")
+        names = prep.image_names(labels, frames)
+        prep.check_paths(names, tmp / "labels", ".txt")
+        name_of = dict(zip(frames.tolist(), names, strict=True))
         unknown = prep.report_unknown_sizes(
             labels, frames, report, "no label file written (YOLO needs the size to normalise)"
         )
@@ -108,19 +110,20 @@ def write(
         f = labels.frames
         files = []
         for fr in written.tolist():
-            rel = _label_path(str(f.file_id[fr]))
+            rel = _label_path(name_of[fr])
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             body = "".join(s + "\n" for s in lines.get(fr, []))
             path.write_bytes(body.encode("utf-8"))
             files.append(rel)
-        names = {i: name for i, name in enumerate(labels.categories)}
-        data = {"path": ".", "train": "images", "val": "images", "names": names}
+        classes = dict(enumerate(labels.categories))
+        data = {"path": ".", "train": "images", "val": "images", "names": classes}
         (tmp / "data.yaml").write_text(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
         sidecar = [
             {
+                "name": name_of[fr],
                 "file_id": str(f.file_id[fr]),
                 "sensor_id": str(f.sensor_id[fr]),
                 "dataset_id": str(f.dataset_id[fr]),
@@ -296,7 +299,7 @@ def read(
     box_rows: list[tuple[int, int, list[float], dict[str, Any]]] = []
     poly_rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]] = {}
     for i, e in enumerate(entries):
-        text = (root / _label_path(e["file_id"])).read_text(encoding="utf-8")
+        text = (root / _label_path(e.get("name", e["file_id"]))).read_text(encoding="utf-8")
         infos = e.get("labels", [])
         wh = np.array([e["width"], e["height"]], dtype=np.float64)
         for j, line in enumerate(text.splitlines()):
