@@ -72,6 +72,21 @@ def image_frames(labels: LabelSet) -> Array:
     return np.flatnonzero(has2d | ~(has3d | cloud))
 
 
+def skip_unlabelled(
+    labels: LabelSet, frames: Array, report: Report, include: bool, what: str
+) -> Array:
+    """Leave out frames not labelled yet (an empty label file would claim "no objects")."""
+    if include:
+        return frames
+    labelled = np.zeros(len(labels.frames), dtype=bool)
+    for name in _2D_TABLES:
+        labelled[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    unl = (labels.frames.status[frames] == int(FrameStatus.UNLABELLED)) & ~labelled[frames]
+    for fid in labels.frames.file_id[frames[unl]]:
+        report.add("skipped", f"image not labelled yet: no {what} written", file_id=str(fid))
+    return frames[~unl]
+
+
 def image_names(labels: LabelSet, frames: Array) -> list[str]:
     """Relative image path of each frame in ``frames``, unique among them.
 

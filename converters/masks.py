@@ -20,6 +20,8 @@ Conventions
   becomes pixels of its class).
 - Every image frame of known size gets a mask (all background when it has no labels); images of
   unknown size with no painting cannot be rasterised and are reported.
+- Frames whose review status says *not labelled yet* (and that carry no label) get no file
+  and are reported, unless ``include_unlabelled=True``: an empty file would claim "no objects".
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def write(
     *,
     on_unsupported: OnUnsupported = "raise",
     clip: bool | str = True,
+    include_unlabelled: bool | str = False,
 ) -> Report:
     """Write one indexed PNG mask per image and the class table to ``dest``.
 
@@ -83,6 +86,9 @@ def write(
         Output folder (replaced as a whole on success).
     on_unsupported : {"raise", "warn", "drop"}
         What to do with kinds a semantic mask cannot hold (boxes, lines, points, 3D).
+    include_unlabelled : bool
+        Also write frames whose status says they are not labelled yet (skipped and reported by
+        default: an empty file would claim the image has no objects).
     clip : bool
         Clip polygons to the image (pixels outside are never painted either way).
 
@@ -114,6 +120,7 @@ def write(
             format=FORMAT,
         )
     frames = prep.image_frames(labels)
+    frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "mask")
     names = prep.image_names(labels, frames)
     f = labels.frames
     m2 = labels.masks2d

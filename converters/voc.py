@@ -14,6 +14,8 @@ Conventions
   when the label id has one, to ``<track_id>``.
 - Every image frame gets a file, with no ``<object>`` when it has no labels; its review status
   is in ``<deepen_status>``. An image of unknown size gets ``0`` for width and height (reported).
+- Frames whose review status says *not labelled yet* (and that carry no label) get no file
+  and are reported, unless ``include_unlabelled=True``: an empty file would claim "no objects".
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def write(
     *,
     on_unsupported: OnUnsupported = "raise",
     clip: bool | str = True,
+    include_unlabelled: bool | str = False,
     folder: str = "",
 ) -> Report:
     """Write ``labels`` as Pascal VOC XML files under ``dest/Annotations``.
@@ -68,6 +71,9 @@ def write(
         Output folder (replaced as a whole on success).
     on_unsupported : {"raise", "warn", "drop"}
         What to do with kinds VOC cannot hold (everything but boxes).
+    include_unlabelled : bool
+        Also write frames whose status says they are not labelled yet (skipped and reported by
+        default: an empty file would claim the image has no objects).
     clip : bool
         Clip boxes to the image (and mark them truncated).
     folder : str
@@ -94,6 +100,7 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     frames = prep.image_frames(labels)
+    frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "XML file")
     f = labels.frames
     with atomic_dir(dest) as tmp:
         names = prep.image_names(labels, frames)

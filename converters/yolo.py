@@ -22,6 +22,8 @@ Conventions
   both are reported as changed.
 - Images with no labels get an empty ``.txt`` (a negative example); images of unknown size get
   no file and are reported (YOLO cannot be normalised without a size).
+- Frames whose review status says *not labelled yet* (and that carry no label) get no file
+  and are reported, unless ``include_unlabelled=True``: an empty file would claim "no objects".
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def write(
     on_unsupported: OnUnsupported = "raise",
     task: Task = "detect",
     clip: bool | str = True,
+    include_unlabelled: bool | str = False,
 ) -> Report:
     """Write ``labels`` as a YOLO dataset folder at ``dest``.
 
@@ -74,6 +77,9 @@ def write(
         What to do with kinds YOLO cannot hold.
     task : {"detect", "segment"}
         Line syntax (see the module docstring).
+    include_unlabelled : bool
+        Also write frames whose status says they are not labelled yet (skipped and reported by
+        default: an empty file would claim the image has no objects).
     clip : bool
         Clip to the image before normalising (values outside [0, 1] otherwise).
 
@@ -98,6 +104,9 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     frames = prep.image_frames(labels)
+    frames = prep.skip_unlabelled(
+        labels, frames, report, prep.flag(include_unlabelled), "label file"
+    )
     with atomic_dir(dest) as tmp:
         names = prep.image_names(labels, frames)
         prep.check_paths(names, tmp / "labels", ".txt")
