@@ -15,6 +15,8 @@ Conventions
   polygon holes cannot be held by a CVAT polygon and are filled (reported as changed).
 - Lanes and polylines are ``<polyline>`` (``deepen_label_type`` attribute: lane or polyline);
   2D points are ``<points>``; scene labels are ``<tag>``.
+- Not written (CVAT has no place for them): stage, label set, labeller, create/update times
+  and version of each label.
 - Images are in frame order, ``id`` 0..n-1, ``name`` the relative image path; frames with no
   labels are written too, with their review status in ``deepen_status``.
 """
