@@ -100,6 +100,7 @@ def write(
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
     report = Report(FORMAT)
+    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
