@@ -328,3 +328,39 @@ def test_read_foreign_coco_rle_becomes_pixel_outline(tmp_path: Path) -> None:
     assert len(ls.polygons) == 1
     g = shapely.Polygon(ls.polygons.coords)
     assert g.area == 20 and g.bounds == (0, 0, 2, 10)
+
+
+def test_clean_input_round_trips_exactly(tmp_path: Path) -> None:
+    # inside the image, valid, exterior rings counter-clockwise (math), points at pixel centres:
+    # nothing to clip, repair or reorient, so read(write(x)) == x column for column
+    frames = Frames.from_columns(
+        file_id=["a.png", "sub/b.png"],
+        sensor_id=["s1", "s1"],
+        dataset_id=["d", "d"],
+        index=[0, 1],
+        width=[100, 50],
+        height=[80, 40],
+        status=[int(FrameStatus.LABELLED), int(FrameStatus.EMPTY)],
+    )
+    boxes = Boxes.from_columns(
+        frame=[0],
+        category=[0],
+        label_id=["car:1"],
+        xyxy=[[1.25, 2, 30, 40]],
+        stage=["QA"],
+        labeller=["a@b.c"],
+        create_time=[1717236001000],
+        version=[3],
+        attributes={"color": ["red"], "parked": [True]},
+    )
+    polys = polygons([0], [1], ["road:7"], [[sq(0, 40), sq(10, 20)[::-1]]])
+    pts = Points.from_columns(
+        frame=[0], category=[0], label_id=["car:2"], offsets=[0, 2], coords=[[3.5, 4.5], [7.5, 1.5]]
+    )
+    ls = LabelSet(
+        frames=frames, categories=("car", "road"), boxes=boxes, polygons=polys, points=pts
+    )
+    report = coco.write(ls, tmp_path / "c")
+    assert len(report) == 0
+    back = coco.read(tmp_path / "c")
+    assert back.equals(ls.replace(meta={}))
