@@ -364,3 +364,23 @@ def test_clean_input_round_trips_exactly(tmp_path: Path) -> None:
     assert len(report) == 0
     back = coco.read(tmp_path / "c")
     assert back.equals(ls.replace(meta={}))
+
+
+def test_camera_view_of_lidar_frame_uses_camera_image(tmp_path: Path) -> None:
+    import deepen_export
+
+    samples = Path(__file__).resolve().parents[1] / "sample_data"
+    ls = deepen_export.read_labels(samples / "lidar_sequence")
+    report = coco.write(ls, tmp_path / "c", on_unsupported="drop")
+    doc = load(tmp_path / "c")
+    # only the camera_0 view of 0000.pcd carries a 2D label; LiDAR frames are not images
+    assert [
+        (i["file_name"], i["deepen_file_id"], i["deepen_sensor_id"]) for i in doc["images"]
+    ] == [("images/camera_0/0000.png", "0000.pcd", "camera_0")]
+    assert [(i["width"], i["height"]) for i in doc["images"]] == [(160, 120)]
+    assert [a["deepen_label_id"] for a in doc["annotations"]] == ["car:1"]
+    assert {i.kind for i in report if i.action == "dropped"} == {
+        "cuboids",
+        "polylines3d",
+        "point_segmentation",
+    }
