@@ -384,3 +384,35 @@ def test_camera_view_of_lidar_frame_uses_camera_image(tmp_path: Path) -> None:
         "polylines3d",
         "point_segmentation",
     }
+
+
+def test_degenerate_and_outside_polygons_dropped(tmp_path: Path) -> None:
+    ls = sample()
+    polys = polygons(
+        [0, 0, 0],
+        [2, 2, 2],
+        ["road:7", "road:8", "road:9"],
+        [
+            [[[1, 1], [5, 5]]],
+            [[[1, 1], [2, 2], [3, 3]]],
+            [sq(200, 300)],
+        ],  # 2 vertices, collinear, outside
+    )
+    report = coco.write(ls.replace(polygons=polys), tmp_path / "c")
+    assert by_label(load(tmp_path / "c")).keys().isdisjoint({"road:7", "road:8", "road:9"})
+    got = sorted((i.label_id, i.action, i.reason) for i in report if i.kind == "polygons")
+    assert got == [
+        ("road:7", "dropped", "polygon has no area (degenerate)"),
+        (
+            "road:7",
+            "repaired",
+            "ring(s) with fewer than 3 vertices or non-finite coordinates left out",
+        ),
+        ("road:8", "dropped", "polygon has no area (degenerate)"),
+        (
+            "road:8",
+            "repaired",
+            "invalid polygon (self-intersection or overlapping parts) repaired with make_valid",
+        ),
+        ("road:9", "dropped", "polygon lies outside the image (nothing left after clipping)"),
+    ]

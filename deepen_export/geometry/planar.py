@@ -258,9 +258,13 @@ def _closed(ring_offsets: Array, coords: Array, keep: Array) -> tuple[Array, Arr
     return coords[np.repeat(starts, new_counts) + local], new_off
 
 
+_EMPTY = shapely.MultiPolygon()
+
+
 def _empty_multipolygons(n: int) -> Array:
+    # geometries are immutable, so one empty MultiPolygon can fill every slot
     out = np.empty(n, dtype=object)
-    out[:] = [shapely.MultiPolygon() for _ in range(n)]
+    out[:] = _EMPTY
     return out
 
 
