@@ -156,3 +156,22 @@ def test_on_unsupported(tmp_path: Path) -> None:
 def test_bad_task() -> None:
     with pytest.raises(ValueError, match="task"):
         yolo.write(sample(), "/nonexistent/never", task="pose")  # type: ignore[arg-type]
+
+
+def test_read_plain_yolo_folder_with_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    ls = LabelSet(
+        frames=Frames.from_columns(file_id=["sub/a.png"], width=[15], height=[10]),
+        categories=("car",),
+        boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 2, 4, 4]]),
+    )
+    yolo.write(ls, tmp_path / "y")
+    (tmp_path / "y" / "frames.json").unlink()  # a folder without our sidecar
+    (tmp_path / "y" / "images" / "sub").mkdir(parents=True)
+    Image.new("RGB", (15, 10)).save(tmp_path / "y" / "images" / "sub" / "a.png")
+    back = yolo.read(tmp_path / "y")
+    assert back.frames.file_id.tolist() == ["sub/a.png"]
+    assert (back.frames.width.tolist(), back.frames.height.tolist()) == ([15], [10])
+    # formats.md 5.2: "0 0.133333 0.300000 0.266667 0.200000" on 15x10 -> x 0..4, y 2..4
+    np.testing.assert_allclose(back.boxes.xyxy, [[0, 2, 4, 4]], atol=1e-5)
