@@ -84,6 +84,16 @@ def convert(
     _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings)
 
 
+def _format(name: str) -> Any:
+    import converters
+    from deepen_export.errors import ConversionError
+
+    try:
+        return converters.get_format(name)
+    except ConversionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+
+
 def _run_convert(
     source: Path,
     to: str,
@@ -98,7 +108,7 @@ def _run_convert(
     from deepen_export import read_labels
     from deepen_export._progress import status
 
-    fmt = converters.get_format(to)
+    fmt = _format(to)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
@@ -181,10 +191,9 @@ def export(
     Example:
       deepen-export export r82dS6VVkok98ZWr1CTkU4NE --to kitti -o out/kitti
     """
-    import converters
     from deepen_export.api import Client
 
-    converters.get_format(to)  # fail on a bad format name before any download
+    _format(to)  # fail on a bad format name before any download
     snap = snapshot or output.with_name(output.name + ".snapshot")
     with Client() as client:
         result = client.pull(dataset_id, snap, label_set=label_set, stage=stage, media=media)
