@@ -203,7 +203,8 @@ def compute_stats(labels: LabelSet, *, title: str = "") -> Stats:
     painted points / pixels by category. Distributions: box width and height in pixels, cuboid
     distance from the device (3D Euclidean distance from the LiDAR's position in that frame;
     world-frame cuboids on frames without a device pose are left out and counted in a note),
-    track lengths in frames and labels per frame.
+    track lengths in frames and labels per frame. Input issues met while reading (unknown label
+    types, bad geometry) get a table of their own.
 
     Parameters
     ----------
@@ -242,6 +243,8 @@ def compute_stats(labels: LabelSet, *, title: str = "") -> Stats:
     track_table, track_lengths = _tracks(labels)
     tables.append(track_table)
     tables.extend(_painting(labels))
+    if labels.issues:
+        tables.append(_issues(labels))
 
     boxes = labels.boxes.xyxy
     dists = [
@@ -362,6 +365,20 @@ def _tracks(labels: LabelSet) -> tuple[StatTable, Array]:
         "and 2D labels together; lengths in frames"
     )
     return StatTable("Tracks by category", header, rows, note=note), lengths
+
+
+def _issues(labels: LabelSet) -> StatTable:
+    counts: dict[tuple[str, str, str], int] = {}
+    for i in labels.issues:
+        key = (i.action, i.kind or "", i.reason)
+        counts[key] = counts.get(key, 0) + 1
+    rows = [(*k, n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return StatTable(
+        "Input issues",
+        ("action", "kind", "reason", "labels"),
+        rows,
+        note="input that could not be taken as it was, while reading the source",
+    )
 
 
 def _painting(labels: LabelSet) -> list[StatTable]:

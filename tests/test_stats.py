@@ -7,6 +7,7 @@ import io
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +250,15 @@ def test_a_cuboid_and_its_camera_box_with_one_label_id_are_one_track() -> None:
     stats = compute_stats(LabelSet(frames=frames, categories=("car",), cuboids=cub, boxes=box))
     # car:1 is on sequence positions 0 (lidar and camera_0) and 1: one track of length 2, 3 labels
     assert stats.table("Tracks by category").rows == [("car", 1, 3, 2, 2, 2)]
+
+
+def test_input_issues_are_counted_by_reason() -> None:
+    import deepen_export
+
+    labels = deepen_export.read_labels(
+        Path(__file__).resolve().parent.parent / "sample_data" / "bad" / "unknown_label_type.json"
+    )
+    assert labels.issues  # the sample has one label of an unknown type
+    t = compute_stats(labels).table("Input issues")
+    assert sum(r[-1] for r in t.rows) == len(labels.issues)
+    assert any("2d_ellipse" in " ".join(map(str, r)) for r in t.rows)
