@@ -78,14 +78,14 @@ from deepen_export.model import (
     Boxes,
     Cameras,
     Cuboids,
-    FrameStatus,
     Frames,
+    FrameStatus,
     LabelSet,
     LabelTable,
     Masks2D,
-    PointSegmentation,
     Points,
     Points3D,
+    PointSegmentation,
     Polygons,
     Polygons3D,
     Polylines,
@@ -767,9 +767,11 @@ def to_arrow(
     parts = [_label_table(labels, k, enc, types) for k in LABEL_KINDS if len(labels.table(k))] or [
         label_schema(types).empty_table()
     ]
-    meta = table_metadata(labels, "labels", attribute_encodings=enc)
+    meta = _labels_metadata(labels, "labels", attribute_encodings=enc)
     out = {"labels": pa.concat_tables(parts).replace_schema_metadata(meta)}
-    out["frames"] = _frames_table(labels).replace_schema_metadata(table_metadata(labels, "frames"))
+    out["frames"] = _frames_table(labels).replace_schema_metadata(
+        _labels_metadata(labels, "frames")
+    )
     for name, build in (
         ("point_segmentation", _segmentation_table),
         ("masks2d", _masks_table),
@@ -777,7 +779,7 @@ def to_arrow(
         ("cameras", _cameras_table),
     ):
         if len(labels.table(name)):
-            out[name] = build(labels).replace_schema_metadata(table_metadata(labels, name))
+            out[name] = build(labels).replace_schema_metadata(_labels_metadata(labels, name))
     return out
 
 
@@ -786,17 +788,18 @@ def _jsonable(obj: Any) -> Any:
 
 
 def table_metadata(
-    labels: LabelSet,
     table: str,
     *,
+    categories: Iterable[str] = (),
+    frame_of_reference: str = "world",
+    source: Mapping[str, Any] | None = None,
     attribute_encodings: Mapping[str, str] | None = None,
-    categories: Iterable[str] | None = None,
 ) -> dict[bytes, bytes]:
     """The ``deepen_export`` schema metadata of one table (JSON, deterministic).
 
     Examples
     --------
-    >>> json.loads(table_metadata(LabelSet.empty(), "frames")[b"deepen_export"])["schema_version"]
+    >>> json.loads(table_metadata("frames")[b"deepen_export"])["schema_version"]
     1
     """
     from deepen_export import __version__
@@ -805,14 +808,24 @@ def table_metadata(
         "schema_version": SCHEMA_VERSION,
         "table": table,
         "tool": f"deepen-export {__version__}",
-        "categories": list(labels.categories if categories is None else categories),
+        "categories": list(categories),
         "conventions": CONVENTIONS,
-        "cuboids_frame_of_reference": labels.cuboids.frame_of_reference,
-        "source": _jsonable(dict(labels.meta)),
+        "cuboids_frame_of_reference": frame_of_reference,
+        "source": _jsonable(dict(source or {})),
     }
     if table == "labels":
         meta["attributes"] = dict(sorted((attribute_encodings or {}).items()))
     return {b"deepen_export": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()}
+
+
+def _labels_metadata(labels: LabelSet, table: str, **more: Any) -> dict[bytes, bytes]:
+    return table_metadata(
+        table,
+        categories=labels.categories,
+        frame_of_reference=labels.cuboids.frame_of_reference,
+        source=labels.meta,
+        **more,
+    )
 
 
 class GeoSummary:
