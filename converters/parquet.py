@@ -140,6 +140,7 @@ class _Sink:
     files: dict[str, _File] = field(default_factory=dict)
     categories: dict[str, None] = field(default_factory=dict)
     encodings: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, dict[str, None]] = field(default_factory=dict)
     attribute_types: dict[str, pa.DataType] | None = None
     frames_seen: set[str] = field(default_factory=set)
     datasets: dict[str, None] = field(default_factory=dict)
@@ -163,6 +164,8 @@ class _Sink:
                 )
             self.frame_of_reference = fr
         self._update_encodings(labels)
+        for kind, ks in arrow.attribute_keys(labels).items():
+            self.keys.setdefault(kind, {}).update(dict.fromkeys(ks))
         if self.attribute_types is None:
             self.attribute_types = (
                 arrow._typed_attribute_types(labels) if self.attribute_columns else {}
@@ -282,6 +285,7 @@ class _Sink:
                 frame_of_reference=self.frame_of_reference or "world",
                 source=self.meta_source,
                 attribute_encodings=self.encodings,
+                attribute_keys=self.keys,
             )
             if f.geo is not None:
                 meta |= f.geo.metadata()
@@ -417,6 +421,7 @@ def write_stream(
                 batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)
                 report.extend(batch.issues)
                 sink.add(batch)
+                del batch  # hold one batch at a time: drop it before asking for the next
             if layout == "files":
                 for name in ("labels", "frames"):
                     if not any(f.table == name for f in sink.files.values()):
@@ -607,10 +612,10 @@ def _read_hive(fs: pafs.FileSystem, root: str, wanted: set[str] | None) -> Label
     for table_name in arrow.TABLES:
         for path in _files_under(fs, posixpath.join(root, table_name)):
             rel = posixpath.relpath(path, posixpath.join(root, table_name))
-            parts = rel.split("/")
-            if not parts[-1].endswith(".parquet") or parts[-1].startswith((".", "_")):
+            segs = rel.split("/")
+            if not segs[-1].endswith(".parquet") or segs[-1].startswith((".", "_")):
                 continue
-            keys = dict(p.split("=", 1) for p in parts[:-1] if "=" in p)
+            keys = dict(p.split("=", 1) for p in segs[:-1] if "=" in p)
             keys = {k: unquote(v) for k, v in keys.items()}
             ds = keys.get("dataset_id", "")
             if wanted is not None and ds not in wanted:

@@ -162,6 +162,7 @@ _QUAT = pa.struct([pa.field(k, pa.float64(), False) for k in ("x", "y", "z", "w"
 _DISTORTION_FIELDS = ("k1", "k2", "p1", "p2", "k3", "k4")
 _DISTORTION = pa.struct([pa.field(k, pa.float64(), False) for k in _DISTORTION_FIELDS])
 _TS = pa.timestamp("ms", tz="UTC")
+_I64 = pa.int64()
 _STATUS_NAMES = {int(s): s.name.lower() for s in FrameStatus}
 
 _KEY_FIELDS = [
@@ -209,6 +210,8 @@ _LABEL_FIELDS = [
     ),
     pa.field("geometry_3d", pa.binary(), metadata=_enc("WKB Z", crs=None, space="world metres")),
     pa.field("cuboid", _CUBOID, metadata=_enc("cuboid: centre, size l/w/h, quaternion xyzw, yaw")),
+    pa.field("n_parts", pa.int32(), metadata=_enc("parts of the geometry (even-odd rule)")),
+    pa.field("n_holes", pa.int32(), metadata=_enc("holes of a polygon (even-odd rule)")),
 ]
 
 
@@ -292,7 +295,7 @@ def _str(values: Array) -> pa.Array:
     return pa.array(values, type=pa.string())
 
 
-def _int(values: Array, type_: pa.DataType = pa.int64()) -> pa.Array:
+def _int(values: Array, type_: pa.DataType = _I64) -> pa.Array:
     values = np.asarray(values)
     return pa.array(values, type=type_, mask=values == -1)
 
@@ -395,11 +398,12 @@ def _even_odd(coords: Array, ring_offsets: Array, offsets: Array) -> Array:
         inside = shapely.covers(single[a], single[b])  # ring b lies inside ring a
         a, b = a[inside], b[inside]
         depth += np.bincount(b, minlength=len(counts))
-        order = np.lexsort((depth[a], b))
-        last = np.r_[b[order][1:] != b[order][:-1], True]
-        hole_b = b[order][last]
-        odd = depth[hole_b] % 2 == 1
-        parent[hole_b[odd]] = a[order][last][odd]
+        if len(a):  # the innermost container (largest depth) of each covered ring
+            order = np.lexsort((depth[a], b))
+            last = np.r_[b[order][1:] != b[order][:-1], True]
+            hole_b = b[order][last]
+            odd = depth[hole_b] % 2 == 1
+            parent[hole_b[odd]] = a[order][last][odd]
     is_hole = depth % 2 == 1
     # duplicate rings cover each other: no outer ring to hang a hole on, no valid geometry
     broken = keep_ring & (is_hole & is_hole[parent] | (parent == np.arange(len(counts))) & is_hole)
@@ -538,6 +542,7 @@ def _attributes_map(t: LabelTable, encodings: Mapping[str, str]) -> pa.Array:
     vals = mat[present]
     is_json = np.asarray([encodings.get(k) == "json" for k in keys])
     jmask = np.broadcast_to(is_json, mat.shape)[present]
+    jmask = jmask | np.asarray([type(v) is not str for v in vals], dtype=bool)
     if jmask.any():
         vals = vals.copy()
         vals[jmask] = [_json(v) for v in vals[jmask]]
@@ -645,6 +650,15 @@ def _label_table(
         cols["xyz"] = _nested(t.coords, t.offsets, np.arange(n + 1))
     elif kind == "cuboids":
         cols["cuboid"] = _struct([*t.center.T, *t.size.T, *t.quat.T, t.yaw], _CUBOID)
+    geom = geom2d if geom2d is not None else geom3d
+    if geom is not None and kind != "boxes":
+        parts = shapely.get_num_geometries(geom)
+        cols["n_parts"] = pa.array(parts, pa.int32(), mask=geom == None)  # noqa: E711
+        if kind in ("polygons", "polygons3d"):
+            each, owner = shapely.get_parts(geom, return_index=True)
+            rings = shapely.get_num_interior_rings(each)
+            holes = np.bincount(owner, weights=rings, minlength=n).astype(np.int32)
+            cols["n_holes"] = pa.array(holes, pa.int32(), mask=geom == None)  # noqa: E711
     if geom2d is not None:
         cols["geometry"] = _wkb(geom2d, 2)
         cols["bbox"] = _bbox(geom2d)
@@ -767,7 +781,9 @@ def to_arrow(
     parts = [_label_table(labels, k, enc, types) for k in LABEL_KINDS if len(labels.table(k))] or [
         label_schema(types).empty_table()
     ]
-    meta = _labels_metadata(labels, "labels", attribute_encodings=enc)
+    meta = _labels_metadata(
+        labels, "labels", attribute_encodings=enc, attribute_keys=attribute_keys(labels)
+    )
     out = {"labels": pa.concat_tables(parts).replace_schema_metadata(meta)}
     out["frames"] = _frames_table(labels).replace_schema_metadata(
         _labels_metadata(labels, "frames")
@@ -783,6 +799,15 @@ def to_arrow(
     return out
 
 
+def attribute_keys(labels: LabelSet) -> dict[str, list[str]]:
+    """Attribute keys of each non-empty label table, in order (kept even when all ``None``)."""
+    return {
+        k: list(labels.table(k).attributes)  # type: ignore[attr-defined]
+        for k in LABEL_KINDS
+        if len(labels.table(k)) and labels.table(k).attributes  # type: ignore[attr-defined]
+    }
+
+
 def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
@@ -794,6 +819,7 @@ def table_metadata(
     frame_of_reference: str = "world",
     source: Mapping[str, Any] | None = None,
     attribute_encodings: Mapping[str, str] | None = None,
+    attribute_keys: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[bytes, bytes]:
     """The ``deepen_export`` schema metadata of one table (JSON, deterministic).
 
@@ -815,6 +841,7 @@ def table_metadata(
     }
     if table == "labels":
         meta["attributes"] = dict(sorted((attribute_encodings or {}).items()))
+        meta["attribute_keys"] = {k: list(v) for k, v in (attribute_keys or {}).items()}
     return {b"deepen_export": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()}
 
 
@@ -960,7 +987,9 @@ def _struct_np(col: pa.ChunkedArray | pa.Array, names: Iterable[str]) -> Array:
     return np.stack([_np(col.field(k)).astype(np.float64) for k in names], axis=1)
 
 
-def _attributes_back(table: pa.Table, encodings: Mapping[str, str]) -> dict[str, Array]:
+def _attributes_back(
+    table: pa.Table, encodings: Mapping[str, str], keys_in_order: Iterable[str] | None
+) -> dict[str, Array]:
     col = table.column("attributes").combine_chunks()
     n = len(col)
     o = np.asarray(col.offsets, dtype=np.int64)
@@ -968,7 +997,7 @@ def _attributes_back(table: pa.Table, encodings: Mapping[str, str]) -> dict[str,
     keys = _obj(col.keys.slice(o[0], o[-1] - o[0]))
     vals = _obj(col.items.slice(o[0], o[-1] - o[0]))
     out: dict[str, Array] = {}
-    for k in dict.fromkeys(keys.tolist()):
+    for k in dict.fromkeys([*(keys_in_order or ()), *keys.tolist()]):
         m = keys == k
         column = np.full(n, None, dtype=object)
         v = vals[m]
@@ -1027,7 +1056,7 @@ def _labels_back(
             "create_time": _np(t.column("create_time").cast(pa.int64()), fill=-1),
             "update_time": _np(t.column("update_time").cast(pa.int64()), fill=-1),
             "version": _np(t.column("version"), fill=-1),
-            "attributes": _attributes_back(t, encodings),
+            "attributes": _attributes_back(t, encodings, meta.get("attribute_keys", {}).get(kind)),
         }
         if kind == "boxes":
             cols["xyxy"] = _struct_np(t.column("bbox"), ("xmin", "ymin", "xmax", "ymax"))
@@ -1085,14 +1114,17 @@ def from_arrow(
     if frames_t is None:
         frames_t = _frames_from(tables)
     status_names = {v: k for k, v in _STATUS_NAMES.items()}
+    none = np.full(len(frames_t), -1, dtype=np.int32)
     status = _obj(frames_t.column("status")) if "status" in frames_t.column_names else None
     frames = Frames.from_columns(
         file_id=_obj(frames_t.column("file_id")),
         sensor_id=_obj(frames_t.column("sensor_id").fill_null("")),
         dataset_id=_obj(frames_t.column("dataset_id").fill_null("")),
         index=_np(frames_t.column("frame_index"), fill=-1),
-        width=_np(frames_t.column("width"), fill=-1) if "width" in frames_t.column_names else -1,
-        height=_np(frames_t.column("height"), fill=-1) if "height" in frames_t.column_names else -1,
+        width=_np(frames_t.column("width"), fill=-1) if "width" in frames_t.column_names else none,
+        height=_np(frames_t.column("height"), fill=-1)
+        if "height" in frames_t.column_names
+        else none,
         status=np.zeros(len(frames_t), np.int8)
         if status is None
         else np.asarray([status_names[s] for s in status], dtype=np.int8),

@@ -95,7 +95,7 @@ def rich(dataset_id: str = "ds1") -> LabelSet:
             [60, 0],
             [70, 0],
             [65, 5],
-        ],  # fmt: skip
+        ],
         attributes={"surface": ["asphalt", "gravel", None]},
     )
     polylines = Polylines.from_columns(
