@@ -1,0 +1,129 @@
+"""deepen_export.distributed.export_many on a real Dask LocalCluster (threads, in process)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from converters import parquet
+from deepen_export.distributed import export_many
+from deepen_export.model import LabelSet
+from tests._parquet_fixtures import rich
+
+CLUSTER = {"processes": False, "n_workers": 2, "threads_per_worker": 1}
+
+_attempts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def _attempt(key: str) -> int:
+    with _lock:
+        _attempts[key] = _attempts.get(key, 0) + 1
+        return _attempts[key]
+
+
+def flaky_task(dataset_id: str, dest: str, *, run: str, fail: dict[str, int]) -> dict:
+    """Like the real task but with local data; fails ``fail[dataset_id]`` times *while writing*:
+    one batch is already in the staging area when the failure hits."""
+    n = _attempt(f"{run}/{dataset_id}")
+
+    def batches():
+        ls = rich(dataset_id)
+        yield LabelSet(frames=ls.frames, categories=ls.categories, boxes=ls.boxes)
+        if n <= fail.get(dataset_id, 0):
+            raise ConnectionError(f"{dataset_id}: connection dropped (attempt {n})")
+        yield ls.replace(boxes=type(ls.boxes).empty())
+
+    return parquet.write_stream(batches(), dest, layout="hive").to_dict()
+
+
+def test_every_dataset_lands_and_a_failed_task_is_retried(tmp_path):
+    run = "retry"
+    result = export_many(
+        ["a", "b", "c"],
+        str(tmp_path),
+        task=flaky_task,
+        retries=2,
+        cluster_options=CLUSTER,
+        run=run,
+        fail={"b": 1},
+    )
+    assert [(r.dataset_id, r.ok) for r in result] == [("a", True), ("b", True), ("c", True)]
+    assert _attempts[f"{run}/b"] == 2 and _attempts[f"{run}/a"] == 1
+    assert not result.failed
+    back = parquet.read(tmp_path)
+    expected = LabelSet.concat([rich("a"), rich("b"), rich("c")])
+    assert back == expected  # b written exactly once: no duplicate boxes from attempt 1
+    assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".")]
+    assert "3 of 3 datasets exported" in result.summary()
+
+
+def test_a_task_that_keeps_failing_is_reported_and_leaves_nothing(tmp_path):
+    run = "fail"
+    seen = []
+    result = export_many(
+        ["a", "b"],
+        str(tmp_path),
+        task=flaky_task,
+        retries=1,
+        cluster_options=CLUSTER,
+        progress=seen.append,
+        run=run,
+        fail={"b": 5},
+    )
+    assert [r.ok for r in result] == [True, False]
+    assert result.failed[0].error == "ConnectionError: b: connection dropped (attempt 2)"
+    assert _attempts[f"{run}/b"] == 2  # first run + one retry
+    assert sorted(r.dataset_id for r in seen) == ["a", "b"]
+    assert not list(Path(tmp_path).rglob("*dataset_id=b*"))
+    assert parquet.read(tmp_path) == rich("a")
+    assert "FAILED  b" in result.summary()
+
+
+def test_connects_to_an_existing_scheduler(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(dashboard_address=None, **CLUSTER) as cluster,
+        Client(cluster) as client,
+    ):
+        result = export_many(
+            ["x"], str(tmp_path), scheduler=cluster.scheduler_address, task=flaky_task,
+            run="addr", fail={},
+        )  # fmt: skip
+        assert result.results[0].ok
+        result = export_many(
+            ["y"], str(tmp_path), scheduler=client, task=flaky_task, run="client", fail={}
+        )
+        assert result.results[0].ok and client.status == "running"  # a given client stays open
+    assert sorted(set(parquet.read(tmp_path).frames.dataset_id)) == ["x", "y"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_dask_logs(caplog):
+    caplog.set_level("ERROR", logger="distributed")
+
+
+def test_cli_export_many(tmp_path, monkeypatch):
+    """The command with the pull replaced by local data (the task is looked up at call time)."""
+    from click.testing import CliRunner
+
+    from deepen_export import distributed
+    from deepen_export.cli import main
+
+    def task(dataset_id, dest, *, label_set, stage, **_):
+        assert (label_set, stage) == ("default", "QA")
+        return flaky_task(dataset_id, dest, run="cli", fail={"bad": 9})
+
+    monkeypatch.setattr(distributed, "export_dataset", task)
+    runner = CliRunner()
+    out = tmp_path / "labels"
+    args = ["export-many", "good", "bad", "-o", str(out), "--threads", "--workers", "1"]
+    res = runner.invoke(main, [*args, "--stage", "QA", "--retries", "0"])
+    assert res.exit_code == 1, res.output
+    assert "ok      good: 17 labels, 0 report entries" in res.output  # both batches: 3 + 14
+    assert "FAILED  bad: ConnectionError" in res.output
+    assert "1 of 2 datasets exported" in res.output
+    assert sorted(set(parquet.read(out).frames.dataset_id)) == ["good"]
