@@ -174,9 +174,9 @@ def _segmentation_layouts(frames: int, points: int) -> list[tuple[str, float, fl
             con = duckdb.connect()
             timings = []
             for run in (
-                lambda q=count_q: con.sql(q.format(f=f)).fetchall(),
-                lambda q=filter_q: con.sql(q.format(f=f)).fetchall(),
-                lambda: polars_q(f),
+                lambda q=count_q, c=con, f=f: c.sql(q.format(f=f)).fetchall(),
+                lambda q=filter_q, c=con, f=f: c.sql(q.format(f=f)).fetchall(),
+                lambda p=polars_q, f=f: p(f),
             ):
                 best = min(_timed(run) for _ in range(3))
                 timings.append(best)
