@@ -839,6 +839,13 @@ def table_metadata(
         "cuboids_frame_of_reference": frame_of_reference,
         "source": _jsonable(dict(source or {})),
     }
+    schema = label_schema() if table == "labels" else _OTHER_SCHEMAS.get(table)
+    if schema is not None:  # Parquet has no per-column metadata: describe the columns here
+        meta["columns"] = {
+            f.name: json.loads(f.metadata[b"encoding"])
+            for f in schema
+            if f.metadata and b"encoding" in f.metadata
+        }
     if table == "labels":
         meta["attributes"] = dict(sorted((attribute_encodings or {}).items()))
         meta["attribute_keys"] = {k: list(v) for k, v in (attribute_keys or {}).items()}

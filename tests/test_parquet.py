@@ -358,3 +358,99 @@ def test_geometry_metadata_after_streaming(tmp_path):
     assert np.array_equal(bbox.is_valid().to_numpy(zero_copy_only=False), has)
     assert np.array_equal(gdf.geometry.bounds.to_numpy()[has], expected[has])
     assert shapely.is_valid(gdf.geometry.values[has]).all()
+
+
+# -- schema golden -----------------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parents[1] / "sample_data" / "golden" / "parquet"
+
+
+def _schema_doc(schema: pa.Schema) -> list[dict]:
+    out = []
+    for f in schema:
+        entry = {"name": f.name, "type": str(f.type), "nullable": f.nullable}
+        if f.metadata and b"encoding" in f.metadata:
+            entry["encoding"] = json.loads(f.metadata[b"encoding"])["encoding"]
+        out.append(entry)
+    return out
+
+
+def _written_schemas(root: Path) -> dict:
+    doc = {}
+    for name in ("labels", "frames", "point_segmentation", "masks2d", "poses", "cameras"):
+        schema = pq.read_schema(root / f"{name}.parquet")
+        doc[name] = _schema_doc(schema)
+    labels = pq.read_schema(root / "labels.parquet").metadata
+    doc["geo"] = json.loads(labels[b"geo"])
+    meta = json.loads(labels[b"deepen_export"])
+    meta.pop("tool")
+    doc["deepen_export"] = meta
+    return doc
+
+
+def test_schema_matches_golden(tmp_path):
+    """Arrow schemas as pyarrow reads them back (not bytes) plus the metadata of the fixture.
+    Regenerate with DEEPEN_UPDATE_GOLDEN=1 and check the diff by hand (see the README there)."""
+    parquet.write(rich(), tmp_path / "o")
+    doc = _written_schemas(tmp_path / "o")
+    path = GOLDEN / "schema.json"
+    if os.environ.get("DEEPEN_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert doc == json.loads(path.read_text(encoding="utf-8"))
+
+
+GEO_SCHEMA = {
+    # GeoParquet 1.1.0 file metadata as specified in format-specs/geoparquet.md (written down
+    # from the spec text in formats.md §10.1; the JSON schema file itself is not vendored)
+    "type": "object",
+    "required": ["version", "primary_column", "columns"],
+    "properties": {
+        "version": {"const": "1.1.0"},
+        "primary_column": {"type": "string", "minLength": 1},
+        "columns": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["encoding", "geometry_types"],
+                "properties": {
+                    "encoding": {"enum": ["WKB", "point", "linestring", "polygon", "multipoint",
+                                          "multilinestring", "multipolygon"]},
+                    "geometry_types": {
+                        "type": "array",
+                        "uniqueItems": True,
+                        "items": {
+                            "pattern": "^(GeometryCollection|(Multi)?(Point|LineString|Polygon))( Z)?$"
+                        },
+                    },
+                    "crs": {"type": ["object", "null"]},
+                    "edges": {"enum": ["planar", "spherical"]},
+                    "orientation": {"const": "counterclockwise"},
+                    "bbox": {"type": "array", "items": {"type": "number"},
+                             "minItems": 4, "maxItems": 6},
+                    "covering": {"type": "object"},
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def test_geo_metadata_follows_geoparquet_1_1(tmp_path):
+    import jsonschema
+
+    parquet.write(rich(), tmp_path / "o")
+    geo = json.loads(pq.read_schema(tmp_path / "o" / "labels.parquet").metadata[b"geo"])
+    jsonschema.validate(geo, GEO_SCHEMA)
+    assert geo["primary_column"] in geo["columns"]
+    cover = geo["columns"]["geometry"]["covering"]["bbox"]
+    schema = pq.read_schema(tmp_path / "o" / "labels.parquet")
+    bbox_type = schema.field("bbox").type
+    # spec: covering struct at root, fields xmin, ymin, xmax, ymax in that order, all double
+    assert [f.name for f in bbox_type] == ["xmin", "ymin", "xmax", "ymax"]
+    assert all(f.type == pa.float64() for f in bbox_type)
+    assert {k: v[0] for k, v in cover.items()} == dict.fromkeys(
+        ("xmin", "ymin", "xmax", "ymax"), "bbox"
+    )
+    assert geo["columns"]["geometry_3d"]["bbox"][2] == 0.0  # 6 values: zmin third
