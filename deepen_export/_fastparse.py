@@ -1,0 +1,736 @@
+"""Columnar parse of large Deepen label files, without per-label Python objects.
+
+The file is scanned in blocks with numpy to find where each label object starts and ends (JSON
+strings and escapes are tracked, so braces inside strings do not count). The label objects are
+then handed to pyarrow's multi-threaded C++ JSON reader as newline-delimited JSON, and the
+resulting Arrow columns become the model's numpy columns.
+
+Anything unusual (label types other than box/polygon/lane/3d_bbox/scene, nested attribute values,
+missing or odd geometry, NaN tokens, mixed types) makes :func:`try_parse_file` return ``None``, and
+the caller uses the general path in :mod:`deepen_export.parse`, which reports such labels one by
+one. Both paths give equal label sets (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from deepen_export.model import Boxes, Cuboids, LabelSet, Polygons, Polylines, Scenes
+
+_PREFIX = re.compile(rb'^\s*\{\s*"(labels|all_labels)"\s*:\s*([\[{])')
+_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*\[')
+_BLOCK = 1 << 25
+_FAST_TYPES = {"box", "polygon", "lane", "3d_bbox", "scene"}
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 13, 32]] = True
+
+
+class _Unsupported(Exception):
+    pass
+
+
+@dataclass
+class Chunk:
+    """Newline-delimited label objects, with the ``file_id`` key of each (dict-shaped responses)."""
+
+    data: bytes | memoryview
+    keys: list[str] | None
+    listed: list[str]
+
+
+@dataclass
+class _State:
+    form: str
+    depth: int = 0
+    in_str: bool = False
+    bs_carry: int = 0
+    key: str | None = None
+
+
+_NOT_QB = bytes(c for c in range(256) if c not in (34, 123, 125))
+_BRACE = bytes(1 if c in (123, 125) else 0 for c in range(256))
+_MARK = bytes(
+    1 if c == 123 else 2 if c == 125 else 3 if c == 34 else 4 if c == 92 else 0 for c in range(256)
+)
+
+
+def _scan_plain(
+    raw: bytes, base: int, st: _State, label_depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # no backslash: no escaped quotes, so the order of quotes and braces is all that matters
+    seq = np.frombuffer(raw.translate(None, _NOT_QB), dtype=np.uint8)
+    bpos = np.flatnonzero(np.frombuffer(raw.translate(_BRACE), dtype=np.uint8))
+    empty = np.zeros(0, dtype=np.int64)
+    st.bs_carry = 0
+    if not len(seq):
+        return empty, empty
+    is_q = seq == 34
+    parity = (np.cumsum(is_q) & 1).astype(bool) ^ st.in_str
+    st.in_str ^= bool(int(is_q.sum()) & 1)
+    outside = ~parity[~is_q]
+    bp = bpos[outside]
+    if not len(bp):
+        return empty, empty
+    delta = np.where(seq[~is_q][outside] == 123, 1, -1)
+    after = st.depth + np.cumsum(delta)
+    before = after - delta
+    st.depth = int(after[-1])
+    return bp[(delta == 1) & (before == label_depth)] + base, bp[
+        (delta == -1) & (after == label_depth)
+    ] + base
+
+
+def _scan_block(block: bytes | memoryview, base: int, st: _State) -> tuple[np.ndarray, np.ndarray]:
+    # bytes.translate marks braces, quotes and backslashes in one C pass; everything after works
+    # on those few positions. Only braces change the depth we track: labels are the objects
+    # directly inside the labels array (brace depth 1) or inside a file's array (depth 2).
+    label_depth = 1 if st.form == "list" else 2
+    raw = bytes(block)
+    if not st.bs_carry and raw.find(b"\\") < 0:
+        return _scan_plain(raw, base, st, label_depth)
+    marks = np.frombuffer(raw.translate(_MARK), dtype=np.uint8)
+    pos = np.flatnonzero(marks)
+    val = marks[pos]
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(pos):
+        return empty, empty
+    is_bs = val == 4
+    if st.bs_carry or is_bs.any():
+        # a quote is escaped when an odd run of backslashes stands right before it
+        idx = np.arange(len(pos))
+        run_start = np.ones(len(pos), dtype=bool)
+        run_start[1:] = ~(is_bs[:-1] & is_bs[1:] & (np.diff(pos) == 1))
+        first = np.maximum.accumulate(np.where(run_start, idx, 0))
+        run_len = idx - first + 1
+        prev_bs = np.zeros(len(pos), dtype=bool)
+        prev_bs[1:] = is_bs[:-1] & (np.diff(pos) == 1)
+        prev_run = np.zeros(len(pos), dtype=np.int64)
+        prev_run[1:] = np.where(prev_bs[1:], run_len[:-1], 0)
+        touches_start = prev_bs & (pos - prev_run == 0)
+        prev_run += np.where(touches_start | ((pos == 0) & (st.bs_carry > 0)), st.bs_carry, 0)
+        escaped = (val == 3) & (prev_run % 2 == 1)
+        val = np.where(escaped, 0, val)
+        tail = len(marks) - 1
+        old_carry = st.bs_carry
+        st.bs_carry = int(run_len[-1] % 2) if is_bs[-1] and pos[-1] == tail else 0
+        if is_bs[-1] and pos[-1] == tail and pos[-1] - run_len[-1] + 1 == 0:
+            st.bs_carry = (int(run_len[-1]) + old_carry) % 2
+    else:
+        st.bs_carry = 0
+    is_q = val == 3
+    parity = (np.cumsum(is_q) & 1).astype(bool) ^ st.in_str
+    brace = ((val == 1) | (val == 2)) & ~parity
+    bp = pos[brace]
+    starts = ends = empty
+    if len(bp):
+        delta = np.where(val[brace] == 1, 1, -1)
+        after = st.depth + np.cumsum(delta)
+        before = after - delta
+        starts = bp[(delta == 1) & (before == label_depth)] + base
+        ends = bp[(delta == -1) & (after == label_depth)] + base
+        st.depth = int(after[-1])
+    st.in_str ^= bool(is_q.sum() & 1)
+    return starts, ends
+
+
+def _finish_chunk(
+    buf: bytearray, lo: int, starts: np.ndarray, ends: np.ndarray, st: _State, tail: bool
+) -> Chunk:
+    """Blank the gaps between labels in ``buf`` (file bytes from offset ``lo``) and find file keys."""
+    a = np.frombuffer(buf, dtype=np.uint8)
+    keys: list[str] | None = None
+    listed: list[str] = []
+    gs = np.concatenate([[lo], ends + 1]) - lo
+    ge = np.concatenate([starts, [lo + len(buf)]]) - lo
+    if not tail:
+        gs, ge = gs[:-1], ge[:-1]
+    lengths = ge - gs
+    from deepen_export.model import _ranges
+
+    gap_idx = _ranges(gs, lengths)
+    nonws = ~_WS[a[gap_idx]]
+    counts = (
+        np.add.reduceat(nonws, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        if len(gap_idx)
+        else np.zeros(0)
+    )
+    counts = np.where(lengths > 0, counts, 0)
+    if st.form == "dict":
+        import json
+
+        keys = []
+        special = np.flatnonzero(counts > 1)
+        found: dict[int, list[str]] = {}
+        for g in special.tolist():
+            text = bytes(buf[gs[g] : ge[g]])
+            found[g] = [json.loads(b'"' + m + b'"') for m in _KEY.findall(text)]
+        for g in range(len(starts)):
+            for k in found.get(g, ()):
+                listed.append(k)
+                st.key = k
+            if st.key is None:
+                raise _Unsupported("label outside any file")
+            keys.append(st.key)
+        if tail and len(lengths) > len(starts):
+            listed.extend(found.get(len(starts), ()))
+    else:
+        inner = counts[1 : len(starts)]
+        if len(inner) and np.any(inner != 1):
+            raise _Unsupported("something other than label objects in the labels array")
+    if not len(starts):
+        return Chunk(b"", keys, listed)
+    if buf.find(b"\n") >= 0 or buf.find(b"\r") >= 0:
+        a[(a == 10) | (a == 13)] = 32
+    if len(starts) > 1:
+        a[_ranges(gs[1 : len(starts)], lengths[1 : len(starts)])] = 32
+        a[gs[1 : len(starts)]] = 10
+    s0, e1 = int(starts[0]) - lo, int(ends[-1]) - lo + 1
+    return Chunk(memoryview(buf)[s0:e1], keys, listed)
+
+
+def _form(head: bytes) -> str | None:
+    m = _PREFIX.match(head)
+    if not m:
+        return None
+    return "list" if m.group(2) == b"[" else "dict"
+
+
+def _whole_file(path: str | os.PathLike[str]) -> Chunk | None:
+    size = os.path.getsize(path)
+    buf = bytearray(size)
+    with open(path, "rb") as fh:
+        fh.readinto(buf)
+    form = _form(bytes(buf[:256]))
+    if form is None:
+        return None
+    st = _State(form)
+    starts, ends = [], []
+    view = memoryview(buf)
+    for o in range(0, size, _BLOCK):
+        s_, e_ = _scan_block(view[o : o + _BLOCK], o, st)
+        starts.append(s_)
+        ends.append(e_)
+    st_ = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    en_ = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+    if len(st_) != len(en_) or np.any(en_ < st_) or np.any(st_[1:] < en_[:-1]):
+        return None
+    return _finish_chunk(buf, 0, st_, en_, st, tail=True)
+
+
+def iter_label_chunks(
+    path: str | os.PathLike[str], *, batch_size: int = 100_000
+) -> Iterator[Chunk]:
+    """Yield the labels of a response file as newline-delimited JSON, ``batch_size`` at a time.
+
+    Only one block of the file and one batch of labels are in memory at a time.
+    """
+    with open(path, "rb") as fh, open(path, "rb") as reader:
+        form = _form(fh.read(256))
+        if form is None:
+            yield from _iter_fallback(path, batch_size)
+            return
+        fh.seek(0)
+        st = _State(form)
+        pend_s: list[np.ndarray] = []
+        pend_e: list[np.ndarray] = []
+        lo = 0
+        base = 0
+        size = os.path.getsize(path)
+
+        def emit(s: np.ndarray, e: np.ndarray, tail: bool) -> Chunk:
+            nonlocal lo
+            hi = size if tail else int(e[-1]) + 1
+            reader.seek(lo)
+            buf = bytearray(hi - lo)
+            reader.readinto(buf)
+            chunk = _finish_chunk(buf, lo, s, e, st, tail)
+            lo = hi
+            return chunk
+
+        while True:
+            block = fh.read(_BLOCK)
+            if not block:
+                break
+            s_, e_ = _scan_block(block, base, st)
+            base += len(block)
+            pend_s.append(s_)
+            pend_e.append(e_)
+            s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
+            while len(e_all) >= batch_size:
+                yield emit(s_all[:batch_size], e_all[:batch_size], tail=False)
+                s_all, e_all = s_all[batch_size:], e_all[batch_size:]
+            pend_s, pend_e = [s_all], [e_all]
+        s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
+        if len(s_all) != len(e_all):
+            from deepen_export.errors import ParseError
+
+            raise ParseError(
+                "the labels array is cut short: the file may be truncated", path=os.fspath(path)
+            )
+        yield emit(s_all, e_all, tail=True)
+
+
+def _iter_fallback(path: str | os.PathLike[str], batch_size: int) -> Iterator[Chunk]:
+    import orjson
+
+    from deepen_export.parse import _Ctx, _iter_response, load_json
+
+    obj = load_json(path)
+    ctx = _Ctx()
+    labels = list(_iter_response(obj, ctx, os.fspath(path)))
+    listed = [f for _, f in ctx.listed_files]
+    for a in range(0, max(len(labels), 1), batch_size):
+        part = labels[a : a + batch_size]
+        yield Chunk(b"\n".join(orjson.dumps(x) for x in part), None, listed if a == 0 else [])
+
+
+def _read_ndjson(data: bytes | memoryview) -> pa.Table:
+    buf = pa.py_buffer(data)
+    try:
+        return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=1 << 22))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        opts = pj.ReadOptions(block_size=max(len(buf), 1 << 20) + 1)
+        return pj.read_json(pa.BufferReader(buf), read_options=opts)
+
+
+def try_parse_file(
+    path: str | os.PathLike[str],
+    *,
+    dataset_id: str = "",
+    categories: Sequence[str] = (),
+    files: Sequence[Mapping[str, Any]] | None = None,
+) -> LabelSet | None:
+    """Parse a labels file through Arrow, or return ``None`` when it needs the general path."""
+    try:
+        chunk = _whole_file(path)
+        if chunk is None:
+            return None
+        table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
+        return from_arrow_labels(
+            table,
+            keys=chunk.keys,
+            listed=chunk.listed,
+            dataset_id=dataset_id,
+            categories=categories,
+            files=files,
+            path=os.fspath(path),
+        )
+    except (
+        _Unsupported,
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        pa.ArrowTypeError,
+        KeyError,
+        ValueError,
+    ):
+        return None
+
+
+def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None = None) -> LabelSet:
+    """One batch of :func:`iter_label_chunks` as a LabelSet (general path when Arrow cannot)."""
+    if not len(chunk.data):
+        return _general(b"", chunk, dataset_id, path)
+    try:
+        table = _read_ndjson(chunk.data)
+        return from_arrow_labels(
+            table, keys=chunk.keys, listed=chunk.listed, dataset_id=dataset_id, path=path
+        )
+    except (
+        _Unsupported,
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        pa.ArrowTypeError,
+        KeyError,
+        ValueError,
+    ):
+        return _general(bytes(chunk.data), chunk, dataset_id, path)
+
+
+def _general(data: bytes, chunk: Chunk, dataset_id: str, path: str | None) -> LabelSet:
+    import orjson
+
+    from deepen_export.parse import _assemble, _collect, _Ctx
+
+    labels = []
+    for i, line in enumerate(data.split(b"\n") if data else []):
+        lab = orjson.loads(line) if line.strip() else None
+        if isinstance(lab, dict) and chunk.keys is not None and "file_id" not in lab:
+            lab["file_id"] = chunk.keys[i]
+        labels.append(lab)
+    ctx = _Ctx(dataset_id=dataset_id)
+    ctx.listed_files = [(dataset_id, k) for k in chunk.listed]
+    raw = _collect(labels, ctx)
+    return _assemble(raw, ctx, categories=(), files=None, meta={"source": path} if path else {})
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _col(table: pa.Table, name: str) -> pa.ChunkedArray | None:
+    return table.column(name) if name in table.column_names else None
+
+
+def _strings(arr: pa.ChunkedArray | pa.Array | None, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    if arr is None:
+        out[:] = ""
+        return out
+    arr = pc.fill_null(arr.cast(pa.string()), "")
+    enc = (
+        pc.dictionary_encode(arr).combine_chunks()
+        if isinstance(arr, pa.ChunkedArray)
+        else pc.dictionary_encode(arr)
+    )
+    dictionary = enc.dictionary.to_numpy(zero_copy_only=False)
+    out[:] = dictionary[enc.indices.to_numpy()] if len(dictionary) else ""
+    return out
+
+
+def _unique_strings(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    if arr is None:
+        out[:] = ""
+        return out
+    out[:] = pc.fill_null(arr.cast(pa.string()), "").to_numpy(zero_copy_only=False)
+    return out
+
+
+def _ints(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
+    if arr is None:
+        return np.full(n, -1, dtype=np.int64)
+    if pa.types.is_floating(arr.type):
+        arr = pc.cast(arr, pa.int64(), safe=False)
+    elif not pa.types.is_integer(arr.type):
+        raise _Unsupported("time/version column is not numeric")
+    return pc.fill_null(arr, -1).to_numpy().astype(np.int64, copy=False)
+
+
+def _attributes(arr: pa.ChunkedArray | None) -> dict[str, np.ndarray]:
+    if arr is None or pa.types.is_null(arr.type):
+        return {}
+    if not pa.types.is_struct(arr.type):
+        raise _Unsupported("attributes are not objects")
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    out = {}
+    for i, f in enumerate(arr.type):
+        child = arr.field(i)
+        if child.null_count == len(child):
+            continue
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            vals = child.to_numpy(zero_copy_only=False)
+            col = np.empty(len(child), dtype=object)
+            col[:] = vals
+            if arr.null_count:
+                col[~arr.is_valid().to_numpy(zero_copy_only=False)] = None
+        elif (
+            pa.types.is_integer(f.type)
+            or pa.types.is_floating(f.type)
+            or pa.types.is_boolean(f.type)
+        ):
+            col = np.empty(len(child), dtype=object)
+            col[:] = child.to_pylist()
+            if arr.null_count:
+                col[~arr.is_valid().to_numpy(zero_copy_only=False)] = None
+        else:
+            raise _Unsupported("nested attribute values")
+        if all(v is None for v in col):
+            continue
+        out[f.name] = col
+    return out
+
+
+def _list_offsets(arr: pa.Array) -> np.ndarray:
+    off = arr.offsets.to_numpy().astype(np.int64)
+    return off - off[0]
+
+
+def _ragged_polygons(
+    arr: pa.ChunkedArray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from deepen_export.model import _ranges
+
+    a = arr.combine_chunks()
+    if not pa.types.is_list(a.type) or not pa.types.is_list(a.type.value_type):
+        raise _Unsupported("polygons are not lists of rings")
+    if a.null_count and not a.is_valid().to_numpy(zero_copy_only=False)[idx].all():
+        raise _Unsupported("missing polygons")
+    rings = a.values
+    pts = rings.values
+    if not pa.types.is_list(pts.type) or rings.null_count or pts.null_count:
+        raise _Unsupported("rings are not lists of points")
+    vals = pts.values
+    if vals.null_count or not (pa.types.is_floating(vals.type) or pa.types.is_integer(vals.type)):
+        raise _Unsupported("non-numeric coordinates")
+    o = a.offsets.to_numpy().astype(np.int64)
+    r = rings.offsets.to_numpy().astype(np.int64)
+    p = pts.offsets.to_numpy().astype(np.int64)
+    ring_cnt = o[idx + 1] - o[idx]
+    whole = (
+        len(idx) > 0
+        and o[idx[0]] == 0
+        and o[idx[-1] + 1] == len(r) - 1
+        and bool(np.all(o[idx[1:]] == o[idx[:-1] + 1]))
+        and r[0] == 0
+        and bool(np.array_equal(p, np.arange(len(p), dtype=np.int64) * 2))
+    )
+    if whole:
+        # the rows cover every ring of the column: use Arrow's buffers as they are
+        pt_cnt = np.diff(r)
+        if np.any(pt_cnt == 0) or np.any(ring_cnt == 0) or r[-1] * 2 != len(vals):
+            raise _Unsupported("rings are empty")
+        coords = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(-1, 2)
+        if not np.isfinite(coords).all():
+            raise _Unsupported("non-finite coordinates")
+        off = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(ring_cnt, out=off[1:])
+        return off, r.copy(), coords
+    ring_sel = _ranges(o[idx], ring_cnt)
+    pt_cnt = r[ring_sel + 1] - r[ring_sel]
+    pt_sel = _ranges(r[ring_sel], pt_cnt)
+    if np.any(p[pt_sel + 1] - p[pt_sel] != 2) or np.any(pt_cnt == 0) or np.any(ring_cnt == 0):
+        raise _Unsupported("points are not [x, y] or rings are empty")
+    v = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    first = p[pt_sel]
+    coords = np.stack([v[first], v[first + 1]], axis=1)
+    if not np.isfinite(coords).all():
+        raise _Unsupported("non-finite coordinates")
+    off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(ring_cnt, out=off[1:])
+    roff = np.zeros(len(ring_sel) + 1, dtype=np.int64)
+    np.cumsum(pt_cnt, out=roff[1:])
+    return off, roff, coords
+
+
+def _open_rings(roff: np.ndarray, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts, ends = roff[:-1], roff[1:] - 1
+    closed = (ends > starts) & np.all(coords[starts] == coords[np.maximum(ends, 0)], axis=1)
+    if not closed.any():
+        return roff, coords
+    keep = np.ones(len(coords), dtype=bool)
+    keep[ends[closed]] = False
+    counts = np.diff(roff) - closed
+    new = np.zeros(len(roff), dtype=np.int64)
+    np.cumsum(counts, out=new[1:])
+    return new, coords[keep]
+
+
+def from_arrow_labels(
+    table: pa.Table,
+    *,
+    keys: Sequence[str] | None = None,
+    listed: Sequence[str] = (),
+    dataset_id: str = "",
+    categories: Sequence[str] = (),
+    files: Sequence[Mapping[str, Any]] | None = None,
+    path: str | None = None,
+) -> LabelSet:
+    """Arrow table of Deepen labels (one row per label) -> LabelSet; raises when unsupported."""
+    from deepen_export.parse import _Ctx, _frames_table, _order_categories, _ro
+
+    n = table.num_rows
+    file_id = _col(table, "file_id")
+    if keys is not None:
+        key_arr = pa.array(keys, pa.string())
+        file_id = (
+            pc.coalesce(file_id.combine_chunks().cast(pa.string()), key_arr)
+            if file_id is not None
+            else key_arr
+        )
+    if n and (file_id is None or file_id.null_count):
+        raise _Unsupported("labels without file_id")
+    lt_col = _col(table, "label_type")
+    cat_col = _col(table, "label_category_id")
+    if n and (lt_col is None or cat_col is None or lt_col.null_count or cat_col.null_count):
+        raise _Unsupported("labels without label_type or category")
+    lt = _strings(lt_col, n)
+    types = set(lt.tolist())
+    if not types <= _FAST_TYPES:
+        raise _Unsupported(f"label types {types - _FAST_TYPES}")
+    cats_raw = _strings(cat_col, n)
+    if n and np.any(cats_raw == ""):
+        raise _Unsupported("empty category")
+    ds_col = _col(table, "dataset_id")
+    ds = _strings(ds_col, n)
+    if dataset_id:
+        ds[ds == ""] = dataset_id
+    sensor = _strings(_col(table, "sensor_id"), n)
+    fid = _unique_strings(
+        file_id
+        if isinstance(file_id, pa.ChunkedArray) or file_id is None
+        else pa.chunked_array([file_id]),
+        n,
+    )
+    if n and np.any(fid == ""):
+        raise _Unsupported("empty file_id")
+
+    ctx = _Ctx(dataset_id=dataset_id)
+    if n:
+        joined = pc.binary_join_element_wise(
+            pa.array(ds, pa.string()),
+            pa.array(fid, pa.string()),
+            pa.array(sensor, pa.string()),
+            "\x1f",
+        )
+        enc = pc.dictionary_encode(joined)
+        prov = enc.indices.to_numpy().astype(np.int64)
+        ctx.frame_keys = {
+            tuple(k.split("\x1f")): i for i, k in enumerate(enc.dictionary.to_pylist())
+        }
+    else:
+        prov = np.zeros(0, dtype=np.int64)
+    ctx.listed_files = [(dataset_id, k) for k in listed]
+    used = set(cats_raw.tolist())
+    cats = _order_categories(used, list(dict.fromkeys(categories)))
+    cat_index = {c: i for i, c in enumerate(cats)}
+    cat_codes = (
+        np.array([cat_index[c] for c in cats_raw.tolist()], dtype=np.int32)
+        if n
+        else np.zeros(0, np.int32)
+    )
+    frames, remap = _frames_table(ctx, files)
+    frame_rows = remap[prov] if n else prov
+
+    label_id_col = _col(table, "label_id")
+    if label_id_col is not None and n:
+        lid = pc.fill_null(label_id_col.cast(pa.string()), "")
+        m = pc.extract_regex(lid, r":\s*(?P<n>-?\d+)\s*$")
+        track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
+    else:
+        track = np.full(n, -1, dtype=np.int64)
+    common_all = {
+        "frame": frame_rows,
+        "category": cat_codes,
+        "track": track,
+        "label_id": _unique_strings(label_id_col, n),
+        "stage": _strings(_col(table, "stage_id"), n),
+        "label_set": _strings(_col(table, "label_set_id"), n),
+        "labeller": _strings(_col(table, "labeller_email"), n),
+        "create_time": _ints(_col(table, "create_time_millis"), n),
+        "update_time": _ints(_col(table, "update_time_millis"), n),
+        "version": _ints(_col(table, "version"), n),
+    }
+    attrs_tbl = _col(table, "attributes")
+
+    all_attrs = _attributes(attrs_tbl) if attrs_tbl is not None else {}
+
+    def subset(mask: np.ndarray, *geometry: str) -> tuple[dict[str, Any], pa.Table]:
+        idx = np.flatnonzero(mask)
+        take = pa.array(idx)
+        names = [c for c in geometry if c in table.column_names]
+        sub = pa.table({c: table.column(c).take(take) for c in names})
+        cols = {k: v[idx] for k, v in common_all.items()}
+        attrs = {k: v[idx] for k, v in all_attrs.items()}
+        cols["attributes"] = {k: v for k, v in attrs.items() if any(x is not None for x in v)}
+        return cols, sub
+
+    tables: dict[str, Any] = {}
+    m = lt == "box"
+    if m.any():
+        cols, sub = subset(m, "box")
+        box = sub.column("box").combine_chunks() if "box" in sub.column_names else None
+        if box is None or box.null_count or not pa.types.is_list(box.type):
+            raise _Unsupported("boxes without 'box'")
+        if np.any(np.diff(_list_offsets(box)) != 4):
+            raise _Unsupported("box is not [x, y, w, h]")
+        xywh = box.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+        if not np.isfinite(xywh).all() or np.any(xywh[:, 2:] < 0):
+            raise _Unsupported("non-finite or negative box")
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        tables["boxes"] = Boxes.from_columns(**cols, xyxy=xyxy)
+    m = lt == "polygon"
+    if m.any():
+        cols, _ = subset(m)
+        if "polygons" not in table.column_names:
+            raise _Unsupported("polygon without 'polygons'")
+        off, roff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
+        roff, coords = _open_rings(roff, coords)
+        tables["polygons"] = Polygons.from_columns(
+            **cols, offsets=off, ring_offsets=roff, coords=coords
+        )
+    m = lt == "lane"
+    if m.any():
+        cols, _ = subset(m)
+        if "polygons" not in table.column_names:
+            raise _Unsupported("lane without 'polygons'")
+        off, poff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
+        lane_type = np.empty(int(m.sum()), dtype=object)
+        lane_type[:] = "lane"
+        tables["polylines"] = Polylines.from_columns(
+            **cols, label_type=lane_type, offsets=off, part_offsets=poff, coords=coords
+        )
+    m = lt == "3d_bbox"
+    if m.any():
+        cols, sub = subset(m, "three_d_bbox")
+        if "three_d_bbox" not in sub.column_names:
+            raise _Unsupported("3d_bbox without three_d_bbox")
+        b = sub.column("three_d_bbox").combine_chunks()
+        if b.null_count:
+            raise _Unsupported("missing three_d_bbox")
+        names = {f.name for f in b.type}
+
+        def field(name: str) -> np.ndarray:
+            if name not in names:
+                raise _Unsupported(f"three_d_bbox.{name} missing")
+            c = b.field(name)
+            if c.null_count:
+                raise _Unsupported(f"three_d_bbox.{name} null")
+            return c.to_numpy(zero_copy_only=False).astype(np.float64)
+
+        center = np.stack([field("cx"), field("cy"), field("cz")], axis=1)
+        size = np.stack([field("l"), field("w"), field("h")], axis=1)
+        k = len(center)
+        quat = np.full((k, 4), np.nan)
+        if "quaternion" in names:
+            qa = b.field("quaternion")
+            valid = qa.is_valid().to_numpy(zero_copy_only=False)
+            for j, comp in enumerate("xyzw"):
+                c = qa.field(comp)
+                vals = (
+                    pc.fill_null(c.cast(pa.float64()), np.nan)
+                    .to_numpy(zero_copy_only=False)
+                    .astype(np.float64)
+                )
+                quat[:, j] = np.where(valid, vals, np.nan)
+        missing = np.isnan(quat).any(axis=1)
+        if missing.any():
+            if "rot_z" not in names:
+                raise _Unsupported("no rotation")
+            rz = (
+                pc.fill_null(b.field("rot_z").cast(pa.float64()), np.nan)
+                .to_numpy(zero_copy_only=False)
+                .astype(np.float64)
+            )
+            if np.isnan(rz[missing]).any():
+                raise _Unsupported("no rotation")
+            quat[missing, 2] = np.sin(rz[missing] / 2)
+            quat[missing, 3] = np.cos(rz[missing] / 2)
+            quat[missing, :2] = 0.0
+        if not (np.isfinite(center).all() and np.isfinite(size).all() and np.isfinite(quat).all()):
+            raise _Unsupported("non-finite cuboid")
+        if np.any(np.abs(np.linalg.norm(quat, axis=1) - 1.0) > 1e-6):
+            raise _Unsupported("quaternion not normalised")
+        tables["cuboids"] = Cuboids.from_columns(
+            **cols, center=center, size=size, quat=quat, frame_of_reference="world"
+        )
+    m = lt == "scene"
+    if m.any():
+        cols, _ = subset(m)
+        tables["scenes"] = Scenes.from_columns(**cols)
+    for kind, t in list(tables.items()):
+        tables[kind] = dataclasses.replace(t, frame=_ro(np.asarray(t.frame, dtype=np.int64).copy()))
+    return LabelSet(
+        frames=frames,
+        categories=tuple(cats),
+        meta={"source": path} if path else {},
+        **tables,
+    )
