@@ -71,7 +71,7 @@ __all__ = ["read", "write", "write_stream"]
 FORMAT = "parquet"
 Layout = Literal["files", "hive"]
 
-_ROW_GROUPS = {"point_segmentation": 1 << 20, "masks2d": 64}
+_ROW_GROUPS = {"point_segmentation": 1 << 20, "pointclouds": 1 << 20, "masks2d": 64}
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,6 +137,7 @@ class _Sink:
     attribute_columns: bool
     dataset_id: str | None
     report: Report
+    pointclouds: bool = False
     files: dict[str, _File] = field(default_factory=dict)
     categories: dict[str, None] = field(default_factory=dict)
     encodings: dict[str, str] = field(default_factory=dict)
@@ -174,13 +175,14 @@ class _Sink:
             labels,
             attribute_columns=self.attribute_types,
             attribute_encodings=self.encodings,
+            pointclouds=self.pointclouds,
         )
         tables["frames"] = self._new_frames(tables["frames"])
-        if labels.pointclouds is not None and len(labels.pointclouds):
+        if not self.pointclouds and len(labels.pointclouds):
             for fid in labels.frames.file_id[labels.pointclouds.frame]:
                 self.report.add(
                     "skipped",
-                    "point clouds are not written to Parquet (they are data, not labels)",
+                    "point clouds are not written unless pointclouds=True (data, not labels)",
                     file_id=str(fid),
                     kind="pointclouds",
                 )
@@ -317,6 +319,7 @@ def write(
     compression: str = "zstd",
     row_group_size: int = 128 * 1024,
     filesystem: Any = None,
+    pointclouds: bool = False,
 ) -> Report:
     """Write ``labels`` as Parquet tables to ``dest`` (a folder, local or on an object store).
 
@@ -342,6 +345,9 @@ def write(
         Rows per row group of the ``labels`` table.
     filesystem : pyarrow.fs.FileSystem or fsspec filesystem, optional
         Filesystem of ``dest`` (default: from the URI).
+    pointclouds : bool
+        Also write the LiDAR points (``pointclouds`` table, one row per point); otherwise each
+        frame's points are left out and listed in the report as ``skipped``.
 
     Returns
     -------
@@ -364,6 +370,7 @@ def write(
         compression=compression,
         row_group_size=row_group_size,
         filesystem=filesystem,
+        pointclouds=pointclouds,
     )
 
 
@@ -379,6 +386,7 @@ def write_stream(
     compression: str = "zstd",
     row_group_size: int = 128 * 1024,
     filesystem: Any = None,
+    pointclouds: bool = False,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -415,6 +423,7 @@ def write_stream(
             attribute_columns,
             dataset_id,
             report,
+            pointclouds,
         )
         try:
             for batch in batches:

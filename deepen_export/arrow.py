@@ -83,6 +83,7 @@ from deepen_export.model import (
     LabelSet,
     LabelTable,
     Masks2D,
+    PointClouds,
     Points,
     Points3D,
     PointSegmentation,
@@ -94,12 +95,13 @@ from deepen_export.model import (
     Scenes,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py checks
+    "GeoSummary",
     "KIND_OF_LABEL_TYPE",
     "LABEL_TYPE_OF_KIND",
     "SCHEMA_VERSION",
     "TABLES",
-    "GeoSummary",
+    "attribute_keys",
     "from_arrow",
     "label_schema",
     "table_metadata",
@@ -116,6 +118,7 @@ TABLES: tuple[str, ...] = (
     "masks2d",
     "poses",
     "cameras",
+    "pointclouds",
 )
 """Names of the tables :func:`to_arrow` produces."""
 
@@ -254,6 +257,16 @@ _OTHER_SCHEMAS: dict[str, pa.Schema] = {
                 pa.list_(pa.int32()),
                 metadata=_enc("row-major category codes into metadata categories, -1 unpainted"),
             ),
+        ]
+    ),
+    "pointclouds": pa.schema(
+        [
+            *_KEY_FIELDS,
+            pa.field("point_index", pa.int32()),
+            pa.field("x", pa.float64()),
+            pa.field("y", pa.float64()),
+            pa.field("z", pa.float64()),
+            pa.field("intensity", pa.float32()),
         ]
     ),
     "poses": pa.schema(
@@ -430,6 +443,10 @@ def _even_odd(coords: Array, ring_offsets: Array, offsets: Array) -> Array:
     )
     one = shapely.get_num_geometries(geoms) == 1
     geoms[one] = shapely.get_geometry(geoms[one], 0)
+    bad = ~shapely.is_valid(geoms)  # self-intersecting rings: the even-odd fill, made valid
+    if bad.any():
+        fixed = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
+        geoms[bad] = np.where(shapely.is_empty(fixed), None, fixed)
     out[labels_kept] = shapely.orient_polygons(geoms, exterior_cw=False)
     return out
 
@@ -706,6 +723,19 @@ def _segmentation_table(labels: LabelSet) -> pa.Table:
     return pa.table(cols, schema=_OTHER_SCHEMAS["point_segmentation"])
 
 
+def _pointclouds_table(labels: LabelSet) -> pa.Table:
+    pc_ = labels.pointclouds
+    counts = np.diff(pc_.offsets)
+    cols = _keys(labels, np.repeat(pc_.frame, counts))
+    cols["point_index"] = pa.array(
+        (np.arange(int(counts.sum())) - np.repeat(pc_.offsets[:-1], counts)).astype(np.int32)
+    )
+    for i, k in enumerate("xyz"):
+        cols[k] = pa.array(np.ascontiguousarray(pc_.xyz[:, i]))
+    cols["intensity"] = pa.array(pc_.intensity, mask=np.isnan(pc_.intensity))
+    return pa.table(cols, schema=_OTHER_SCHEMAS["pointclouds"])
+
+
 def _masks_table(labels: LabelSet) -> pa.Table:
     m = labels.masks2d
     cols = _keys(labels, m.frame)
@@ -746,6 +776,7 @@ def to_arrow(
     *,
     attribute_columns: bool | Mapping[str, pa.DataType] = False,
     attribute_encodings: Mapping[str, str] | None = None,
+    pointclouds: bool = False,
 ) -> dict[str, pa.Table]:
     """Arrow tables of a label set: ``labels``, ``frames`` and the non-empty others.
 
@@ -758,6 +789,9 @@ def to_arrow(
         the same schema).
     attribute_encodings : mapping of str to str, optional
         ``"string"`` or ``"json"`` per attribute key; inferred from ``labels`` when omitted.
+    pointclouds : bool
+        Also a ``pointclouds`` table (one row per LiDAR point: x, y, z, intensity), joinable to
+        ``point_segmentation`` on the frame key and ``point_index``.
 
     Returns
     -------
@@ -793,7 +827,10 @@ def to_arrow(
         ("masks2d", _masks_table),
         ("poses", _poses_table),
         ("cameras", _cameras_table),
+        ("pointclouds", _pointclouds_table),
     ):
+        if name == "pointclouds" and not pointclouds:
+            continue
         if len(labels.table(name)):
             out[name] = build(labels).replace_schema_metadata(_labels_metadata(labels, name))
     return out
@@ -1187,6 +1224,17 @@ def from_arrow(
             width=_np(c_t.column("width"), fill=-1),
             height=_np(c_t.column("height"), fill=-1),
             timestamp=_np(c_t.column("timestamp"), fill=np.nan),
+        )
+    pc_t = tables.get("pointclouds")
+    if pc_t is not None and len(pc_t):
+        rows = _frame_rows(pc_t, keys, "pointclouds")
+        starts = np.r_[True, rows[1:] != rows[:-1]]
+        counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
+        parts["pointclouds"] = PointClouds.from_columns(
+            frame=rows[starts],
+            offsets=np.r_[0, np.cumsum(counts)],
+            xyz=np.stack([_np(pc_t.column(k)).astype(np.float64) for k in "xyz"], axis=1),
+            intensity=_np(pc_t.column("intensity"), fill=np.nan).astype(np.float32),
         )
     source = meta.get("source", {})
     return LabelSet(
