@@ -47,10 +47,11 @@ import contextlib
 import json
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
@@ -78,6 +79,9 @@ _ROW_GROUPS = {"point_segmentation": 1 << 20, "pointclouds": 1 << 20, "masks2d":
 # filesystems
 
 
+_FOLDED_URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/(?=[^/])")
+
+
 def _resolve(dest: Any, filesystem: Any) -> tuple[pafs.FileSystem, str]:
     if filesystem is not None:
         if not isinstance(filesystem, pafs.FileSystem):  # an fsspec filesystem
@@ -87,6 +91,8 @@ def _resolve(dest: Any, filesystem: Any) -> tuple[pafs.FileSystem, str]:
             path = path.split("://", 1)[1]
         return filesystem, path.rstrip("/")
     text = os.fspath(dest) if isinstance(dest, os.PathLike) else str(dest)
+    if isinstance(dest, PurePath):  # pathlib folds "s3://b/k" into "s3:/b/k": undo that
+        text = _FOLDED_URI.sub(r"\1://", text)
     if "://" in text and not text.startswith("file://"):
         fs, path = pafs.FileSystem.from_uri(text)
         return fs, path.rstrip("/")
