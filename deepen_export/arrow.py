@@ -899,6 +899,21 @@ def _labels_metadata(labels: LabelSet, table: str, **more: Any) -> dict[bytes, b
     )
 
 
+def _wkb_type_codes(wkb: pa.Array) -> set[int]:
+    """ISO WKB geometry type codes (1 Point ... 7 GeometryCollection) from the 5-byte headers."""
+    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int32)[wkb.offset : wkb.offset + len(wkb)]
+    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)
+    starts = offsets[_np(wkb.is_valid()).astype(bool)]
+    little = data[starts] == 1
+    b = [data[starts + k].astype(np.uint32) for k in range(1, 5)]
+    code = np.where(
+        little,
+        b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24,
+        b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24,
+    )
+    return {int(c) for c in np.unique(code % 1000)}
+
+
 class GeoSummary:
     """Accumulates GeoParquet 1.1 ``geo`` metadata (geometry types, bbox) over written batches.
 
@@ -917,28 +932,33 @@ class GeoSummary:
         self.bounds: dict[str, Array] = {}
 
     def update(self, table: pa.Table) -> None:
-        """Add the geometry columns of one ``labels`` batch."""
-        for col, _ in self._COLUMNS:
+        """Add the geometry columns of one ``labels`` batch (read from the WKB headers and the
+        bbox / xyz columns, without decoding the geometries again)."""
+        for col, dim in self._COLUMNS:
             wkb = table.column(col).combine_chunks()
             if wkb.null_count == len(wkb):
                 continue
-            geoms = shapely.from_wkb(wkb.drop_null().to_numpy(zero_copy_only=False))
-            self.types[col].update(int(x) for x in np.unique(shapely.get_type_id(geoms)))
-            b = shapely.total_bounds(geoms)
-            if col == "geometry_3d":
-                z = shapely.get_coordinates(geoms, include_z=True)[:, 2]
-                b = np.r_[b[:2], np.nanmin(z), b[2:], np.nanmax(z)]
-            old = self.bounds.get(col)
-            if old is None:
-                self.bounds[col] = b
+            self.types[col].update(_wkb_type_codes(wkb))
+            valid = pa.array(wkb.is_valid())
+            if dim == 2:
+                bb = table.column("bbox").combine_chunks().filter(valid)
+                lo = [_np(bb.field(k)).min() for k in ("xmin", "ymin")]
+                hi = [_np(bb.field(k)).max() for k in ("xmax", "ymax")]
             else:
-                h = len(b) // 2
-                self.bounds[col] = np.r_[np.fmin(old[:h], b[:h]), np.fmax(old[h:], b[h:])]
+                pts = table.column("xyz").combine_chunks().filter(valid).flatten().flatten()
+                xyz = [_np(pts.field(k)) for k in "xyz"]
+                lo, hi = [v.min() for v in xyz], [v.max() for v in xyz]
+            b = np.asarray([*lo, *hi], dtype=np.float64)
+            old = self.bounds.get(col)
+            h = len(b) // 2
+            self.bounds[col] = (
+                b if old is None else np.r_[np.fmin(old[:h], b[:h]), np.fmax(old[h:], b[h:])]
+            )
 
     def metadata(self) -> dict[bytes, bytes]:
         """The ``geo`` key: version 1.1.0, ``crs: null`` (image / local frames, no CRS)."""
-        names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint"}
-        names |= {5: "MultiLineString", 6: "MultiPolygon"}
+        names = {1: "Point", 2: "LineString", 3: "Polygon", 4: "MultiPoint"}
+        names |= {5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
         columns: dict[str, Any] = {}
         for col, dim in self._COLUMNS:
             suffix = " Z" if dim == 3 else ""
