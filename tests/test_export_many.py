@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -127,3 +128,54 @@ def test_cli_export_many(tmp_path, monkeypatch):
     assert "FAILED  bad: ConnectionError" in res.output
     assert "1 of 2 datasets exported" in res.output
     assert sorted(set(parquet.read(out).frames.dataset_id)) == ["good"]
+
+
+class FakeClient:
+    """Stands in for deepen_export.api.Client: `pull` copies a sample snapshot, offline."""
+
+    pulls: ClassVar[list] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def pull(self, dataset_id, dest, *, label_set, stage):
+        import shutil
+
+        FakeClient.pulls.append((dataset_id, label_set, stage))
+        src = Path(__file__).resolve().parents[1] / "sample_data" / dataset_id
+        shutil.copytree(src, dest)
+
+
+def test_default_task_pulls_reads_and_writes(tmp_path):
+    """The real export_dataset task with the API client injected: pull -> read -> partitions."""
+    import deepen_export
+
+    result = export_many(
+        ["lidar_sequence", "image_dataset"],
+        str(tmp_path),
+        client_factory=FakeClient,
+        cluster_options=CLUSTER,
+        stage="QA",
+    )
+    assert [r.ok for r in result] == [True, True], result.summary()
+    assert sorted(FakeClient.pulls) == [
+        ("image_dataset", "default", "QA"),
+        ("lidar_sequence", "default", "QA"),
+    ]
+    # the partitions are named after the requested ids, which the snapshots' own ids replace
+    # only where frames have none (these samples carry their real dataset ids)
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    expected = LabelSet.concat(
+        sorted(
+            (deepen_export.read_labels(sample / n) for n in ("lidar_sequence", "image_dataset")),
+            key=lambda ls: ls.frames.dataset_id[0],
+        )
+    )
+    # point clouds are left out by default (reported as skipped)
+    assert parquet.read(tmp_path) == expected.without().replace(
+        pointclouds=type(expected.pointclouds).empty()
+    )
+    assert {i["kind"] for r in result for i in r.report["issues"]} == {"pointclouds"}

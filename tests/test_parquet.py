@@ -172,6 +172,10 @@ def test_duckdb_reads_hive_folder(tmp_path):
         f"SELECT count(*) FROM '{g}' WHERE label_type = 'box' AND dataset_id = 'ds2'"
     ).fetchall()
     assert boxes == [(3,)]
+    wkt = duckdb.sql(
+        f"SELECT ST_AsText(geometry) FROM '{g}' WHERE dataset_id = 'ds2' AND label_id = 'lane:1'"
+    ).fetchall()
+    assert wkt == [("LINESTRING (0 470, 100 300, 200 100)",)]
 
 
 def test_geopandas_reads_valid_geometries(tmp_path):
