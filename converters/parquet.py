@@ -519,7 +519,17 @@ def _commit_hive(fs: pafs.FileSystem, root: str, staging: str, datasets: list[st
     for path in new_reports:
         target = posixpath.join(root, posixpath.relpath(path, staging))
         fs.create_dir(posixpath.dirname(target), recursive=True)
-        fs.move(path, target)
+        _move(fs, path, target)
+
+
+def _move(fs: pafs.FileSystem, src: str, dst: str) -> None:
+    if _is_local(fs):
+        fs.move(src, dst)
+        return
+    # object stores: a server-side copy replaces the target object whole; not every pyarrow
+    # filesystem implements move for files (GCS), every one implements copy
+    fs.copy_file(src, dst)
+    fs.delete_file(src)
 
 
 def _swap_local(old: str, new: str | None) -> None:
@@ -541,7 +551,7 @@ def _swap_remote(fs: pafs.FileSystem, old: str, new: str | None) -> None:
     targets = {posixpath.join(old, posixpath.relpath(p, new)) for p in fresh} if new else set()
     for path in fresh:  # each object is replaced whole: readers see the old or the new file
         target = posixpath.join(old, posixpath.relpath(path, new))
-        fs.move(path, target)
+        _move(fs, path, target)
     for path in _files_under(fs, old):
         if path not in targets:
             fs.delete_file(path)
@@ -551,7 +561,7 @@ def _commit_remote_files(fs: pafs.FileSystem, root: str, staging: str) -> None:
     fresh = _files_under(fs, staging)
     targets = {posixpath.join(root, posixpath.relpath(p, staging)) for p in fresh}
     for path in fresh:
-        fs.move(path, posixpath.join(root, posixpath.relpath(path, staging)))
+        _move(fs, path, posixpath.join(root, posixpath.relpath(path, staging)))
     for i in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
         if i.type == pafs.FileType.File and i.path not in targets:
             name = posixpath.basename(i.path)
