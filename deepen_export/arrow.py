@@ -837,7 +837,17 @@ def to_arrow(
 
 
 def attribute_keys(labels: LabelSet) -> dict[str, list[str]]:
-    """Attribute keys of each non-empty label table, in order (kept even when all ``None``)."""
+    """Attribute keys of each non-empty label table, in order (kept even when all ``None``).
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, Scenes
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a"]), categories=("s",),
+    ...               scenes=Scenes.from_columns(frame=[0], category=[0], label_id=["s:1"],
+    ...                                          attributes={"weather": [None]}))
+    >>> attribute_keys(ls)
+    {'scenes': ['weather']}
+    """
     return {
         k: list(labels.table(k).attributes)  # type: ignore[attr-defined]
         for k in LABEL_KINDS

@@ -191,6 +191,14 @@ def export_many(
     -------
     ExportManyResult
         One result per dataset; failures are reported there, not raised.
+
+    Examples
+    --------
+    With credentials in the workers' environment (the module docstring has a runnable example
+    with a local task)::
+
+        result = export_many(["ds1", "ds2"], "s3://bucket/labels", scheduler="tcp://host:8786")
+        print(result.summary())
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
