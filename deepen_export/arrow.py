@@ -851,7 +851,7 @@ def attribute_keys(labels: LabelSet) -> dict[str, list[str]]:
     return {
         k: list(labels.table(k).attributes)  # type: ignore[attr-defined]
         for k in LABEL_KINDS
-        if len(labels.table(k)) and labels.table(k).attributes  # type: ignore[attr-defined]
+        if labels.table(k).attributes  # type: ignore[attr-defined]
     }
 
 
@@ -1116,6 +1116,10 @@ def _labels_back(
     for kind in LABEL_KINDS:
         mask = kinds == kind
         if not mask.any():
+            keys = meta.get("attribute_keys", {}).get(kind)
+            if keys:  # an empty table that had attribute columns
+                empty = _KIND_TYPES[kind].empty()
+                out[kind] = empty.with_attributes({k: np.empty(0, dtype=object) for k in keys})
             continue
         t = table.filter(pa.array(mask))
         cats = _obj(t.column("category"))
@@ -1205,7 +1209,7 @@ def from_arrow(
     )
     keys = _keystr(frames_t)
     parts: dict[str, Any] = {}
-    if labels_t is not None and len(labels_t):
+    if labels_t is not None:
         parts.update(_labels_back(labels_t, keys, cats, meta))
     cat_index = {c: i for i, c in enumerate(cats)}
     seg_t = tables.get("point_segmentation")

@@ -321,3 +321,56 @@ def test_self_intersecting_ring_is_made_valid_in_geometry_only():
     g = shapely.from_wkb(t.column("geometry")[0].as_py())
     assert g.is_valid and g.geom_type == "MultiPolygon" and g.area == 200.0
     assert from_arrow(to_arrow(ls)).polygons.coords.tolist() == bowtie  # kept as sent
+
+
+_values = st.one_of(
+    st.none(),
+    st.text(max_size=5),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, width=64),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+
+
+@st.composite
+def label_sets(draw):
+    n_frames = draw(st.integers(1, 3))
+    frames = Frames.from_columns(
+        file_id=[f"{i}.png" for i in range(n_frames)],
+        dataset_id=[draw(st.sampled_from(["d1", "d2"]))] * n_frames,
+        index=list(range(n_frames)),
+    )
+    n = draw(st.integers(0, 4))
+    rings = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    sizes = draw(st.lists(st.integers(0, 5), min_size=sum(rings), max_size=sum(rings)))
+    coords = draw(
+        st.lists(
+            st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)),
+            min_size=sum(sizes),
+            max_size=sum(sizes),
+        )
+    )
+    keys = draw(st.lists(st.sampled_from(["a", "b", "ü"]), unique=True, max_size=3))
+    attrs = {k: draw(st.lists(_values, min_size=n, max_size=n)) for k in keys}
+    polygons = Polygons.from_columns(
+        frame=draw(st.lists(st.integers(0, n_frames - 1), min_size=n, max_size=n)),
+        category=draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)),
+        label_id=[f"x:{i}" for i in range(n)],
+        offsets=np.r_[0, np.cumsum(rings)].astype(np.int64),
+        ring_offsets=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        coords=np.asarray(coords, dtype=np.float64).reshape(-1, 2),
+        attributes=attrs,
+    )
+    return LabelSet(frames=frames, categories=("x", "ÿ"), polygons=polygons)
+
+
+@settings(max_examples=60, deadline=None)
+@given(label_sets())
+def test_round_trip_property(ls):
+    """Any rings (empty, degenerate, self-crossing), any attribute values, exactly back."""
+    tables = to_arrow(ls, attribute_columns=True)
+    assert from_arrow(tables) == ls
+    geoms = shapely.from_wkb(tables["labels"].column("geometry").to_numpy(zero_copy_only=False))
+    present = geoms[geoms != None]  # noqa: E711
+    assert shapely.is_valid(present).all()

@@ -18,12 +18,15 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import converters
 from converters import parquet
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
 from tests._parquet_fixtures import E, rich, synthetic
+from tests.test_arrow import label_sets
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -456,3 +459,15 @@ def test_geo_metadata_follows_geoparquet_1_1(tmp_path):
         ("xmin", "ymin", "xmax", "ymax"), "bbox"
     )
     assert geo["columns"]["geometry_3d"]["bbox"][2] == 0.0  # 6 values: zmin third
+
+
+@settings(max_examples=15, deadline=None)
+@given(ls=label_sets(), layout=st.sampled_from(["files", "hive"]))
+def test_round_trip_property_through_files(ls, layout, tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "o"
+    parquet.write(ls, out, layout=layout)
+    back = parquet.read(out)
+    if layout == "files" or len(ls.polygons):
+        assert back == ls
+    else:  # a hive dataset without labels keeps its frames but not the empty table's keys
+        assert back.frames.equals(ls.frames) and len(back) == 0
