@@ -75,16 +75,16 @@ from deepen_export.errors import LabelError
 from deepen_export.report import Issue
 
 __all__ = [
-    "Boxes",
     "COMMON",
+    "DISTORTION_NAMES",
+    "KINDS",
+    "LABEL_KINDS",
+    "Boxes",
     "Cameras",
     "Col",
     "Cuboids",
-    "DISTORTION_NAMES",
     "FrameStatus",
     "Frames",
-    "KINDS",
-    "LABEL_KINDS",
     "LabelSet",
     "LabelTable",
     "Masks2D",
