@@ -179,3 +179,34 @@ def test_default_task_pulls_reads_and_writes(tmp_path):
         pointclouds=type(expected.pointclouds).empty()
     )
     assert {i["kind"] for r in result for i in r.report["issues"]} == {"pointclouds"}
+
+
+def test_export_many_pulls_from_a_deepen_like_server_and_retries(tmp_path):
+    """End to end: the real api.Client against the project's Deepen-like HTTP server on
+    127.0.0.1. The image dataset's labels answer 500 three times: the client's own retry (one)
+    gives up on the first attempt, Dask runs the task again, and that attempt succeeds."""
+    from functools import partial
+
+    from deepen_export.api import Client, RetryPolicy
+    from tests._deepen_server import CLIENT_ID, DS3D, DSIMG, TOKEN, DeepenServer
+
+    srv = DeepenServer().start()
+    try:
+        srv.fail(rf"/datasets/{DSIMG}/labels$", times=3)
+        policy = RetryPolicy(
+            max_retries=1, wait_initial=0.001, wait_max=0.01, jitter=0.0, sleep=lambda s: None
+        )
+        factory = partial(Client, CLIENT_ID, TOKEN, base_url=srv.url, timeout=5.0, retry=policy)
+        result = export_many(
+            [DS3D, DSIMG], str(tmp_path), client_factory=factory, retries=2,
+            cluster_options=CLUSTER,
+        )  # fmt: skip
+        labels_requests = srv.count(rf"/datasets/{DSIMG}/labels$")
+    finally:
+        srv.stop()
+    assert [r.ok for r in result] == [True, True], result.summary()
+    assert labels_requests == 4  # attempt 1: 500, 500 (gives up); attempt 2: 500, 200
+    back = parquet.read(tmp_path)
+    assert sorted(set(back.frames.dataset_id)) == sorted([DS3D, DSIMG])
+    served = srv.labels[DSIMG]["labels"]  # {file_id: [label, ...]}
+    assert len(parquet.read(tmp_path, dataset_ids=[DSIMG])) == sum(map(len, served.values()))
