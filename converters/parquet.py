@@ -44,6 +44,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import posixpath
@@ -211,8 +212,6 @@ class _Sink:
                 return labels
             new = ds.copy()
             new[empty] = self.dataset_id
-            import dataclasses
-
             frames = dataclasses.replace(labels.frames, dataset_id=new)
             labels = labels.replace(frames=frames)
         return labels
@@ -239,9 +238,11 @@ class _Sink:
                         )
 
     def _new_frames(self, frames: pa.Table) -> pa.Table:
-        keys = arrow._keystr(frames).to_pylist()
-        keep = np.asarray([k not in self.frames_seen for k in keys], dtype=bool)
-        self.frames_seen.update(keys)
+        keep = np.zeros(len(frames), dtype=bool)
+        for i, key in enumerate(arrow._keystr(frames).to_pylist()):
+            if key not in self.frames_seen:
+                self.frames_seen.add(key)
+                keep[i] = True
         return frames.filter(pa.array(keep)) if not keep.all() else frames
 
     def _partitions(self, name: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
