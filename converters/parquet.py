@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import posixpath
@@ -414,9 +415,9 @@ def write_stream(
         raise ValueError(f"layout must be 'files' or 'hive', got {layout!r}")
     fs, root = _resolve(dest, filesystem)
     report = Report(FORMAT)
-    supported = frozenset(
-        {*LABEL_KINDS, "point_segmentation", "masks2d"}
-    )  # every kind the registry lists
+    from converters import FORMATS
+
+    supported = FORMATS[FORMAT].kinds
     if attribute_columns is None:
         attribute_columns = layout == "files"
     staging_ctx = _staging(fs, root, layout)
@@ -460,8 +461,6 @@ def write_stream(
 def _report_name(datasets: list[str]) -> str:
     if len(datasets) == 1:
         return f"_reports/{_quote(datasets[0])}.json"
-    import hashlib
-
     digest = hashlib.sha1("\x1f".join(sorted(datasets)).encode()).hexdigest()[:16]
     return f"_reports/{digest}.json"
 
