@@ -12,6 +12,11 @@ Run::
 
     PYTHONPATH=. python benchmarks/bench_parquet.py            # full (2M labels streamed)
     PYTHONPATH=. python benchmarks/bench_parquet.py --quick    # a smaller smoke run
+    PYTHONPATH=. python benchmarks/bench_parquet.py --json     # also parse + stream Deepen JSON
+
+``--json`` generates Deepen label files with ``benchmarks/generate.py`` (cached in
+``benchmarks/_data``) and streams them with ``deepen_export.parse.iter_label_batches`` into
+``write_stream``: the end-to-end path for a labels body too big for memory.
 """
 
 from __future__ import annotations
@@ -84,12 +89,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(mode: str, total: int, batch: int, layout: str, queue: Any) -> None:
+def _run(mode: str, total: int, batch: int, layout: str, queue: Any, src: str = "") -> None:
     from converters import parquet
 
     with tempfile.TemporaryDirectory() as tmp:
         base = _peak_mb()
-        if mode == "write":
+        if mode == "json":
+            from deepen_export.parse import iter_label_batches
+
+            t0 = time.perf_counter()
+            batches = iter_label_batches(src, batch_size=batch, dataset_id="bench")
+            parquet.write_stream(batches, f"{tmp}/out", layout=layout)
+        elif mode == "write":
             labels = synthetic(total, seed=0)
             t0 = time.perf_counter()
             parquet.write(labels, f"{tmp}/out", layout=layout)
@@ -103,10 +114,12 @@ def _run(mode: str, total: int, batch: int, layout: str, queue: Any) -> None:
     queue.put((dt, _peak_mb(), base, size))
 
 
-def _scenario(mode: str, total: int, batch: int, layout: str) -> tuple[float, float, float, int]:
+def _scenario(
+    mode: str, total: int, batch: int, layout: str, src: str = ""
+) -> tuple[float, float, float, int]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_run, args=(mode, total, batch, layout, q))
+    p = ctx.Process(target=_run, args=(mode, total, batch, layout, q, src))
     p.start()
     res = q.get()
     p.join()
@@ -184,6 +197,20 @@ def _segmentation_layouts(frames: int, points: int) -> list[tuple[str, float, fl
     return out
 
 
+def _json_file(n: int) -> Any:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    path = here / "_data" / f"labels_{n}_{n // 20}_default_0.json"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        cmd = [sys.executable, str(here / "generate.py"), "--labels", str(n)]
+        subprocess.run([*cmd, "--frames", str(n // 20), "-o", str(path)], check=True)
+    return path
+
+
 def _timed(fn: Any) -> float:
     t0 = time.perf_counter()
     fn()
@@ -193,6 +220,7 @@ def _timed(fn: Any) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--json", action="store_true", help="also parse + stream Deepen JSON files")
     args = ap.parse_args()
     batch = 20_000 if args.quick else 100_000
     totals = [40_000, 80_000] if args.quick else [500_000, 1_000_000, 2_000_000]
@@ -207,6 +235,15 @@ def main() -> None:
             f"{mode:<18} {layout:<6} {total:>10,} {b or '-':>8} {dt:>7.2f} {total / dt:>10,.0f} "
             f"{peak:>12.0f} {size / 1e6:>10.1f}"
         )
+    if args.json:
+        sizes = [50_000, 200_000] if args.quick else [250_000, 1_000_000]
+        print(f"\nDeepen JSON -> iter_label_batches -> write_stream (batches of {batch:,})")
+        print(f"{'labels':>10} {'JSON MB':>8} {'s':>7} {'labels/s':>10} {'peak RSS MB':>12}")
+        for n in sizes:
+            src = _json_file(n)
+            dt, peak, _, _ = _scenario("json", n, batch, "files", str(src))
+            mb = os.path.getsize(src) / 1e6
+            print(f"{n:>10,} {mb:>8.0f} {dt:>7.2f} {n / dt:>10,.0f} {peak:>12.0f}")
     f, p = (20, 50_000) if args.quick else (50, 120_000)
     print(f"\npoint segmentation layouts ({f} frames x {p:,} points, 20 classes)")
     print(f"{'layout':<7} {'write s':>8} {'MB':>7} {'duckdb count s':>15} {'duckdb filter s':>16} "
