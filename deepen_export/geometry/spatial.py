@@ -559,8 +559,10 @@ def project_points(
 
     Intrinsics (``fx, fy, cx, cy``: scalars or ``(n,)``), ``model`` (a name or ``(n,)`` names
     from :data:`DISTORTION_MODELS`) and ``distortion`` (``(6,)`` or ``(n, 6)`` as
-    ``(k1, k2, p1, p2, k3, k4)``) apply per row ``n``. Camera axes: x right, y down, z forward;
-    pixel coordinates in the pixel-corner convention of the model (``u = fx x/z + cx``).
+    ``(k1, k2, p1, p2, k3, k4)``) apply per row ``n``. Camera axes: x right, y down, z forward.
+    Pixels come out in the convention of the intrinsics, ``u = fx x/z + cx``: for OpenCV-style
+    calibrations (Deepen's upload format, KITTI's ``P2``) integer coordinates are pixel *centres*;
+    add 0.5 to get the model's pixel-corner convention.
 
     Returns ``(uv, in_front)``: ``in_front`` is ``z > 0`` (pinhole) or the angle from the optical
     axis below 90 degrees (fisheye models also project points up to 180 degrees, flagged
