@@ -62,9 +62,11 @@ Calibration (``calib/%06d.txt``)
 
 Numbers are written with ``precision`` decimals (default 2, as KITTI's ground truth);
 ``occluded`` as an integer. Types come from ``category_map`` (dict or JSON object: our category
--> KITTI type, ``null`` drops the category) or, by default, our name with its first letter
-upper-cased and spaces replaced by ``_`` (``car`` -> ``Car``, ``person_sitting`` ->
-``Person_sitting``).
+-> KITTI type, ``null`` drops the category) or, by default: a category naming a KITTI class
+(case, spaces, ``-`` and ``_`` ignored) takes KITTI's spelling (``dontcare`` -> ``DontCare``,
+``person sitting`` -> ``Person_sitting``), any other its name with the first letter upper-cased
+and spaces replaced by ``_`` (``traffic cone`` -> ``Traffic_cone``). The reader maps KITTI
+classes back to lower case and other types by lower-casing their first letter.
 
 Examples
 --------
@@ -114,7 +116,7 @@ from deepen_export.model import (
 )
 from deepen_export.report import Report
 
-__all__ = ["DEFAULT_CAMERA", "read", "write"]
+__all__ = ["DEFAULT_CAMERA", "KITTI_TYPES", "read", "write"]
 
 FORMAT = "kitti"
 DEFAULT_CAMERA = "camera_0"
@@ -132,6 +134,11 @@ _EDGES = np.array(
 )
 # columns of the numeric part of a row
 TRUNC, OCC, ALPHA, X1, Y1, X2, Y2, H, W, L, X, Y, Z, RY = range(14)
+KITTI_TYPES = (
+    "Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare",
+)  # fmt: skip
+"""The KITTI object classes; our categories matching one case-insensitively take its spelling."""
+_KITTI_BY_KEY = {t.lower(): t for t in KITTI_TYPES} | {"dont_care": "DontCare"}
 _DEFAULT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])  # h w l x y z ry
 
 
@@ -305,7 +312,8 @@ def _types(labels: LabelSet, category_map: Mapping[str, str | None] | str | None
     )
     out = np.empty(len(labels.categories), dtype=object)
     for i, name in enumerate(labels.categories):
-        t = cmap[name] if name in cmap else (name[:1].upper() + name[1:] if name else name)
+        key = re.sub(r"[\s_-]+", "_", name.strip().lower())
+        t = cmap[name] if name in cmap else _KITTI_BY_KEY.get(key, name[:1].upper() + name[1:])
         out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
     return out
 
@@ -966,7 +974,10 @@ def type_to_category(
 ) -> tuple[tuple[str, ...], Array]:
     """Categories (first appearance order) and codes from KITTI types."""
     m = json.loads(category_map) if isinstance(category_map, str) else (category_map or None)
-    names = [(m.get(t, t) if m is not None else (t[:1].lower() + t[1:])) for t in types.tolist()]
+    names = [
+        (m.get(t, t) if m is not None else t.lower() if t in KITTI_TYPES else t[:1].lower() + t[1:])
+        for t in types.tolist()
+    ]
     cats = tuple(dict.fromkeys(names))
     index = {c: i for i, c in enumerate(cats)}
     return cats, np.array([index[n] for n in names], dtype=np.int32)
@@ -976,7 +987,7 @@ def parse_lines(lines: list[str], first: int) -> tuple[Array, Array]:
     """``(types, values (n, 14))`` of KITTI lines whose type is column ``first``."""
     split = [ln.split() for ln in lines if ln.strip()]
     if not split:
-        return np.zeros(0, dtype=object), np.zeros((0, 14))
+        return np.zeros(0, dtype=object), np.zeros((0, 14 + first))
     bad = [s for s in split if len(s) < first + 15]
     if bad:
         raise ConversionError(
@@ -1076,19 +1087,24 @@ def _labelset(
     category_map: Mapping[str, str] | str | None,
     frame: str,
     track: Array | None = None,
+    names: list[str | None] | None = None,
 ) -> LabelSet:
     k = len(stems)
     meta = [info.get(s, {}) for s in stems]
     cats, codes = type_to_category(types, category_map)
-    if track is None:
-        label_num = np.zeros(len(codes), dtype=np.int64)
-        for c in range(len(cats)):
-            sel = codes == c
-            label_num[sel] = np.arange(1, int(sel.sum()) + 1)
-    else:
-        label_num = track
+    label_num = np.zeros(len(codes), dtype=np.int64)
+    for c in range(len(cats)):
+        sel = codes == c
+        label_num[sel] = np.arange(1, int(sel.sum()) + 1)
+    if track is not None:
+        label_num = np.where(track >= 0, track, label_num)
     label_id = np.array(
-        [f"{cats[c]}:{n}" for c, n in zip(codes.tolist(), label_num.tolist(), strict=True)],
+        [
+            n or f"{cats[c]}:{i}"
+            for c, i, n in zip(
+                codes.tolist(), label_num.tolist(), names or [None] * len(codes), strict=True
+            )
+        ],
         dtype=object,
     )
     is3d = has_3d(values) & (types != "DontCare")
