@@ -166,14 +166,21 @@ def _is_camera(sensor: Array) -> Array:
     return np.array([str(s).startswith("camera") for s in sensor], dtype=bool)
 
 
-def layout(labels: LabelSet) -> Layout:
-    """The KITTI frames of ``labels`` (see the module docstring: which frames, which order)."""
+def layout(labels: LabelSet, *, three_d: bool | None = None) -> Layout:
+    """The KITTI frames of ``labels`` (see the module docstring: which frames, which order).
+
+    ``three_d`` forces LiDAR-frame mode (``None``: when there are cuboids or device poses).
+    """
     fr = labels.frames
-    three_d = bool(len(labels.cuboids) or len(labels.poses))
+    if three_d is None:
+        three_d = bool(len(labels.cuboids) or len(labels.poses))
     n = len(fr)
     if three_d:
         base = ~_is_camera(fr.sensor_id)
-        for t in (labels.cuboids, labels.poses, labels.cameras, labels.pointclouds):
+        for t in (
+            labels.cuboids, labels.poses, labels.cameras, labels.pointclouds,
+            labels.point_segmentation,
+        ):  # fmt: skip
             base[t.frame] = True
     else:
         base = np.ones(n, dtype=bool)
@@ -280,6 +287,18 @@ def calibration(
         lidar_pos, lidar_quat, c.position, c.quat, c.fx, c.fy, c.cx, c.cy, c.model,
         c.distortion, width, height, c.image_path, False,
     )  # fmt: skip
+
+
+def sequences(labels: LabelSet, lay: Layout) -> tuple[Array, Array, list[str]]:
+    """``(sequence, frame in sequence)`` of every KITTI frame, and each sequence's dataset id.
+
+    A sequence is the frames of one ``dataset_id`` (the layout keeps them together).
+    """
+    ds = labels.frames.dataset_id[lay.rows].astype(str)
+    names = list(dict.fromkeys(ds.tolist()))
+    seq = np.array([names.index(d) for d in ds.tolist()], dtype=np.int64)
+    start = np.searchsorted(seq, np.arange(len(names)))
+    return seq, np.arange(len(seq)) - start[seq], names
 
 
 def velo_to_cam(cal: Calibration) -> Array:

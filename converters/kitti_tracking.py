@@ -71,15 +71,6 @@ _GT_DONTCARE_3D = np.array([-1000.0, -1000.0, -1000.0, -10.0, -1.0, -1.0, -1.0])
 _DEVKIT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])
 
 
-def _sequences(labels: LabelSet, lay: kitti.Layout) -> tuple[Array, Array, list[str]]:
-    """``(sequence, frame-in-sequence)`` per KITTI frame and the dataset id of each sequence."""
-    ds = labels.frames.dataset_id[lay.rows].astype(str)
-    names = list(dict.fromkeys(ds.tolist()))
-    seq = np.array([names.index(d) for d in ds.tolist()], dtype=np.int64)
-    start = np.searchsorted(seq, np.arange(len(names)))
-    return seq, np.arange(len(seq)) - start[seq], names
-
-
 def _track_ids(
     labels: LabelSet, rows: kitti.Rows, seq_of_row: Array, report: Report
 ) -> tuple[Array, dict[int, dict[int, str]]]:
@@ -180,7 +171,7 @@ def write(
     )
     if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
         camera = None
-    seq, fno, datasets = _sequences(labels, lay)
+    seq, fno, datasets = kitti.sequences(labels, lay)
     tid, tracks = _track_ids(labels, rows, seq[rows.frame], report)
     values = rows.values.copy()
     values[:, kitti.TRUNC] = rows.state
