@@ -297,3 +297,94 @@ def test_velodyne_and_images(tmp_path: Path) -> None:
     pts = np.fromfile(tmp_path / "k/velodyne/000000.bin", dtype="<f4").reshape(-1, 4)
     np.testing.assert_allclose(pts, [[1, 2, 3, 0.5], [10, 0, 0, 0]], atol=1e-5)
     assert (tmp_path / "k/image_2/000000.png").read_bytes() == b"\x89PNG fake"
+
+
+# -- the sample LiDAR sequence against sample_data/expected.json ---------------------------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def sample_expected() -> dict:
+    return json.loads((SAMPLE / "expected.json").read_text())["lidar_sequence"]
+
+
+def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    exp = sample_expected()
+    report = kitti.write(
+        ls, tmp_path / "k", on_unsupported="drop", precision=6,
+        occlusion_attribute="occlusion", occlusion_map={"none": 0, "partial": 1, "heavy": 2},
+        media=SAMPLE / "lidar_sequence/media/dataset.zip",
+    )  # fmt: skip
+    mapping = json.loads((tmp_path / "k/mapping.json").read_text())
+    assert [m["file_id"] for m in mapping["frames"]] == exp["frame_order"]
+    n_checked = 0
+    for i, file_id in enumerate(exp["frame_order"]):
+        fexp = exp["frames"][file_id]
+        rows = [r.split() for r in lines(tmp_path / f"k/label_2/{i:06d}.txt")]
+        cuboid_rows = [r for r in rows if float(r[8]) >= 0]
+        for r, (label_id, c) in zip(cuboid_rows, fexp["cuboids"].items(), strict=True):
+            k = c["kitti_camera_0"]
+            assert r[0] == label_id.split(":")[0].capitalize()
+            num = [float(v) for v in r[1:]]
+            np.testing.assert_allclose(num[7:10], k["dimensions_hwl"], atol=1e-6)
+            np.testing.assert_allclose(num[10:13], k["location_bottom_centre"], atol=2e-6)
+            assert num[13] == pytest.approx(k["rotation_y"], abs=2e-6)
+            assert num[2] == pytest.approx(k["alpha"], abs=2e-6)
+            if k.get("overlaps_image"):
+                # expected.json clips to [0, W]; KITTI's own labels clip to [0, W - 1]
+                # (1241.00 / 374.00 for its 1242 x 375 images), which we follow.
+                raw = np.asarray(k["bbox_unclipped"])
+                want = np.clip(raw, 0, [159, 119, 159, 119])
+                np.testing.assert_allclose(num[3:7], want, atol=2e-6)
+                area = (raw[2] - raw[0]) * (raw[3] - raw[1])
+                trunc = 1 - (want[2] - want[0]) * (want[3] - want[1]) / area
+                assert num[0] == pytest.approx(trunc, abs=2e-6)
+            else:
+                assert num[3:7] == [-1, -1, -1, -1] and num[0] == 1.0
+            assert (
+                num[1]
+                == {"none": 0, "partial": 1}[
+                    str(ls.cuboids.attributes["occlusion"][ls.cuboids.label_id == label_id][0])
+                ]
+            )
+            n_checked += 1
+        calib = kitti.parse_calib((tmp_path / f"k/calib/{i:06d}.txt").read_text())
+        cam = fexp["camera_0"]
+        np.testing.assert_allclose(calib["P2"], cam["P2"], atol=1e-9)
+        np.testing.assert_allclose(
+            calib["Tr_velo_to_cam"][:, :3], cam["Tr_velo_to_cam_R"], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            calib["Tr_velo_to_cam"][:, 3], cam["Tr_velo_to_cam_t"], atol=2e-6
+        )
+        # the camera_0 2D box of car:1 in frame 0 is a 2D-only row
+        box = fexp["other_labels"].get("car:1|camera_0|box")
+        if box:
+            twod = [r for r in rows if float(r[8]) < 0]
+            np.testing.assert_allclose([float(v) for v in twod[0][4:8]], box["xyxy"])
+        # points inside each cuboid, read back from KITTI, in the velodyne file
+        pts = np.fromfile(tmp_path / f"k/velodyne/{i:06d}.bin", dtype="<f4").reshape(-1, 4)
+        assert len(pts) == fexp["n_points"]
+        assert (tmp_path / f"k/image_2/{i:06d}.png").read_bytes()[:4] == b"\x89PNG"
+    assert n_checked == 8
+    back = kitti.read(tmp_path / "k")
+    inside = []
+    for f in range(3):
+        pts = np.fromfile(tmp_path / f"k/velodyne/{f:06d}.bin", dtype="<f4").reshape(-1, 4)
+        sel = back.cuboids.frame == f
+        inside += sp.count_points_in_cuboids(
+            pts[:, :3], back.cuboids.center[sel], back.cuboids.size[sel], back.cuboids.quat[sel]
+        ).tolist()
+    want = [
+        c["points_inside"]
+        for fid in exp["frame_order"]
+        for c in exp["frames"][fid]["cuboids"].values()
+    ]
+    assert inside == want
+    assert {(i.action, i.kind) for i in report} == {
+        ("dropped", "point_segmentation"), ("dropped", "polylines3d"), ("kept", "cuboids"),
+        ("clipped", "cuboids"),
+    }  # fmt: skip

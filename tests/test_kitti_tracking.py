@@ -125,3 +125,29 @@ def test_round_trip(tmp_path: Path) -> None:
     num_a = np.array([[float(v) for v in x.split()[5:]] for x in a])
     num_b = np.array([[float(v) for v in x.split()[5:]] for x in b])
     np.testing.assert_allclose(num_b, num_a, atol=1e-3)
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def test_sample_sequence_tracks(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    exp = json.loads((SAMPLE / "expected.json").read_text())["lidar_sequence"]
+    kitti_tracking.write(ls, tmp_path / "t", on_unsupported="drop")
+    rows = [r.split() for r in (tmp_path / "t/label_02/0000.txt").read_text().splitlines()]
+    mapping = json.loads((tmp_path / "t/mapping.json").read_text())
+    tracks = mapping["sequences"][0]["tracks"]
+    # Deepen's numbers are unique across categories here, so they are kept
+    assert tracks == {"1": "car:1", "2": "pedestrian:2", "3": "cyclist:3", "4": "car:4"}
+    seen: dict[str, list[str]] = {}
+    for r in rows:
+        if float(r[10]) >= 0:  # 3D rows (h >= 0)
+            seen.setdefault(tracks[r[1]], []).append(exp["frame_order"][int(r[0])])
+    assert seen == exp["tracks"]
+    # truncated is an integer: pedestrian:2 in frame 1 is partly outside (1), cyclist:3 and
+    # car:4 are not in the image (2)
+    state = {(r[0], r[1]): r[3] for r in rows if float(r[10]) >= 0}
+    assert state[("1", "2")] == "1" and state[("1", "3")] == "2" and state[("0", "4")] == "2"
+    assert state[("0", "1")] == "0"

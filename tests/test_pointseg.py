@@ -135,3 +135,38 @@ def test_lidarseg_too_many_categories(tmp_path: Path) -> None:
     )
     with pytest.raises(ConversionError, match=r"1\.\.255"):
         lidarseg.write(ls, tmp_path / "ls")
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def test_sample_paint_counts(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    exp = json.loads((SAMPLE / "expected.json").read_text())["lidar_sequence"]
+    semantickitti.write(ls, tmp_path / "sk", on_unsupported="drop")
+    lidarseg.write(ls, tmp_path / "ls", on_unsupported="drop")
+    names = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())["labels"]
+    entries = json.loads((tmp_path / "ls/lidarseg.json").read_text())
+    cats = {c["index"]: c["name"] for c in json.loads((tmp_path / "ls/category.json").read_text())}
+    for i, file_id in enumerate(exp["frame_order"]):
+        want = {k: v for k, v in exp["frames"][file_id]["paint_counts"].items() if v}
+        raw = np.fromfile(tmp_path / f"sk/sequences/00/labels/{i:06d}.label", dtype="<u4")
+        assert len(raw) == exp["frame_sizes"][i]
+        ids, counts = np.unique(raw & 0xFFFF, return_counts=True)
+        got = {
+            ("unpainted" if k == 0 else names[k]): int(n) for k, n in zip(ids, counts, strict=True)
+        }
+        assert got == want
+        entry = next(e for e in entries if e["file_id"] == file_id)
+        data = np.fromfile(tmp_path / "ls" / entry["filename"], dtype=np.uint8)
+        ids, counts = np.unique(data, return_counts=True)
+        got = {
+            ("unpainted" if k == 0 else cats[k]): int(n) for k, n in zip(ids, counts, strict=True)
+        }
+        assert got == want
+        # velodyne scans have the frame's points, in the LiDAR frame (within ~80 m)
+        pts = np.fromfile(tmp_path / f"sk/sequences/00/velodyne/{i:06d}.bin", dtype="<f4")
+        assert pts.reshape(-1, 4).shape[0] == exp["frame_sizes"][i]
+        assert np.abs(pts.reshape(-1, 4)[:, :3]).max() < 100
