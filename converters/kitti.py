@@ -51,7 +51,9 @@ Which frames
     ``h w l = -1 -1 -1``, ``x y z = -1000 -1000 -1000``, ``ry = alpha = -10``), its ``xyxy``
     clipped to the image ``[0, W] x [0, H]`` (pixel-corner, the model's convention) and
     ``truncated`` computed as above. In 3D datasets the 2D boxes of the chosen camera are written
-    the same way into that frame's file; boxes of other cameras are reported and left out.
+    the same way into that frame's file; boxes of other cameras are reported and left out. A
+    camera box whose label id also has a cuboid in that frame is the same object: it gets no row
+    of its own (``box_source`` chooses which 2D box the object's row carries).
 
 Calibration (``calib/%06d.txt``)
     ``P2 = [K | 0]`` of the chosen camera; ``P0``, ``P1`` and ``P3`` are copies of ``P2`` (one
@@ -114,7 +116,7 @@ from deepen_export.model import (
     LabelSet,
     Poses,
 )
-from deepen_export.report import Report
+from deepen_export.report import Action, Report
 
 __all__ = ["DEFAULT_CAMERA", "KITTI_TYPES", "read", "write"]
 
@@ -125,6 +127,7 @@ NEAR_PLANE = 0.1
 
 Array = npt.NDArray[Any]
 Outside = Literal["keep", "drop"]
+BoxSource = Literal["projection", "label"]
 
 # KITTI camera axes from LiDAR axes: x_cam = -y, y_cam = -z, z_cam = x (p_cam = A p_lidar).
 _LIDAR_TO_CAM = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
@@ -512,10 +515,13 @@ def build_rows(
     tilt_tolerance: float,
     report: Report,
     fmt: str = FORMAT,
+    box_source: BoxSource = "projection",
 ) -> tuple[Layout, Calibration | None, Rows]:
     """Layout, calibration and KITTI rows of ``labels`` (shared by kitti and kitti_tracking)."""
     if outside not in ("keep", "drop"):
         raise ValueError(f"outside must be 'keep' or 'drop', got {outside!r}")
+    if box_source not in ("projection", "label"):
+        raise ValueError(f"box_source must be 'projection' or 'label', got {box_source!r}")
     if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
         camera = None
     lay = layout(labels)
@@ -574,8 +580,49 @@ def build_rows(
             heights = labels.frames.height[sub.boxes.frame].astype(np.int64)
         f, v, st = box_rows(sub, lay, widths, heights, occ_b, report)
         parts.append(("boxes", np.flatnonzero(keep_b), f, v, st))
+    if len(parts) == 2:
+        parts = _merge_boxes(labels, parts, box_source, report)
     rows = _assemble(labels, parts, types, outside, report, fmt)
     return lay, cal, rows
+
+
+def _merge_boxes(
+    labels: LabelSet,
+    parts: list[tuple[str, Array, Array, Array, Array]],
+    box_source: BoxSource,
+    report: Report,
+) -> list[tuple[str, Array, Array, Array, Array]]:
+    """One row per object: a camera box of a label that has a cuboid in the frame joins it."""
+    (_, csrc, cf, cv, cst), (_, bsrc, bf, bv, bst) = parts
+
+    def key(f: Array, ids: Array) -> Array:
+        return np.char.add(np.char.add(f.astype(str), "\x00"), ids.astype(str))
+
+    ckey = key(cf, labels.cuboids.label_id[csrc])
+    bkey = key(bf, labels.boxes.label_id[bsrc])
+    match = np.isin(bkey, ckey)
+    if not match.any():
+        return parts
+    if box_source == "label":
+        order = np.argsort(ckey, kind="stable")
+        at = order[np.searchsorted(ckey[order], bkey[match])]
+        cv, cst = cv.copy(), cst.copy()
+        cv[at, X1 : Y2 + 1] = bv[match, X1 : Y2 + 1]
+        cv[at, TRUNC] = bv[match, TRUNC]
+        cst[at] = bst[match]
+        action: Action = "changed"
+        why = "2D box used as the bbox of its cuboid's row (box_source='label')"
+    else:
+        action, why = (
+            "dropped",
+            (
+                "2D box of a label with a cuboid in this frame: its row has the projected cuboid's "
+                "bbox (box_source='projection'; 'label' uses this box instead)"
+            ),
+        )
+    record(report, labels, "boxes", bsrc[match], action, why)
+    keep = ~match
+    return [("cuboids", csrc, cf, cv, cst), ("boxes", bsrc[keep], bf[keep], bv[keep], bst[keep])]
 
 
 def _assemble(
@@ -797,6 +844,7 @@ def write(
     assume_identity_pose: bool = False,
     tilt_tolerance: float = 5.0,
     precision: int = 2,
+    box_source: BoxSource = "projection",
     velodyne: bool | None = None,
     media: str | os.PathLike[str] | None = None,
     images: str | os.PathLike[str] | None = None,
@@ -827,6 +875,10 @@ def write(
         Degrees a box's up axis may deviate from the camera's vertical before it is reported.
     precision : int
         Decimals of the label numbers (2, as KITTI's ground truth).
+    box_source : {"projection", "label"}
+        A camera box whose label also has a cuboid in the frame: the object's row takes the
+        projected cuboid's bbox and the drawn box is reported (``"projection"``), or the row
+        takes the drawn box (``"label"``). Either way the object has one row.
     velodyne : bool or None
         Write ``velodyne/*.bin`` from ``labels.pointclouds`` (None: when points are known).
     media : path
@@ -865,6 +917,7 @@ def write(
         assume_identity_pose=assume_identity_pose,
         tilt_tolerance=tilt_tolerance,
         report=report,
+        box_source=box_source,
     )
     k = len(lay.rows)
     texts = group_text(rows.frame, object_lines(rows, precision), k)

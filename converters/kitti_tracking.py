@@ -130,14 +130,15 @@ def write(
     tilt_tolerance: float = 5.0,
     precision: int = 6,
     dontcare_style: Literal["gt", "devkit"] = "gt",
+    box_source: kitti.BoxSource = "projection",
     velodyne: bool | None = None,
     media: str | os.PathLike[str] | None = None,
     images: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Write ``labels`` as KITTI tracking sequences under ``dest``.
 
-    Options are those of :func:`converters.kitti.write`, plus ``dontcare_style`` (module
-    docstring); ``precision`` defaults to 6 decimals.
+    Options are those of :func:`converters.kitti.write` (including ``box_source``), plus
+    ``dontcare_style`` (module docstring); ``precision`` defaults to 6 decimals.
 
     Examples
     --------
@@ -168,6 +169,7 @@ def write(
         tilt_tolerance=tilt_tolerance,
         report=report,
         fmt=FORMAT,
+        box_source=box_source,
     )
     if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
         camera = None

@@ -19,8 +19,8 @@ painted frame.
 
 Semantic ids (``label_map``)
     Unpainted points get 0 (``unlabeled``). A category whose name is a SemanticKITTI class
-    (``car``, ``road``, ``moving-car``, ...; case-insensitive, spaces and ``_`` read as ``-``)
-    gets that class's id from ``semantic-kitti.yaml``; any other category gets the next id from
+    (``car``, ``road``, ``moving-car``, ...; case-insensitive, spaces and ``_`` read as ``-``;
+    also ``pedestrian`` = ``person`` and ``cyclist`` = ``bicyclist``) gets that class's id from ``semantic-kitti.yaml``; any other category gets the next id from
     1000 up, in category order. ``label_map`` (dict, JSON object or path of a YAML/JSON file,
     category name -> id in 1..65535) overrides the ids of the names it lists.
 
@@ -79,7 +79,7 @@ SEMANTIC_KITTI_LABELS: dict[int, str] = {
 }  # fmt: skip
 """SemanticKITTI's ``labels`` table (``config/semantic-kitti.yaml`` of semantic-kitti-api)."""
 
-_BY_NAME = {v: k for k, v in SEMANTIC_KITTI_LABELS.items()}
+_BY_NAME = {v: k for k, v in SEMANTIC_KITTI_LABELS.items()} | {"pedestrian": 30, "cyclist": 31}
 
 
 def load_map(label_map: Mapping[str, int] | str | os.PathLike[str] | None) -> dict[str, int]:

@@ -360,11 +360,8 @@ def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
         np.testing.assert_allclose(
             calib["Tr_velo_to_cam"][:, 3], cam["Tr_velo_to_cam_t"], atol=2e-6
         )
-        # the camera_0 2D box of car:1 in frame 0 is a 2D-only row
-        box = fexp["other_labels"].get("car:1|camera_0|box")
-        if box:
-            twod = [r for r in rows if float(r[8]) < 0]
-            np.testing.assert_allclose([float(v) for v in twod[0][4:8]], box["xyxy"])
+        # the camera_0 2D box of car:1 in frame 0 is the same object as its cuboid: no row
+        assert len(rows) == len(fexp["cuboids"])
         # points inside each cuboid, read back from KITTI, in the velodyne file
         pts = np.fromfile(tmp_path / f"k/velodyne/{i:06d}.bin", dtype="<f4").reshape(-1, 4)
         assert len(pts) == fexp["n_points"]
@@ -386,5 +383,11 @@ def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
     assert inside == want
     assert {(i.action, i.kind) for i in report} == {
         ("dropped", "point_segmentation"), ("dropped", "polylines3d"), ("kept", "cuboids"),
-        ("clipped", "cuboids"),
+        ("clipped", "cuboids"), ("dropped", "boxes"),
     }  # fmt: skip
+    # box_source="label": car:1's row in frame 0 carries the drawn camera_0 box instead
+    kitti.write(ls, tmp_path / "k2", on_unsupported="drop", precision=6, box_source="label")
+    first = lines(tmp_path / "k2/label_2/000000.txt")[0].split()
+    box = exp["frames"]["0000.pcd"]["other_labels"]["car:1|camera_0|box"]["xyxy"]
+    np.testing.assert_allclose([float(v) for v in first[4:8]], box)
+    assert first[8:] == lines(tmp_path / "k/label_2/000000.txt")[0].split()[8:]
