@@ -391,3 +391,33 @@ def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
     box = exp["frames"]["0000.pcd"]["other_labels"]["car:1|camera_0|box"]["xyxy"]
     np.testing.assert_allclose([float(v) for v in first[4:8]], box)
     assert first[8:] == lines(tmp_path / "k/label_2/000000.txt")[0].split()[8:]
+
+
+def assert_same_tree(out: Path, golden: Path) -> None:
+    """Every file of ``out`` equals the golden one, byte for byte (golden READMEs aside)."""
+    want = sorted(
+        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
+    )
+    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert got == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def test_golden_files(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    kitti.write(
+        ls, tmp_path / "k", on_unsupported="drop", occlusion_attribute="occlusion",
+        occlusion_map={"none": 0, "partial": 1, "heavy": 2},
+    )  # fmt: skip
+    assert_same_tree(tmp_path / "k", SAMPLE / "golden/kitti")
+    back = kitti.read(SAMPLE / "golden/kitti")
+    exp = sample_expected()
+    want = [
+        c["centre_lidar"] for f in exp["frame_order"] for c in exp["frames"][f]["cuboids"].values()
+    ]
+    # 2 decimals in the files: centres within 0.005 m (+ rounding of h/2)
+    np.testing.assert_allclose(back.cuboids.center, want, atol=0.011)
+    assert back.frames.file_id.tolist() == exp["frame_order"]

@@ -151,3 +151,33 @@ def test_sample_sequence_tracks(tmp_path: Path) -> None:
     state = {(r[0], r[1]): r[3] for r in rows if float(r[10]) >= 0}
     assert state[("1", "2")] == "1" and state[("1", "3")] == "2" and state[("0", "4")] == "2"
     assert state[("0", "1")] == "0"
+
+
+def assert_same_tree(out: Path, golden: Path) -> None:
+    want = sorted(
+        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
+    )
+    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert got == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def test_golden_files(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    kitti_tracking.write(
+        ls, tmp_path / "t", on_unsupported="drop", occlusion_attribute="occlusion",
+        occlusion_map={"none": 0, "partial": 1, "heavy": 2},
+    )  # fmt: skip
+    assert_same_tree(tmp_path / "t", SAMPLE / "golden/kitti_tracking")
+    back = kitti_tracking.read(SAMPLE / "golden/kitti_tracking")
+    exp = json.loads((SAMPLE / "expected.json").read_text())["lidar_sequence"]
+    want = [
+        c["centre_lidar"] for f in exp["frame_order"] for c in exp["frames"][f]["cuboids"].values()
+    ]
+    np.testing.assert_allclose(back.cuboids.center, want, atol=2e-6)
+    assert back.cuboids.label_id.tolist() == [
+        lid for f in exp["frame_order"] for lid in exp["frames"][f]["cuboids"]
+    ]

@@ -141,3 +141,24 @@ def test_non_lanes_and_unknown_size(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="image size unknown"):
         culane.write(unknown, tmp_path / "cu")
     assert not (tmp_path / "cu").exists()
+
+
+def assert_same_tree(out: Path, golden: Path) -> None:
+    want = sorted(
+        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
+    )
+    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert got == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def test_golden_files(tmp_path: Path) -> None:
+    tusimple.write(sample(), tmp_path / "ts", on_unsupported="drop")
+    culane.write(sample(), tmp_path / "cu", on_unsupported="drop")
+    assert_same_tree(tmp_path / "ts", SAMPLE / "golden/tusimple")
+    assert_same_tree(tmp_path / "cu", SAMPLE / "golden/culane")
+    ts = tusimple.read(SAMPLE / "golden/tusimple")
+    cu = culane.read(SAMPLE / "golden/culane")
+    assert len(ts.polylines) == len(cu.polylines) == 2
+    assert ts.frames.file_id.tolist() == [o["raw_file"] for o in TUSIMPLE_SAMPLE]

@@ -181,3 +181,24 @@ def test_non_finite_dropped(tmp_path: Path) -> None:
     assert [(i.action, i.label_id) for i in report] == [("dropped", "car:2")]
     doc = validate(tmp_path / "ol/openlabel.json")
     assert [o["name"] for o in doc["objects"].values()] == ["car:1"]
+
+
+def assert_same_tree(out: Path, golden: Path) -> None:
+    want = sorted(
+        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
+    )
+    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert got == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def test_golden_files(tmp_path: Path, lidar: LabelSet, images: LabelSet) -> None:
+    openlabel.write(lidar, tmp_path / "lidar_sequence", on_unsupported="drop", indent=1)
+    openlabel.write(images, tmp_path / "image_dataset", indent=1)
+    for name in ("lidar_sequence", "image_dataset"):
+        assert_same_tree(tmp_path / name, SAMPLE / "golden/openlabel" / name)
+    validate(SAMPLE / "golden/openlabel/lidar_sequence" / LIDAR_FILE)
+    validate(SAMPLE / "golden/openlabel/image_dataset" / IMAGE_FILE)
+    back = openlabel.read(SAMPLE / "golden/openlabel/lidar_sequence")
+    np.testing.assert_allclose(back.cuboids.center, lidar.cuboids.center)

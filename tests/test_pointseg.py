@@ -170,3 +170,31 @@ def test_sample_paint_counts(tmp_path: Path) -> None:
         pts = np.fromfile(tmp_path / f"sk/sequences/00/velodyne/{i:06d}.bin", dtype="<f4")
         assert pts.reshape(-1, 4).shape[0] == exp["frame_sizes"][i]
         assert np.abs(pts.reshape(-1, 4)[:, :3]).max() < 100
+
+
+def assert_same_tree(out: Path, golden: Path) -> None:
+    want = sorted(
+        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
+    )
+    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert got == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def test_golden_files(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    semantickitti.write(ls, tmp_path / "sk", on_unsupported="drop")
+    lidarseg.write(ls, tmp_path / "ls", on_unsupported="drop")
+    assert_same_tree(tmp_path / "sk", SAMPLE / "golden/semantickitti")
+    assert_same_tree(tmp_path / "ls", SAMPLE / "golden/lidarseg")
+    for back in (
+        semantickitti.read(SAMPLE / "golden/semantickitti"),
+        lidarseg.read(SAMPLE / "golden/lidarseg"),
+    ):
+        assert back.frames.file_id.tolist() == ["0000.pcd", "0001.pcd", "0002.pcd"]
+        names = [back.categories[c] if c >= 0 else None for c in back.point_segmentation.category]
+        orig = [ls.categories[c] if c >= 0 else None for c in ls.point_segmentation.category]
+        assert names == orig
