@@ -14,7 +14,9 @@ Which frames
     3D datasets (the label set has cuboids or device poses): one KITTI frame per LiDAR frame
     (every ``Frames`` row whose sensor is not ``camera_*``), in the order (dataset_id,
     ``Frames.index``, file_id). Frames without labels get an empty label file, so reviewed
-    negatives survive. Image datasets: one KITTI frame per image, same order.
+    negatives survive. Image datasets: one KITTI frame per image, same order (then sensor).
+    Frames whose status says they are not labelled yet are left out and reported ``skipped``
+    (KITTI tracking keeps them: frame numbers are positions in the sequence).
 
 3D objects (cuboids)
     Each cuboid goes from Deepen's world frame (``Cuboids.frame_of_reference == "world"``) into
@@ -109,10 +111,12 @@ from converters._base import (
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
+    KINDS,
     Boxes,
     Cameras,
     Cuboids,
     Frames,
+    FrameStatus,
     LabelSet,
     Poses,
 )
@@ -169,10 +173,14 @@ def _is_camera(sensor: Array) -> Array:
     return np.array([str(s).startswith("camera") for s in sensor], dtype=bool)
 
 
-def layout(labels: LabelSet, *, three_d: bool | None = None) -> Layout:
+def layout(
+    labels: LabelSet, *, three_d: bool | None = None, skip_unlabelled: bool = False
+) -> Layout:
     """The KITTI frames of ``labels`` (see the module docstring: which frames, which order).
 
     ``three_d`` forces LiDAR-frame mode (``None``: when there are cuboids or device poses).
+    ``skip_unlabelled`` leaves out frames whose status says they are not labelled yet (and that
+    carry no label).
     """
     fr = labels.frames
     if three_d is None:
@@ -187,11 +195,21 @@ def layout(labels: LabelSet, *, three_d: bool | None = None) -> Layout:
             base[t.frame] = True
     else:
         base = np.ones(n, dtype=bool)
+    if skip_unlabelled:
+        used = np.zeros(n, dtype=bool)
+        for k in KINDS:
+            used[labels.table(k).frame] = True  # type: ignore[attr-defined]
+        base &= (fr.status != int(FrameStatus.UNLABELLED)) | used
     rows = np.flatnonzero(base)
     rows = np.array(
         sorted(
             rows.tolist(),
-            key=lambda r: (str(fr.dataset_id[r]), int(fr.index[r]), _natural(str(fr.file_id[r]))),
+            key=lambda r: (
+                str(fr.dataset_id[r]),
+                int(fr.index[r]),
+                _natural(str(fr.file_id[r])),
+                str(fr.sensor_id[r]),
+            ),
         ),
         dtype=np.int64,
     )
@@ -516,6 +534,7 @@ def build_rows(
     report: Report,
     fmt: str = FORMAT,
     box_source: BoxSource = "projection",
+    skip_unlabelled: bool = False,
 ) -> tuple[Layout, Calibration | None, Rows]:
     """Layout, calibration and KITTI rows of ``labels`` (shared by kitti and kitti_tracking)."""
     if outside not in ("keep", "drop"):
@@ -524,7 +543,11 @@ def build_rows(
         raise ValueError(f"box_source must be 'projection' or 'label', got {box_source!r}")
     if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
         camera = None
-    lay = layout(labels)
+    lay = layout(labels, skip_unlabelled=skip_unlabelled)
+    for r in np.flatnonzero(
+        (labels.frames.status == int(FrameStatus.UNLABELLED)) & (lay.position < 0)
+    ).tolist():
+        report.add("skipped", "frame not labelled yet", file_id=str(labels.frames.file_id[r]))
     cal = calibration(labels, lay, camera, assume_identity_pose) if lay.three_d else None
     types = _types(labels, category_map)
     parts: list[tuple[str, Array, Array, Array, Array]] = []
@@ -918,6 +941,7 @@ def write(
         tilt_tolerance=tilt_tolerance,
         report=report,
         box_source=box_source,
+        skip_unlabelled=True,
     )
     k = len(lay.rows)
     texts = group_text(rows.frame, object_lines(rows, precision), k)

@@ -421,3 +421,39 @@ def test_golden_files(tmp_path: Path) -> None:
     # 2 decimals in the files: centres within 0.005 m (+ rounding of h/2)
     np.testing.assert_allclose(back.cuboids.center, want, atol=0.011)
     assert back.frames.file_id.tolist() == exp["frame_order"]
+
+
+def test_image_dataset_2d_kitti(tmp_path: Path) -> None:
+    import deepen_export
+
+    ls = deepen_export.read_labels(SAMPLE / "image_dataset")
+    exp = json.loads((SAMPLE / "expected.json").read_text())["image_dataset"]
+    report = kitti.write(
+        ls, tmp_path / "k", on_unsupported="drop", images=SAMPLE / "image_dataset/images"
+    )
+    mapping = json.loads((tmp_path / "k/mapping.json").read_text())["frames"]
+    # frames in the dataset's order (files.json: Frames.index), then sensor; 000004.png is not
+    # labelled yet (file status "waiting"): left out and reported
+    assert [(m["file_id"], m["sensor_id"]) for m in mapping] == [
+        ("000001.png", "sensor1"), ("000001.png", "sensor2"), ("inner_kitty/000059.png", "sensor1"),
+        ("000002.png", "sensor1"), ("000003.png", "sensor1"),
+    ]  # fmt: skip
+    assert ("skipped", "000004.png") in {(i.action, i.file_id) for i in report}
+    rows = {
+        (m["file_id"], m["sensor_id"]): [
+            r.split() for r in lines(tmp_path / f"k/label_2/{m['kitti']}.txt")
+        ]
+        for m in mapping
+    }
+    got = {}
+    for key, rs in rows.items():
+        for r in rs:
+            got.setdefault(key, []).append((r[0], [float(v) for v in r[4:8]], float(r[1])))
+    for label_id, b in exp["boxes"].items():
+        key = (b["file_id"], b["sensor_id"])
+        clipped = b["xyxy_clipped"]
+        # truncated = 1 - clipped area / area: car:2 1 - 243 / 500 = 0.514 -> 0.51
+        trunc = round(1 - b["area_clipped"] / b["area"], 2)
+        assert (label_id.split(":")[0].capitalize(), clipped, trunc) in got[key], label_id
+    assert rows[("000003.png", "sensor1")] == []
+    assert (tmp_path / "k/image_2/000004.png").read_bytes()[:4] == b"\x89PNG"
