@@ -457,3 +457,52 @@ def test_image_dataset_2d_kitti(tmp_path: Path) -> None:
         assert (label_id.split(":")[0].capitalize(), clipped, trunc) in got[key], label_id
     assert rows[("000003.png", "sensor1")] == []
     assert (tmp_path / "k/image_2/000004.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rot_z_and_quaternion_json_through_the_parser(tmp_path: Path) -> None:
+    # The same boxes as Deepen sends them in both rotation forms (deepen-api.md §5); q and -q
+    # are the same rotation. Placed into the sample sequence's frame 0 (with its calibration).
+    import deepen_export
+
+    base = deepen_export.read_labels(SAMPLE / "lidar_sequence")
+    yaws = [0.3, -2.0, 2.9]
+    centres = [(81512.0, 50302.0, 34.05), (81508.0, 50297.0, 34.15), (81510.0, 50299.0, 34.0)]
+
+    def label(i: int, rotation: dict) -> dict:
+        cx, cy, cz = centres[i]
+        box = {"cx": cx, "cy": cy, "cz": cz, "l": 4.0, "w": 1.8, "h": 1.5, **rotation}
+        return {
+            "file_id": "0000.pcd", "sensor_id": "lidar", "label_type": "3d_bbox",
+            "label_category_id": "car", "label_id": f"car:{i + 1}", "three_d_bbox": box,
+        }  # fmt: skip
+
+    rot_z = [label(i, {"rot_z": y}) for i, y in enumerate(yaws)]
+    quat = [
+        label(
+            i, {"quaternion": {"x": 0, "y": 0, "z": s * math.sin(y / 2), "w": s * math.cos(y / 2)}}
+        )
+        for i, (y, s) in enumerate(zip(yaws, [1, -1, 1], strict=True))
+    ]
+    outs = []
+    for k, labs in enumerate((rot_z, quat)):
+        parsed = deepen_export.read_labels({"labels": labs})
+        row = int(
+            np.flatnonzero(
+                (base.frames.file_id == "0000.pcd") & (base.frames.sensor_id == "lidar")
+            )[0]
+        )
+        cub = parsed.cuboids
+        cub = type(cub).from_columns(
+            **{
+                **cub.columns(),
+                "frame": np.full(len(cub), row),
+                "category": np.zeros(len(cub), dtype=np.int32),
+            }
+        )
+        ls = base.replace(
+            cuboids=cub, boxes=base.boxes.take([]), polylines3d=base.polylines3d.take([])
+        )
+        kitti.write(ls, tmp_path / f"k{k}", on_unsupported="drop", precision=6)
+        outs.append((tmp_path / f"k{k}/label_2/000000.txt").read_text())
+    assert outs[0] == outs[1]
+    assert len(outs[0].splitlines()) == 3
