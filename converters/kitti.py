@@ -388,17 +388,21 @@ def _project_boxes(corners: Array, cal: Calibration, f: Array) -> tuple[Array, A
     """Unclipped image extents ``(n, 4)`` of cuboid corners ``(n, 8, 3)`` in camera ``f[i]``."""
     n = len(corners)
     distorted = np.any(cal.distortion[f] != 0, axis=1) | (cal.model[f] != "pinhole")
-    s = 9 if distorted.any() else 2
     a, b = corners[:, _EDGES[:, 0]], corners[:, _EDGES[:, 1]]
-    t = np.linspace(0.0, 1.0, s)
-    pts = a[:, :, None, :] + t[None, None, :, None] * (b - a)[:, :, None, :]
     za, zb = a[..., 2], b[..., 2]
     cross = (za - NEAR_PLANE) * (zb - NEAR_PLANE) < 0
     with np.errstate(divide="ignore", invalid="ignore"):
         tt = np.where(cross, (NEAR_PLANE - za) / (zb - za), 0.0)
     cut = a + tt[..., None] * (b - a)
-    pts = np.concatenate([pts.reshape(n, -1, 3), cut], axis=1)
-    valid = np.concatenate([pts[:, : 12 * s, 2] >= NEAR_PLANE, cross], axis=1)
+    if distorted.any():
+        # distorted edges are curves: sample them densely
+        t = np.linspace(0.0, 1.0, 9)
+        pts = a[:, :, None, :] + t[None, None, :, None] * (b - a)[:, :, None, :]
+        pts = pts.reshape(n, -1, 3)
+    else:
+        pts = corners
+    valid = np.concatenate([pts[..., 2] >= NEAR_PLANE, cross], axis=1)
+    pts = np.concatenate([pts, cut], axis=1)
     uv, ok = sp.project_points(
         pts,
         cal.fx[f],

@@ -587,29 +587,45 @@ def project_points(
         raise ValueError(f"unknown camera model(s) {sorted(unknown)}; known: {DISTORTION_MODELS}")
     fish = _rows(names != "pinhole", x)
 
+    any_fish, all_fish = bool(np.any(fish)), bool(np.all(fish))
     with np.errstate(divide="ignore", invalid="ignore"):
-        # pinhole / Brown-Conrady (OpenCV order k1 k2 p1 p2 k3 k4; k4 rational denominator)
-        front = z > 0
-        xn, yn = x / z, y / z
-        r2 = xn * xn + yn * yn
-        radial = (1 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))) / (1 + k[5] * r2)
-        xd = xn * radial + 2 * k[2] * xn * yn + k[3] * (r2 + 2 * xn * xn)
-        yd = yn * radial + k[2] * (r2 + 2 * yn * yn) + 2 * k[3] * xn * yn
-        xd = np.where(front, xd, np.nan)
-        yd = np.where(front, yd, np.nan)
-        # Kannala-Brandt equidistant (fisheye, mod_kannala): k1..k4 in slots 0, 1, 4, 5
-        rxy = np.hypot(x, y)
-        theta = np.arctan2(rxy, z)
-        t2 = theta * theta
-        theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[4] + t2 * k[5]))))
-        scale = np.where(
-            rxy > 0, theta_d / np.where(rxy > 0, rxy, 1.0), 1.0 / np.where(z > 0, z, 1.0)
-        )
-        xf, yf = x * scale, y * scale
-    u = np.where(fish, xf, xd) * fx_ + cx_
-    v = np.where(fish, yf, yd) * fy_ + cy_
-    ok = np.where(fish, theta < np.pi / 2, front)
+        if not all_fish:
+            xd, yd, front = _brown_conrady(x, y, z, k)
+        if any_fish:
+            xf, yf, theta = _kannala_brandt(x, y, z, k)
+    if all_fish:
+        xs, ys, ok = xf, yf, theta < np.pi / 2
+    elif not any_fish:
+        xs, ys, ok = xd, yd, front
+    else:
+        xs, ys = np.where(fish, xf, xd), np.where(fish, yf, yd)
+        ok = np.where(fish, theta < np.pi / 2, front)
+    u = xs * fx_ + cx_
+    v = ys * fy_ + cy_
     return np.stack([u, v], axis=-1), ok
+
+
+def _brown_conrady(x: Array, y: Array, z: Array, k: list[Any]) -> tuple[Any, Any, Any]:
+    # OpenCV order k1 k2 p1 p2 k3 k4; k4 is the rational model's first denominator term
+    front = z > 0
+    xn, yn = x / z, y / z
+    if not any(np.any(c != 0) for c in k):
+        return np.where(front, xn, np.nan), np.where(front, yn, np.nan), front
+    r2 = xn * xn + yn * yn
+    radial = (1 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))) / (1 + k[5] * r2)
+    xd = xn * radial + 2 * k[2] * xn * yn + k[3] * (r2 + 2 * xn * xn)
+    yd = yn * radial + k[2] * (r2 + 2 * yn * yn) + 2 * k[3] * xn * yn
+    return np.where(front, xd, np.nan), np.where(front, yd, np.nan), front
+
+
+def _kannala_brandt(x: Array, y: Array, z: Array, k: list[Any]) -> tuple[Any, Any, Any]:
+    # equidistant fisheye: k1..k4 in the slots of k1, k2, k3, k4 (0, 1, 4, 5)
+    rxy = np.hypot(x, y)
+    theta = np.arctan2(rxy, z)
+    t2 = theta * theta
+    theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[4] + t2 * k[5]))))
+    scale = np.where(rxy > 0, theta_d / np.where(rxy > 0, rxy, 1.0), 1.0 / np.where(z > 0, z, 1.0))
+    return x * scale, y * scale, theta
 
 
 def _rows(a: Any, like: Array) -> Any:
