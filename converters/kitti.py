@@ -471,15 +471,9 @@ def cuboid_rows(
         f"box tilted more than {tilt_tolerance} deg from the camera's vertical: KITTI keeps the "
         "centre and the yaw about camera y, not the tilt",
     )  # fmt: skip
-    if cal.virtual or len(cub) == 0:
+    if cal.virtual:  # no image: every object is "in view", bbox unknown
         v[:, X1 : Y2 + 1] = -1.0
-        return (
-            f,
-            v,
-            np.where(center[:, 2] > 0, 0, 2)
-            if not cal.virtual
-            else np.zeros(len(cub), dtype=np.int64),
-        )
+        return f, v, np.zeros(len(cub), dtype=np.int64)
     corners = sp.cuboid_corners(center, size, quat)
     raw, front = _project_boxes(corners, cal, f)
     raw = np.where(front[:, None], raw, -1.0)

@@ -280,3 +280,36 @@ def test_project_per_camera_rows() -> None:
     np.testing.assert_allclose(uv[1, 1], [200 * np.pi / 4 + 20, 20.0])
     with pytest.raises(ValueError, match="unknown camera model"):
         sp.project_points(pts, 1.0, 1.0, 0.0, 0.0, model="orthographic")
+
+
+def test_sample_camera_1_distortion() -> None:
+    # camera_1 of the sample sequence has k1 = -0.05; expected.json has the centre of cyclist:3
+    # in camera_1 and its pinhole / distorted pixel, derived independently from the raw files.
+    import json
+    from pathlib import Path
+
+    import deepen_export
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    ls = deepen_export.read_labels(sample / "lidar_sequence")
+    exp = json.loads((sample / "expected.json").read_text())["lidar_sequence"]
+    for file_id in ("0001.pcd", "0002.pcd"):
+        want = exp["frames"][file_id]["camera_1_centre_projection"]["cyclist:3"]
+        row = int(
+            np.flatnonzero((ls.frames.file_id == file_id) & (ls.frames.sensor_id == "lidar"))[0]
+        )
+        cub = np.flatnonzero((ls.cuboids.frame == row) & (ls.cuboids.label_id == "cyclist:3"))[0]
+        cam = int(
+            np.flatnonzero((ls.cameras.frame == row) & (ls.cameras.sensor_id == "camera_1"))[0]
+        )
+        c = ls.cameras
+        p = sp.to_sensor(ls.cuboids.center[cub], c.position[cam], c.quat[cam])
+        np.testing.assert_allclose(p, want["centre_cam"], atol=2e-6)
+        uv, ok = sp.project_points(
+            p[None], c.fx[cam], c.fy[cam], c.cx[cam], c.cy[cam], model=c.model[cam],
+            distortion=c.distortion[cam],
+        )  # fmt: skip
+        assert ok.all()
+        np.testing.assert_allclose(uv[0], want["uv_distorted_k1"], atol=2e-5)
+        plain, _ = sp.project_points(p[None], c.fx[cam], c.fy[cam], c.cx[cam], c.cy[cam])
+        np.testing.assert_allclose(plain[0], want["uv_pinhole"], atol=2e-5)
