@@ -451,6 +451,12 @@ def cuboid_rows(
     """``(frame, values (n, 14), state)`` of every cuboid (module docstring for the rules)."""
     cub: Cuboids = labels.cuboids
     f = lay.position[cub.frame]
+    if cub.frame_of_reference not in ("world", "lidar"):
+        raise ConversionError(
+            f"{FORMAT}: cuboids in the {cub.frame_of_reference!r} frame cannot be placed; KITTI "
+            "writes world- or LiDAR-frame cuboids (read KITTI with its calib files to get them)",
+            format=FORMAT,
+        )
     if cub.frame_of_reference == "lidar":
         cpos, cq = sp.relative_pose(cal.cam_pos, cal.cam_quat, cal.lidar_pos, cal.lidar_quat)
         center, quat = sp.cuboids_to_sensor(cub.center, cub.quat, cpos[f], cq[f])
