@@ -687,6 +687,9 @@ def _assemble(
             "category mapped to null in category_map",
         )
         keep = ~unmapped
+        bad = ~np.isfinite(v).all(axis=1) & keep
+        record(report, labels, kind, src[bad], "dropped", "non-finite coordinates")
+        keep &= ~bad
         if outside == "drop":
             out = (st == 2) & keep
             record(

@@ -181,7 +181,11 @@ def _lane_table(labels: LabelSet, report: Report) -> Polylines:
         "dropped",
         f"{FORMAT} holds lanes only (label_type 'lane')",
     )
-    return pl.take(~not_lane)
+    owner = np.repeat(np.repeat(np.arange(len(pl)), np.diff(pl.offsets)), np.diff(pl.part_offsets))
+    bad = np.bincount(owner[~np.isfinite(pl.coords).all(axis=1)], minlength=len(pl)) > 0
+    bad &= ~not_lane
+    record(report, labels, "polylines", bad, "dropped", "non-finite coordinates")
+    return pl.take(~not_lane & ~bad)
 
 
 def prepare(

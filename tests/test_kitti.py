@@ -506,3 +506,15 @@ def test_rot_z_and_quaternion_json_through_the_parser(tmp_path: Path) -> None:
         outs.append((tmp_path / f"k{k}/label_2/000000.txt").read_text())
     assert outs[0] == outs[1]
     assert len(outs[0].splitlines()) == 3
+
+
+def test_non_finite_cuboid_dropped(tmp_path: Path) -> None:
+    ls = scene([[10, 2, -1], [12, 0, -1]], [0.0, 0.0])
+    center = ls.cuboids.center.copy()
+    center[1, 0] = np.nan
+    cub = type(ls.cuboids).from_columns(**{**ls.cuboids.columns(), "center": center})
+    report = kitti.write(ls.replace(cuboids=cub), tmp_path / "k")
+    assert len(lines(tmp_path / "k/label_2/000000.txt")) == 1
+    assert ("dropped", "car:2", "non-finite coordinates") in {
+        (i.action, i.label_id, i.reason) for i in report
+    }

@@ -162,3 +162,19 @@ def test_golden_files(tmp_path: Path) -> None:
     cu = culane.read(SAMPLE / "golden/culane")
     assert len(ts.polylines) == len(cu.polylines) == 2
     assert ts.frames.file_id.tolist() == [o["raw_file"] for o in TUSIMPLE_SAMPLE]
+
+
+def test_bad_input_nan_and_escaping_file_ids(tmp_path: Path) -> None:
+    ls = lanes_set([[[0, 0], [10, 100]], [[np.nan, 5], [20, 50]]])
+    report = tusimple.write(ls, tmp_path / "ts")
+    assert [(i.action, i.label_id) for i in report] == [("dropped", "lane:2")]
+    assert len(json.loads((tmp_path / "ts/label_data.json").read_text())["lanes"]) == 1
+    evil = ls.replace(
+        frames=Frames.from_columns(file_id=["../../evil.png"], width=[100], height=[100])
+    )
+    (tmp_path / "cu").mkdir()
+    (tmp_path / "cu/keep.txt").write_text("old output")
+    with pytest.raises(ConversionError, match="outside the output folder"):
+        culane.write(evil, tmp_path / "cu")
+    assert (tmp_path / "cu/keep.txt").read_text() == "old output"
+    assert not (tmp_path.parent / "evil.lines.txt").exists()
