@@ -11,8 +11,8 @@ is used. ``write`` and ``read`` here dispatch by format name.
 Examples
 --------
 >>> import converters
->>> converters.get_format("coco").kinds
-frozenset({'boxes', 'points', 'polygons'})
+>>> sorted(converters.get_format("coco").kinds)
+['boxes', 'points', 'polygons']
 >>> "kitti" in converters.names()
 True
 """

@@ -14,12 +14,11 @@ one. Both paths give equal label sets (tested).
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,15 +28,11 @@ import pyarrow.json as pj
 from deepen_export.model import Boxes, Cuboids, LabelSet, Polygons, Polylines, Scenes
 
 _PREFIX = re.compile(rb'^\s*\{\s*"(labels|all_labels)"\s*:\s*([\[{])')
-_KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*$', re.S)
-_BLOCK = 1 << 24
+_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*\[')
+_BLOCK = 1 << 25
 _FAST_TYPES = {"box", "polygon", "lane", "3d_bbox", "scene"}
-
-_STRUCT = np.zeros(256, dtype=np.int8)
-_DELTA = np.zeros(256, dtype=np.int64)
-for _c, _d in ((b"{", 1), (b"[", 1), (b"}", -1), (b"]", -1)):
-    _STRUCT[_c[0]] = 1
-    _DELTA[_c[0]] = _d
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 13, 32]] = True
 
 
 class _Unsupported(Exception):
@@ -48,138 +43,241 @@ class _Unsupported(Exception):
 class Chunk:
     """Newline-delimited label objects, with the ``file_id`` key of each (dict-shaped responses)."""
 
-    data: bytes
+    data: bytes | memoryview
     keys: list[str] | None
     listed: list[str]
 
 
 @dataclass
-class _Scan:
-    starts: np.ndarray
-    ends: np.ndarray
-    array_opens: np.ndarray
+class _State:
     form: str
+    depth: int = 0
+    in_str: bool = False
+    bs_carry: int = 0
+    key: str | None = None
 
 
-def _scan(fh: BinaryIO, block: int = _BLOCK) -> _Scan | None:
-    head = fh.read(256)
+_NOT_QB = bytes(c for c in range(256) if c not in (34, 123, 125))
+_BRACE = bytes(1 if c in (123, 125) else 0 for c in range(256))
+_MARK = bytes(
+    1 if c == 123 else 2 if c == 125 else 3 if c == 34 else 4 if c == 92 else 0 for c in range(256)
+)
+
+
+def _scan_plain(
+    raw: bytes, base: int, st: _State, label_depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # no backslash: no escaped quotes, so the order of quotes and braces is all that matters
+    seq = np.frombuffer(raw.translate(None, _NOT_QB), dtype=np.uint8)
+    bpos = np.flatnonzero(np.frombuffer(raw.translate(_BRACE), dtype=np.uint8))
+    empty = np.zeros(0, dtype=np.int64)
+    st.bs_carry = 0
+    if not len(seq):
+        return empty, empty
+    is_q = seq == 34
+    parity = (np.cumsum(is_q) & 1).astype(bool) ^ st.in_str
+    st.in_str ^= bool(int(is_q.sum()) & 1)
+    outside = ~parity[~is_q]
+    bp = bpos[outside]
+    if not len(bp):
+        return empty, empty
+    delta = np.where(seq[~is_q][outside] == 123, 1, -1)
+    after = st.depth + np.cumsum(delta)
+    before = after - delta
+    st.depth = int(after[-1])
+    return bp[(delta == 1) & (before == label_depth)] + base, bp[
+        (delta == -1) & (after == label_depth)
+    ] + base
+
+
+def _scan_block(block: bytes | memoryview, base: int, st: _State) -> tuple[np.ndarray, np.ndarray]:
+    # bytes.translate marks braces, quotes and backslashes in one C pass; everything after works
+    # on those few positions. Only braces change the depth we track: labels are the objects
+    # directly inside the labels array (brace depth 1) or inside a file's array (depth 2).
+    label_depth = 1 if st.form == "list" else 2
+    raw = bytes(block)
+    if not st.bs_carry and raw.find(b"\\") < 0:
+        return _scan_plain(raw, base, st, label_depth)
+    marks = np.frombuffer(raw.translate(_MARK), dtype=np.uint8)
+    pos = np.flatnonzero(marks)
+    val = marks[pos]
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(pos):
+        return empty, empty
+    is_bs = val == 4
+    if st.bs_carry or is_bs.any():
+        # a quote is escaped when an odd run of backslashes stands right before it
+        idx = np.arange(len(pos))
+        run_start = np.ones(len(pos), dtype=bool)
+        run_start[1:] = ~(is_bs[:-1] & is_bs[1:] & (np.diff(pos) == 1))
+        first = np.maximum.accumulate(np.where(run_start, idx, 0))
+        run_len = idx - first + 1
+        prev_bs = np.zeros(len(pos), dtype=bool)
+        prev_bs[1:] = is_bs[:-1] & (np.diff(pos) == 1)
+        prev_run = np.zeros(len(pos), dtype=np.int64)
+        prev_run[1:] = np.where(prev_bs[1:], run_len[:-1], 0)
+        touches_start = prev_bs & (pos - prev_run == 0)
+        prev_run += np.where(touches_start | ((pos == 0) & (st.bs_carry > 0)), st.bs_carry, 0)
+        escaped = (val == 3) & (prev_run % 2 == 1)
+        val = np.where(escaped, 0, val)
+        tail = len(marks) - 1
+        old_carry = st.bs_carry
+        st.bs_carry = int(run_len[-1] % 2) if is_bs[-1] and pos[-1] == tail else 0
+        if is_bs[-1] and pos[-1] == tail and pos[-1] - run_len[-1] + 1 == 0:
+            st.bs_carry = (int(run_len[-1]) + old_carry) % 2
+    else:
+        st.bs_carry = 0
+    is_q = val == 3
+    parity = (np.cumsum(is_q) & 1).astype(bool) ^ st.in_str
+    brace = ((val == 1) | (val == 2)) & ~parity
+    bp = pos[brace]
+    starts = ends = empty
+    if len(bp):
+        delta = np.where(val[brace] == 1, 1, -1)
+        after = st.depth + np.cumsum(delta)
+        before = after - delta
+        starts = bp[(delta == 1) & (before == label_depth)] + base
+        ends = bp[(delta == -1) & (after == label_depth)] + base
+        st.depth = int(after[-1])
+    st.in_str ^= bool(is_q.sum() & 1)
+    return starts, ends
+
+
+def _finish_chunk(
+    buf: bytearray, lo: int, starts: np.ndarray, ends: np.ndarray, st: _State, tail: bool
+) -> Chunk:
+    """Blank the gaps between labels in ``buf`` (file bytes from offset ``lo``) and find file keys."""
+    a = np.frombuffer(buf, dtype=np.uint8)
+    keys: list[str] | None = None
+    listed: list[str] = []
+    gs = np.concatenate([[lo], ends + 1]) - lo
+    ge = np.concatenate([starts, [lo + len(buf)]]) - lo
+    if not tail:
+        gs, ge = gs[:-1], ge[:-1]
+    lengths = ge - gs
+    from deepen_export.model import _ranges
+
+    gap_idx = _ranges(gs, lengths)
+    nonws = ~_WS[a[gap_idx]]
+    counts = (
+        np.add.reduceat(nonws, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        if len(gap_idx)
+        else np.zeros(0)
+    )
+    counts = np.where(lengths > 0, counts, 0)
+    if st.form == "dict":
+        import json
+
+        keys = []
+        special = np.flatnonzero(counts > 1)
+        found: dict[int, list[str]] = {}
+        for g in special.tolist():
+            text = bytes(buf[gs[g] : ge[g]])
+            found[g] = [json.loads(b'"' + m + b'"') for m in _KEY.findall(text)]
+        for g in range(len(starts)):
+            for k in found.get(g, ()):
+                listed.append(k)
+                st.key = k
+            if st.key is None:
+                raise _Unsupported("label outside any file")
+            keys.append(st.key)
+        if tail and len(lengths) > len(starts):
+            listed.extend(found.get(len(starts), ()))
+    else:
+        inner = counts[1 : len(starts)]
+        if len(inner) and np.any(inner != 1):
+            raise _Unsupported("something other than label objects in the labels array")
+    if not len(starts):
+        return Chunk(b"", keys, listed)
+    if buf.find(b"\n") >= 0 or buf.find(b"\r") >= 0:
+        a[(a == 10) | (a == 13)] = 32
+    if len(starts) > 1:
+        a[_ranges(gs[1 : len(starts)], lengths[1 : len(starts)])] = 32
+        a[gs[1 : len(starts)]] = 10
+    s0, e1 = int(starts[0]) - lo, int(ends[-1]) - lo + 1
+    return Chunk(memoryview(buf)[s0:e1], keys, listed)
+
+
+def _form(head: bytes) -> str | None:
     m = _PREFIX.match(head)
     if not m:
         return None
-    form = "list" if m.group(2) == b"[" else "dict"
-    label_depth = 2 if form == "list" else 3
-    fh.seek(0)
-    depth = 0
-    in_str = False
-    bs_carry = 0
-    pos = 0
-    starts: list[np.ndarray] = []
-    ends: list[np.ndarray] = []
-    opens: list[np.ndarray] = []
-    while True:
-        buf = fh.read(block)
-        if not buf:
-            break
-        b = np.frombuffer(buf, dtype=np.uint8)
-        q = np.flatnonzero(b == 34)
-        bsm = b == 92
-        if q.size and (bs_carry or bsm.any()):
-            idx = np.arange(len(b), dtype=np.int64)
-            last_non = np.maximum.accumulate(np.where(bsm, -1, idx))
-            prev = q - 1
-            run = np.where(prev >= 0, prev - last_non[np.maximum(prev, 0)], 0)
-            run = run + np.where((prev < 0) | (last_non[np.maximum(prev, 0)] < 0), bs_carry, 0)
-            q = q[run % 2 == 0]
-        if bsm[-1]:
-            tail = len(b) - 1 - int(np.flatnonzero(~bsm)[-1]) if (~bsm).any() else len(b) + bs_carry
-            bs_carry = tail % 2
-        else:
-            bs_carry = 0
-        s = np.flatnonzero(_STRUCT[b])
-        inside = (np.searchsorted(q, s) % 2 == 1) ^ in_str
-        s = s[~inside]
-        delta = _DELTA[b[s]]
-        after = depth + np.cumsum(delta)
-        before = after - delta
-        ch = b[s]
-        starts.append(s[(ch == 123) & (before == label_depth)] + pos)
-        ends.append(s[(ch == 125) & (after == label_depth)] + pos)
-        if form == "dict":
-            opens.append(s[(ch == 91) & (before == 2)] + pos)
-        if len(after):
-            depth = int(after[-1])
-        in_str = bool((len(q) % 2 == 1) ^ in_str)
-        pos += len(b)
-        if depth <= 0 and len(after):
-            break
-    st = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-    en = np.concatenate(ends) if ends else np.zeros(0, np.int64)
-    if len(st) != len(en) or (len(st) and np.any(en < st)):
+    return "list" if m.group(2) == b"[" else "dict"
+
+
+def _whole_file(path: str | os.PathLike[str]) -> Chunk | None:
+    size = os.path.getsize(path)
+    buf = bytearray(size)
+    with open(path, "rb") as fh:
+        fh.readinto(buf)
+    form = _form(bytes(buf[:256]))
+    if form is None:
         return None
-    op = np.concatenate(opens) if opens else np.zeros(0, np.int64)
-    return _Scan(st, en, op, form)
-
-
-def _keys(fh: BinaryIO, opens: np.ndarray) -> list[str]:
-    import json
-
-    out = []
-    for p in opens.tolist():
-        lo = max(0, p - 4096)
-        fh.seek(lo)
-        window = fh.read(p - lo)
-        m = _KEY_BEFORE.search(window)
-        if not m:
-            raise _Unsupported("file key not found")
-        out.append(json.loads(b'"' + m.group(1) + b'"'))
-    return out
-
-
-def _chunk_bytes(fh: BinaryIO, starts: np.ndarray, ends: np.ndarray) -> bytes:
-    base = int(starts[0])
-    fh.seek(base)
-    buf = np.frombuffer(bytearray(fh.read(int(ends[-1]) - base + 1)), dtype=np.uint8)
-    buf[(buf == 10) | (buf == 13)] = 32
-    gs = ends[:-1] + 1 - base
-    ge = starts[1:] - base
-    lengths = ge - gs
-    if len(lengths):
-        from deepen_export.model import _ranges
-
-        buf[_ranges(gs, lengths)] = 32
-        buf[gs] = 10
-    return buf.tobytes()
+    st = _State(form)
+    starts, ends = [], []
+    view = memoryview(buf)
+    for o in range(0, size, _BLOCK):
+        s_, e_ = _scan_block(view[o : o + _BLOCK], o, st)
+        starts.append(s_)
+        ends.append(e_)
+    st_ = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    en_ = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+    if len(st_) != len(en_) or np.any(en_ < st_) or np.any(st_[1:] < en_[:-1]):
+        return None
+    return _finish_chunk(buf, 0, st_, en_, st, tail=True)
 
 
 def iter_label_chunks(
     path: str | os.PathLike[str], *, batch_size: int = 100_000
 ) -> Iterator[Chunk]:
-    """Yield the labels of a response file as newline-delimited JSON, ``batch_size`` at a time."""
-    with open(path, "rb") as fh:
-        scan = _scan(fh)
-        if scan is None:
+    """Yield the labels of a response file as newline-delimited JSON, ``batch_size`` at a time.
+
+    Only one block of the file and one batch of labels are in memory at a time.
+    """
+    with open(path, "rb") as fh, open(path, "rb") as reader:
+        form = _form(fh.read(256))
+        if form is None:
             yield from _iter_fallback(path, batch_size)
             return
-        keys_all: list[str] | None = None
-        owner = None
-        if scan.form == "dict":
-            keys_all = _keys(fh, scan.array_opens)
-            owner = np.searchsorted(scan.array_opens, scan.starts) - 1
-        n = len(scan.starts)
-        if n == 0:
-            yield Chunk(b"", [] if keys_all is not None else None, keys_all or [])
-            return
-        for a in range(0, n, batch_size):
-            b = min(n, a + batch_size)
-            data = _chunk_bytes(fh, scan.starts[a:b], scan.ends[a:b])
-            keys = None
-            listed: list[str] = []
-            if keys_all is not None and owner is not None:
-                keys = [keys_all[i] for i in owner[a:b].tolist()]
-                lo = 0 if a == 0 else int(owner[a - 1]) + 1
-                hi = len(keys_all) if b == n else int(owner[b - 1]) + 1
-                listed = keys_all[lo:hi]
-            yield Chunk(data, keys, listed)
+        fh.seek(0)
+        st = _State(form)
+        pend_s: list[np.ndarray] = []
+        pend_e: list[np.ndarray] = []
+        lo = 0
+        base = 0
+        size = os.path.getsize(path)
+
+        def emit(s: np.ndarray, e: np.ndarray, tail: bool) -> Chunk:
+            nonlocal lo
+            hi = size if tail else int(e[-1]) + 1
+            reader.seek(lo)
+            buf = bytearray(hi - lo)
+            reader.readinto(buf)
+            chunk = _finish_chunk(buf, lo, s, e, st, tail)
+            lo = hi
+            return chunk
+
+        while True:
+            block = fh.read(_BLOCK)
+            if not block:
+                break
+            s_, e_ = _scan_block(block, base, st)
+            base += len(block)
+            pend_s.append(s_)
+            pend_e.append(e_)
+            s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
+            while len(e_all) >= batch_size:
+                yield emit(s_all[:batch_size], e_all[:batch_size], tail=False)
+                s_all, e_all = s_all[batch_size:], e_all[batch_size:]
+            pend_s, pend_e = [s_all], [e_all]
+        s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
+        if len(s_all) != len(e_all):
+            from deepen_export.errors import ParseError
+
+            raise ParseError(
+                "the labels array is cut short: the file may be truncated", path=os.fspath(path)
+            )
+        yield emit(s_all, e_all, tail=True)
 
 
 def _iter_fallback(path: str | os.PathLike[str], batch_size: int) -> Iterator[Chunk]:
@@ -196,13 +294,13 @@ def _iter_fallback(path: str | os.PathLike[str], batch_size: int) -> Iterator[Ch
         yield Chunk(b"\n".join(orjson.dumps(x) for x in part), None, listed if a == 0 else [])
 
 
-def _read_ndjson(data: bytes) -> pa.Table:
+def _read_ndjson(data: bytes | memoryview) -> pa.Table:
+    buf = pa.py_buffer(data)
     try:
-        return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=1 << 22))
+        return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=1 << 22))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pj.read_json(
-            io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data), 1 << 20) + 1)
-        )
+        opts = pj.ReadOptions(block_size=max(len(buf), 1 << 20) + 1)
+        return pj.read_json(pa.BufferReader(buf), read_options=opts)
 
 
 def try_parse_file(
@@ -214,24 +312,14 @@ def try_parse_file(
 ) -> LabelSet | None:
     """Parse a labels file through Arrow, or return ``None`` when it needs the general path."""
     try:
-        with open(path, "rb") as fh:
-            scan = _scan(fh)
-            if scan is None:
-                return None
-            keys = None
-            listed: list[str] = []
-            if scan.form == "dict":
-                listed = _keys(fh, scan.array_opens)
-                owner = np.searchsorted(scan.array_opens, scan.starts) - 1
-                keys = [listed[i] for i in owner.tolist()]
-            if len(scan.starts) == 0:
-                table = pa.table({})
-            else:
-                table = _read_ndjson(_chunk_bytes(fh, scan.starts, scan.ends))
+        chunk = _whole_file(path)
+        if chunk is None:
+            return None
+        table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
         return from_arrow_labels(
             table,
-            keys=keys,
-            listed=listed,
+            keys=chunk.keys,
+            listed=chunk.listed,
             dataset_id=dataset_id,
             categories=categories,
             files=files,
@@ -250,7 +338,7 @@ def try_parse_file(
 
 def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None = None) -> LabelSet:
     """One batch of :func:`iter_label_chunks` as a LabelSet (general path when Arrow cannot)."""
-    if not chunk.data:
+    if not len(chunk.data):
         return _general(b"", chunk, dataset_id, path)
     try:
         table = _read_ndjson(chunk.data)
@@ -265,7 +353,7 @@ def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None =
         KeyError,
         ValueError,
     ):
-        return _general(chunk.data, chunk, dataset_id, path)
+        return _general(bytes(chunk.data), chunk, dataset_id, path)
 
 
 def _general(data: bytes, chunk: Chunk, dataset_id: str, path: str | None) -> LabelSet:
@@ -366,25 +454,60 @@ def _list_offsets(arr: pa.Array) -> np.ndarray:
     return off - off[0]
 
 
-def _ragged_polygons(arr: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ragged_polygons(
+    arr: pa.ChunkedArray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from deepen_export.model import _ranges
+
     a = arr.combine_chunks()
-    if a.null_count or not pa.types.is_list(a.type):
-        raise _Unsupported("missing polygons")
-    rings = a.flatten()
-    if not pa.types.is_list(rings.type) or rings.null_count:
+    if not pa.types.is_list(a.type) or not pa.types.is_list(a.type.value_type):
         raise _Unsupported("polygons are not lists of rings")
-    pts = rings.flatten()
-    if not pa.types.is_list(pts.type) or pts.null_count:
+    if a.null_count and not a.is_valid().to_numpy(zero_copy_only=False)[idx].all():
+        raise _Unsupported("missing polygons")
+    rings = a.values
+    pts = rings.values
+    if not pa.types.is_list(pts.type) or rings.null_count or pts.null_count:
         raise _Unsupported("rings are not lists of points")
-    vals = pts.flatten()
+    vals = pts.values
     if vals.null_count or not (pa.types.is_floating(vals.type) or pa.types.is_integer(vals.type)):
         raise _Unsupported("non-numeric coordinates")
-    off, roff, poff = _list_offsets(a), _list_offsets(rings), _list_offsets(pts)
-    if np.any(np.diff(poff) != 2) or np.any(np.diff(roff) == 0) or np.any(np.diff(off) == 0):
+    o = a.offsets.to_numpy().astype(np.int64)
+    r = rings.offsets.to_numpy().astype(np.int64)
+    p = pts.offsets.to_numpy().astype(np.int64)
+    ring_cnt = o[idx + 1] - o[idx]
+    whole = (
+        len(idx) > 0
+        and o[idx[0]] == 0
+        and o[idx[-1] + 1] == len(r) - 1
+        and bool(np.all(o[idx[1:]] == o[idx[:-1] + 1]))
+        and r[0] == 0
+        and bool(np.array_equal(p, np.arange(len(p), dtype=np.int64) * 2))
+    )
+    if whole:
+        # the rows cover every ring of the column: use Arrow's buffers as they are
+        pt_cnt = np.diff(r)
+        if np.any(pt_cnt == 0) or np.any(ring_cnt == 0) or r[-1] * 2 != len(vals):
+            raise _Unsupported("rings are empty")
+        coords = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(-1, 2)
+        if not np.isfinite(coords).all():
+            raise _Unsupported("non-finite coordinates")
+        off = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(ring_cnt, out=off[1:])
+        return off, r.copy(), coords
+    ring_sel = _ranges(o[idx], ring_cnt)
+    pt_cnt = r[ring_sel + 1] - r[ring_sel]
+    pt_sel = _ranges(r[ring_sel], pt_cnt)
+    if np.any(p[pt_sel + 1] - p[pt_sel] != 2) or np.any(pt_cnt == 0) or np.any(ring_cnt == 0):
         raise _Unsupported("points are not [x, y] or rings are empty")
-    coords = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(-1, 2)
+    v = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    first = p[pt_sel]
+    coords = np.stack([v[first], v[first + 1]], axis=1)
     if not np.isfinite(coords).all():
         raise _Unsupported("non-finite coordinates")
+    off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(ring_cnt, out=off[1:])
+    roff = np.zeros(len(ring_sel) + 1, dtype=np.int64)
+    np.cumsum(pt_cnt, out=roff[1:])
     return off, roff, coords
 
 
@@ -477,10 +600,18 @@ def from_arrow_labels(
     frames, remap = _frames_table(ctx, files)
     frame_rows = remap[prov] if n else prov
 
+    label_id_col = _col(table, "label_id")
+    if label_id_col is not None and n:
+        lid = pc.fill_null(label_id_col.cast(pa.string()), "")
+        m = pc.extract_regex(lid, r":\s*(?P<n>-?\d+)\s*$")
+        track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
+    else:
+        track = np.full(n, -1, dtype=np.int64)
     common_all = {
         "frame": frame_rows,
         "category": cat_codes,
-        "label_id": _unique_strings(_col(table, "label_id"), n),
+        "track": track,
+        "label_id": _unique_strings(label_id_col, n),
         "stage": _strings(_col(table, "stage_id"), n),
         "label_set": _strings(_col(table, "label_set_id"), n),
         "labeller": _strings(_col(table, "labeller_email"), n),
@@ -490,17 +621,22 @@ def from_arrow_labels(
     }
     attrs_tbl = _col(table, "attributes")
 
-    def subset(mask: np.ndarray) -> tuple[dict[str, Any], pa.Table]:
+    all_attrs = _attributes(attrs_tbl) if attrs_tbl is not None else {}
+
+    def subset(mask: np.ndarray, *geometry: str) -> tuple[dict[str, Any], pa.Table]:
         idx = np.flatnonzero(mask)
-        sub = table.take(pa.array(idx))
+        take = pa.array(idx)
+        names = [c for c in geometry if c in table.column_names]
+        sub = pa.table({c: table.column(c).take(take) for c in names})
         cols = {k: v[idx] for k, v in common_all.items()}
-        cols["attributes"] = _attributes(_col(sub, "attributes")) if attrs_tbl is not None else {}
+        attrs = {k: v[idx] for k, v in all_attrs.items()}
+        cols["attributes"] = {k: v for k, v in attrs.items() if any(x is not None for x in v)}
         return cols, sub
 
     tables: dict[str, Any] = {}
     m = lt == "box"
     if m.any():
-        cols, sub = subset(m)
+        cols, sub = subset(m, "box")
         box = sub.column("box").combine_chunks() if "box" in sub.column_names else None
         if box is None or box.null_count or not pa.types.is_list(box.type):
             raise _Unsupported("boxes without 'box'")
@@ -513,20 +649,20 @@ def from_arrow_labels(
         tables["boxes"] = Boxes.from_columns(**cols, xyxy=xyxy)
     m = lt == "polygon"
     if m.any():
-        cols, sub = subset(m)
-        if "polygons" not in sub.column_names:
+        cols, _ = subset(m)
+        if "polygons" not in table.column_names:
             raise _Unsupported("polygon without 'polygons'")
-        off, roff, coords = _ragged_polygons(sub.column("polygons"))
+        off, roff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
         roff, coords = _open_rings(roff, coords)
         tables["polygons"] = Polygons.from_columns(
             **cols, offsets=off, ring_offsets=roff, coords=coords
         )
     m = lt == "lane"
     if m.any():
-        cols, sub = subset(m)
-        if "polygons" not in sub.column_names:
+        cols, _ = subset(m)
+        if "polygons" not in table.column_names:
             raise _Unsupported("lane without 'polygons'")
-        off, poff, coords = _ragged_polygons(sub.column("polygons"))
+        off, poff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
         lane_type = np.empty(int(m.sum()), dtype=object)
         lane_type[:] = "lane"
         tables["polylines"] = Polylines.from_columns(
@@ -534,7 +670,7 @@ def from_arrow_labels(
         )
     m = lt == "3d_bbox"
     if m.any():
-        cols, sub = subset(m)
+        cols, sub = subset(m, "three_d_bbox")
         if "three_d_bbox" not in sub.column_names:
             raise _Unsupported("3d_bbox without three_d_bbox")
         b = sub.column("three_d_bbox").combine_chunks()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -17,3 +18,15 @@ def progress(items: Iterable[T], *, total: int | None = None, description: str =
     from rich.progress import track
 
     yield from track(items, total=total, description=description, transient=True)
+
+
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    """Show a spinner with ``message`` on a terminal while the block runs; nothing in a pipe."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield

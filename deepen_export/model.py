@@ -75,6 +75,8 @@ from deepen_export.errors import LabelError
 from deepen_export.report import Issue
 
 __all__ = [
+    "COMMON",
+    "DISTORTION_NAMES",
     "KINDS",
     "LABEL_KINDS",
     "Boxes",
@@ -89,8 +91,11 @@ __all__ = [
     "PointClouds",
     "PointSegmentation",
     "Points",
+    "Points3D",
     "Polygons",
+    "Polygons3D",
     "Polylines",
+    "Polylines3D",
     "Poses",
     "Scenes",
     "Table",

@@ -1540,7 +1540,8 @@ def iter_label_batches(
     --------
     >>> import tempfile, json, os
     >>> fd, p = tempfile.mkstemp(suffix=".json"); os.close(fd)
-    >>> _ = open(p, "w").write(json.dumps({"labels": [{"file_id": f"{i}.png", "label_id": f"a:{i}",
+    >>> from pathlib import Path
+    >>> _ = Path(p).write_text(json.dumps({"labels": [{"file_id": f"{i}.png", "label_id": f"a:{i}",
     ...     "label_category_id": "a", "label_type": "box", "box": [0, 0, 1, 1]} for i in range(5)]}))
     >>> [len(b) for b in iter_label_batches(p, batch_size=2)]
     [2, 2, 1]

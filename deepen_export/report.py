@@ -11,7 +11,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,7 +129,16 @@ class Report:
             "written": dict(self.written),
             "counts": self.counts(),
             "files": list(self.files),
-            "issues": [asdict(i) for i in self.issues],
+            "issues": [
+                {
+                    "action": i.action,
+                    "reason": i.reason,
+                    "file_id": i.file_id,
+                    "label_id": i.label_id,
+                    "kind": i.kind,
+                }
+                for i in self.issues
+            ],
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:

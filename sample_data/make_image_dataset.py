@@ -245,14 +245,7 @@ def write_api(labels: list[dict]) -> None:
     # make_lidar_sequence.py so that its frame_sizes match the lidar sample.
     dump(API / "files.json", files_resource())
     dump(API / "file_status.json", files_resource()["files"][1])
-    other = dataset_new(OTHER_DATASET_ID, "sample images 2", "images", "frame_by_frame", 2)
-    other["current_stage"] = "Labelling"
-    other["current_stage_status"] = "in_progress"
-    dump(API / "datasets.json", {IMAGE_DATASET_ID: new, OTHER_DATASET_ID: other})
-    dump(API / "datasets_ids.json", {"datasets": [
-        {"dataset_id": IMAGE_DATASET_ID, "dataset_name": "sample images"},
-        {"dataset_id": OTHER_DATASET_ID, "dataset_name": "sample images 2"},
-        {"dataset_id": LIDAR_DATASET_ID, "dataset_name": "sample lidar sequence"}]})
+    # api/datasets.json and api/datasets_ids.json belong to the fetch tests (api/README.md).
     mixed = []
     for lab in labels[:3]:
         x = copy.deepcopy(lab)
@@ -264,7 +257,7 @@ def write_api(labels: list[dict]) -> None:
     z = copy.deepcopy(labels[11])
     z.update(file_id="frame_0002.png", label_id="pedestrian:7", version=4)
     mixed.append({"dataset_id": OTHER_DATASET_ID, **z})
-    dump(API / "labels_of_dataset_ids.json", {"labels": mixed})
+    dump(API / "labels_of_two_datasets.json", {"labels": mixed})
     dump(API / "profile.json", profile())
     dump(API / "create_dataset_response.json", {
         "dataset_id": OTHER_DATASET_ID,

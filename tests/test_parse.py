@@ -495,14 +495,15 @@ def test_snapshot_with_frames_paint_and_profile(tmp_path):
 
 @pytest.mark.parametrize("form", ["list", "dict"])
 @pytest.mark.parametrize("indent", [False, True])
-def test_fast_path_equals_general_path(tmp_path, form, indent):
+@pytest.mark.parametrize("mix", [None, {"polygon": 1.0}])
+def test_fast_path_equals_general_path(tmp_path, form, indent, mix):
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     from generate import generate
 
-    obj = generate(3000, 120, form=form, seed=7)
+    obj = generate(3000, 120, form=form, seed=7, mix=mix)
     # strings with braces, quotes and escapes must not confuse the scanner
     first = next(iter(obj["labels"].values()))[0] if form == "dict" else obj["labels"][0]
     first["attributes"]["note"] = 'a "quoted" {brace} [bracket] \\ back\\\\slash'
@@ -533,4 +534,30 @@ def test_iter_label_batches_covers_every_label(tmp_path):
     assert [len(b) for b in batches] == [3, 3, 1]
     ids = [x for b in batches for x in b.boxes.label_id.tolist()]
     assert ids == [f"car:{i}" for i in range(7)]
+    assert "empty.png" in batches[-1].frames.file_id.tolist()
+
+
+@pytest.mark.parametrize("block", [7, 64, 1000])
+def test_scanner_state_carries_across_tiny_blocks(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(_fastparse, "_BLOCK", block)
+    tricky = ['{"}', "\\\\", 'a\\"}{', '\\\\\\"[', "x" * 50 + "\\\\", "plain"]
+    labs = {
+        f"{i}.png": [
+            _label(file_id=f"{i}.png", label_id=f"car:{i}", attributes={"note": t})
+            for _ in range(2)
+        ]
+        for i, t in enumerate(tricky)
+    }
+    labs["empty.png"] = []
+    p = tmp_path / "labels.json"
+    p.write_text(json.dumps({"labels": labs}, indent=1))
+    ref = parse_labels(p, fast=False)
+    fast = _fastparse.try_parse_file(p)
+    assert fast is not None and fast.equals(ref)
+    assert fast.boxes.attributes["note"].tolist() == [t for t in tricky for _ in range(2)]
+    batches = list(iter_label_batches(p, batch_size=5))
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert [x for b in batches for x in b.boxes.attributes["note"].tolist()] == [
+        t for t in tricky for _ in range(2)
+    ]
     assert "empty.png" in batches[-1].frames.file_id.tolist()

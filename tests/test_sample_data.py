@@ -349,7 +349,7 @@ def test_expected_json_is_what_the_derivation_produces() -> None:
                 "image_dataset/all_labels.json",
                 "image_dataset/files.json",
                 "api/files.json",
-                "api/labels_of_dataset_ids.json",
+                "api/labels_of_two_datasets.json",
                 "bad/nan_coordinates.json",
                 "painting2d/Semantic Segmentation - sensor1 - 000001_png.npy",
             ],

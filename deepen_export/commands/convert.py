@@ -1,4 +1,4 @@
-"""``deepen-export convert`` and ``deepen-export formats``."""
+"""``deepen-export convert``, ``export`` (pull + convert) and ``formats``."""
 
 from __future__ import annotations
 
@@ -81,11 +81,34 @@ def convert(
       deepen-export convert labels.json --to coco -o out/coco --images images/
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
     """
+    _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings)
+
+
+def _format(name: str) -> Any:
+    import converters
+    from deepen_export.errors import ConversionError
+
+    try:
+        return converters.get_format(name)
+    except ConversionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+
+
+def _run_convert(
+    source: Path,
+    to: str,
+    output: Path,
+    frames: Path | None,
+    images: Path | None,
+    on_unsupported: str,
+    id_map: Path | None,
+    settings: tuple[str, ...],
+) -> None:
     import converters
     from deepen_export import read_labels
+    from deepen_export._progress import status
 
-    fmt = converters.get_format(to)
-    labels = read_labels(source, frames=frames, images=images)
+    fmt = _format(to)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
@@ -98,12 +121,84 @@ def convert(
             f"{fmt.name} has no option(s) {', '.join(unknown)}; it takes: "
             + ", ".join(p for p in params if p not in ("labels", "dest"))
         )
+    with status(f"reading {source}"):
+        labels = read_labels(source, frames=frames, images=images)
     n_issues_in = len(labels.issues)
-    report = module.write(labels, output, **options)
+    with status(f"writing {fmt.name} ({len(labels):,} labels)"):
+        report = module.write(labels, output, **options)
     click.echo(report.summary())
     if n_issues_in:
         click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
     click.echo(f"wrote {output}")
+
+
+@click.command()
+@click.argument("dataset_id")
+@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder.",
+)
+@click.option(
+    "--snapshot",
+    type=click.Path(path_type=Path),
+    help="Snapshot folder to pull into (default: OUTPUT.snapshot beside the output); kept for offline reruns.",
+)
+@click.option("--label-set", default="default", show_default=True, help="Label set to export.")
+@click.option("--stage", default=None, help="Pipeline stage to export (default: the final labels).")
+@click.option(
+    "--media/--no-media",
+    default=None,
+    help="Download the uploaded dataset zip (default: 3D datasets only).",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the images, for their sizes.",
+)
+@click.option(
+    "--on-unsupported",
+    type=click.Choice(["raise", "warn", "drop"]),
+    default="raise",
+    show_default=True,
+)
+@click.option(
+    "--id-map", type=click.Path(path_type=Path), help="JSON file pinning ids across exports."
+)
+@click.option("--set", "-O", "settings", multiple=True, metavar="KEY=VALUE", help="Format option.")
+def export(
+    dataset_id: str,
+    to: str,
+    output: Path,
+    snapshot: Path | None,
+    label_set: str,
+    stage: str | None,
+    media: bool | None,
+    images: Path | None,
+    on_unsupported: str,
+    id_map: Path | None,
+    settings: tuple[str, ...],
+) -> None:
+    """Pull DATASET_ID from Deepen and convert it to FORMAT in OUTPUT (pull + convert).
+
+    Credentials come from DEEPEN_CLIENT_ID and DEEPEN_API_TOKEN.
+
+    \b
+    Example:
+      deepen-export export r82dS6VVkok98ZWr1CTkU4NE --to kitti -o out/kitti
+    """
+    from deepen_export.api import Client
+
+    _format(to)  # fail on a bad format name before any download
+    snap = snapshot or output.with_name(output.name + ".snapshot")
+    with Client() as client:
+        result = client.pull(dataset_id, snap, label_set=label_set, stage=stage, media=media)
+    click.echo(result.summary())
+    _run_convert(snap, to, output, None, images, on_unsupported, id_map, settings)
 
 
 @click.command()
@@ -124,6 +219,7 @@ def formats() -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add ``convert`` and ``formats`` to the command group."""
+    """Add ``convert``, ``export`` and ``formats`` to the command group."""
     group.add_command(convert)
+    group.add_command(export)
     group.add_command(formats)

@@ -1,5 +1,693 @@
-"""2D geometry on the model's ragged arrays: boxes, polygons, polylines, masks."""
+"""2D geometry on the model's ragged arrays: boxes, polygons, RLE masks.
+
+Conventions (see :mod:`deepen_export.model`): pixel-corner coordinates, origin at the top-left
+corner of the top-left pixel, x right, y down; pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``.
+
+Boxes
+-----
+Four encodings, all ``(n, 4)`` float64::
+
+    xyxy     [x_min, y_min, x_max, y_max]        (the model's encoding)
+    xywh     [x_min, y_min, width, height]       (COCO, Deepen)
+    cxcywh   [x_centre, y_centre, width, height] (YOLO, divided by the image size)
+
+Polygons
+--------
+A polygon label is a list of open rings (``offsets`` label -> rings, ``ring_offsets`` ring ->
+vertices, ``coords``). :func:`polygons_to_shapely` turns every label into one shapely
+``MultiPolygon`` with the even-odd rule: a ring inside an odd number of the label's other rings
+is a hole of the smallest ring containing it, every other ring is an outer part. The rest of the
+pipeline works on those arrays of geometries with shapely 2's vectorized functions::
+
+    polygons_to_shapely -> repair_polygons -> orient_polygons -> clip_polygons
+        -> shapely_to_polygons (back to ragged arrays) | polygons_to_rle (pycocotools)
+
+Rings with fewer than 3 vertices or with non-finite coordinates cannot bound an area; they are
+left out (:func:`degenerate_rings` tells which labels had such rings). Repair uses GEOS
+``make_valid(method="structure")``: overlapping parts are unioned, a self-intersecting
+("bowtie") ring becomes the parts it encloses, collapsed parts are removed, and only polygonal
+parts are kept. Orientation follows shapely: exterior rings counter-clockwise and holes
+clockwise *in math coordinates* (signed shoelace area positive for exteriors); with y pointing
+down in an image that looks clockwise on screen.
+
+RLE
+---
+COCO run-length encoding through pycocotools: column-major (Fortran) ``uint8`` masks, counts as
+``str`` so the result is JSON-ready. Polygon rasterisation is pycocotools' own (pixel-corner,
+see ``formats.md`` section 2): a pixel belongs to a polygon when pycocotools says so, and a hole
+removes the pixels its ring rasterises to.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely import GeometryType
+
+__all__ = [
+    "box_area",
+    "clip_boxes",
+    "clip_polygons",
+    "cxcywh_to_xyxy",
+    "degenerate_rings",
+    "denormalize_boxes",
+    "normalize_boxes",
+    "orient_polygons",
+    "polygonal_parts",
+    "polygons_to_rle",
+    "polygons_to_shapely",
+    "repair_polygons",
+    "rle_area",
+    "rle_decode",
+    "rle_encode",
+    "rle_to_bbox",
+    "shapely_to_polygons",
+    "xywh_to_xyxy",
+    "xyxy_to_cxcywh",
+    "xyxy_to_xywh",
+]
+
+Array = npt.NDArray[Any]
+RLE = dict[str, Any]
+
+
+# -- boxes ---------------------------------------------------------------------------------
+
+
+def _boxes(a: npt.ArrayLike) -> Array:
+    arr = np.asarray(a, dtype=np.float64)
+    return arr.reshape(-1, 4) if arr.size == 0 else arr
+
+
+def xyxy_to_xywh(xyxy: npt.ArrayLike) -> Array:
+    """``[x_min, y_min, x_max, y_max]`` -> ``[x_min, y_min, width, height]``.
+
+    Examples
+    --------
+    >>> xyxy_to_xywh([[1, 2, 4, 6]]).tolist()
+    [[1.0, 2.0, 3.0, 4.0]]
+    """
+    b = _boxes(xyxy)
+    return np.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
+
+
+def xywh_to_xyxy(xywh: npt.ArrayLike) -> Array:
+    """``[x_min, y_min, width, height]`` -> ``[x_min, y_min, x_max, y_max]``.
+
+    Examples
+    --------
+    >>> xywh_to_xyxy([[1, 2, 3, 4]]).tolist()
+    [[1.0, 2.0, 4.0, 6.0]]
+    """
+    b = _boxes(xywh)
+    return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def xyxy_to_cxcywh(xyxy: npt.ArrayLike) -> Array:
+    """``[x_min, y_min, x_max, y_max]`` -> ``[x_centre, y_centre, width, height]``.
+
+    Examples
+    --------
+    >>> xyxy_to_cxcywh([[0, 2, 4, 4]]).tolist()
+    [[2.0, 3.0, 4.0, 2.0]]
+    """
+    b = _boxes(xyxy)
+    return np.concatenate([(b[..., :2] + b[..., 2:]) / 2, b[..., 2:] - b[..., :2]], axis=-1)
+
+
+def cxcywh_to_xyxy(cxcywh: npt.ArrayLike) -> Array:
+    """``[x_centre, y_centre, width, height]`` -> ``[x_min, y_min, x_max, y_max]``.
+
+    Examples
+    --------
+    >>> cxcywh_to_xyxy([[2, 3, 4, 2]]).tolist()
+    [[0.0, 2.0, 4.0, 4.0]]
+    """
+    b = _boxes(cxcywh)
+    half = b[..., 2:] / 2
+    return np.concatenate([b[..., :2] - half, b[..., :2] + half], axis=-1)
+
+
+def _size_columns(width: npt.ArrayLike, height: npt.ArrayLike) -> Array:
+    w = np.asarray(width, dtype=np.float64)
+    h = np.asarray(height, dtype=np.float64)
+    w, h = np.broadcast_arrays(w, h)
+    return np.stack([w, h, w, h], axis=-1)
+
+
+def normalize_boxes(boxes: npt.ArrayLike, width: npt.ArrayLike, height: npt.ArrayLike) -> Array:
+    """Divide x columns (0, 2) by ``width`` and y columns (1, 3) by ``height``.
+
+    Works for every encoding above (their columns alternate x, y, x, y). Sizes ``<= 0``
+    (unknown) give ``nan``.
+
+    Examples
+    --------
+    >>> normalize_boxes([[2, 3, 4, 2]], 15, 10).round(6).tolist()
+    [[0.133333, 0.3, 0.266667, 0.2]]
+    """
+    b = _boxes(boxes)
+    s = _size_columns(width, height)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s > 0, b / np.where(s > 0, s, 1.0), np.nan)
+
+
+def denormalize_boxes(boxes: npt.ArrayLike, width: npt.ArrayLike, height: npt.ArrayLike) -> Array:
+    """Inverse of :func:`normalize_boxes`.
+
+    Examples
+    --------
+    >>> denormalize_boxes([[0.5, 0.5, 0.2, 0.1]], 100, 50).tolist()
+    [[50.0, 25.0, 20.0, 5.0]]
+    """
+    return _boxes(boxes) * _size_columns(width, height)
+
+
+def box_area(xyxy: npt.ArrayLike) -> Array:
+    """Area of ``xyxy`` boxes (0 for inverted boxes).
+
+    Examples
+    --------
+    >>> box_area([[0, 0, 2, 3], [5, 5, 4, 4]]).tolist()
+    [6.0, 0.0]
+    """
+    b = _boxes(xyxy)
+    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+
+def clip_boxes(
+    xyxy: npt.ArrayLike, width: npt.ArrayLike, height: npt.ArrayLike
+) -> tuple[Array, Array]:
+    """Clip ``xyxy`` boxes to the image rectangle ``[0, width] x [0, height]``.
+
+    Parameters
+    ----------
+    xyxy : array_like, shape (n, 4)
+        Boxes in pixel-corner coordinates.
+    width, height : array_like, shape (n,) or scalar
+        Image size of each box; a size ``<= 0`` means unknown and leaves the box as it is.
+
+    Returns
+    -------
+    clipped : ndarray, shape (n, 4)
+    changed : ndarray of bool, shape (n,)
+        True where clipping moved a coordinate.
+
+    Examples
+    --------
+    >>> b, changed = clip_boxes([[-5, 2, 30, 8], [1, 1, 2, 2]], 20, 10)
+    >>> b.tolist(), changed.tolist()
+    ([[0.0, 2.0, 20.0, 8.0], [1.0, 1.0, 2.0, 2.0]], [True, False])
+    """
+    b = _boxes(xyxy)
+    s = _size_columns(width, height)
+    s = np.broadcast_to(s, b.shape)
+    upper = np.where(s > 0, s, np.inf)
+    lower = np.where(s > 0, 0.0, -np.inf)
+    clipped = np.clip(b, lower, upper)
+    changed = np.any((clipped != b) & ~np.isnan(b), axis=-1)
+    return clipped, changed
+
+
+# -- polygons ------------------------------------------------------------------------------
+
+
+def _label_of(offsets: Array) -> Array:
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def _good_rings(ring_offsets: Array, coords: Array) -> Array:
+    counts = np.diff(ring_offsets)
+    finite = np.isfinite(coords).all(axis=1)
+    bad_vertex = np.zeros(len(counts), dtype=np.int64)
+    if len(coords):
+        np.add.at(bad_vertex, _label_of(ring_offsets), ~finite)
+    return (counts >= 3) & (bad_vertex == 0)
+
+
+def degenerate_rings(
+    offsets: npt.ArrayLike, ring_offsets: npt.ArrayLike, coords: npt.ArrayLike
+) -> Array:
+    """Per label, the number of rings that cannot bound an area (< 3 vertices, non-finite).
+
+    Examples
+    --------
+    >>> degenerate_rings([0, 2], [0, 3, 5], [[0, 0], [1, 0], [1, 1], [0, 0], [1, 1]]).tolist()
+    [1]
+    """
+    off = np.asarray(offsets, dtype=np.int64)
+    roff = np.asarray(ring_offsets, dtype=np.int64)
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    bad = ~_good_rings(roff, xy)
+    return np.bincount(_label_of(off), weights=bad, minlength=len(off) - 1).astype(np.int64)
+
+
+def _closed(ring_offsets: Array, coords: Array, keep: Array) -> tuple[Array, Array]:
+    """Coordinates of the ``keep`` rings with each ring closed, and their ring offsets."""
+    starts, counts = ring_offsets[:-1][keep], np.diff(ring_offsets)[keep]
+    new_counts = counts + 1
+    new_off = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(new_counts, out=new_off[1:])
+    local = np.arange(int(new_off[-1])) - np.repeat(new_off[:-1], new_counts)
+    local = np.where(local == np.repeat(counts, new_counts), 0, local)
+    return coords[np.repeat(starts, new_counts) + local], new_off
+
+
+_EMPTY = shapely.MultiPolygon()
+
+
+def _empty_multipolygons(n: int) -> Array:
+    # geometries are immutable, so one empty MultiPolygon can fill every slot
+    out = np.empty(n, dtype=object)
+    out[:] = _EMPTY
+    return out
+
+
+def polygons_to_shapely(
+    offsets: npt.ArrayLike, ring_offsets: npt.ArrayLike, coords: npt.ArrayLike
+) -> Array:
+    """One ``MultiPolygon`` per label, parts and holes by the even-odd rule.
+
+    A ring that lies inside an odd number of the label's other rings is a hole of the smallest
+    ring containing it; every other ring is an outer part. Containment is tested on each ring
+    made valid on its own (so a bowtie ring still contains what lies in its lobes); two equal
+    rings count the earlier one as the container. Rings with fewer than 3 vertices or
+    non-finite coordinates are left out. The result may be invalid (overlapping parts,
+    self-intersections): pass it to :func:`repair_polygons`.
+
+    Parameters
+    ----------
+    offsets : array_like, shape (n + 1,)
+        Label -> rings.
+    ring_offsets : array_like, shape (r + 1,)
+        Ring -> vertices (rings open: the first vertex is not repeated).
+    coords : array_like, shape (m, 2)
+        Vertices.
+
+    Returns
+    -------
+    ndarray of shapely.MultiPolygon, shape (n,)
+        Empty where a label has no usable ring.
+
+    Examples
+    --------
+    >>> square = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    >>> hole = [[2, 2], [4, 2], [4, 4], [2, 4]]
+    >>> g = polygons_to_shapely([0, 2], [0, 4, 8], square + hole)
+    >>> float(g[0].area), len(g[0].geoms), len(g[0].geoms[0].interiors)
+    (96.0, 1, 1)
+    """
+    off = np.asarray(offsets, dtype=np.int64)
+    roff = np.asarray(ring_offsets, dtype=np.int64)
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    n = len(off) - 1
+    if n <= 0:
+        return np.empty(0, dtype=object)
+    ring_label = _label_of(off)
+    good = _good_rings(roff, xy)
+    rings = np.flatnonzero(good)
+    if len(rings) == 0:
+        return _empty_multipolygons(n)
+    closed, closed_off = _closed(roff, xy, good)
+    single = shapely.from_ragged_array(
+        GeometryType.POLYGON, closed, (closed_off, np.arange(len(rings) + 1))
+    )
+    valid = shapely.make_valid(single, method="structure", keep_collapsed=False)
+    area = shapely.area(valid)
+    lab = ring_label[rings]
+
+    # All ordered pairs (a, b) of distinct usable rings of the same label.
+    k = np.bincount(lab, minlength=n)
+    first = np.concatenate([[0], np.cumsum(k)[:-1]])
+    a = np.repeat(np.arange(len(rings)), k[lab])
+    b = np.repeat(first[lab], k[lab]) + (
+        np.arange(len(a)) - np.repeat(np.cumsum(k[lab]) - k[lab], k[lab])
+    )
+    pair = a != b
+    a, b = a[pair], b[pair]
+    bigger = (area[a] > area[b]) | ((area[a] == area[b]) & (a < b))
+    a, b = a[bigger], b[bigger]
+    inside = shapely.covers(valid[a], valid[b]) if len(a) else np.zeros(0, dtype=bool)
+    a, b = a[inside], b[inside]
+    depth = np.bincount(b, minlength=len(rings))
+    # parent = smallest container (by area, then index) of each ring
+    order = np.lexsort((a, area[a], b))
+    parent = np.arange(len(rings))
+    if len(order):
+        bs = b[order]
+        firsts = np.concatenate([[True], bs[1:] != bs[:-1]])
+        parent[bs[firsts]] = a[order][firsts]
+    hole = depth % 2 == 1
+    part = np.where(hole, parent, np.arange(len(rings)))
+    new = np.lexsort((np.arange(len(rings)), hole, part, lab))
+
+    counts = np.diff(closed_off)[new]
+    ring_off = np.zeros(len(new) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ring_off[1:])
+    starts = closed_off[:-1][new]
+    idx = np.repeat(starts - ring_off[:-1], counts) + np.arange(int(ring_off[-1]))
+    is_part = ~hole[new]
+    poly_off = np.append(np.flatnonzero(is_part), len(new))
+    parts_per_label = np.bincount(lab[new][is_part], minlength=n)
+    multi_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(parts_per_label, out=multi_off[1:])
+    return np.asarray(
+        shapely.from_ragged_array(
+            GeometryType.MULTIPOLYGON, closed[idx], (ring_off, poly_off, multi_off)
+        ),
+        dtype=object,
+    )
+
+
+def polygonal_parts(geoms: npt.ArrayLike) -> Array:
+    """Keep only the polygonal parts of each geometry, as one ``MultiPolygon`` per input.
+
+    Lines and points (what ``make_valid`` or an intersection can leave) are removed; a
+    geometry with no polygonal part becomes an empty ``MultiPolygon``.
+
+    Examples
+    --------
+    >>> from shapely import GeometryCollection, LineString, box
+    >>> g = polygonal_parts([GeometryCollection([box(0, 0, 1, 1), LineString([(0, 0), (5, 5)])])])
+    >>> g[0].geom_type, float(g[0].area)
+    ('MultiPolygon', 1.0)
+    """
+    g = np.asarray(geoms, dtype=object)
+    out = _empty_multipolygons(len(g))
+    if len(g) == 0:
+        return out
+    parts, idx = shapely.get_parts(g, return_index=True)
+    while True:
+        nested = shapely.get_type_id(parts) >= 4  # multi-geometries and collections
+        if not nested.any():
+            break
+        sub, sub_idx = shapely.get_parts(parts[nested], return_index=True)
+        parts = np.concatenate([parts[~nested], sub])
+        idx = np.concatenate([idx[~nested], idx[nested][sub_idx]])
+        order = np.argsort(idx, kind="stable")
+        parts, idx = parts[order], idx[order]
+    keep = (shapely.get_type_id(parts) == GeometryType.POLYGON) & ~shapely.is_empty(parts)
+    if keep.any():
+        shapely.multipolygons(parts[keep], indices=idx[keep], out=out)
+    return out
+
+
+def repair_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array]:
+    """Make polygons valid, keeping only their polygonal parts.
+
+    Uses ``shapely.make_valid(method="structure", keep_collapsed=False)``: overlapping parts
+    are unioned, self-intersecting rings are split into the parts they enclose, collapsed
+    parts disappear.
+
+    Returns
+    -------
+    repaired : ndarray of MultiPolygon
+    changed : ndarray of bool
+        True where the input was invalid (those labels should be reported as repaired).
+
+    Examples
+    --------
+    >>> bowtie = polygons_to_shapely([0, 1], [0, 4], [[0, 0], [2, 2], [2, 0], [0, 2]])
+    >>> fixed, changed = repair_polygons(bowtie)
+    >>> changed.tolist(), float(fixed[0].area), len(fixed[0].geoms)
+    ([True], 2.0, 2)
+    """
+    g = np.asarray(geoms, dtype=object)
+    if len(g) == 0:
+        return g.copy(), np.zeros(0, dtype=bool)
+    changed = ~shapely.is_valid(g)
+    out = polygonal_parts(g)
+    if changed.any():
+        out[changed] = polygonal_parts(
+            shapely.make_valid(g[changed], method="structure", keep_collapsed=False)
+        )
+    return out, changed
+
+
+def orient_polygons(geoms: npt.ArrayLike) -> Array:
+    """Exterior rings counter-clockwise, holes clockwise (math coordinates, y up).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> g = orient_polygons([shapely.MultiPolygon([shapely.box(0, 0, 1, 1, ccw=False)])])
+    >>> bool(g[0].geoms[0].exterior.is_ccw)
+    True
+    """
+    return np.asarray(shapely.orient_polygons(np.asarray(geoms, dtype=object)), dtype=object)
+
+
+def clip_polygons(
+    geoms: npt.ArrayLike, width: npt.ArrayLike, height: npt.ArrayLike
+) -> tuple[Array, Array]:
+    """Intersect polygons with their image rectangle ``[0, width] x [0, height]``.
+
+    Parameters
+    ----------
+    geoms : array_like of (Multi)Polygon, shape (n,)
+    width, height : array_like, shape (n,) or scalar
+        Image sizes; ``<= 0`` means unknown and leaves the polygon as it is.
+
+    Returns
+    -------
+    clipped : ndarray of MultiPolygon
+        True intersection, polygonal parts only (empty when nothing is inside the image).
+    changed : ndarray of bool
+        True where the polygon was not inside the image.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> g, changed = clip_polygons([shapely.box(-5, -5, 5, 5)], 10, 10)
+    >>> float(g[0].area), changed.tolist()
+    (25.0, [True])
+    """
+    g = np.asarray(geoms, dtype=object)
+    w, h = np.broadcast_arrays(np.asarray(width, np.float64), np.asarray(height, np.float64))
+    w = np.broadcast_to(w, g.shape)
+    h = np.broadcast_to(h, g.shape)
+    known = (w > 0) & (h > 0)
+    rect = shapely.box(0.0, 0.0, np.where(known, w, 1.0), np.where(known, h, 1.0))
+    changed = known & ~shapely.covers(rect, g) & ~shapely.is_empty(g)
+    out = polygonal_parts(g)
+    if changed.any():
+        out[changed] = polygonal_parts(shapely.intersection(g[changed], rect[changed]))
+    return out, changed
+
+
+def shapely_to_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array, Array]:
+    """Ragged arrays of the model (open rings) from (Multi)Polygons, via ``to_ragged_array``.
+
+    Each label's rings come part by part, the exterior first and then its holes, so reading
+    them back with :func:`polygons_to_shapely` (even-odd rule) gives the same geometry.
+
+    Returns
+    -------
+    offsets, ring_offsets : ndarray of int64
+    coords : ndarray of float64, shape (m, 2)
+
+    Examples
+    --------
+    >>> import shapely
+    >>> off, roff, xy = shapely_to_polygons([shapely.box(0, 0, 1, 1)])
+    >>> off.tolist(), roff.tolist(), len(xy)
+    ([0, 1], [0, 4], 4)
+    """
+    g = polygonal_parts(geoms)
+    if len(g) == 0:
+        return np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((0, 2))
+    _, coords, (ring_off, poly_off, multi_off) = shapely.to_ragged_array(g)
+    ring_off = np.asarray(ring_off, dtype=np.int64)
+    keep = np.ones(len(coords), dtype=bool)
+    keep[ring_off[1:] - 1] = False
+    new_ring_off = ring_off - np.arange(len(ring_off))
+    offsets = np.asarray(poly_off, dtype=np.int64)[np.asarray(multi_off, dtype=np.int64)]
+    return offsets, new_ring_off, np.asarray(coords, dtype=np.float64)[keep][:, :2]
+
+
+# -- RLE -----------------------------------------------------------------------------------
+
+
+def _mask_api() -> Any:
+    from pycocotools import mask
+
+    return _QuietMask(mask)
+
+
+class _QuietMask:
+    # pycocotools 2.0.x decode() triggers a numpy 2 DeprecationWarning about __array__(copy=)
+    # inside its Cython code; it is harmless and not ours to fix, so it is silenced here only.
+    def __init__(self, mod: Any) -> None:
+        self._mod = mod
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._mod, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+                return fn(*args, **kwargs)
+
+        return call
+
+
+def _str_counts(rles: Sequence[RLE]) -> list[RLE]:
+    return [
+        {
+            "size": [int(s) for s in r["size"]],
+            "counts": r["counts"].decode("ascii")
+            if isinstance(r["counts"], bytes)
+            else r["counts"],
+        }
+        for r in rles
+    ]
+
+
+def _bytes_counts(rles: Sequence[RLE]) -> list[RLE]:
+    mask = _mask_api()
+    out = []
+    for r in rles:
+        c = r["counts"]
+        if isinstance(c, list):  # uncompressed RLE
+            out.append(mask.frPyObjects(dict(r), *r["size"]))
+        else:
+            out.append(
+                {"size": list(r["size"]), "counts": c.encode("ascii") if isinstance(c, str) else c}
+            )
+    return out
+
+
+def rle_encode(masks: npt.ArrayLike) -> list[RLE]:
+    """Compressed COCO RLEs of binary masks ``(h, w)`` or ``(n, h, w)``; counts as ``str``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((10, 5), np.uint8); m[:, :2] = 1
+    >>> rle_encode(m)
+    [{'size': [10, 5], 'counts': '0d0n0'}]
+    """
+    m = np.asarray(masks)
+    if m.ndim == 2:
+        m = m[None]
+    if len(m) == 0:
+        return []
+    stacked = np.asfortranarray(np.moveaxis(m != 0, 0, -1).astype(np.uint8))
+    return _str_counts(_mask_api().encode(stacked))
+
+
+def rle_decode(rles: Sequence[RLE]) -> Array:
+    """Masks ``(n, h, w)`` uint8 from RLEs (compressed with str/bytes counts, or uncompressed).
+
+    Examples
+    --------
+    >>> int(rle_decode([{"size": [10, 5], "counts": "0d0n0"}]).sum())
+    20
+    """
+    if not rles:
+        return np.zeros((0, 0, 0), dtype=np.uint8)
+    if len({tuple(r["size"]) for r in rles}) != 1:
+        raise ValueError("rle_decode needs RLEs of one size; decode each size separately")
+    return np.moveaxis(_mask_api().decode(_bytes_counts(rles)), -1, 0)
+
+
+def rle_area(rles: Sequence[RLE]) -> Array:
+    """Pixel counts of RLEs (int64).
+
+    Examples
+    --------
+    >>> rle_area([{"size": [10, 5], "counts": "0d0n0"}]).tolist()
+    [20]
+    """
+    if not rles:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(_mask_api().area(_bytes_counts(rles)), dtype=np.int64).reshape(-1)
+
+
+def rle_to_bbox(rles: Sequence[RLE]) -> Array:
+    """Tight ``xywh`` boxes (pixel-corner) of RLEs; ``[0, 0, 0, 0]`` for empty masks.
+
+    Examples
+    --------
+    >>> rle_to_bbox([{"size": [10, 5], "counts": "0d0n0"}]).tolist()
+    [[0.0, 0.0, 2.0, 10.0]]
+    """
+    if not rles:
+        return np.zeros((0, 4))
+    return np.asarray(_mask_api().toBbox(_bytes_counts(rles)), dtype=np.float64).reshape(-1, 4)
+
+
+def polygons_to_rle(
+    geoms: npt.ArrayLike, height: npt.ArrayLike, width: npt.ArrayLike
+) -> list[RLE | None]:
+    """Rasterise (Multi)Polygons to COCO RLEs with pycocotools, holes removed.
+
+    Exterior rings of a label are rasterised and merged (union), hole rings likewise, and the
+    hole pixels are removed from the exterior pixels. Labels on images of unknown size
+    (``<= 0``) or with no polygonal area give ``None``.
+
+    Parameters
+    ----------
+    geoms : array_like of (Multi)Polygon, shape (n,)
+    height, width : array_like of int, shape (n,) or scalar
+        Size of each label's image.
+
+    Returns
+    -------
+    list of dict or None
+        ``{"size": [h, w], "counts": str}`` per label.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> outer = shapely.box(0, 0, 10, 10)
+    >>> g = shapely.Polygon(outer.exterior, [shapely.box(2, 2, 6, 6).exterior])
+    >>> rle_area(polygons_to_rle([g], 20, 20)).tolist()
+    [84]
+    """
+    g = polygonal_parts(geoms)
+    n = len(g)
+    h = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,))
+    w = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,))
+    out: list[RLE | None] = [None] * n
+    if n == 0:
+        return out
+    mask = _mask_api()
+    polys, poly_label = shapely.get_parts(g, return_index=True)
+    rings, ring_poly = shapely.get_rings(polys, return_index=True)
+    is_ext = np.ones(len(rings), dtype=bool)
+    is_ext[1:] = ring_poly[1:] != ring_poly[:-1]
+    ring_label = poly_label[ring_poly]
+    flat = _flat_rings(rings)
+    ok = (h > 0) & (w > 0) & ~shapely.is_empty(g)
+    for hh, ww in sorted({(int(a), int(b)) for a, b in zip(h[ok], w[ok], strict=True)}):
+        sel = np.flatnonzero((ok & (h == hh) & (w == ww))[ring_label])
+        rles = mask.frPyObjects([flat[i] for i in sel], hh, ww)
+        groups: dict[tuple[int, bool], list[Any]] = {}
+        for i, r in zip(sel, rles, strict=True):
+            groups.setdefault((int(ring_label[i]), bool(is_ext[i])), []).append(r)
+        for (lab, ext), rs in groups.items():
+            if not ext:
+                continue
+            rle = rs[0] if len(rs) == 1 else mask.merge(rs)
+            if (lab, False) in groups:
+                filled = mask.decode(rle).astype(bool)
+                cut = mask.decode(mask.merge(groups[lab, False])).astype(bool)
+                rle = mask.encode(np.asfortranarray((filled & ~cut).astype(np.uint8)))
+            out[lab] = _str_counts([rle])[0]
+    return out
+
+
+def _flat_rings(rings: Array) -> list[Array]:
+    # pycocotools wants [x1, y1, x2, y2, ...] with at least 3 points; rings here are closed
+    # LinearRings of valid polygons (>= 4 coordinates), so the closing vertex is dropped.
+    if len(rings) == 0:
+        return []
+    coords, idx = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.flatnonzero(np.diff(idx)) + 1
+    return [c[:-1].ravel() for c in np.split(coords, bounds)]

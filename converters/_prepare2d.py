@@ -1,0 +1,271 @@
+"""Shared steps of the 2D writers (COCO, YOLO, VOC, CVAT, masks): which frames are images, and
+boxes and polygons made ready for an image-based format, every change recorded in the report.
+
+Boxes: clipped to the image (when its size is known); boxes left with no area are dropped.
+Polygons: rings combined by the even-odd rule, repaired with ``make_valid`` (polygonal parts
+only), oriented, clipped to the image by true intersection; labels left with no area are
+dropped. Boxes and areas of the output are computed from these *final* geometries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from converters._base import record, safe_path
+from deepen_export import geometry as geo
+from deepen_export.model import FrameStatus, LabelSet
+from deepen_export.report import Report
+
+Array = npt.NDArray[Any]
+
+POINT_CLOUD_SUFFIXES = frozenset({".pcd", ".bin", ".ply", ".las", ".laz", ".npy", ".json"})
+"""File suffixes that name LiDAR frames, never images."""
+
+_3D_TABLES = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
+_2D_TABLES = ("boxes", "polygons", "polylines", "points", "masks2d")
+
+STATUS_NAMES = {int(s): s.name.lower() for s in FrameStatus}
+"""``FrameStatus`` value -> the name written into outputs (``"empty"``, ``"unlabelled"``...)."""
+
+
+def flag(value: Any) -> bool:
+    """Booleans given on the command line as ``-O clip=false`` arrive as strings."""
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    return bool(value)
+
+
+def image_frames(labels: LabelSet) -> Array:
+    """Rows of ``labels.frames`` that are images, in frame order.
+
+    A frame is an image unless it only carries 3D labels or its file id ends in a point-cloud
+    suffix (``.pcd``, ``.bin``, ...) and it carries no 2D label. Frames without any label are
+    kept: empty images are part of a dataset.
+    """
+    n = len(labels.frames)
+    has2d = np.zeros(n, dtype=bool)
+    has3d = np.zeros(n, dtype=bool)
+    for name in _2D_TABLES:
+        has2d[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    for name in _3D_TABLES:
+        has3d[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    for name in ("poses", "pointclouds"):
+        has3d[getattr(labels, name).frame] = True
+    cloud = np.array(
+        [
+            PurePosixPath(str(f)).suffix.lower() in POINT_CLOUD_SUFFIXES
+            for f in labels.frames.file_id
+        ],
+        dtype=bool,
+    )
+    return np.flatnonzero(has2d | ~(has3d | cloud))
+
+
+def skip_unlabelled(
+    labels: LabelSet, frames: Array, report: Report, include: bool, what: str
+) -> Array:
+    """Leave out frames not labelled yet (an empty label file would claim "no objects")."""
+    if include:
+        return frames
+    labelled = np.zeros(len(labels.frames), dtype=bool)
+    for name in _2D_TABLES:
+        labelled[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    unl = (labels.frames.status[frames] == int(FrameStatus.UNLABELLED)) & ~labelled[frames]
+    for fid in labels.frames.file_id[frames[unl]]:
+        report.add("skipped", f"image not labelled yet: no {what} written", file_id=str(fid))
+    return frames[~unl]
+
+
+def image_names(labels: LabelSet, frames: Array) -> list[str]:
+    """Relative image path of each frame in ``frames``, unique among them.
+
+    The name is the frame's ``file_id``; a camera view of a LiDAR frame takes its camera's
+    ``image_path`` (from the uploaded frames) or else ``<sensor_id>/<file_id>``. When a name is
+    still shared (one ``file_id`` labelled on several sensors, or several datasets), every frame
+    with that name is put under ``<sensor_id>/`` (and ``<dataset_id>/`` if that is not enough).
+    """
+    f = labels.frames
+    names = [str(x) for x in f.file_id[frames]]
+    cams = labels.cameras
+    if len(cams):
+        lookup = {
+            (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
+            for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
+            if path
+        }
+        for k, fr in enumerate(frames.tolist()):
+            key = (str(f.dataset_id[fr]), str(f.file_id[fr]), str(f.sensor_id[fr]))
+            names[k] = lookup.get(key, names[k])
+    for k, fr in enumerate(frames.tolist()):
+        if PurePosixPath(names[k]).suffix.lower() in POINT_CLOUD_SUFFIXES:
+            names[k] = f"{f.sensor_id[fr]}/{names[k]}"
+    for prefix in (f.sensor_id, f.dataset_id):
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        names = [
+            f"{prefix[fr]}/{n}" if counts[n] > 1 and prefix[fr] else n
+            for n, fr in zip(names, frames.tolist(), strict=True)
+        ]
+    return names
+
+
+def check_paths(names: list[str], root: Any, suffix: str | None = None) -> None:
+    """Refuse, before anything is written, names that would leave the output folder."""
+    for name in names:
+        safe_path(root, name if suffix is None else str(PurePosixPath(name).with_suffix(suffix)))
+
+
+def report_unknown_sizes(labels: LabelSet, frames: Array, report: Report, what: str) -> Array:
+    """Report once per image whose size is unknown; returns the mask of such images."""
+    w, h = labels.frames.width[frames], labels.frames.height[frames]
+    unknown = (w <= 0) | (h <= 0)
+    for f in labels.frames.file_id[frames[unknown]]:
+        report.add("kept", f"image size unknown: {what}", file_id=str(f))
+    return unknown
+
+
+@dataclass(frozen=True)
+class PreparedBoxes:
+    """Rows of ``labels.boxes`` kept, their final ``xyxy`` and whether clipping changed them."""
+
+    rows: Array
+    xyxy: Array
+    clipped: Array
+
+
+@dataclass(frozen=True)
+class PreparedPolygons:
+    """Rows of ``labels.polygons`` kept, final geometry (``MultiPolygon``), clipped or not."""
+
+    rows: Array
+    geoms: Array
+    clipped: Array
+
+
+def _on_images(labels: LabelSet, kind: str, frames: Array) -> Array:
+    keep = np.zeros(len(labels.frames), dtype=bool)
+    keep[frames] = True
+    return keep[labels.table(kind).frame]  # type: ignore[attr-defined]
+
+
+def prepare_boxes(
+    labels: LabelSet, report: Report, frames: Array, *, clip: bool = True
+) -> PreparedBoxes:
+    """Boxes on ``frames`` clipped to their image; non-finite or empty boxes dropped."""
+    b = labels.boxes
+    on = _on_images(labels, "boxes", frames)
+    xyxy = b.xyxy
+    w = labels.frames.width[b.frame].astype(np.float64)
+    h = labels.frames.height[b.frame].astype(np.float64)
+    if clip:
+        xyxy, changed = geo.clip_boxes(xyxy, w, h)
+    else:
+        changed = np.zeros(len(b), dtype=bool)
+    finite = np.isfinite(xyxy).all(axis=1)
+    empty = finite & (geo.box_area(xyxy) <= 0)
+    record(report, labels, "boxes", on & ~finite, "dropped", "box has non-finite coordinates")
+    record(
+        report,
+        labels,
+        "boxes",
+        on & empty & changed,
+        "dropped",
+        "box lies outside the image (nothing left after clipping)",
+    )
+    record(report, labels, "boxes", on & empty & ~changed, "dropped", "box has zero area")
+    keep = on & finite & ~empty
+    record(report, labels, "boxes", keep & changed, "clipped", "box clipped to the image")
+    rows = np.flatnonzero(keep)
+    return PreparedBoxes(rows, xyxy[rows], changed[rows])
+
+
+def prepare_polygons(
+    labels: LabelSet, report: Report, frames: Array, *, clip: bool = True
+) -> PreparedPolygons:
+    """Polygons on ``frames``: even-odd rings, repaired, oriented, clipped; empty ones dropped."""
+    p = labels.polygons
+    on = _on_images(labels, "polygons", frames)
+    geoms = geo.polygons_to_shapely(p.offsets, p.ring_offsets, p.coords)
+    bad_rings = geo.degenerate_rings(p.offsets, p.ring_offsets, p.coords) > 0
+    record(
+        report,
+        labels,
+        "polygons",
+        on & bad_rings,
+        "repaired",
+        "ring(s) with fewer than 3 vertices or non-finite coordinates left out",
+    )
+    geoms, repaired = geo.repair_polygons(geoms)
+    record(
+        report,
+        labels,
+        "polygons",
+        on & repaired,
+        "repaired",
+        "invalid polygon (self-intersection or overlapping parts) repaired with make_valid",
+    )
+    geoms = geo.orient_polygons(geoms)
+    if clip:
+        w = labels.frames.width[p.frame].astype(np.float64)
+        h = labels.frames.height[p.frame].astype(np.float64)
+        geoms, clipped = geo.clip_polygons(geoms, w, h)
+    else:
+        clipped = np.zeros(len(p), dtype=bool)
+    area = shapely.area(geoms) if len(geoms) else np.zeros(0)
+    empty = ~(area > 0)
+    record(
+        report,
+        labels,
+        "polygons",
+        on & empty & clipped,
+        "dropped",
+        "polygon lies outside the image (nothing left after clipping)",
+    )
+    record(
+        report,
+        labels,
+        "polygons",
+        on & empty & ~clipped,
+        "dropped",
+        "polygon has no area (degenerate)",
+    )
+    keep = on & ~empty
+    record(report, labels, "polygons", keep & clipped, "clipped", "polygon clipped to the image")
+    rows = np.flatnonzero(keep)
+    return PreparedPolygons(rows, geoms[rows], clipped[rows])
+
+
+def unique_keys(keys: list[str]) -> list[str]:
+    """Make keys unique by suffixing repeats with ``#2``, ``#3``... in order of appearance."""
+    seen: dict[str, int] = {}
+    out = []
+    for k in keys:
+        n = seen.get(k, 0) + 1
+        seen[k] = n
+        out.append(k if n == 1 else f"{k}#{n}")
+    return out
+
+
+def frame_keys(labels: LabelSet, frames: Array) -> list[str]:
+    """``dataset_id|sensor_id|file_id`` of each frame: the key images are pinned by."""
+    f = labels.frames
+    return unique_keys(
+        [
+            f"{d}|{s}|{i}"
+            for d, s, i in zip(
+                f.dataset_id[frames], f.sensor_id[frames], f.file_id[frames], strict=True
+            )
+        ]
+    )

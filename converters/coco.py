@@ -1,0 +1,542 @@
+"""COCO instances JSON: boxes, polygons (RLE when they have holes) and 2D points as keypoints.
+
+Output folder::
+
+    annotations.json   the COCO document
+    id_map.json        ids pinned by this export (pass it back with id_map=... to keep them)
+    report.json        every label dropped, clipped or repaired
+
+Conventions
+-----------
+- Coordinates are pixel-corner (COCO's own: ``bbox=[0, 0, 1, 1]`` encloses the first pixel),
+  ``bbox = [x, y, width, height]``.
+- Ids: category ids start at 1 in ``LabelSet.categories`` order (every category is written,
+  used or not); image ids follow the frames, annotation ids follow the images (boxes, then
+  polygons, then points of each image). With ``id_map=PATH`` ids already in that file are kept
+  and new items get ids after the largest; the file is updated after a successful write.
+- Every image frame is written, labelled or not, with ``deepen_status`` = ``"labelled"``,
+  ``"empty"`` (reviewed, no labels), ``"unlabelled"`` or ``"unknown"``.
+- Boxes: clipped to the image; no ``segmentation``; ``area = width * height``.
+- Polygons: repaired (``make_valid``), clipped to the image by intersection; ``bbox`` from the
+  final geometry. Without holes ``segmentation`` is a list of polygons (one per part); with holes
+  it is a compressed RLE (``counts`` as a string) with ``iscrowd: 0`` and the exact rings kept in
+  ``deepen_rings``. ``area`` is the pixel count of the pycocotools rasterisation (so it equals
+  ``annToMask(ann).sum()`` exactly); on images of unknown size it is the geometric (shoelace)
+  area and polygons with holes are dropped (no RLE without a size).
+- Points: one annotation per point label with ``keypoints = [x, y, 2, ...]`` and the category's
+  ``keypoints`` names ``p0 .. p{k-1}`` (k = most points of a label of that category; shorter
+  labels are padded with ``0, 0, 0``). Keypoint coordinates follow COCO's pixel-index
+  convention: ``x_coco = x - 0.5`` (detectron2's conversion), so a point at the centre of pixel
+  (3, 4), (3.5, 4.5) in the model, is written as (3, 4). ``bbox`` is the tight box of the
+  points (pixel-corner), ``area`` its area; no ``segmentation``.
+- Every annotation keeps ``deepen_label_id``, ``deepen_label_type`` (``box``, ``polygon``,
+  ``points``), ``track_id`` (when the label id has one), ``attributes`` and, when set, a
+  ``deepen`` object (stage, label set, labeller, times, version), so :func:`read` restores them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from converters import _prepare2d as prep
+from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
+from converters._idmap import IdMap
+from deepen_export import geometry as geo
+from deepen_export.errors import ConversionError
+from deepen_export.model import (
+    Boxes,
+    Frames,
+    FrameStatus,
+    LabelSet,
+    LabelTable,
+    Points,
+    Polygons,
+)
+from deepen_export.report import Report
+
+__all__ = ["ANNOTATIONS", "from_dict", "read", "to_dict", "write"]
+
+FORMAT = "coco"
+ANNOTATIONS = "annotations.json"
+"""Name of the COCO document inside the output folder."""
+
+Array = npt.NDArray[Any]
+
+_META = ("stage", "label_set", "labeller", "create_time", "update_time", "version")
+_STATUS = {v: k for k, v in prep.STATUS_NAMES.items()}
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    id_map: str | os.PathLike[str] | None = None,
+    clip: bool | str = True,
+    indent: int | str | None = None,
+) -> Report:
+    """Write ``labels`` as a COCO instances folder at ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+    dest : path
+        Output folder (replaced as a whole on success).
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with kinds COCO cannot hold (cuboids, polylines, scenes, ...).
+    id_map : path, optional
+        Id map file pinning ids across exports (see :mod:`converters._idmap`); read when it
+        exists, updated after the write.
+    clip : bool
+        Clip boxes and polygons to the image.
+    indent : int, optional
+        Pretty-print the JSON.
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> labels = LabelSet(
+    ...     frames=Frames.from_columns(file_id=["a.png"], width=[10], height=[10]),
+    ...     categories=("car",),
+    ...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[1, 2, 5, 6]]),
+    ... )
+    >>> out = tempfile.mkdtemp() + "/coco"
+    >>> write(labels, out).written
+    {'images': 1, 'annotations': 1, 'categories': 1}
+    >>> read(out).boxes.xyxy.tolist()
+    [[1.0, 2.0, 5.0, 6.0]]
+    """
+    report = Report(FORMAT)
+    report.extend(labels.issues)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    ids = IdMap.load(id_map)
+    doc = to_dict(labels, report, ids=ids, clip=prep.flag(clip))
+    with atomic_dir(dest) as tmp:
+        dump_json(doc, tmp / ANNOTATIONS, indent=None if indent is None else int(indent))
+        ids.dump(tmp / "id_map.json")
+        report.files = [ANNOTATIONS, "id_map.json", "report.json"]
+        finish(report, tmp)
+    if id_map is not None:
+        ids.dump(id_map)
+    return report
+
+
+def to_dict(
+    labels: LabelSet,
+    report: Report | None = None,
+    *,
+    ids: IdMap | None = None,
+    clip: bool = True,
+) -> dict[str, Any]:
+    """The COCO document of ``labels`` (kinds COCO cannot hold are ignored; see :func:`write`).
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> doc = to_dict(LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("car",)))
+    >>> doc["categories"], doc["images"][0]["deepen_status"]
+    ([{'id': 1, 'name': 'car', 'supercategory': ''}], 'unknown')
+    """
+    report = report if report is not None else Report(FORMAT)
+    ids = ids if ids is not None else IdMap()
+    frames = prep.image_frames(labels)
+    names = prep.image_names(labels, frames)
+    prep.check_paths(names, "/")
+    unknown = prep.report_unknown_sizes(
+        labels,
+        frames,
+        report,
+        "width/height written as 0, labels not clipped, polygon areas are geometric areas",
+    )
+    f = labels.frames
+    keys = prep.frame_keys(labels, frames)
+    image_ids = ids.assign("images", keys)
+    cat_ids = ids.assign("categories", list(labels.categories))
+    width = np.where(unknown, 0, f.width[frames]).astype(np.int64)
+    height = np.where(unknown, 0, f.height[frames]).astype(np.int64)
+    images = [
+        {
+            "id": i,
+            "file_name": name,
+            "width": w,
+            "height": h,
+            "deepen_file_id": str(fid),
+            "deepen_sensor_id": str(s),
+            "deepen_dataset_id": str(d),
+            "deepen_frame_index": x,
+            "deepen_status": prep.STATUS_NAMES.get(st, "unknown"),
+        }
+        for i, name, fid, w, h, s, d, x, st in zip(
+            image_ids.tolist(),
+            names,
+            f.file_id[frames],
+            width.tolist(),
+            height.tolist(),
+            f.sensor_id[frames],
+            f.dataset_id[frames],
+            f.index[frames].tolist(),
+            f.status[frames].tolist(),
+            strict=True,
+        )
+    ]
+    image_of_frame = np.full(len(f), -1, dtype=np.int64)
+    image_of_frame[frames] = image_ids
+    key_of_frame = np.empty(len(f), dtype=object)
+    key_of_frame[frames] = keys
+
+    anns: list[tuple[int, int, int, dict[str, Any]]] = []  # (image position, kind, row, ann)
+    pos_of_frame = np.full(len(f), -1, dtype=np.int64)
+    pos_of_frame[frames] = np.arange(len(frames))
+
+    boxes = prep.prepare_boxes(labels, report, frames, clip=clip)
+    b = labels.boxes
+    xywh = geo.xyxy_to_xywh(boxes.xyxy)
+    area = geo.box_area(boxes.xyxy)
+    for r, bb, a in zip(boxes.rows.tolist(), xywh.tolist(), area.tolist(), strict=True):
+        ann = {"segmentation": None, "area": a, "bbox": bb, "iscrowd": 0}
+        anns.append((int(pos_of_frame[b.frame[r]]), 0, r, _finish(ann, b, r, "box")))
+
+    anns.extend(_polygon_annotations(labels, report, frames, pos_of_frame, clip=clip))
+    kp_count, point_anns = _point_annotations(labels, report, frames, pos_of_frame)
+    anns.extend(point_anns)
+
+    anns.sort(key=lambda t: t[:3])
+    tables: list[LabelTable] = [labels.boxes, labels.polygons, labels.points]
+    ann_keys = prep.unique_keys(
+        [f"{key_of_frame[tables[k].frame[r]]}|{tables[k].label_id[r]}" for _, k, r, _ in anns]
+    )
+    ann_ids = ids.assign("annotations", ann_keys).tolist()
+    annotations = []
+    for (_, k, r, ann), aid in zip(anns, ann_ids, strict=True):
+        t = tables[k]
+        head = {
+            "id": aid,
+            "image_id": int(image_of_frame[t.frame[r]]),
+            "category_id": int(cat_ids[t.category[r]]),
+        }
+        body = {key: v for key, v in ann.items() if v is not None}
+        annotations.append({**head, **body})
+
+    categories: list[dict[str, Any]] = []
+    for code, (name, cid) in enumerate(zip(labels.categories, cat_ids.tolist(), strict=True)):
+        cat: dict[str, Any] = {"id": cid, "name": name, "supercategory": ""}
+        if kp_count.get(code):
+            cat["keypoints"] = [f"p{j}" for j in range(kp_count[code])]
+            cat["skeleton"] = []
+        categories.append(cat)
+    report.written.update(
+        {"images": len(images), "annotations": len(annotations), "categories": len(categories)}
+    )
+    return {
+        "info": {"description": "Exported from Deepen AI by deepen-export", "version": "1.0"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _finish(ann: dict[str, Any], t: LabelTable, r: int, kind: str) -> dict[str, Any]:
+    ann["deepen_label_id"] = str(t.label_id[r])
+    ann["deepen_label_type"] = kind
+    if t.track[r] >= 0:
+        ann["track_id"] = int(t.track[r])
+    ann["attributes"] = {
+        k: _py(v[r])
+        for k, v in t.attributes.items()  # type: ignore[attr-defined]
+        if v[r] is not None
+    }
+    meta = {}
+    for name in _META:
+        v = _py(getattr(t, name)[r])
+        if v not in ("", -1):
+            meta[name] = v
+    if meta:
+        ann["deepen"] = meta
+    return ann
+
+
+def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:
+    """Per geometry: exterior rings (flat, open), all rings (exterior then holes), has-holes."""
+    n = len(geoms)
+    if n == 0:
+        return [], [], np.zeros(0, dtype=bool)
+    _, coords, (ring_off, poly_off, multi_off) = shapely.to_ragged_array(geoms)
+    ring_off = np.asarray(ring_off, dtype=np.int64)
+    poly_off = np.asarray(poly_off, dtype=np.int64)
+    multi_off = np.asarray(multi_off, dtype=np.int64)
+    flat = [c.ravel().tolist() for c in np.split(np.asarray(coords)[:, :2], ring_off[1:-1])]
+    flat = [c[:-2] for c in flat]  # open rings
+    is_ext = np.zeros(len(flat), dtype=bool)
+    is_ext[poly_off[:-1]] = True
+    ring_label = np.repeat(np.arange(n), np.diff(poly_off[multi_off]))
+    exteriors: list[list[list[float]]] = [[] for _ in range(n)]
+    every: list[list[list[float]]] = [[] for _ in range(n)]
+    for ring, lab, ext in zip(flat, ring_label.tolist(), is_ext.tolist(), strict=True):
+        every[lab].append(ring)
+        if ext:
+            exteriors[lab].append(ring)
+    has_holes = np.bincount(ring_label, weights=~is_ext, minlength=n) > 0
+    return exteriors, every, has_holes
+
+
+def _polygon_annotations(
+    labels: LabelSet, report: Report, frames: Array, pos_of_frame: Array, *, clip: bool
+) -> list[tuple[int, int, int, dict[str, Any]]]:
+    p = labels.polygons
+    prepared = prep.prepare_polygons(labels, report, frames, clip=clip)
+    rows, geoms = prepared.rows, prepared.geoms
+    fr = p.frame[rows]
+    w = labels.frames.width[fr]
+    h = labels.frames.height[fr]
+    exteriors, every, has_holes = _ring_lists(geoms)
+    known = (w > 0) & (h > 0)
+    no_rle = has_holes & ~known
+    record(
+        report,
+        labels,
+        "polygons",
+        rows[no_rle],
+        "dropped",
+        "polygon with holes needs an RLE, which needs the image size (unknown)",
+    )
+    rles = geo.polygons_to_rle(geoms, h, w)
+    rle_area = np.array(
+        [geo.rle_area([r])[0] if r is not None else -1 for r in rles], dtype=np.int64
+    )
+    shoelace = shapely.area(geoms) if len(geoms) else np.zeros(0)
+    area = [int(a) if k else float(g) for a, k, g in zip(rle_area, known, shoelace, strict=True)]
+    bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
+    bbox = geo.xyxy_to_xywh(bounds).tolist()
+    record(
+        report,
+        labels,
+        "polygons",
+        rows[known & (rle_area == 0)],
+        "kept",
+        "polygon covers no pixel centre when rasterised (COCO area 0)",
+    )
+    out = []
+    for j, r in enumerate(rows.tolist()):
+        if no_rle[j]:
+            continue
+        ann: dict[str, Any] = {"area": area[j], "bbox": bbox[j], "iscrowd": 0}
+        if has_holes[j]:
+            ann["segmentation"] = rles[j]
+            ann = _finish(ann, p, r, "polygon")
+            ann["deepen_rings"] = every[j]
+        else:
+            ann["segmentation"] = exteriors[j]
+            ann = _finish(ann, p, r, "polygon")
+        out.append((int(pos_of_frame[p.frame[r]]), 1, r, ann))
+    return out
+
+
+def _point_annotations(
+    labels: LabelSet, report: Report, frames: Array, pos_of_frame: Array
+) -> tuple[dict[int, int], list[tuple[int, int, int, dict[str, Any]]]]:
+    pt = labels.points
+    on = np.isin(pt.frame, frames)
+    counts = np.diff(pt.offsets)
+    owner = np.repeat(np.arange(len(pt)), counts)
+    bad = np.zeros(len(pt), dtype=np.int64)
+    if len(pt.coords):
+        np.add.at(bad, owner, ~np.isfinite(pt.coords).all(axis=1))
+    record(report, labels, "points", on & (bad > 0), "dropped", "point has non-finite coordinates")
+    record(report, labels, "points", on & (counts == 0), "dropped", "point label has no points")
+    keep = on & (bad == 0) & (counts > 0)
+    w = labels.frames.width[pt.frame].astype(np.float64)
+    h = labels.frames.height[pt.frame].astype(np.float64)
+    outside = np.zeros(len(pt), dtype=np.int64)
+    if len(pt.coords):
+        x, y = pt.coords[:, 0], pt.coords[:, 1]
+        ow, oh = w[owner], h[owner]
+        out_pt = ((ow > 0) & ((x < 0) | (x > ow))) | ((oh > 0) & ((y < 0) | (y > oh)))
+        np.add.at(outside, owner, out_pt)
+    record(
+        report,
+        labels,
+        "points",
+        keep & (outside > 0),
+        "kept",
+        "point(s) outside the image kept as they are",
+    )
+    kp_count: dict[int, int] = {}
+    for c, n in zip(pt.category[keep].tolist(), counts[keep].tolist(), strict=True):
+        kp_count[c] = max(kp_count.get(c, 0), n)
+    out = []
+    for r in np.flatnonzero(keep).tolist():
+        xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
+        k = kp_count[int(pt.category[r])]
+        kp = np.zeros((k, 3))
+        kp[: len(xy), :2] = xy - 0.5
+        kp[: len(xy), 2] = 2
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        ann: dict[str, Any] = {
+            "area": float(np.prod(hi - lo)),
+            "bbox": [*lo.tolist(), *(hi - lo).tolist()],
+            "iscrowd": 0,
+            "keypoints": _kp_values(kp),
+            "num_keypoints": len(xy),
+        }
+        out.append((int(pos_of_frame[pt.frame[r]]), 2, r, _finish(ann, pt, r, "points")))
+    return kp_count, out
+
+
+def _kp_values(kp: Array) -> list[float | int]:
+    vals: list[float | int] = []
+    for x, y, v in kp.tolist():
+        vals.extend([x, y, int(v)])
+    return vals
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def read(source: str | os.PathLike[str], /) -> LabelSet:
+    """Read a COCO instances file (or a folder holding ``annotations.json``) into a LabelSet.
+
+    Annotations carrying ``deepen_label_type`` come back as the kind they were written from;
+    others are boxes when they have no segmentation, points when they have keypoints, and
+    polygons otherwise (an RLE without ``deepen_rings`` becomes the exact outline of its pixels).
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp(), "a.json")
+    >>> _ = p.write_text(json.dumps({"images": [{"id": 1, "file_name": "x.png", "width": 4, "height": 4}],
+    ...     "categories": [{"id": 7, "name": "car"}],
+    ...     "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 2, 2]}]}))
+    >>> read(p).boxes.xyxy.tolist()
+    [[0.0, 0.0, 2.0, 2.0]]
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / ANNOTATIONS
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConversionError(f"cannot read COCO file {path}: {exc}", format=FORMAT) from exc
+    return from_dict(doc)
+
+
+def from_dict(doc: dict[str, Any]) -> LabelSet:
+    """A LabelSet from a COCO document (see :func:`read`).
+
+    Examples
+    --------
+    >>> from_dict({"images": [], "annotations": [], "categories": [{"id": 1, "name": "car"}]}).categories
+    ('car',)
+    """
+    cats = sorted(doc.get("categories", []), key=lambda c: c["id"])
+    code_of = {c["id"]: i for i, c in enumerate(cats)}
+    images = doc.get("images", [])
+    frame_of = {im["id"]: i for i, im in enumerate(images)}
+    frames = Frames.from_columns(
+        file_id=[im.get("deepen_file_id", im["file_name"]) for im in images],
+        sensor_id=[im.get("deepen_sensor_id", "") for im in images],
+        dataset_id=[im.get("deepen_dataset_id", "") for im in images],
+        index=[im.get("deepen_frame_index", -1) for im in images],
+        width=[im.get("width") or -1 for im in images],
+        height=[im.get("height") or -1 for im in images],
+        status=[
+            _STATUS.get(im.get("deepen_status", ""), int(FrameStatus.UNKNOWN)) for im in images
+        ],
+    )
+    groups: dict[str, list[dict[str, Any]]] = {"box": [], "polygon": [], "points": []}
+    for a in doc.get("annotations", []):
+        kind = a.get("deepen_label_type")
+        if kind not in groups:
+            seg = a.get("segmentation")
+            kind = "points" if a.get("keypoints") else ("polygon" if seg else "box")
+        groups[kind].append(a)
+
+    def common(anns: list[dict[str, Any]]) -> dict[str, Any]:
+        cols: dict[str, Any] = {
+            "frame": [frame_of[a["image_id"]] for a in anns],
+            "category": [code_of[a["category_id"]] for a in anns],
+            "label_id": [str(a.get("deepen_label_id", a["id"])) for a in anns],
+            "track": [a.get("track_id", -1) for a in anns],
+        }
+        for name in _META:
+            default = "" if name in ("stage", "label_set", "labeller") else -1
+            cols[name] = [a.get("deepen", {}).get(name, default) for a in anns]
+        keys = list(dict.fromkeys(k for a in anns for k in a.get("attributes", {})))
+        cols["attributes"] = {k: [a.get("attributes", {}).get(k) for a in anns] for k in keys}
+        return cols
+
+    boxes = Boxes.from_columns(
+        **common(groups["box"]),
+        xyxy=geo.xywh_to_xyxy([a["bbox"] for a in groups["box"]]).reshape(-1, 4),
+    )
+    rings_per = [_rings_of(a, images[frame_of[a["image_id"]]]) for a in groups["polygon"]]
+    ring_lens = [len(r) // 2 for rs in rings_per for r in rs]
+    flat = [v for rs in rings_per for r in rs for v in r]
+    polygons = Polygons.from_columns(
+        **common(groups["polygon"]),
+        offsets=np.concatenate([[0], np.cumsum([len(rs) for rs in rings_per])]).astype(np.int64),
+        ring_offsets=np.concatenate([[0], np.cumsum(ring_lens)]).astype(np.int64),
+        coords=np.asarray(flat, dtype=np.float64).reshape(-1, 2),
+    )
+    pts = []
+    for a in groups["points"]:
+        kp = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        pts.append(kp[kp[:, 2] > 0, :2] + 0.5)
+    points = Points.from_columns(
+        **common(groups["points"]),
+        offsets=np.concatenate([[0], np.cumsum([len(p) for p in pts])]).astype(np.int64),
+        coords=np.concatenate(pts) if pts else np.zeros((0, 2)),
+    )
+    return LabelSet(
+        frames=frames,
+        categories=tuple(c["name"] for c in cats),
+        boxes=boxes,
+        polygons=polygons,
+        points=points,
+        meta={"source_format": FORMAT},
+    )
+
+
+def _rings_of(ann: dict[str, Any], image: dict[str, Any]) -> list[list[float]]:
+    if "deepen_rings" in ann:
+        return [list(r) for r in ann["deepen_rings"]]
+    seg = ann.get("segmentation")
+    if isinstance(seg, list):
+        return [list(r) for r in seg]
+    if isinstance(seg, dict):
+        rle = seg
+        if isinstance(seg.get("counts"), list):
+            rle = geo.rle_encode(geo.rle_decode([seg]))[0]
+        return _mask_outline(geo.rle_decode([rle])[0])
+    return []
+
+
+def _mask_outline(mask: Array) -> list[list[float]]:
+    """Exact outline (with holes) of a mask's pixels: the union of its vertical runs."""
+    d = np.diff(np.pad(mask.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    x, y0 = np.nonzero(d == 1)
+    _, y1 = np.nonzero(d == -1)
+    if len(x) == 0:
+        return []
+    union = shapely.union_all(shapely.box(x, y0, x + 1, y1))
+    _, roff, xy = geo.shapely_to_polygons([union])
+    return [r.ravel().tolist() for r in np.split(xy, roff[1:-1])]

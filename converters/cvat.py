@@ -1,0 +1,459 @@
+"""CVAT for images 1.1 XML: ``annotations.xml`` with boxes, polygons, polylines, points and tags.
+
+Conventions
+-----------
+- Coordinates are pixel-corner floats, as CVAT's own (``xtl ytl xbr ybr`` for boxes,
+  ``x,y;x,y`` point lists), written exactly (integers without a decimal point, other values in
+  their shortest round-trip form).
+- ``<meta><task><labels>`` lists every category in ``LabelSet.categories`` order (type
+  ``any``) with the attributes its labels use (``input_type`` text).
+- Each shape keeps its attributes as ``<attribute name="...">value</attribute>``, plus
+  ``deepen_label_id`` and, when the label id has one, ``track_id`` (CVAT for images has no
+  tracks; the number is kept as an attribute so tracks survive the export).
+- Boxes and polygons are repaired and clipped to the image like the other 2D formats. A
+  multi-part polygon (or polyline) is written as one element per part sharing a ``group_id``;
+  polygon holes cannot be held by a CVAT polygon and are filled (reported as changed).
+- Lanes and polylines are ``<polyline>`` (``deepen_label_type`` attribute: lane or polyline);
+  2D points are ``<points>``; scene labels are ``<tag>``.
+- Not written (CVAT has no place for them): stage, label set, labeller, create/update times
+  and version of each label.
+- Images are in frame order, ``id`` 0..n-1, ``name`` the relative image path; frames with no
+  labels are written too, with their review status in ``deepen_status``.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from converters import _prepare2d as prep
+from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record
+from deepen_export.errors import ConversionError
+from deepen_export.model import (
+    Boxes,
+    Frames,
+    FrameStatus,
+    LabelSet,
+    LabelTable,
+    Points,
+    Polygons,
+    Polylines,
+    Scenes,
+)
+from deepen_export.report import Report
+
+__all__ = ["ANNOTATIONS", "read", "write"]
+
+FORMAT = "cvat"
+ANNOTATIONS = "annotations.xml"
+"""Name of the XML file inside the output folder."""
+
+Array = npt.NDArray[Any]
+_RESERVED = ("deepen_label_id", "track_id", "deepen_label_type")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+_fmt = np.vectorize(_num, otypes=[object])
+
+
+def _points_text(xy: Array) -> str:
+    if len(xy) == 0:
+        return ""
+    t = _fmt(xy)
+    return ";".join(f"{a},{b}" for a, b in t.tolist())
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v.item() if isinstance(v, np.generic) else v)
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    clip: bool | str = True,
+    task_name: str = "deepen-export",
+) -> Report:
+    """Write ``labels`` as CVAT for images 1.1 XML at ``dest/annotations.xml``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+    dest : path
+        Output folder (replaced as a whole on success).
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with kinds CVAT for images cannot hold (3D labels, paintings).
+    clip : bool
+        Clip boxes and polygons to the image.
+    task_name : str
+        ``<meta><task><name>``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> labels = LabelSet(
+    ...     frames=Frames.from_columns(file_id=["a.png"], width=[20], height=[10]),
+    ...     categories=("car",),
+    ...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 1, 3.5, 4]]),
+    ... )
+    >>> out = pathlib.Path(tempfile.mkdtemp(), "cvat")
+    >>> _ = write(labels, out)
+    >>> import xml.etree.ElementTree as ET
+    >>> ET.parse(out / "annotations.xml").find("image/box").attrib["xbr"]
+    '3.5'
+    """
+    report = Report(FORMAT)
+    report.extend(labels.issues)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    frames = prep.image_frames(labels)
+    names = prep.image_names(labels, frames)
+    prep.check_paths(names, "/")
+    root = to_element(labels, report, frames, names, clip=prep.flag(clip), task_name=task_name)
+    with atomic_dir(dest) as tmp:
+        (tmp / ANNOTATIONS).write_bytes(
+            b'<?xml version="1.0" encoding="utf-8"?>\n'
+            + ET.tostring(root, encoding="utf-8")
+            + b"\n"
+        )
+        report.files = [ANNOTATIONS, "report.json"]
+        finish(report, tmp)
+    return report
+
+
+def to_element(
+    labels: LabelSet,
+    report: Report,
+    frames: Array,
+    names: list[str],
+    *,
+    clip: bool = True,
+    task_name: str = "deepen-export",
+) -> ET.Element:
+    """The ``<annotations>`` element (see :func:`write`)."""
+    f = labels.frames
+    unknown = prep.report_unknown_sizes(
+        labels, frames, report, "width/height written as 0, labels not clipped"
+    )
+    shapes: dict[int, list[tuple[int, int, ET.Element]]] = {}  # frame -> (kind, row, element)
+    group = [0]
+
+    def add(frame: int, kind: int, row: int, el: ET.Element) -> None:
+        shapes.setdefault(frame, []).append((kind, row, el))
+
+    def next_group() -> str:
+        group[0] += 1
+        return str(group[0])
+
+    pb = prep.prepare_boxes(labels, report, frames, clip=clip)
+    b = labels.boxes
+    txt = _fmt(pb.xyxy) if len(pb.rows) else np.zeros((0, 4), dtype=object)
+    for r, t in zip(pb.rows.tolist(), txt.tolist(), strict=True):
+        el = _shape("box", labels, b, r)
+        el.attrib.update(dict(zip(("xtl", "ytl", "xbr", "ybr"), t, strict=True)))
+        _attributes(el, b, r)
+        add(int(b.frame[r]), 0, r, el)
+
+    pp = prep.prepare_polygons(labels, report, frames, clip=clip)
+    p = labels.polygons
+    if len(pp.rows):
+        parts, part_label = shapely.get_parts(pp.geoms, return_index=True)
+        holes = np.bincount(
+            part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(pp.rows)
+        )
+        record(
+            report,
+            labels,
+            "polygons",
+            pp.rows[holes > 0],
+            "changed",
+            "polygon holes filled (a CVAT polygon has no holes)",
+        )
+        coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+        last = np.r_[ring[1:] != ring[:-1], True]
+        coords, ring = coords[~last], ring[~last]
+        chunks = np.split(coords, np.flatnonzero(np.diff(ring)) + 1)
+        part_of_chunk = ring[np.r_[0, np.flatnonzero(np.diff(ring)) + 1]]
+        n_parts = np.bincount(part_label, minlength=len(pp.rows))
+        groups: dict[int, str] = {}
+        for k, xy in zip(part_of_chunk.tolist(), chunks, strict=True):
+            j = int(part_label[k])
+            r = int(pp.rows[j])
+            el = _shape("polygon", labels, p, r)
+            el.set("points", _points_text(xy))
+            if n_parts[j] > 1:
+                if j not in groups:
+                    groups[j] = next_group()
+                el.set("group_id", groups[j])
+            _attributes(el, p, r)
+            add(int(p.frame[r]), 1, r, el)
+
+    on = np.zeros(len(f), dtype=bool)
+    on[frames] = True
+    pl = labels.polylines
+    for r in np.flatnonzero(on[pl.frame]).tolist():
+        a, z = int(pl.offsets[r]), int(pl.offsets[r + 1])
+        gid = next_group() if z - a > 1 else None
+        for part in range(a, z):
+            xy = pl.coords[pl.part_offsets[part] : pl.part_offsets[part + 1]]
+            el = _shape("polyline", labels, pl, r)
+            el.set("points", _points_text(xy))
+            if gid:
+                el.set("group_id", gid)
+            _attributes(el, pl, r, label_type=str(pl.label_type[r]))
+            add(int(pl.frame[r]), 2, r, el)
+
+    pt = labels.points
+    for r in np.flatnonzero(on[pt.frame]).tolist():
+        xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
+        if len(xy) == 0:
+            record(report, labels, "points", [r], "dropped", "point label has no points")
+            continue
+        el = _shape("points", labels, pt, r)
+        el.set("points", _points_text(xy))
+        _attributes(el, pt, r)
+        add(int(pt.frame[r]), 3, r, el)
+
+    sc = labels.scenes
+    for r in np.flatnonzero(on[sc.frame]).tolist():
+        el = ET.Element(
+            "tag", {"label": labels.categories[int(sc.category[r])], "source": "manual"}
+        )
+        _attributes(el, sc, r)
+        add(int(sc.frame[r]), 4, r, el)
+
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(root, "meta")
+    task = ET.SubElement(meta, "task")
+    for tag, text in (
+        ("name", task_name),
+        ("size", str(len(frames))),
+        ("mode", "annotation"),
+        ("overlap", "0"),
+        ("flipped", "False"),
+    ):
+        ET.SubElement(task, tag).text = text
+    task.append(_labels_meta(labels))
+    n_shapes = 0
+    for k, fr in enumerate(frames.tolist()):
+        image = ET.SubElement(
+            root,
+            "image",
+            {
+                "id": str(k),
+                "name": names[k],
+                "width": str(0 if unknown[k] else int(f.width[fr])),
+                "height": str(0 if unknown[k] else int(f.height[fr])),
+                "deepen_file_id": str(f.file_id[fr]),
+                "deepen_sensor_id": str(f.sensor_id[fr]),
+                "deepen_dataset_id": str(f.dataset_id[fr]),
+                "deepen_status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
+            },
+        )
+        items = sorted(shapes.get(fr, []), key=lambda t: (t[0], t[1]))
+        for _, _, el in items:
+            image.append(el)
+        n_shapes += len(items)
+    ET.indent(root)
+    report.written.update({"images": len(frames), "shapes": n_shapes})
+    return root
+
+
+def _shape(tag: str, labels: LabelSet, t: LabelTable, r: int) -> ET.Element:
+    return ET.Element(
+        tag,
+        {
+            "label": labels.categories[int(t.category[r])],
+            "source": "manual",
+            "occluded": "0",
+            "z_order": "0",
+        },
+    )
+
+
+def _attributes(el: ET.Element, t: LabelTable, r: int, *, label_type: str | None = None) -> None:
+    for k, v in t.attributes.items():  # type: ignore[attr-defined]
+        if v[r] is not None:
+            ET.SubElement(el, "attribute", {"name": k}).text = _value(v[r])
+    ET.SubElement(el, "attribute", {"name": "deepen_label_id"}).text = str(t.label_id[r])
+    if t.track[r] >= 0:
+        ET.SubElement(el, "attribute", {"name": "track_id"}).text = str(int(t.track[r]))
+    if label_type is not None:
+        ET.SubElement(el, "attribute", {"name": "deepen_label_type"}).text = label_type
+
+
+def _labels_meta(labels: LabelSet) -> ET.Element:
+    keys: list[dict[str, None]] = [{} for _ in labels.categories]
+    for kind in ("boxes", "polygons", "polylines", "points", "scenes"):
+        t = labels.table(kind)
+        for k, v in t.attributes.items():  # type: ignore[attr-defined]
+            used = np.array([x is not None for x in v], dtype=bool)
+            for c in np.unique(t.category[used]).tolist():  # type: ignore[attr-defined]
+                keys[c][k] = None
+    el = ET.Element("labels")
+    for name, ks in zip(labels.categories, keys, strict=True):
+        lab = ET.SubElement(el, "label")
+        ET.SubElement(lab, "name").text = name
+        ET.SubElement(lab, "type").text = "any"
+        attrs = ET.SubElement(lab, "attributes")
+        for k in [*ks, *_RESERVED]:
+            a = ET.SubElement(attrs, "attribute")
+            for tag, text in (
+                ("name", k),
+                ("mutable", "False"),
+                ("input_type", "text"),
+                ("default_value", ""),
+                ("values", ""),
+            ):
+                ET.SubElement(a, tag).text = text
+    return el
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def read(source: str | os.PathLike[str], /) -> LabelSet:
+    """Read CVAT for images 1.1 XML (a file or a folder holding ``annotations.xml``).
+
+    Elements sharing ``deepen_label_id`` (or ``group_id``) on one image are joined back into
+    one multi-part label. Attribute values come back as strings.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> labels = LabelSet(
+    ...     frames=Frames.from_columns(file_id=["a.png"], width=[20], height=[10]),
+    ...     categories=("car",),
+    ...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 1, 3.5, 4]]),
+    ... )
+    >>> out = pathlib.Path(tempfile.mkdtemp(), "cvat")
+    >>> _ = write(labels, out)
+    >>> read(out).boxes.label_id.tolist()
+    ['car:1']
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / ANNOTATIONS
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise ConversionError(f"cannot read CVAT file {path}: {exc}", format=FORMAT) from exc
+    cats = [lab.findtext("name") or "" for lab in root.iterfind("meta/task/labels/label")]
+    status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
+    images = root.findall("image")
+    frames = Frames.from_columns(
+        file_id=[im.get("deepen_file_id") or im.get("name") or "" for im in images],
+        sensor_id=[im.get("deepen_sensor_id", "") for im in images],
+        dataset_id=[im.get("deepen_dataset_id", "") for im in images],
+        width=[int(im.get("width") or 0) or -1 for im in images],
+        height=[int(im.get("height") or 0) or -1 for im in images],
+        status=[
+            status_of.get(im.get("deepen_status", ""), int(FrameStatus.UNKNOWN)) for im in images
+        ],
+    )
+    kinds: dict[str, dict[tuple[int, str], dict[str, Any]]] = {
+        k: {} for k in ("box", "polygon", "polyline", "points", "tag")
+    }
+    for i, im in enumerate(images):
+        for j, el in enumerate(im):
+            if el.tag not in kinds:
+                continue
+            name = el.get("label", "")
+            if name not in cats:
+                cats.append(name)
+            attrs = {a.get("name", ""): a.text or "" for a in el.iterfind("attribute")}
+            lid = attrs.pop("deepen_label_id", None) or (
+                f"group:{el.get('group_id')}" if el.get("group_id") else f"{name}:{i}.{j}"
+            )
+            track = int(attrs.pop("track_id", -1))
+            ltype = attrs.pop("deepen_label_type", "lane")
+            entry = kinds[el.tag].setdefault(
+                (i, lid),
+                {
+                    "frame": i,
+                    "category": cats.index(name),
+                    "label_id": lid,
+                    "track": track,
+                    "attrs": attrs,
+                    "parts": [],
+                    "label_type": ltype,
+                },
+            )
+            if el.tag == "box":
+                entry["parts"].append(
+                    [float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")]
+                )
+            elif el.tag != "tag":
+                pts = el.get("points", "")
+                xy = [[float(v) for v in p.split(",")] for p in pts.split(";") if p]
+                entry["parts"].append(xy)
+
+    def common(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(k for e in entries for k in e["attrs"]))
+        return {
+            "frame": [e["frame"] for e in entries],
+            "category": [e["category"] for e in entries],
+            "label_id": [e["label_id"] for e in entries],
+            "track": [e["track"] for e in entries],
+            "attributes": {k: [e["attrs"].get(k) for e in entries] for k in keys},
+        }
+
+    def ragged(entries: list[dict[str, Any]]) -> tuple[Array, Array, Array]:
+        parts = [p for e in entries for p in e["parts"]]
+        return (
+            np.cumsum([0] + [len(e["parts"]) for e in entries]),
+            np.cumsum([0] + [len(p) for p in parts]),
+            np.asarray([xy for p in parts for xy in p], dtype=np.float64).reshape(-1, 2),
+        )
+
+    bx = list(kinds["box"].values())
+    boxes = Boxes.from_columns(
+        **common(bx), xyxy=np.asarray([e["parts"][0] for e in bx], dtype=np.float64).reshape(-1, 4)
+    )
+    pg = list(kinds["polygon"].values())
+    g_off, g_roff, g_xy = ragged(pg)
+    polygons = Polygons.from_columns(**common(pg), offsets=g_off, ring_offsets=g_roff, coords=g_xy)
+    pl = list(kinds["polyline"].values())
+    l_off, l_poff, l_xy = ragged(pl)
+    polylines = Polylines.from_columns(
+        **common(pl),
+        label_type=[e["label_type"] for e in pl],
+        offsets=l_off,
+        part_offsets=l_poff,
+        coords=l_xy,
+    )
+    ps = list(kinds["points"].values())
+    point_xy = [np.asarray(e["parts"][0], dtype=np.float64).reshape(-1, 2) for e in ps]
+    points = Points.from_columns(
+        **common(ps),
+        offsets=np.cumsum([0] + [len(p) for p in point_xy]),
+        coords=np.concatenate(point_xy) if point_xy else np.zeros((0, 2)),
+    )
+    scenes = Scenes.from_columns(**common(list(kinds["tag"].values())))
+    return LabelSet(
+        frames=frames,
+        categories=tuple(cats),
+        boxes=boxes,
+        polygons=polygons,
+        polylines=polylines,
+        points=points,
+        scenes=scenes,
+        meta={"source_format": FORMAT},
+    )

@@ -1,0 +1,402 @@
+"""Ultralytics YOLO detection / segmentation labels: one ``.txt`` per image plus ``data.yaml``.
+
+Output folder::
+
+    data.yaml                 path: ., train/val: images, names: {0: car, ...}
+    labels/<file_id>.txt      one line per object (file_id's sub-folders kept, suffix -> .txt)
+    frames.json               sidecar: image sizes, status and label ids of each line (for read)
+    report.json
+
+Images are not copied: put them under ``images/`` with the same relative paths (Ultralytics
+finds ``labels/x.txt`` for ``images/x.png``).
+
+Conventions
+-----------
+- Class ids are 0-based in ``LabelSet.categories`` order (every category is in ``names``).
+- Coordinates are normalised by the image width (x) and height (y), written with 6 decimals;
+  labels are clipped to the image first, so every value is in ``[0, 1]``.
+- ``task="detect"``: ``class x_centre y_centre width height``. Polygons are written as the box
+  of their final (repaired, clipped) geometry, reported as changed.
+- ``task="segment"``: ``class x1 y1 ... xn yn`` (one polygon). Boxes become their 4 corners;
+  a multi-part polygon becomes one line per part and holes are filled (YOLO has no holes);
+  both are reported as changed.
+- Images with no labels get an empty ``.txt`` (a negative example); images of unknown size get
+  no file and are reported (YOLO cannot be normalised without a size).
+- Frames whose review status says *not labelled yet* (and that carry no label) get no file
+  and are reported, unless ``include_unlabelled=True``: an empty file would claim "no objects".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+import yaml
+
+from converters import _prepare2d as prep
+from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
+from deepen_export import geometry as geo
+from deepen_export.errors import ConversionError
+from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
+from deepen_export.report import Report
+
+__all__ = ["read", "write"]
+
+FORMAT = "yolo"
+Array = npt.NDArray[Any]
+Task = Literal["detect", "segment"]
+
+
+def _label_path(file_id: str) -> str:
+    return str(PurePosixPath("labels", PurePosixPath(file_id).with_suffix(".txt")))
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    task: Task = "detect",
+    clip: bool | str = True,
+    include_unlabelled: bool | str = False,
+) -> Report:
+    """Write ``labels`` as a YOLO dataset folder at ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+    dest : path
+        Output folder (replaced as a whole on success).
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with kinds YOLO cannot hold.
+    task : {"detect", "segment"}
+        Line syntax (see the module docstring).
+    include_unlabelled : bool
+        Also write frames whose status says they are not labelled yet (skipped and reported by
+        default: an empty file would claim the image has no objects).
+    clip : bool
+        Clip to the image before normalising (values outside [0, 1] otherwise).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> labels = LabelSet(
+    ...     frames=Frames.from_columns(file_id=["a.png"], width=[15], height=[10]),
+    ...     categories=("car",),
+    ...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 2, 4, 4]]),
+    ... )
+    >>> out = pathlib.Path(tempfile.mkdtemp(), "yolo")
+    >>> _ = write(labels, out)
+    >>> (out / "labels" / "a.txt").read_text()
+    '0 0.133333 0.300000 0.266667 0.200000\\n'
+    """
+    if task not in ("detect", "segment"):
+        raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
+    report = Report(FORMAT)
+    report.extend(labels.issues)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    frames = prep.image_frames(labels)
+    frames = prep.skip_unlabelled(
+        labels, frames, report, prep.flag(include_unlabelled), "label file"
+    )
+    with atomic_dir(dest) as tmp:
+        names = prep.image_names(labels, frames)
+        prep.check_paths(names, tmp / "labels", ".txt")
+        name_of = dict(zip(frames.tolist(), names, strict=True))
+        unknown = prep.report_unknown_sizes(
+            labels, frames, report, "no label file written (YOLO needs the size to normalise)"
+        )
+        written = frames[~unknown]
+        lines, line_labels = _lines(labels, report, frames, written, task, prep.flag(clip))
+        f = labels.frames
+        files = []
+        for fr in written.tolist():
+            rel = _label_path(name_of[fr])
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = "".join(s + "\n" for s in lines.get(fr, []))
+            path.write_bytes(body.encode("utf-8"))
+            files.append(rel)
+        classes = dict(enumerate(labels.categories))
+        data = {"path": ".", "train": "images", "val": "images", "names": classes}
+        (tmp / "data.yaml").write_text(
+            yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        sidecar = [
+            {
+                "name": name_of[fr],
+                "file_id": str(f.file_id[fr]),
+                "sensor_id": str(f.sensor_id[fr]),
+                "dataset_id": str(f.dataset_id[fr]),
+                "index": int(f.index[fr]),
+                "width": int(f.width[fr]),
+                "height": int(f.height[fr]),
+                "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
+                "labels": line_labels.get(fr, []),
+            }
+            for fr in written.tolist()
+        ]
+        dump_json({"task": task, "frames": sidecar}, tmp / "frames.json", indent=1)
+        report.written.update(
+            {"images": len(written), "objects": sum(len(v) for v in lines.values())}
+        )
+        report.files = ["data.yaml", "frames.json", *files, "report.json"]
+        finish(report, tmp)
+    return report
+
+
+def _fmt(values: Array) -> list[str]:
+    return np.char.mod("%.6f", values).tolist() if len(values) else []
+
+
+def _lines(
+    labels: LabelSet,
+    report: Report,
+    frames: Array,
+    written: Array,
+    task: Task,
+    clip: bool,
+) -> tuple[dict[int, list[str]], dict[int, list[dict[str, Any]]]]:
+    f = labels.frames
+    on = np.zeros(len(f), dtype=bool)
+    on[written] = True
+    out: list[tuple[int, int, int, str, dict[str, Any]]] = []  # frame, kind, row, line, info
+
+    b = labels.boxes
+    pb = prep.prepare_boxes(labels, report, frames, clip=clip)
+    keep = on[b.frame[pb.rows]]
+    rows, xyxy = pb.rows[keep], pb.xyxy[keep]
+    fr = b.frame[rows]
+    w, h = f.width[fr], f.height[fr]
+    if task == "detect":
+        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), w, h)
+    else:
+        corners = xyxy[:, [0, 1, 2, 1, 2, 3, 0, 3]]
+        vals = corners / np.tile(np.stack([w, h], axis=1), 4)
+        record(report, labels, "boxes", rows, "changed", "box written as a 4-point polygon")
+    txt = np.asarray(_fmt(vals.ravel()), dtype=object).reshape(vals.shape)
+    for r, t in zip(rows.tolist(), txt.tolist(), strict=True):
+        line = " ".join([str(int(b.category[r])), *t])
+        out.append((int(b.frame[r]), 0, r, line, _info(b, r, "box")))
+
+    p = labels.polygons
+    pp = prep.prepare_polygons(labels, report, frames, clip=clip)
+    keep = on[p.frame[pp.rows]]
+    rows, geoms = pp.rows[keep], pp.geoms[keep]
+    fr = p.frame[rows]
+    w, h = f.width[fr].astype(np.float64), f.height[fr].astype(np.float64)
+    if task == "detect":
+        record(report, labels, "polygons", rows, "changed", "polygon written as its bounding box")
+        bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
+        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h)
+        txt = np.asarray(_fmt(vals.ravel()), dtype=object).reshape(vals.shape)
+        for r, t in zip(rows.tolist(), txt.tolist(), strict=True):
+            line = " ".join([str(int(p.category[r])), *t])
+            out.append((int(p.frame[r]), 1, r, line, _info(p, r, "polygon")))
+    elif len(geoms):
+        parts, part_label = shapely.get_parts(geoms, return_index=True)
+        n_parts = np.bincount(part_label, minlength=len(geoms))
+        n_holes = np.bincount(
+            part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(geoms)
+        )
+        record(
+            report,
+            labels,
+            "polygons",
+            rows[n_parts > 1],
+            "changed",
+            "multi-part polygon written as one line per part",
+        )
+        record(
+            report,
+            labels,
+            "polygons",
+            rows[n_holes > 0],
+            "changed",
+            "polygon holes filled (YOLO has no holes)",
+        )
+        ext = shapely.get_exterior_ring(parts)
+        coords, ring = shapely.get_coordinates(ext, return_index=True)
+        last = np.r_[ring[1:] != ring[:-1], True]  # drop each ring's closing vertex
+        coords, ring = coords[~last], ring[~last]
+        lab = part_label[ring]
+        norm = coords / np.stack([w[lab], h[lab]], axis=1)
+        txt = np.asarray(_fmt(norm.ravel()), dtype=object).reshape(norm.shape)
+        bounds = np.flatnonzero(np.diff(ring)) + 1
+        part_of_chunk = ring[np.r_[0, bounds]]
+        for k, chunk in zip(part_of_chunk.tolist(), np.split(txt, bounds), strict=True):
+            r = int(rows[part_label[k]])
+            line = " ".join([str(int(p.category[r])), *chunk.ravel().tolist()])
+            out.append((int(p.frame[r]), 1, r, line, _info(p, r, "polygon")))
+    out.sort(key=lambda t: t[:3])
+    lines: dict[int, list[str]] = {}
+    infos: dict[int, list[dict[str, Any]]] = {}
+    for frame, _, _, line, info in out:
+        lines.setdefault(frame, []).append(line)
+        infos.setdefault(frame, []).append(info)
+    return lines, infos
+
+
+def _info(t: Boxes | Polygons, r: int, kind: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"label_id": str(t.label_id[r]), "type": kind}
+    attrs = {k: v[r] for k, v in t.attributes.items() if v[r] is not None}
+    if attrs:
+        info["attributes"] = {
+            k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()
+        }
+    return info
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def read(
+    source: str | os.PathLike[str], /, *, images: str | os.PathLike[str] | None = None
+) -> LabelSet:
+    """Read a YOLO folder written by :func:`write` (or any YOLO labels folder) into a LabelSet.
+
+    Image sizes, label ids and attributes come from ``frames.json`` when it exists; otherwise
+    the images are looked up under ``images`` (or ``<source>/images``) with Pillow. Lines with
+    4 values are boxes, longer lines polygons; segment lines of one label written as several
+    parts are joined back into one multi-part polygon.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> labels = LabelSet(
+    ...     frames=Frames.from_columns(file_id=["a.png"], width=[15], height=[10]),
+    ...     categories=("car",),
+    ...     boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 2, 4, 4]]),
+    ... )
+    >>> out = pathlib.Path(tempfile.mkdtemp(), "yolo")
+    >>> _ = write(labels, out)
+    >>> (read(out).boxes.xyxy.round(4) + 0.0).tolist()
+    [[0.0, 2.0, 4.0, 4.0]]
+    """
+    root = Path(source)
+    data = yaml.safe_load((root / "data.yaml").read_text(encoding="utf-8")) or {}
+    names = data.get("names", {})
+    categories = tuple(names[k] for k in sorted(names)) if isinstance(names, dict) else tuple(names)
+    side = root / "frames.json"
+    if side.exists():
+        entries = json.loads(side.read_text(encoding="utf-8"))["frames"]
+    else:
+        entries = _entries_from_images(root, Path(images) if images else root / "images")
+    frames = Frames.from_columns(
+        file_id=[e["file_id"] for e in entries],
+        sensor_id=[e.get("sensor_id", "") for e in entries],
+        dataset_id=[e.get("dataset_id", "") for e in entries],
+        index=[e.get("index", -1) for e in entries],
+        width=[e["width"] for e in entries],
+        height=[e["height"] for e in entries],
+        status=[
+            {v: k for k, v in prep.STATUS_NAMES.items()}.get(
+                e.get("status", ""), int(FrameStatus.UNKNOWN)
+            )
+            for e in entries
+        ],
+    )
+    box_rows: list[tuple[int, int, list[float], dict[str, Any]]] = []
+    poly_rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]] = {}
+    for i, e in enumerate(entries):
+        text = (root / _label_path(e.get("name", e["file_id"]))).read_text(encoding="utf-8")
+        infos = e.get("labels", [])
+        wh = np.array([e["width"], e["height"]], dtype=np.float64)
+        for j, line in enumerate(text.splitlines()):
+            parts = line.split()
+            if not parts:
+                continue
+            cls = int(parts[0])
+            vals = np.asarray(parts[1:], dtype=np.float64)
+            info = (
+                infos[j]
+                if j < len(infos)
+                else {"label_id": f"{i}:{j}", "type": "box" if len(vals) == 4 else "polygon"}
+            )
+            if len(vals) == 4:
+                xyxy = geo.cxcywh_to_xyxy(vals.reshape(1, 4) * np.tile(wh, 2))[0]
+                if info.get("type") == "polygon":
+                    ring = xyxy[[0, 1, 2, 1, 2, 3, 0, 3]].tolist()
+                    _add_ring(poly_rows, i, cls, ring, info)
+                else:
+                    box_rows.append((i, cls, xyxy.tolist(), info))
+            else:
+                ring = (vals.reshape(-1, 2) * wh).ravel().tolist()
+                if info.get("type") == "box":
+                    xy = np.reshape(ring, (-1, 2))
+                    box_rows.append((i, cls, [*xy.min(0).tolist(), *xy.max(0).tolist()], info))
+                else:
+                    _add_ring(poly_rows, i, cls, ring, info)
+
+    def common(rows: list[Any]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(k for r in rows for k in r[-1].get("attributes", {})))
+        return {
+            "frame": [r[0] for r in rows],
+            "category": [r[1] for r in rows],
+            "label_id": [r[-1]["label_id"] for r in rows],
+            "attributes": {k: [r[-1].get("attributes", {}).get(k) for r in rows] for k in keys},
+        }
+
+    boxes = Boxes.from_columns(
+        **common(box_rows),
+        xyxy=np.asarray([r[2] for r in box_rows], dtype=np.float64).reshape(-1, 4),
+    )
+    prow = [(fr, cls, rings, info) for (fr, _), (cls, rings, info) in poly_rows.items()]
+    rings_flat = [r for x in prow for r in x[2]]
+    polygons = Polygons.from_columns(
+        **common(prow),
+        offsets=np.cumsum([0] + [len(x[2]) for x in prow]),
+        ring_offsets=np.cumsum([0] + [len(r) // 2 for r in rings_flat]),
+        coords=np.asarray([v for r in rings_flat for v in r], dtype=np.float64).reshape(-1, 2),
+    )
+    return LabelSet(
+        frames=frames,
+        categories=categories,
+        boxes=boxes,
+        polygons=polygons,
+        meta={"source_format": FORMAT},
+    )
+
+
+def _add_ring(
+    rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]],
+    frame: int,
+    cls: int,
+    ring: list[float],
+    info: dict[str, Any],
+) -> None:
+    key = (frame, info["label_id"])
+    if key in rows:
+        rows[key][1].append(ring)
+    else:
+        rows[key] = (cls, [ring], info)
+
+
+def _entries_from_images(root: Path, images: Path) -> list[dict[str, Any]]:
+    from PIL import Image
+
+    entries = []
+    labels_dir = root / "labels"
+    for txt in sorted(labels_dir.rglob("*.txt")):
+        rel = txt.relative_to(labels_dir).with_suffix("")
+        found = sorted(images.glob(f"{rel.as_posix()}.*"))
+        if not found:
+            raise ConversionError(
+                f"no image for {txt} under {images}; image sizes are needed", format=FORMAT
+            )
+        with Image.open(found[0]) as im:
+            w, h = im.size
+        entries.append(
+            {"file_id": found[0].relative_to(images).as_posix(), "width": w, "height": h}
+        )
+    return entries

@@ -1,0 +1,434 @@
+"""Snapshots: everything an export needs, saved atomically, with a change report.
+
+Layout (version 1; :mod:`deepen_export.parse` reads it)::
+
+    SNAPSHOT/manifest.json        snapshot_version, dataset_id, label_set, stage, query,
+                                  fetched_at, tool_version, dataset_type,
+                                  files: {relative path: {sha256, bytes}}
+    SNAPSHOT/dataset.json         the DatasetResource as returned
+    SNAPSHOT/files.json           the files list response as returned ({"files": [...]})
+    SNAPSHOT/labels.json          GET /datasets/{id}/labels?labels_with_file_ids_order=true
+                                  &final=true&labelSetId=..[&stageId=..], as returned
+    SNAPSHOT/profile.json         the labelling profile, when the dataset names one
+    SNAPSHOT/paint/3d_point.dpn   3D paint labels, raw body (absent when the server has none)
+    SNAPSHOT/paint/3d_point.json  the parsed paint-metadata header
+    SNAPSHOT/media/dataset.zip    the uploaded dataset zip (media=True; default for 3D)
+
+A pull writes into ``.<name>.pull-<random>`` beside ``dest`` and swaps it in only when every
+file is written, so an interrupted pull leaves the previous snapshot as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
+
+if TYPE_CHECKING:
+    from deepen_export.api._client import Client
+
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "LabelChanges",
+    "PullResult",
+    "diff_labels",
+    "label_index",
+    "pull",
+    "pull_many",
+]
+
+log = logging.getLogger("deepen_export.api")
+
+SNAPSHOT_VERSION = 1
+_PROFILE_KEYS = ("labelling_profile_id", "profile_id")
+
+
+@dataclass(frozen=True)
+class LabelChanges:
+    """Labels added, removed and modified between two label bodies (keyed by label_id + file_id).
+
+    A label is *modified* when its ``version`` or ``update_time_millis`` differs.
+    """
+
+    added: int = 0
+    removed: int = 0
+    modified: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was added, removed or modified."""
+        return bool(self.added or self.removed or self.modified)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull wrote, and what changed since the snapshot it replaced.
+
+    Attributes
+    ----------
+    path : Path
+        The snapshot folder.
+    labels : int
+        Labels in the new ``labels.json``.
+    changes : LabelChanges or None
+        Against the previous snapshot; ``None`` on a first pull.
+    files : dict
+        Relative path → ``{"sha256", "bytes"}`` (the manifest's ``files``).
+
+    Examples
+    --------
+    >>> PullResult(Path("s"), "ds1", 3, LabelChanges(added=1, unchanged=2)).summary()
+    'ds1: 3 labels; since last pull: 1 added, 0 removed, 0 modified'
+    """
+
+    path: Path
+    dataset_id: str
+    labels: int
+    changes: LabelChanges | None = None
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paint: bool = False
+    media: bool = False
+
+    @property
+    def added(self) -> int:
+        """Labels added since the previous snapshot (all of them on a first pull)."""
+        return self.changes.added if self.changes else self.labels
+
+    @property
+    def removed(self) -> int:
+        """Labels gone since the previous snapshot."""
+        return self.changes.removed if self.changes else 0
+
+    @property
+    def modified(self) -> int:
+        """Labels whose version or update time changed."""
+        return self.changes.modified if self.changes else 0
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        line = f"{self.dataset_id}: {self.labels} labels"
+        if self.changes is None:
+            return line + " (first pull)"
+        c = self.changes
+        return (
+            f"{line}; since last pull: {c.added} added, {c.removed} removed, {c.modified} modified"
+        )
+
+
+def _iter_labels(body: Any) -> Iterable[tuple[str | None, Mapping[str, Any]]]:
+    if not isinstance(body, Mapping):
+        raise PayloadError("labels body is not a JSON object")
+    if "labels" in body:
+        labels = body["labels"]
+    elif "all_labels" in body:
+        labels = body["all_labels"]
+    else:
+        raise PayloadError("labels body has neither 'labels' nor 'all_labels'")
+    if isinstance(labels, Mapping):
+        for file_id, items in labels.items():
+            for label in items or ():
+                if isinstance(label, Mapping):
+                    yield str(file_id), label
+    elif isinstance(labels, list):
+        for label in labels:
+            if isinstance(label, Mapping):
+                yield None, label
+    else:
+        raise PayloadError("'labels' is neither a list nor an object keyed by file_id")
+
+
+def label_index(body: Any) -> dict[tuple[str, ...], tuple[Any, Any]]:
+    """``(dataset_id, file_id, label_id, sensor_id, label_type)`` → ``(version, update_time_millis)``.
+
+    Built from a raw labels body.
+
+    Accepts the three shapes: ``{"labels": {file_id: [...]}}``, ``{"labels": [...]}`` and
+    ``{"all_labels": [...]}``. Labels of several sensors may share a ``label_id`` in one file
+    (a track seen by LiDAR and camera), so ``sensor_id`` and ``label_type`` join the key.
+
+    Examples
+    --------
+    >>> label_index({"labels": {"0.pcd": [{"label_id": "car:1", "version": 2}]}})
+    {('', '0.pcd', 'car:1', '', ''): (2, None)}
+    """
+    index: dict[tuple[str, ...], tuple[Any, Any]] = {}
+    for key_file, label in _iter_labels(body):
+        file_id = str(label.get("file_id", key_file) if key_file is None else key_file)
+        key = (
+            str(label.get("dataset_id", "")),
+            file_id,
+            str(label.get("label_id", "")),
+            str(label.get("sensor_id", "")),
+            str(label.get("label_type", "")),
+        )
+        index[key] = (label.get("version"), label.get("update_time_millis"))
+    return index
+
+
+def diff_labels(
+    old: Mapping[Any, tuple[Any, Any]], new: Mapping[Any, tuple[Any, Any]]
+) -> LabelChanges:
+    """Compare two :func:`label_index` results.
+
+    Examples
+    --------
+    >>> diff_labels({("a",): (1, 5), ("b",): (1, 5)}, {("a",): (2, 5), ("c",): (1, 1)})
+    LabelChanges(added=1, removed=1, modified=1, unchanged=0)
+    """
+    added = sum(1 for k in new if k not in old)
+    removed = sum(1 for k in old if k not in new)
+    modified = sum(1 for k, v in new.items() if k in old and old[k] != v)
+    unchanged = len(new) - added - modified
+    return LabelChanges(added, removed, modified, unchanged)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a core dependency
+        with path.open("rb") as fh:
+            return json.load(fh)
+    return orjson.loads(path.read_bytes())
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Replace ``dest`` by ``tmp``; the old folder is removed only after the new one is in place."""
+    old: Path | None = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(dest: Path) -> None:
+    """Put back a previous snapshot left aside by a pull killed between its two renames."""
+    if dest.exists():
+        return
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and (olds[-1] / "manifest.json").is_file():
+        os.replace(olds[-1], dest)
+        log.warning("restored the previous snapshot %s from %s", dest, olds[-1].name)
+
+
+def pull(
+    client: Client,
+    dataset_id: str,
+    dest: str | os.PathLike[str],
+    *,
+    label_set: str = "default",
+    stage: str | None = None,
+    media: bool | None = None,
+    paint: bool | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> PullResult:
+    """Fetch a dataset into the snapshot folder ``dest``, atomically, and report changes.
+
+    Parameters
+    ----------
+    client : Client
+    dataset_id : str
+    dest : path-like
+        The snapshot folder; replaced as a whole when the pull succeeds.
+    label_set : str
+        ``labelSetId`` (``default``).
+    stage : str, optional
+        ``stageId`` (e.g. ``QA``); no stage filter when omitted (the query still has final=true).
+    media : bool, optional
+        Download the uploaded dataset zip; default True for 3D datasets (calibration lives
+        there), False otherwise.
+    paint : bool, optional
+        Fetch 3D point paint labels; default True for 3D datasets. A 404 means none.
+    progress : callable, optional
+        ``progress(bytes_done, total_or_None)`` while the labels body and the media zip
+        download (restarting from 0 for each).
+
+    Returns
+    -------
+    PullResult
+
+    Examples
+    --------
+    >>> with Client() as client:  # doctest: +SKIP
+    ...     result = pull(client, "DATASET_ID", "snapshots/DATASET_ID", stage="QA")
+    >>> result.summary()  # doctest: +SKIP
+    'DATASET_ID: 1520 labels; since last pull: 3 added, 0 removed, 12 modified'
+    """
+    from deepen_export import __version__
+
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DeepenExportError(f"{dest} exists and is not a snapshot folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _recover(dest)
+    previous: dict[Any, tuple[Any, Any]] | None = None
+    if (dest / "labels.json").is_file():
+        try:
+            previous = label_index(_load_json(dest / "labels.json"))
+        except (ValueError, PayloadError) as exc:
+            log.warning("previous snapshot's labels.json unreadable (%s); no change report", exc)
+
+    tmp = dest.with_name(f".{dest.name}.pull-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        ds_path = f"datasets/{quote(dataset_id, safe=':')}"
+        dataset = client.get_dataset(dataset_id)
+        _write_json(tmp / "dataset.json", dataset)
+        dataset_type = str(dataset.get("dataset_type") or "")
+        is_3d = dataset_type.lower() == "3d"
+
+        files_body = client._json_object("GET", f"{ds_path}/files")
+        _write_json(tmp / "files.json", files_body)
+
+        query = client.label_params(
+            labels_with_file_ids_order=True, final=True, label_set=label_set, stage=stage
+        )
+        client.download_labels(
+            dataset_id,
+            tmp / "labels.json",
+            labels_with_file_ids_order=True,
+            final=True,
+            label_set=label_set,
+            stage=stage,
+            progress=progress,
+        )
+        new_index = label_index(_load_json(tmp / "labels.json"))
+
+        profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
+        if profile_id:
+            try:
+                _write_json(tmp / "profile.json", client.get_profile(str(profile_id)))
+            except NotFoundError:
+                log.warning(
+                    "labelling profile %s named by %s not found; skipped", profile_id, dataset_id
+                )
+
+        got_paint = False
+        if paint if paint is not None else is_3d:
+            try:
+                meta = client.download_paint_labels(
+                    dataset_id, tmp / "paint" / "3d_point.dpn", label_set=label_set, stage=stage
+                )
+            except NotFoundError:
+                log.info("%s has no 3D paint labels", dataset_id)
+            else:
+                _write_json(tmp / "paint" / "3d_point.json", meta)
+                got_paint = True
+
+        got_media = False
+        if media if media is not None else is_3d:
+            client.download_uploaded_dataset(
+                dataset_id, tmp / "media" / "dataset.zip", progress=progress
+            )
+            got_media = True
+
+        hashes = {
+            p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        }
+        manifest = {
+            "snapshot_version": SNAPSHOT_VERSION,
+            "dataset_id": dataset_id,
+            "label_set": label_set,
+            "stage": stage,
+            "query": query,
+            "fetched_at": dt.datetime.now(dt.UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "tool_version": __version__,
+            "dataset_type": dataset_type or None,
+            "files": hashes,
+        }
+        _write_json(tmp / "manifest.json", manifest)
+        _swap_in(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    changes = diff_labels(previous, new_index) if previous is not None else None
+    return PullResult(dest, dataset_id, len(new_index), changes, hashes, got_paint, got_media)
+
+
+def pull_many(
+    client: Client,
+    dataset_ids: Iterable[str],
+    dest_root: str | os.PathLike[str],
+    *,
+    return_exceptions: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Pull several datasets into ``dest_root/<dataset_id>/``, ``client.max_concurrency`` at a time.
+
+    Parameters
+    ----------
+    return_exceptions : bool
+        False (default): the first failure is raised once the running pulls finish. True: a
+        failed dataset maps to its exception instead of a :class:`PullResult`.
+    **kwargs
+        Passed to :func:`pull`.
+
+    Returns
+    -------
+    dict
+        dataset id → :class:`PullResult` (or exception).
+
+    Examples
+    --------
+    >>> results = pull_many(client, ["ds1", "ds2"], "snapshots")  # doctest: +SKIP
+    """
+    root = Path(dest_root)
+    ids = list(dict.fromkeys(dataset_ids))
+    for dataset_id in ids:
+        if not dataset_id or "/" in dataset_id or "\\" in dataset_id or dataset_id in (".", ".."):
+            raise ValueError(f"dataset id {dataset_id!r} cannot name a snapshot folder")
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    with ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="deepen-pull") as pool:
+        futures: dict[str, Future[PullResult]] = {
+            d: pool.submit(pull, client, d, root / d.replace(":", "_"), **kwargs) for d in ids
+        }
+        for dataset_id, future in futures.items():
+            try:
+                results[dataset_id] = future.result()
+            except Exception as exc:
+                if not return_exceptions:
+                    for other in futures.values():
+                        other.cancel()
+                    raise
+                results[dataset_id] = exc
+    return results

@@ -1,0 +1,197 @@
+"""Google Cloud Storage resumable upload of a dataset zip.
+
+Protocol (https://cloud.google.com/storage/docs/performing-resumable-uploads): each chunk is a
+``PUT`` of ``chunk_size`` bytes (a multiple of 256 KiB, except the last) with
+``Content-Range: bytes START-END/TOTAL``. The server answers ``308`` with
+``Range: bytes=0-LAST`` (what it has persisted) until the last chunk, then ``200``/``201``. After
+a dropped connection, a 5xx or a 429, the client asks ``PUT`` + ``Content-Range: bytes */TOTAL``
+(empty body) and resumes from the byte after ``LAST`` (from 0 when the 308 has no ``Range``).
+Only one chunk is in memory at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deepen_export.api._errors import error_for_response, error_for_transport, safe_url
+from deepen_export.api._retry import RETRYABLE, RetryPolicy
+from deepen_export.errors import APIError, UploadError
+
+__all__ = ["CHUNK_QUANTUM", "resumable_upload"]
+
+log = logging.getLogger("deepen_export.api")
+
+#: GCS requires every chunk but the last to be a multiple of 256 KiB.
+CHUNK_QUANTUM = 256 * 1024
+_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+
+
+def _confirmed(response: httpx.Response) -> int:
+    """Bytes the server has persisted, from a 308's ``Range`` header (none means 0)."""
+    match = _RANGE.search(response.headers.get("Range", ""))
+    return int(match.group(2)) + 1 if match else 0
+
+
+def resumable_upload(
+    http: httpx.Client,
+    session_url: str,
+    path: str | os.PathLike[str],
+    *,
+    chunk_size: int = 32 * CHUNK_QUANTUM,
+    content_type: str = "application/zip",
+    policy: RetryPolicy | None = None,
+    timeout: float | httpx.Timeout = 120.0,
+    progress: Callable[[int, int], None] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Upload ``path`` to a GCS resumable session, resuming after interruptions.
+
+    Parameters
+    ----------
+    http : httpx.Client
+        The client to send with; the session URL is pre-signed, so no Authorization is sent.
+    session_url : str
+        The ``resumable_upload_url`` from create-dataset.
+    path : path-like
+        The file; its size is taken from the file itself.
+    chunk_size : int
+        Bytes per ``PUT``; a positive multiple of 256 KiB (default 8 MiB).
+    policy : RetryPolicy, optional
+        Bounds the retries after dropped connections, 5xx and 429.
+    progress : callable, optional
+        Called as ``progress(bytes_confirmed, total)`` after each chunk.
+    resume : bool
+        Ask the server first how much it already has (to continue an earlier, aborted upload).
+
+    Returns
+    -------
+    dict
+        The storage object resource from the final response (``{}`` if the body is not JSON).
+
+    Raises
+    ------
+    UploadError
+        The session is gone (404/410), the server refused a chunk, or the retries ran out.
+
+    Examples
+    --------
+    >>> import httpx
+    >>> with httpx.Client() as http:                                # doctest: +SKIP
+    ...     resumable_upload(http, url, "dataset.zip", progress=print)
+    """
+    if chunk_size <= 0 or chunk_size % CHUNK_QUANTUM:
+        raise ValueError(f"chunk_size must be a positive multiple of 256 KiB, got {chunk_size}")
+    policy = policy or RetryPolicy()
+    path = Path(path)
+    total = path.stat().st_size
+    shown = safe_url(session_url, keep_query=False)
+    streak = time.monotonic()
+    failures = 0
+
+    def put(content: bytes, content_range: str) -> httpx.Response:
+        headers = {"Content-Range": content_range, "Content-Type": content_type}
+        try:
+            response = http.put(session_url, content=content, headers=headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise error_for_transport(exc, exc.request if _has_request(exc) else None) from exc
+        if response.status_code in (200, 201, 308):
+            return response
+        raise error_for_response(
+            response, hint_404="the upload session expired; create the dataset again"
+        )
+
+    def backoff(exc: Exception) -> None:
+        nonlocal failures, streak
+        if failures == 0:
+            streak = time.monotonic()
+        failures += 1
+        delay = policy.backoff(failures, exc)
+        # Bounds apply to one streak of failures: a long upload may fail now and then.
+        if failures > policy.max_retries or time.monotonic() - streak + delay > policy.max_time:
+            raise UploadError(
+                f"upload of {path.name} to {shown} stopped after {failures} failures "
+                f"({exc}); run it again with resume=True to continue"
+            ) from exc
+        log.warning(
+            "upload of %s interrupted (%s); retry %d in %.1f s",
+            path.name,
+            type(exc).__name__,
+            failures,
+            delay,
+        )
+        policy.sleep(delay)
+
+    def status() -> tuple[int, httpx.Response | None]:
+        while True:
+            try:
+                response = put(b"", f"bytes */{total}")
+            except RETRYABLE as exc:
+                backoff(exc)
+                continue
+            except APIError as exc:
+                raise UploadError(f"upload of {path.name} cannot go on: {exc}") from exc
+            if response.status_code in (200, 201):
+                return total, response
+            return _confirmed(response), None
+
+    offset = 0
+    if resume:
+        offset, done = status()
+        if done is not None:
+            return _json(done)
+    with path.open("rb") as fh:
+        while True:
+            end = min(offset + chunk_size, total)
+            fh.seek(offset)
+            chunk = fh.read(end - offset)
+            content_range = f"bytes {offset}-{end - 1}/{total}" if total else "bytes */0"
+            try:
+                response = put(chunk, content_range)
+            except RETRYABLE as exc:
+                backoff(exc)
+                offset, done = status()
+                if done is not None:
+                    response = done
+                else:
+                    if progress:
+                        progress(offset, total)
+                    continue
+            except APIError as exc:
+                raise UploadError(f"upload of {path.name} cannot go on: {exc}") from exc
+            if response.status_code in (200, 201):
+                if progress:
+                    progress(total, total)
+                return _json(response)
+            confirmed = _confirmed(response)
+            if confirmed <= offset and end > offset:
+                # No progress on a 308: count it as a failure so a stuck server cannot loop us forever.
+                backoff(UploadError(f"server kept {confirmed} of {total} bytes"))
+            else:
+                failures = 0
+            offset = confirmed
+            if progress:
+                progress(offset, total)
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when httpx did not attach one
+    except RuntimeError:
+        return False
+    return True
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,143 @@
+"""`deepen-export convert`, `export` and `formats` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pycocotools.coco import COCO
+
+import converters
+from deepen_export.cli import main
+from tests._deepen_server import CLIENT_ID, DSIMG, TOKEN, DeepenServer
+
+SAMPLES = Path(__file__).parents[1] / "sample_data"
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_formats_lists_every_registered_format():
+    result = _run("formats")
+    assert result.exit_code == 0
+    for name in converters.names():
+        assert name in result.stdout
+
+
+def test_convert_snapshot_to_coco(tmp_path):
+    out = tmp_path / "coco"
+    result = _run(
+        "convert",
+        str(SAMPLES / "image_dataset"),
+        "--to",
+        "coco",
+        "-o",
+        str(out),
+        "--on-unsupported",
+        "drop",
+    )
+    assert result.exit_code == 0, result.output
+    assert "coco: wrote" in result.stdout and f"wrote {out}" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["format"] == "coco"
+    data = json.loads((out / "annotations.json").read_text())
+    assert len(data["images"]) == 6  # 5 images, 000001.png on two sensors, the unlabelled ones kept
+    coco = COCO(str(out / "annotations.json"))
+    assert len(coco.getAnnIds()) > 0
+
+
+def test_convert_refuses_kinds_the_format_cannot_hold_and_writes_nothing(tmp_path):
+    out = tmp_path / "voc"
+    result = CliRunner().invoke(
+        main, ["convert", str(SAMPLES / "image_dataset"), "--to", "voc", "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "voc cannot hold" in result.stderr and "--on-unsupported drop" in result.stderr
+    assert not out.exists()
+    result = _run(
+        "convert",
+        str(SAMPLES / "image_dataset"),
+        "--to",
+        "voc",
+        "-o",
+        str(out),
+        "--on-unsupported",
+        "drop",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    dropped = [
+        i for i in report["issues"] if i["action"] == "dropped" and "voc cannot hold" in i["reason"]
+    ]
+    # everything but the 5 boxes: 3 polygons, 2 lanes, 2 points, 1 scene, each named
+    assert len(dropped) == 8 and all(i["file_id"] and i["label_id"] for i in dropped)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to", "nope"], "unknown format 'nope'"),
+        (["--to", "coco", "-O", "no_such_option=1"], "coco has no option(s) no_such_option"),
+        (["--to", "coco", "-O", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_usage_exits_2(tmp_path, args, message):
+    result = CliRunner().invoke(
+        main, ["convert", str(SAMPLES / "image_dataset"), "-o", str(tmp_path / "x"), *args]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_convert_bad_input_is_one_line(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            str(SAMPLES / "bad" / "truncated.json"),
+            "--to",
+            "coco",
+            "-o",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "truncated.json" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def server(monkeypatch) -> Iterator[DeepenServer]:
+    srv = DeepenServer().start()
+    monkeypatch.setenv("DEEPEN_API_URL", srv.url)
+    monkeypatch.setenv("DEEPEN_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DEEPEN_API_TOKEN", TOKEN)
+    yield srv
+    srv.stop()
+
+
+def test_export_pulls_then_converts(server, tmp_path):
+    out = tmp_path / "yolo"
+    result = _run(
+        "export",
+        DSIMG,
+        "--to",
+        "yolo",
+        "-o",
+        str(out),
+        "--on-unsupported",
+        "drop",
+        "-O",
+        "include_unlabelled=true",
+    )
+    assert result.exit_code == 0, result.output
+    snap = tmp_path / "yolo.snapshot"
+    assert (snap / "manifest.json").is_file() and (snap / "labels.json").is_file()
+    assert (out / "report.json").is_file() and (out / "data.yaml").is_file()
+    assert TOKEN not in result.output

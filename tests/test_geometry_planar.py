@@ -1,0 +1,183 @@
+"""2D geometry: box encodings, even-odd polygons, repair, clipping, RLE.
+
+Expected values are worked out by hand in the comments (or come from pycocotools directly).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from pycocotools import mask as cocomask
+
+from deepen_export import geometry as geo
+
+
+def sq(a: float, b: float) -> list[list[float]]:
+    return [[a, a], [b, a], [b, b], [a, b]]
+
+
+def rings(*rs: list[list[float]]) -> tuple[list[int], np.ndarray]:
+    off = np.cumsum([0] + [len(r) for r in rs]).tolist()
+    return off, np.asarray([p for r in rs for p in r], dtype=float)
+
+
+# -- boxes ---------------------------------------------------------------------------------
+
+
+def test_box_encodings_by_hand() -> None:
+    # formats.md 5.2: 15x10 image, pixel-corner box x 0..4, y 2..4 -> centre (2,3), size 4x2
+    xyxy = np.array([[0.0, 2.0, 4.0, 4.0]])
+    assert geo.xyxy_to_xywh(xyxy).tolist() == [[0, 2, 4, 2]]
+    cx = geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), 15, 10)
+    np.testing.assert_allclose(cx, [[2 / 15, 0.3, 4 / 15, 0.2]])
+
+
+def test_clip_boxes_unknown_size_left_alone() -> None:
+    b, changed = geo.clip_boxes([[-1, -1, 5, 5], [-1, -1, 5, 5]], [4, -1], [4, -1])
+    assert b.tolist() == [[0, 0, 4, 4], [-1, -1, 5, 5]]
+    assert changed.tolist() == [True, False]
+
+
+finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
+
+
+@given(hnp.arrays(np.float64, st.tuples(st.integers(0, 20), st.just(4)), elements=finite))
+def test_box_encodings_round_trip(b: np.ndarray) -> None:
+    np.testing.assert_allclose(geo.xywh_to_xyxy(geo.xyxy_to_xywh(b)), b, atol=1e-9)
+    np.testing.assert_allclose(geo.cxcywh_to_xyxy(geo.xyxy_to_cxcywh(b)), b, atol=1e-9)
+    n = geo.normalize_boxes(b, 640, 480)
+    np.testing.assert_allclose(geo.denormalize_boxes(n, 640, 480), b, atol=1e-9)
+
+
+# -- polygons: the even-odd rule -------------------------------------------------------------
+
+
+def test_even_odd_hole_island_and_disjoint_part() -> None:
+    # outer 10x10 (100) - hole 6x6 (36) + island 2x2 in the hole (4) + disjoint 10x10 (100) = 168
+    off, xy = rings(sq(0, 10), sq(4, 6), sq(2, 8), sq(20, 30))
+    g = geo.polygons_to_shapely([0, 4], off, xy)
+    assert g[0].area == 168
+    assert len(g[0].geoms) == 3
+    assert shapely.is_valid(g[0])
+
+
+def test_two_labels_and_degenerate_rings() -> None:
+    # label 0: a 2-vertex ring (no area); label 1: 3x3 square; label 2: no rings
+    off, xy = rings([[0, 0], [1, 1]], sq(0, 3))
+    g = geo.polygons_to_shapely([0, 1, 2, 2], off, xy)
+    assert [x.area for x in g] == [0, 9, 0]
+    assert geo.degenerate_rings([0, 1, 2, 2], off, xy).tolist() == [1, 0, 0]
+
+
+def test_nan_vertex_ring_left_out() -> None:
+    off, xy = rings([[0, 0], [np.nan, 0], [1, 1]], sq(0, 2))
+    g = geo.polygons_to_shapely([0, 2], off, xy)
+    assert g[0].area == 4
+    assert geo.degenerate_rings([0, 2], off, xy).tolist() == [1]
+
+
+def test_bowtie_repaired() -> None:
+    # (0,0)-(2,2)-(2,0)-(0,2): two triangles meeting at (1,1), each of area 1
+    off, xy = rings([[0, 0], [2, 2], [2, 0], [0, 2]])
+    fixed, changed = geo.repair_polygons(geo.polygons_to_shapely([0, 1], off, xy))
+    assert changed.tolist() == [True]
+    assert fixed[0].area == pytest.approx(2.0)
+    assert shapely.is_valid(fixed[0])
+
+
+def test_overlapping_parts_are_unioned() -> None:
+    # two 2x2 squares overlapping in a 1x1 square: union = 4 + 4 - 1 = 7
+    off, xy = rings(sq(0, 2), [[1, 1], [3, 1], [3, 3], [1, 3]])
+    fixed, changed = geo.repair_polygons(geo.polygons_to_shapely([0, 2], off, xy))
+    assert changed.tolist() == [True]
+    assert fixed[0].area == 7
+
+
+def test_clip_polygon_to_image() -> None:
+    # triangle (-10,0),(10,0),(10,20) = {y >= 0, x <= 10, y <= x + 10}; on the 10x10 image
+    # (x >= 0, y <= 10) the last bound always holds, so the clipped area is the whole 100
+    off, xy = rings([[-10, 0], [10, 0], [10, 20]])
+    clipped, changed = geo.clip_polygons(geo.polygons_to_shapely([0, 1], off, xy), 10, 10)
+    assert changed.tolist() == [True]
+    assert clipped[0].area == 100
+    # fully outside -> empty
+    off, xy = rings(sq(20, 30))
+    clipped, changed = geo.clip_polygons(geo.polygons_to_shapely([0, 1], off, xy), 10, 10)
+    assert clipped[0].is_empty and changed.tolist() == [True]
+
+
+def test_orientation_math_ccw() -> None:
+    g = geo.orient_polygons([shapely.Polygon(sq(0, 10)[::-1], [sq(2, 4)])])
+    part = g[0]
+    assert part.exterior.is_ccw and not part.interiors[0].is_ccw
+
+
+def test_ragged_round_trip_keeps_holes() -> None:
+    off, xy = rings(sq(0, 10), sq(2, 8), sq(4, 6), sq(20, 30))
+    g = geo.polygons_to_shapely([0, 4], off, xy)
+    o, ro, c = geo.shapely_to_polygons(g)
+    assert o.tolist() == [0, 4]
+    assert np.diff(ro).tolist() == [4, 4, 4, 4]  # open rings
+    assert geo.polygons_to_shapely(o, ro, c)[0].equals(g[0])
+
+
+# -- RLE ---------------------------------------------------------------------------------------
+
+
+def test_rle_hole_area_by_hand() -> None:
+    # 10x10 square with a 4x4 hole, integer corners: 100 - 16 = 84 pixels
+    off, xy = rings(sq(0, 10), sq(2, 6))
+    g = geo.polygons_to_shapely([0, 2], off, xy)
+    rle = geo.polygons_to_rle(g, 12, 12)
+    assert geo.rle_area(rle).tolist() == [84]
+    m = geo.rle_decode(rle)[0]
+    assert m[3, 3] == 0 and m[1, 1] == 1 and m[9, 9] == 1 and m[10, 10] == 0
+
+
+def test_rle_matches_pycocotools_polygon() -> None:
+    # formats.md 2.4: polygon [1,2,4,2,4,5,1,5] on a 10x5 image -> 9 pixels, bbox [1,2,3,3]
+    g = shapely.Polygon([(1, 2), (4, 2), (4, 5), (1, 5)])
+    rle = geo.polygons_to_rle([g], 5, 10)
+    ref = cocomask.frPyObjects([[1, 2, 4, 2, 4, 5, 1, 5]], 5, 10)[0]
+    assert rle[0] is not None and rle[0]["counts"] == ref["counts"].decode()
+    assert geo.rle_to_bbox(rle).tolist() == [[1, 2, 3, 3]]
+
+
+def test_rle_unknown_size_is_none() -> None:
+    assert geo.polygons_to_rle([shapely.box(0, 0, 1, 1)], -1, -1) == [None]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+        elements=st.integers(0, 1),
+    )
+)
+def test_rle_encode_decode_identity(masks: np.ndarray) -> None:
+    rles = geo.rle_encode(masks)
+    assert all(isinstance(r["counts"], str) for r in rles)
+    np.testing.assert_array_equal(geo.rle_decode(rles), masks)
+    assert geo.rle_area(rles).tolist() == masks.reshape(len(masks), -1).sum(1).tolist()
+
+
+coord = st.floats(-50, 150, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(coord, coord), min_size=3, max_size=8), min_size=1, max_size=4))
+def test_repair_then_clip_never_exceeds_image(ring_list: list[list[tuple[float, float]]]) -> None:
+    off, xy = rings(*[[list(p) for p in r] for r in ring_list])
+    g = geo.polygons_to_shapely([0, len(ring_list)], off, xy)
+    fixed, _ = geo.repair_polygons(g)
+    assert shapely.is_valid(fixed).all()
+    clipped, _ = geo.clip_polygons(fixed, 100, 80)
+    image = shapely.box(0, 0, 100, 80)
+    assert clipped[0].area <= 100 * 80 + 1e-6
+    assert clipped[0].area <= fixed[0].area + 1e-6
+    assert shapely.difference(clipped[0], image).area < 1e-6
