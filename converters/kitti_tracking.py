@@ -183,11 +183,10 @@ def write(
     values[dc, kitti.ALPHA] = -10
     values[dc, kitti.H :] = _GT_DONTCARE_3D if dontcare_style == "gt" else _DEVKIT_3D
     p = f"%.{precision}f"
-    head = np.column_stack([fno[rows.frame], tid]).astype(np.float64)
-    cols = kitti.format_columns(head, ["%d", "%d"])
-    cols.append(rows.type.astype(str))
-    cols += kitti.format_columns(values, ["%d", "%d"] + [p] * 12)
-    lines = kitti.join_columns(cols)
+    lines = kitti.format_rows(
+        [fno[rows.frame], tid, rows.type.astype(str), *values.T],
+        ["%d", "%d", "%s", "%d", "%d"] + [p] * 12,
+    )
     row_seq = seq[rows.frame]
     n_seq = len(datasets)
     texts = kitti.group_text(row_seq, lines, n_seq)
