@@ -799,10 +799,10 @@ def calib_text(cal: Calibration) -> list[str]:
 # -- media ------------------------------------------------------------------------------
 
 
-class _Media:
+class Media:
     """Read images from a folder or a zip (the dataset's upload), by relative path."""
 
-    def __init__(self, source: str | os.PathLike[str] | None):
+    def __init__(self, source: str | os.PathLike[str] | None) -> None:
         self.path = None if source is None else Path(source)
         self.zip = (
             zipfile.ZipFile(self.path) if self.path is not None and self.path.is_file() else None
@@ -810,6 +810,7 @@ class _Media:
         self.names = set(self.zip.namelist()) if self.zip else set()
 
     def copy(self, rel: str, dest: Path) -> bool:
+        """Copy image ``rel`` to ``dest``; False when it is not there."""
         rel = rel.replace("\\", "/").lstrip("/")
         if not rel or self.path is None:
             return False
@@ -829,6 +830,7 @@ class _Media:
         return True
 
     def close(self) -> None:
+        """Close the zip, if any."""
         if self.zip is not None:
             self.zip.close()
 
@@ -962,7 +964,7 @@ def write(
             f"{camera} has lens distortion, which KITTI's P2 cannot hold; 2D boxes are in the distorted image",
             kind="cuboids",
         )
-    media_src = _Media(media if media is not None else images)
+    media_src = Media(media if media is not None else images)
     fr = labels.frames
     try:
         with atomic_dir(dest) as tmp:
@@ -1178,10 +1180,12 @@ def read(
         else None
         for s in stems
     ]
-    return _labelset(stems, info, camera, types, values, frames_of, calibs, category_map, frame)
+    return rows_to_labelset(
+        stems, info, camera, types, values, frames_of, calibs, category_map, frame
+    )
 
 
-def _labelset(
+def rows_to_labelset(
     stems: list[str],
     info: Mapping[str, Mapping[str, Any]],
     camera: str,
@@ -1194,6 +1198,13 @@ def _labelset(
     track: Array | None = None,
     names: list[str | None] | None = None,
 ) -> LabelSet:
+    """A LabelSet from parsed KITTI rows (shared by the object and tracking readers).
+
+    ``stems`` name the KITTI frames, ``info`` their ``mapping.json`` entries, ``values`` the
+    numeric columns ``(n, 14)`` of rows in frame ``frames_of``; rows with 3D fields become
+    cuboids (moved into the LiDAR frame with ``calibs`` when ``frame == "lidar"``), the others
+    2D boxes. ``track`` and ``names`` give label numbers and ids where known.
+    """
     k = len(stems)
     meta = [info.get(s, {}) for s in stems]
     cats, codes = type_to_category(types, category_map)

@@ -191,7 +191,7 @@ def write(
     n_seq = len(datasets)
     texts = kitti.group_text(row_seq, lines, n_seq)
     fr = labels.frames
-    media_src = kitti._Media(media if media is not None else images)
+    media_src = kitti.Media(media if media is not None else images)
     try:
         with atomic_dir(dest) as tmp:
             (tmp / "label_02").mkdir()
@@ -332,7 +332,7 @@ def read(
     track = np.concatenate([x[4] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
     seq_names = [x[0] for x in parts for _ in range(len(x[1]))]
     names = [track_names.get((sq, int(k))) for sq, k in zip(seq_names, track.tolist(), strict=True)]
-    ls = kitti._labelset(
+    ls = kitti.rows_to_labelset(
         stems, info, camera, types, values, frames_of, calibs, category_map, frame, track, names
     )
     return ls.replace(meta={"source_format": FORMAT})
