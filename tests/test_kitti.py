@@ -518,3 +518,39 @@ def test_non_finite_cuboid_dropped(tmp_path: Path) -> None:
     assert ("dropped", "car:2", "non-finite coordinates") in {
         (i.action, i.label_id, i.reason) for i in report
     }
+
+
+def test_read_with_rectification(tmp_path: Path) -> None:
+    # A hand-made KITTI folder whose R0_rect is not the identity: the reader must undo
+    # X_rect = R0_rect Tr_velo_to_cam X_velo. Expected centre by an independent 4x4 inverse.
+    rng = np.random.default_rng(5)
+    r0 = sp.quat_to_matrix(sp.quat_normalize(rng.normal(size=4) * [0.01, 0.01, 0.01, 1]))
+    tr = np.c_[A @ sp.quat_to_matrix(sp.yaw_to_quat(0.02)), [0.1, -0.3, -0.2]]
+    (tmp_path / "k/label_2").mkdir(parents=True)
+    (tmp_path / "k/calib").mkdir()
+    (tmp_path / "k/label_2/000000.txt").write_text(
+        "Car 0.00 0 -1.58 657.39 190.13 700.07 223.39 1.41 1.58 4.36 3.18 2.27 34.38 -1.58\n"
+        "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n"
+    )
+    fmt = lambda m: " ".join(f"{x:.12e}" for x in np.ravel(m))  # noqa: E731
+    (tmp_path / "k/calib/000000.txt").write_text(
+        f"P2: {fmt(np.eye(3, 4))}\nR0_rect: {fmt(r0)}\nTr_velo_to_cam: {fmt(tr)}\n"
+    )
+    back = kitti.read(tmp_path / "k")
+    m = np.eye(4)
+    m[:3, :3] = r0
+    t = np.eye(4)
+    t[:3, :] = tr
+    centre_rect = np.array([3.18, 2.27 - 1.41 / 2, 34.38, 1.0])
+    want = np.linalg.inv(m @ t) @ centre_rect
+    assert back.cuboids.frame_of_reference == "lidar"
+    np.testing.assert_allclose(back.cuboids.center[0], want[:3], atol=1e-9)
+    np.testing.assert_allclose(back.cuboids.size[0], [4.36, 1.58, 1.41])
+    # DontCare rows come back as 2D boxes
+    assert back.categories == ("car", "dontcare")
+    assert back.boxes.xyxy.tolist() == [[503.89, 169.71, 590.61, 190.13]]
+    # heading: box +x in rect coords is (cos ry, 0, -sin ry); in LiDAR coords inv(R0 Tr)
+    heading_rect = np.array([math.cos(-1.58), 0.0, -math.sin(-1.58)])
+    want_dir = np.linalg.inv(r0 @ tr[:, :3]) @ heading_rect
+    got_dir = sp.quat_to_matrix(back.cuboids.quat[0])[:, 0]
+    np.testing.assert_allclose(got_dir, want_dir, atol=1e-9)
