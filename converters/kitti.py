@@ -136,9 +136,7 @@ BoxSource = Literal["projection", "label"]
 # KITTI camera axes from LiDAR axes: x_cam = -y, y_cam = -z, z_cam = x (p_cam = A p_lidar).
 _LIDAR_TO_CAM = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 _VIRTUAL_CAM_QUAT = sp.matrix_to_quat(_LIDAR_TO_CAM.T)
-_EDGES = np.array(
-    [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
-)
+_EDGES = sp.CUBOID_EDGES
 # columns of the numeric part of a row
 TRUNC, OCC, ALPHA, X1, Y1, X2, Y2, H, W, L, X, Y, Z, RY = range(14)
 KITTI_TYPES = (

@@ -50,6 +50,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CORNER_ORDER",
+    "CUBOID_EDGES",
     "DISTORTION_MODELS",
     "apply_transform",
     "count_points_in_cuboids",
@@ -91,6 +92,11 @@ CORNER_ORDER = np.array(
     dtype=np.float64,
 )
 """Signs of ``(l/2, w/2, h/2)`` for the 8 corners of :func:`cuboid_corners` (see module docstring)."""
+
+CUBOID_EDGES = np.array(
+    [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
+)
+"""The 12 edges of a cuboid as corner index pairs: bottom face, top face, then the verticals."""
 
 DISTORTION_MODELS = ("pinhole", "fisheye", "mod_kannala")
 """Camera models :func:`project_points` knows."""
