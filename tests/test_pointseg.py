@@ -198,3 +198,17 @@ def test_golden_files(tmp_path: Path) -> None:
         names = [back.categories[c] if c >= 0 else None for c in back.point_segmentation.category]
         orig = [ls.categories[c] if c >= 0 else None for c in ls.point_segmentation.category]
         assert names == orig
+
+
+def test_golden_instance_bits() -> None:
+    expected = json.loads((SAMPLE / "expected.json").read_text())["lidar_sequence"]
+    for k, fid in enumerate(expected["frame_order"]):
+        label = np.fromfile(
+            SAMPLE / f"golden/semantickitti/sequences/00/labels/{k:06d}.label", np.uint32
+        )
+        ids, counts = np.unique(label >> 16, return_counts=True)
+        want = {
+            (0 if key == "unpainted" else int(key.split("/")[1])): n
+            for key, n in expected["frames"][fid]["instance_counts"].items()
+        }
+        assert dict(zip(ids.tolist(), counts.tolist(), strict=True)) == want
