@@ -1409,11 +1409,15 @@ def parse_snapshot(
         points=points,
     )
     paint_dir = folder / "paint"
-    for stem in ("3d_point", "3d_instance_point"):
-        body = paint_dir / f"{stem}.dpn"
-        if body.is_file():
-            labels = _add_paint(labels, body, paint_dir / f"{stem}.json", dataset, dataset_id)
-            break
+    semantic, instance = paint_dir / "3d_point.dpn", paint_dir / "3d_instance_point.dpn"
+    if semantic.is_file() or instance.is_file():
+        labels = _add_paint(
+            labels,
+            semantic if semantic.is_file() else None,
+            instance if instance.is_file() else None,
+            dataset,
+            dataset_id,
+        )
     if (folder / "painting2d").is_dir():
         labels = parse_painting2d(folder / "painting2d", labels, dataset_id=dataset_id)
     meta = {
@@ -1447,17 +1451,39 @@ def _finish(
     return _with_image_sizes(labels, images, zip_sizes)
 
 
-def _add_paint(
-    labels: LabelSet, body: Path, meta_path: Path, dataset: Mapping[str, Any], dataset_id: str
-) -> LabelSet:
+def _read_paint(body: Path, dataset: Mapping[str, Any], instance: bool | None) -> PaintLabels:
+    meta_path = body.with_suffix(".json")
     meta = load_json(meta_path) if meta_path.is_file() else {}
-    paint = parse_paint_labels(
+    return parse_paint_labels(
         body.read_bytes(),
         meta,
         frame_sizes=dataset.get("frame_sizes"),
-        instance=True if "instance" in body.stem else None,
+        instance=instance,
         path=str(body),
     )
+
+
+def _add_paint(
+    labels: LabelSet,
+    semantic: Path | None,
+    instance: Path | None,
+    dataset: Mapping[str, Any],
+    dataset_id: str,
+) -> LabelSet:
+    """Semantic paint gives the classes; instance paint (3 bytes a point) adds instance ids."""
+    sem = _read_paint(semantic, dataset, None) if semantic is not None else None
+    inst = _read_paint(instance, dataset, True) if instance is not None else None
+    paint = sem or inst
+    assert paint is not None
+    body = semantic or instance
+    if sem is not None and inst is not None:
+        if sem.frame_sizes != inst.frame_sizes:
+            raise ParseError(
+                f"semantic and instance paint labels disagree on frame_sizes "
+                f"({sum(sem.frame_sizes)} vs {sum(inst.frame_sizes)} points)",
+                path=str(instance),
+            )
+        paint = PaintLabels(sem.categories, sem.frame_sizes, sem.category, inst.instance)
     cats = list(labels.categories)
     extra = sorted(set(paint.categories) - set(cats))
     cats += extra

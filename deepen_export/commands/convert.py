@@ -112,7 +112,12 @@ def _run_convert(
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
-    for key, value in (("on_unsupported", on_unsupported), ("images", images), ("id_map", id_map)):
+    for key, value in (
+        ("on_unsupported", on_unsupported),
+        ("images", images),
+        ("id_map", id_map),
+        ("media", frames),
+    ):
         if value is not None and key in params:
             options.setdefault(key, value)
     unknown = [k for k in options if k not in params]
