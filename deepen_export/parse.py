@@ -1554,13 +1554,19 @@ def parse_source(
 
 
 def iter_label_batches(
-    path: str | os.PathLike[str], *, batch_size: int = 100_000, dataset_id: str = ""
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 100_000,
+    dataset_id: str = "",
+    files: Sequence[Mapping[str, Any]] | None = None,
 ) -> Iterator[LabelSet]:
     """Parse a large labels JSON file in batches of about ``batch_size`` labels.
 
     Memory stays bounded by the batch, not the file: the file is scanned in blocks and each
     batch of labels is parsed on its own. Frame rows and category codes are local to each
     batch (use ``frames.file_id`` / ``categories`` names, not codes, to join batches).
+    ``Frames.index`` is the file's position in ``files`` (the dataset's files list) when given,
+    and -1 (unknown) otherwise: a batch alone cannot know a frame's place in the sequence.
 
     Examples
     --------
@@ -1571,8 +1577,15 @@ def iter_label_batches(
     ...     "label_category_id": "a", "label_type": "box", "box": [0, 0, 1, 1]} for i in range(5)]}))
     >>> [len(b) for b in iter_label_batches(p, batch_size=2)]
     [2, 2, 1]
+    >>> next(iter_label_batches(p, batch_size=2, files=[{"file_id": "1.png"}, {"file_id": "0.png"}])).frames.index.tolist()
+    [1, 0]
     """
+    import dataclasses
+
     from deepen_export import _fastparse
 
+    position = {_s(f.get("file_id")): i for i, f in enumerate(files or ())}
     for chunk in _fastparse.iter_label_chunks(path, batch_size=batch_size):
-        yield _fastparse.parse_ndjson_chunk(chunk, dataset_id=dataset_id, path=os.fspath(path))
+        batch = _fastparse.parse_ndjson_chunk(chunk, dataset_id=dataset_id, path=os.fspath(path))
+        index = np.array([position.get(f, -1) for f in batch.frames.file_id], dtype=np.int64)
+        yield batch.replace(frames=dataclasses.replace(batch.frames, index=_ro(index)))

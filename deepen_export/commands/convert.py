@@ -31,8 +31,7 @@ def _parse_option(value: str) -> tuple[str, Any]:
     "--output",
     "output",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder.",
+    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
 )
 @click.option(
     "--frames",
@@ -67,7 +66,7 @@ def _parse_option(value: str) -> tuple[str, Any]:
 def convert(
     source: Path,
     to: str,
-    output: Path,
+    output: str,
     frames: Path | None,
     images: Path | None,
     on_unsupported: str,
@@ -97,7 +96,7 @@ def _format(name: str) -> Any:
 def _run_convert(
     source: Path,
     to: str,
-    output: Path,
+    output: str,
     frames: Path | None,
     images: Path | None,
     on_unsupported: str,
@@ -145,13 +144,13 @@ def _run_convert(
     "--output",
     "output",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder.",
+    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
 )
 @click.option(
     "--snapshot",
     type=click.Path(path_type=Path),
-    help="Snapshot folder to pull into (default: OUTPUT.snapshot beside the output); kept for offline reruns.",
+    help="Snapshot folder to pull into (default: OUTPUT.snapshot beside a local output, else "
+    "DATASET_ID.snapshot here); kept for offline reruns.",
 )
 @click.option("--label-set", default="default", show_default=True, help="Label set to export.")
 @click.option("--stage", default=None, help="Pipeline stage to export (default: the final labels).")
@@ -178,7 +177,7 @@ def _run_convert(
 def export(
     dataset_id: str,
     to: str,
-    output: Path,
+    output: str,
     snapshot: Path | None,
     label_set: str,
     stage: str | None,
@@ -199,7 +198,13 @@ def export(
     from deepen_export.api import Client
 
     _format(to)  # fail on a bad format name before any download
-    snap = snapshot or output.with_name(output.name + ".snapshot")
+    if snapshot is not None:
+        snap = snapshot
+    elif "://" in output:
+        snap = Path(f"{dataset_id}.snapshot")
+    else:
+        out = Path(output)
+        snap = out.with_name(out.name + ".snapshot")
     with Client() as client:
         result = client.pull(dataset_id, snap, label_set=label_set, stage=stage, media=media)
     click.echo(result.summary())
