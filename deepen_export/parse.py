@@ -125,7 +125,12 @@ def natural_key(s: str) -> tuple[Any, ...]:
     >>> sorted(["10.pcd", "2.pcd", "1.pcd"], key=natural_key)
     ['1.pcd', '2.pcd', '10.pcd']
     """
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+    parts = _DIGITS.split(s)
+    parts[1::2] = [int(t) for t in parts[1::2]]
+    return tuple(parts)
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def yaw_to_quat(yaw: Any) -> np.ndarray:
@@ -719,8 +724,10 @@ def _frames_table(
                 for s in sensors if isinstance(sensors, list) else [""]:
                     key = (ds, fid, _s(s))
                     status.setdefault(key, st or FrameStatus.UNKNOWN)
+    known = {k[:2] for k in status}
     for ds, fid in ctx.listed_files:
-        if (ds, fid) not in with_labels and not any(k[:2] == (ds, fid) for k in status):
+        if (ds, fid) not in known:
+            known.add((ds, fid))
             status[(ds, fid, "")] = file_status.get((ds, fid)) or FrameStatus.UNKNOWN
     if not order:
         names = sorted({(d, f) for d, f, _ in status}, key=lambda k: (k[0], natural_key(k[1])))
