@@ -1,6 +1,6 @@
 """(Geo)Parquet for analytics: typed tables that DuckDB, Polars, Spark and pandas read directly.
 
-The tables and their columns are described in :mod:`deepen_export.arrow` and ``docs/parquet.md``.
+The tables and their columns are described in :mod:`deepen_export.arrow` and the README ("Parquet for analytics").
 Two layouts:
 
 ``layout="files"`` (default)

@@ -12,7 +12,7 @@ One :class:`~deepen_export.model.LabelSet` maps to up to six Arrow tables (:data
     can be told from unlabelled ones.
 ``point_segmentation``
     One row per LiDAR point (not one list per frame): category counts and filters run 2-4x
-    faster in DuckDB and Polars on this layout (see ``docs/parquet.md`` for the measurement).
+    faster in DuckDB and Polars on this layout (see the README, "Parquet for analytics", for the measurement).
 ``masks2d``
     One row per painted image, ``pixels`` a row-major ``list<int32>`` of category codes.
 ``poses``, ``cameras``

@@ -1,5 +1,5 @@
 """The project's sample datasets through Parquet: round trips, reference readers, and the ten
-queries of docs/parquet.md checked against sample_data/expected.json (hand-derived values)."""
+queries of the README (Parquet section) checked against sample_data/expected.json (hand-derived values)."""
 
 from __future__ import annotations
 

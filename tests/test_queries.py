@@ -1,4 +1,4 @@
-"""Run the ten queries of docs/parquet.md (DuckDB SQL and Polars, as written there) on a
+"""Run the ten queries of the README's Parquet section (DuckDB SQL and Polars, as written there) on a
 partitioned dataset and check their answers against values worked out by hand."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from converters import parquet
 from tests._parquet_fixtures import rich
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "parquet.md"
+DOC = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _blocks(text: str, lang: str) -> list[str]:
@@ -20,8 +20,8 @@ def _blocks(text: str, lang: str) -> list[str]:
 
 
 def _sections() -> tuple[str, str, dict[int, tuple[str, str]]]:
-    text = DOC.read_text(encoding="utf-8").split("## Ten queries", 1)[1]
-    head, *parts = re.split(r"^### (\d+)\. .*$", text, flags=re.M)
+    text = DOC.read_text(encoding="utf-8").split("### Ten queries", 1)[1].split("\n## ", 1)[0]
+    head, *parts = re.split(r"^#### (\d+)\. .*$", text, flags=re.M)
     setup_sql, setup_py = _blocks(head, "sql")[0], _blocks(head, "python")[0]
     queries = {}
     for num, body in zip(parts[::2], parts[1::2], strict=True):
