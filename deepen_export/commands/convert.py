@@ -23,39 +23,32 @@ def _parse_option(value: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), parsed
 
 
-@click.command()
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
-@click.option(
+_TO = click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
+_OUTPUT = click.option(
     "-o",
     "--output",
     "output",
     required=True,
     help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
 )
-@click.option(
-    "--frames",
-    type=click.Path(exists=True, path_type=Path),
-    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
-)
-@click.option(
+_IMAGES = click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the images, for their sizes (and copies where a format wants them).",
 )
-@click.option(
+_ON_UNSUPPORTED = click.option(
     "--on-unsupported",
     type=click.Choice(["raise", "warn", "drop"]),
     default="raise",
     show_default=True,
     help="What to do with label kinds the format cannot hold.",
 )
-@click.option(
+_ID_MAP = click.option(
     "--id-map",
     type=click.Path(path_type=Path),
     help="JSON file pinning category/image/annotation ids across exports (read and updated).",
 )
-@click.option(
+_SETTINGS = click.option(
     "--set",
     "-O",
     "settings",
@@ -63,6 +56,21 @@ def _parse_option(value: str) -> tuple[str, Any]:
     metavar="KEY=VALUE",
     help="Format option, e.g. -O camera=camera_1 (values parsed as JSON when they can be).",
 )
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@_TO
+@_OUTPUT
+@click.option(
+    "--frames",
+    type=click.Path(exists=True, path_type=Path),
+    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
+)
+@_IMAGES
+@_ON_UNSUPPORTED
+@_ID_MAP
+@_SETTINGS
 def convert(
     source: Path,
     to: str,
@@ -138,14 +146,8 @@ def _run_convert(
 
 @click.command()
 @click.argument("dataset_id")
-@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
-)
+@_TO
+@_OUTPUT
 @click.option(
     "--snapshot",
     type=click.Path(path_type=Path),
@@ -159,21 +161,10 @@ def _run_convert(
     default=None,
     help="Download the uploaded dataset zip (default: 3D datasets only).",
 )
-@click.option(
-    "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of the images, for their sizes.",
-)
-@click.option(
-    "--on-unsupported",
-    type=click.Choice(["raise", "warn", "drop"]),
-    default="raise",
-    show_default=True,
-)
-@click.option(
-    "--id-map", type=click.Path(path_type=Path), help="JSON file pinning ids across exports."
-)
-@click.option("--set", "-O", "settings", multiple=True, metavar="KEY=VALUE", help="Format option.")
+@_IMAGES
+@_ON_UNSUPPORTED
+@_ID_MAP
+@_SETTINGS
 def export(
     dataset_id: str,
     to: str,
