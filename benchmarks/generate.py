@@ -33,6 +33,7 @@ def generate(
     seed: int = 0,
     vertices: int = 12,
     form: str = "list",
+    fields: str = "full",
 ) -> dict:
     """Build a synthetic response dict (deterministic for a seed)."""
     mix = mix or {"box": 0.4, "polygon": 0.3, "lane": 0.1, "3d_bbox": 0.2}
@@ -66,6 +67,18 @@ def generate(
             "version": 1 + i % 5,
             "attributes": {"occlusion": ["none", "partial", "heavy"][i % 3], "truncated": "no"},
         }
+        if fields == "minimal":
+            lab = {
+                k: lab[k]
+                for k in (
+                    "file_id",
+                    "label_category_id",
+                    "label_id",
+                    "label_type",
+                    "sensor_id",
+                    "stage_id",
+                )
+            }
         x, y = xy[i]
         w, h = wh[i]
         if k == "box":
@@ -111,10 +124,16 @@ def main() -> None:
     ap.add_argument("--mix", default="", help="e.g. box=0.5,polygon=0.5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--form", choices=["list", "dict"], default="list")
+    ap.add_argument(
+        "--fields",
+        choices=["full", "minimal"],
+        default="full",
+        help="full: every common field and two attributes; minimal: ids, type, sensor and stage only",
+    )
     ap.add_argument("-o", "--output", type=Path, required=True)
     a = ap.parse_args()
     mix = {k: float(v) for k, v in (kv.split("=") for kv in a.mix.split(",") if kv)} or None
-    obj = generate(a.labels, a.frames, mix=mix, seed=a.seed, form=a.form)
+    obj = generate(a.labels, a.frames, mix=mix, seed=a.seed, form=a.form, fields=a.fields)
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_bytes(orjson.dumps(obj))
     print(f"wrote {a.output} ({os.path.getsize(a.output) / 1e6:.1f} MB)")

@@ -64,12 +64,22 @@ _MARK = bytes(
 )
 
 
+def _sparse_nonzero(marks: np.ndarray) -> np.ndarray:
+    # braces are ~1% of the bytes: find the non-zero 8-byte words first, then the bytes in them
+    n8 = len(marks) // 8 * 8
+    words = np.flatnonzero(marks[:n8].view(np.uint64))
+    rows, cols = np.nonzero(marks[:n8].reshape(-1, 8)[words])
+    head = words[rows] * 8 + cols
+    tail = np.flatnonzero(marks[n8:]) + n8
+    return np.concatenate([head, tail]) if len(tail) else head
+
+
 def _scan_plain(
     raw: bytes, base: int, st: _State, label_depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
     # no backslash: no escaped quotes, so the order of quotes and braces is all that matters
     seq = np.frombuffer(raw.translate(None, _NOT_QB), dtype=np.uint8)
-    bpos = np.flatnonzero(np.frombuffer(raw.translate(_BRACE), dtype=np.uint8))
+    bpos = _sparse_nonzero(np.frombuffer(raw.translate(_BRACE), dtype=np.uint8))
     empty = np.zeros(0, dtype=np.int64)
     st.bs_carry = 0
     if not len(seq):

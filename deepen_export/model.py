@@ -45,7 +45,7 @@ Coordinate conventions
   box's own x (heading), y and z axes, and ``quat = (x, y, z, w)`` (scalar last), the rotation
   from box to the table's frame. ``Cuboids.frame_of_reference`` says which frame: ``"world"`` for
   Deepen's JSON 3D datasets (the frame of the uploaded points, often ~1e5 m from the origin:
-  always float64) or ``"lidar"``.
+  always float64), ``"lidar"`` or ``"camera"``.
 - Poses (``Poses``, ``Cameras``) are sensor -> world: ``p_world = R(q) p_sensor + t``.
 
 Examples
@@ -674,7 +674,8 @@ class Points3D(LabelTable):
 class Cuboids(LabelTable):
     """3D boxes: ``center (n, 3)``, ``size (n, 3)`` = (l, w, h), ``quat (n, 4)`` = (x, y, z, w).
 
-    ``frame_of_reference`` is ``"world"`` (Deepen JSON 3D datasets) or ``"lidar"``.
+    ``frame_of_reference`` is ``"world"`` (Deepen JSON 3D datasets), ``"lidar"``, or ``"camera"``
+    (KITTI labels read back without their calib files).
     """
 
     COLUMNS: ClassVar[dict[str, Col]] = _common(

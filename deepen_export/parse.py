@@ -125,7 +125,12 @@ def natural_key(s: str) -> tuple[Any, ...]:
     >>> sorted(["10.pcd", "2.pcd", "1.pcd"], key=natural_key)
     ['1.pcd', '2.pcd', '10.pcd']
     """
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+    parts = _DIGITS.split(s)
+    parts[1::2] = [int(t) for t in parts[1::2]]
+    return tuple(parts)
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def yaw_to_quat(yaw: Any) -> np.ndarray:
@@ -719,8 +724,10 @@ def _frames_table(
                 for s in sensors if isinstance(sensors, list) else [""]:
                     key = (ds, fid, _s(s))
                     status.setdefault(key, st or FrameStatus.UNKNOWN)
+    known = {k[:2] for k in status}
     for ds, fid in ctx.listed_files:
-        if (ds, fid) not in with_labels and not any(k[:2] == (ds, fid) for k in status):
+        if (ds, fid) not in known:
+            known.add((ds, fid))
             status[(ds, fid, "")] = file_status.get((ds, fid)) or FrameStatus.UNKNOWN
     if not order:
         names = sorted({(d, f) for d, f, _ in status}, key=lambda k: (k[0], natural_key(k[1])))
@@ -1409,11 +1416,15 @@ def parse_snapshot(
         points=points,
     )
     paint_dir = folder / "paint"
-    for stem in ("3d_point", "3d_instance_point"):
-        body = paint_dir / f"{stem}.dpn"
-        if body.is_file():
-            labels = _add_paint(labels, body, paint_dir / f"{stem}.json", dataset, dataset_id)
-            break
+    semantic, instance = paint_dir / "3d_point.dpn", paint_dir / "3d_instance_point.dpn"
+    if semantic.is_file() or instance.is_file():
+        labels = _add_paint(
+            labels,
+            semantic if semantic.is_file() else None,
+            instance if instance.is_file() else None,
+            dataset,
+            dataset_id,
+        )
     if (folder / "painting2d").is_dir():
         labels = parse_painting2d(folder / "painting2d", labels, dataset_id=dataset_id)
     meta = {
@@ -1447,17 +1458,39 @@ def _finish(
     return _with_image_sizes(labels, images, zip_sizes)
 
 
-def _add_paint(
-    labels: LabelSet, body: Path, meta_path: Path, dataset: Mapping[str, Any], dataset_id: str
-) -> LabelSet:
+def _read_paint(body: Path, dataset: Mapping[str, Any], instance: bool | None) -> PaintLabels:
+    meta_path = body.with_suffix(".json")
     meta = load_json(meta_path) if meta_path.is_file() else {}
-    paint = parse_paint_labels(
+    return parse_paint_labels(
         body.read_bytes(),
         meta,
         frame_sizes=dataset.get("frame_sizes"),
-        instance=True if "instance" in body.stem else None,
+        instance=instance,
         path=str(body),
     )
+
+
+def _add_paint(
+    labels: LabelSet,
+    semantic: Path | None,
+    instance: Path | None,
+    dataset: Mapping[str, Any],
+    dataset_id: str,
+) -> LabelSet:
+    """Semantic paint gives the classes; instance paint (3 bytes a point) adds instance ids."""
+    sem = _read_paint(semantic, dataset, None) if semantic is not None else None
+    inst = _read_paint(instance, dataset, True) if instance is not None else None
+    paint = sem or inst
+    assert paint is not None
+    body = semantic or instance
+    if sem is not None and inst is not None:
+        if sem.frame_sizes != inst.frame_sizes:
+            raise ParseError(
+                f"semantic and instance paint labels disagree on frame_sizes "
+                f"({sum(sem.frame_sizes)} vs {sum(inst.frame_sizes)} points)",
+                path=str(instance),
+            )
+        paint = PaintLabels(sem.categories, sem.frame_sizes, sem.category, inst.instance)
     cats = list(labels.categories)
     extra = sorted(set(paint.categories) - set(cats))
     cats += extra
@@ -1528,13 +1561,19 @@ def parse_source(
 
 
 def iter_label_batches(
-    path: str | os.PathLike[str], *, batch_size: int = 100_000, dataset_id: str = ""
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 100_000,
+    dataset_id: str = "",
+    files: Sequence[Mapping[str, Any]] | None = None,
 ) -> Iterator[LabelSet]:
     """Parse a large labels JSON file in batches of about ``batch_size`` labels.
 
     Memory stays bounded by the batch, not the file: the file is scanned in blocks and each
     batch of labels is parsed on its own. Frame rows and category codes are local to each
     batch (use ``frames.file_id`` / ``categories`` names, not codes, to join batches).
+    ``Frames.index`` is the file's position in ``files`` (the dataset's files list) when given,
+    and -1 (unknown) otherwise: a batch alone cannot know a frame's place in the sequence.
 
     Examples
     --------
@@ -1545,8 +1584,15 @@ def iter_label_batches(
     ...     "label_category_id": "a", "label_type": "box", "box": [0, 0, 1, 1]} for i in range(5)]}))
     >>> [len(b) for b in iter_label_batches(p, batch_size=2)]
     [2, 2, 1]
+    >>> next(iter_label_batches(p, batch_size=2, files=[{"file_id": "1.png"}, {"file_id": "0.png"}])).frames.index.tolist()
+    [1, 0]
     """
+    import dataclasses
+
     from deepen_export import _fastparse
 
+    position = {_s(f.get("file_id")): i for i, f in enumerate(files or ())}
     for chunk in _fastparse.iter_label_chunks(path, batch_size=batch_size):
-        yield _fastparse.parse_ndjson_chunk(chunk, dataset_id=dataset_id, path=os.fspath(path))
+        batch = _fastparse.parse_ndjson_chunk(chunk, dataset_id=dataset_id, path=os.fspath(path))
+        index = np.array([position.get(f, -1) for f in batch.frames.file_id], dtype=np.int64)
+        yield batch.replace(frames=dataclasses.replace(batch.frames, index=_ro(index)))

@@ -187,6 +187,16 @@ def test_lidar_paint_counts(lidar_labels):
         assert ls.frames.file_id[seg.frame[k]] == fid
 
 
+def test_semantic_and_instance_paint_together(lidar_labels):
+    seg = lidar_labels.point_segmentation
+    cats = np.array([lidar_labels.categories[c] if c >= 0 else "" for c in seg.category])
+    inst = seg.instance
+    # instance ids exist exactly where instance-painted objects are; car:4 is 258 (lo 2, hi 1)
+    assert 258 in set(inst.tolist()) and 1 in set(inst.tolist())
+    assert set(cats[inst == 258].tolist()) == {"car"}
+    assert np.all(inst[cats == "road"] == -1)
+
+
 def test_instance_paint_high_byte(tmp_path):
     snap = tmp_path / "snap"
     shutil.copytree(SAMPLES / "lidar_sequence", snap)

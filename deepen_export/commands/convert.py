@@ -23,40 +23,32 @@ def _parse_option(value: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), parsed
 
 
-@click.command()
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
-@click.option(
+_TO = click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
+_OUTPUT = click.option(
     "-o",
     "--output",
     "output",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder.",
+    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
 )
-@click.option(
-    "--frames",
-    type=click.Path(exists=True, path_type=Path),
-    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
-)
-@click.option(
+_IMAGES = click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the images, for their sizes (and copies where a format wants them).",
 )
-@click.option(
+_ON_UNSUPPORTED = click.option(
     "--on-unsupported",
     type=click.Choice(["raise", "warn", "drop"]),
     default="raise",
     show_default=True,
     help="What to do with label kinds the format cannot hold.",
 )
-@click.option(
+_ID_MAP = click.option(
     "--id-map",
     type=click.Path(path_type=Path),
     help="JSON file pinning category/image/annotation ids across exports (read and updated).",
 )
-@click.option(
+_SETTINGS = click.option(
     "--set",
     "-O",
     "settings",
@@ -64,10 +56,25 @@ def _parse_option(value: str) -> tuple[str, Any]:
     metavar="KEY=VALUE",
     help="Format option, e.g. -O camera=camera_1 (values parsed as JSON when they can be).",
 )
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@_TO
+@_OUTPUT
+@click.option(
+    "--frames",
+    type=click.Path(exists=True, path_type=Path),
+    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
+)
+@_IMAGES
+@_ON_UNSUPPORTED
+@_ID_MAP
+@_SETTINGS
 def convert(
     source: Path,
     to: str,
-    output: Path,
+    output: str,
     frames: Path | None,
     images: Path | None,
     on_unsupported: str,
@@ -97,7 +104,7 @@ def _format(name: str) -> Any:
 def _run_convert(
     source: Path,
     to: str,
-    output: Path,
+    output: str,
     frames: Path | None,
     images: Path | None,
     on_unsupported: str,
@@ -112,7 +119,12 @@ def _run_convert(
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
-    for key, value in (("on_unsupported", on_unsupported), ("images", images), ("id_map", id_map)):
+    for key, value in (
+        ("on_unsupported", on_unsupported),
+        ("images", images),
+        ("id_map", id_map),
+        ("media", frames),
+    ):
         if value is not None and key in params:
             options.setdefault(key, value)
     unknown = [k for k in options if k not in params]
@@ -134,19 +146,13 @@ def _run_convert(
 
 @click.command()
 @click.argument("dataset_id")
-@click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder.",
-)
+@_TO
+@_OUTPUT
 @click.option(
     "--snapshot",
     type=click.Path(path_type=Path),
-    help="Snapshot folder to pull into (default: OUTPUT.snapshot beside the output); kept for offline reruns.",
+    help="Snapshot folder to pull into (default: OUTPUT.snapshot beside a local output, else "
+    "DATASET_ID.snapshot here); kept for offline reruns.",
 )
 @click.option("--label-set", default="default", show_default=True, help="Label set to export.")
 @click.option("--stage", default=None, help="Pipeline stage to export (default: the final labels).")
@@ -155,25 +161,14 @@ def _run_convert(
     default=None,
     help="Download the uploaded dataset zip (default: 3D datasets only).",
 )
-@click.option(
-    "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of the images, for their sizes.",
-)
-@click.option(
-    "--on-unsupported",
-    type=click.Choice(["raise", "warn", "drop"]),
-    default="raise",
-    show_default=True,
-)
-@click.option(
-    "--id-map", type=click.Path(path_type=Path), help="JSON file pinning ids across exports."
-)
-@click.option("--set", "-O", "settings", multiple=True, metavar="KEY=VALUE", help="Format option.")
+@_IMAGES
+@_ON_UNSUPPORTED
+@_ID_MAP
+@_SETTINGS
 def export(
     dataset_id: str,
     to: str,
-    output: Path,
+    output: str,
     snapshot: Path | None,
     label_set: str,
     stage: str | None,
@@ -194,7 +189,13 @@ def export(
     from deepen_export.api import Client
 
     _format(to)  # fail on a bad format name before any download
-    snap = snapshot or output.with_name(output.name + ".snapshot")
+    if snapshot is not None:
+        snap = snapshot
+    elif "://" in output:
+        snap = Path(f"{dataset_id}.snapshot")
+    else:
+        out = Path(output)
+        snap = out.with_name(out.name + ".snapshot")
     with Client() as client:
         result = client.pull(dataset_id, snap, label_set=label_set, stage=stage, media=media)
     click.echo(result.summary())

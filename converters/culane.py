@@ -1,0 +1,180 @@
+"""CULane lane annotations: ``<image path without extension>.lines.txt`` per image.
+
+Output layout::
+
+    dest/
+      <file_id stem>.lines.txt   one lane per line: "x y x y ..." bottom-up, y decreasing by 10
+      list/all.txt               "/<image path>" per image (CULane list style)
+      report.json
+
+Lanes are selected, clipped to the image and resampled exactly as in
+:mod:`converters.tusimple` (first crossing of a row, clipped lanes reported, lanes left to right),
+but on CULane's rows: ``y = H, H - step, ..., >= 0`` bottom-up (CULane's 590, 580, ... for its
+1640 x 590 images; ``rows`` fixes them for every image), and only the rows a lane reaches are
+written (CULane has no ``-2``). x has ``decimals`` decimals (3, as CULane's ground truth), y is an
+integer. Since lanes are clipped first, x never leaves the image (CULane's own ground truth
+extrapolates beyond it). Images without lanes get an empty file; frames not labelled yet are
+reported and skipped. A file id with several sensors is written under ``<sensor_id>/``.
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Frames, LabelSet, Polylines
+>>> frames = Frames.from_columns(file_id=["d/a.jpg"], width=[100], height=[30])
+>>> lanes = Polylines.from_columns(frame=[0], category=[0], label_id=["lane:1"], offsets=[0, 1],
+...                                part_offsets=[0, 2], coords=[[10, 30], [40, 0]])
+>>> out = tempfile.mkdtemp() + "/cu"
+>>> _ = write(LabelSet(frames=frames, categories=("lane",), polylines=lanes), out)
+>>> print(Path(out, "d", "a.lines.txt").read_text(), end="")
+10.000 30 20.000 20 30.000 10 40.000 0
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, safe_path
+from converters.tusimple import prepare
+from deepen_export.errors import ConversionError
+from deepen_export.model import Frames, LabelSet, Polylines
+from deepen_export.report import Report
+
+__all__ = ["read", "write"]
+
+FORMAT = "culane"
+
+
+def lines_name(image: str) -> str:
+    """``a/b.jpg`` -> ``a/b.lines.txt``."""
+    p = PurePosixPath(image.replace("\\", "/"))
+    return str(p.with_suffix("")) + ".lines.txt"
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    rows: Sequence[int] | None = None,
+    step: int = 10,
+    decimals: int = 3,
+) -> Report:
+    """Write the lanes of ``labels`` as CULane ``.lines.txt`` files under ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Image frames (with sizes) and lane polylines.
+    dest : path
+        Output folder, replaced as a whole.
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with kinds other than polylines.
+    rows : list of int, optional
+        Fixed rows for every image (default ``H, H - step, ..., 0`` per image).
+    step : int
+        Row spacing of the default rows.
+    decimals : int
+        Decimals of x.
+
+    Returns
+    -------
+    Report
+    """
+    report = Report(FORMAT)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    p = prepare(labels, report, rows, step, FORMAT, bottom_up=True)
+    x = np.round(p["x"], decimals) + 0.0
+    lanes_pos, order = p["lanes_pos"], p["order"]
+    bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
+    fmt = f"%.{decimals}f"
+    names = [lines_name(n) for n in p["names"]]
+    if len(set(names)) != len(names):
+        raise ConversionError(
+            f"{FORMAT}: two images map to the same .lines.txt name", format=FORMAT
+        )
+    with atomic_dir(dest) as tmp:
+        for i, name in enumerate(names):
+            sel = order[bounds[i] : bounds[i + 1]]
+            k = len(p["grid"][i])
+            ys = np.asarray(p["grid"][i], dtype=np.int64)
+            text = []
+            for lane_x in x[sel, :k]:
+                ok = ~np.isnan(lane_x)
+                xs = np.char.mod(fmt, lane_x[ok])
+                pairs = np.char.add(np.char.add(xs, " "), ys[ok].astype(str))
+                text.append(" ".join(pairs.tolist()) + "\n")
+            path = safe_path(tmp, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(text), encoding="utf-8")
+            report.files.append(name)
+        (tmp / "list").mkdir(exist_ok=True)
+        (tmp / "list" / "all.txt").write_text(
+            "".join(f"/{n}\n" for n in p["names"]), encoding="utf-8"
+        )
+        report.files.append("list/all.txt")
+        report.written = {"images": len(names), "lanes": len(order)}
+        finish(report, tmp)
+    return report
+
+
+def read(
+    source: str | os.PathLike[str], /, *, category: str = "lane", image_ext: str = ".jpg"
+) -> LabelSet:
+    """Read CULane ``.lines.txt`` files under ``source`` back into lanes (category ``category``).
+
+    Image names come from ``list/all.txt`` when present, else the ``.lines.txt`` path with
+    ``image_ext``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.lines.txt").write_text("10.5 30 20 20\\n")
+    >>> ls = read(d)
+    >>> ls.frames.file_id.tolist(), ls.polylines.coords.tolist()
+    (['a.jpg'], [[10.5, 30.0], [20.0, 20.0]])
+    """
+    root = Path(source)
+    listed: dict[str, str] = {}
+    lst = root / "list" / "all.txt"
+    if lst.is_file():
+        for line in lst.read_text("utf-8").splitlines():
+            name = line.strip().split(" ")[0].lstrip("/")
+            if name:
+                listed[lines_name(name)] = name
+    found = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*.lines.txt"))}
+    rels = [r for r in listed if r in found] + [r for r in found if r not in listed]
+    files = [found[r] for r in rels]
+    names = [listed.get(r, r[: -len(".lines.txt")] + image_ext) for r in rels]
+    coords_l, counts, frame = [], [], []
+    for i, p in enumerate(files):
+        for line in p.read_text("utf-8").splitlines():
+            vals = np.array(line.split(), dtype=np.float64)
+            if not len(vals):
+                continue
+            coords_l.append(vals.reshape(-1, 2))
+            counts.append(len(vals) // 2)
+            frame.append(i)
+    n = len(coords_l)
+    part_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=part_offsets[1:])
+    lanes = Polylines.from_columns(
+        frame=np.asarray(frame, dtype=np.int64),
+        category=np.zeros(n, dtype=np.int32),
+        label_id=[f"{category}:{j + 1}" for j in range(n)],
+        label_type=["lane"] * n,
+        offsets=np.arange(n + 1),
+        part_offsets=part_offsets,
+        coords=np.concatenate(coords_l) if coords_l else np.zeros((0, 2)),
+    )
+    return LabelSet(
+        frames=Frames.from_columns(file_id=names), categories=(category,), polylines=lanes,
+        meta={"source_format": FORMAT},
+    )  # fmt: skip

@@ -1,0 +1,338 @@
+"""KITTI tracking format: ``label_02/%04d.txt``, one file per sequence (= per Deepen dataset).
+
+Output layout::
+
+    dest/
+      label_02/0000.txt          frame track_id type truncated occluded alpha x1 y1 x2 y2 h w l x y z ry
+      calib/0000.txt             P0..P3, R_rect, Tr_velo_cam, Tr_imu_velo (tracking key spelling)
+      velodyne/0000/000000.bin   float32 N x 4 LiDAR-frame points (when known)
+      image_02/0000/000000.png   camera images (when ``media`` / ``images`` is given)
+      mapping.json               sequence -> dataset_id, frame -> file_id, track_id -> label_id
+      report.json
+
+Everything about a row's numbers (camera frame, dimensions, location, rotation_y, alpha, 2D box,
+occlusion, objects outside the image, category map) is as in :mod:`converters.kitti`; this module
+changes only what the tracking benchmark does differently:
+
+- Sequences: the frames of one ``dataset_id``, in the order of :func:`converters.kitti.layout`;
+  ``frame`` is the 0-based position in the sequence (every frame counts, labelled or not).
+- ``track_id``: Deepen's track number (``Cuboids.track``, parsed from ``label_id`` such as
+  ``car:4``) when it names one label in the sequence. Deepen numbers tracks per category, so
+  ``car:1`` and ``truck:1`` collide: then, and for labels without a number, the label gets the
+  next free id (in order of first appearance) and the change is reported. ``mapping.json`` lists
+  every ``track_id -> label_id``.
+- ``truncated`` is an integer as in the tracking ground truth: 0 in the image, 1 partly outside,
+  2 not in the image at all (kept objects; the tracking devkit's "ignored" value).
+- ``DontCare`` rows (categories mapped to ``DontCare``) get ``track_id -1`` and, with
+  ``dontcare_style="gt"`` (default), the 3D slots of the real ground truth
+  (``-1000 -1000 -1000 -10 -1 -1 -1``, formats.md §3.4); ``"devkit"`` writes the
+  ``writeLabels.m`` defaults (``-1 -1 -1 -1000 -1000 -1000 -10``).
+- Numbers have 6 decimals (as the ground truth; ``precision``).
+- Calibration is written once per sequence from its first frame; a sequence whose LiDAR -> camera
+  transform changes between frames is reported.
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Boxes, Frames, LabelSet
+>>> frames = Frames.from_columns(file_id=["0.png", "1.png"], width=[100, 100], height=[50, 50])
+>>> boxes = Boxes.from_columns(frame=[0, 1], category=[0, 0], label_id=["car:3", "car:3"],
+...                            xyxy=[[10, 5, 30, 25], [12, 5, 32, 25]])
+>>> out = tempfile.mkdtemp() + "/t"
+>>> _ = write(LabelSet(frames=frames, categories=("car",), boxes=boxes), out, precision=2)
+>>> print(Path(out, "label_02", "0000.txt").read_text(), end="")
+0 3 Car 0 -1 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
+1 3 Car 0 -1 -10.00 12.00 5.00 32.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from converters import kitti
+from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from deepen_export.errors import ConversionError
+from deepen_export.model import LabelSet
+from deepen_export.report import Report
+
+__all__ = ["read", "write"]
+
+FORMAT = "kitti_tracking"
+Array = npt.NDArray[Any]
+
+_GT_DONTCARE_3D = np.array([-1000.0, -1000.0, -1000.0, -10.0, -1.0, -1.0, -1.0])
+_DEVKIT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])
+
+
+def _track_ids(
+    labels: LabelSet, rows: kitti.Rows, seq_of_row: Array, report: Report
+) -> tuple[Array, dict[int, dict[int, str]]]:
+    """Track id per row (-1 for DontCare) and ``{sequence: {track_id: label_id}}``."""
+    tid = np.full(len(rows.frame), -1, dtype=np.int64)
+    table: dict[int, dict[int, str]] = {}
+    care = rows.type != "DontCare"
+    for s in np.unique(seq_of_row[care]).tolist():
+        sel = np.flatnonzero(care & (seq_of_row == s))
+        lid = rows.label_id[sel].astype(str)
+        uniq, first, inv = np.unique(lid, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # labels in order of first appearance
+        track = rows.track[sel][first]
+        # the first label carrying a Deepen track number keeps it; later ones are renumbered
+        t_ord = track[order]
+        _, first_use = np.unique(t_ord, return_index=True)
+        keep_ord = np.zeros(len(order), dtype=bool)
+        keep_ord[first_use] = True
+        keep_ord &= t_ord >= 0
+        ok = np.zeros(len(uniq), dtype=bool)
+        ok[order] = keep_ord
+        new = track.copy()
+        start = int(track[ok].max()) + 1 if ok.any() else 0
+        redo = order[~keep_ord]
+        new[redo] = start + np.arange(len(redo))
+        tid[sel] = new[inv]
+        table[s] = {int(new[j]): str(uniq[j]) for j in order.tolist()}
+        for j in np.flatnonzero(~ok).tolist():
+            r = sel[first[j]]
+            why = (
+                "has no track number"
+                if track[j] < 0
+                else f"shares track {track[j]} with another label"
+            )
+            report.add(
+                "changed",
+                f"{why} in its sequence: track_id {new[j]}",
+                file_id=str(rows.file_id[r]),
+                label_id=str(rows.label_id[r]),
+                kind=str(rows.kind[r]),
+            )
+    return tid, table
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    camera: str | None = kitti.DEFAULT_CAMERA,
+    outside: kitti.Outside = "keep",
+    category_map: Mapping[str, str | None] | str | None = None,
+    occlusion_attribute: str | None = None,
+    occlusion_map: Mapping[str, int] | str | None = None,
+    assume_identity_pose: bool = False,
+    tilt_tolerance: float = 5.0,
+    precision: int = 6,
+    dontcare_style: Literal["gt", "devkit"] = "gt",
+    box_source: kitti.BoxSource = "projection",
+    velodyne: bool | None = None,
+    media: str | os.PathLike[str] | None = None,
+    images: str | os.PathLike[str] | None = None,
+) -> Report:
+    """Write ``labels`` as KITTI tracking sequences under ``dest``.
+
+    Options are those of :func:`converters.kitti.write` (including ``box_source``), plus
+    ``dontcare_style`` (module docstring); ``precision`` defaults to 6 decimals.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.png"]), categories=("dontcare",),
+    ...               boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["dontcare:1"],
+    ...                                        xyxy=[[1, 2, 3, 4]]))
+    >>> out = tempfile.mkdtemp() + "/t"
+    >>> _ = write(ls, out, category_map={"dontcare": "DontCare"}, precision=2)
+    >>> print(Path(out, "label_02", "0000.txt").read_text(), end="")
+    0 -1 DontCare -1 -1 -10.00 1.00 2.00 3.00 4.00 -1000.00 -1000.00 -1000.00 -10.00 -1.00 -1.00 -1.00
+    """
+    if dontcare_style not in ("gt", "devkit"):
+        raise ValueError(f"dontcare_style must be 'gt' or 'devkit', got {dontcare_style!r}")
+    report = Report(FORMAT)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    lay, cal, rows = kitti.build_rows(
+        labels,
+        camera=camera,
+        outside=outside,
+        category_map=category_map,
+        occlusion_attribute=occlusion_attribute,
+        occlusion_map=occlusion_map,
+        assume_identity_pose=assume_identity_pose,
+        tilt_tolerance=tilt_tolerance,
+        report=report,
+        fmt=FORMAT,
+        box_source=box_source,
+    )
+    if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
+        camera = None
+    seq, fno, datasets = kitti.sequences(labels, lay)
+    tid, tracks = _track_ids(labels, rows, seq[rows.frame], report)
+    values = rows.values.copy()
+    values[:, kitti.TRUNC] = rows.state
+    dc = rows.type == "DontCare"
+    values[dc, kitti.TRUNC] = -1
+    values[dc, kitti.OCC] = -1
+    values[dc, kitti.ALPHA] = -10
+    values[dc, kitti.H :] = _GT_DONTCARE_3D if dontcare_style == "gt" else _DEVKIT_3D
+    p = f"%.{precision}f"
+    lines = kitti.format_rows(
+        [fno[rows.frame], tid, rows.type.astype(str), *values.T],
+        ["%d", "%d", "%s", "%d", "%d"] + [p] * 12,
+    )
+    row_seq = seq[rows.frame]
+    n_seq = len(datasets)
+    texts = kitti.group_text(row_seq, lines, n_seq)
+    fr = labels.frames
+    media_src = kitti.Media(media if media is not None else images)
+    try:
+        with atomic_dir(dest) as tmp:
+            (tmp / "label_02").mkdir()
+            for s, text in enumerate(texts):
+                (tmp / "label_02" / f"{s:04d}.txt").write_text(text, encoding="utf-8")
+                report.files.append(f"label_02/{s:04d}.txt")
+            first = np.searchsorted(seq, np.arange(n_seq))
+            if cal is not None:
+                (tmp / "calib").mkdir()
+                tr = kitti.velo_to_cam(cal)
+                calib = kitti.calib_text(cal)
+                for s in range(n_seq):
+                    text = calib[first[s]].replace("R0_rect:", "R_rect")
+                    text = text.replace("Tr_velo_to_cam:", "Tr_velo_cam")
+                    text = text.replace("Tr_imu_to_velo:", "Tr_imu_velo")
+                    (tmp / "calib" / f"{s:04d}.txt").write_text(text, encoding="utf-8")
+                    report.files.append(f"calib/{s:04d}.txt")
+                    sel = seq == s
+                    if np.abs(tr[sel] - tr[first[s]]).max() > 1e-6:
+                        report.add(
+                            "changed",
+                            f"LiDAR -> camera transform varies within sequence {s:04d}; "
+                            "calib holds its first frame's",
+                            file_id=str(fr.file_id[lay.rows[first[s]]]),
+                        )
+                pts = kitti.lidar_points(labels, lay, cal) if velodyne is not False else {}
+                for i, data in sorted(pts.items()):
+                    rel = f"velodyne/{seq[i]:04d}/{fno[i]:06d}.bin"
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / rel).write_bytes(data.astype("<f4").tobytes())
+                    report.files.append(rel)
+            sources = [
+                str(cal.image_path[i]) if cal is not None else str(fr.file_id[lay.rows[i]])
+                for i in range(len(lay.rows))
+            ]
+            if media_src.path is not None:
+                for i, src in enumerate(sources):
+                    rel = f"image_02/{seq[i]:04d}/{fno[i]:06d}{kitti.image_ext(src)}"
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    if media_src.copy(src, tmp / rel):
+                        report.files.append(rel)
+                    else:
+                        report.add(
+                            "skipped",
+                            f"image {src!r} not found in {media_src.path}",
+                            file_id=str(fr.file_id[lay.rows[i]]),
+                        )
+            mapping = {
+                "format": FORMAT,
+                "camera": camera if lay.three_d else None,
+                "sequences": [
+                    {
+                        "sequence": f"{s:04d}",
+                        "dataset_id": datasets[s],
+                        "tracks": {str(k): v for k, v in sorted(tracks.get(s, {}).items())},
+                    }
+                    for s in range(n_seq)
+                ],
+                "frames": [
+                    {
+                        "kitti": f"{seq[i]:04d}/{fno[i]:06d}",
+                        "dataset_id": str(fr.dataset_id[r]),
+                        "file_id": str(fr.file_id[r]),
+                        "sensor_id": str(fr.sensor_id[r]),
+                        "image": sources[i],
+                        "width": int(cal.width[i]) if cal is not None else int(fr.width[r]),
+                        "height": int(cal.height[i]) if cal is not None else int(fr.height[r]),
+                    }
+                    for i, r in enumerate(lay.rows.tolist())
+                ],
+            }
+            dump_json(mapping, tmp / "mapping.json", indent=1)
+            report.files.append("mapping.json")
+            report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
+            finish(report, tmp)
+    finally:
+        media_src.close()
+    return report
+
+
+def read(
+    source: str | os.PathLike[str],
+    /,
+    *,
+    category_map: Mapping[str, str] | str | None = None,
+    frame: Literal["lidar", "camera"] = "lidar",
+) -> LabelSet:
+    """Read a KITTI tracking folder back (``label_02`` + optional ``calib``, ``mapping.json``).
+
+    Like :func:`converters.kitti.read`; label ids are ``<category>:<track_id>`` (the original
+    Deepen label id when ``mapping.json`` lists it), and every sequence's frames are numbered up
+    to its last labelled frame (or all frames listed in ``mapping.json``). ``truncated`` and
+    ``occluded`` are accepted as integers or floats.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.png"]), categories=("car",),
+    ...               boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:7"],
+    ...                                        xyxy=[[1, 2, 3, 4]]))
+    >>> out = tempfile.mkdtemp() + "/t"
+    >>> _ = write(ls, out)
+    >>> read(out).boxes.label_id.tolist()
+    ['car:7']
+    """
+    root = Path(source)
+    label_dir = root / "label_02"
+    if not label_dir.is_dir():
+        raise ConversionError(f"{root} has no label_02 folder", format=FORMAT)
+    mapping_path = root / "mapping.json"
+    mapping = json.loads(mapping_path.read_text("utf-8")) if mapping_path.is_file() else {}
+    info = {m["kitti"]: m for m in mapping.get("frames", [])}
+    track_names = {
+        (m["sequence"], int(k)): v
+        for m in mapping.get("sequences", [])
+        for k, v in m.get("tracks", {}).items()
+    }
+    camera = str(mapping.get("camera") or kitti.DEFAULT_CAMERA)
+    stems: list[str] = []
+    parts = []
+    calibs: list[dict[str, Array] | None] = []
+    for p in sorted(label_dir.glob("*.txt")):
+        types, values = kitti.parse_lines(p.read_text("utf-8").splitlines(), 2)
+        fno = values[:, 14].astype(np.int64)
+        track = values[:, 15].astype(np.int64)
+        listed = [k for k in info if k.startswith(p.stem + "/")]
+        n_frames = max(len(listed), int(fno.max()) + 1 if len(fno) else 0)
+        base = len(stems)
+        stems += [f"{p.stem}/{i:06d}" for i in range(n_frames)]
+        cpath = root / "calib" / f"{p.stem}.txt"
+        cal = kitti.parse_calib(cpath.read_text("utf-8")) if cpath.is_file() else None
+        calibs += [cal] * n_frames
+        parts.append((p.stem, types, values[:, :14], base + fno, track))
+    types = np.concatenate([x[1] for x in parts]) if parts else np.zeros(0, dtype=object)
+    values = np.concatenate([x[2] for x in parts]) if parts else np.zeros((0, 14))
+    frames_of = np.concatenate([x[3] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
+    track = np.concatenate([x[4] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
+    seq_names = [x[0] for x in parts for _ in range(len(x[1]))]
+    names = [track_names.get((sq, int(k))) for sq, k in zip(seq_names, track.tolist(), strict=True)]
+    ls = kitti.rows_to_labelset(
+        stems, info, camera, types, values, frames_of, calibs, category_map, frame, track, names
+    )
+    return ls.replace(meta={"source_format": FORMAT})

@@ -1,0 +1,236 @@
+"""nuScenes-style lidarseg: ``lidarseg/<token>_lidarseg.bin`` (uint8 per point) + tables.
+
+Output layout::
+
+    dest/
+      lidarseg/<token>_lidarseg.bin   one uint8 class index per point, in the frame's point order
+      lidarseg.json                   [{token, sample_data_token, filename, dataset_id, file_id}]
+      category.json                   [{token, name, description, index}]
+      report.json
+
+As in nuScenes (``docs/instructions_lidarseg.md``) a point's byte is the ``index`` of its
+category in ``category.json``. Index 0 is ``noise`` and holds Deepen's unpainted points; our
+categories get 1, 2, ... in category order unless ``label_map`` (dict, JSON object or YAML/JSON
+file path: name -> index in 1..255) sets them (unlisted names take the next free indices).
+More than 255 categories cannot be held (ConversionError).
+
+Tokens are the 32-hex MD5 of ``"<dataset_id>/<file_id>"`` (``sample_data_token`` is the same
+value: there is no nuScenes sample table to point to), stable across exports. Instance ids are
+not part of lidarseg; frames that carry them are reported (use SemanticKITTI for instances).
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+>>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 3], category=[1, -1, 0])
+>>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), categories=("car", "road"),
+...               point_segmentation=seg)
+>>> out = tempfile.mkdtemp() + "/ls"
+>>> _ = write(ls, out)
+>>> entry = json.loads(Path(out, "lidarseg.json").read_text())[0]
+>>> np.fromfile(Path(out, entry["filename"]), dtype=np.uint8).tolist()
+[2, 0, 1]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from converters.semantickitti import load_map
+from deepen_export.errors import ConversionError
+from deepen_export.model import Frames, LabelSet, PointSegmentation
+from deepen_export.report import Report
+
+__all__ = ["read", "token", "write"]
+
+FORMAT = "lidarseg"
+NOISE = "noise"
+Array = npt.NDArray[Any]
+
+
+def token(*parts: str) -> str:
+    """A stable 32-hex token of ``parts`` joined by ``/`` (MD5).
+
+    Examples
+    --------
+    >>> token("ds", "0.pcd")  # = md5sum of "ds/0.pcd"
+    'ea25885924bc7c2c592ae6983450bf8e'
+    """
+    return hashlib.md5("/".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def class_indices(categories: tuple[str, ...], label_map: dict[str, int]) -> Array:
+    """``uint8`` index of every category code (module docstring for the rule)."""
+    out = np.zeros(len(categories), dtype=np.int64)
+    taken = {0, *label_map.values()}
+    nxt = 1
+    for i, name in enumerate(categories):
+        if name in label_map:
+            out[i] = label_map[name]
+            continue
+        while nxt in taken:
+            nxt += 1
+        out[i] = nxt
+        taken.add(nxt)
+    if len(out) and (out.min() < 1 or out.max() > 255):
+        raise ConversionError(
+            f"lidarseg indices must be in 1..255; {len(categories)} categories with label_map "
+            f"{label_map} do not fit",
+            format=FORMAT,
+        )
+    return out
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    label_map: Mapping[str, int] | str | os.PathLike[str] | None = None,
+) -> Report:
+    """Write the point segmentation of ``labels`` as nuScenes-style lidarseg files under ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        With ``point_segmentation``.
+    dest : path
+        Output folder, replaced as a whole.
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with the other label kinds.
+    label_map : dict, JSON str or path
+        Category name -> index overrides (module docstring).
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+    >>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 1], category=[0])
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), categories=("car",),
+    ...               point_segmentation=seg)
+    >>> out = tempfile.mkdtemp() + "/ls"
+    >>> write(ls, out).written
+    {'frames': 1, 'points': 1}
+    >>> [c["name"] for c in json.loads(Path(out, "category.json").read_text())]
+    ['noise', 'car']
+    """
+    report = Report(FORMAT)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    idx = class_indices(labels.categories, load_map(label_map))
+    seg = labels.point_segmentation
+    data = np.concatenate([[0], idx])[seg.category.astype(np.int64) + 1].astype(np.uint8)
+    fr = labels.frames
+    has_inst = np.add.reduceat(seg.instance >= 0, seg.offsets[:-1]) if len(seg.instance) else None
+    entries = []
+    with atomic_dir(dest) as tmp:
+        (tmp / "lidarseg").mkdir()
+        for i, row in enumerate(seg.frame.tolist()):
+            tok = token(str(fr.dataset_id[row]), str(fr.file_id[row]))
+            rel = f"lidarseg/{tok}_lidarseg.bin"
+            (tmp / rel).write_bytes(data[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
+            report.files.append(rel)
+            entries.append(
+                {
+                    "token": tok,
+                    "sample_data_token": tok,
+                    "filename": rel,
+                    "dataset_id": str(fr.dataset_id[row]),
+                    "file_id": str(fr.file_id[row]),
+                }
+            )
+            a, b = seg.offsets[i], seg.offsets[i + 1]
+            if has_inst is not None and a < b and has_inst[i] > 0:
+                report.add(
+                    "dropped",
+                    "lidarseg holds classes only: this frame's instance ids are not written",
+                    file_id=str(fr.file_id[row]),
+                    kind="point_segmentation",
+                )
+        order = np.argsort(idx, kind="stable")
+        cats = [
+            {
+                "token": token("category", NOISE),
+                "name": NOISE,
+                "description": "unpainted in Deepen",
+                "index": 0,
+            }
+        ]
+        cats += [
+            {
+                "token": token("category", labels.categories[j]),
+                "name": labels.categories[j],
+                "description": "",
+                "index": int(idx[j]),
+            }
+            for j in order.tolist()
+        ]
+        dump_json(entries, tmp / "lidarseg.json", indent=1)
+        dump_json(cats, tmp / "category.json", indent=1)
+        report.files += ["lidarseg.json", "category.json"]
+        report.written = {"frames": len(entries), "points": len(data)}
+        finish(report, tmp)
+    return report
+
+
+def read(source: str | os.PathLike[str], /) -> LabelSet:
+    """Read lidarseg files back through ``lidarseg.json`` and ``category.json``.
+
+    Index 0 (``noise``) becomes an unpainted point (-1); frames are named by the ``file_id``
+    recorded in ``lidarseg.json`` (else the token).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+    >>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 2], category=[0, -1])
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), categories=("car",),
+    ...               point_segmentation=seg)
+    >>> out = tempfile.mkdtemp() + "/ls"
+    >>> _ = write(ls, out)
+    >>> read(out).point_segmentation.category.tolist()
+    [0, -1]
+    """
+    root = Path(source)
+    index_path, cat_path = root / "lidarseg.json", root / "category.json"
+    if not index_path.is_file() or not cat_path.is_file():
+        raise ConversionError(f"{root} has no lidarseg.json / category.json", format=FORMAT)
+    entries = json.loads(index_path.read_text("utf-8"))
+    cats = sorted(json.loads(cat_path.read_text("utf-8")), key=lambda c: int(c["index"]))
+    named = [c for c in cats if int(c["index"]) != 0]
+    lut = np.full(256, -1, dtype=np.int32)
+    lut[[int(c["index"]) for c in named]] = np.arange(len(named))
+    raw = [np.fromfile(root / e["filename"], dtype=np.uint8) for e in entries]
+    counts = np.array([len(r) for r in raw], dtype=np.int64)
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    flat = np.concatenate(raw) if raw else np.zeros(0, dtype=np.uint8)
+    frames = Frames.from_columns(
+        file_id=[e.get("file_id", e["token"]) for e in entries],
+        dataset_id=[e.get("dataset_id", "") for e in entries],
+        sensor_id=["lidar"] * len(entries),
+    )
+    seg = PointSegmentation.from_columns(
+        frame=np.arange(len(entries)), offsets=offsets, category=lut[flat]
+    )
+    return LabelSet(
+        frames=frames,
+        categories=tuple(str(c["name"]) for c in named),
+        point_segmentation=seg,
+        meta={"source_format": FORMAT},
+    )

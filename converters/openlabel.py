@@ -1,0 +1,981 @@
+"""ASAM OpenLABEL 1.0.0 JSON: one file per Deepen dataset.
+
+Output layout::
+
+    dest/
+      <dataset_id>.json     {"openlabel": {...}} (``openlabel.json`` when the dataset id is empty)
+      report.json
+
+What goes where
+    - ``metadata``: ``schema_version "1.0.0"``, ``annotator "deepen-export"``, ``name`` = the
+      dataset id, and ``categories`` (our category list, so a reader keeps their order).
+    - ``frames``: numbered 0, 1, ... per dataset: the LiDAR frames in sequence order for 3D
+      datasets (camera labels of a LiDAR frame belong to its frame), the images for image
+      datasets (:func:`converters.kitti.layout` order). ``frame_properties.streams`` gives each
+      frame's file: the LiDAR ``file_id`` and each camera's image path; ``timestamp`` the device
+      pose's; ``transforms.lidar_to_world`` the device pose (LiDAR -> world, quaternion
+      ``x, y, z, w`` + translation); ``camera_k_to_lidar`` appears in a frame only where a camera's
+      mounting differs from the static one.
+    - ``coordinate_systems`` (3D): ``world`` (root, the frame of Deepen's labels) -> ``lidar``
+      -> ``camera_k``; ``pose_wrt_parent`` is child -> parent (VCD's convention ``pose_src_wrt_dst
+      = transform_src_to_dst``), static values from the dataset's first frame. Image datasets get
+      one root coordinate system per sensor.
+    - ``streams``: ``lidar`` (type lidar) and every camera (type camera) with
+      ``intrinsics_pinhole`` (``camera_matrix`` 3x4 row-major ``[fx 0 cx 0; 0 fy cy 0; 0 0 1 0]``,
+      ``distortion_coeffs`` = Deepen's ``k1 k2 p1 p2 k3 k4``, OpenCV order) or, for fisheye /
+      mod_kannala cameras, ``intrinsics_fisheye`` (``lens_coeffs`` = ``k1 k2 k3 k4``, plus
+      ``model`` naming Deepen's camera model: the Kannala-Brandt coefficients are not VCD's own
+      fisheye polynomial).
+    - ``objects``: one per Deepen label id of a dataset (a track across frames: the cuboid and the
+      camera boxes of ``car:1`` are one object), ``name`` = label id, ``type`` = category. Keys
+      are ``"0"``, ``"1"``, ... in order of first appearance (``uids="uuid"``: a UUID5 of dataset
+      id and label id, stable across exports). ``frame_intervals`` are the closed runs of frames
+      holding the object; ``object_data_pointers`` list every data name with its type, frames
+      and attribute types.
+    - Geometry, per frame in ``frames[f].objects[uid].object_data``:
+
+      ============  ===========  ===============================================================
+      kind          type / name  ``val``
+      ============  ===========  ===============================================================
+      cuboids       cuboid       ``x y z qx qy qz qw sx sy sz`` (centre, quaternion scalar last,
+                    ``cuboid``   sizes l w h along the box axes); ``coordinate_system`` world or
+                                 lidar (``cuboid_frame``)
+      boxes         bbox         ``cx cy w h``, **centre**-based (OpenLABEL), pixel-corner
+                    ``bbox``     coordinates of the model; ``coordinate_system`` = sensor
+      polygons      poly2d       one closed ``MODE_POLY2D_ABSOLUTE`` entry per ring, in Deepen's
+                    ``polygon``  order; holes follow the model's even-odd rule
+      polylines     poly2d       one open entry per part; the name is Deepen's label type
+                    ``lane`` /
+                    ``polyline``
+      points        point2d      one entry per point, ``id`` = its index
+      polylines3d   poly3d       open, per part, ``polyline3d``
+      polygons3d    poly3d       closed, per ring, ``polygon3d``
+      points3d      point3d      per point, ``point3d``
+      ============  ===========  ===============================================================
+
+      Deepen attributes ride on each entry as ``attributes``: ``boolean`` for booleans, ``num``
+      for numbers, ``text`` otherwise (non-scalar values as their JSON text).
+    - Scene labels become ``contexts`` with their attributes as ``context_data``.
+
+Labels with non-finite coordinates are reported and left out (JSON has no NaN).
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Boxes, Frames, LabelSet
+>>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"], sensor_id=["sensor1"]),
+...               categories=("car",), boxes=Boxes.from_columns(
+...                   frame=[0], category=[0], label_id=["car:1"], xyxy=[[10, 20, 30, 60]]))
+>>> out = tempfile.mkdtemp() + "/ol"
+>>> _ = write(ls, out)
+>>> doc = json.loads(Path(out, "openlabel.json").read_text())["openlabel"]
+>>> doc["frames"]["0"]["objects"]["0"]["object_data"]["bbox"][0]["val"]
+[20.0, 40.0, 20.0, 40.0]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from converters import kitti
+from converters._base import (
+    OnUnsupported,
+    apply_policy,
+    atomic_dir,
+    dump_json,
+    finish,
+    record,
+    safe_path,
+)
+from deepen_export.errors import ConversionError
+from deepen_export.geometry import spatial as sp
+from deepen_export.model import (
+    Boxes,
+    Cameras,
+    Cuboids,
+    Frames,
+    LabelSet,
+    Points,
+    Points3D,
+    Polygons,
+    Polygons3D,
+    Polylines,
+    Polylines3D,
+    Poses,
+    Scenes,
+)
+from deepen_export.report import Report
+
+__all__ = ["SCHEMA_VERSION", "read", "write"]
+
+FORMAT = "openlabel"
+SCHEMA_VERSION = "1.0.0"
+Array = npt.NDArray[Any]
+_UID_NS = uuid.UUID("6f1c9a34-2b7e-5d7a-9c1e-0d3e5e2a4b10")
+_3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d")
+
+
+# -- frames -----------------------------------------------------------------------------
+
+
+def _frames(labels: LabelSet) -> tuple[Array, Array, list[str], list[Array], bool]:
+    """``(seq_of_row, frame_of_row, datasets, base rows per sequence, three_d)``."""
+    three_d = bool(len(labels.poses) or any(len(labels.table(k)) for k in _3D_KINDS))
+    lay = kitti.layout(labels, three_d=three_d)
+    seq, fno, datasets = kitti.sequences(labels, lay)
+    n = len(labels.frames)
+    seq_of_row = np.full(n, -1, dtype=np.int64)
+    frame_of_row = np.full(n, -1, dtype=np.int64)
+    ok = lay.position >= 0
+    seq_of_row[ok] = seq[lay.position[ok]]
+    frame_of_row[ok] = fno[lay.position[ok]]
+    bases = [lay.rows[seq == s] for s in range(len(datasets))]
+    return seq_of_row, frame_of_row, datasets, bases, three_d
+
+
+def _intervals(frames: list[int]) -> list[dict[str, int]]:
+    f = np.unique(np.asarray(frames, dtype=np.int64))
+    if not len(f):
+        return []
+    breaks = np.flatnonzero(np.diff(f) > 1)
+    starts = np.r_[f[0], f[breaks + 1]]
+    ends = np.r_[f[breaks], f[-1]]
+    return [{"frame_start": int(a), "frame_end": int(b)} for a, b in zip(starts, ends, strict=True)]
+
+
+def _attributes(rec: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for k, v in rec.items():
+        if isinstance(v, bool):
+            out.setdefault("boolean", []).append({"name": k, "val": v})
+        elif isinstance(v, (int, float)) and math.isfinite(v):
+            out.setdefault("num", []).append({"name": k, "val": v})
+        else:
+            out.setdefault("text", []).append({"name": k, "val": str(v)})
+    return out
+
+
+def _pose(position: Array, quat: Array) -> dict[str, list[float]]:
+    return {"quaternion": (quat + 0.0).tolist(), "translation": (position + 0.0).tolist()}
+
+
+# -- geometry entries ---------------------------------------------------------------------
+
+
+def _flat(coords: Array, offsets: Array) -> list[list[float]]:
+    flat = coords.reshape(-1).tolist()
+    d = coords.shape[1]
+    return [
+        flat[a * d : b * d]
+        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+    ]
+
+
+def _entries(
+    labels: LabelSet, kind: str, cuboid_frame: str, report: Report
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(row, type, entry)`` per geometry entry of table ``kind`` (entry without attributes)."""
+    t: Any = labels.table(kind)
+    fr = labels.frames
+    out: list[tuple[int, str, dict[str, Any]]] = []
+    if kind == "cuboids":
+        cub: Cuboids = labels.cuboids
+        center, quat = cub.center, sp.quat_normalize(cub.quat)
+        cs = cub.frame_of_reference
+        if cuboid_frame == "lidar" and cs == "world":
+            center, quat = _to_lidar(labels, cub.frame, center, quat)
+            cs = "lidar"
+        vals = np.column_stack([center, quat, cub.size])
+        bad = ~np.isfinite(vals).all(axis=1)
+        record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
+        for i, v in enumerate(vals.tolist()):
+            if not bad[i]:
+                out.append((i, "cuboid", {"name": "cuboid", "val": v, "coordinate_system": cs}))
+        return out
+    if kind == "boxes":
+        b: Boxes = labels.boxes
+        x0, y0, x1, y1 = b.xyxy.T
+        vals = np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+        bad = ~np.isfinite(vals).all(axis=1)
+        record(report, labels, kind, bad, "dropped", "non-finite box values")
+        for i, v in enumerate(vals.tolist()):
+            if not bad[i]:
+                out.append(
+                    (
+                        i,
+                        "bbox",
+                        {
+                            "name": "bbox",
+                            "val": v,
+                            "coordinate_system": str(fr.sensor_id[b.frame[i]]),
+                        },
+                    )
+                )
+        return out
+    coords = t.coords
+    if kind in ("polylines3d", "polygons3d", "points3d") and cuboid_frame == "lidar":
+        owner = _owner_of_vertex(t)
+        coords = _points_to_lidar(labels, t.frame[owner], coords)
+    finite_v = np.isfinite(coords).all(axis=1)
+    owner = _owner_of_vertex(t)
+    bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0
+    record(report, labels, kind, bad, "dropped", "non-finite coordinates")
+    if kind in ("points", "points3d"):
+        dtype, name = ("point2d", "point") if kind == "points" else ("point3d", "point3d")
+        per = coords.tolist()
+        for i, (a, b_) in enumerate(
+            zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)
+        ):
+            if bad[i]:
+                continue
+            cs = _cs(labels, kind, i)
+            for j in range(a, b_):
+                out.append(
+                    (i, dtype, {"name": name, "val": per[j], "id": j - a, "coordinate_system": cs})
+                )
+        return out
+    inner = t.ring_offsets if kind in ("polygons", "polygons3d") else t.part_offsets
+    parts = _flat(coords, inner)
+    closed = kind in ("polygons", "polygons3d")
+    for i, (a, b_) in enumerate(zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)):
+        if bad[i]:
+            continue
+        cs = _cs(labels, kind, i)
+        if kind == "polygons":
+            dtype, name = "poly2d", "polygon"
+        elif kind == "polylines":
+            dtype, name = "poly2d", str(labels.polylines.label_type[i])
+        else:
+            dtype, name = "poly3d", ("polygon3d" if closed else "polyline3d")
+        for j in range(a, b_):
+            e: dict[str, Any] = {"name": name, "val": parts[j], "closed": closed}
+            if dtype == "poly2d":
+                e["mode"] = "MODE_POLY2D_ABSOLUTE"
+            e["coordinate_system"] = cs
+            out.append((i, dtype, e))
+    return out
+
+
+def _cs(labels: LabelSet, kind: str, i: int) -> str:
+    if kind in ("polylines3d", "polygons3d", "points3d"):
+        return "world"
+    t: Any = labels.table(kind)
+    return str(labels.frames.sensor_id[t.frame[i]])
+
+
+def _owner_of_vertex(t: Any) -> Array:
+    if hasattr(t, "ring_offsets") or hasattr(t, "part_offsets"):
+        inner = t.ring_offsets if hasattr(t, "ring_offsets") else t.part_offsets
+        part_owner = np.repeat(np.arange(len(t)), np.diff(t.offsets))
+        return np.repeat(part_owner, np.diff(inner))
+    return np.repeat(np.arange(len(t)), np.diff(t.offsets))
+
+
+def _pose_rows(labels: LabelSet, frames: Array) -> tuple[Array, Array]:
+    pose_of = np.full(len(labels.frames), -1, dtype=np.int64)
+    pose_of[labels.poses.frame] = np.arange(len(labels.poses))
+    fr = labels.frames
+    # camera rows share their LiDAR frame's pose
+    lay = kitti.layout(labels, three_d=True)
+    base = lay.rows[np.maximum(lay.position[frames], 0)]
+    pi = pose_of[base]
+    if np.any(pi < 0):
+        ids = ", ".join(sorted({str(fr.file_id[r]) for r in base[pi < 0]})[:5])
+        raise ConversionError(
+            f"{FORMAT}: cuboid_frame='lidar' needs the device pose of {ids}", format=FORMAT
+        )
+    return labels.poses.position[pi], labels.poses.quat[pi]
+
+
+def _to_lidar(labels: LabelSet, frames: Array, center: Array, quat: Array) -> tuple[Array, Array]:
+    pos, q = _pose_rows(labels, frames)
+    return sp.cuboids_to_sensor(center, quat, pos, q)
+
+
+def _points_to_lidar(labels: LabelSet, frames: Array, coords: Array) -> Array:
+    pos, q = _pose_rows(labels, frames)
+    return sp.to_sensor(coords, pos, q)
+
+
+# -- write ------------------------------------------------------------------------------
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    cuboid_frame: Literal["world", "lidar"] = "world",
+    uids: Literal["int", "uuid"] = "int",
+    indent: int | None = None,
+) -> Report:
+    """Write ``labels`` as OpenLABEL 1.0.0 JSON, one file per dataset, under ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Any vector labels, scenes and calibration.
+    dest : path
+        Output folder, replaced as a whole.
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with point segmentation and 2D masks (not held).
+    cuboid_frame : {"world", "lidar"}
+        Coordinate system of cuboids and 3D vectors: Deepen's world frame as given, or each
+        frame's LiDAR frame (needs the device poses).
+    uids : {"int", "uuid"}
+        Object keys: ``"0", "1", ...`` by first appearance, or UUID5s of dataset id and label id.
+    indent : int, optional
+        Pretty-print with this indent (default compact).
+
+    Returns
+    -------
+    Report
+    """
+    if cuboid_frame not in ("world", "lidar"):
+        raise ValueError(f"cuboid_frame must be 'world' or 'lidar', got {cuboid_frame!r}")
+    if uids not in ("int", "uuid"):
+        raise ValueError(f"uids must be 'int' or 'uuid', got {uids!r}")
+    report = Report(FORMAT)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    seq_of_row, frame_of_row, datasets, bases, three_d = _frames(labels)
+    docs = [
+        _skeleton(labels, s, d, bases[s], frame_of_row, three_d) for s, d in enumerate(datasets)
+    ]
+    # objects: all geometry entries, grouped by (sequence, label id)
+    objects: list[dict[str, Any]] = [{} for _ in datasets]
+    obj_frames: list[dict[str, list[int]]] = [defaultdict(list) for _ in datasets]
+    pointers: list[dict[str, dict[str, Any]]] = [defaultdict(dict) for _ in datasets]
+    entries_all = []
+    for kind in (
+        "cuboids",
+        "boxes",
+        "polygons",
+        "polylines",
+        "points",
+        "polylines3d",
+        "polygons3d",
+        "points3d",
+    ):
+        t: Any = labels.table(kind)
+        if not len(t):
+            continue
+        attrs = t.attribute_records()
+        for i, dtype, e in _entries(labels, kind, cuboid_frame, report):
+            r = int(t.frame[i])
+            s, f = int(seq_of_row[r]), int(frame_of_row[r])
+            if s < 0:
+                record(
+                    report, labels, kind, [i], "dropped", "frame not part of any exported sequence"
+                )
+                continue
+            if attrs[i]:
+                e["attributes"] = _attributes(attrs[i])
+            lid = str(t.label_id[i])
+            entries_all.append((s, f, lid, str(labels.categories[t.category[i]]), dtype, e))
+    uid_of: list[dict[str, str]] = [{} for _ in datasets]
+    for s, f, lid, cat, dtype, e in entries_all:
+        u = uid_of[s].get(lid)
+        if u is None:
+            u = (
+                str(uuid.uuid5(_UID_NS, f"{datasets[s]}/{lid}"))
+                if uids == "uuid"
+                else str(len(uid_of[s]))
+            )
+            uid_of[s][lid] = u
+            objects[s][u] = {"name": lid, "type": cat}
+        fobj = (
+            docs[s]["frames"]
+            .setdefault(str(f), {})
+            .setdefault("objects", {})
+            .setdefault(u, {"object_data": {}})
+        )
+        fobj["object_data"].setdefault(dtype, []).append(e)
+        obj_frames[s][u].append(f)
+        p = pointers[s][u].setdefault(
+            e["name"], {"type": dtype, "frames": [], "attribute_pointers": {}}
+        )
+        p["frames"].append(f)
+        for atype, items in e.get("attributes", {}).items():
+            for a in items:
+                p["attribute_pointers"][a["name"]] = atype
+    for s in range(len(datasets)):
+        for u, obj in objects[s].items():
+            obj["frame_intervals"] = _intervals(obj_frames[s][u])
+            obj["object_data_pointers"] = {
+                name: {
+                    "type": p["type"],
+                    "frame_intervals": _intervals(p["frames"]),
+                    **(
+                        {"attribute_pointers": dict(sorted(p["attribute_pointers"].items()))}
+                        if p["attribute_pointers"]
+                        else {}
+                    ),
+                }
+                for name, p in pointers[s][u].items()
+            }
+        if objects[s]:
+            docs[s]["objects"] = objects[s]
+    _contexts(labels, docs, seq_of_row, frame_of_row, datasets, report)
+    for doc in docs:
+        doc["frames"] = {k: doc["frames"][k] for k in sorted(doc["frames"], key=int)}
+    names = [f"{d}.json" if d else "openlabel.json" for d in datasets]
+    with atomic_dir(dest) as tmp:
+        for name, doc in zip(names, docs, strict=True):
+            dump_json({"openlabel": doc}, safe_path(tmp, name), indent=indent)
+            report.files.append(name)
+        report.written = {
+            "files": len(docs),
+            "objects": sum(len(o) for o in objects),
+            "frames": sum(len(d["frames"]) for d in docs),
+        }
+        finish(report, tmp)
+    return report
+
+
+def _skeleton(
+    labels: LabelSet, s: int, dataset: str, base: Array, frame_of_row: Array, three_d: bool
+) -> dict[str, Any]:
+    fr = labels.frames
+    doc: dict[str, Any] = {
+        "metadata": {
+            "schema_version": SCHEMA_VERSION,
+            "annotator": "deepen-export",
+            "name": dataset,
+            "categories": list(labels.categories),
+        },
+        "coordinate_systems": {},
+        "streams": {},
+        "frames": {},
+    }
+    cams = labels.cameras
+    rows_in = np.isin(np.arange(len(fr)), base)
+    frames_doc = doc["frames"]
+    for r in base.tolist():
+        frames_doc[str(int(frame_of_row[r]))] = {"frame_properties": {"streams": {}}}
+    n = len(base)
+    doc["frame_intervals"] = [{"frame_start": 0, "frame_end": n - 1}] if n else []
+    if three_d:
+        cs = doc["coordinate_systems"]
+        cs["world"] = {"type": "scene_cs", "parent": "", "children": ["lidar"]}
+        cs["lidar"] = {"type": "sensor_cs", "parent": "world", "children": []}
+        doc["streams"]["lidar"] = {"type": "lidar", "description": "LiDAR frames (file_id)"}
+        pose_of = {int(f): j for j, f in enumerate(labels.poses.frame.tolist())}
+        first_pose = next((pose_of[r] for r in base.tolist() if r in pose_of), None)
+        if first_pose is not None:
+            cs["lidar"]["pose_wrt_parent"] = _pose(
+                labels.poses.position[first_pose], labels.poses.quat[first_pose]
+            )
+        sel = np.flatnonzero(rows_in[cams.frame]) if len(cams) else np.zeros(0, dtype=np.int64)
+        static: dict[str, tuple[Array, Array]] = {}
+        for j in sel.tolist():
+            r, name = int(cams.frame[j]), str(cams.sensor_id[j])
+            props = frames_doc[str(int(frame_of_row[r]))]["frame_properties"]
+            props["streams"][name] = {"uri": str(cams.image_path[j]) or str(fr.file_id[r])}
+            if r not in pose_of:
+                continue
+            p = pose_of[r]
+            t, q = sp.relative_pose(
+                cams.position[j], cams.quat[j], labels.poses.position[p], labels.poses.quat[p]
+            )
+            if name not in static:
+                static[name] = (t, q)
+                cs["lidar"]["children"].append(name)
+                cs[name] = {
+                    "type": "sensor_cs",
+                    "parent": "lidar",
+                    "children": [],
+                    "pose_wrt_parent": _pose(t, q),
+                }
+                doc["streams"][name] = _camera_stream(cams, j)
+            elif (
+                np.abs(t - static[name][0]).max() > 1e-9
+                or np.abs(np.abs(np.dot(q, static[name][1])) - 1) > 1e-12
+            ):
+                props.setdefault("transforms", {})[f"{name}_to_lidar"] = {
+                    "src": name,
+                    "dst": "lidar",
+                    "transform_src_to_dst": _pose(t, q),
+                }
+        for r in base.tolist():
+            props = frames_doc[str(int(frame_of_row[r]))]["frame_properties"]
+            props["streams"] = {
+                "lidar": {"uri": str(fr.file_id[r])},
+                **dict(sorted(props["streams"].items())),
+            }
+            if r in pose_of:
+                p = pose_of[r]
+                ts = float(labels.poses.timestamp[p])
+                if math.isfinite(ts):
+                    props["timestamp"] = ts
+                props.setdefault("transforms", {})
+                props["transforms"] = {
+                    "lidar_to_world": {
+                        "src": "lidar",
+                        "dst": "world",
+                        "transform_src_to_dst": _pose(
+                            labels.poses.position[p], labels.poses.quat[p]
+                        ),
+                    },
+                    **props["transforms"],
+                }
+        # camera sensors with labels but no calibration
+        for r in np.flatnonzero(
+            np.isin(frame_of_row, [int(frame_of_row[b]) for b in base]) & ~rows_in
+        ).tolist():
+            name = str(fr.sensor_id[r])
+            if name.startswith("camera") and name not in doc["streams"]:
+                doc["streams"][name] = {"type": "camera"}
+                cs[name] = {"type": "sensor_cs", "parent": "lidar", "children": []}
+                cs["lidar"]["children"].append(name)
+    else:
+        for r in base.tolist():
+            name = str(fr.sensor_id[r]) or "camera"
+            frames_doc[str(int(frame_of_row[r]))]["frame_properties"]["streams"] = {
+                name: {"uri": str(fr.file_id[r])}
+            }
+            if name not in doc["streams"]:
+                doc["streams"][name] = {"type": "camera"}
+                doc["coordinate_systems"][name] = {
+                    "type": "sensor_cs",
+                    "parent": "",
+                    "children": [],
+                }
+            w, h = int(fr.width[r]), int(fr.height[r])
+            if w > 0 and h > 0 and "stream_properties" not in doc["streams"][name]:
+                doc["streams"][name]["stream_properties"] = {
+                    "intrinsics_custom": {"width_px": w, "height_px": h}
+                }
+    return doc
+
+
+def _camera_stream(cams: Cameras, j: int) -> dict[str, Any]:
+    model = str(cams.model[j])
+    w, h = int(cams.width[j]), int(cams.height[j])
+    size = {"width_px": w, "height_px": h} if w > 0 and h > 0 else {}
+    d = (cams.distortion[j] + 0.0).tolist()
+    if model == "pinhole":
+        k = [
+            float(cams.fx[j]),
+            0.0,
+            float(cams.cx[j]),
+            0.0,
+            0.0,
+            float(cams.fy[j]),
+            float(cams.cy[j]),
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+        ]
+        intr: dict[str, Any] = {**size, "camera_matrix": k, "distortion_coeffs": d}
+        return {"type": "camera", "stream_properties": {"intrinsics_pinhole": intr}}
+    intr = {
+        **size,
+        "focal_length_x": float(cams.fx[j]),
+        "focal_length_y": float(cams.fy[j]),
+        "center_x_px": float(cams.cx[j]),
+        "center_y_px": float(cams.cy[j]),
+        "lens_coeffs": [d[0], d[1], d[4], d[5]],
+        "model": model,
+    }
+    return {"type": "camera", "stream_properties": {"intrinsics_fisheye": intr}}
+
+
+def _contexts(
+    labels: LabelSet,
+    docs: list[dict[str, Any]],
+    seq_of_row: Array,
+    frame_of_row: Array,
+    datasets: list[str],
+    report: Report,
+) -> None:
+    sc: Scenes = labels.scenes
+    if not len(sc):
+        return
+    attrs = sc.attribute_records()
+    ctx: list[dict[str, dict[str, Any]]] = [{} for _ in datasets]
+    frames_of: list[dict[str, list[int]]] = [defaultdict(list) for _ in datasets]
+    for i in range(len(sc)):
+        r = int(sc.frame[i])
+        s, f = int(seq_of_row[r]), int(frame_of_row[r])
+        if s < 0:
+            record(
+                report, labels, "scenes", [i], "dropped", "frame not part of any exported sequence"
+            )
+            continue
+        lid = str(sc.label_id[i])
+        u = next((k for k, v in ctx[s].items() if v["name"] == lid), None)
+        if u is None:
+            u = str(len(ctx[s]))
+            ctx[s][u] = {"name": lid, "type": str(labels.categories[sc.category[i]])}
+        frames_of[s][u].append(f)
+        data = _attributes(attrs[i])
+        fctx = docs[s]["frames"].setdefault(str(f), {}).setdefault("contexts", {})
+        fctx[u] = {"context_data": data} if data else {}
+    for s in range(len(datasets)):
+        for u, c in ctx[s].items():
+            c["frame_intervals"] = _intervals(frames_of[s][u])
+        if ctx[s]:
+            docs[s]["contexts"] = ctx[s]
+
+
+# -- read -------------------------------------------------------------------------------
+
+
+def _attr_values(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for items in (attrs or {}).values():
+        for a in items:
+            if "name" in a:
+                out[str(a["name"])] = a.get("val")
+    return out
+
+
+def _euler_zyx_to_quat(rx: float, ry: float, rz: float) -> Array:
+    qx = np.array([math.sin(rx / 2), 0, 0, math.cos(rx / 2)])
+    qy = np.array([0, math.sin(ry / 2), 0, math.cos(ry / 2)])
+    qz = np.array([0, 0, math.sin(rz / 2), math.cos(rz / 2)])
+    return sp.quat_multiply(qz, sp.quat_multiply(qy, qx))
+
+
+def _quat_of(val: list[float]) -> tuple[list[float], list[float], list[float]]:
+    if len(val) == 10:
+        return val[:3], val[3:7], val[7:10]
+    return val[:3], _euler_zyx_to_quat(*val[3:6]).tolist(), val[6:9]
+
+
+def _read_doc(
+    doc: Mapping[str, Any],
+    rows: dict[tuple[str, str, str], int],
+    frame_list: list[tuple[str, str, str, int]],
+    acc: dict[str, list[Any]],
+    cats: list[str],
+    ds_name: str,
+) -> None:
+    ol = doc["openlabel"]
+    streams = ol.get("streams", {})
+    lidar = any(v.get("type") == "lidar" for v in streams.values())
+    for c in ol.get("metadata", {}).get("categories") or []:
+        if c not in cats:
+            cats.append(str(c))
+
+    def row(key: tuple[str, str, str], index: int) -> int:
+        if key not in rows:
+            rows[key] = len(frame_list)
+            frame_list.append((*key, index))
+        return rows[key]
+
+    frame_rows: dict[str, dict[str, int]] = {}
+    for fk, frame in sorted(ol.get("frames", {}).items(), key=lambda kv: int(kv[0])):
+        props = frame.get("frame_properties", {})
+        st = props.get("streams", {})
+        index = int(fk)
+        per: dict[str, int] = {}
+        if lidar:
+            base = str(st.get("lidar", {}).get("uri", fk))
+            per["lidar"] = row((ds_name, base, "lidar"), index)
+            per["world"] = per["lidar"]
+            for name, s in st.items():
+                if name != "lidar":
+                    per[name] = row((ds_name, base, name), index)
+                    acc["image_path"].append((per[name], name, str(s.get("uri", ""))))
+            tr = props.get("transforms", {}).get("lidar_to_world")
+            if tr:
+                acc["poses"].append(
+                    (per["lidar"], tr["transform_src_to_dst"], props.get("timestamp"))
+                )
+            for tname, t in props.get("transforms", {}).items():
+                if tname.endswith("_to_lidar"):
+                    acc["cam_tr"].append((per["lidar"], t["src"], t["transform_src_to_dst"]))
+        else:
+            for name, s in st.items():
+                per[name] = row((ds_name, str(s.get("uri", fk)), name), index)
+        frame_rows[fk] = per
+    objects = ol.get("objects", {})
+    for fk, frame in ol.get("frames", {}).items():
+        per = frame_rows[fk]
+        for u, fo in frame.get("objects", {}).items():
+            obj = objects.get(u, {"name": u, "type": "object"})
+            lid, cat = str(obj["name"]), str(obj["type"])
+            if cat not in cats:
+                cats.append(cat)
+            for dtype, items in fo.get("object_data", {}).items():
+                for e in items:
+                    cs = str(e.get("coordinate_system", ""))
+                    r = per.get(cs)
+                    if r is None:
+                        r = next(iter(per.values())) if per else row((ds_name, fk, cs), int(fk))
+                    acc["entries"].append((r, lid, cat, dtype, e, cs))
+        for u, fc in frame.get("contexts", {}).items():
+            c = ol.get("contexts", {}).get(u, {"name": u, "type": "scene"})
+            if str(c["type"]) not in cats:
+                cats.append(str(c["type"]))
+            r = next(iter(per.values())) if per else row((ds_name, fk, ""), int(fk))
+            acc["scenes"].append(
+                (r, str(c["name"]), str(c["type"]), _attr_values(fc.get("context_data")))
+            )
+    # static calibration
+    cs_all = ol.get("coordinate_systems", {})
+    for name, s in streams.items():
+        props = s.get("stream_properties") or {}
+        if s.get("type") == "camera" and name in cs_all and "pose_wrt_parent" in cs_all[name]:
+            acc["cameras_static"].append((ds_name, name, props, cs_all[name]["pose_wrt_parent"]))
+
+
+def read(source: str | os.PathLike[str], /) -> LabelSet:
+    """Read OpenLABEL JSON written by :func:`write` (or similar files) back into a LabelSet.
+
+    ``source`` is one ``.json`` file or a folder of them (one per dataset). Geometry comes back by
+    data type and name (table in the module docstring); 9-value cuboids are read with VCD's ZYX
+    Euler convention; ``camera_matrix_3x4`` / ``distortion_coeffs_1xN`` (VCD's KITTI export) are
+    accepted too. Device poses and camera calibration are rebuilt from the coordinate systems and
+    frame transforms when present.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"], sensor_id=["sensor1"]),
+    ...               categories=("car",), boxes=Boxes.from_columns(
+    ...                   frame=[0], category=[0], label_id=["car:1"], xyxy=[[10, 20, 30, 60]]))
+    >>> out = tempfile.mkdtemp() + "/ol"
+    >>> _ = write(ls, out)
+    >>> read(out).boxes.xyxy.tolist()
+    [[10.0, 20.0, 30.0, 60.0]]
+    """
+    src = Path(source)
+    files = (
+        sorted(p for p in src.glob("*.json") if p.name != "report.json") if src.is_dir() else [src]
+    )
+    rows: dict[tuple[str, str, str], int] = {}
+    frame_list: list[tuple[str, str, str, int]] = []
+    acc: dict[str, list[Any]] = defaultdict(list)
+    cats: list[str] = []
+    for p in files:
+        doc = json.loads(p.read_text("utf-8"))
+        if "openlabel" not in doc:
+            raise ConversionError(
+                f"{p} is not an OpenLABEL file (no 'openlabel' key)", format=FORMAT
+            )
+        _read_doc(
+            doc,
+            rows,
+            frame_list,
+            acc,
+            cats,
+            str(doc["openlabel"].get("metadata", {}).get("name", "")),
+        )
+    frames = Frames.from_columns(
+        dataset_id=[f[0] for f in frame_list], file_id=[f[1] for f in frame_list],
+        sensor_id=[f[2] for f in frame_list], index=[f[3] for f in frame_list],
+    )  # fmt: skip
+    code = {c: i for i, c in enumerate(cats)}
+    tables = _tables(acc["entries"], code)
+    scenes = _scenes(acc["scenes"], code)
+    poses, cameras = _calibration(acc, frame_list)
+    return LabelSet(
+        frames=frames,
+        categories=tuple(cats),
+        scenes=scenes,
+        poses=poses,
+        cameras=cameras,
+        meta={"source_format": FORMAT},
+        **tables,
+    )
+
+
+def _common(
+    items: list[tuple[int, str, str, dict[str, Any]]], code: Mapping[str, int]
+) -> dict[str, Any]:
+    keys = list(dict.fromkeys(k for it in items for k in it[3]))
+    return {
+        "frame": np.array([it[0] for it in items], dtype=np.int64),
+        "category": np.array([code[it[2]] for it in items], dtype=np.int32),
+        "label_id": [it[1] for it in items],
+        "attributes": {k: [it[3].get(k) for it in items] for k in keys},
+    }
+
+
+def _tables(
+    entries: list[tuple[int, str, str, str, dict[str, Any], str]], code: Mapping[str, int]
+) -> dict[str, Any]:
+    groups: dict[tuple[str, int, str, str, str], list[dict[str, Any]]] = {}
+    for r, lid, cat, dtype, e, cs in entries:
+        name = str(e.get("name", dtype))
+        kind = {
+            "cuboid": "cuboids", "bbox": "boxes", "point2d": "points", "point3d": "points3d",
+            "poly2d": "polygons" if e.get("closed") else "polylines",
+            "poly3d": "polygons3d" if e.get("closed") else "polylines3d",
+        }.get(dtype)  # fmt: skip
+        if kind is None or e.get("val") is None:
+            continue
+        multi = kind in ("polygons", "polylines", "points", "points3d", "polylines3d", "polygons3d")
+        key = (
+            (kind, r, lid, name if kind == "polylines" else "", cs)
+            if multi
+            else (kind, r, lid, str(len(groups)), cs)
+        )
+        groups.setdefault(key, []).append({**e, "_cat": cat, "_cs": cs})
+    out: dict[str, Any] = {}
+    by_kind: dict[str, list[tuple[tuple[Any, ...], list[dict[str, Any]]]]] = defaultdict(list)
+    for key, es in groups.items():
+        by_kind[key[0]].append((key, es))
+    for kind, items in by_kind.items():
+        common = _common(
+            [(k[1], k[2], es[0]["_cat"], _attr_values(es[0].get("attributes"))) for k, es in items],
+            code,
+        )
+        if kind == "cuboids":
+            parts = [_quat_of(es[0]["val"]) for _, es in items]
+            css = {es[0]["_cs"] for _, es in items}
+            if len(css) > 1:
+                raise ConversionError(
+                    f"{FORMAT}: cuboids in several coordinate systems {sorted(css)}", format=FORMAT
+                )
+            out[kind] = Cuboids.from_columns(
+                **common, center=[p[0] for p in parts], quat=[p[1] for p in parts],
+                size=[p[2] for p in parts], frame_of_reference=css.pop(),
+            )  # fmt: skip
+        elif kind == "boxes":
+            v = np.array([es[0]["val"] for _, es in items], dtype=np.float64).reshape(-1, 4)
+            xyxy = np.column_stack(
+                [
+                    v[:, 0] - v[:, 2] / 2,
+                    v[:, 1] - v[:, 3] / 2,
+                    v[:, 0] + v[:, 2] / 2,
+                    v[:, 1] + v[:, 3] / 2,
+                ]
+            )
+            out[kind] = Boxes.from_columns(**common, xyxy=xyxy)
+        elif kind in ("points", "points3d"):
+            d = 2 if kind == "points" else 3
+            pts = [sorted(es, key=lambda e: int(e.get("id", 0))) for _, es in items]
+            counts = [len(p) for p in pts]
+            coords = np.array([e["val"] for p in pts for e in p], dtype=np.float64).reshape(-1, d)
+            cls = Points if kind == "points" else Points3D
+            out[kind] = cls.from_columns(
+                **common, offsets=np.r_[0, np.cumsum(counts)], coords=coords
+            )
+        else:
+            d = 2 if kind in ("polygons", "polylines") else 3
+            counts = [len(es) for _, es in items]
+            vcounts = [len(e["val"]) // d for _, es in items for e in es]
+            coords = np.array(
+                [x for _, es in items for e in es for x in e["val"]], dtype=np.float64
+            ).reshape(-1, d)
+            inner = np.r_[0, np.cumsum(vcounts)]
+            outer = np.r_[0, np.cumsum(counts)]
+            if kind == "polygons":
+                out[kind] = Polygons.from_columns(
+                    **common, offsets=outer, ring_offsets=inner, coords=coords
+                )
+            elif kind == "polygons3d":
+                out[kind] = Polygons3D.from_columns(
+                    **common, offsets=outer, ring_offsets=inner, coords=coords
+                )
+            elif kind == "polylines":
+                out[kind] = Polylines.from_columns(
+                    **common,
+                    label_type=[k[3] or "polyline" for k, _ in items],
+                    offsets=outer,
+                    part_offsets=inner,
+                    coords=coords,
+                )
+            else:
+                out[kind] = Polylines3D.from_columns(
+                    **common, offsets=outer, part_offsets=inner, coords=coords
+                )
+    return out
+
+
+def _scenes(items: list[tuple[int, str, str, dict[str, Any]]], code: Mapping[str, int]) -> Scenes:
+    if not items:
+        return Scenes.empty()
+    return Scenes.from_columns(**_common(items, code))
+
+
+def _calibration(
+    acc: Mapping[str, list[Any]], frame_list: list[tuple[str, str, str, int]]
+) -> tuple[Poses, Cameras]:
+    poses_in = acc.get("poses", [])
+    if not poses_in:
+        return Poses.empty(), Cameras.empty()
+    pose_rows = np.array([p[0] for p in poses_in], dtype=np.int64)
+    pos = np.array([p[1]["translation"] for p in poses_in], dtype=np.float64)
+    quat = np.array([p[1]["quaternion"] for p in poses_in], dtype=np.float64)
+    ts = [float(p[2]) if isinstance(p[2], (int, float)) else math.nan for p in poses_in]
+    poses = Poses.from_columns(frame=pose_rows, position=pos, quat=quat, timestamp=ts)
+    static = {(ds, name): (props, pose) for ds, name, props, pose in acc.get("cameras_static", [])}
+    per_frame = {(r, name): t for r, name, t in acc.get("cam_tr", [])}
+    pose_of = {int(r): j for j, r in enumerate(pose_rows.tolist())}
+    rows_c: dict[str, list[Any]] = defaultdict(list)
+    for r, name, uri in acc.get("image_path", []):
+        ds, base_file = frame_list[r][0], frame_list[r][1]
+        lidar_row = next(
+            (
+                i
+                for i, f in enumerate(frame_list)
+                if f[0] == ds and f[1] == base_file and f[2] == "lidar"
+            ),
+            None,
+        )
+        if lidar_row is None or lidar_row not in pose_of or (ds, name) not in static:
+            continue
+        props, pose = static[(ds, name)]
+        pose = per_frame.get((lidar_row, name), pose)
+        p = pose_of[lidar_row]
+        cpos, cq = (
+            sp.from_sensor(np.asarray(pose["translation"], dtype=np.float64), pos[p], quat[p]),
+            sp.quat_multiply(quat[p], np.asarray(pose["quaternion"], dtype=np.float64)),
+        )
+        pin = props.get("intrinsics_pinhole")
+        fish = props.get("intrinsics_fisheye")
+        if pin:
+            k = np.asarray(
+                pin.get("camera_matrix", pin.get("camera_matrix_3x4")), dtype=np.float64
+            ).reshape(3, -1)
+            fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+            dist = list(pin.get("distortion_coeffs", pin.get("distortion_coeffs_1xN", [])))[:6]
+            model = "pinhole"
+        elif fish:
+            fx, fy, cx, cy = (
+                fish["focal_length_x"],
+                fish["focal_length_y"],
+                fish["center_x_px"],
+                fish["center_y_px"],
+            )
+            lc = list(fish.get("lens_coeffs", [])) + [0.0] * 4
+            dist = [lc[0], lc[1], 0.0, 0.0, lc[2], lc[3]]
+            model = str(fish.get("model", "fisheye"))
+        else:
+            continue
+        intr = pin or fish
+        rows_c["frame"].append(lidar_row)
+        rows_c["sensor_id"].append(name)
+        rows_c["fx"].append(fx)
+        rows_c["fy"].append(fy)
+        rows_c["cx"].append(cx)
+        rows_c["cy"].append(cy)
+        rows_c["model"].append(model)
+        rows_c["distortion"].append((dist + [0.0] * 6)[:6])
+        rows_c["position"].append(cpos)
+        rows_c["quat"].append(cq)
+        rows_c["image_path"].append(uri)
+        rows_c["width"].append(int(intr.get("width_px", -1)))
+        rows_c["height"].append(int(intr.get("height_px", -1)))
+    cameras = Cameras.from_columns(**rows_c) if rows_c else Cameras.empty()
+    return poses, cameras

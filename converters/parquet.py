@@ -1,0 +1,674 @@
+"""(Geo)Parquet for analytics: typed tables that DuckDB, Polars, Spark and pandas read directly.
+
+The tables and their columns are described in :mod:`deepen_export.arrow` and the README ("Parquet for analytics").
+Two layouts:
+
+``layout="files"`` (default)
+    ``dest/labels.parquet``, ``dest/frames.parquet`` and, when present,
+    ``point_segmentation.parquet``, ``masks2d.parquet``, ``poses.parquet``, ``cameras.parquet``,
+    plus ``report.json``. The whole folder is replaced atomically.
+``layout="hive"``
+    A Hive-partitioned dataset: ``dest/labels/dataset_id=<id>/label_type=<type>/part-0.parquet``
+    and ``dest/<table>/dataset_id=<id>/part-0.parquet`` for the others; reports go to
+    ``dest/_reports/``. A write replaces the partitions of the datasets it writes (every table,
+    every label type of those datasets) and leaves other datasets untouched, so datasets can be
+    exported independently and in parallel into one folder.
+
+``dest`` is a local path or any URI pyarrow understands (``s3://bucket/labels``,
+``gs://bucket/labels``, ``s3://bucket/x?endpoint_override=host:port&scheme=http``), or a path
+with ``filesystem=`` a pyarrow or fsspec filesystem. Writes go to a staging location first
+(locally a hidden folder inside ``dest``, renamed into place; on object stores a ``_staging/``
+prefix whose objects are then moved, each object replaced whole), so a failed write changes
+nothing and readers never see a half-written file.
+
+Files are zstd-compressed, written with row groups of ``row_group_size`` rows (and per point rows
+of point segmentation in groups of 1 Mi), and carry GeoParquet 1.1 ``geo`` metadata with
+``crs: null`` (image pixels have no CRS; omitting ``crs`` would claim lon/lat, and DuckDB 2.0 reads
+``null`` fine) and a ``deepen_export`` JSON key.
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Boxes, Frames, LabelSet
+>>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"], dataset_id=["ds"]),
+...               categories=("car",),
+...               boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"],
+...                                        xyxy=[[1, 2, 3, 4]]))
+>>> out = tempfile.mkdtemp() + "/labels"
+>>> write(ls, out).written["labels"]
+1
+>>> read(out) == ls
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import posixpath
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Literal
+from urllib.parse import quote, unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from converters._base import OnUnsupported, apply_policy, atomic_dir
+from deepen_export import arrow
+from deepen_export.errors import ConversionError
+from deepen_export.model import LABEL_KINDS, LabelSet
+from deepen_export.report import Report
+
+__all__ = ["read", "write", "write_stream"]
+
+FORMAT = "parquet"
+Layout = Literal["files", "hive"]
+
+_ROW_GROUPS = {"point_segmentation": 1 << 20, "pointclouds": 1 << 20, "masks2d": 64}
+
+
+# ---------------------------------------------------------------------------------------
+# filesystems
+
+
+_FOLDED_URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/(?=[^/])")
+
+
+def _resolve(dest: Any, filesystem: Any) -> tuple[pafs.FileSystem, str]:
+    if filesystem is not None:
+        if not isinstance(filesystem, pafs.FileSystem):  # an fsspec filesystem
+            filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
+        path = str(dest)
+        if "://" in path:
+            path = path.split("://", 1)[1]
+        return filesystem, path.rstrip("/")
+    text = os.fspath(dest) if isinstance(dest, os.PathLike) else str(dest)
+    if isinstance(dest, PurePath):  # pathlib folds "s3://b/k" into "s3:/b/k": undo that
+        text = _FOLDED_URI.sub(r"\1://", text)
+    if "://" in text and not text.startswith("file://"):
+        fs, path = pafs.FileSystem.from_uri(text)
+        return fs, path.rstrip("/")
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    return pafs.LocalFileSystem(), Path(text).absolute().as_posix()
+
+
+def _is_local(fs: pafs.FileSystem) -> bool:
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def _files_under(fs: pafs.FileSystem, root: str) -> list[str]:
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        return []
+    if info.type == pafs.FileType.File:
+        return [root]
+    sel = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    return sorted(i.path for i in fs.get_file_info(sel) if i.type == pafs.FileType.File)
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+# ---------------------------------------------------------------------------------------
+# the sink: one ParquetWriter per output file, metadata completed on close
+
+
+@dataclass
+class _File:
+    table: str
+    writer: pq.ParquetWriter
+    stream: Any
+    schema: pa.Schema
+    rows: int = 0
+    geo: arrow.GeoSummary | None = None
+
+
+@dataclass
+class _Sink:
+    fs: pafs.FileSystem
+    root: str
+    layout: Layout
+    compression: str
+    row_group_size: int
+    attribute_columns: bool
+    dataset_id: str | None
+    report: Report
+    pointclouds: bool = False
+    files: dict[str, _File] = field(default_factory=dict)
+    categories: dict[str, None] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, dict[str, None]] = field(default_factory=dict)
+    attribute_types: dict[str, pa.DataType] | None = None
+    frames_seen: set[str] = field(default_factory=set)
+    datasets: dict[str, None] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    meta_source: dict[str, Any] = field(default_factory=dict)
+    frame_of_reference: str | None = None
+
+    # -- batches ------------------------------------------------------------------------
+    def add(self, labels: LabelSet) -> None:
+        labels = self._fill_dataset_id(labels)
+        self.categories.update(dict.fromkeys(labels.categories))
+        if not self.meta_source:
+            self.meta_source = dict(labels.meta)
+        if len(labels.cuboids):
+            fr = labels.cuboids.frame_of_reference
+            if self.frame_of_reference not in (None, fr):
+                raise ConversionError(
+                    f"cuboids in frame {fr!r} after cuboids in {self.frame_of_reference!r}; "
+                    "write them to separate outputs",
+                    format=FORMAT,
+                )
+            self.frame_of_reference = fr
+        self._update_encodings(labels)
+        for kind, ks in arrow.attribute_keys(labels).items():
+            self.keys.setdefault(kind, {}).update(dict.fromkeys(ks))
+        if self.attribute_types is None:
+            self.attribute_types = (
+                arrow._typed_attribute_types(labels) if self.attribute_columns else {}
+            )
+        tables = arrow.to_arrow(
+            labels,
+            attribute_columns=self.attribute_types,
+            attribute_encodings=self.encodings,
+            pointclouds=self.pointclouds,
+        )
+        tables["frames"] = self._new_frames(tables["frames"])
+        if not self.pointclouds and len(labels.pointclouds):
+            for fid in labels.frames.file_id[labels.pointclouds.frame]:
+                self.report.add(
+                    "skipped",
+                    "point clouds are not written unless pointclouds=True (data, not labels)",
+                    file_id=str(fid),
+                    kind="pointclouds",
+                )
+        for name, table in tables.items():
+            for path, part in self._partitions(name, table):
+                self._write(name, path, part)
+            self.written[name] = self.written.get(name, 0) + len(table)
+
+    def _fill_dataset_id(self, labels: LabelSet) -> LabelSet:
+        ds = labels.frames.dataset_id
+        empty = np.asarray([not d for d in ds], dtype=bool)
+        if empty.any():
+            if self.dataset_id is None:
+                if self.layout == "hive":
+                    raise ConversionError(
+                        "frames without a dataset_id cannot go into a partitioned dataset; "
+                        "pass dataset_id=... (CLI: -O dataset_id=ID)",
+                        format=FORMAT,
+                    )
+                return labels
+            new = ds.copy()
+            new[empty] = self.dataset_id
+            frames = dataclasses.replace(labels.frames, dataset_id=new)
+            labels = labels.replace(frames=frames)
+        return labels
+
+    def _update_encodings(self, labels: LabelSet) -> None:
+        for kind in LABEL_KINDS:
+            t: Any = labels.table(kind)
+            for k, v in t.attributes.items():
+                present = v != None  # noqa: E711
+                non_str = np.asarray([type(x) is not str for x in v[present]], dtype=bool)
+                if k not in self.encodings:
+                    self.encodings[k] = "json" if non_str.any() else "string"
+                elif self.encodings[k] == "string" and non_str.any():
+                    rows = np.flatnonzero(present)[non_str]
+                    fids = labels.frames.file_id[t.frame[rows]]
+                    for r, fid in zip(rows, fids, strict=True):
+                        self.report.add(
+                            "changed",
+                            f"attribute {k!r}: a non-string value after string values in "
+                            "earlier batches is stored as its JSON text",
+                            file_id=str(fid),
+                            label_id=str(t.label_id[r]),
+                            kind=kind,
+                        )
+
+    def _new_frames(self, frames: pa.Table) -> pa.Table:
+        keep = np.zeros(len(frames), dtype=bool)
+        for i, key in enumerate(arrow._keystr(frames).to_pylist()):
+            if key not in self.frames_seen:
+                self.frames_seen.add(key)
+                keep[i] = True
+        return frames.filter(pa.array(keep)) if not keep.all() else frames
+
+    def _partitions(self, name: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        if self.layout == "files":
+            yield f"{name}.parquet", table
+            return
+        by = ["dataset_id", "label_type"] if name == "labels" else ["dataset_id"]
+        if not len(table):
+            return
+        groups = table.group_by(by, use_threads=False).aggregate([]).to_pylist()
+        for g in groups:
+            mask = None
+            for k in by:
+                m = pc.equal(table.column(k), g[k])
+                mask = m if mask is None else pc.and_(mask, m)
+            part = table.filter(mask).drop_columns(by)
+            self.datasets[g["dataset_id"]] = None
+            segs = [f"{k}={_quote(g[k])}" for k in by]
+            yield posixpath.join(name, *segs, "part-0.parquet"), part
+
+    def _write(self, name: str, rel: str, table: pa.Table) -> None:
+        f = self.files.get(rel)
+        if f is None:
+            path = posixpath.join(self.root, rel)
+            self.fs.create_dir(posixpath.dirname(path), recursive=True)
+            stream = self.fs.open_output_stream(path)
+            writer = pq.ParquetWriter(
+                stream,
+                table.schema.remove_metadata(),
+                compression=self.compression,
+                store_schema=False,
+                write_statistics=True,
+            )
+            geo = arrow.GeoSummary() if name == "labels" else None
+            f = self.files[rel] = _File(
+                name, writer, stream, table.schema.remove_metadata(), geo=geo
+            )
+        table = table.cast(f.schema) if table.schema.remove_metadata() != f.schema else table
+        f.writer.write_table(table, row_group_size=_ROW_GROUPS.get(name, self.row_group_size))
+        f.rows += len(table)
+        if f.geo is not None:
+            f.geo.update(table)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            meta = arrow.table_metadata(
+                f.table,
+                categories=self.categories,
+                frame_of_reference=self.frame_of_reference or "world",
+                source=self.meta_source,
+                attribute_encodings=self.encodings,
+                attribute_keys=self.keys,
+            )
+            if f.geo is not None:
+                meta |= f.geo.metadata()
+            f.writer.add_key_value_metadata({k.decode(): v.decode() for k, v in meta.items()})
+            f.writer.close()
+            f.stream.close()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            with contextlib.suppress(Exception):
+                f.writer.close()
+            with contextlib.suppress(Exception):
+                f.stream.close()
+
+
+# ---------------------------------------------------------------------------------------
+# write
+
+
+def write(
+    labels: LabelSet,
+    dest: Any,
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    layout: Layout = "files",
+    dataset_id: str | None = None,
+    attribute_columns: bool | None = None,
+    compression: str = "zstd",
+    row_group_size: int = 128 * 1024,
+    filesystem: Any = None,
+    pointclouds: bool = False,
+) -> Report:
+    """Write ``labels`` as Parquet tables to ``dest`` (a folder, local or on an object store).
+
+    Parameters
+    ----------
+    labels : LabelSet
+    dest : str or os.PathLike
+        Output folder or URI (``s3://bucket/prefix``).
+    on_unsupported : {"raise", "warn", "drop"}
+        Parquet holds every label kind; kept for the common converter signature.
+    layout : {"files", "hive"}
+        One file per table, or a ``dataset_id=…/label_type=…`` partitioned dataset whose
+        partitions of the written datasets are replaced and others kept.
+    dataset_id : str, optional
+        Dataset id for frames that have none (required for ``hive`` when frames lack one).
+    attribute_columns : bool, optional
+        Add typed ``attr_<key>`` columns for attributes every label of some category has.
+        Default: on for ``files``, off for ``hive`` (so every partition has the same schema and
+        engines read the folder without ``union_by_name``).
+    compression : str
+        Parquet codec (``zstd``).
+    row_group_size : int
+        Rows per row group of the ``labels`` table.
+    filesystem : pyarrow.fs.FileSystem or fsspec filesystem, optional
+        Filesystem of ``dest`` (default: from the URI).
+    pointclouds : bool
+        Also write the LiDAR points (``pointclouds`` table, one row per point); otherwise each
+        frame's points are left out and listed in the report as ``skipped``.
+
+    Returns
+    -------
+    Report
+        ``written`` counts rows per table; ``files`` lists the files relative to ``dest``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> write(LabelSet.empty(), tempfile.mkdtemp() + "/out").files
+    ['frames.parquet', 'labels.parquet']
+    """
+    return write_stream(
+        [labels],
+        dest,
+        on_unsupported=on_unsupported,
+        layout=layout,
+        dataset_id=dataset_id,
+        attribute_columns=attribute_columns,
+        compression=compression,
+        row_group_size=row_group_size,
+        filesystem=filesystem,
+        pointclouds=pointclouds,
+    )
+
+
+def write_stream(
+    batches: Iterable[LabelSet],
+    dest: Any,
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    layout: Layout = "files",
+    dataset_id: str | None = None,
+    attribute_columns: bool | None = None,
+    compression: str = "zstd",
+    row_group_size: int = 128 * 1024,
+    filesystem: Any = None,
+    pointclouds: bool = False,
+) -> Report:
+    """Write label sets one batch at a time, so memory is bounded by one batch.
+
+    Each batch (for example from ``deepen_export.parse.iter_label_batches``) is converted and
+    appended to open Parquet writers; file metadata (categories, geometry types, bbox) is
+    completed when the last batch is written. Typed attribute columns are decided on the first
+    batch. Frames repeated in later batches (same dataset, file and sensor) are written once.
+    Options are those of :func:`write`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> report = write_stream([LabelSet.empty(), LabelSet.empty()], tempfile.mkdtemp() + "/o")
+    >>> report.written["labels"]
+    0
+    """
+    if layout not in ("files", "hive"):
+        raise ValueError(f"layout must be 'files' or 'hive', got {layout!r}")
+    fs, root = _resolve(dest, filesystem)
+    report = Report(FORMAT)
+    from converters import FORMATS
+
+    supported = FORMATS[FORMAT].kinds
+    if attribute_columns is None:
+        attribute_columns = layout == "files"
+    staging_ctx = _staging(fs, root, layout)
+    with staging_ctx as staging:
+        sink = _Sink(
+            fs,
+            staging,
+            layout,
+            compression,
+            row_group_size,
+            attribute_columns,
+            dataset_id,
+            report,
+            pointclouds,
+        )
+        try:
+            for batch in batches:
+                batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)
+                report.extend(batch.issues)
+                sink.add(batch)
+                del batch  # hold one batch at a time: drop it before asking for the next
+            if layout == "files":
+                for name in ("labels", "frames"):
+                    if not any(f.table == name for f in sink.files.values()):
+                        empty = arrow.to_arrow(LabelSet.empty(), attribute_columns={})[name]
+                        sink._write(name, f"{name}.parquet", empty)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        report.written = {k: v for k, v in sink.written.items()} | {"files": len(sink.files)}
+        report.files = sorted(sink.files)
+        _write_report(fs, staging, layout, report, sink)
+        if layout == "hive":
+            _commit_hive(fs, root, staging, list(sink.datasets))
+        elif not _is_local(fs):
+            _commit_remote_files(fs, root, staging)
+    return report
+
+
+def _report_name(datasets: list[str]) -> str:
+    if len(datasets) == 1:
+        return f"_reports/{_quote(datasets[0])}.json"
+    digest = hashlib.sha1("\x1f".join(sorted(datasets)).encode()).hexdigest()[:16]
+    return f"_reports/{digest}.json"
+
+
+def _write_report(
+    fs: pafs.FileSystem, staging: str, layout: Layout, report: Report, sink: _Sink
+) -> None:
+    rel = "report.json" if layout == "files" else _report_name(list(sink.datasets))
+    path = posixpath.join(staging, rel)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    with fs.open_output_stream(path) as out:
+        out.write(text.encode())
+
+
+@contextlib.contextmanager
+def _staging(fs: pafs.FileSystem, root: str, layout: Layout) -> Iterator[str]:
+    if layout == "files" and _is_local(fs):
+        with atomic_dir(root) as tmp:
+            yield tmp.as_posix()
+        return
+    name = f".staging-{uuid.uuid4().hex}" if _is_local(fs) else f"_staging/{uuid.uuid4().hex}"
+    staging = posixpath.join(root, name)
+    fs.create_dir(staging, recursive=True)
+    try:
+        yield staging
+    finally:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            fs.delete_dir(staging)
+        if not _is_local(fs):
+            with contextlib.suppress(FileNotFoundError, OSError):
+                left = fs.get_file_info(pafs.FileSelector(posixpath.join(root, "_staging")))
+                if not left:
+                    fs.delete_dir(posixpath.join(root, "_staging"))
+
+
+def _commit_hive(fs: pafs.FileSystem, root: str, staging: str, datasets: list[str]) -> None:
+    tables = {
+        posixpath.basename(i.path)
+        for base in (root, staging)
+        for i in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        if i.type == pafs.FileType.Directory
+        and not posixpath.basename(i.path).startswith((".", "_"))
+    }
+    for ds in datasets:
+        part = f"dataset_id={_quote(ds)}"
+        for table in sorted(tables):
+            new = posixpath.join(staging, table, part)
+            old = posixpath.join(root, table, part)
+            has_new = fs.get_file_info(new).type == pafs.FileType.Directory
+            if _is_local(fs):
+                _swap_local(old, new if has_new else None)
+            else:
+                _swap_remote(fs, old, new if has_new else None)
+    new_reports = _files_under(fs, posixpath.join(staging, "_reports"))
+    for path in new_reports:
+        target = posixpath.join(root, posixpath.relpath(path, staging))
+        fs.create_dir(posixpath.dirname(target), recursive=True)
+        _move(fs, path, target)
+
+
+def _move(fs: pafs.FileSystem, src: str, dst: str) -> None:
+    if _is_local(fs):
+        fs.move(src, dst)
+        return
+    # object stores: a server-side copy replaces the target object whole; not every pyarrow
+    # filesystem implements move for files (GCS), every one implements copy
+    fs.copy_file(src, dst)
+    fs.delete_file(src)
+
+
+def _swap_local(old: str, new: str | None) -> None:
+    trash = None
+    if os.path.exists(old):
+        trash = f"{old}.old-{uuid.uuid4().hex}"
+        os.replace(old, trash)
+    if new is not None:
+        os.makedirs(os.path.dirname(old), exist_ok=True)
+        os.replace(new, old)
+    if trash is not None:
+        import shutil
+
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _swap_remote(fs: pafs.FileSystem, old: str, new: str | None) -> None:
+    fresh = _files_under(fs, new) if new is not None else []
+    targets = {posixpath.join(old, posixpath.relpath(p, new)) for p in fresh} if new else set()
+    for path in fresh:  # each object is replaced whole: readers see the old or the new file
+        target = posixpath.join(old, posixpath.relpath(path, new))
+        _move(fs, path, target)
+    for path in _files_under(fs, old):
+        if path not in targets:
+            fs.delete_file(path)
+
+
+def _commit_remote_files(fs: pafs.FileSystem, root: str, staging: str) -> None:
+    fresh = _files_under(fs, staging)
+    targets = {posixpath.join(root, posixpath.relpath(p, staging)) for p in fresh}
+    for path in fresh:
+        _move(fs, path, posixpath.join(root, posixpath.relpath(path, staging)))
+    for i in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if i.type == pafs.FileType.File and i.path not in targets:
+            name = posixpath.basename(i.path)
+            if name.endswith(".parquet") or name == "report.json":
+                fs.delete_file(i.path)
+
+
+# ---------------------------------------------------------------------------------------
+# read
+
+
+def read(
+    source: Any,
+    /,
+    *,
+    dataset_ids: Iterable[str] | None = None,
+    filesystem: Any = None,
+) -> LabelSet:
+    """Read Parquet written by :func:`write` back into a :class:`LabelSet`.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A ``files`` folder, a ``hive`` dataset folder, or a single ``labels.parquet`` file
+        (frames are then taken from the labels' keys); local or a URI.
+    dataset_ids : iterable of str, optional
+        Only these datasets (a hive dataset reads only their partitions).
+    filesystem : pyarrow.fs.FileSystem or fsspec filesystem, optional
+
+    Returns
+    -------
+    LabelSet
+        Equal to what was written. From a hive dataset, datasets come in sorted ``dataset_id``
+        order and labels grouped by kind (lanes before polylines).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp() + "/x"
+    >>> _ = write(LabelSet.empty(), out)
+    >>> read(out) == LabelSet.empty()
+    True
+    """
+    fs, root = _resolve(source, filesystem)
+    wanted = None if dataset_ids is None else set(dataset_ids)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise ConversionError(f"{source} does not exist", format=FORMAT)
+    if info.type == pafs.FileType.File:
+        table = pq.read_table(root, filesystem=fs)
+        name = json.loads((table.schema.metadata or {}).get(b"deepen_export", b"{}")).get(
+            "table", "labels"
+        )
+        return arrow.from_arrow({name: _only(table, wanted)})
+    if fs.get_file_info(posixpath.join(root, "labels.parquet")).type == pafs.FileType.File:
+        tables = {}
+        for name in arrow.TABLES:
+            path = posixpath.join(root, f"{name}.parquet")
+            if fs.get_file_info(path).type == pafs.FileType.File:
+                tables[name] = _only(pq.read_table(path, filesystem=fs), wanted)
+        return arrow.from_arrow(tables)
+    return _read_hive(fs, root, wanted)
+
+
+def _only(table: pa.Table, wanted: set[str] | None) -> pa.Table:
+    if wanted is None:
+        return table
+    return table.filter(pc.is_in(table.column("dataset_id"), pa.array(sorted(wanted))))
+
+
+def _read_hive(fs: pafs.FileSystem, root: str, wanted: set[str] | None) -> LabelSet:
+    per_dataset: dict[str, dict[str, list[pa.Table]]] = {}
+    for table_name in arrow.TABLES:
+        for path in _files_under(fs, posixpath.join(root, table_name)):
+            rel = posixpath.relpath(path, posixpath.join(root, table_name))
+            segs = rel.split("/")
+            if not segs[-1].endswith(".parquet") or segs[-1].startswith((".", "_")):
+                continue
+            keys = dict(p.split("=", 1) for p in segs[:-1] if "=" in p)
+            keys = {k: unquote(v) for k, v in keys.items()}
+            ds = keys.get("dataset_id", "")
+            if wanted is not None and ds not in wanted:
+                continue
+            t = pq.read_table(path, filesystem=fs)
+            meta = t.schema.metadata
+            for k in ("label_type", "dataset_id"):
+                if k in keys and k not in t.column_names:
+                    t = t.add_column(0, k, pa.array([keys[k]] * len(t), pa.string()))
+            per_dataset.setdefault(ds, {}).setdefault(table_name, []).append(
+                t.replace_schema_metadata(meta)
+            )
+    if not per_dataset:
+        return LabelSet.empty()
+    sets = []
+    for ds in sorted(per_dataset):
+        tables = {}
+        for name, parts in per_dataset[ds].items():
+            meta = parts[0].schema.metadata
+            order = arrow.label_schema().names if name == "labels" else None
+            merged = pa.concat_tables(
+                [p.replace_schema_metadata(None) for p in parts], promote_options="permissive"
+            )
+            if order is not None:
+                merged = merged.select(
+                    [c for c in order if c in merged.column_names]
+                    + [c for c in merged.column_names if c not in order]
+                )
+            tables[name] = merged.replace_schema_metadata(meta)
+        sets.append(arrow.from_arrow(tables))
+    return sets[0] if len(sets) == 1 else LabelSet.concat(sets)

@@ -1,0 +1,358 @@
+"""SemanticKITTI point labels: ``sequences/NN/labels/%06d.label`` (uint32 per point) + label map.
+
+Output layout::
+
+    dest/
+      sequences/00/labels/000000.label     uint32 little-endian per point:
+                                           semantic id (low 16 bits) | instance id << 16
+      sequences/00/velodyne/000000.bin     float32 N x 4 LiDAR-frame points (when known)
+      sequences/00/poses.txt               LiDAR pose of each scan relative to the first one,
+                                           3x4 row-major per line (when device poses are known)
+      sequences/00/calib.txt               Tr = identity (poses are already LiDAR poses)
+      label_map.yaml                       labels: {id: name}, deepen_categories: {name: id}
+      mapping.json                         sequence/frame -> dataset_id, file_id
+      report.json
+
+A sequence is one Deepen dataset; scans are numbered like :mod:`converters.kitti_tracking`
+(every LiDAR frame of the dataset in order, painted or not); a label file is written for every
+painted frame.
+
+Semantic ids (``label_map``)
+    Unpainted points get 0 (``unlabeled``). A category whose name is a SemanticKITTI class
+    (``car``, ``road``, ``moving-car``, ...; case-insensitive, spaces and ``_`` read as ``-``;
+    also ``pedestrian`` = ``person`` and ``cyclist`` = ``bicyclist``) gets that class's id from ``semantic-kitti.yaml``; any other category gets the next id from
+    1000 up, in category order. ``label_map`` (dict, JSON object or path of a YAML/JSON file,
+    category name -> id in 1..65535) overrides the ids of the names it lists.
+
+Instance ids
+    ``PointSegmentation.instance`` is written as is; -1 (none) becomes 0, SemanticKITTI's "no
+    instance". Instance ids above 65535 cannot be held and raise ConversionError.
+
+Examples
+--------
+>>> import tempfile
+>>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+>>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 3], category=[0, -1, 1],
+...                                      instance=[2, -1, -1])
+>>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"], sensor_id=["lidar"]),
+...               categories=("car", "road"), point_segmentation=seg)
+>>> out = tempfile.mkdtemp() + "/sk"
+>>> _ = write(ls, out)
+>>> raw = np.fromfile(out + "/sequences/00/labels/000000.label", dtype="<u4")
+>>> (raw & 0xFFFF).tolist(), (raw >> 16).tolist()
+([10, 0, 40], [2, 0, 0])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from converters import kitti
+from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from deepen_export.errors import ConversionError
+from deepen_export.geometry import spatial as sp
+from deepen_export.model import Frames, LabelSet, PointSegmentation
+from deepen_export.report import Report
+
+__all__ = ["SEMANTIC_KITTI_LABELS", "read", "write"]
+
+FORMAT = "semantickitti"
+Array = npt.NDArray[Any]
+
+SEMANTIC_KITTI_LABELS: dict[int, str] = {
+    0: "unlabeled", 1: "outlier", 10: "car", 11: "bicycle", 13: "bus", 15: "motorcycle",
+    16: "on-rails", 18: "truck", 20: "other-vehicle", 30: "person", 31: "bicyclist",
+    32: "motorcyclist", 40: "road", 44: "parking", 48: "sidewalk", 49: "other-ground",
+    50: "building", 51: "fence", 52: "other-structure", 60: "lane-marking", 70: "vegetation",
+    71: "trunk", 72: "terrain", 80: "pole", 81: "traffic-sign", 99: "other-object",
+    252: "moving-car", 253: "moving-bicyclist", 254: "moving-person", 255: "moving-motorcyclist",
+    256: "moving-on-rails", 257: "moving-bus", 258: "moving-truck", 259: "moving-other-vehicle",
+}  # fmt: skip
+"""SemanticKITTI's ``labels`` table (``config/semantic-kitti.yaml`` of semantic-kitti-api)."""
+
+_BY_NAME = {v: k for k, v in SEMANTIC_KITTI_LABELS.items()} | {"pedestrian": 30, "cyclist": 31}
+
+
+def load_map(label_map: Mapping[str, int] | str | os.PathLike[str] | None) -> dict[str, int]:
+    """A name -> id mapping from a dict, a JSON object string, or a YAML / JSON file path."""
+    if label_map is None:
+        return {}
+    if isinstance(label_map, Mapping):
+        return {str(k): int(v) for k, v in label_map.items()}
+    text = str(label_map)
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+    else:
+        data = yaml.safe_load(Path(text).read_text("utf-8"))
+        if isinstance(data, dict) and "deepen_categories" in data:
+            data = data["deepen_categories"]
+    if not isinstance(data, dict):
+        raise ConversionError(f"label_map must map names to ids, got {type(data).__name__}")
+    return {str(k): int(v) for k, v in data.items()}
+
+
+def semantic_ids(categories: tuple[str, ...], label_map: dict[str, int]) -> Array:
+    """Semantic id of every category code (module docstring for the rule)."""
+    out = np.zeros(len(categories), dtype=np.int64)
+    nxt = 1000
+    taken = set(label_map.values())
+    for i, name in enumerate(categories):
+        key = re.sub(r"[\s_]+", "-", name.strip().lower())
+        if name in label_map:
+            out[i] = label_map[name]
+        elif key in _BY_NAME and _BY_NAME[key] not in taken:
+            out[i] = _BY_NAME[key]
+        else:
+            while nxt in taken:
+                nxt += 1
+            out[i] = nxt
+            nxt += 1
+        taken.add(int(out[i]))
+    if len(out) and (out.min() < 1 or out.max() > 0xFFFF):
+        raise ConversionError("semantic ids must be in 1..65535", format=FORMAT)
+    return out
+
+
+def frame_layout(labels: LabelSet) -> tuple[kitti.Layout, Array, Array, list[str]]:
+    """LiDAR frames in order with their ``(sequence, scan number)`` and sequence dataset ids."""
+    lay = kitti.layout(labels, three_d=True)
+    seq, fno, names = kitti.sequences(labels, lay)
+    return lay, seq, fno, names
+
+
+def lidar_xyz(labels: LabelSet, row: int, report: Report) -> Array | None:
+    """LiDAR-frame float32 ``(N, 4)`` points of Frames row ``row`` (None when not known)."""
+    pc = labels.pointclouds
+    hit = np.flatnonzero(pc.frame == row)
+    if not len(hit):
+        return None
+    i = int(hit[0])
+    a, b = pc.offsets[i], pc.offsets[i + 1]
+    xyz = pc.xyz[a:b]
+    pose = np.flatnonzero(labels.poses.frame == row)
+    if len(pose):
+        j = int(pose[0])
+        xyz = sp.to_sensor(xyz, labels.poses.position[j], labels.poses.quat[j])
+    else:
+        report.add(
+            "changed",
+            "no device pose: points written in the frame they were uploaded in",
+            file_id=str(labels.frames.file_id[row]),
+        )
+    inten = np.nan_to_num(pc.intensity[a:b].astype(np.float32), nan=0.0)
+    return np.column_stack([xyz.astype(np.float32), inten])
+
+
+def write(
+    labels: LabelSet,
+    dest: str | os.PathLike[str],
+    /,
+    *,
+    on_unsupported: OnUnsupported = "raise",
+    label_map: Mapping[str, int] | str | os.PathLike[str] | None = None,
+    velodyne: bool | None = None,
+) -> Report:
+    """Write the point segmentation of ``labels`` as SemanticKITTI sequences under ``dest``.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        With ``point_segmentation`` (and optionally ``pointclouds`` and ``poses``).
+    dest : path
+        Output folder, replaced as a whole.
+    on_unsupported : {"raise", "warn", "drop"}
+        What to do with the other label kinds (cuboids, boxes, ...).
+    label_map : dict, JSON str or path
+        Category name -> semantic id overrides (module docstring).
+    velodyne : bool or None
+        Write the points too (None: when ``labels.pointclouds`` has them).
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+    >>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 2], category=[0, 0])
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), categories=("kerb",),
+    ...               point_segmentation=seg)
+    >>> out = tempfile.mkdtemp() + "/sk"
+    >>> _ = write(ls, out, label_map={"kerb": 49})
+    >>> np.fromfile(out + "/sequences/00/labels/000000.label", dtype="<u4").tolist()
+    [49, 49]
+    """
+    report = Report(FORMAT)
+    from converters import get_format
+
+    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    ids = semantic_ids(labels.categories, load_map(label_map))
+    seg = labels.point_segmentation
+    inst = seg.instance.astype(np.int64)
+    if len(inst) and inst.max() > 0xFFFF:
+        raise ConversionError(
+            f"instance id {int(inst.max())} does not fit SemanticKITTI's 16 bits", format=FORMAT
+        )
+    code = seg.category.astype(np.int64)
+    lut = np.concatenate([[0], ids])
+    sem = lut[code + 1]
+    packed = (sem.astype(np.uint32) | (np.maximum(inst, 0).astype(np.uint32) << 16)).astype("<u4")
+    lay, seq, fno, datasets = frame_layout(labels)
+    pos = lay.position[seg.frame]
+    fr = labels.frames
+    with atomic_dir(dest) as tmp:
+        for s in range(len(datasets)):
+            (tmp / "sequences" / f"{s:02d}" / "labels").mkdir(parents=True)
+        for i, p in enumerate(pos.tolist()):
+            rel = f"sequences/{seq[p]:02d}/labels/{fno[p]:06d}.label"
+            (tmp / rel).write_bytes(packed[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
+            report.files.append(rel)
+        n_points = 0
+        if velodyne is not False:
+            for k, row in enumerate(lay.rows.tolist()):
+                pts = lidar_xyz(labels, row, report)
+                if pts is None:
+                    continue
+                rel = f"sequences/{seq[k]:02d}/velodyne/{fno[k]:06d}.bin"
+                (tmp / rel).parent.mkdir(exist_ok=True)
+                (tmp / rel).write_bytes(pts.astype("<f4").tobytes())
+                report.files.append(rel)
+                n_points += 1
+                hit = np.flatnonzero(seg.frame == row)
+                if len(hit) and len(pts) != seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]:
+                    report.add(
+                        "error",
+                        f"{len(pts)} points but {seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]}"
+                        " point labels",
+                        file_id=str(fr.file_id[row]),
+                        kind="point_segmentation",
+                    )
+        _write_poses(labels, lay, seq, len(datasets), tmp, report)
+        doc = {
+            "labels": {0: "unlabeled"}
+            | {int(i): n for i, n in sorted(zip(ids.tolist(), labels.categories, strict=True))},
+            "deepen_categories": dict(zip(labels.categories, ids.tolist(), strict=True)),
+        }
+        (tmp / "label_map.yaml").write_text(
+            yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        mapping = {
+            "format": FORMAT,
+            "sequences": [
+                {"sequence": f"{s:02d}", "dataset_id": d} for s, d in enumerate(datasets)
+            ],
+            "frames": [
+                {
+                    "kitti": f"{seq[k]:02d}/{fno[k]:06d}",
+                    "dataset_id": str(fr.dataset_id[r]),
+                    "file_id": str(fr.file_id[r]),
+                    "sensor_id": str(fr.sensor_id[r]),
+                    "labelled": bool(np.any(seg.frame == r)),
+                }
+                for k, r in enumerate(lay.rows.tolist())
+            ],
+        }
+        dump_json(mapping, tmp / "mapping.json", indent=1)
+        report.files += ["label_map.yaml", "mapping.json"]
+        report.written = {"frames": len(seg), "points": len(packed)}
+        if n_points:
+            report.written["scans"] = n_points
+        finish(report, tmp)
+    return report
+
+
+def _write_poses(
+    labels: LabelSet, lay: kitti.Layout, seq: Array, n_seq: int, tmp: Path, report: Report
+) -> None:
+    pose_of = np.full(len(labels.frames), -1, dtype=np.int64)
+    pose_of[labels.poses.frame] = np.arange(len(labels.poses))
+    pi = pose_of[lay.rows]
+    for s in range(n_seq):
+        sel = np.flatnonzero(seq == s)
+        if not len(sel) or np.any(pi[sel] < 0):
+            continue
+        pos, quat = labels.poses.position[pi[sel]], labels.poses.quat[pi[sel]]
+        t, q = sp.relative_pose(pos, quat, pos[0], quat[0])
+        m = sp.transform_matrix(t, q)[:, :3, :].reshape(len(sel), 12) + 0.0
+        text = "".join(" ".join(f"{x:.12e}" for x in row) + "\n" for row in m.tolist())
+        (tmp / "sequences" / f"{s:02d}" / "poses.txt").write_text(text, encoding="utf-8")
+        eye = " ".join(f"{x:.12e}" for x in np.eye(3, 4).ravel().tolist())
+        (tmp / "sequences" / f"{s:02d}" / "calib.txt").write_text(f"Tr: {eye}\n", encoding="utf-8")
+        report.files += [f"sequences/{s:02d}/poses.txt", f"sequences/{s:02d}/calib.txt"]
+
+
+def read(source: str | os.PathLike[str], /) -> LabelSet:
+    """Read SemanticKITTI label files (and ``label_map.yaml`` / ``mapping.json``) back.
+
+    Semantic id 0 becomes an unpainted point (-1); other ids become categories named by
+    ``label_map.yaml`` (else SemanticKITTI's own names, else the id as text); instance 0
+    becomes -1.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from deepen_export.model import Frames, LabelSet, PointSegmentation
+    >>> seg = PointSegmentation.from_columns(frame=[0], offsets=[0, 2], category=[0, -1], instance=[5, -1])
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd"]), categories=("car",),
+    ...               point_segmentation=seg)
+    >>> out = tempfile.mkdtemp() + "/sk"
+    >>> _ = write(ls, out)
+    >>> back = read(out).point_segmentation
+    >>> back.category.tolist(), back.instance.tolist()
+    ([0, -1], [5, -1])
+    """
+    root = Path(source)
+    files = sorted(root.glob("sequences/*/labels/*.label"))
+    if not files and not (root / "sequences").is_dir():
+        raise ConversionError(f"{root} has no sequences/*/labels", format=FORMAT)
+    names: dict[int, str] = {}
+    listed: list[int] = []
+    lm = root / "label_map.yaml"
+    if lm.is_file():
+        doc = yaml.safe_load(lm.read_text("utf-8")) or {}
+        names = {int(v): str(k) for k, v in (doc.get("deepen_categories") or {}).items()}
+        listed = list(names)
+        for k, v in (doc.get("labels") or {}).items():
+            names.setdefault(int(k), str(v))
+    mapping_path = root / "mapping.json"
+    info = {}
+    if mapping_path.is_file():
+        info = {m["kitti"]: m for m in json.loads(mapping_path.read_text("utf-8"))["frames"]}
+    keys = [f"{p.parent.parent.name}/{p.stem}" for p in files]
+    raw = [np.fromfile(p, dtype="<u4") for p in files]
+    counts = np.array([len(r) for r in raw], dtype=np.int64)
+    flat = np.concatenate(raw) if raw else np.zeros(0, dtype=np.uint32)
+    sem = (flat & 0xFFFF).astype(np.int64)
+    inst = (flat >> 16).astype(np.int64)
+    present = [int(i) for i in np.unique(sem).tolist() if i != 0]
+    order = listed + [i for i in present if i not in listed]
+    cats = tuple(names.get(i, SEMANTIC_KITTI_LABELS.get(i, str(i))) for i in order)
+    lut = np.full(max([0, *order]) + 1, -1, dtype=np.int32)
+    lut[order] = np.arange(len(order))
+    frames = Frames.from_columns(
+        file_id=[info.get(k, {}).get("file_id", k) for k in keys],
+        dataset_id=[info.get(k, {}).get("dataset_id", "") for k in keys],
+        sensor_id=[info.get(k, {}).get("sensor_id", "lidar") for k in keys],
+        index=[int(k.split("/")[1]) for k in keys],
+    )
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    seg = PointSegmentation.from_columns(
+        frame=np.arange(len(keys)),
+        offsets=offsets,
+        category=lut[sem],
+        instance=np.where(inst > 0, inst, -1),
+    )
+    return LabelSet(
+        frames=frames, categories=cats, point_segmentation=seg, meta={"source_format": FORMAT}
+    )
