@@ -57,7 +57,14 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from deepen_export._progress import progress
-from deepen_export.model import LabelSet
+from deepen_export.geometry.spatial import (
+    CUBOID_EDGES,
+    cuboid_corners,
+    from_sensor,
+    project_points,
+    to_sensor,
+)
+from deepen_export.model import Cameras, LabelSet
 
 __all__ = [
     "GREY",
@@ -554,72 +561,26 @@ def render_image(
 
 
 # ---------------------------------------------------------------------------------------
-# 3D: local stand-ins for deepen_export.geometry.spatial (replaced when it lands)
+# 3D
 
-_SIGNS = np.array(
-    [
-        [1, 1, -1],
-        [1, -1, -1],
-        [-1, -1, -1],
-        [-1, 1, -1],
-        [1, 1, 1],
-        [1, -1, 1],
-        [-1, -1, 1],
-        [-1, 1, 1],
-    ],
-    dtype=np.float64,
-)
-_EDGES = np.array(
-    [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
-)
+# corner indices of spatial.cuboid_corners: the front (+x) face is 0-1-5-4, the bottom 0-1-2-3
 _FRONT_CROSS = np.array([[0, 5], [1, 4]])
 _BOTTOM = np.array([0, 1, 2, 3])
 
 
-def _quat_matrix(q: Array) -> Array:
-    q = np.asarray(q, dtype=np.float64).reshape(-1, 4)
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    x, y, z, w = q.T
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        axis=1,
+def _project(cams: Cameras, camera: int, points: Array) -> Array:
+    """Camera-frame points to the model's pixel-corner coordinates (the calibration's
+    OpenCV-style intrinsics put integer coordinates at pixel centres)."""
+    uv, _ = project_points(
+        points,
+        cams.fx[camera],
+        cams.fy[camera],
+        cams.cx[camera],
+        cams.cy[camera],
+        model=str(cams.model[camera]),
+        distortion=cams.distortion[camera],
     )
-
-
-def _corners(center: Array, size: Array, quat: Array) -> Array:
-    local = _SIGNS[None] * (size[:, None, :] / 2)
-    return np.einsum("nij,nkj->nki", _quat_matrix(quat), local) + center[:, None, :]
-
-
-def _to_sensor(points: Array, position: Array, quat: Array) -> Array:
-    """World points ``(..., 3)`` into a sensor whose pose (sensor -> world) is given."""
-    r = _quat_matrix(quat)[0]
-    return (points - position) @ r
-
-
-def _project(p: Array, k: Array, model: str, dist: Array) -> Array:
-    x, y = p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
-    k1, k2, p1, p2, k3, k4 = dist
-    if model in ("fisheye", "mod_kannala"):
-        r = np.hypot(x, y)
-        th = np.arctan(r)
-        thd = th * (1 + k1 * th**2 + k2 * th**4 + k3 * th**6 + k4 * th**8)
-        s = np.where(r > 1e-12, thd / np.where(r > 1e-12, r, 1), 1.0)
-        xd, yd = x * s, y * s
-    else:
-        r2 = x * x + y * y
-        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    return np.stack([k[0, 0] * xd + k[0, 2], k[1, 1] * yd + k[1, 2]], axis=-1)
-
-
-# ---------------------------------------------------------------------------------------
-# 3D
+    return uv + 0.5
 
 
 def _device_pose(labels: LabelSet, frame: int) -> tuple[Array, Array]:
@@ -641,10 +602,10 @@ def _cuboid_corners_world(labels: LabelSet, frame: int) -> tuple[Array, Array]:
     """Corners ``(n, 8, 3)`` in the world frame and the cuboid rows, of one LiDAR frame."""
     rows = _rows_of(labels, "cuboids", frame)
     c = labels.cuboids
-    corners = _corners(c.center[rows], c.size[rows], c.quat[rows])
+    corners = cuboid_corners(c.center[rows], c.size[rows], c.quat[rows])
     if c.frame_of_reference == "lidar" and len(rows):
         pos, q = _device_pose(labels, frame)
-        corners = corners @ _quat_matrix(q)[0].T + pos
+        corners = from_sensor(corners, pos, q)
     return corners, rows
 
 
@@ -735,8 +696,8 @@ def render_camera(
     if len(rows) == 0:
         return img
     cam_pos, cam_q = cams.position[camera], cams.quat[camera]
-    local = _to_sensor(corners, cam_pos, cam_q)
-    segs = np.concatenate([_EDGES, _FRONT_CROSS])
+    local = to_sensor(corners, cam_pos, cam_q)
+    segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
     a = local[:, segs[:, 0]].reshape(-1, 3)
     b = local[:, segs[:, 1]].reshape(-1, 3)
     owner = np.repeat(np.arange(len(rows)), len(segs))
@@ -744,11 +705,10 @@ def render_camera(
     owner = owner[kept]
     t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
     samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
-    k = cams.intrinsic_matrix()[camera]
     # pixel-corner coordinates scale exactly with the picture
-    uv = _project(samples, k, str(cams.model[camera]), cams.distortion[camera]) * zoom
+    uv = _project(cams, camera, samples) * zoom
     # beyond the lens's field of view a distortion polynomial folds back: cut the line there
-    limit = 2.0 * np.hypot(w0, h0) / min(k[0, 0], k[1, 1])
+    limit = 2.0 * np.hypot(w0, h0) / min(cams.fx[camera], cams.fy[camera])
     ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
     codes = labels.cuboids.category[rows]
     for s in range(len(uv)):
@@ -762,16 +722,9 @@ def render_camera(
             if good[0]:
                 _line(draw, part, color, lw)
     if tracks or attributes:
-        centre = (
-            _project(
-                _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, None, :],
-                k,
-                str(cams.model[camera]),
-                cams.distortion[camera],
-            )[:, 0]
-            * zoom
-        )
-        in_front = _to_sensor(corners.mean(axis=1), cam_pos, cam_q)[:, 2] > _NEAR
+        centres = to_sensor(corners.mean(axis=1), cam_pos, cam_q)
+        centre = _project(cams, camera, centres) * zoom
+        in_front = centres[:, 2] > _NEAR
         texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
         font = _font(max(9, min(w, h) // 45))
         for i in np.flatnonzero(in_front & np.isfinite(centre).all(axis=1)):
@@ -851,9 +804,9 @@ def render_bev(
     if len(_rows_of(labels, "poses", frame)) == 0 and labels.cuboids.frame_of_reference != "lidar":
         # no device pose: centre the view on the frame's points (or boxes), axes as they are
         pos = _centre_of(pc.xyz, labels.cuboids.center[_rows_of(labels, "cuboids", frame)])
-    pts = _to_sensor(pc.xyz, pos, q) if len(pc.xyz) else np.zeros((0, 3))
+    pts = to_sensor(pc.xyz, pos, q) if len(pc.xyz) else np.zeros((0, 3))
     corners, rows = _cuboid_corners_world(labels, frame)
-    corners = _to_sensor(corners, pos, q) if len(rows) else np.zeros((0, 8, 3))
+    corners = to_sensor(corners, pos, q) if len(rows) else np.zeros((0, 8, 3))
     ext = float(extent) if extent else _bev_extent(pts, corners)
     scale = size / (2 * ext)
     lw = line_width or max(1, size // 400)
@@ -897,7 +850,7 @@ def render_bev(
         sel = t.take(_rows_of(labels, kind, frame))
         if len(sel) == 0:
             continue
-        xy = to_px(_to_sensor(sel.coords, pos, q)[:, :2])
+        xy = to_px(to_sensor(sel.coords, pos, q)[:, :2])
         inner = getattr(sel, "part_offsets", getattr(sel, "ring_offsets", None))
         owner_parts = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
         if inner is None:

@@ -210,6 +210,8 @@ def test_unknown_size_canvas_covers_the_labels() -> None:
 # World: z up. The camera sits at T = (2, 1, 1.5) looking along world +x: camera x (right) is
 # world -y, camera y (down) is world -z, camera z (forward) is world +x. So
 #   p_cam = (-(Y - 1), -(Z - 1.5), X - 2)   and   u = fx * xc / zc + cx,  v = fy * yc / zc + cy.
+# Deepen's intrinsics are OpenCV-style (integer coordinates at pixel centres), so in the model's
+# pixel-corner convention a projected point is at (u + 0.5, v + 0.5): pixel floor(u + 0.5).
 # That rotation (columns = camera axes in world) is 120 degrees about (-1, 1, -1)/sqrt(3):
 # quaternion (x, y, z, w) = (sin 60 * axis, cos 60) = (-0.5, 0.5, -0.5, 0.5). The test checks
 # that with Rodrigues' formula below, independently of the code under test.
@@ -228,11 +230,12 @@ def rodrigues(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def hand_project(p_world: np.ndarray, k1: float = 0.0) -> tuple[float, float]:
+    """Pixel-corner coordinates of a world point in the hand-placed camera."""
     d = p_world - CAM_T
     xc, yc, zc = -d[1], -d[2], d[0]
     x, y = xc / zc, yc / zc
     radial = 1 + k1 * (x * x + y * y)
-    return FX * x * radial + CX, FY * y * radial + CY
+    return FX * x * radial + CX + 0.5, FY * y * radial + CY + 0.5
 
 
 def test_hand_placed_camera_quaternion_is_the_rotation_described() -> None:
@@ -265,7 +268,7 @@ def test_projected_cuboid_corners_where_the_calibration_puts_them(k1: float) -> 
     corners = [(11, 2, 2.5), (11, 0, 0.5), (13, 2, 0.5), (13, 0, 2.5)]
     for c in corners:
         u, v = hand_project(np.array(c, dtype=float), k1)
-        # (u, v) are pixel-corner coordinates: the corner lies in pixel (floor u, floor v)
+        # the corner lies in pixel (floor u, floor v)
         assert px(img, math.floor(u), math.floor(v)) == CAR, (c, u, v)
     # inside the near face, off every edge and off the front-face cross
     u, v = hand_project(np.array([11.0, 1.5, 1.5]), k1)
@@ -274,10 +277,10 @@ def test_projected_cuboid_corners_where_the_calibration_puts_them(k1: float) -> 
 
 def test_no_distortion_corner_pixel_values_by_hand() -> None:
     # corner (11, 2, 2.5): d = (9, 1, 1) -> p_cam = (-1, -1, 9) -> u = 100*(-1/9) + 80 = 68.89,
-    # v = 60 - 11.11 = 48.89 -> pixel (68, 48)
+    # v = 60 - 11.11 = 48.89; pixel-corner (69.39, 49.39) -> pixel (69, 49)
     img = render_camera(scene_3d(), 0, line_width=1)
-    assert px(img, 68, 48) == CAR
-    assert px(img, 64, 48) == GREY and px(img, 68, 44) == GREY
+    assert px(img, 69, 49) == CAR
+    assert px(img, 65, 49) == GREY and px(img, 69, 45) == GREY
 
 
 def test_lidar_frame_cuboids_go_through_the_device_pose() -> None:
@@ -292,7 +295,7 @@ def test_lidar_frame_cuboids_go_through_the_device_pose() -> None:
     )  # fmt: skip
     poses = Poses.from_columns(frame=[0], position=[[10, 0, 0]], quat=[[0, 0, half, half]])
     img = render_camera(ls.replace(cuboids=cub, poses=poses), 0, line_width=1)
-    assert px(img, 68, 48) == CAR
+    assert px(img, 69, 49) == CAR
 
 
 def test_camera_view_also_draws_the_2d_labels_of_that_camera_image() -> None:
@@ -419,7 +422,7 @@ def test_scale_enlarges_the_picture_and_the_labels_with_it() -> None:
 def test_scaled_camera_projection() -> None:
     img = render_camera(scene_3d(), 0, line_width=1, scale=3)
     assert img.size == (480, 360)
-    u, v = hand_project(np.array([11.0, 2.0, 2.5]))  # 68.89, 48.89 -> 206.67, 146.67
+    u, v = hand_project(np.array([11.0, 2.0, 2.5]))  # 69.39, 49.39 -> 208.17, 148.17
     assert px(img, math.floor(3 * u), math.floor(3 * v)) == CAR
 
 
@@ -438,7 +441,7 @@ def test_camera_image_read_from_the_dataset_zip(tmp_path) -> None:
     img = render_camera(
         ls.replace(cameras=cams), 0, images=[tmp_path / "nothing-here", tmp_path / "dataset.zip"]
     )
-    assert px(img, 5, 5) == (10, 200, 10) and px(img, 68, 48) == CAR
+    assert px(img, 5, 5) == (10, 200, 10) and px(img, 69, 49) == CAR
 
 
 # ---------------------------------------------------------------------------------------
@@ -486,8 +489,9 @@ def test_sample_cuboids_project_onto_camera_0_where_expected(lidar: LabelSet, fi
         if not k["in_front"] or not k["overlaps_image"]:  # behind the camera or off to a side
             assert got is None, label_id
             continue
-        # the projected corners' extent, clipped to the 160 x 120 image, in pixel indices
-        x0, y0, x1, y1 = k["bbox_unclipped"]
+        # the projected corners' extent (OpenCV-style: + 0.5 to pixel corners), clipped to
+        # the 160 x 120 image, in pixel indices
+        x0, y0, x1, y1 = (c + 0.5 for c in k["bbox_unclipped"])
         want = (
             max(0, math.floor(x0)),
             max(0, math.floor(y0)),
@@ -557,7 +561,7 @@ def test_nan_and_huge_coordinates_are_skipped_not_fatal(tmp_path) -> None:
     )  # fmt: skip
     cub = Cuboids.from_columns(
         frame=[1, 1], category=[0, 0], label_id=["x:6", "x:7"], center=[[nan, 0, 0], [5, 0, 0]],
-        size=[[1, 1, 1]] * 2, quat=[[0, 0, 0, 1]] * 2,
+        size=[[1, 1, 1]] * 2, quat=[[0, 0, 0, 1], [0, 0, 0, 0]],  # a zero quaternion: identity
     )  # fmt: skip
     pc = PointClouds.from_columns(frame=[1], offsets=[0, 2], xyz=[[nan, 0, 0], [1, 1, 1]])
     labels = LabelSet(
