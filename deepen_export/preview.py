@@ -635,8 +635,9 @@ def render_camera(
     Each cuboid is drawn with its 12 edges and a cross on its front face (the face its heading,
     the box's +x axis, points out of). Edges are clipped at 0.1 m in front of the camera and
     sampled along their length before projection, so lens distortion bends them as it bends the
-    image. 2D labels of the same camera image (the frame row with the LiDAR frame's ``file_id``
-    and the camera's ``sensor_id``) are drawn too.
+    image. 3D polylines, polygons and points of the frame are projected the same way, and the
+    2D labels of the same camera image (the frame row with the LiDAR frame's ``file_id`` and the
+    camera's ``sensor_id``) are drawn too.
 
     Parameters
     ----------
@@ -692,35 +693,62 @@ def render_camera(
     draw = ImageDraw.Draw(img)
     pal = _palette(labels)
 
+    cam_pos, cam_q = cams.position[camera], cams.quat[camera]
+    limit = 2.0 * np.hypot(w0, h0) / min(cams.fx[camera], cams.fy[camera])
+
+    def segments(a_world: Array, b_world: Array, colors: Array, width: int) -> None:
+        a, b, kept = _clip_segments(
+            to_sensor(a_world, cam_pos, cam_q), to_sensor(b_world, cam_pos, cam_q), _NEAR
+        )
+        t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
+        samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
+        # pixel-corner coordinates scale exactly with the picture
+        uv = _project(cams, camera, samples) * zoom
+        # beyond the lens's field of view a distortion polynomial folds back: cut the line there
+        ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
+        for s, color in enumerate(colors[kept]):
+            run = ok[s]
+            cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
+            for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
+                if good[0]:
+                    _line(draw, part, color, width)
+
+    for kind in ("polylines3d", "polygons3d"):
+        sel: Any = labels.table(kind).take(_rows_of(labels, kind, frame))
+        if len(sel) == 0:
+            continue
+        inner = sel.part_offsets if kind == "polylines3d" else sel.ring_offsets
+        start, end = _segment_ends(inner, closed=kind == "polygons3d")
+        owner = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
+        part_of = np.repeat(np.arange(len(inner) - 1), np.diff(inner))
+        segments(
+            sel.coords[start], sel.coords[end], pal[sel.category[owner[part_of[start]]]], lw + 1
+        )
+
+    pts3: Any = labels.points3d.take(_rows_of(labels, "points3d", frame))
+    if len(pts3):
+        local = to_sensor(pts3.coords, cam_pos, cam_q)
+        front = local[:, 2] > _NEAR
+        uv = _project(cams, camera, local[front]) * zoom
+        owner = np.repeat(np.arange(len(pts3)), np.diff(pts3.offsets))[front]
+        rad = lw + 1
+        for (x, y), o in zip(np.floor(uv).tolist(), owner.tolist(), strict=True):
+            if np.isfinite(x) and np.isfinite(y) and -rad <= x <= w + rad and -rad <= y <= h + rad:
+                draw.ellipse(
+                    (x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts3.category[o]])
+                )
+
     corners, rows = _cuboid_corners_world(labels, frame)
     if len(rows) == 0:
         return img
-    cam_pos, cam_q = cams.position[camera], cams.quat[camera]
-    local = to_sensor(corners, cam_pos, cam_q)
-    segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
-    a = local[:, segs[:, 0]].reshape(-1, 3)
-    b = local[:, segs[:, 1]].reshape(-1, 3)
-    owner = np.repeat(np.arange(len(rows)), len(segs))
-    a, b, kept = _clip_segments(a, b, _NEAR)
-    owner = owner[kept]
-    t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
-    samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
-    # pixel-corner coordinates scale exactly with the picture
-    uv = _project(cams, camera, samples) * zoom
-    # beyond the lens's field of view a distortion polynomial folds back: cut the line there
-    limit = 2.0 * np.hypot(w0, h0) / min(cams.fx[camera], cams.fy[camera])
-    ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
     codes = labels.cuboids.category[rows]
-    for s in range(len(uv)):
-        color = pal[codes[owner[s]]]
-        run = ok[s]
-        if run.all():
-            _line(draw, uv[s], color, lw)
-            continue
-        cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
-        for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
-            if good[0]:
-                _line(draw, part, color, lw)
+    segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
+    segments(
+        corners[:, segs[:, 0]].reshape(-1, 3),
+        corners[:, segs[:, 1]].reshape(-1, 3),
+        pal[np.repeat(codes, len(segs))],
+        lw,
+    )
     if tracks or attributes:
         centres = to_sensor(corners.mean(axis=1), cam_pos, cam_q)
         centre = _project(cams, camera, centres) * zoom
@@ -732,6 +760,22 @@ def render_camera(
             if -w <= x <= 2 * w and -h <= y <= 2 * h:
                 _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (w, h))
     return img
+
+
+def _segment_ends(inner: Array, *, closed: bool) -> tuple[Array, Array]:
+    """Vertex indices ``(start, end)`` of every segment of ragged parts; ``closed`` adds the
+    segment from each ring's last vertex back to its first."""
+    n = int(inner[-1]) if len(inner) else 0
+    start = np.arange(n)
+    end = start + 1
+    last = inner[1:] - 1
+    nonempty = inner[1:] > inner[:-1]
+    if closed:
+        end[last[nonempty]] = inner[:-1][nonempty]
+        return start, end
+    keep = np.ones(n, dtype=bool)
+    keep[last[nonempty]] = False
+    return start[keep], end[keep]
 
 
 def _camera_frame_row(labels: LabelSet, frame: int, sensor: str) -> int | None:

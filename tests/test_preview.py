@@ -641,3 +641,22 @@ def test_from_format_previews_what_the_reader_returns(tmp_path, monkeypatch) -> 
         cli.main, ["preview", str(tmp_path), "--from-format", "fakewo", "-o", str(out)]
     )
     assert res.exit_code == 2 and "cannot be read back" in res.output
+
+
+def test_3d_polylines_and_points_projected_into_the_camera() -> None:
+    from deepen_export.model import Points3D, Polylines3D
+
+    ls = scene_3d().replace(cuboids=Cuboids.empty())
+    # a lane along world x at y = 0, z = 1.5: p_cam = (1, 0, X - 2); its point at X = 15 is at
+    # u = 100 / 13 + 80 = 87.69, v = 60 -> pixel-corner (88.19, 60.5) -> pixel (88, 60)
+    lane = Polylines3D.from_columns(
+        frame=[0], category=[1], label_id=["road:1"], offsets=[0, 1], part_offsets=[0, 2],
+        coords=[[10, 0, 1.5], [20, 0, 1.5]],
+    )  # fmt: skip
+    # a point at (12, 3, 1.5): p_cam = (-2, 0, 10) -> u = 60, v = 60 -> pixel (60, 60)
+    pt = Points3D.from_columns(
+        frame=[0], category=[0], label_id=["car:1"], offsets=[0, 1], coords=[[12, 3, 1.5]]
+    )
+    img = render_camera(ls.replace(polylines3d=lane, points3d=pt), 0, line_width=1)
+    assert px(img, 88, 60) == ROAD and px(img, 88, 56) == GREY
+    assert px(img, 60, 60) == CAR and px(img, 66, 60) == GREY
