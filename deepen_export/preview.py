@@ -1096,7 +1096,7 @@ def write_previews(
     >>> write_previews(labels, tempfile.mkdtemp() + "/preview")
     ['a.png']
     """
-    from converters._base import atomic_dir, safe_path
+    from deepen_export._io import atomic_dir, safe_path
 
     written: list[str] = []
     with atomic_dir(dest) as tmp:

@@ -627,7 +627,7 @@ def write_html_report(stats: Stats, path: str | os.PathLike[str]) -> Path:
     >>> write_html_report(compute_stats(LabelSet.empty()), tempfile.mkdtemp() + "/r.html").suffix
     '.html'
     """
-    from converters._base import atomic_file
+    from deepen_export._io import atomic_file
 
     path = Path(path)
     with atomic_file(path, "w") as fh:
