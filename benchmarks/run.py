@@ -31,6 +31,8 @@ _CHILD = r"""
 import json, resource, sys, time, tempfile
 sys.path.insert(0, {root!r})
 step, path = {step!r}, {path!r}
+# synthetic data has no uploaded frames zip: KITTI writes LiDAR-frame labels with world = LiDAR
+OPTIONS = {{k: {{"camera": None, "assume_identity_pose": True}} for k in ("kitti", "kitti_tracking")}}
 from deepen_export.parse import parse_labels, iter_label_batches
 t0 = time.perf_counter()
 if step == "parse":
@@ -49,15 +51,15 @@ else:
     n = len(ls)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        converters.write(ls, d + "/out", step, on_unsupported="drop")
+        converters.write(ls, d + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
 dt = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({{"step": step, "labels": n, "seconds": dt, "peak_bytes": peak}}))
 """
 
 
-def _dataset(labels: int, frames: int, mix: str, seed: int) -> Path:
-    name = f"labels_{labels}_{frames}_{mix.replace('=', '').replace(',', '_') or 'default'}_{seed}.json"
+def _dataset(labels: int, frames: int, mix: str, seed: int, fields: str) -> Path:
+    name = f"labels_{labels}_{frames}_{mix.replace('=', '').replace(',', '_') or 'default'}_{seed}_{fields}.json"
     path = DATA / name
     if not path.exists():
         DATA.mkdir(exist_ok=True)
@@ -70,6 +72,8 @@ def _dataset(labels: int, frames: int, mix: str, seed: int) -> Path:
             str(frames),
             "--seed",
             str(seed),
+            "--fields",
+            fields,
             "-o",
             str(path),
         ]
@@ -87,10 +91,16 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50_000)
     ap.add_argument("--mix", default="box=0.5,polygon=0.5")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--fields",
+        choices=["full", "minimal"],
+        default="full",
+        help="label fields in the generated JSON (minimal: ids, type, sensor, stage)",
+    )
     ap.add_argument("--steps", default="parse,stream")
     ap.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is shown")
     a = ap.parse_args()
-    path = _dataset(a.labels, a.frames, a.mix, a.seed)
+    path = _dataset(a.labels, a.frames, a.mix, a.seed, a.fields)
     size_mb = os.path.getsize(path) / 1e6
     print(
         f"input: {path.name} ({size_mb:.0f} MB, {a.labels:,} labels, {a.frames:,} frames, mix {a.mix})"
