@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,29 @@ class IdMap:
         """JSON-ready map, keys sorted by id within each section."""
         return {s: dict(sorted(v.items(), key=lambda kv: kv[1])) for s, v in self.sections.items()}
 
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict(), indent=1, ensure_ascii=False)``, built line by line.
+
+        The standard library indents with its pure-Python encoder, slow on a million
+        annotation ids; every value here is a string key and an int id, so a line is simply
+        ``  "key": id``.
+
+        Examples
+        --------
+        >>> m = IdMap({"categories": {"car": 3, "bus": 1}})
+        >>> m.to_json() == json.dumps(m.to_dict(), indent=1, ensure_ascii=False)
+        True
+        """
+        sections = []
+        for name, items in self.to_dict().items():
+            body = ",\n".join([f"  {encode_basestring(k)}: {int(v)!r}" for k, v in items.items()])
+            sections.append(
+                f" {encode_basestring(name)}: " + (f"{{\n{body}\n }}" if body else "{}")
+            )
+        return "{\n" + ",\n".join(sections) + "\n}"
+
     def dump(self, path: str | os.PathLike[str]) -> None:
         """Write the map to ``path`` atomically."""
-        text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
+        text = self.to_json() + "\n"
         with atomic_file(path) as fh:
             fh.write(text.encode("utf-8"))

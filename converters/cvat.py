@@ -33,7 +33,7 @@ import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record
+from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record, xml_bytes
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
     Boxes,
@@ -58,18 +58,21 @@ Array = npt.NDArray[Any]
 _RESERVED = ("deepen_label_id", "track_id", "deepen_label_type")
 
 
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+def _nums(values: Array) -> list[str]:
+    """Each value exactly: integers without a decimal point, others in shortest round-trip form."""
+    return [
+        str(int(v)) if v.is_integer() else repr(v) for v in values.astype(float).ravel().tolist()
+    ]
 
 
-_fmt = np.vectorize(_num, otypes=[object])
-
-
-def _points_text(xy: Array) -> str:
-    if len(xy) == 0:
-        return ""
-    t = _fmt(xy)
-    return ";".join(f"{a},{b}" for a, b in t.tolist())
+def _points_texts(xy: Array, offsets: Array) -> list[str]:
+    """``x,y;x,y`` text of each run ``offsets[i]:offsets[i + 1]`` of ``xy``, formatted in bulk."""
+    t = _nums(xy)
+    pairs = [f"{a},{b}" for a, b in zip(t[0::2], t[1::2], strict=True)]
+    return [
+        ";".join(pairs[a:z])
+        for a, z in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+    ]
 
 
 def _value(v: Any) -> str:
@@ -127,9 +130,7 @@ def write(
     root = to_element(labels, report, frames, names, clip=prep.flag(clip), task_name=task_name)
     with atomic_dir(dest) as tmp:
         (tmp / ANNOTATIONS).write_bytes(
-            b'<?xml version="1.0" encoding="utf-8"?>\n'
-            + ET.tostring(root, encoding="utf-8")
-            + b"\n"
+            b'<?xml version="1.0" encoding="utf-8"?>\n' + xml_bytes(root) + b"\n"
         )
         report.files = [ANNOTATIONS, "report.json"]
         finish(report, tmp)
@@ -145,7 +146,7 @@ def to_element(
     clip: bool = True,
     task_name: str = "deepen-export",
 ) -> ET.Element:
-    """The ``<annotations>`` element (see :func:`write`)."""
+    """The ``<annotations>`` element (see :func:`write`; not indented, ``xml_bytes`` indents)."""
     f = labels.frames
     unknown = prep.report_unknown_sizes(
         labels, frames, report, "width/height written as 0, labels not clipped"
@@ -162,10 +163,10 @@ def to_element(
 
     pb = prep.prepare_boxes(labels, report, frames, clip=clip)
     b = labels.boxes
-    txt = _fmt(pb.xyxy) if len(pb.rows) else np.zeros((0, 4), dtype=object)
-    for r, t in zip(pb.rows.tolist(), txt.tolist(), strict=True):
+    txt = _nums(pb.xyxy)
+    for j, r in enumerate(pb.rows.tolist()):
         el = _shape("box", labels, b, r)
-        el.attrib.update(dict(zip(("xtl", "ytl", "xbr", "ybr"), t, strict=True)))
+        el.attrib.update(zip(("xtl", "ytl", "xbr", "ybr"), txt[4 * j : 4 * j + 4], strict=True))
         _attributes(el, b, r)
         add(int(b.frame[r]), 0, r, el)
 
@@ -187,15 +188,16 @@ def to_element(
         coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
         last = np.r_[ring[1:] != ring[:-1], True]
         coords, ring = coords[~last], ring[~last]
-        chunks = np.split(coords, np.flatnonzero(np.diff(ring)) + 1)
-        part_of_chunk = ring[np.r_[0, np.flatnonzero(np.diff(ring)) + 1]]
+        starts = np.r_[0, np.flatnonzero(np.diff(ring)) + 1]
+        texts = _points_texts(coords, np.r_[starts, len(ring)])
+        part_of_chunk = ring[starts] if len(ring) else ring
         n_parts = np.bincount(part_label, minlength=len(pp.rows))
         groups: dict[int, str] = {}
-        for k, xy in zip(part_of_chunk.tolist(), chunks, strict=True):
+        for k, text in zip(part_of_chunk.tolist(), texts, strict=True):
             j = int(part_label[k])
             r = int(pp.rows[j])
             el = _shape("polygon", labels, p, r)
-            el.set("points", _points_text(xy))
+            el.set("points", text)
             if n_parts[j] > 1:
                 if j not in groups:
                     groups[j] = next_group()
@@ -206,26 +208,26 @@ def to_element(
     on = np.zeros(len(f), dtype=bool)
     on[frames] = True
     pl = labels.polylines
+    part_texts = _points_texts(pl.coords, pl.part_offsets)
     for r in np.flatnonzero(on[pl.frame]).tolist():
         a, z = int(pl.offsets[r]), int(pl.offsets[r + 1])
         gid = next_group() if z - a > 1 else None
         for part in range(a, z):
-            xy = pl.coords[pl.part_offsets[part] : pl.part_offsets[part + 1]]
             el = _shape("polyline", labels, pl, r)
-            el.set("points", _points_text(xy))
+            el.set("points", part_texts[part])
             if gid:
                 el.set("group_id", gid)
             _attributes(el, pl, r, label_type=str(pl.label_type[r]))
             add(int(pl.frame[r]), 2, r, el)
 
     pt = labels.points
+    point_texts = _points_texts(pt.coords, pt.offsets)
     for r in np.flatnonzero(on[pt.frame]).tolist():
-        xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
-        if len(xy) == 0:
+        if pt.offsets[r + 1] == pt.offsets[r]:
             record(report, labels, "points", [r], "dropped", "point label has no points")
             continue
         el = _shape("points", labels, pt, r)
-        el.set("points", _points_text(xy))
+        el.set("points", point_texts[r])
         _attributes(el, pt, r)
         add(int(pt.frame[r]), 3, r, el)
 
@@ -270,7 +272,6 @@ def to_element(
         for _, _, el in items:
             image.append(el)
         n_shapes += len(items)
-    ET.indent(root)
     report.written.update({"images": len(frames), "shapes": n_shapes})
     return root
 

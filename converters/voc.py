@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, finish
+from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, xml_bytes
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet
 from deepen_export.report import Report
@@ -155,11 +155,10 @@ def write(
                         a = ET.SubElement(el, "attribute")
                         _text(a, "name", name)
                         _text(a, "value", _attr_text(value))
-            ET.indent(root)
             rel = _xml_path(names[k])
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n")
+            path.write_bytes(xml_bytes(root) + b"\n")
             files.append(rel)
         report.written.update({"images": len(frames), "objects": len(pb.rows)})
         report.files = [*files, "report.json"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,10 +126,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as written to ``report.json``."""
         return {
-            "format": self.format,
-            "written": dict(self.written),
-            "counts": self.counts(),
-            "files": list(self.files),
+            **self._head(),
             "issues": [
                 {
                     "action": i.action,
@@ -141,11 +139,63 @@ class Report:
             ],
         }
 
+    def _head(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "written": dict(self.written),
+            "counts": self.counts(),
+            "files": list(self.files),
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text with ``indent=2`` (what :meth:`write_json` writes).
+
+        Byte for byte ``json.dumps(self.to_dict(), indent=2, ensure_ascii=False)``, but the
+        issues are formatted from a template: with ``indent`` the standard library falls back to
+        its pure-Python encoder, which takes seconds on a few hundred thousand issues.
+
+        Examples
+        --------
+        >>> r = Report("coco")
+        >>> r.add("dropped", "no COCO form", file_id="0.pcd", kind="cuboids")
+        >>> r.to_json() == json.dumps(r.to_dict(), indent=2, ensure_ascii=False)
+        True
+        """
+        text = json.dumps(self._head(), indent=2, ensure_ascii=False)
+        return f'{text[:-2]},\n  "issues": {_issues_json(self.issues)}\n}}'
+
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_dict` to ``path`` atomically."""
+        """Write :meth:`to_json` to ``path`` atomically."""
         p = Path(path)
         tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(
-            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
         os.replace(tmp, p)
+
+
+_ISSUE_JSON = (
+    '    {{\n      "action": {},\n      "reason": {},\n      "file_id": {},\n'
+    '      "label_id": {},\n      "kind": {}\n    }}'
+)
+
+
+def _issues_json(issues: Sequence[Issue]) -> str:
+    """The ``issues`` list of ``report.json`` as ``json.dumps(..., indent=2)`` nests it."""
+    if not issues:
+        return "[]"
+
+    def enc(v: Any) -> str:
+        if v is None:
+            return "null"
+        if type(v) is str:
+            return encode_basestring(v)
+        return json.dumps(v, ensure_ascii=False)
+
+    body = ",\n".join(
+        [
+            _ISSUE_JSON.format(
+                enc(i.action), enc(i.reason), enc(i.file_id), enc(i.label_id), enc(i.kind)
+            )
+            for i in issues
+        ]
+    )
+    return f"[\n{body}\n  ]"
