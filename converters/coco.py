@@ -207,9 +207,16 @@ def to_dict(
     b = labels.boxes
     xywh = geo.xyxy_to_xywh(boxes.xyxy)
     area = geo.box_area(boxes.xyxy)
-    for r, bb, a in zip(boxes.rows.tolist(), xywh.tolist(), area.tolist(), strict=True):
+    fin = _Finisher(b, "box")
+    for pos, r, bb, a in zip(
+        pos_of_frame[b.frame[boxes.rows]].tolist(),
+        boxes.rows.tolist(),
+        xywh.tolist(),
+        area.tolist(),
+        strict=True,
+    ):
         ann = {"segmentation": None, "area": a, "bbox": bb, "iscrowd": 0}
-        anns.append((int(pos_of_frame[b.frame[r]]), 0, r, _finish(ann, b, r, "box")))
+        anns.append((pos, 0, r, fin(ann, r)))
 
     anns.extend(_polygon_annotations(labels, report, frames, pos_of_frame, clip=clip))
     kp_count, point_anns = _point_annotations(labels, report, frames, pos_of_frame)
@@ -217,20 +224,39 @@ def to_dict(
 
     anns.sort(key=lambda t: t[:3])
     tables: list[LabelTable] = [labels.boxes, labels.polygons, labels.points]
+    # frame, category and label id of every annotation gathered per table, not per label
+    kind = np.array([a[1] for a in anns], dtype=np.int64)
+    row = np.array([a[2] for a in anns], dtype=np.int64)
+    frame = np.zeros(len(anns), dtype=np.int64)
+    category = np.zeros(len(anns), dtype=np.int64)
+    label_id = np.empty(len(anns), dtype=object)
+    for k, t in enumerate(tables):
+        m = kind == k
+        frame[m] = t.frame[row[m]]
+        category[m] = t.category[row[m]]
+        label_id[m] = t.label_id[row[m]]
     ann_keys = prep.unique_keys(
-        [f"{key_of_frame[tables[k].frame[r]]}|{tables[k].label_id[r]}" for _, k, r, _ in anns]
+        [
+            f"{fk}|{lid}"
+            for fk, lid in zip(key_of_frame[frame].tolist(), label_id.tolist(), strict=True)
+        ]
     )
     ann_ids = ids.assign("annotations", ann_keys).tolist()
-    annotations = []
-    for (_, k, r, ann), aid in zip(anns, ann_ids, strict=True):
-        t = tables[k]
-        head = {
+    annotations = [
+        {
             "id": aid,
-            "image_id": int(image_of_frame[t.frame[r]]),
-            "category_id": int(cat_ids[t.category[r]]),
+            "image_id": im,
+            "category_id": cat,
+            **{key: v for key, v in a[3].items() if v is not None},
         }
-        body = {key: v for key, v in ann.items() if v is not None}
-        annotations.append({**head, **body})
+        for a, aid, im, cat in zip(
+            anns,
+            ann_ids,
+            image_of_frame[frame].tolist(),
+            cat_ids[category].tolist(),
+            strict=True,
+        )
+    ]
 
     categories: list[dict[str, Any]] = []
     for code, (name, cid) in enumerate(zip(labels.categories, cat_ids.tolist(), strict=True)):
@@ -255,24 +281,34 @@ def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _finish(ann: dict[str, Any], t: LabelTable, r: int, kind: str) -> dict[str, Any]:
-    ann["deepen_label_id"] = str(t.label_id[r])
-    ann["deepen_label_type"] = kind
-    if t.track[r] >= 0:
-        ann["track_id"] = int(t.track[r])
-    ann["attributes"] = {
-        k: _py(v[r])
-        for k, v in t.attributes.items()  # type: ignore[attr-defined]
-        if v[r] is not None
-    }
-    meta = {}
-    for name in _META:
-        v = _py(getattr(t, name)[r])
-        if v not in ("", -1):
-            meta[name] = v
-    if meta:
-        ann["deepen"] = meta
-    return ann
+class _Finisher:
+    """Adds the Deepen fields (label id, type, track, attributes, meta) to annotations of ``t``.
+
+    The table's columns are turned into Python lists once: indexing numpy arrays label by
+    label is what made this step slow.
+    """
+
+    def __init__(self, t: LabelTable, kind: str) -> None:
+        self.kind = kind
+        self.label_id = t.label_id.tolist()
+        self.track = t.track.tolist()
+        self.attributes = [(k, v.tolist()) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
+        self.meta = [(name, getattr(t, name).tolist()) for name in _META]
+
+    def __call__(self, ann: dict[str, Any], r: int) -> dict[str, Any]:
+        ann["deepen_label_id"] = str(self.label_id[r])
+        ann["deepen_label_type"] = self.kind
+        if self.track[r] >= 0:
+            ann["track_id"] = self.track[r]
+        ann["attributes"] = {k: _py(v[r]) for k, v in self.attributes if v[r] is not None}
+        meta = {}
+        for name, col in self.meta:
+            v = _py(col[r])
+            if v not in ("", -1):
+                meta[name] = v
+        if meta:
+            ann["deepen"] = meta
+        return ann
 
 
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:
@@ -284,8 +320,12 @@ def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[f
     ring_off = np.asarray(ring_off, dtype=np.int64)
     poly_off = np.asarray(poly_off, dtype=np.int64)
     multi_off = np.asarray(multi_off, dtype=np.int64)
-    flat = [c.ravel().tolist() for c in np.split(np.asarray(coords)[:, :2], ring_off[1:-1])]
-    flat = [c[:-2] for c in flat]  # open rings
+    xy = np.asarray(coords)[:, :2].ravel().tolist()
+    # open rings: the closing vertex is left out
+    flat = [
+        xy[2 * a : 2 * z - 2]
+        for a, z in zip(ring_off[:-1].tolist(), ring_off[1:].tolist(), strict=True)
+    ]
     is_ext = np.zeros(len(flat), dtype=bool)
     is_ext[poly_off[:-1]] = True
     ring_label = np.repeat(np.arange(n), np.diff(poly_off[multi_off]))
@@ -320,9 +360,9 @@ def _polygon_annotations(
         "polygon with holes needs an RLE, which needs the image size (unknown)",
     )
     rles = geo.polygons_to_rle(geoms, h, w)
-    rle_area = np.array(
-        [geo.rle_area([r])[0] if r is not None else -1 for r in rles], dtype=np.int64
-    )
+    # one pycocotools call for all RLEs, not one per polygon
+    rle_area = np.full(len(rles), -1, dtype=np.int64)
+    rle_area[[r is not None for r in rles]] = geo.rle_area([r for r in rles if r is not None])
     shoelace = shapely.area(geoms) if len(geoms) else np.zeros(0)
     area = [int(a) if k else float(g) for a, k, g in zip(rle_area, known, shoelace, strict=True)]
     bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
@@ -336,18 +376,21 @@ def _polygon_annotations(
         "polygon covers no pixel centre when rasterised (COCO area 0)",
     )
     out = []
+    fin = _Finisher(p, "polygon")
+    pos = pos_of_frame[fr].tolist()
+    skip, holes = no_rle.tolist(), has_holes.tolist()
     for j, r in enumerate(rows.tolist()):
-        if no_rle[j]:
+        if skip[j]:
             continue
         ann: dict[str, Any] = {"area": area[j], "bbox": bbox[j], "iscrowd": 0}
-        if has_holes[j]:
+        if holes[j]:
             ann["segmentation"] = rles[j]
-            ann = _finish(ann, p, r, "polygon")
+            ann = fin(ann, r)
             ann["deepen_rings"] = every[j]
         else:
             ann["segmentation"] = exteriors[j]
-            ann = _finish(ann, p, r, "polygon")
-        out.append((int(pos_of_frame[p.frame[r]]), 1, r, ann))
+            ann = fin(ann, r)
+        out.append((pos[j], 1, r, ann))
     return out
 
 
@@ -384,6 +427,7 @@ def _point_annotations(
     for c, n in zip(pt.category[keep].tolist(), counts[keep].tolist(), strict=True):
         kp_count[c] = max(kp_count.get(c, 0), n)
     out = []
+    fin = _Finisher(pt, "points")
     for r in np.flatnonzero(keep).tolist():
         xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
         k = kp_count[int(pt.category[r])]
@@ -398,7 +442,7 @@ def _point_annotations(
             "keypoints": _kp_values(kp),
             "num_keypoints": len(xy),
         }
-        out.append((int(pos_of_frame[pt.frame[r]]), 2, r, _finish(ann, pt, r, "points")))
+        out.append((int(pos_of_frame[pt.frame[r]]), 2, r, fin(ann, r)))
     return kp_count, out
 
 

@@ -606,7 +606,16 @@ def rle_area(rles: Sequence[RLE]) -> Array:
     """
     if not rles:
         return np.zeros(0, dtype=np.int64)
-    return np.asarray(_mask_api().area(_bytes_counts(rles)), dtype=np.int64).reshape(-1)
+    mask = _mask_api()
+    objs = _bytes_counts(rles)
+    # pycocotools 2.0.x area() fails on more than 255 RLEs at once under numpy 2 (it sizes an
+    # internal uint8 array with the count), so it is called on chunks of 255
+    return np.concatenate(
+        [
+            np.asarray(mask.area(objs[i : i + 255]), dtype=np.int64).reshape(-1)
+            for i in range(0, len(objs), 255)
+        ]
+    )
 
 
 def rle_to_bbox(rles: Sequence[RLE]) -> Array:
