@@ -144,13 +144,16 @@ def _frames(labels: LabelSet) -> tuple[Array, Array, list[str], list[Array], boo
 
 
 def _intervals(frames: list[int]) -> list[dict[str, int]]:
-    f = np.unique(np.asarray(frames, dtype=np.int64))
-    if not len(f):
-        return []
-    breaks = np.flatnonzero(np.diff(f) > 1)
-    starts = np.r_[f[0], f[breaks + 1]]
-    ends = np.r_[f[breaks], f[-1]]
-    return [{"frame_start": int(a), "frame_end": int(b)} for a, b in zip(starts, ends, strict=True)]
+    # plain Python: called once per object and data name on a handful of frames, where numpy's
+    # per-call overhead dominated the whole export
+    f = sorted(set(frames))
+    out: list[dict[str, int]] = []
+    for x in f:
+        if out and x == out[-1]["frame_end"] + 1:
+            out[-1]["frame_end"] = x
+        else:
+            out.append({"frame_start": x, "frame_end": x})
+    return out
 
 
 def _attributes(rec: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -198,8 +201,8 @@ def _entries(
         vals = np.column_stack([center, quat, cub.size])
         bad = ~np.isfinite(vals).all(axis=1)
         record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
-        for i, v in enumerate(vals.tolist()):
-            if not bad[i]:
+        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
+            if not is_bad:
                 out.append((i, "cuboid", {"name": "cuboid", "val": v, "coordinate_system": cs}))
         return out
     if kind == "boxes":
@@ -208,18 +211,11 @@ def _entries(
         vals = np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
         bad = ~np.isfinite(vals).all(axis=1)
         record(report, labels, kind, bad, "dropped", "non-finite box values")
-        for i, v in enumerate(vals.tolist()):
-            if not bad[i]:
+        sensors = fr.sensor_id[b.frame].tolist()
+        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
+            if not is_bad:
                 out.append(
-                    (
-                        i,
-                        "bbox",
-                        {
-                            "name": "bbox",
-                            "val": v,
-                            "coordinate_system": str(fr.sensor_id[b.frame[i]]),
-                        },
-                    )
+                    (i, "bbox", {"name": "bbox", "val": v, "coordinate_system": str(sensors[i])})
                 )
         return out
     coords = t.coords
@@ -230,6 +226,8 @@ def _entries(
     owner = _owner_of_vertex(t)
     bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0
     record(report, labels, kind, bad, "dropped", "non-finite coordinates")
+    css = _css(labels, kind)
+    bad = bad.tolist()
     if kind in ("points", "points3d"):
         dtype, name = ("point2d", "point") if kind == "points" else ("point3d", "point3d")
         per = coords.tolist()
@@ -238,7 +236,7 @@ def _entries(
         ):
             if bad[i]:
                 continue
-            cs = _cs(labels, kind, i)
+            cs = css[i]
             for j in range(a, b_):
                 out.append(
                     (i, dtype, {"name": name, "val": per[j], "id": j - a, "coordinate_system": cs})
@@ -250,7 +248,7 @@ def _entries(
     for i, (a, b_) in enumerate(zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)):
         if bad[i]:
             continue
-        cs = _cs(labels, kind, i)
+        cs = css[i]
         if kind == "polygons":
             dtype, name = "poly2d", "polygon"
         elif kind == "polylines":
@@ -266,11 +264,12 @@ def _entries(
     return out
 
 
-def _cs(labels: LabelSet, kind: str, i: int) -> str:
-    if kind in ("polylines3d", "polygons3d", "points3d"):
-        return "world"
+def _css(labels: LabelSet, kind: str) -> list[str]:
+    """Coordinate system of each label of table ``kind``."""
     t: Any = labels.table(kind)
-    return str(labels.frames.sensor_id[t.frame[i]])
+    if kind in ("polylines3d", "polygons3d", "points3d"):
+        return ["world"] * len(t)
+    return [str(x) for x in labels.frames.sensor_id[t.frame].tolist()]
 
 
 def _owner_of_vertex(t: Any) -> Array:
@@ -372,19 +371,26 @@ def write(
         t: Any = labels.table(kind)
         if not len(t):
             continue
+        entries = _entries(labels, kind, cuboid_frame, report)
+        # sequence, frame, label id and category of every entry looked up in bulk
+        rows = np.array([i for i, _, _ in entries], dtype=np.int64)
+        seqs = seq_of_row[t.frame[rows]].tolist()
+        fnos = frame_of_row[t.frame[rows]].tolist()
+        lids = [str(x) for x in t.label_id[rows].tolist()]
+        cats = [str(labels.categories[c]) for c in t.category[rows].tolist()]
         attrs = t.attribute_records()
-        for i, dtype, e in _entries(labels, kind, cuboid_frame, report):
-            r = int(t.frame[i])
-            s, f = int(seq_of_row[r]), int(frame_of_row[r])
+        attr_of: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        outside = []
+        for (i, dtype, e), s, f, lid, cat in zip(entries, seqs, fnos, lids, cats, strict=True):
             if s < 0:
-                record(
-                    report, labels, kind, [i], "dropped", "frame not part of any exported sequence"
-                )
+                outside.append(i)
                 continue
             if attrs[i]:
-                e["attributes"] = _attributes(attrs[i])
-            lid = str(t.label_id[i])
-            entries_all.append((s, f, lid, str(labels.categories[t.category[i]]), dtype, e))
+                if i not in attr_of:
+                    attr_of[i] = _attributes(attrs[i])
+                e["attributes"] = attr_of[i]
+            entries_all.append((s, f, lid, cat, dtype, e))
+        record(report, labels, kind, outside, "dropped", "frame not part of any exported sequence")
     uid_of: list[dict[str, str]] = [{} for _ in datasets]
     for s, f, lid, cat, dtype, e in entries_all:
         u = uid_of[s].get(lid)
