@@ -46,7 +46,15 @@ import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
+from converters._base import (
+    OnUnsupported,
+    apply_policy,
+    atomic_dir,
+    dump_json,
+    finish,
+    paused_gc,
+    record,
+)
 from converters._idmap import IdMap
 from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
@@ -73,6 +81,7 @@ _META = ("stage", "label_set", "labeller", "create_time", "update_time", "versio
 _STATUS = {v: k for k, v in prep.STATUS_NAMES.items()}
 
 
+@paused_gc()
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],

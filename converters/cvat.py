@@ -33,7 +33,15 @@ import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record, xml_bytes
+from converters._base import (
+    OnUnsupported,
+    apply_policy,
+    atomic_dir,
+    finish,
+    paused_gc,
+    record,
+    xml_bytes,
+)
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
     Boxes,
@@ -81,6 +89,7 @@ def _value(v: Any) -> str:
     return str(v.item() if isinstance(v, np.generic) else v)
 
 
+@paused_gc()
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],

@@ -94,6 +94,7 @@ from converters._base import (
     atomic_dir,
     dump_json,
     finish,
+    paused_gc,
     record,
     safe_path,
 )
@@ -166,6 +167,30 @@ def _attributes(rec: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
         else:
             out.setdefault("text", []).append({"name": k, "val": str(v)})
     return out
+
+
+class _AttributeCache:
+    """:func:`_attributes` of each label of a table, one shared dict per distinct record.
+
+    Most labels repeat a few attribute combinations, so building (and holding) one dict per
+    label was wasted time and memory. Only all-string records are shared: a cache key of
+    numbers would equate ``0.0`` with ``-0.0`` and ``1`` with ``True``.
+    """
+
+    def __init__(self, t: Any) -> None:
+        self.cols = [(k, v.tolist()) for k, v in t.attributes.items()]
+        self.cache: dict[tuple[tuple[str, Any], ...], dict[str, list[dict[str, Any]]]] = {}
+
+    def __call__(self, i: int) -> dict[str, list[dict[str, Any]]]:
+        rec = tuple((k, c[i]) for k, c in self.cols if c[i] is not None)
+        if not rec:
+            return {}
+        if all(type(v) is str for _, v in rec):
+            out = self.cache.get(rec)
+            if out is None:
+                out = self.cache[rec] = _attributes(dict(rec))
+            return out
+        return _attributes(dict(rec))
 
 
 def _pose(position: Array, quat: Array) -> dict[str, list[float]]:
@@ -309,6 +334,7 @@ def _points_to_lidar(labels: LabelSet, frames: Array, coords: Array) -> Array:
 # -- write ------------------------------------------------------------------------------
 
 
+@paused_gc()
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],
@@ -378,20 +404,20 @@ def write(
         fnos = frame_of_row[t.frame[rows]].tolist()
         lids = [str(x) for x in t.label_id[rows].tolist()]
         cats = [str(labels.categories[c]) for c in t.category[rows].tolist()]
-        attrs = t.attribute_records()
-        attr_of: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        attr_of = _AttributeCache(t)
         outside = []
         for (i, dtype, e), s, f, lid, cat in zip(entries, seqs, fnos, lids, cats, strict=True):
             if s < 0:
                 outside.append(i)
                 continue
-            if attrs[i]:
-                if i not in attr_of:
-                    attr_of[i] = _attributes(attrs[i])
-                e["attributes"] = attr_of[i]
+            a = attr_of(i)
+            if a:
+                e["attributes"] = a
             entries_all.append((s, f, lid, cat, dtype, e))
         record(report, labels, kind, outside, "dropped", "frame not part of any exported sequence")
     uid_of: list[dict[str, str]] = [{} for _ in datasets]
+    frames_of = [d["frames"] for d in docs]
+    # (plain get-or-insert rather than setdefault: no throw-away default dict per entry)
     for s, f, lid, cat, dtype, e in entries_all:
         u = uid_of[s].get(lid)
         if u is None:
@@ -402,17 +428,26 @@ def write(
             )
             uid_of[s][lid] = u
             objects[s][u] = {"name": lid, "type": cat}
-        fobj = (
-            docs[s]["frames"]
-            .setdefault(str(f), {})
-            .setdefault("objects", {})
-            .setdefault(u, {"object_data": {}})
-        )
-        fobj["object_data"].setdefault(dtype, []).append(e)
+        fkey = str(f)
+        fdoc = frames_of[s].get(fkey)
+        if fdoc is None:
+            fdoc = frames_of[s][fkey] = {}
+        fobjs = fdoc.get("objects")
+        if fobjs is None:
+            fobjs = fdoc["objects"] = {}
+        fobj = fobjs.get(u)
+        if fobj is None:
+            fobj = fobjs[u] = {"object_data": {}}
+        data = fobj["object_data"].get(dtype)
+        if data is None:
+            fobj["object_data"][dtype] = [e]
+        else:
+            data.append(e)
         obj_frames[s][u].append(f)
-        p = pointers[s][u].setdefault(
-            e["name"], {"type": dtype, "frames": [], "attribute_pointers": {}}
-        )
+        ptrs = pointers[s][u]
+        p = ptrs.get(e["name"])
+        if p is None:
+            p = ptrs[e["name"]] = {"type": dtype, "frames": [], "attribute_pointers": {}}
         p["frames"].append(f)
         for atype, items in e.get("attributes", {}).items():
             for a in items:

@@ -39,7 +39,15 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
+from converters._base import (
+    OnUnsupported,
+    apply_policy,
+    atomic_dir,
+    dump_json,
+    finish,
+    paused_gc,
+    record,
+)
 from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
@@ -56,6 +64,7 @@ def _label_path(file_id: str) -> str:
     return str(PurePosixPath("labels", PurePosixPath(file_id).with_suffix(".txt")))
 
 
+@paused_gc()
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],
