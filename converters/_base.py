@@ -43,6 +43,9 @@ __all__ = [
     "safe_path",
     "write_text",
     "xml_bytes",
+    "xml_escape_attrib",
+    "xml_escape_text",
+    "xml_text",
 ]
 
 OnUnsupported = Literal["raise", "warn", "drop"]
@@ -130,8 +133,16 @@ def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = No
     write_text(path, text, "\n")
 
 
-def write_text(path: str | os.PathLike[str], *parts: str, chunk: int = 1 << 24) -> None:
+def write_text(
+    path: str | os.PathLike[str],
+    *parts: str,
+    chunk: int = 1 << 24,
+    errors: str = "strict",
+    newline: str | None = None,
+) -> None:
     """Write ``parts`` one after the other as UTF-8, encoding at most ``chunk`` characters at once.
+
+    ``errors`` and ``newline`` are those of :func:`open` (``Path.write_text`` defaults).
 
     For a document of hundreds of MB, ``write_text(a + b)`` holds the text, its concatenated
     copy and its encoded bytes at the same time; here only the text and one chunk are held.
@@ -144,7 +155,7 @@ def write_text(path: str | os.PathLike[str], *parts: str, chunk: int = 1 << 24) 
     >>> p.read_text()
     '{"a": 1}\\n'
     """
-    with open(path, "w", encoding="utf-8") as fh:
+    with open(path, "w", encoding="utf-8", errors=errors, newline=newline) as fh:
         for part in parts:
             for i in range(0, len(part), chunk):
                 fh.write(part[i : i + chunk])
@@ -194,6 +205,17 @@ xml_escape_attrib = ET._escape_attrib  # type: ignore[attr-defined]
 
 
 def xml_bytes(root: ET.Element, *, indent: str | None = "  ") -> bytes:
+    """:func:`xml_text` encoded as ``ET.tostring(root, encoding="utf-8")`` encodes.
+
+    Examples
+    --------
+    >>> xml_bytes(ET.fromstring("<a>é</a>"))
+    b'<a>\\xc3\\xa9</a>'
+    """
+    return xml_text(root, indent=indent).encode("utf-8", "xmlcharrefreplace")
+
+
+def xml_text(root: ET.Element, *, indent: str | None = "  ") -> str:
     """``ET.indent(root, indent)`` then ``ET.tostring(root, encoding="utf-8")``, several times faster.
 
     ``ET.tostring`` writes each piece through a text stream (millions of small writes for a
@@ -205,9 +227,9 @@ def xml_bytes(root: ET.Element, *, indent: str | None = "  ") -> bytes:
     Examples
     --------
     >>> root = ET.fromstring('<a x="1&amp;2"><b>t</b><c/></a>')
-    >>> xml_bytes(root).decode()
+    >>> xml_text(root)
     '<a x="1&amp;2">\\n  <b>t</b>\\n  <c />\\n</a>'
-    >>> ET.indent(root); xml_bytes(root) == ET.tostring(root, encoding="utf-8")
+    >>> ET.indent(root); xml_text(root) == ET.tostring(root, encoding="unicode")
     True
     """
     out: list[str] = []
@@ -246,4 +268,4 @@ def xml_bytes(root: ET.Element, *, indent: str | None = "  ") -> bytes:
     ser(root, 0)
     if root.tail:
         w(xml_escape_text(root.tail))
-    return "".join(out).encode("utf-8", "xmlcharrefreplace")
+    return "".join(out)
