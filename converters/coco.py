@@ -301,23 +301,25 @@ class _Finisher:
         self.kind = kind
         self.label_id = t.label_id.tolist()
         self.track = t.track.tolist()
-        self.attributes = [(k, v.tolist()) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
-        self.meta = [(name, getattr(t, name).tolist()) for name in _META]
+        self.attributes = [(k, _pylist(v)) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
+        self.meta = [(name, _pylist(getattr(t, name))) for name in _META]
 
     def __call__(self, ann: dict[str, Any], r: int) -> dict[str, Any]:
         ann["deepen_label_id"] = str(self.label_id[r])
         ann["deepen_label_type"] = self.kind
         if self.track[r] >= 0:
             ann["track_id"] = self.track[r]
-        ann["attributes"] = {k: _py(v[r]) for k, v in self.attributes if v[r] is not None}
-        meta = {}
-        for name, col in self.meta:
-            v = _py(col[r])
-            if v not in ("", -1):
-                meta[name] = v
+        ann["attributes"] = {k: v[r] for k, v in self.attributes if v[r] is not None}
+        meta = {name: col[r] for name, col in self.meta if col[r] not in ("", -1)}
         if meta:
             ann["deepen"] = meta
         return ann
+
+
+def _pylist(col: Array) -> list[Any]:
+    # tolist() gives Python scalars for numeric columns; object columns may hold numpy scalars
+    values = col.tolist()
+    return [_py(v) for v in values] if col.dtype == object else values
 
 
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:

@@ -659,13 +659,17 @@ def polygons_to_rle(
     >>> rle_area(polygons_to_rle([g], 20, 20)).tolist()
     [84]
     """
-    g = polygonal_parts(geoms)
+    g = np.asarray(geoms, dtype=object)
     n = len(g)
     h = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,))
     w = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,))
     out: list[RLE | None] = [None] * n
-    if n == 0:
+    sized = np.flatnonzero((h > 0) & (w > 0))
+    if len(sized) == 0:
         return out
+    # only geometries with a known image size are taken apart into rings
+    g = _empty_multipolygons(n)
+    g[sized] = polygonal_parts(np.asarray(geoms, dtype=object)[sized])
     mask = _mask_api()
     polys, poly_label = shapely.get_parts(g, return_index=True)
     rings, ring_poly = shapely.get_rings(polys, return_index=True)
