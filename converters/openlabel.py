@@ -147,6 +147,8 @@ def _frames(labels: LabelSet) -> tuple[Array, Array, list[str], list[Array], boo
 def _intervals(frames: list[int]) -> list[dict[str, int]]:
     # plain Python: called once per object and data name on a handful of frames, where numpy's
     # per-call overhead dominated the whole export
+    if len(frames) == 1:  # most objects: one label in one frame
+        return [{"frame_start": frames[0], "frame_end": frames[0]}]
     f = sorted(set(frames))
     out: list[dict[str, int]] = []
     for x in f:
@@ -381,8 +383,6 @@ def write(
     ]
     # objects: all geometry entries, grouped by (sequence, label id)
     objects: list[dict[str, Any]] = [{} for _ in datasets]
-    obj_frames: list[dict[str, list[int]]] = [defaultdict(list) for _ in datasets]
-    pointers: list[dict[str, dict[str, Any]]] = [defaultdict(dict) for _ in datasets]
     entries_all = []
     for kind in (
         "cuboids",
@@ -415,19 +415,23 @@ def write(
                 e["attributes"] = a
             entries_all.append((s, f, lid, cat, dtype, e))
         record(report, labels, kind, outside, "dropped", "frame not part of any exported sequence")
-    uid_of: list[dict[str, str]] = [{} for _ in datasets]
+    # per (sequence, label id): uid, object, frames, data pointers; one lookup per entry
+    state_of: list[dict[str, tuple[str, dict[str, Any], list[int], dict[str, Any]]]] = [
+        {} for _ in datasets
+    ]
     frames_of = [d["frames"] for d in docs]
     # (plain get-or-insert rather than setdefault: no throw-away default dict per entry)
     for s, f, lid, cat, dtype, e in entries_all:
-        u = uid_of[s].get(lid)
-        if u is None:
+        st = state_of[s].get(lid)
+        if st is None:
             u = (
                 str(uuid.uuid5(_UID_NS, f"{datasets[s]}/{lid}"))
                 if uids == "uuid"
-                else str(len(uid_of[s]))
+                else str(len(state_of[s]))
             )
-            uid_of[s][lid] = u
-            objects[s][u] = {"name": lid, "type": cat}
+            st = state_of[s][lid] = (u, {"name": lid, "type": cat}, [], {})
+            objects[s][u] = st[1]
+        u, _, obj_frames, ptrs = st
         fkey = str(f)
         fdoc = frames_of[s].get(fkey)
         if fdoc is None:
@@ -443,8 +447,7 @@ def write(
             fobj["object_data"][dtype] = [e]
         else:
             data.append(e)
-        obj_frames[s][u].append(f)
-        ptrs = pointers[s][u]
+        obj_frames.append(f)
         p = ptrs.get(e["name"])
         if p is None:
             p = ptrs[e["name"]] = {"type": dtype, "frames": [], "attribute_pointers": {}}
@@ -453,8 +456,8 @@ def write(
             for a in items:
                 p["attribute_pointers"][a["name"]] = atype
     for s in range(len(datasets)):
-        for u, obj in objects[s].items():
-            obj["frame_intervals"] = _intervals(obj_frames[s][u])
+        for _, obj, obj_frames, ptrs in state_of[s].values():
+            obj["frame_intervals"] = _intervals(obj_frames)
             obj["object_data_pointers"] = {
                 name: {
                     "type": p["type"],
@@ -465,7 +468,7 @@ def write(
                         else {}
                     ),
                 }
-                for name, p in pointers[s][u].items()
+                for name, p in ptrs.items()
             }
         if objects[s]:
             docs[s]["objects"] = objects[s]
