@@ -327,9 +327,21 @@ class _Children:
         self.label_id = t.label_id.tolist()
         self.track = t.track.tolist()
         self.label_type = t.label_type.tolist() if label_type else None  # type: ignore[attr-defined]
+        self.memo: dict[tuple[str, str], str] = {}
 
     def __call__(self, r: int) -> str:
-        out = [_attribute(k, _value(c[r])) for k, c in self.cols if c[r] is not None]
+        out = []
+        for k, c in self.cols:
+            v = c[r]
+            if v is None:
+                continue
+            if type(v) is str:  # attribute values repeat: each (name, text) is escaped once
+                text = self.memo.get((k, v))
+                if text is None:
+                    text = self.memo[k, v] = _attribute(k, v)
+                out.append(text)
+            else:
+                out.append(_attribute(k, _value(v)))
         out.append(_attribute("deepen_label_id", str(self.label_id[r])))
         if self.track[r] >= 0:
             out.append(_attribute("track_id", str(self.track[r])))
