@@ -72,39 +72,39 @@ def _node(tag: str, children: list[str], level: int) -> str:
 def _object_texts(labels: LabelSet, rows: Any, clipped: Any, txt: Any) -> list[str]:
     """The ``<object>`` element (level 1) of each kept box, in ``rows`` order."""
     b = labels.boxes
-    cats = [labels.categories[c] for c in b.category[rows].tolist()]
+    names = [_leaf("name", c) for c in labels.categories]
+    cats = b.category[rows].tolist()
     lids = b.label_id[rows].tolist()
     tracks = b.track[rows].tolist()
     cols = [(k, v[rows].tolist()) for k, v in b.attributes.items()]
+    memo: dict[tuple[str, str], str] = {}  # attribute values repeat: each is escaped once
+
+    def attribute(k: str, v: Any) -> str:
+        key = (k, _attr_text(v))
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = _node("attribute", [_leaf("name", k), _leaf("value", key[1])], 3)
+        return text
+
     out = []
-    for j, (cat, lid, track, trunc) in enumerate(
-        zip(cats, lids, tracks, clipped.astype(int).tolist(), strict=True)
+    for j, (cat, lid, track, trunc, (x0, y0, x1, y1)) in enumerate(
+        zip(cats, lids, tracks, clipped.astype(int).tolist(), txt, strict=True)
     ):
-        children = [
-            _leaf("name", cat),
-            _leaf("pose", "Unspecified"),
-            _leaf("truncated", trunc),
-            _leaf("difficult", 0),
-            _node(
-                "bndbox",
-                [
-                    _leaf(t, v)
-                    for t, v in zip(("xmin", "ymin", "xmax", "ymax"), txt[j], strict=True)
-                ],
-                2,
-            ),
-            _leaf("deepen_label_id", lid),
+        # numbers need no escaping and are never empty, so they go straight into the template
+        parts = [
+            f"<object>\n    {names[cat]}\n    <pose>Unspecified</pose>\n"
+            f"    <truncated>{trunc}</truncated>\n    <difficult>0</difficult>\n"
+            f"    <bndbox>\n      <xmin>{x0}</xmin>\n      <ymin>{y0}</ymin>\n"
+            f"      <xmax>{x1}</xmax>\n      <ymax>{y1}</ymax>\n    </bndbox>\n"
+            f"    {_leaf('deepen_label_id', lid)}"
         ]
         if track >= 0:
-            children.append(_leaf("track_id", track))
-        attrs = [
-            _node("attribute", [_leaf("name", k), _leaf("value", _attr_text(c[j]))], 3)
-            for k, c in cols
-            if c[j] is not None
-        ]
+            parts.append(f"\n    <track_id>{track}</track_id>")
+        attrs = [attribute(k, c[j]) for k, c in cols if c[j] is not None]
         if attrs:
-            children.append(_node("attributes", attrs, 2))
-        out.append(_node("object", children, 1))
+            parts.append("\n    " + _node("attributes", attrs, 2))
+        parts.append("\n  </object>")
+        out.append("".join(parts))
     return out
 
 
