@@ -176,6 +176,7 @@ def write(
         txt = [[_num(v) for v in row] for row in vocs]
         objects = _object_texts(labels, pb.rows, pb.clipped, txt)
         files = []
+        made: set[str] = set()
         for k, fr in enumerate(frames.tolist()):
             size = _node(
                 "size",
@@ -199,9 +200,13 @@ def write(
             ]
             text = _node("annotation", children, 0)
             rel = _xml_path(names[k])
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes((text + "\n").encode("utf-8", "xmlcharrefreplace"))
+            path = os.path.join(tmp, rel)
+            parent = os.path.dirname(path)
+            if parent not in made:  # one mkdir per folder, not per file
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with open(path, "wb") as fh:
+                fh.write((text + "\n").encode("utf-8", "xmlcharrefreplace"))
             files.append(rel)
         report.written.update({"images": len(frames), "objects": len(pb.rows)})
         report.files = [*files, "report.json"]
