@@ -317,12 +317,17 @@ def polygons_to_shapely(
     single = shapely.from_ragged_array(
         GeometryType.POLYGON, closed, (closed_off, np.arange(len(rings) + 1))
     )
-    valid = shapely.make_valid(single, method="structure", keep_collapsed=False)
-    area = shapely.area(valid)
     lab = ring_label[rings]
+    k = np.bincount(lab, minlength=n)
+    # Containment is only tested between rings of one label, so the (costly) validation and
+    # areas are only needed for rings of labels with more than one ring; most have one.
+    multi = k[lab] > 1
+    valid = np.empty(len(rings), dtype=object)
+    valid[multi] = shapely.make_valid(single[multi], method="structure", keep_collapsed=False)
+    area = np.zeros(len(rings))
+    area[multi] = shapely.area(valid[multi])
 
     # All ordered pairs (a, b) of distinct usable rings of the same label.
-    k = np.bincount(lab, minlength=n)
     first = np.concatenate([[0], np.cumsum(k)[:-1]])
     a = np.repeat(np.arange(len(rings)), k[lab])
     b = np.repeat(first[lab], k[lab]) + (
