@@ -70,10 +70,17 @@ _RESERVED = ("deepen_label_id", "track_id", "deepen_label_type")
 
 
 def _nums(values: Array) -> list[str]:
-    """Each value exactly: integers without a decimal point, others in shortest round-trip form."""
-    return [
-        str(int(v)) if v.is_integer() else repr(v) for v in values.astype(float).ravel().tolist()
-    ]
+    """Each value exactly: integers without a decimal point, others in shortest round-trip form.
+
+    The texts hold only digits, ``.``, ``-``, ``+``, ``e``, ``inf``, ``nan``: nothing XML
+    needs escaped.
+    """
+    flat = values.astype(float).ravel()
+    vals = flat.tolist()
+    out = list(map(repr, vals))
+    for i in np.flatnonzero(np.isfinite(flat) & (flat == np.trunc(flat))).tolist():
+        out[i] = str(int(vals[i]))
+    return out
 
 
 def _points_texts(xy: Array, offsets: Array) -> list[str]:
@@ -194,7 +201,7 @@ def to_xml(
     for j, (r, fr, c) in enumerate(
         zip(pb.rows.tolist(), b.frame[pb.rows].tolist(), b.category[pb.rows].tolist(), strict=True)
     ):
-        xtl, ytl, xbr, ybr = (_xml_attr(v) for v in txt[4 * j : 4 * j + 4])
+        xtl, ytl, xbr, ybr = txt[4 * j : 4 * j + 4]
         head = f'xtl="{xtl}" ytl="{ytl}" xbr="{xbr}" ybr="{ybr}"'
         add(fr, 0, r, _shape("box", cats[c], head, children(r)))
 
@@ -225,7 +232,7 @@ def to_xml(
         groups: dict[int, str] = {}
         for k, text in zip(part_label[part_of_chunk].tolist(), texts, strict=True):
             r = rows[k]
-            head = f'points="{_xml_attr(text)}"'
+            head = f'points="{text}"'
             if n_parts[k] > 1:
                 if k not in groups:
                     groups[k] = next_group()
@@ -242,7 +249,7 @@ def to_xml(
         gid = next_group() if z - a > 1 else None
         kids = children(r)
         for part in range(a, z):
-            head = f'points="{_xml_attr(part_texts[part])}"'
+            head = f'points="{part_texts[part]}"'
             if gid:
                 head += f' group_id="{gid}"'
             add(int(pl.frame[r]), 2, r, _shape("polyline", cats[pl.category[r]], head, kids))
@@ -254,7 +261,7 @@ def to_xml(
         if pt.offsets[r + 1] == pt.offsets[r]:
             record(report, labels, "points", [r], "dropped", "point label has no points")
             continue
-        head = f'points="{_xml_attr(point_texts[r])}"'
+        head = f'points="{point_texts[r]}"'
         add(int(pt.frame[r]), 3, r, _shape("points", cats[pt.category[r]], head, children(r)))
 
     sc = labels.scenes
@@ -343,8 +350,8 @@ class _Children:
             else:
                 out.append(_attribute(k, _value(v)))
         out.append(_attribute("deepen_label_id", str(self.label_id[r])))
-        if self.track[r] >= 0:
-            out.append(_attribute("track_id", str(self.track[r])))
+        if self.track[r] >= 0:  # a number: nothing to escape
+            out.append(f'{_SHAPE_PAD}<attribute name="track_id">{self.track[r]}</attribute>')
         if self.label_type is not None:
             out.append(_attribute("deepen_label_type", str(self.label_type[r])))
         return "".join(out)
