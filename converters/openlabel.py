@@ -175,24 +175,32 @@ class _AttributeCache:
     """:func:`_attributes` of each label of a table, one shared dict per distinct record.
 
     Most labels repeat a few attribute combinations, so building (and holding) one dict per
-    label was wasted time and memory. Only all-string records are shared: a cache key of
-    numbers would equate ``0.0`` with ``-0.0`` and ``1`` with ``True``.
+    label was wasted time and memory. Records are shared only when every attribute column
+    holds strings (or None): a cache key of numbers would equate ``0.0`` with ``-0.0`` and
+    ``1`` with ``True``.
     """
 
     def __init__(self, t: Any) -> None:
-        self.cols = [(k, v.tolist()) for k, v in t.attributes.items()]
-        self.cache: dict[tuple[tuple[str, Any], ...], dict[str, list[dict[str, Any]]]] = {}
+        cols = [v.tolist() for v in t.attributes.values()]
+        self.keys = list(t.attributes)
+        self.rows = list(zip(*cols, strict=True)) if cols else []
+        self.shared = all(type(v) is str or v is None for c in cols for v in c)
+        self.cache: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
 
     def __call__(self, i: int) -> dict[str, list[dict[str, Any]]]:
-        rec = tuple((k, c[i]) for k, c in self.cols if c[i] is not None)
-        if not rec:
+        if not self.keys:
             return {}
-        if all(type(v) is str for _, v in rec):
-            out = self.cache.get(rec)
+        values = self.rows[i]
+        if self.shared:
+            out = self.cache.get(values)
             if out is None:
-                out = self.cache[rec] = _attributes(dict(rec))
+                out = self.cache[values] = self._build(values)
             return out
-        return _attributes(dict(rec))
+        return self._build(values)
+
+    def _build(self, values: tuple[Any, ...]) -> dict[str, list[dict[str, Any]]]:
+        rec = {k: v for k, v in zip(self.keys, values, strict=True) if v is not None}
+        return _attributes(rec) if rec else {}
 
 
 def _pose(position: Array, quat: Array) -> dict[str, list[float]]:
