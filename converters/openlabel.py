@@ -463,13 +463,18 @@ def write(
         for atype, items in e.get("attributes", {}).items():
             for a in items:
                 p["attribute_pointers"][a["name"]] = atype
+    del entries_all
     for s in range(len(datasets)):
         for _, obj, obj_frames, ptrs in state_of[s].values():
-            obj["frame_intervals"] = _intervals(obj_frames)
+            intervals = obj["frame_intervals"] = _intervals(obj_frames)
+            # a data name seen in every frame of its object (the usual case) shares the
+            # object's interval list: same JSON, one list less per object
             obj["object_data_pointers"] = {
                 name: {
                     "type": p["type"],
-                    "frame_intervals": _intervals(p["frames"]),
+                    "frame_intervals": (
+                        intervals if p["frames"] == obj_frames else _intervals(p["frames"])
+                    ),
                     **(
                         {"attribute_pointers": dict(sorted(p["attribute_pointers"].items()))}
                         if p["attribute_pointers"]
@@ -480,6 +485,7 @@ def write(
             }
         if objects[s]:
             docs[s]["objects"] = objects[s]
+    del state_of  # frame lists and pointer drafts: no longer needed while the JSON is written
     _contexts(labels, docs, seq_of_row, frame_of_row, datasets, report)
     for doc in docs:
         doc["frames"] = {k: doc["frames"][k] for k in sorted(doc["frames"], key=int)}
