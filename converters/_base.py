@@ -19,7 +19,8 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import repeat
+from itertools import islice, repeat
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "atomic_file",
     "dump_json",
     "finish",
+    "json_pieces",
     "paused_gc",
     "record",
     "safe_path",
@@ -128,9 +130,63 @@ def apply_policy(
 
 
 def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = None) -> None:
-    """Write JSON deterministically (UTF-8, keys in insertion order, ``\\n`` at the end)."""
-    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
-    write_text(path, text, "\n")
+    """Write JSON deterministically (UTF-8, keys in insertion order, ``\\n`` at the end).
+
+    Compact documents are written piece by piece (:func:`json_pieces`), so a document of
+    hundreds of MB is never held as one string.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp(), "a.json")
+    >>> dump_json({"a": [1, 2.5, "é"]}, p)
+    >>> p.read_text(encoding="utf-8")
+    '{"a": [1, 2.5, "é"]}\\n'
+    """
+    if indent is not None:
+        text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+        write_text(path, text, "\n")
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        for piece in json_pieces(obj):
+            fh.write(piece)
+        fh.write("\n")
+
+
+def json_pieces(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[str]:
+    """``json.dumps(obj, ensure_ascii=False, allow_nan=False)`` in pieces that join to it.
+
+    Dicts (with string keys) and lists down to ``depth`` levels are opened up; below that,
+    and ``batch`` items at a time for longer ones, the C encoder does the work.
+
+    Examples
+    --------
+    >>> doc = {"images": [{"id": 1}, {"id": 2}], "info": {}, "n": [1.5, None, True]}
+    >>> "".join(json_pieces(doc, batch=1)) == json.dumps(doc, ensure_ascii=False)
+    True
+    """
+    if depth > 0 and type(obj) is dict and obj and all(type(k) is str for k in obj):
+        sep = "{"
+        if len(obj) > batch:
+            items = iter(obj.items())
+            for _ in range(0, len(obj), batch):
+                part = dict(islice(items, batch))
+                yield sep + json.dumps(part, ensure_ascii=False, allow_nan=False)[1:-1]
+                sep = ", "
+        else:
+            for k, v in obj.items():
+                yield f"{sep}{encode_basestring(k)}: "
+                yield from json_pieces(v, depth - 1, batch)
+                sep = ", "
+        yield "}"
+    elif depth > 0 and type(obj) is list and len(obj) > batch:
+        sep = "["
+        for i in range(0, len(obj), batch):
+            yield sep + json.dumps(obj[i : i + batch], ensure_ascii=False, allow_nan=False)[1:-1]
+            sep = ", "
+        yield "]"
+    else:
+        yield json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
 def write_text(
