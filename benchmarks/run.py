@@ -8,6 +8,7 @@ Usage::
     python benchmarks/run.py                                  # 1,000,000 labels, half boxes, half polygons
     python benchmarks/run.py --labels 200000 --steps parse,parse-general,coco,parquet
     python benchmarks/run.py --mix box=0.4,polygon=0.3,lane=0.1,3d_bbox=0.2
+    python benchmarks/run.py --labels 200000 --steps coco --profile 20   # where the time goes
 
 Steps: ``parse`` (columnar fast path), ``parse-general`` (the per-label fallback path),
 ``stream`` (iter_label_batches, batches of 100k), and one step per output format registered in
@@ -49,10 +50,18 @@ else:
     import converters
     ls = parse_labels(path)
     n = len(ls)
+    if {profile}:
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         converters.write(ls, d + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
 dt = time.perf_counter() - t0
+if {profile} and step not in ("parse", "parse-general", "stream"):
+    import pstats
+    prof.disable()
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats({profile})
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({{"step": step, "labels": n, "seconds": dt, "peak_bytes": peak}}))
 """
@@ -99,6 +108,14 @@ def main() -> None:
     )
     ap.add_argument("--steps", default="parse,stream")
     ap.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is shown")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N functions with the most own time of each writer step (cProfile; "
+        "timings then include its overhead)",
+    )
     a = ap.parse_args()
     path = _dataset(a.labels, a.frames, a.mix, a.seed, a.fields)
     size_mb = os.path.getsize(path) / 1e6
@@ -110,7 +127,7 @@ def main() -> None:
     for step in a.steps.split(","):
         best = None
         for _ in range(a.repeat):
-            code = _CHILD.format(root=root, step=step, path=str(path))
+            code = _CHILD.format(root=root, step=step, path=str(path), profile=a.profile)
             with tempfile.TemporaryDirectory():
                 out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode != 0:
@@ -119,6 +136,8 @@ def main() -> None:
                 )
                 break
             r = json.loads(out.stdout.strip().splitlines()[-1])
+            if a.profile:
+                print(out.stderr)
             if best is None or r["seconds"] < best["seconds"]:
                 best = r
         if best:

@@ -319,7 +319,9 @@ class _Finisher:
 def _pylist(col: Array) -> list[Any]:
     # tolist() gives Python scalars for numeric columns; object columns may hold numpy scalars
     values = col.tolist()
-    return [_py(v) for v in values] if col.dtype == object else values
+    if col.dtype != object:
+        return values
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:
