@@ -124,7 +124,12 @@ def image_names(labels: LabelSet, frames: Array) -> list[str]:
 def check_paths(names: list[str], root: Any, suffix: str | None = None) -> None:
     """Refuse, before anything is written, names that would leave the output folder."""
     for name in names:
-        safe_path(root, name if suffix is None else str(PurePosixPath(name).with_suffix(suffix)))
+        if suffix is not None:
+            name = str(PurePosixPath(name).with_suffix(suffix))
+        # the usual name cannot be refused by safe_path (non-empty, relative, no drive, no
+        # ".."); only the others pay for its path parsing
+        if not name or name[0] == "/" or "\\" in name or ":" in name or ".." in name:
+            safe_path(root, name)
 
 
 def report_unknown_sizes(labels: LabelSet, frames: Array, report: Report, what: str) -> Array:
