@@ -169,6 +169,11 @@ def load_json(source: Any, *, path: str | None = None) -> Any:
     except orjson.JSONDecodeError as exc:
         try:
             return json.loads(data)
+        except UnicodeDecodeError as exc2:
+            raise ParseError(
+                f"not valid UTF-8 at byte {exc2.start}; the file may be truncated or damaged: fetch it again",
+                path=path or "<input>",
+            ) from exc
         except json.JSONDecodeError as exc2:
             raise ParseError(
                 f"not valid JSON ({exc2.msg} at line {exc2.lineno}, column {exc2.colno}); "

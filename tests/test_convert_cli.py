@@ -151,15 +151,22 @@ def test_output_folder_that_is_not_ours_is_refused(tmp_path, monkeypatch):
     (src / "notes.txt").write_text("mine")
     monkeypatch.chdir(src)
     for out in (".", str(src)):
-        result = CliRunner().invoke(main, ["convert", "labels.json", "--to", "voc", "-o", out, "--on-unsupported", "drop"])
+        result = CliRunner().invoke(
+            main, ["convert", "labels.json", "--to", "voc", "-o", out, "--on-unsupported", "drop"]
+        )
         assert result.exit_code == 1
-        assert "refusing to replace" in result.stderr and "choose a new or empty folder" in result.stderr
+        assert (
+            "refusing to replace" in result.stderr
+            and "choose a new or empty folder" in result.stderr
+        )
         assert labels.is_file() and (src / "notes.txt").read_text() == "mine"
         assert not list(tmp_path.glob(".*.tmp"))
     # an earlier output of ours is replaced as a whole, and "-o ." works from inside it
     out = tmp_path / "voc"
     for _ in range(2):
-        result = _run("convert", str(labels), "--to", "voc", "-o", str(out), "--on-unsupported", "drop")
+        result = _run(
+            "convert", str(labels), "--to", "voc", "-o", str(out), "--on-unsupported", "drop"
+        )
         assert result.exit_code == 0, result.output
     monkeypatch.chdir(out)
     result = _run("convert", str(labels), "--to", "voc", "-o", ".", "--on-unsupported", "drop")
