@@ -29,12 +29,23 @@ def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
     Traceback (most recent call last):
     ...
     deepen_export.errors.ConversionError: file id '../x' would write outside the output folder
+    >>> safe_path("/out", "./.")
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ConversionError: file id './.' names no file
     """
     rel = relative.replace("\\", "/")
     parts = PurePosixPath(rel).parts
     if not rel or rel.startswith("/") or ":" in (parts[0] if parts else "") or ".." in parts:
         raise ConversionError(f"file id {relative!r} would write outside the output folder")
-    return Path(root, *[p for p in parts if p not in ("", ".")])
+    kept = [p for p in parts if p not in ("", ".")]
+    if not kept:
+        raise ConversionError(f"file id {relative!r} names no file")
+    if "\0" in rel or any(len(p.encode("utf-8", "surrogateescape")) > 200 for p in kept):
+        raise ConversionError(
+            f"file id {relative[:80]!r} cannot be a file name (a NUL byte or a part over 200 bytes)"
+        )
+    return Path(root, *kept)
 
 
 def _ours(folder: Path) -> bool:
