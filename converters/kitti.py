@@ -520,6 +520,15 @@ def box_rows(
         "clipped",
         "2D box clipped to the image",
     )
+    unknown = ~((widths > 0) & (heights > 0))
+    record(
+        report,
+        labels,
+        "boxes",
+        np.flatnonzero(unknown & visible),
+        "kept",
+        "image size unknown: 2D box written as drawn, not clipped (pass --images)",
+    )
     return f, v, state
 
 
@@ -688,6 +697,19 @@ def _assemble(
         bad = ~np.isfinite(v).all(axis=1) & keep
         record(report, labels, kind, src[bad], "dropped", "non-finite coordinates")
         keep &= ~bad
+        if kind == "boxes":
+            # a 2D-only row has nothing but its box: one outside the image or of zero area is
+            # useless to a detector whatever the outside policy (COCO, YOLO and VOC drop it too)
+            gone = (st == 2) & keep
+            record(
+                report,
+                labels,
+                kind,
+                src[gone],
+                "dropped",
+                "2D box outside the image or of zero area",
+            )
+            keep &= ~gone
         if outside == "drop":
             out = (st == 2) & keep
             record(

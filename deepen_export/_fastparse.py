@@ -55,6 +55,19 @@ class _State:
     in_str: bool = False
     bs_carry: int = 0
     key: str | None = None
+    closed_at: int = -1
+    bad: bool = False
+
+    def close(self, after: np.ndarray, positions: np.ndarray, base: int) -> None:
+        # where the top-level object closes; a brace after that, or a negative depth, is not JSON
+        if (after < 0).any() or (self.closed_at >= 0 and len(after)):
+            self.bad = True
+            return
+        zero = np.flatnonzero(after == 0)
+        if len(zero):
+            self.closed_at = int(positions[zero[0]]) + base
+            if zero[0] != len(after) - 1:
+                self.bad = True
 
 
 _NOT_QB = bytes(c for c in range(256) if c not in (34, 123, 125))
@@ -94,6 +107,7 @@ def _scan_plain(
     delta = np.where(seq[~is_q][outside] == 123, 1, -1)
     after = st.depth + np.cumsum(delta)
     before = after - delta
+    st.close(after, bp, base)
     st.depth = int(after[-1])
     return bp[(delta == 1) & (before == label_depth)] + base, bp[
         (delta == -1) & (after == label_depth)
@@ -148,6 +162,7 @@ def _scan_block(block: bytes | memoryview, base: int, st: _State) -> tuple[np.nd
         before = after - delta
         starts = bp[(delta == 1) & (before == label_depth)] + base
         ends = bp[(delta == -1) & (after == label_depth)] + base
+        st.close(after, bp, base)
         st.depth = int(after[-1])
     st.in_str ^= bool(is_q.sum() & 1)
     return starts, ends
@@ -234,7 +249,35 @@ def _whole_file(path: str | os.PathLike[str]) -> Chunk | None:
     en_ = np.concatenate(ends) if ends else np.zeros(0, np.int64)
     if len(st_) != len(en_) or np.any(en_ < st_) or np.any(st_[1:] < en_[:-1]):
         return None
-    return _finish_chunk(buf, 0, st_, en_, st, tail=True)
+    if not _complete(buf, st, en_):
+        return None
+    chunk = _finish_chunk(buf, 0, st_, en_, st, tail=True)
+    if chunk.keys is not None and len(set(chunk.listed)) != len(chunk.listed):
+        return None  # a file key given twice: the general path applies JSON's last-one-wins
+    return chunk
+
+
+_LIST_TAIL = re.compile(rb"\s*\]\s*")
+_EMPTY_FILE = rb'\s*"(?:[^"\\]|\\.)*"\s*:\s*\[\s*\]\s*'
+_DICT_TAIL = re.compile(rb"\s*\](?:\s*," + _EMPTY_FILE + rb")*\s*\}\s*")
+_DICT_EMPTY = re.compile(rb"(?:" + _EMPTY_FILE + rb"(?:," + _EMPTY_FILE + rb")*)?\}\s*")
+
+
+def _complete(buf: bytearray, st: _State, ends: np.ndarray) -> bool:
+    """Whether the scanned text is one whole response: closed, nothing after it, a proper tail."""
+    if st.bad or st.in_str or st.depth != 0 or st.closed_at < 0:
+        return False
+    if bytes(buf[st.closed_at + 1 :]).strip():
+        return False
+    if len(ends):
+        tail = bytes(buf[int(ends[-1]) + 1 : st.closed_at])
+        return bool((_LIST_TAIL if st.form == "list" else _DICT_TAIL).fullmatch(tail))
+    m = _PREFIX.match(bytes(buf[:256]))
+    assert m is not None
+    rest = bytes(buf[m.end() : st.closed_at])
+    if st.form == "list":
+        return bool(_LIST_TAIL.fullmatch(rest))
+    return bool(_DICT_EMPTY.fullmatch(rest))
 
 
 def iter_label_chunks(
@@ -281,7 +324,7 @@ def iter_label_chunks(
                 s_all, e_all = s_all[batch_size:], e_all[batch_size:]
             pend_s, pend_e = [s_all], [e_all]
         s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
-        if len(s_all) != len(e_all):
+        if len(s_all) != len(e_all) or st.depth != 0 or st.in_str or st.bad:
             from deepen_export.errors import ParseError
 
             raise ParseError(
@@ -342,6 +385,7 @@ def try_parse_file(
         pa.ArrowTypeError,
         KeyError,
         ValueError,
+        IndexError,
     ):
         return None
 
@@ -362,6 +406,7 @@ def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None =
         pa.ArrowTypeError,
         KeyError,
         ValueError,
+        IndexError,
     ):
         return _general(bytes(chunk.data), chunk, dataset_id, path)
 
@@ -650,6 +695,10 @@ def from_arrow_labels(
         box = sub.column("box").combine_chunks() if "box" in sub.column_names else None
         if box is None or box.null_count or not pa.types.is_list(box.type):
             raise _Unsupported("boxes without 'box'")
+        if not (
+            pa.types.is_integer(box.type.value_type) or pa.types.is_floating(box.type.value_type)
+        ):
+            raise _Unsupported("box values are not numbers")
         if np.any(np.diff(_list_offsets(box)) != 4):
             raise _Unsupported("box is not [x, y, w, h]")
         xywh = box.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
@@ -692,6 +741,8 @@ def from_arrow_labels(
             if name not in names:
                 raise _Unsupported(f"three_d_bbox.{name} missing")
             c = b.field(name)
+            if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)):
+                raise _Unsupported(f"three_d_bbox.{name} is not a number")
             if c.null_count:
                 raise _Unsupported(f"three_d_bbox.{name} null")
             return c.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -705,6 +756,10 @@ def from_arrow_labels(
             valid = qa.is_valid().to_numpy(zero_copy_only=False)
             for j, comp in enumerate("xyzw"):
                 c = qa.field(comp)
+                if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)):
+                    raise _Unsupported("quaternion component is not a number")
+                if (valid & ~c.is_valid().to_numpy(zero_copy_only=False)).any():
+                    raise _Unsupported("quaternion without all of x, y, z, w")
                 vals = (
                     pc.fill_null(c.cast(pa.float64()), np.nan)
                     .to_numpy(zero_copy_only=False)
@@ -715,6 +770,9 @@ def from_arrow_labels(
         if missing.any():
             if "rot_z" not in names:
                 raise _Unsupported("no rotation")
+            rz_type = b.field("rot_z").type
+            if not (pa.types.is_integer(rz_type) or pa.types.is_floating(rz_type)):
+                raise _Unsupported("rot_z is not a number")
             rz = (
                 pc.fill_null(b.field("rot_z").cast(pa.float64()), np.nan)
                 .to_numpy(zero_copy_only=False)

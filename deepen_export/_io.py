@@ -15,7 +15,7 @@ from typing import Any
 
 from deepen_export.errors import ConversionError
 
-__all__ = ["atomic_dir", "atomic_file", "safe_path"]
+__all__ = ["atomic_dir", "atomic_file", "check_replaceable", "safe_path"]
 
 
 def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
@@ -29,21 +29,79 @@ def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
     Traceback (most recent call last):
     ...
     deepen_export.errors.ConversionError: file id '../x' would write outside the output folder
+    >>> safe_path("/out", "./.")
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ConversionError: file id './.' names no file
     """
     rel = relative.replace("\\", "/")
     parts = PurePosixPath(rel).parts
     if not rel or rel.startswith("/") or ":" in (parts[0] if parts else "") or ".." in parts:
         raise ConversionError(f"file id {relative!r} would write outside the output folder")
-    return Path(root, *[p for p in parts if p not in ("", ".")])
+    kept = [p for p in parts if p not in ("", ".")]
+    if not kept:
+        raise ConversionError(f"file id {relative!r} names no file")
+    if "\0" in rel or any(len(p.encode("utf-8", "surrogateescape")) > 200 for p in kept):
+        raise ConversionError(
+            f"file id {relative[:80]!r} cannot be a file name (a NUL byte or a part over 200 bytes)"
+        )
+    return Path(root, *kept)
+
+
+def _ours(folder: Path) -> bool:
+    """Whether ``folder`` is empty or looks like something deepen-export wrote."""
+    import json
+
+    entries = list(folder.iterdir())
+    if not entries:
+        return True
+    for marker, key in (("report.json", "format"), ("manifest.json", "snapshot_version")):
+        f = folder / marker
+        if f.is_file():
+            try:
+                if key in json.loads(f.read_text(encoding="utf-8")):
+                    return True
+            except (ValueError, OSError):
+                pass
+    # a preview folder holds nothing but the PNGs it drew
+    return all(p.suffix.lower() == ".png" for p in folder.rglob("*") if p.is_file())
+
+
+def check_replaceable(dest: str | os.PathLike[str], what: str = "output") -> Path:
+    """Resolve ``dest`` and refuse it when replacing it could destroy something that is not ours.
+
+    A missing or empty folder, or one that deepen-export wrote before (it has a ``report.json``,
+    a snapshot ``manifest.json``, or only preview PNGs), may be replaced; anything else, such as
+    the folder holding the input labels, is refused before any work is done.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "labels.json").write_text("{}")
+    >>> check_replaceable(d)
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ConversionError: refusing to replace ... choose a new or empty folder
+    """
+    path = Path(dest).resolve()
+    if path.exists() and (not path.is_dir() or not _ours(path)):
+        kind = "a file" if not path.is_dir() else "a folder deepen-export did not write"
+        raise ConversionError(
+            f"refusing to replace {path}: it is {kind} and the {what} replaces the whole folder; "
+            "choose a new or empty folder"
+        )
+    return path
 
 
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``dest``; on success it replaces ``dest`` as a whole.
 
-    On an exception the temporary folder is removed and ``dest`` is left as it was.
+    On an exception the temporary folder is removed and ``dest`` is left as it was. A ``dest``
+    that exists and was not written by deepen-export is refused (see :func:`check_replaceable`).
     """
-    dest = Path(dest)
+    dest = check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:

@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepen_export.errors import DeepenExportError
+
 __all__ = ["ExportManyResult", "ExportResult", "export_dataset", "export_many"]
 
 
@@ -200,7 +202,12 @@ def export_many(
         result = export_many(["ds1", "ds2"], "s3://bucket/labels", scheduler="tcp://host:8786")
         print(result.summary())
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as missing:
+        raise DeepenExportError(
+            "export-many needs Dask: pip install 'deepen-export[distributed]'"
+        ) from missing
 
     ids = list(dict.fromkeys(dataset_ids))
     fn = task or export_dataset

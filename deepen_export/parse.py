@@ -169,6 +169,11 @@ def load_json(source: Any, *, path: str | None = None) -> Any:
     except orjson.JSONDecodeError as exc:
         try:
             return json.loads(data)
+        except UnicodeDecodeError as exc2:
+            raise ParseError(
+                f"not valid UTF-8 at byte {exc2.start}; the file may be truncated or damaged: fetch it again",
+                path=path or "<input>",
+            ) from exc
         except json.JSONDecodeError as exc2:
             raise ParseError(
                 f"not valid JSON ({exc2.msg} at line {exc2.lineno}, column {exc2.colno}); "
@@ -1387,6 +1392,7 @@ def parse_snapshot(
             "not a snapshot: no labels.json (run `deepen-export pull` first)", path=str(folder)
         )
     manifest = _read_json_if(folder / "manifest.json") or {}
+    _check_manifest(folder, manifest)
     dataset = _read_json_if(folder / "dataset.json") or {}
     files_doc = _read_json_if(folder / "files.json")
     profile = _read_json_if(folder / "profile.json")
@@ -1436,6 +1442,27 @@ def parse_snapshot(
         "fetched_at": manifest.get("fetched_at"),
     }
     return labels.replace(meta={k: v for k, v in meta.items() if v is not None})
+
+
+def _check_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Every file the manifest lists is there with its recorded size (a cheap completeness check)."""
+    listed = manifest.get("files") if isinstance(manifest, Mapping) else None
+    if not isinstance(listed, Mapping):
+        return
+    for rel, info in listed.items():
+        p = folder / rel
+        if not p.is_file():
+            raise ParseError(
+                f"snapshot is incomplete: {rel} is listed in manifest.json but missing; pull again",
+                path=str(folder),
+            )
+        size = info.get("bytes") if isinstance(info, Mapping) else None
+        if isinstance(size, int) and p.stat().st_size != size:
+            raise ParseError(
+                f"snapshot file {rel} has {p.stat().st_size} bytes, manifest.json says {size}; "
+                "it was changed or cut short: pull again",
+                path=str(folder),
+            )
 
 
 def _finish(

@@ -141,3 +141,34 @@ def test_export_pulls_then_converts(server, tmp_path):
     assert (snap / "manifest.json").is_file() and (snap / "labels.json").is_file()
     assert (out / "report.json").is_file() and (out / "data.yaml").is_file()
     assert TOKEN not in result.output
+
+
+def test_output_folder_that_is_not_ours_is_refused(tmp_path, monkeypatch):
+    src = tmp_path / "work"
+    src.mkdir()
+    labels = src / "labels.json"
+    labels.write_bytes((SAMPLES / "image_dataset" / "labels.json").read_bytes())
+    (src / "notes.txt").write_text("mine")
+    monkeypatch.chdir(src)
+    for out in (".", str(src)):
+        result = CliRunner().invoke(
+            main, ["convert", "labels.json", "--to", "voc", "-o", out, "--on-unsupported", "drop"]
+        )
+        assert result.exit_code == 1
+        assert (
+            "refusing to replace" in result.stderr
+            and "choose a new or empty folder" in result.stderr
+        )
+        assert labels.is_file() and (src / "notes.txt").read_text() == "mine"
+        assert not list(tmp_path.glob(".*.tmp"))
+    # an earlier output of ours is replaced as a whole, and "-o ." works from inside it
+    out = tmp_path / "voc"
+    for _ in range(2):
+        result = _run(
+            "convert", str(labels), "--to", "voc", "-o", str(out), "--on-unsupported", "drop"
+        )
+        assert result.exit_code == 0, result.output
+    monkeypatch.chdir(out)
+    result = _run("convert", str(labels), "--to", "voc", "-o", ".", "--on-unsupported", "drop")
+    assert result.exit_code == 0, result.output
+    assert (out / "report.json").is_file()

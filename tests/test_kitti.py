@@ -554,3 +554,33 @@ def test_read_with_rectification(tmp_path: Path) -> None:
     want_dir = np.linalg.inv(r0 @ tr[:, :3]) @ heading_rect
     got_dir = sp.quat_to_matrix(back.cuboids.quat[0])[:, 0]
     np.testing.assert_allclose(got_dir, want_dir, atol=1e-9)
+
+
+def test_2d_only_rows_outside_or_empty_are_dropped_and_unknown_sizes_reported(
+    tmp_path: Path,
+) -> None:
+    frames = Frames.from_columns(file_id=["a.png", "b.png"], width=[100, -1], height=[100, -1])
+    boxes = Boxes.from_columns(
+        frame=[0, 0, 0, 1],
+        category=[0, 0, 0, 0],
+        label_id=["car:1", "car:2", "car:3", "car:4"],
+        # inside; entirely outside a 100x100 image; zero width; on an image of unknown size
+        xyxy=[[10, 10, 20, 30], [200, 200, 210, 210], [5, 5, 5, 15], [0, 0, 500, 400]],
+    )
+    ls = LabelSet(frames=frames, categories=("car",), boxes=boxes)
+    report = kitti.write(ls, tmp_path / "k")
+    rows = [r.split() for r in lines(tmp_path / "k/label_2/000000.txt")]
+    assert [[float(v) for v in r[4:8]] for r in rows] == [[10.0, 10.0, 20.0, 30.0]]
+    dropped = {i.label_id: i.reason for i in report if i.action == "dropped"}
+    assert dropped == {
+        "car:2": "2D box outside the image or of zero area",
+        "car:3": "2D box outside the image or of zero area",
+    }
+    kept = [i for i in report if i.action == "kept"]
+    assert [(i.label_id, "image size unknown" in i.reason) for i in kept] == [("car:4", True)]
+    assert [float(v) for v in lines(tmp_path / "k/label_2/000001.txt")[0].split()[4:8]] == [
+        0,
+        0,
+        500,
+        400,
+    ]

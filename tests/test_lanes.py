@@ -174,6 +174,7 @@ def test_bad_input_nan_and_escaping_file_ids(tmp_path: Path) -> None:
     )
     (tmp_path / "cu").mkdir()
     (tmp_path / "cu/keep.txt").write_text("old output")
+    (tmp_path / "cu/report.json").write_text('{"format": "culane"}')  # an earlier output
     with pytest.raises(ConversionError, match="outside the output folder"):
         culane.write(evil, tmp_path / "cu")
     assert (tmp_path / "cu/keep.txt").read_text() == "old output"

@@ -9,6 +9,7 @@ import io
 import json
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -561,3 +562,59 @@ def test_scanner_state_carries_across_tiny_blocks(tmp_path, monkeypatch, block):
         t for t in tricky for _ in range(2)
     ]
     assert "empty.png" in batches[-1].frames.file_id.tolist()
+
+
+def test_every_truncation_is_a_parse_error_never_fewer_labels(tmp_path):
+    whole = (
+        Path(__file__).parents[1] / "sample_data" / "lidar_sequence" / "labels.json"
+    ).read_bytes()
+    body = whole.rstrip()
+    p = tmp_path / "labels.json"
+    for cut in range(1, len(body), 5):
+        p.write_bytes(body[:cut])
+        with pytest.raises(ParseError, match=r"labels.json: not valid"):
+            parse_labels(p)
+    p.write_bytes(body + b" xyz")
+    with pytest.raises(ParseError):
+        parse_labels(p)
+    p.write_bytes(body + b"\n\n")
+    assert len(parse_labels(p)) == len(parse_labels(whole))
+
+
+def test_truncated_stream_is_a_parse_error(tmp_path):
+    body = (
+        Path(__file__).parents[1] / "sample_data" / "lidar_sequence" / "labels.json"
+    ).read_bytes()
+    p = tmp_path / "labels.json"
+    p.write_bytes(body[: len(body) // 2])
+    with pytest.raises(ParseError, match="cut short"):
+        list(iter_label_batches(p, batch_size=2))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"labels": {"a.png": [LAB1], "a.png": [LAB2]}}',  # a key twice: JSON's last one wins
+        b'{"labels": [LABS]}',  # box numbers written as strings: dropped with an issue
+    ],
+)
+def test_fast_and_general_paths_agree_on_odd_input(tmp_path, body):
+    lab1 = json.dumps(_label(label_id="car:1")).encode()
+    lab2 = json.dumps(_label(label_id="car:2")).encode()
+    labs = json.dumps(_label(label_id="car:3", box=["1", "2", "3", "4"])).encode()
+    p = tmp_path / "labels.json"
+    p.write_bytes(body.replace(b"LAB1", lab1).replace(b"LAB2", lab2).replace(b"LABS", labs))
+    fast, slow = parse_labels(p), parse_labels(p, fast=False)
+    assert fast.equals(slow)
+    assert fast.boxes.label_id.tolist() == slow.boxes.label_id.tolist()
+    assert [i.reason for i in fast.issues] == [i.reason for i in slow.issues]
+
+
+def test_bad_utf8_names_the_file(tmp_path):
+    p = tmp_path / "labels.json"
+    p.write_bytes(
+        json.dumps({"labels": [_label(label_id="café:1")]}, ensure_ascii=False).encode()[:-60]
+        + b"\xc3"
+    )
+    with pytest.raises(ParseError, match=r"labels.json: not valid"):
+        parse_labels(p)

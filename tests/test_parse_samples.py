@@ -201,6 +201,7 @@ def test_instance_paint_high_byte(tmp_path):
     snap = tmp_path / "snap"
     shutil.copytree(SAMPLES / "lidar_sequence", snap)
     (snap / "paint" / "3d_point.dpn").unlink()
+    (snap / "manifest.json").unlink()  # the manifest would (rightly) call the snapshot incomplete
     ls = parse_snapshot(snap)
     inst = ls.point_segmentation.instance
     assert 258 in set(inst.tolist())  # car:4: low byte 2, high byte 1
@@ -259,6 +260,7 @@ def test_bad_dpn_size(tmp_path):
     shutil.copytree(SAMPLES / "lidar_sequence", snap)
     for f in (SAMPLES / "bad" / "dpn_size_mismatch").iterdir():
         shutil.copy(f, snap / "paint" / f.name)
+    (snap / "manifest.json").unlink()  # so that the .dpn itself is read and found wrong
     with pytest.raises(
         ParseError, match=r"3d_point.dpn: paint labels hold 100 bytes but frame_sizes add up to 90"
     ):
@@ -272,3 +274,18 @@ def test_bad_zip_entries_never_leave_the_folder(name, tmp_path, monkeypatch):
     assert data.issues and all("outside the archive folder" in i.reason for i in data.issues)
     assert not any(tmp_path.rglob("*escape*"))
     assert not Path("/tmp/abs.json").exists() or Path("/tmp/abs.json").stat().st_size != 0
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_snapshot_missing_or_cut_files_are_an_error(tmp_path, damage):
+    snap = tmp_path / "snap"
+    shutil.copytree(SAMPLES / "lidar_sequence", snap)
+    target = snap / "paint" / "3d_point.dpn"
+    if damage == "delete":
+        target.unlink()
+        match = r"snapshot is incomplete: paint/3d_point.dpn is listed in manifest.json but missing"
+    else:
+        target.write_bytes(target.read_bytes()[:-10])
+        match = r"snapshot file paint/3d_point.dpn has \d+ bytes, manifest.json says \d+"
+    with pytest.raises(ParseError, match=match):
+        parse_snapshot(snap)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from deepen_export._io import check_replaceable
 from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
 
 if TYPE_CHECKING:
@@ -290,11 +291,12 @@ def pull(
     """
     from deepen_export import __version__
 
-    dest = Path(dest)
+    dest = Path(dest).resolve()
     if dest.exists() and not dest.is_dir():
         raise DeepenExportError(f"{dest} exists and is not a snapshot folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _recover(dest)
+    check_replaceable(dest, "snapshot")
     previous: dict[Any, tuple[Any, Any]] | None = None
     if (dest / "labels.json").is_file():
         try:

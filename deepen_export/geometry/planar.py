@@ -40,6 +40,7 @@ removes the pixels its ring rasterises to.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -77,6 +78,17 @@ RLE = dict[str, Any]
 
 
 # -- boxes ---------------------------------------------------------------------------------
+
+
+def _quiet_fp(fn: Any) -> Any:
+    # GEOS raises floating-point flags (divide by zero) on subnormal coordinates such as 1e-300
+    # while still returning the right geometry; numpy turns those flags into RuntimeWarnings.
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _boxes(a: npt.ArrayLike) -> Array:
@@ -268,6 +280,7 @@ def _empty_multipolygons(n: int) -> Array:
     return out
 
 
+@_quiet_fp
 def polygons_to_shapely(
     offsets: npt.ArrayLike, ring_offsets: npt.ArrayLike, coords: npt.ArrayLike
 ) -> Array:
@@ -402,6 +415,7 @@ def polygonal_parts(geoms: npt.ArrayLike) -> Array:
     return out
 
 
+@_quiet_fp
 def repair_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array]:
     """Make polygons valid, keeping only their polygonal parts.
 
