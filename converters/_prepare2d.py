@@ -9,6 +9,7 @@ dropped. Boxes and areas of the output are computed from these *final* geometrie
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -126,10 +127,25 @@ def check_paths(names: list[str], root: Any, suffix: str | None = None) -> None:
     for name in names:
         if suffix is not None:
             name = str(PurePosixPath(name).with_suffix(suffix))
-        # the usual name cannot be refused by safe_path (non-empty, relative, no drive, no
-        # ".."); only the others pay for its path parsing
-        if not name or name[0] == "/" or "\\" in name or ":" in name or ".." in name:
+        if not _plainly_safe(name):
             safe_path(root, name)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.,+=@~()\[\] /-]{1,200}")
+
+
+def _plainly_safe(name: str) -> bool:
+    """Whether ``safe_path`` surely accepts ``name``; only the others pay for its parsing.
+
+    Short ASCII names without a drive, a backslash or a NUL, not absolute, with no ``..`` and
+    not made of dots and slashes only: every rule of ``safe_path`` holds for them.
+    """
+    return (
+        _PLAIN.fullmatch(name) is not None
+        and name[0] != "/"
+        and ".." not in name
+        and name.strip("./") != ""
+    )
 
 
 def report_unknown_sizes(labels: LabelSet, frames: Array, report: Report, what: str) -> Array:
