@@ -428,6 +428,7 @@ def write(
         {} for _ in datasets
     ]
     frames_of = [d["frames"] for d in docs]
+    pairs_of: dict[int, list[tuple[str, str]]] = {}
     # (plain get-or-insert rather than setdefault: no throw-away default dict per entry)
     for s, f, lid, cat, dtype, e in entries_all:
         st = state_of[s].get(lid)
@@ -460,9 +461,16 @@ def write(
         if p is None:
             p = ptrs[e["name"]] = {"type": dtype, "frames": [], "attribute_pointers": {}}
         p["frames"].append(f)
-        for atype, items in e.get("attributes", {}).items():
-            for a in items:
-                p["attribute_pointers"][a["name"]] = atype
+        attrs = e.get("attributes")
+        if attrs:
+            # (name, type) pairs once per attribute dict (they are shared between labels, and
+            # all alive here, so their ids are unique keys)
+            pairs = pairs_of.get(id(attrs))
+            if pairs is None:
+                pairs = pairs_of[id(attrs)] = [
+                    (a["name"], atype) for atype, items in attrs.items() for a in items
+                ]
+            p["attribute_pointers"].update(pairs)
     del entries_all
     for s in range(len(datasets)):
         for _, obj, obj_frames, ptrs in state_of[s].values():
