@@ -89,7 +89,8 @@ def apply_policy(
 
     ``"raise"`` raises :class:`ConversionError` naming the kinds and counts, ``"warn"`` drops them
     with a :class:`LossyConversionWarning`, ``"drop"`` drops them; every dropped label is recorded
-    in ``report`` with its file and label id.
+    in ``report`` with its file and label id. The input's own issues (labels the parser could
+    not take) go into the report here too, so every writer's ``report.json`` lists them.
 
     Examples
     --------
@@ -105,6 +106,7 @@ def apply_policy(
     unsupported = {
         k: len(labels.table(k)) for k in KINDS if k not in supported and len(labels.table(k))
     }
+    report.extend(labels.issues)
     if not unsupported:
         return labels
     what = ", ".join(f"{n} {k}" for k, n in unsupported.items())

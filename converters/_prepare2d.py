@@ -20,6 +20,7 @@ import shapely
 
 from converters._base import record, safe_path
 from deepen_export import geometry as geo
+from deepen_export.errors import ConversionError
 from deepen_export.model import FrameStatus, LabelSet
 from deepen_export.report import Report
 
@@ -122,13 +123,31 @@ def image_names(labels: LabelSet, frames: Array) -> list[str]:
     return names
 
 
-def check_paths(names: list[str], root: Any, suffix: str | None = None) -> None:
-    """Refuse, before anything is written, names that would leave the output folder."""
-    for name in names:
-        if suffix is not None:
-            name = str(PurePosixPath(name).with_suffix(suffix))
+def check_paths(
+    names: list[str], root: Any, suffix: str | None = None, file_ids: list[str] | None = None
+) -> None:
+    """Refuse, before anything is written, names that would leave the output folder or collide.
+
+    With ``suffix`` (``a.png`` -> ``a.txt``), two images whose names differ only in their
+    extension would write one file; that is refused naming both, never silently overwritten.
+    """
+    seen: dict[str, str] = {}
+    for i, name in enumerate(names):
         if not _plainly_safe(name):
             safe_path(root, name)
+        final = name
+        if suffix is not None:
+            final = str(PurePosixPath(name).with_suffix(suffix))
+            if not _plainly_safe(final):
+                safe_path(root, final)
+        other = seen.setdefault(final, name)
+        if other != name:
+            ids = file_ids or names
+            raise ConversionError(
+                f"images {other!r} and {name!r} would both be written as {final!r}"
+                + (f" (file ids {ids[names.index(other)]!r}, {ids[i]!r})" if file_ids else "")
+                + ": the format names its files after the image without its extension"
+            )
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,+=@~()\[\] /-]{1,200}")
@@ -148,12 +167,31 @@ def _plainly_safe(name: str) -> bool:
     )
 
 
-def report_unknown_sizes(labels: LabelSet, frames: Array, report: Report, what: str) -> Array:
-    """Report once per image whose size is unknown; returns the mask of such images."""
+def report_unknown_sizes(
+    labels: LabelSet, frames: Array, report: Report, what: str, *, drop_labels: bool = False
+) -> Array:
+    """Report once per image whose size is unknown; returns the mask of such images.
+
+    With ``drop_labels`` the images are not written at all: the image and every 2D box and
+    polygon on it are reported as dropped.
+    """
     w, h = labels.frames.width[frames], labels.frames.height[frames]
     unknown = (w <= 0) | (h <= 0)
+    action = "dropped" if drop_labels else "kept"
     for f in labels.frames.file_id[frames[unknown]]:
-        report.add("kept", f"image size unknown: {what}", file_id=str(f))
+        report.add(action, f"image size unknown: {what}", file_id=str(f))
+    if drop_labels and unknown.any():
+        gone = frames[unknown]
+        for kind in ("boxes", "polygons"):
+            table = labels.table(kind)
+            record(
+                report,
+                labels,
+                kind,
+                np.flatnonzero(np.isin(table.frame, gone)),  # type: ignore[attr-defined]
+                "dropped",
+                f"image size unknown: {what}",
+            )
     return unknown
 
 

@@ -129,7 +129,6 @@ def write(
     [[1.0, 2.0, 5.0, 6.0]]
     """
     report = Report(FORMAT)
-    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)

@@ -94,6 +94,8 @@ def write(
     lanes_pos, order = p["lanes_pos"], p["order"]
     bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
     fmt = f"%.{decimals}f"
+    for n in p["names"]:
+        safe_path("/", n)  # refuse names that leave the folder or name no file, before deriving
     names = [lines_name(n) for n in p["names"]]
     if len(set(names)) != len(names):
         raise ConversionError(

@@ -139,7 +139,6 @@ def write(
     '3.5'
     """
     report = Report(FORMAT)
-    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)

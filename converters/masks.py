@@ -111,7 +111,6 @@ def write(
     from PIL import Image
 
     report = Report(FORMAT)
-    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)

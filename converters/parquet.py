@@ -436,7 +436,6 @@ def write_stream(
         try:
             for batch in batches:
                 batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)
-                report.extend(batch.issues)
                 sink.add(batch)
                 del batch  # hold one batch at a time: drop it before asking for the next
             if layout == "files":

@@ -153,7 +153,6 @@ def write(
     ['1', '2', '3', '4']
     """
     report = Report(FORMAT)
-    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)

@@ -109,7 +109,6 @@ def write(
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
     report = Report(FORMAT)
-    report.extend(labels.issues)
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
@@ -122,10 +121,14 @@ def write(
         prep.check_paths(names, tmp / "labels", ".txt")
         name_of = dict(zip(frames.tolist(), names, strict=True))
         unknown = prep.report_unknown_sizes(
-            labels, frames, report, "no label file written (YOLO needs the size to normalise)"
+            labels,
+            frames,
+            report,
+            "not written: YOLO needs the image size to normalise (pass --images)",
+            drop_labels=True,
         )
         written = frames[~unknown]
-        lines, line_labels = _lines(labels, report, frames, written, task, prep.flag(clip))
+        lines, line_labels = _lines(labels, report, written, written, task, prep.flag(clip))
         f = labels.frames
         files = []
         for fr in written.tolist():

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pycocotools.coco import COCO
 
 import converters
+import deepen_export
 from deepen_export.cli import main
 from tests._deepen_server import CLIENT_ID, DSIMG, TOKEN, DeepenServer
 
@@ -172,3 +173,108 @@ def test_output_folder_that_is_not_ours_is_refused(tmp_path, monkeypatch):
     result = _run("convert", str(labels), "--to", "voc", "-o", ".", "--on-unsupported", "drop")
     assert result.exit_code == 0, result.output
     assert (out / "report.json").is_file()
+
+
+@pytest.mark.parametrize("file_id", [".", "a\0b.png", "x" * 300 + ".png"])
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "masks", "culane"])
+def test_file_ids_that_cannot_be_file_names_are_refused(tmp_path, file_id, fmt):
+    from deepen_export.errors import ConversionError
+    from deepen_export.model import Boxes, Frames, LabelSet, Polygons, Polylines
+
+    frames = Frames.from_columns(file_id=[file_id], width=[100], height=[100], status=[3])
+    common = {"frame": [0], "category": [0], "label_id": ["car:1"]}
+    ls = LabelSet(
+        frames=frames,
+        categories=("car",),
+        boxes=Boxes.from_columns(**common, xyxy=[[1, 1, 5, 5]])
+        if fmt in ("yolo", "voc")
+        else Boxes.empty(),
+        polygons=Polygons.from_columns(
+            **common, offsets=[0, 1], ring_offsets=[0, 3], coords=[[0, 0], [9, 0], [0, 9]]
+        )
+        if fmt == "masks"
+        else Polygons.empty(),
+        polylines=Polylines.from_columns(
+            **common, offsets=[0, 1], part_offsets=[0, 2], coords=[[0, 99], [50, 0]]
+        )
+        if fmt == "culane"
+        else Polylines.empty(),
+    )
+    with pytest.raises(ConversionError, match="file id"):
+        converters.write(ls, tmp_path / "out", fmt)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "masks"])
+def test_two_images_with_one_stem_are_refused_not_overwritten(tmp_path, fmt):
+    from deepen_export.errors import ConversionError
+    from deepen_export.model import Boxes, Frames, LabelSet, Polygons
+
+    frames = Frames.from_columns(
+        file_id=["a.png", "a.jpg"], width=[100, 100], height=[100, 100], status=[3, 3]
+    )
+    common = {"frame": [0, 1], "category": [0, 0], "label_id": ["car:1", "car:2"]}
+    boxes = Boxes.from_columns(**common, xyxy=[[1, 1, 5, 5], [2, 2, 6, 6]])
+    polys = Polygons.from_columns(
+        **common, offsets=[0, 1, 2], ring_offsets=[0, 3, 6], coords=[[0, 0], [9, 0], [0, 9]] * 2
+    )
+    ls = LabelSet(
+        frames=frames,
+        categories=("car",),
+        boxes=boxes if fmt != "masks" else Boxes.empty(),
+        polygons=polys if fmt == "masks" else Polygons.empty(),
+    )
+    with pytest.raises(ConversionError, match="'a.png' and 'a.jpg' would both be written as"):
+        converters.write(ls, tmp_path / "out", fmt)
+    assert not (tmp_path / "out").exists()
+
+
+def test_yolo_without_image_sizes_reports_every_label_dropped(tmp_path):
+    out = tmp_path / "yolo"
+    result = _run(
+        "convert",
+        str(SAMPLES / "image_dataset" / "labels.json"),
+        "--to",
+        "yolo",
+        "-o",
+        str(out),
+        "--on-unsupported",
+        "drop",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    size = [i for i in report["issues"] if "image size unknown" in i["reason"]]
+    labelled = {i["label_id"] for i in size if i["label_id"]}
+    # the 5 boxes and 3 polygons of the sample (expected.json), none written
+    assert len(labelled) == 8 and all(i["action"] == "dropped" for i in size)
+    assert not any(i["action"] == "repaired" for i in report["issues"])
+
+
+def test_every_writer_lists_the_input_issues(tmp_path):
+    bad = json.loads((SAMPLES / "lidar_sequence" / "labels.json").read_text())
+    first = next(iter(bad["labels"].values()))
+    first.append(
+        {**first[0], "label_id": "car:99", "three_d_bbox": {**first[0]["three_d_bbox"], "cx": None}}
+    )
+    src = tmp_path / "snap"
+    import shutil
+
+    shutil.copytree(SAMPLES / "lidar_sequence", src)
+    (src / "manifest.json").unlink()
+    (src / "labels.json").write_text(json.dumps(bad))
+    for fmt in (
+        "kitti",
+        "kitti_tracking",
+        "openlabel",
+        "semantickitti",
+        "lidarseg",
+        "parquet",
+        "coco",
+    ):
+        report = converters.write(
+            deepen_export.read_labels(src), tmp_path / fmt, fmt, on_unsupported="drop"
+        )
+        assert any(i.label_id == "car:99" and "bad 3d_bbox geometry" in i.reason for i in report), (
+            fmt
+        )
