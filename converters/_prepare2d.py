@@ -22,7 +22,7 @@ from converters._base import record, safe_path
 from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
 from deepen_export.model import FrameStatus, LabelSet
-from deepen_export.report import Report
+from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
 
@@ -177,7 +177,7 @@ def report_unknown_sizes(
     """
     w, h = labels.frames.width[frames], labels.frames.height[frames]
     unknown = (w <= 0) | (h <= 0)
-    action = "dropped" if drop_labels else "kept"
+    action: Action = "dropped" if drop_labels else "kept"
     for f in labels.frames.file_id[frames[unknown]]:
         report.add(action, f"image size unknown: {what}", file_id=str(f))
     if drop_labels and unknown.any():

@@ -225,7 +225,7 @@ def test_two_images_with_one_stem_are_refused_not_overwritten(tmp_path, fmt):
         boxes=boxes if fmt != "masks" else Boxes.empty(),
         polygons=polys if fmt == "masks" else Polygons.empty(),
     )
-    with pytest.raises(ConversionError, match="'a.png' and 'a.jpg' would both be written as"):
+    with pytest.raises(ConversionError, match=r"'a\.png' and 'a\.jpg' would both be written as"):
         converters.write(ls, tmp_path / "out", fmt)
     assert not (tmp_path / "out").exists()
 
