@@ -470,7 +470,7 @@ def _write_report(
     rel = "report.json" if layout == "files" else _report_name(list(sink.datasets))
     path = posixpath.join(staging, rel)
     fs.create_dir(posixpath.dirname(path), recursive=True)
-    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    text = report.to_json() + "\n"
     with fs.open_output_stream(path) as out:
         out.write(text.encode())
 

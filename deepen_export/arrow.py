@@ -535,7 +535,16 @@ def _attribute_encodings(tables: Iterable[LabelTable]) -> dict[str, str]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_plain
+    )
+
+
+def _plain(value: Any) -> Any:
+    # attributes built in Python may hold numpy scalars; they are stored as the plain number
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"attribute value of type {type(value).__name__} cannot be stored")
 
 
 def _attributes_map(t: LabelTable, encodings: Mapping[str, str]) -> pa.Array:

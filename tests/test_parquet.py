@@ -471,3 +471,26 @@ def test_round_trip_property_through_files(ls, layout, tmp_path_factory):
         assert back == ls
     else:  # a hive dataset without labels keeps its frames but not the empty table's keys
         assert back.frames.equals(ls.frames) and len(back) == 0
+
+
+def test_numpy_scalar_attributes_are_stored_as_plain_numbers(tmp_path):
+    import numpy as np
+
+    from deepen_export.model import Boxes, Frames, LabelSet
+
+    vals = np.empty(2, dtype=object)
+    vals[:] = [np.int64(3), np.float32(0.5)]
+    ls = LabelSet(
+        frames=Frames.from_columns(file_id=["a.png"]),
+        categories=("car",),
+        boxes=Boxes.from_columns(
+            frame=[0, 0],
+            category=[0, 0],
+            label_id=["car:1", "car:2"],
+            xyxy=[[0, 0, 1, 1]] * 2,
+            attributes={"n": vals},
+        ),
+    )
+    parquet.write(ls, tmp_path / "out")
+    back = parquet.read(tmp_path / "out")
+    assert back.boxes.attributes["n"].tolist() == [3, 0.5]
