@@ -91,7 +91,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -884,6 +884,24 @@ def lidar_points(labels: LabelSet, lay: Layout, cal: Calibration) -> dict[int, A
 # -- write ------------------------------------------------------------------------------
 
 
+def mapping_frames(
+    names: Sequence[str], lay: Layout, cal: Calibration | None, sources: Sequence[str], fr: Frames
+) -> list[dict[str, Any]]:
+    """``mapping.json`` rows: each KITTI name with the Deepen frame, image and size it came from."""
+    return [
+        {
+            "kitti": names[i],
+            "dataset_id": str(fr.dataset_id[r]),
+            "file_id": str(fr.file_id[r]),
+            "sensor_id": str(fr.sensor_id[r]),
+            "image": sources[i],
+            "width": int(cal.width[i]) if cal is not None else int(fr.width[r]),
+            "height": int(cal.height[i]) if cal is not None else int(fr.height[r]),
+        }
+        for i, r in enumerate(lay.rows.tolist())
+    ]
+
+
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],
@@ -1029,18 +1047,7 @@ def write(
             mapping = {
                 "format": FORMAT,
                 "camera": camera if lay.three_d else None,
-                "frames": [
-                    {
-                        "kitti": names[i],
-                        "dataset_id": str(fr.dataset_id[r]),
-                        "file_id": str(fr.file_id[r]),
-                        "sensor_id": str(fr.sensor_id[r]),
-                        "image": sources[i],
-                        "width": int(cal.width[i]) if cal is not None else int(fr.width[r]),
-                        "height": int(cal.height[i]) if cal is not None else int(fr.height[r]),
-                    }
-                    for i, r in enumerate(lay.rows.tolist())
-                ],
+                "frames": mapping_frames(names, lay, cal, sources, fr),
             }
             dump_json(mapping, tmp / "mapping.json", indent=1)
             report.files.append("mapping.json")

@@ -250,18 +250,13 @@ def write(
                     }
                     for s in range(n_seq)
                 ],
-                "frames": [
-                    {
-                        "kitti": f"{seq[i]:04d}/{fno[i]:06d}",
-                        "dataset_id": str(fr.dataset_id[r]),
-                        "file_id": str(fr.file_id[r]),
-                        "sensor_id": str(fr.sensor_id[r]),
-                        "image": sources[i],
-                        "width": int(cal.width[i]) if cal is not None else int(fr.width[r]),
-                        "height": int(cal.height[i]) if cal is not None else int(fr.height[r]),
-                    }
-                    for i, r in enumerate(lay.rows.tolist())
-                ],
+                "frames": kitti.mapping_frames(
+                    [f"{seq[i]:04d}/{fno[i]:06d}" for i in range(len(lay.rows))],
+                    lay,
+                    cal,
+                    sources,
+                    fr,
+                ),
             }
             dump_json(mapping, tmp / "mapping.json", indent=1)
             report.files.append("mapping.json")
