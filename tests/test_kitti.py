@@ -13,6 +13,7 @@ from converters import kitti
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import Boxes, Cameras, Cuboids, Frames, LabelSet, Polygons, Poses
+from tests._golden import assert_same_tree
 
 SQ = math.sqrt(0.5)
 # LiDAR -> KITTI camera axes: x_cam = -y_lidar, y_cam = -z_lidar, z_cam = x_lidar
@@ -391,17 +392,6 @@ def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
     box = exp["frames"]["0000.pcd"]["other_labels"]["car:1|camera_0|box"]["xyxy"]
     np.testing.assert_allclose([float(v) for v in first[4:8]], box)
     assert first[8:] == lines(tmp_path / "k/label_2/000000.txt")[0].split()[8:]
-
-
-def assert_same_tree(out: Path, golden: Path) -> None:
-    """Every file of ``out`` equals the golden one, byte for byte (golden READMEs aside)."""
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
-    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert got == want
-    for rel in want:
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
 
 
 def test_golden_files(tmp_path: Path) -> None:

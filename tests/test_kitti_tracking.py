@@ -10,6 +10,7 @@ import numpy as np
 from converters import kitti, kitti_tracking
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import Boxes, Cameras, Cuboids, Frames, LabelSet, Poses
+from tests._golden import assert_same_tree
 
 # LiDAR -> KITTI camera axes: x_cam = -y_lidar, y_cam = -z_lidar, z_cam = x_lidar
 A = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
@@ -151,16 +152,6 @@ def test_sample_sequence_tracks(tmp_path: Path) -> None:
     state = {(r[0], r[1]): r[3] for r in rows if float(r[10]) >= 0}
     assert state[("1", "2")] == "1" and state[("1", "3")] == "2" and state[("0", "4")] == "2"
     assert state[("0", "1")] == "0"
-
-
-def assert_same_tree(out: Path, golden: Path) -> None:
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
-    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert got == want
-    for rel in want:
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
 
 
 def test_golden_files(tmp_path: Path) -> None:

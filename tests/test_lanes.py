@@ -12,6 +12,7 @@ import deepen_export
 from converters import culane, tusimple
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Polylines
+from tests._golden import assert_same_tree
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -141,16 +142,6 @@ def test_non_lanes_and_unknown_size(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="image size unknown"):
         culane.write(unknown, tmp_path / "cu")
     assert not (tmp_path / "cu").exists()
-
-
-def assert_same_tree(out: Path, golden: Path) -> None:
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
-    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert got == want
-    for rel in want:
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
 
 
 def test_golden_files(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from vcd.schema import openlabel_schema
 import deepen_export
 from converters import openlabel
 from deepen_export.model import Boxes, Frames, LabelSet
+from tests._golden import assert_same_tree
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 LIDAR_FILE = "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6.json"
@@ -181,16 +182,6 @@ def test_non_finite_dropped(tmp_path: Path) -> None:
     assert [(i.action, i.label_id) for i in report] == [("dropped", "car:2")]
     doc = validate(tmp_path / "ol/openlabel.json")
     assert [o["name"] for o in doc["objects"].values()] == ["car:1"]
-
-
-def assert_same_tree(out: Path, golden: Path) -> None:
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
-    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert got == want
-    for rel in want:
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
 
 
 def test_golden_files(tmp_path: Path, lidar: LabelSet, images: LabelSet) -> None:

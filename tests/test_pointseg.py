@@ -13,6 +13,7 @@ import yaml
 from converters import lidarseg, semantickitti
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, PointClouds, PointSegmentation, Poses
+from tests._golden import assert_same_tree
 
 SQ = math.sqrt(0.5)
 CATS = ("car", "Road", "traffic cone", "moving car")
@@ -170,16 +171,6 @@ def test_sample_paint_counts(tmp_path: Path) -> None:
         pts = np.fromfile(tmp_path / f"sk/sequences/00/velodyne/{i:06d}.bin", dtype="<f4")
         assert pts.reshape(-1, 4).shape[0] == exp["frame_sizes"][i]
         assert np.abs(pts.reshape(-1, 4)[:, :3]).max() < 100
-
-
-def assert_same_tree(out: Path, golden: Path) -> None:
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
-    got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert got == want
-    for rel in want:
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
 
 
 def test_golden_files(tmp_path: Path) -> None:
