@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deepen_export._io import atomic_dir, atomic_file, safe_path
+from deepen_export._progress import status
 from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import KINDS, LabelSet, Table
 from deepen_export.report import Action, Issue, Report
@@ -148,7 +149,7 @@ def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = No
         text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
         write_text(path, text, "\n")
         return
-    with open(path, "w", encoding="utf-8") as fh:
+    with status(f"writing {Path(path).name}"), open(path, "w", encoding="utf-8") as fh:
         for piece in json_pieces(obj):
             fh.write(piece)
         fh.write("\n")

@@ -57,6 +57,7 @@ from converters._base import (
 )
 from converters._idmap import IdMap
 from deepen_export import geometry as geo
+from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
     Boxes,
@@ -133,7 +134,8 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     ids = IdMap.load(id_map)
-    doc = to_dict(labels, report, ids=ids, clip=prep.flag(clip))
+    with status("building COCO annotations"):
+        doc = to_dict(labels, report, ids=ids, clip=prep.flag(clip))
     with atomic_dir(dest) as tmp:
         dump_json(doc, tmp / ANNOTATIONS, indent=None if indent is None else int(indent))
         ids.dump(tmp / "id_map.json")

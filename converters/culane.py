@@ -39,6 +39,7 @@ import numpy as np
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, safe_path
 from converters.tusimple import prepare
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Polylines
 from deepen_export.report import Report
@@ -102,7 +103,7 @@ def write(
             f"{FORMAT}: two images map to the same .lines.txt name", format=FORMAT
         )
     with atomic_dir(dest) as tmp:
-        for i, name in enumerate(names):
+        for i, name in enumerate(progress(names, description="CULane .lines.txt files")):
             sel = order[bounds[i] : bounds[i + 1]]
             k = len(p["grid"][i])
             ys = np.asarray(p["grid"][i], dtype=np.int64)

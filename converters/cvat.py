@@ -45,6 +45,7 @@ from converters._base import (
     xml_text,
 )
 from converters._base import xml_escape_attrib as _xml_attr
+from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
     Boxes,
@@ -145,7 +146,8 @@ def write(
     frames = prep.image_frames(labels)
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")
-    text = to_xml(labels, report, frames, names, clip=prep.flag(clip), task_name=task_name)
+    with status("building CVAT XML"):
+        text = to_xml(labels, report, frames, names, clip=prep.flag(clip), task_name=task_name)
     with atomic_dir(dest) as tmp:
         # as ET.tostring writes: no newline translation, unencodable characters as references
         write_text(

@@ -108,6 +108,7 @@ from converters._base import (
     record,
     safe_path,
 )
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -1008,18 +1009,22 @@ def write(
         with atomic_dir(dest) as tmp:
             (tmp / "label_2").mkdir()
             names = [f"{i:06d}" for i in range(k)]
-            for name, text in zip(names, texts, strict=True):
+            for name, text in progress(
+                list(zip(names, texts, strict=True)), description="label_2 files"
+            ):
                 (tmp / "label_2" / f"{name}.txt").write_text(text, encoding="utf-8")
             report.files.extend(f"label_2/{n}.txt" for n in names)
             if cal is not None:
                 (tmp / "calib").mkdir()
-                for name, text in zip(names, calib_text(cal), strict=True):
+                for name, text in progress(
+                    list(zip(names, calib_text(cal), strict=True)), description="calib files"
+                ):
                     (tmp / "calib" / f"{name}.txt").write_text(text, encoding="utf-8")
                 report.files.extend(f"calib/{n}.txt" for n in names)
                 pts = lidar_points(labels, lay, cal) if velodyne is not False else {}
                 if pts:
                     (tmp / "velodyne").mkdir()
-                    for i, data in sorted(pts.items()):
+                    for i, data in progress(sorted(pts.items()), description="velodyne scans"):
                         (tmp / "velodyne" / f"{names[i]}.bin").write_bytes(
                             data.astype("<f4").tobytes()
                         )
@@ -1033,7 +1038,7 @@ def write(
             copied = 0
             if media_src.path is not None:
                 (tmp / "image_2").mkdir()
-                for i, rel in enumerate(sources):
+                for i, rel in enumerate(progress(sources, description="images")):
                     target = tmp / "image_2" / f"{names[i]}{image_ext(rel)}"
                     if media_src.copy(rel, target):
                         copied += 1

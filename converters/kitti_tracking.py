@@ -58,6 +58,7 @@ import numpy.typing as npt
 
 from converters import kitti
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
@@ -218,7 +219,7 @@ def write(
                             file_id=str(fr.file_id[lay.rows[first[s]]]),
                         )
                 pts = kitti.lidar_points(labels, lay, cal) if velodyne is not False else {}
-                for i, data in sorted(pts.items()):
+                for i, data in progress(sorted(pts.items()), description="velodyne scans"):
                     rel = f"velodyne/{seq[i]:04d}/{fno[i]:06d}.bin"
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     (tmp / rel).write_bytes(data.astype("<f4").tobytes())
@@ -228,7 +229,7 @@ def write(
                 for i in range(len(lay.rows))
             ]
             if media_src.path is not None:
-                for i, src in enumerate(sources):
+                for i, src in enumerate(progress(sources, description="images")):
                     rel = f"image_02/{seq[i]:04d}/{fno[i]:06d}{kitti.image_ext(src)}"
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     if media_src.copy(src, tmp / rel):

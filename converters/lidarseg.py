@@ -46,6 +46,7 @@ import numpy.typing as npt
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
 from converters.semantickitti import load_map
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, PointSegmentation
 from deepen_export.report import Report
@@ -140,7 +141,7 @@ def write(
     entries = []
     with atomic_dir(dest) as tmp:
         (tmp / "lidarseg").mkdir()
-        for i, row in enumerate(seg.frame.tolist()):
+        for i, row in enumerate(progress(seg.frame.tolist(), description="lidarseg files")):
             tok = token(str(fr.dataset_id[row]), str(fr.file_id[row]))
             rel = f"lidarseg/{tok}_lidarseg.bin"
             (tmp / rel).write_bytes(data[seg.offsets[i] : seg.offsets[i + 1]].tobytes())

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from converters import _prepare2d as prep
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
 from deepen_export import geometry as geo
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, FrameStatus, LabelSet, Masks2D
 from deepen_export.report import Report
@@ -172,7 +173,7 @@ def write(
         prep.check_paths(names, tmp / "masks", ".png")
         files = []
         side = []
-        for k, fr in enumerate(frames.tolist()):
+        for k, fr in enumerate(progress(frames.tolist(), description="mask PNGs")):
             if not known[k]:
                 continue
             h, w = int(height[k]), int(width[k])

@@ -65,6 +65,7 @@ import pyarrow.parquet as pq
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir
 from deepen_export import arrow
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import LABEL_KINDS, LabelSet
 from deepen_export.report import Report
@@ -434,7 +435,7 @@ def write_stream(
             pointclouds,
         )
         try:
-            for batch in batches:
+            for batch in progress(batches, description="Parquet batches"):
                 batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)
                 sink.add(batch)
                 del batch  # hold one batch at a time: drop it before asking for the next

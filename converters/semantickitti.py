@@ -58,6 +58,7 @@ import yaml
 
 from converters import kitti
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import Frames, LabelSet, PointSegmentation
@@ -213,13 +214,13 @@ def write(
     with atomic_dir(dest) as tmp:
         for s in range(len(datasets)):
             (tmp / "sequences" / f"{s:02d}" / "labels").mkdir(parents=True)
-        for i, p in enumerate(pos.tolist()):
+        for i, p in enumerate(progress(pos.tolist(), description=".label files")):
             rel = f"sequences/{seq[p]:02d}/labels/{fno[p]:06d}.label"
             (tmp / rel).write_bytes(packed[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
             report.files.append(rel)
         n_points = 0
         if velodyne is not False:
-            for k, row in enumerate(lay.rows.tolist()):
+            for k, row in enumerate(progress(lay.rows.tolist(), description="velodyne scans")):
                 pts = lidar_xyz(labels, row, report)
                 if pts is None:
                     continue

@@ -36,6 +36,7 @@ from converters._base import (
     paused_gc,
     xml_escape_text,
 )
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet
 from deepen_export.report import Report
@@ -176,7 +177,7 @@ def write(
         objects = _object_texts(labels, pb.rows, pb.clipped, txt)
         files = []
         made: set[str] = set()
-        for k, fr in enumerate(frames.tolist()):
+        for k, fr in enumerate(progress(frames.tolist(), description="VOC XML files")):
             size = _node(
                 "size",
                 [

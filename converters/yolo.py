@@ -49,6 +49,7 @@ from converters._base import (
     record,
 )
 from deepen_export import geometry as geo
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
@@ -131,7 +132,7 @@ def write(
         lines, line_labels = _lines(labels, report, written, written, task, prep.flag(clip))
         f = labels.frames
         files = []
-        for fr in written.tolist():
+        for fr in progress(written.tolist(), description="YOLO label files"):
             rel = _label_path(name_of[fr])
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)

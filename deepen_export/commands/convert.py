@@ -113,7 +113,7 @@ def _run_convert(
 ) -> None:
     import converters
     from deepen_export import read_labels
-    from deepen_export._progress import status
+    from deepen_export._progress import display, status
 
     fmt = _format(to)
     module = converters.get(fmt.name)
@@ -133,11 +133,12 @@ def _run_convert(
             f"{fmt.name} has no option(s) {', '.join(unknown)}; it takes: "
             + ", ".join(p for p in params if p not in ("labels", "dest"))
         )
-    with status(f"reading {source}"):
-        labels = read_labels(source, frames=frames, images=images)
-    n_issues_in = len(labels.issues)
-    with status(f"writing {fmt.name} ({len(labels):,} labels)"):
-        report = module.write(labels, output, **options)
+    with display():
+        with status(f"reading {source}"):
+            labels = read_labels(source, frames=frames, images=images)
+        n_issues_in = len(labels.issues)
+        with status(f"writing {fmt.name} ({len(labels):,} labels)"):
+            report = module.write(labels, output, **options)
     click.echo(report.summary())
     if n_issues_in:
         click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
@@ -186,6 +187,7 @@ def export(
     Example:
       deepen-export export r82dS6VVkok98ZWr1CTkU4NE --to kitti -o out/kitti
     """
+    from deepen_export._progress import bytes_task
     from deepen_export.api import Client
 
     _format(to)  # fail on a bad format name before any download
@@ -196,8 +198,10 @@ def export(
     else:
         out = Path(output)
         snap = out.with_name(out.name + ".snapshot")
-    with Client() as client:
-        result = client.pull(dataset_id, snap, label_set=label_set, stage=stage, media=media)
+    with Client() as client, bytes_task(f"pulling {dataset_id}") as bar:
+        result = client.pull(
+            dataset_id, snap, label_set=label_set, stage=stage, media=media, progress=bar
+        )
     click.echo(result.summary())
     _run_convert(snap, to, output, None, images, on_unsupported, id_map, settings)
 

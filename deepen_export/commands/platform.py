@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from deepen_export._progress import bytes_task
 
 if TYPE_CHECKING:
     from deepen_export.api import Client, ProcessingStatus
@@ -47,36 +49,6 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], as_json_rows: 
     click.echo("\t".join(headers))
     for row in rows:
         click.echo("\t".join("" if v is None else str(v) for v in row))
-
-
-@contextmanager
-def _bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A byte progress bar on a terminal (stderr); a no-op callback in a pipe."""
-    if not sys.stderr.isatty():
-        yield lambda done, total: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _show_status(status: ProcessingStatus) -> None:
@@ -258,7 +230,7 @@ def datasets_create(
     with (
         _zipped(zip_path) as upload_path,
         _client() as client,
-        _bar(f"uploading {zip_path.name}") as bar,
+        bytes_task(f"uploading {zip_path.name}") as bar,
     ):
         created = client.create_and_upload(
             name,
@@ -511,7 +483,7 @@ def pull(
     kwargs: dict[str, Any] = {"label_set": label_set, "stage": stage, "media": media}
     with _client(max_concurrency=concurrency) as client:
         if len(dataset_ids) == 1:
-            with _bar(f"pulling {dataset_ids[0]}") as bar:
+            with bytes_task(f"pulling {dataset_ids[0]}") as bar:
                 results = {
                     dataset_ids[0]: client.pull(dataset_ids[0], dest, progress=bar, **kwargs)
                 }
