@@ -34,8 +34,12 @@ def generate(
     vertices: int = 12,
     form: str = "list",
     fields: str = "full",
+    holes: float = 0.0,
 ) -> dict:
-    """Build a synthetic response dict (deterministic for a seed)."""
+    """Build a synthetic response dict (deterministic for a seed).
+
+    A ``holes`` fraction of the polygons get a second ring inside the first (a hole).
+    """
     mix = mix or {"box": 0.4, "polygon": 0.3, "lane": 0.1, "3d_bbox": 0.2}
     rng = np.random.default_rng(seed)
     kinds = np.array(list(mix))
@@ -49,6 +53,8 @@ def generate(
     labels = []
     per_cat_counter: dict[str, int] = {}
     ang = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
+    # drawn after everything else, so holes=0 gives the same data as before holes existed
+    has_hole = rng.uniform(size=n_labels) < holes if holes > 0 else np.zeros(n_labels, bool)
     for i in range(n_labels):
         c = CATEGORIES[int(cat[i])]
         per_cat_counter[c] = per_cat_counter.get(c, 0) + 1
@@ -91,6 +97,9 @@ def generate(
         elif k == "polygon":
             ring = np.stack([x + w / 2 * (1 + np.cos(ang)), y + h / 2 * (1 + np.sin(ang))], axis=1)
             lab["polygons"] = [_fmt(ring)]
+            if has_hole[i]:
+                centre = np.array([x + w / 2, y + h / 2])
+                lab["polygons"].append(_fmt(centre + 0.4 * (ring - centre)[::-1]))
         elif k == "lane":
             ys = np.linspace(y, y + h, 8)
             lab["polygons"] = [_fmt(np.stack([x + 0.1 * (ys - y), ys], axis=1))]
@@ -130,10 +139,13 @@ def main() -> None:
         default="full",
         help="full: every common field and two attributes; minimal: ids, type, sensor and stage only",
     )
+    ap.add_argument("--holes", type=float, default=0.0, help="fraction of polygons with a hole")
     ap.add_argument("-o", "--output", type=Path, required=True)
     a = ap.parse_args()
     mix = {k: float(v) for k, v in (kv.split("=") for kv in a.mix.split(",") if kv)} or None
-    obj = generate(a.labels, a.frames, mix=mix, seed=a.seed, form=a.form, fields=a.fields)
+    obj = generate(
+        a.labels, a.frames, mix=mix, seed=a.seed, form=a.form, fields=a.fields, holes=a.holes
+    )
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_bytes(orjson.dumps(obj))
     print(f"wrote {a.output} ({os.path.getsize(a.output) / 1e6:.1f} MB)")

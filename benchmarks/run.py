@@ -47,9 +47,16 @@ elif step == "stream":
     for b in iter_label_batches(path, batch_size=100_000):
         n += len(b)
 else:
+    import dataclasses
     import converters
+    import numpy as np
     ls = parse_labels(path)
     n = len(ls)
+    # synthetic data has no images: give every frame the size --images would have read
+    w, h = {size!r}
+    f = ls.frames
+    ls = ls.replace(frames=dataclasses.replace(f, width=np.full(len(f), w, np.int32), height=np.full(len(f), h, np.int32)))
+    t_parse = time.perf_counter() - t0
     if {profile}:
         import cProfile
         prof = cProfile.Profile()
@@ -58,17 +65,19 @@ else:
     with tempfile.TemporaryDirectory() as d:
         converters.write(ls, d + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
 dt = time.perf_counter() - t0
+total = dt + (t_parse if "t_parse" in globals() else 0.0)
 if {profile} and step not in ("parse", "parse-general", "stream"):
     import pstats
     prof.disable()
     pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats({profile})
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({{"step": step, "labels": n, "seconds": dt, "peak_bytes": peak}}))
+print(json.dumps({{"step": step, "labels": n, "seconds": dt, "total": total, "peak_bytes": peak}}))
 """
 
 
-def _dataset(labels: int, frames: int, mix: str, seed: int, fields: str) -> Path:
-    name = f"labels_{labels}_{frames}_{mix.replace('=', '').replace(',', '_') or 'default'}_{seed}_{fields}.json"
+def _dataset(labels: int, frames: int, mix: str, seed: int, fields: str, holes: float) -> Path:
+    tag = mix.replace("=", "").replace(",", "_") or "default"
+    name = f"labels_{labels}_{frames}_{tag}_{seed}_{fields}_h{holes:g}.json"
     path = DATA / name
     if not path.exists():
         DATA.mkdir(exist_ok=True)
@@ -83,6 +92,8 @@ def _dataset(labels: int, frames: int, mix: str, seed: int, fields: str) -> Path
             str(seed),
             "--fields",
             fields,
+            "--holes",
+            str(holes),
             "-o",
             str(path),
         ]
@@ -106,6 +117,14 @@ def main() -> None:
         default="full",
         help="label fields in the generated JSON (minimal: ids, type, sensor, stage)",
     )
+    ap.add_argument(
+        "--holes", type=float, default=0.05, help="fraction of polygons with a hole (COCO: RLE)"
+    )
+    ap.add_argument(
+        "--image-size",
+        default="1920x1080",
+        help="width x height given to every frame before a writer step (as --images would)",
+    )
     ap.add_argument("--steps", default="parse,stream")
     ap.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is shown")
     ap.add_argument(
@@ -117,17 +136,23 @@ def main() -> None:
         "timings then include its overhead)",
     )
     a = ap.parse_args()
-    path = _dataset(a.labels, a.frames, a.mix, a.seed, a.fields)
+    path = _dataset(a.labels, a.frames, a.mix, a.seed, a.fields, a.holes)
+    size = tuple(int(v) for v in a.image_size.lower().split("x"))
     size_mb = os.path.getsize(path) / 1e6
     print(
         f"input: {path.name} ({size_mb:.0f} MB, {a.labels:,} labels, {a.frames:,} frames, mix {a.mix})"
     )
-    print(f"{'step':<16}{'labels':>12}{'seconds':>10}{'labels/s':>14}{'peak RSS':>12}")
+    print(
+        f"{'step':<16}{'labels':>12}{'seconds':>10}{'labels/s':>14}"
+        f"{'+parse, s':>11}{'end-to-end/s':>14}{'peak RSS':>12}"
+    )
     root = str(HERE.parent)
     for step in a.steps.split(","):
         best = None
         for _ in range(a.repeat):
-            code = _CHILD.format(root=root, step=step, path=str(path), profile=a.profile)
+            code = _CHILD.format(
+                root=root, step=step, path=str(path), profile=a.profile, size=size
+            )
             with tempfile.TemporaryDirectory():
                 out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode != 0:
@@ -142,8 +167,11 @@ def main() -> None:
                 best = r
         if best:
             rate = best["labels"] / best["seconds"] if best["seconds"] else float("inf")
+            total = best.get("total", best["seconds"])
+            e2e = best["labels"] / total if total else float("inf")
             print(
-                f"{step:<16}{best['labels']:>12,}{best['seconds']:>10.2f}{rate:>14,.0f}{best['peak_bytes'] / 2**30:>10.2f} GB"
+                f"{step:<16}{best['labels']:>12,}{best['seconds']:>10.2f}{rate:>14,.0f}"
+                f"{total:>11.2f}{e2e:>14,.0f}{best['peak_bytes'] / 2**30:>10.2f} GB"
             )
 
 

@@ -13,19 +13,18 @@ Every writer follows the same steps::
 from __future__ import annotations
 
 import gc
-import json
 import os
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice, repeat
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from deepen_export._io import atomic_dir, atomic_file, safe_path
 from deepen_export._progress import status
@@ -40,7 +39,7 @@ __all__ = [
     "atomic_file",
     "dump_json",
     "finish",
-    "json_pieces",
+    "json_chunks",
     "paused_gc",
     "record",
     "safe_path",
@@ -131,11 +130,16 @@ def apply_policy(
     return labels.without(*unsupported)
 
 
-def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = None) -> None:
-    """Write JSON deterministically (UTF-8, keys in insertion order, ``\\n`` at the end).
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
-    Compact documents are written piece by piece (:func:`json_pieces`), so a document of
-    hundreds of MB is never held as one string.
+
+def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = None) -> None:
+    """Write JSON deterministically with orjson (UTF-8, keys in insertion order, ``\\n`` at the end).
+
+    Compact documents use no spaces (``{"a":[1,2]}``) and are written piece by piece
+    (:func:`json_chunks`), so a document of hundreds of MB is never held as one string; with
+    ``indent`` (any value) the document is indented by two spaces. Non-string keys become
+    strings; NaN and infinities, which JSON cannot hold, are written as ``null``.
 
     Examples
     --------
@@ -143,52 +147,53 @@ def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = No
     >>> p = Path(tempfile.mkdtemp(), "a.json")
     >>> dump_json({"a": [1, 2.5, "é"]}, p)
     >>> p.read_text(encoding="utf-8")
-    '{"a": [1, 2.5, "é"]}\\n'
+    '{"a":[1,2.5,"é"]}\\n'
+    >>> dump_json({"a": [1]}, p, indent=1)
+    >>> p.read_text(encoding="utf-8")
+    '{\\n  "a": [\\n    1\\n  ]\\n}\\n'
     """
-    if indent is not None:
-        text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
-        write_text(path, text, "\n")
-        return
-    with status(f"writing {Path(path).name}"), open(path, "w", encoding="utf-8") as fh:
-        for piece in json_pieces(obj):
-            fh.write(piece)
-        fh.write("\n")
+    with status(f"writing {Path(path).name}"), open(path, "wb") as fh:
+        if indent is not None:
+            fh.write(orjson.dumps(obj, option=_ORJSON | orjson.OPT_INDENT_2))
+        else:
+            for chunk in json_chunks(obj):
+                fh.write(chunk)
+        fh.write(b"\n")
 
 
-def json_pieces(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[str]:
-    """``json.dumps(obj, ensure_ascii=False, allow_nan=False)`` in pieces that join to it.
+def json_chunks(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[bytes]:
+    """Compact ``orjson.dumps(obj)`` in UTF-8 pieces that join to it.
 
     Dicts (with string keys) and lists down to ``depth`` levels are opened up; below that,
-    and ``batch`` items at a time for longer ones, the C encoder does the work.
+    and ``batch`` items at a time for longer ones, orjson does the work.
 
     Examples
     --------
     >>> doc = {"images": [{"id": 1}, {"id": 2}], "info": {}, "n": [1.5, None, True]}
-    >>> "".join(json_pieces(doc, batch=1)) == json.dumps(doc, ensure_ascii=False)
+    >>> b"".join(json_chunks(doc, batch=1)) == orjson.dumps(doc)
     True
     """
     if depth > 0 and type(obj) is dict and obj and all(type(k) is str for k in obj):
-        sep = "{"
+        sep = b"{"
         if len(obj) > batch:
             items = iter(obj.items())
             for _ in range(0, len(obj), batch):
-                part = dict(islice(items, batch))
-                yield sep + json.dumps(part, ensure_ascii=False, allow_nan=False)[1:-1]
-                sep = ", "
+                yield sep + orjson.dumps(dict(islice(items, batch)), option=_ORJSON)[1:-1]
+                sep = b","
         else:
             for k, v in obj.items():
-                yield f"{sep}{encode_basestring(k)}: "
-                yield from json_pieces(v, depth - 1, batch)
-                sep = ", "
-        yield "}"
+                yield sep + orjson.dumps(k) + b":"
+                yield from json_chunks(v, depth - 1, batch)
+                sep = b","
+        yield b"}"
     elif depth > 0 and type(obj) is list and len(obj) > batch:
-        sep = "["
+        sep = b"["
         for i in range(0, len(obj), batch):
-            yield sep + json.dumps(obj[i : i + batch], ensure_ascii=False, allow_nan=False)[1:-1]
-            sep = ", "
-        yield "]"
+            yield sep + orjson.dumps(obj[i : i + batch], option=_ORJSON)[1:-1]
+            sep = b","
+        yield b"]"
     else:
-        yield json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        yield orjson.dumps(obj, option=_ORJSON)
 
 
 def write_text(

@@ -1,12 +1,25 @@
-"""Comparing a freshly written output with its golden copy under sample_data/golden/."""
+"""Comparing a freshly written output with its golden copy under sample_data/golden/.
+
+``DEEPEN_UPDATE_GOLDEN=1`` replaces the golden files with the fresh output instead (READMEs
+stay); check the diff by hand before committing, as each golden README says.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 
 def assert_same_tree(out: Path, golden: Path) -> None:
     """Every file of ``out`` equals the golden one, byte for byte (golden READMEs aside)."""
+    if os.environ.get("DEEPEN_UPDATE_GOLDEN") == "1":
+        for p in sorted(golden.rglob("*"), reverse=True):
+            if p.is_file() and p.name != "README.md":
+                p.unlink()
+            elif p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        shutil.copytree(out, golden, dirs_exist_ok=True)
     want = sorted(
         p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
     )

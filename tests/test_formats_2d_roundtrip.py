@@ -2,13 +2,11 @@
 
 Regenerate the golden files (then check them again as their README says) with::
 
-    PYTHONPATH=. python tests/test_formats_2d_roundtrip.py --regenerate
+    DEEPEN_UPDATE_GOLDEN=1 python -m pytest tests/test_formats_2d_roundtrip.py -k golden
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from deepen_export import geometry as geo
 from deepen_export.model import LabelSet
 from deepen_export.parse import parse_painting2d
 from deepen_export.report import Report
+from tests._golden import assert_same_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_data"
@@ -44,22 +43,11 @@ WRITERS: dict[str, Callable[[LabelSet, Path], Report]] = {
 }
 
 
-def files(folder: Path) -> list[str]:
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.name != "README.md"
-    )
-
-
 @pytest.mark.parametrize("name", sorted(WRITERS))
 def test_golden(name: str, tmp_path: Path) -> None:
     out = tmp_path / name
     WRITERS[name](sample(), out)
-    golden = GOLDEN / name
-    assert files(out) == files(golden)
-    for rel in files(out):
-        assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+    assert_same_tree(out, GOLDEN / name)
 
 
 # -- round trips: what comes back differs from what went in exactly where the report says ----
@@ -168,21 +156,3 @@ def test_round_trip_masks(tmp_path: Path) -> None:
             assert back.masks2d.mask(k).tolist() == ls.masks2d.mask(painted[fr]).tolist()
         else:  # frames without painting come back all unpainted
             assert (back.masks2d.mask(k) == -1).all()
-
-
-def regenerate() -> None:
-    for name, write in WRITERS.items():
-        target = GOLDEN / name
-        readme = (target / "README.md").read_bytes() if (target / "README.md").exists() else None
-        shutil.rmtree(target, ignore_errors=True)
-        write(sample(), target)
-        if readme is not None:
-            (target / "README.md").write_bytes(readme)
-        print(f"wrote {target}: {len(files(target))} files")
-
-
-if __name__ == "__main__":
-    if "--regenerate" in sys.argv:
-        regenerate()
-    else:
-        print(__doc__)

@@ -147,6 +147,70 @@ def test_rle_matches_pycocotools_polygon() -> None:
     assert geo.rle_to_bbox(rle).tolist() == [[1, 2, 3, 3]]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 40)),
+        elements=st.integers(0, 1),
+    )
+)
+def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
+    # pycocotools' uncompressed counts (encode of a Fortran mask, read back column-major)
+    # against our decoding of its compressed string
+    from deepen_export.geometry.planar import _rle_counts
+
+    rles = cocomask.encode(np.asfortranarray(np.moveaxis(masks, 0, -1)))
+    for m, c in zip(masks, _rle_counts([r["counts"] for r in rles]), strict=True):
+        flat = m.ravel(order="F")
+        assert c.sum() == flat.size
+        runs = np.repeat(np.arange(len(c)) % 2, c)
+        np.testing.assert_array_equal(runs, flat)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.tuples(st.integers(3, 700), st.integers(3, 700)),
+)
+def test_rle_with_holes_equals_pixel_mask_difference(seed, n_parts, n_holes, size) -> None:
+    # Reference: every ring rasterised by pycocotools on the whole image, then
+    # (union of exteriors) AND NOT (union of holes) on full pixel masks.
+    h, w = size
+    rng = np.random.default_rng(seed)
+    polys = []
+    for _ in range(n_parts):
+        cx, cy = rng.uniform(-20, w + 20), rng.uniform(-20, h + 20)
+        r = rng.uniform(2, max(3.0, min(h, w) / 2))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, 9))
+        outer = np.c_[cx + r * np.cos(ang), cy + r * np.sin(ang)].round(1)
+        holes = []
+        for _ in range(n_holes):
+            hx, hy = cx + rng.uniform(-r, r) / 3, cy + rng.uniform(-r, r) / 3
+            hr = rng.uniform(0.5, r / 3)
+            holes.append(np.c_[hx + hr * np.cos(ang), hy + hr * np.sin(ang)].round(1))
+        polys.append(shapely.Polygon(outer, holes))
+    g = shapely.make_valid(shapely.MultiPolygon(polys))
+    g = shapely.intersection(g, shapely.box(0, 0, w, h))
+    (rle,) = geo.polygons_to_rle([g], h, w)
+    parts = shapely.get_parts(shapely.get_parts(g))
+    parts = [p for p in parts if isinstance(p, shapely.Polygon) and not p.is_empty]
+    if not parts:
+        assert rle is None or geo.rle_area([rle]).tolist() == [0]
+        return
+    ext = np.zeros((h, w), bool)
+    cut = np.zeros((h, w), bool)
+    for p in parts:
+        for ring, into in [(p.exterior, ext)] + [(i, cut) for i in p.interiors]:
+            xy = np.asarray(ring.coords)[:-1].ravel().tolist()
+            into |= cocomask.decode(cocomask.frPyObjects([xy], h, w)[0]).astype(bool)
+    assert rle is not None
+    np.testing.assert_array_equal(geo.rle_decode([rle])[0].astype(bool), ext & ~cut)
+
+
 def test_rle_unknown_size_is_none() -> None:
     assert geo.polygons_to_rle([shapely.box(0, 0, 1, 1)], -1, -1) == [None]
 

@@ -535,24 +535,59 @@ def shapely_to_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array, Array]:
 def _mask_api() -> Any:
     from pycocotools import mask
 
-    return _QuietMask(mask)
+    return mask
 
 
-class _QuietMask:
+def _decode(rles: Sequence[RLE]) -> Array:
     # pycocotools 2.0.x decode() triggers a numpy 2 DeprecationWarning about __array__(copy=)
     # inside its Cython code; it is harmless and not ours to fix, so it is silenced here only.
-    def __init__(self, mod: Any) -> None:
-        self._mod = mod
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        return np.asarray(_mask_api().decode(rles))
 
-    def __getattr__(self, name: str) -> Any:
-        fn = getattr(self._mod, name)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-                return fn(*args, **kwargs)
+def _rle_counts(strings: Sequence[bytes]) -> list[Array]:
+    # COCO's compressed counts (pycocotools' rleFrString), for many strings at once: 5-bit
+    # groups, 0x20 = more groups follow, 0x10 in the last = negative, and from the fourth
+    # count on each is stored as the difference to the count two before it.
+    if not strings:
+        return []
+    buf = np.frombuffer(b"".join(strings), np.uint8).astype(np.int64) - 48
+    end = np.flatnonzero((buf & 0x20) == 0)
+    start = np.r_[0, end[:-1] + 1]
+    nch = end - start + 1
+    tok = np.repeat(np.arange(len(end)), nch)
+    k = np.arange(len(buf)) - start[tok]
+    vals = np.zeros(len(end), np.int64)
+    np.add.at(vals, tok, (buf & 0x1F) << (5 * k))
+    neg = (buf[end] & 0x10) != 0
+    vals[neg] -= np.left_shift(1, 5 * nch[neg])
+    bounds = np.searchsorted(end, np.cumsum([len(s) for s in strings]))
+    out = []
+    a = 0
+    for b in bounds.tolist():
+        x = vals[a:b].copy()
+        x[1::2] = np.cumsum(x[1::2])
+        x[2::2] = np.cumsum(x[2::2])
+        out.append(x)
+        a = b
+    return out
 
-        return call
+
+def _rle_minus(keep: list[Any], cut: list[Any], height: int, width: int) -> list[Any]:
+    # keep[i] minus cut[i] in run-length space: keep AND NOT cut, the complement of cut
+    # built from its counts, so no image-sized mask is ever made
+    if not keep:
+        return []
+    mask = _mask_api()
+    comps = []
+    for c in _rle_counts([r["counts"] for r in cut]):
+        comp = c[1:] if len(c) and c[0] == 0 else np.r_[0, c]
+        comps.append({"size": [height, width], "counts": comp.tolist()})
+    return [
+        mask.merge([k, c], intersect=True)
+        for k, c in zip(keep, mask.frPyObjects(comps, height, width), strict=True)
+    ]
 
 
 def _str_counts(rles: Sequence[RLE]) -> list[RLE]:
@@ -612,7 +647,7 @@ def rle_decode(rles: Sequence[RLE]) -> Array:
         return np.zeros((0, 0, 0), dtype=np.uint8)
     if len({tuple(r["size"]) for r in rles}) != 1:
         raise ValueError("rle_decode needs RLEs of one size; decode each size separately")
-    return np.moveaxis(_mask_api().decode(_bytes_counts(rles)), -1, 0)
+    return np.moveaxis(_decode(_bytes_counts(rles)), -1, 0)
 
 
 def rle_area(rles: Sequence[RLE]) -> Array:
@@ -703,14 +738,21 @@ def polygons_to_rle(
         groups: dict[tuple[int, bool], list[Any]] = {}
         for i, r in zip(sel, rles, strict=True):
             groups.setdefault((int(ring_label[i]), bool(is_ext[i])), []).append(r)
+        holed: list[int] = []
+        filled: list[Any] = []
+        cut: list[Any] = []
         for (lab, ext), rs in groups.items():
             if not ext:
                 continue
             rle = rs[0] if len(rs) == 1 else mask.merge(rs)
             if (lab, False) in groups:
-                filled = mask.decode(rle).astype(bool)
-                cut = mask.decode(mask.merge(groups[lab, False])).astype(bool)
-                rle = mask.encode(np.asfortranarray((filled & ~cut).astype(np.uint8)))
+                hole = groups[lab, False]
+                holed.append(lab)
+                filled.append(rle)
+                cut.append(hole[0] if len(hole) == 1 else mask.merge(hole))
+            else:
+                out[lab] = _str_counts([rle])[0]
+        for lab, rle in zip(holed, _rle_minus(filled, cut, hh, ww), strict=True):
             out[lab] = _str_counts([rle])[0]
     return out
 
