@@ -122,7 +122,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--image-size",
-        default="1920x1080",
+        default="2048x2048",
         help="width x height given to every frame before a writer step (as --images would)",
     )
     ap.add_argument("--steps", default="parse,stream")
@@ -150,9 +150,7 @@ def main() -> None:
     for step in a.steps.split(","):
         best = None
         for _ in range(a.repeat):
-            code = _CHILD.format(
-                root=root, step=step, path=str(path), profile=a.profile, size=size
-            )
+            code = _CHILD.format(root=root, step=step, path=str(path), profile=a.profile, size=size)
             with tempfile.TemporaryDirectory():
                 out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode != 0:

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycocotools import mask as cocomask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -107,17 +110,69 @@ def quiet() -> Any:
         yield
 
 
-def test_loads_with_pycocotools_and_masks_match_area(tmp_path: Path) -> None:
+def _perimeter(ann: dict[str, Any]) -> float:
+    rings = ann.get("deepen_rings") or ann["segmentation"]
+    return sum(shapely.LinearRing(np.reshape(r, (-1, 2))).length for r in rings)
+
+
+@pytest.mark.parametrize("area", ["polygon", "pixels"])
+def test_loads_with_pycocotools_and_masks_match_area(tmp_path: Path, area: str) -> None:
     out = tmp_path / "coco"
-    coco.write(sample(), out)
+    coco.write(sample(), out, area=area)
+    n = 0
     with quiet():
         gt = COCO(str(out / "annotations.json"))
         for ann in gt.dataset["annotations"]:
-            if "segmentation" in ann:
-                # documented rule: polygon area = pycocotools pixel area, tolerance 0
-                assert int(gt.annToMask(ann).sum()) == ann["area"], ann["deepen_label_id"]
+            if not ann.get("segmentation"):
+                continue
+            n += 1
+            pixels = int(gt.annToMask(ann).sum())
+            if area == "pixels":  # documented: equal
+                assert pixels == ann["area"], ann["deepen_label_id"]
+            else:  # documented: geometric area, within one perimeter of the pixel count
+                assert abs(pixels - ann["area"]) <= _perimeter(ann), ann["deepen_label_id"]
+    assert n >= 3
     assert len(gt.getImgIds()) == 4
     assert sorted(gt.getCatIds()) == [1, 2, 3, 4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-5, 45, allow_nan=False), st.floats(-5, 35, allow_nan=False)),
+        min_size=3,
+        max_size=9,
+    )
+)
+def test_polygon_area_is_geometric_and_within_a_perimeter_of_the_mask(tmp_path_factory, pts):
+    ls = LabelSet(
+        frames=Frames.from_columns(file_id=["a.png"], width=[40], height=[30]),
+        categories=("car",),
+        polygons=Polygons.from_columns(
+            frame=[0],
+            category=[0],
+            label_id=["car:1"],
+            offsets=[0, 1],
+            ring_offsets=[0, len(pts)],
+            coords=np.asarray(pts, dtype=float),
+        ),
+    )
+    out = tmp_path_factory.mktemp("c") / "coco"
+    coco.write(ls, out)
+    doc = json.loads((out / "annotations.json").read_text())
+    for ann in doc["annotations"]:
+        seg = ann["segmentation"]
+        rle = seg if isinstance(seg, dict) else cocomask.merge(cocomask.frPyObjects(seg, 30, 40))
+        with quiet():
+            pixels = int(cocomask.area(rle))
+        # the area of what the segmentation says (rings combined even-odd), not of the input
+        rings = ann.get("deepen_rings") or seg
+        g = shapely.Polygon()
+        for r in rings:
+            g = g.symmetric_difference(shapely.Polygon(np.reshape(r, (-1, 2))))
+        assert ann["area"] == pytest.approx(g.area, rel=1e-9, abs=1e-9)
+        assert ann["area"] <= 40 * 30
+        assert abs(pixels - ann["area"]) <= _perimeter(ann)
 
 
 def test_self_evaluation_gives_ap_one(tmp_path: Path) -> None:
