@@ -440,7 +440,7 @@ def repair_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array]:
     if len(g) == 0:
         return g.copy(), np.zeros(0, dtype=bool)
     changed = ~shapely.is_valid(g)
-    out = polygonal_parts(g)
+    out = _as_multipolygons(g)
     if changed.any():
         out[changed] = polygonal_parts(
             shapely.make_valid(g[changed], method="structure", keep_collapsed=False)
@@ -491,12 +491,27 @@ def clip_polygons(
     w = np.broadcast_to(w, g.shape)
     h = np.broadcast_to(h, g.shape)
     known = (w > 0) & (h > 0)
-    rect = shapely.box(0.0, 0.0, np.where(known, w, 1.0), np.where(known, h, 1.0))
-    changed = known & ~shapely.covers(rect, g) & ~shapely.is_empty(g)
-    out = polygonal_parts(g)
+    # inside the rectangle exactly when the bounds are (what covers() says, without GEOS)
+    with np.errstate(invalid="ignore"):
+        b = shapely.bounds(g).reshape(-1, 4)
+        inside = (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
+    changed = known & ~inside & ~shapely.is_empty(g)
+    out = _as_multipolygons(g)
     if changed.any():
-        out[changed] = polygonal_parts(shapely.intersection(g[changed], rect[changed]))
+        rect = shapely.box(0.0, 0.0, w[changed], h[changed])
+        out[changed] = polygonal_parts(shapely.intersection(g[changed], rect))
     return out, changed
+
+
+def _as_multipolygons(g: Array) -> Array:
+    # polygonal_parts rebuilds every geometry; MultiPolygons (what polygons_to_shapely makes)
+    # are already in that form and are passed through
+    multi = shapely.get_type_id(g) == GeometryType.MULTIPOLYGON
+    if multi.all():
+        return g.copy()
+    out = g.copy()
+    out[~multi] = polygonal_parts(g[~multi])
+    return out
 
 
 def shapely_to_polygons(geoms: npt.ArrayLike) -> tuple[Array, Array, Array]:
