@@ -235,11 +235,9 @@ def _label_of(offsets: Array) -> Array:
 
 def _good_rings(ring_offsets: Array, coords: Array) -> Array:
     counts = np.diff(ring_offsets)
-    finite = np.isfinite(coords).all(axis=1)
-    bad_vertex = np.zeros(len(counts), dtype=np.int64)
-    if len(coords):
-        np.add.at(bad_vertex, _label_of(ring_offsets), ~finite)
-    return (counts >= 3) & (bad_vertex == 0)
+    bad = np.flatnonzero(~np.isfinite(coords).all(axis=1))
+    ring_of_bad = np.searchsorted(ring_offsets, bad, side="right") - 1
+    return (counts >= 3) & (np.bincount(ring_of_bad, minlength=len(counts)) == 0)
 
 
 def degenerate_rings(
@@ -327,16 +325,23 @@ def polygons_to_shapely(
     if len(rings) == 0:
         return _empty_multipolygons(n)
     closed, closed_off = _closed(roff, xy, good)
-    single = shapely.from_ragged_array(
-        GeometryType.POLYGON, closed, (closed_off, np.arange(len(rings) + 1))
-    )
     lab = ring_label[rings]
     k = np.bincount(lab, minlength=n)
-    # Containment is only tested between rings of one label, so the (costly) validation and
-    # areas are only needed for rings of labels with more than one ring; most have one.
+    # Containment is only tested between rings of one label, so the (costly) ring polygons,
+    # validation and areas are only needed for rings of labels with more than one ring; most
+    # have one.
     multi = k[lab] > 1
     valid = np.empty(len(rings), dtype=object)
-    valid[multi] = shapely.make_valid(single[multi], method="structure", keep_collapsed=False)
+    if multi.any():
+        m_off = closed_off[:-1][multi]
+        m_cnt = np.diff(closed_off)[multi]
+        m_roff = np.zeros(len(m_off) + 1, dtype=np.int64)
+        np.cumsum(m_cnt, out=m_roff[1:])
+        m_xy = closed[np.repeat(m_off - m_roff[:-1], m_cnt) + np.arange(int(m_roff[-1]))]
+        single = shapely.from_ragged_array(
+            GeometryType.POLYGON, m_xy, (m_roff, np.arange(len(m_off) + 1))
+        )
+        valid[multi] = shapely.make_valid(single, method="structure", keep_collapsed=False)
     area = np.zeros(len(rings))
     area[multi] = shapely.area(valid[multi])
 
