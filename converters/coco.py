@@ -235,7 +235,8 @@ def to_dict(
         box_area.tolist(),
         strict=True,
     ):
-        ann = {"segmentation": None, "area": a, "bbox": bb, "iscrowd": 0}
+        # id, image_id and category_id first (filled in below, once ids are known)
+        ann = {"id": 0, "image_id": 0, "category_id": 0, "area": a, "bbox": bb, "iscrowd": 0}
         anns.append((pos, 0, r, fin(ann, r)))
 
     anns.extend(
@@ -266,21 +267,13 @@ def to_dict(
         ]
     )
     ann_ids = ids.assign("annotations", ann_keys).tolist()
-    annotations = [
-        {
-            "id": aid,
-            "image_id": im,
-            "category_id": cat,
-            **{key: v for key, v in a[3].items() if v is not None},
-        }
-        for a, aid, im, cat in zip(
-            anns,
-            ann_ids,
-            image_of_frame[frame].tolist(),
-            cat_ids[category].tolist(),
-            strict=True,
-        )
-    ]
+    annotations = []
+    for a, aid, im, cid in zip(
+        anns, ann_ids, image_of_frame[frame].tolist(), cat_ids[category].tolist(), strict=True
+    ):
+        d = a[3]
+        d["id"], d["image_id"], d["category_id"] = aid, im, cid
+        annotations.append(d)
 
     categories: list[dict[str, Any]] = []
     for code, (name, cid) in enumerate(zip(labels.categories, cat_ids.tolist(), strict=True)):
@@ -426,7 +419,14 @@ def _polygon_annotations(
     for j, r in enumerate(rows.tolist()):
         if skip[j]:
             continue
-        ann: dict[str, Any] = {"area": area[j], "bbox": bbox[j], "iscrowd": 0}
+        ann: dict[str, Any] = {
+            "id": 0,
+            "image_id": 0,
+            "category_id": 0,
+            "area": area[j],
+            "bbox": bbox[j],
+            "iscrowd": 0,
+        }
         if holes[j]:
             ann["segmentation"] = rles[j]
             ann = fin(ann, r)
@@ -480,6 +480,9 @@ def _point_annotations(
         kp[: len(xy), 2] = 2
         lo, hi = xy.min(axis=0), xy.max(axis=0)
         ann: dict[str, Any] = {
+            "id": 0,
+            "image_id": 0,
+            "category_id": 0,
             "area": float(np.prod(hi - lo)),
             "bbox": [*lo.tolist(), *(hi - lo).tolist()],
             "iscrowd": 0,
