@@ -132,12 +132,16 @@ def write(
         lines, line_labels = _lines(labels, report, written, written, task, prep.flag(clip))
         f = labels.frames
         files = []
+        made: set[str] = set()
         for fr in progress(written.tolist(), description="YOLO label files"):
             rel = _label_path(name_of[fr])
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            body = "".join(s + "\n" for s in lines.get(fr, []))
-            path.write_bytes(body.encode("utf-8"))
+            path = os.path.join(tmp, rel)
+            parent = os.path.dirname(path)
+            if parent not in made:  # one mkdir per folder, not per file
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with open(path, "wb") as fh:
+                fh.write("".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
             files.append(rel)
         classes = dict(enumerate(labels.categories))
         data = {"path": ".", "train": "images", "val": "images", "names": classes}
@@ -167,8 +171,27 @@ def write(
     return report
 
 
-def _fmt(values: Array) -> list[str]:
-    return np.char.mod("%.6f", values).tolist() if len(values) else []
+def _line_format(n_values: int) -> str:
+    return "%d" + " %.6f" * n_values
+
+
+class _Infos:
+    """Sidecar entries (label id, type, attributes) of rows of one table, from Python lists."""
+
+    def __init__(self, t: Boxes | Polygons, kind: str) -> None:
+        self.kind = kind
+        self.label_id = [str(v) for v in t.label_id.tolist()]
+        self.attributes = [
+            (k, [x.item() if isinstance(x, np.generic) else x for x in v.tolist()])
+            for k, v in t.attributes.items()
+        ]
+
+    def __call__(self, r: int) -> dict[str, Any]:
+        info: dict[str, Any] = {"label_id": self.label_id[r], "type": self.kind}
+        attrs = {k: v[r] for k, v in self.attributes if v[r] is not None}
+        if attrs:
+            info["attributes"] = attrs
+        return info
 
 
 def _lines(
@@ -196,10 +219,12 @@ def _lines(
         corners = xyxy[:, [0, 1, 2, 1, 2, 3, 0, 3]]
         vals = corners / np.tile(np.stack([w, h], axis=1), 4)
         record(report, labels, "boxes", rows, "changed", "box written as a 4-point polygon")
-    txt = np.asarray(_fmt(vals.ravel()), dtype=object).reshape(vals.shape)
-    for r, t in zip(rows.tolist(), txt.tolist(), strict=True):
-        line = " ".join([str(int(b.category[r])), *t])
-        out.append((int(b.frame[r]), 0, r, line, _info(b, r, "box")))
+    fmt = _line_format(vals.shape[1])
+    info = _Infos(b, "box")
+    for r, fr_, c, v in zip(
+        rows.tolist(), fr.tolist(), b.category[rows].tolist(), vals.tolist(), strict=True
+    ):
+        out.append((fr_, 0, r, fmt % (c, *v), info(r)))
 
     p = labels.polygons
     pp = prep.prepare_polygons(labels, report, frames, clip=clip)
@@ -207,14 +232,16 @@ def _lines(
     rows, geoms = pp.rows[keep], pp.geoms[keep]
     fr = p.frame[rows]
     w, h = f.width[fr].astype(np.float64), f.height[fr].astype(np.float64)
+    info = _Infos(p, "polygon")
     if task == "detect":
         record(report, labels, "polygons", rows, "changed", "polygon written as its bounding box")
         bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
         vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h)
-        txt = np.asarray(_fmt(vals.ravel()), dtype=object).reshape(vals.shape)
-        for r, t in zip(rows.tolist(), txt.tolist(), strict=True):
-            line = " ".join([str(int(p.category[r])), *t])
-            out.append((int(p.frame[r]), 1, r, line, _info(p, r, "polygon")))
+        fmt = _line_format(4)
+        for r, fr_, c, v in zip(
+            rows.tolist(), fr.tolist(), p.category[rows].tolist(), vals.tolist(), strict=True
+        ):
+            out.append((fr_, 1, r, fmt % (c, *v), info(r)))
     elif len(geoms):
         parts, part_label = shapely.get_parts(geoms, return_index=True)
         n_parts = np.bincount(part_label, minlength=len(geoms))
@@ -242,31 +269,25 @@ def _lines(
         last = np.r_[ring[1:] != ring[:-1], True]  # drop each ring's closing vertex
         coords, ring = coords[~last], ring[~last]
         lab = part_label[ring]
-        norm = coords / np.stack([w[lab], h[lab]], axis=1)
-        txt = np.asarray(_fmt(norm.ravel()), dtype=object).reshape(norm.shape)
-        bounds = np.flatnonzero(np.diff(ring)) + 1
-        part_of_chunk = ring[np.r_[0, bounds]]
-        for k, chunk in zip(part_of_chunk.tolist(), np.split(txt, bounds), strict=True):
-            r = int(rows[part_label[k]])
-            line = " ".join([str(int(p.category[r])), *chunk.ravel().tolist()])
-            out.append((int(p.frame[r]), 1, r, line, _info(p, r, "polygon")))
+        norm = (coords / np.stack([w[lab], h[lab]], axis=1)).ravel().tolist()
+        n_vertices = np.bincount(ring, minlength=len(parts))
+        starts = np.r_[0, np.cumsum(n_vertices)[:-1]] * 2
+        formats: dict[int, str] = {}
+        for k, (a, n) in enumerate(zip(starts.tolist(), n_vertices.tolist(), strict=True)):
+            if n == 0:
+                continue
+            j = int(part_label[k])
+            r = int(rows[j])
+            fmt = formats.get(n) or formats.setdefault(n, _line_format(2 * n))
+            line = fmt % (int(p.category[r]), *norm[a : a + 2 * n])
+            out.append((int(fr[j]), 1, r, line, info(r)))
     out.sort(key=lambda t: t[:3])
     lines: dict[int, list[str]] = {}
     infos: dict[int, list[dict[str, Any]]] = {}
-    for frame, _, _, line, info in out:
+    for frame, _, _, line, entry in out:
         lines.setdefault(frame, []).append(line)
-        infos.setdefault(frame, []).append(info)
+        infos.setdefault(frame, []).append(entry)
     return lines, infos
-
-
-def _info(t: Boxes | Polygons, r: int, kind: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"label_id": str(t.label_id[r]), "type": kind}
-    attrs = {k: v[r] for k, v in t.attributes.items() if v[r] is not None}
-    if attrs:
-        info["attributes"] = {
-            k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()
-        }
-    return info
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -99,19 +99,23 @@ def test_single_document_writers_close_every_task_they_open(tmp_path, images, fm
 
 
 def test_a_write_failing_halfway_leaves_no_task_open_and_no_output(tmp_path, images, monkeypatch):
-    real = Path.write_bytes
+    import builtins
+
+    real = builtins.open
     calls = []
 
-    def flaky(self: Path, data: bytes) -> int:
-        calls.append(self)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
-        return real(self, data)
+    def flaky(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".txt") and "w" in mode:
+            calls.append(file)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
+        return real(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", flaky)
+    monkeypatch.setattr(builtins, "open", flaky)
     rec = Recorder()
     with display(rec), pytest.raises(OSError, match="No space left"):
         converters.get("yolo").write(images, tmp_path / "out", on_unsupported="drop")
+    monkeypatch.undo()
     t = rec.named("YOLO label files")
     assert t["done"] == 2 and t["total"] == 5 and not t["open"]
     assert not any(t["open"] for t in rec.tasks.values())
