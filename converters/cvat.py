@@ -23,6 +23,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import shapely
 
 from converters import _prepare2d as prep
@@ -76,11 +78,18 @@ def _nums(values: Array) -> list[str]:
     The texts hold only digits, ``.``, ``-``, ``+``, ``e``, ``inf``, ``nan``: nothing XML
     needs escaped.
     """
-    flat = values.astype(float).ravel()
-    vals = flat.tolist()
-    out = list(map(repr, vals))
-    for i in np.flatnonzero(np.isfinite(flat) & (flat == np.trunc(flat))).tolist():
-        out[i] = str(int(vals[i]))
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    if not len(flat):
+        return []
+    # orjson's shortest round-trip texts, for all values in one call
+    out = orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
+    finite = np.isfinite(flat)
+    whole = finite & (flat == np.trunc(flat))
+    for i in np.flatnonzero(whole & (np.abs(flat) < 1e15)).tolist():
+        out[i] = out[i][:-2]  # "5.0" -> "5" ("-0.0" is fixed below)
+    for i in np.flatnonzero((whole & (np.abs(flat) >= 1e15)) | (flat == 0) | ~finite).tolist():
+        v = float(flat[i])
+        out[i] = str(int(v)) if math.isfinite(v) else repr(v)
     return out
 
 
