@@ -350,7 +350,8 @@ def _iter_fallback(path: str | os.PathLike[str], batch_size: int) -> Iterator[Ch
 def _read_ndjson(data: bytes | memoryview) -> pa.Table:
     buf = pa.py_buffer(data)
     try:
-        return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=1 << 22))
+        # 16 MB blocks: measured ~15% faster than 4 MB on 473 MB of labels (2 cores)
+        return pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         opts = pj.ReadOptions(block_size=max(len(buf), 1 << 20) + 1)
         return pj.read_json(pa.BufferReader(buf), read_options=opts)
