@@ -271,6 +271,32 @@ def test_attributes_and_track_ids_kept(tmp_path: Path) -> None:
     assert anns["person:1"]["attributes"] == {"color": "blue"}
 
 
+def test_missing_attributes_and_meta_are_left_out_per_label() -> None:
+    boxes = Boxes.from_columns(
+        frame=[0, 0, 0],
+        category=[0, 0, 0],
+        label_id=["car:1", "car:2", "car"],
+        xyxy=[[0, 0, 2, 2]] * 3,
+        labeller=["a@x.com", "", "b@x.com"],
+        version=[-1, 3, 2],
+        stage=["", "", ""],
+    ).with_attributes({"color": ["red", None, "blue"], "n": [None, None, 4]})
+    ls = LabelSet(
+        frames=Frames.from_columns(file_id=["a.png"], width=[10], height=[10]),
+        categories=("car",),
+        boxes=boxes,
+    )
+    anns = by_label(coco.to_dict(ls))
+    assert anns["car:1"]["attributes"] == {"color": "red"}
+    assert anns["car:1"]["deepen"] == {"labeller": "a@x.com"}
+    assert anns["car:1"]["track_id"] == 1
+    assert anns["car:2"]["attributes"] == {}
+    assert anns["car:2"]["deepen"] == {"version": 3}
+    assert anns["car"]["attributes"] == {"color": "blue", "n": 4}
+    assert anns["car"]["deepen"] == {"labeller": "b@x.com", "version": 2}
+    assert "track_id" not in anns["car"]
+
+
 def test_stable_ids_with_id_map(tmp_path: Path) -> None:
     ls = sample()
     id_map = tmp_path / "ids.json"
