@@ -33,6 +33,7 @@ from deepen_export.model import KINDS, LabelSet, Table
 from deepen_export.report import Action, Issue, Report
 
 __all__ = [
+    "FileWriter",
     "OnUnsupported",
     "apply_policy",
     "atomic_dir",
@@ -222,6 +223,33 @@ def write_text(
         for part in parts:
             for i in range(0, len(part), chunk):
                 fh.write(part[i : i + chunk])
+
+
+class FileWriter:
+    """Writes many small files below ``root``, making each folder once (not once per file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> w = FileWriter(tempfile.mkdtemp())
+    >>> w.write("labels/a/1.txt", b"0 0.5 0.5 0.1 0.1\\n")
+    >>> Path(w.root, "labels/a/1.txt").read_bytes()
+    b'0 0.5 0.5 0.1 0.1\\n'
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        self._made: set[str] = set()
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Write ``data`` to ``root/rel`` (``rel`` already checked to stay below ``root``)."""
+        path = os.path.join(self.root, rel)
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        with open(path, "wb") as fh:
+            fh.write(data)
 
 
 @contextmanager

@@ -29,6 +29,7 @@ import numpy as np
 
 from converters import _prepare2d as prep
 from converters._base import (
+    FileWriter,
     OnUnsupported,
     apply_policy,
     atomic_dir,
@@ -176,7 +177,7 @@ def write(
         txt = [[_num(v) for v in row] for row in vocs]
         objects = _object_texts(labels, pb.rows, pb.clipped, txt)
         files = []
-        made: set[str] = set()
+        out = FileWriter(tmp)
         for k, fr in enumerate(progress(frames.tolist(), description="VOC XML files")):
             size = _node(
                 "size",
@@ -200,13 +201,7 @@ def write(
             ]
             text = _node("annotation", children, 0)
             rel = _xml_path(names[k])
-            path = os.path.join(tmp, rel)
-            parent = os.path.dirname(path)
-            if parent not in made:  # one mkdir per folder, not per file
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            with open(path, "wb") as fh:
-                fh.write((text + "\n").encode("utf-8", "xmlcharrefreplace"))
+            out.write(rel, (text + "\n").encode("utf-8", "xmlcharrefreplace"))
             files.append(rel)
         report.written.update({"images": len(frames), "objects": len(pb.rows)})
         report.files = [*files, "report.json"]

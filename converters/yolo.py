@@ -40,6 +40,7 @@ import yaml
 
 from converters import _prepare2d as prep
 from converters._base import (
+    FileWriter,
     OnUnsupported,
     apply_policy,
     atomic_dir,
@@ -132,16 +133,10 @@ def write(
         lines, line_labels = _lines(labels, report, written, written, task, prep.flag(clip))
         f = labels.frames
         files = []
-        made: set[str] = set()
+        out = FileWriter(tmp)
         for fr in progress(written.tolist(), description="YOLO label files"):
             rel = _label_path(name_of[fr])
-            path = os.path.join(tmp, rel)
-            parent = os.path.dirname(path)
-            if parent not in made:  # one mkdir per folder, not per file
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            with open(path, "wb") as fh:
-                fh.write("".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
+            out.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
             files.append(rel)
         classes = dict(enumerate(labels.categories))
         data = {"path": ".", "train": "images", "val": "images", "names": classes}
