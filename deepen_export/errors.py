@@ -13,8 +13,10 @@ One root for every error the library raises on purpose, and one for its warnings
     ├── UploadError               a resumable upload that cannot go on
     ├── PayloadError              an API answer that does not have the documented shape
     ├── ParseError(ValueError)    a label file or body that cannot be read (.path)
-    ├── LabelError(ValueError)    inconsistent in-memory label tables
     └── ConversionError           a label a format cannot hold, with on_unsupported="raise" (.format)
+
+    LabelError(ValueError)        inconsistent in-memory label tables: defined by the model, which
+                                  imports nothing of the project, so it is not a DeepenExportError
 
     DeepenExportWarning
     └── LossyConversionWarning    something was dropped or changed (with on_unsupported="warn")
@@ -23,6 +25,8 @@ One root for every error the library raises on purpose, and one for its warnings
 from __future__ import annotations
 
 from typing import Any
+
+from deepen_export.model import LabelError
 
 __all__ = [
     "APIError",
@@ -105,10 +109,6 @@ class ParseError(DeepenExportError, ValueError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
-
-
-class LabelError(DeepenExportError, ValueError):
-    """In-memory label tables are inconsistent (shapes, dtypes, offsets, codes)."""
 
 
 class ConversionError(DeepenExportError):

@@ -66,25 +66,25 @@ import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-
-from deepen_export.errors import LabelError
-from deepen_export.report import Issue
 
 __all__ = [
     "COMMON",
     "DISTORTION_NAMES",
     "KINDS",
     "LABEL_KINDS",
+    "Action",
     "Boxes",
     "Cameras",
     "Col",
     "Cuboids",
     "FrameStatus",
     "Frames",
+    "Issue",
+    "LabelError",
     "LabelSet",
     "LabelTable",
     "Masks2D",
@@ -101,6 +101,47 @@ __all__ = [
     "Table",
     "parse_track",
 ]
+
+
+class LabelError(ValueError):
+    """In-memory label tables are inconsistent (shapes, dtypes, offsets, codes).
+
+    The model imports nothing of the project, so this error is a plain ``ValueError`` and stands
+    outside :class:`deepen_export.errors.DeepenExportError` (which re-exports it).
+    """
+
+
+Action = Literal["dropped", "clipped", "repaired", "changed", "skipped", "kept", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One label (or file) that did not go through unchanged.
+
+    Parameters
+    ----------
+    action : str
+        What happened: ``dropped``, ``clipped``, ``repaired``, ``changed``, ``skipped``, ``kept``
+        or ``error``.
+    reason : str
+        Why, in words a user can act on.
+    file_id, label_id : str or None
+        Which file and label; ``None`` when the issue concerns a whole file or the input.
+    kind : str or None
+        Label kind (``boxes``, ``polygons``, ``cuboids``, ...) or Deepen ``label_type``.
+
+    Examples
+    --------
+    >>> Issue("dropped", "lane cannot be written to KITTI", file_id="0.png", label_id="lane:1").action
+    'dropped'
+    """
+
+    action: Action
+    reason: str
+    file_id: str | None = None
+    label_id: str | None = None
+    kind: str | None = None
+
 
 Array = npt.NDArray[Any]
 

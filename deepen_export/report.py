@@ -14,40 +14,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from deepen_export.model import Action, Issue
 
 __all__ = ["Action", "Issue", "Report"]
-
-Action = Literal["dropped", "clipped", "repaired", "changed", "skipped", "kept", "error"]
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One label (or file) that did not go through unchanged.
-
-    Parameters
-    ----------
-    action : str
-        What happened: ``dropped``, ``clipped``, ``repaired``, ``changed``, ``skipped``, ``kept``
-        or ``error``.
-    reason : str
-        Why, in words a user can act on.
-    file_id, label_id : str or None
-        Which file and label; ``None`` when the issue concerns a whole file or the input.
-    kind : str or None
-        Label kind (``boxes``, ``polygons``, ``cuboids``, ...) or Deepen ``label_type``.
-
-    Examples
-    --------
-    >>> Issue("dropped", "lane cannot be written to KITTI", file_id="0.png", label_id="lane:1").action
-    'dropped'
-    """
-
-    action: Action
-    reason: str
-    file_id: str | None = None
-    label_id: str | None = None
-    kind: str | None = None
 
 
 @dataclass

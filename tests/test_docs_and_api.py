@@ -48,3 +48,30 @@ def test_top_level_entry_points():
     assert deepen_export.LabelSet.__name__ == "LabelSet"
     for fmt in converters.FORMATS.values():
         assert fmt.kinds <= set(deepen_export.model.KINDS), fmt.name
+
+
+def _project_imports(path) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.split(".")[0] in ("deepen_export", "converters")}
+
+
+def test_data_flows_one_way_as_design_says():
+    # DESIGN.md: model imports nothing of the project; converters never import api; api knows
+    # nothing of formats. Imports inside functions count too.
+    from pathlib import Path
+
+    pkg = Path(deepen_export.__file__).parent
+    assert _project_imports(pkg / "model.py") == set()
+    for f in Path(converters.__file__).parent.glob("*.py"):
+        bad = {m for m in _project_imports(f) if m.startswith("deepen_export.api")}
+        assert not bad, f"{f.name} imports {bad}"
+    for f in (pkg / "api").glob("*.py"):
+        bad = {m for m in _project_imports(f) if m.startswith("converters")}
+        assert not bad, f"api/{f.name} imports {bad}"
