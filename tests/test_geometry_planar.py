@@ -125,6 +125,12 @@ def test_ragged_round_trip_keeps_holes() -> None:
     assert geo.polygons_to_shapely(o, ro, c)[0].equals(g[0])
 
 
+def binary_masks(n: int, side: int) -> st.SearchStrategy[np.ndarray]:
+    """Stacks of 1..n binary masks, each 1..side pixels on a side."""
+    shape = st.tuples(st.integers(1, n), st.integers(1, side), st.integers(1, side))
+    return hnp.arrays(np.uint8, shape, elements=st.integers(0, 1))
+
+
 # -- RLE ---------------------------------------------------------------------------------------
 
 
@@ -148,13 +154,7 @@ def test_rle_matches_pycocotools_polygon() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    hnp.arrays(
-        np.uint8,
-        st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 40)),
-        elements=st.integers(0, 1),
-    )
-)
+@given(binary_masks(3, 40))
 def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
     # pycocotools' uncompressed counts (encode of a Fortran mask, read back column-major)
     # against our decoding of its compressed string
@@ -216,13 +216,7 @@ def test_rle_unknown_size_is_none() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    hnp.arrays(
-        np.uint8,
-        st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
-        elements=st.integers(0, 1),
-    )
-)
+@given(binary_masks(4, 9))
 def test_rle_encode_decode_identity(masks: np.ndarray) -> None:
     rles = geo.rle_encode(masks)
     assert all(isinstance(r["counts"], str) for r in rles)
