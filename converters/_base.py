@@ -13,6 +13,7 @@ Every writer follows the same steps::
 from __future__ import annotations
 
 import gc
+import json
 import os
 import warnings
 import xml.etree.ElementTree as ET
@@ -139,8 +140,9 @@ def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = No
 
     Compact documents use no spaces (``{"a":[1,2]}``) and are written piece by piece
     (:func:`json_chunks`), so a document of hundreds of MB is never held as one string; with
-    ``indent`` (any value) the document is indented by two spaces. Non-string keys become
-    strings; NaN and infinities, which JSON cannot hold, are written as ``null``.
+    ``indent`` (any value) the document is indented by two spaces, orjson's only indentation.
+    Non-string keys become strings; NaN and infinities, which JSON cannot hold, are written as
+    ``null``; integers beyond 64 bits go through the standard library instead.
 
     Examples
     --------
@@ -155,7 +157,7 @@ def dump_json(obj: Any, path: str | os.PathLike[str], *, indent: int | None = No
     """
     with status(f"writing {Path(path).name}"), open(path, "wb") as fh:
         if indent is not None:
-            fh.write(orjson.dumps(obj, option=_ORJSON | orjson.OPT_INDENT_2))
+            fh.write(_dumps(obj, indent=True))
         else:
             for chunk in json_chunks(obj):
                 fh.write(chunk)
@@ -179,7 +181,7 @@ def json_chunks(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[bytes]:
         if len(obj) > batch:
             items = iter(obj.items())
             for _ in range(0, len(obj), batch):
-                yield sep + orjson.dumps(dict(islice(items, batch)), option=_ORJSON)[1:-1]
+                yield sep + _dumps(dict(islice(items, batch)))[1:-1]
                 sep = b","
         else:
             for k, v in obj.items():
@@ -190,11 +192,32 @@ def json_chunks(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[bytes]:
     elif depth > 0 and type(obj) is list and len(obj) > batch:
         sep = b"["
         for i in range(0, len(obj), batch):
-            yield sep + orjson.dumps(obj[i : i + batch], option=_ORJSON)[1:-1]
+            yield sep + _dumps(obj[i : i + batch])[1:-1]
             sep = b","
         yield b"]"
     else:
-        yield orjson.dumps(obj, option=_ORJSON)
+        yield _dumps(obj)
+
+
+def _dumps(obj: Any, *, indent: bool = False) -> bytes:
+    try:
+        return orjson.dumps(obj, option=_ORJSON | (orjson.OPT_INDENT_2 if indent else 0))
+    except orjson.JSONEncodeError:
+        # orjson stops at integers beyond 64 bits; the standard library writes them (same
+        # layout; floats may be spelled differently, e.g. 1e-05)
+        return json.dumps(
+            obj,
+            ensure_ascii=False,
+            indent=2 if indent else None,
+            separators=(",", ": ") if indent else (",", ":"),
+            default=_plain,
+        ).encode("utf-8")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic | np.ndarray):
+        return v.tolist()
+    raise TypeError(f"{type(v).__name__} cannot be written as JSON")
 
 
 def write_text(

@@ -21,10 +21,11 @@ Conventions
   final geometry. Without holes ``segmentation`` is a list of polygons (one per part); with holes
   it is a compressed RLE (``counts`` as a string) with ``iscrowd: 0`` and the exact rings kept in
   ``deepen_rings``. ``area`` is the geometric area of the written polygon (holes subtracted),
-  which differs from ``annToMask(ann).sum()`` by less than the polygon's perimeter in pixels
-  (the boundary pixels); ``area="pixels"`` writes the pixel count of pycocotools' rasterisation
-  instead, equal to ``annToMask(ann).sum()``. Polygons with holes on images of unknown size are
-  dropped (no RLE without a size).
+  which differs from ``annToMask(ann).sum()`` by at most the polygon's perimeter plus one pixel
+  (the boundary pixels; a polygon smaller than a pixel can still cover a pixel centre);
+  ``area="pixels"`` writes the pixel count of pycocotools' rasterisation instead, equal to
+  ``annToMask(ann).sum()``. Polygons with holes on images of unknown size are dropped (no RLE
+  without a size).
 - Points: one annotation per point label with ``keypoints = [x, y, 2, ...]`` and the category's
   ``keypoints`` names ``p0 .. p{k-1}`` (k = most points of a label of that category; shorter
   labels are padded with ``0, 0, 0``). Keypoint coordinates follow COCO's pixel-index
@@ -115,7 +116,7 @@ def write(
         polygon, holes subtracted; or the pixel count of pycocotools' rasterisation, equal to
         ``annToMask(ann).sum()`` but one rasterisation per polygon (about 20 µs each).
     indent : int, optional
-        Pretty-print the JSON.
+        Pretty-print the JSON (any value: two-space indentation).
 
     Returns
     -------

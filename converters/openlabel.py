@@ -371,7 +371,7 @@ def write(
     uids : {"int", "uuid"}
         Object keys: ``"0", "1", ...`` by first appearance, or UUID5s of dataset id and label id.
     indent : int, optional
-        Pretty-print with this indent (default compact).
+        Pretty-print (any value: two-space indentation); default compact.
 
     Returns
     -------

@@ -3,8 +3,10 @@
 A command opens one :func:`display`; whatever runs inside it (reading, a writer's file loop, a
 download) adds its own task to that display with :func:`progress`, :func:`task` or
 :func:`status`, so nested steps show as lines under one live area instead of fighting over
-the terminal. Outside any display, a step on a terminal opens a display of its own; in a pipe,
-in a notebook or in a worker thread nothing is drawn.
+the terminal. Outside any display, a step on a terminal draws a display of its own for as long
+as it runs, unless another one is live in this process (steps nested in it stay quiet); in a
+pipe or a notebook nothing is drawn, and :func:`quiet` silences a block (a Dask task, whose
+worker may share the terminal).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _rich_display() -> Any:
 
 
 @contextlib.contextmanager
-def display(sink: Sink | None = None) -> Iterator[Sink | None]:
+def display(sink: Sink | None = None, *, share: bool = True) -> Iterator[Sink | None]:
     """Send the progress of everything in the block to one display.
 
     Parameters
@@ -82,6 +84,10 @@ def display(sink: Sink | None = None) -> Iterator[Sink | None]:
     sink
         Where tasks go; by default a live display on stderr when stderr is a terminal, else none.
         Inside another display, the block joins that one.
+    share
+        Whether steps nested in the block join the display (what a command wants). A step that
+        opens a display for itself passes False: its display may be finished in another thread
+        or context (a generator), where it could not be unset.
 
     Examples
     --------
@@ -113,6 +119,9 @@ def display(sink: Sink | None = None) -> Iterator[Sink | None]:
         return
     try:
         with _rich_display() as shown:
+            if not share:
+                yield shown
+                return
             _sink.set(shown)
             try:
                 yield shown
@@ -121,6 +130,31 @@ def display(sink: Sink | None = None) -> Iterator[Sink | None]:
     finally:
         with _live_lock:
             _live -= 1
+
+
+class _Nowhere:
+    def add_task(self, description: str, *, total: float | None = None, **fields: Any) -> int:
+        return 0
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        pass
+
+    def remove_task(self, task_id: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Draw nothing for the steps in the block, whatever the terminal.
+
+    Examples
+    --------
+    >>> with quiet():
+    ...     list(progress(range(2), description="not shown"))
+    [0, 1]
+    """
+    with display(_Nowhere()):
+        yield
 
 
 @contextlib.contextmanager
@@ -136,7 +170,7 @@ def task(description: str, total: float | None = None, **fields: Any) -> Iterato
     ...     advance()
     ...     advance()
     """
-    with display() as sink:
+    with display(share=False) as sink:
         if sink is None:
             yield _nothing
             return

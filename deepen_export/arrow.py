@@ -72,7 +72,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from deepen_export.errors import LabelError
+from deepen_export.errors import ConversionError, ParseError
 from deepen_export.model import (
     LABEL_KINDS,
     Boxes,
@@ -339,7 +339,10 @@ def _nulls(n: int, type_: pa.DataType) -> pa.Array:
 
 def _offsets32(offsets: Array) -> pa.Array:
     if len(offsets) and offsets[-1] > np.iinfo(np.int32).max:
-        raise LabelError("more than 2**31 vertices in one table; write in smaller batches")
+        raise ConversionError(
+            "more than 2**31 vertices in one table; write in smaller batches (write_stream)",
+            format="parquet",
+        )
     return pa.array(np.asarray(offsets, dtype=np.int32))
 
 
@@ -1040,7 +1043,7 @@ def _keystr(table: pa.Table) -> pa.Array:
 def _frame_rows(table: pa.Table, frame_keys: pa.Array, name: str) -> Array:
     idx = pc.index_in(_keystr(table), value_set=frame_keys)
     if idx.null_count:
-        raise LabelError(f"{name} has rows whose (dataset_id, file_id, sensor_id) is not a frame")
+        raise ParseError(f"{name} has rows whose (dataset_id, file_id, sensor_id) is not a frame")
     return _np(idx).astype(np.int64)
 
 

@@ -135,9 +135,11 @@ def export_dataset(
     """
     from converters import parquet
     from deepen_export import read_labels
+    from deepen_export._progress import quiet
 
     factory = client_factory or _default_client
-    with tempfile.TemporaryDirectory(prefix="deepen-export-") as tmp:
+    # a worker may share the terminal with the command and with other workers: no bars here
+    with quiet(), tempfile.TemporaryDirectory(prefix="deepen-export-") as tmp:
         snapshot = os.path.join(tmp, "snapshot")
         with factory() as client:
             client.pull(dataset_id, snapshot, label_set=label_set, stage=stage)

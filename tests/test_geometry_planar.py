@@ -177,8 +177,8 @@ def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
     st.tuples(st.integers(3, 700), st.integers(3, 700)),
 )
 def test_rle_with_holes_equals_pixel_mask_difference(seed, n_parts, n_holes, size) -> None:
-    # Reference: every ring rasterised by pycocotools on the whole image, then
-    # (union of exteriors) AND NOT (union of holes) on full pixel masks.
+    # Reference: every ring rasterised by pycocotools on the whole image, then the union over
+    # parts of (part exterior AND NOT the part's holes), on full pixel masks.
     h, w = size
     rng = np.random.default_rng(seed)
     polys = []
@@ -201,14 +201,31 @@ def test_rle_with_holes_equals_pixel_mask_difference(seed, n_parts, n_holes, siz
     if not parts:
         assert rle is None or geo.rle_area([rle]).tolist() == [0]
         return
-    ext = np.zeros((h, w), bool)
-    cut = np.zeros((h, w), bool)
+
+    def raster(ring) -> np.ndarray:
+        xy = np.asarray(ring.coords)[:-1].ravel().tolist()
+        return cocomask.decode(cocomask.frPyObjects([xy], h, w)[0]).astype(bool)
+
+    want = np.zeros((h, w), bool)
     for p in parts:
-        for ring, into in [(p.exterior, ext)] + [(i, cut) for i in p.interiors]:
-            xy = np.asarray(ring.coords)[:-1].ravel().tolist()
-            into |= cocomask.decode(cocomask.frPyObjects([xy], h, w)[0]).astype(bool)
+        part = raster(p.exterior)
+        for i in p.interiors:
+            part &= ~raster(i)
+        want |= part
     assert rle is not None
-    np.testing.assert_array_equal(geo.rle_decode([rle])[0].astype(bool), ext & ~cut)
+    np.testing.assert_array_equal(geo.rle_decode([rle])[0].astype(bool), want)
+
+
+def test_island_standing_in_a_hole_is_kept_when_rasterised() -> None:
+    # 10x10 square with a 6x6 hole and a 2x2 island in the hole, integer corners:
+    # 100 - 36 + 4 = 68 pixels, the geometric area too
+    off, xy = rings(sq(0, 10), sq(2, 8), sq(4, 6))
+    g = geo.polygons_to_shapely([0, 3], off, xy)
+    assert float(g[0].area) == 68.0
+    rle = geo.polygons_to_rle(g, 12, 12)
+    assert geo.rle_area(rle).tolist() == [68]
+    m = geo.rle_decode(rle)[0]
+    assert m[5, 5] == 1 and m[3, 3] == 0 and m[1, 1] == 1
 
 
 def test_rle_unknown_size_is_none() -> None:

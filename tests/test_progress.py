@@ -183,3 +183,33 @@ def test_convert_draws_bars_on_a_terminal_and_nothing_in_a_pipe(tmp_path):
     assert rc == 0, err
     assert err == "" and "\x1b" not in out
     assert "voc: wrote 5 images" in out
+
+
+def test_quiet_silences_steps_even_inside_a_display():
+    from deepen_export._progress import quiet
+
+    rec = Recorder()
+    with display(rec), quiet():
+        assert list(progress(range(3), description="hidden")) == [0, 1, 2]
+    assert rec.tasks == {}
+
+
+def test_a_step_finished_in_another_thread_leaves_no_display_behind(monkeypatch):
+    import contextlib
+    import threading
+
+    from deepen_export import _progress
+
+    rec = Recorder()
+    monkeypatch.setattr(_progress, "_rich_display", lambda: contextlib.nullcontext(rec))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    steps = progress(range(3), description="started here")
+    next(steps)
+    worker = threading.Thread(target=lambda: list(steps))
+    worker.start()
+    worker.join()
+    assert rec.named("started here")["done"] == 3
+    assert _progress._sink.get() is None and _progress._live == 0
+    # the next step in this context draws again
+    assert list(progress(range(2), description="after")) == [0, 1]
+    assert rec.named("after")["done"] == 2

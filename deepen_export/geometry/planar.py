@@ -466,6 +466,7 @@ def orient_polygons(geoms: npt.ArrayLike) -> Array:
     return np.asarray(shapely.orient_polygons(np.asarray(geoms, dtype=object)), dtype=object)
 
 
+@_quiet_fp
 def clip_polygons(
     geoms: npt.ArrayLike, width: npt.ArrayLike, height: npt.ArrayLike
 ) -> tuple[Array, Array]:
@@ -755,25 +756,24 @@ def polygons_to_rle(
     for hh, ww in sorted({(int(a), int(b)) for a, b in zip(h[ok], w[ok], strict=True)}):
         sel = np.flatnonzero((ok & (h == hh) & (w == ww))[ring_label])
         rles = mask.frPyObjects([flat[i] for i in sel], hh, ww)
-        groups: dict[tuple[int, bool], list[Any]] = {}
-        for i, r in zip(sel, rles, strict=True):
-            groups.setdefault((int(ring_label[i]), bool(is_ext[i])), []).append(r)
-        holed: list[int] = []
-        filled: list[Any] = []
-        cut: list[Any] = []
-        for (lab, ext), rs in groups.items():
-            if not ext:
-                continue
-            rle = rs[0] if len(rs) == 1 else mask.merge(rs)
-            if (lab, False) in groups:
-                hole = groups[lab, False]
-                holed.append(lab)
-                filled.append(rle)
-                cut.append(hole[0] if len(hole) == 1 else mask.merge(hole))
+        # each polygon part is its exterior minus its own holes (an island standing in a hole
+        # of another part is a part of its own and stays); a label is the union of its parts
+        part_rle: dict[int, Any] = {}
+        holes_of: dict[int, list[Any]] = {}
+        for i, r in zip(sel.tolist(), rles, strict=True):
+            if is_ext[i]:
+                part_rle[int(ring_poly[i])] = r
             else:
-                out[lab] = _str_counts([rle])[0]
-        for lab, rle in zip(holed, _rle_minus(filled, cut, hh, ww), strict=True):
-            out[lab] = _str_counts([rle])[0]
+                holes_of.setdefault(int(ring_poly[i]), []).append(r)
+        holed = [p for p in part_rle if p in holes_of]
+        cut = [mask.merge(holes_of[p]) if len(holes_of[p]) > 1 else holes_of[p][0] for p in holed]
+        for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut, hh, ww), strict=True):
+            part_rle[p] = r
+        parts_of: dict[int, list[Any]] = {}
+        for p, r in part_rle.items():
+            parts_of.setdefault(int(poly_label[p]), []).append(r)
+        for lab, rs in parts_of.items():
+            out[lab] = _str_counts([rs[0] if len(rs) == 1 else mask.merge(rs)])[0]
     return out
 
 
