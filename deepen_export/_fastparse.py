@@ -474,7 +474,8 @@ def _ints(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
     return pc.fill_null(arr, -1).to_numpy().astype(np.int64, copy=False)
 
 
-def _attributes(arr: pa.ChunkedArray | None) -> dict[str, np.ndarray]:
+def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per attribute: its values (object array, ``None`` where absent) and where it is present."""
     if arr is None or pa.types.is_null(arr.type):
         return {}
     if not pa.types.is_struct(arr.type):
@@ -483,14 +484,19 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, np.ndarray]:
     out = {}
     for i, f in enumerate(arr.type):
         child = arr.field(i)
-        if child.null_count == len(child):
+        present = child.is_valid()
+        if arr.null_count:
+            present = pc.and_(present, arr.is_valid())
+        mask = present.to_numpy(zero_copy_only=False)
+        if not mask.any():
             continue
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
-            vals = child.to_numpy(zero_copy_only=False)
-            col = np.empty(len(child), dtype=object)
-            col[:] = vals
-            if arr.null_count:
-                col[~arr.is_valid().to_numpy(zero_copy_only=False)] = None
+            # attribute values repeat: one Python string per distinct value, not per label
+            enc = pc.dictionary_encode(child)
+            lookup = np.empty(len(enc.dictionary) + 1, dtype=object)
+            lookup[:-1] = enc.dictionary.to_pylist()
+            lookup[-1] = None
+            col = lookup[pc.fill_null(enc.indices, -1).to_numpy()]
         elif (
             pa.types.is_integer(f.type)
             or pa.types.is_floating(f.type)
@@ -498,13 +504,10 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, np.ndarray]:
         ):
             col = np.empty(len(child), dtype=object)
             col[:] = child.to_pylist()
-            if arr.null_count:
-                col[~arr.is_valid().to_numpy(zero_copy_only=False)] = None
         else:
             raise _Unsupported("nested attribute values")
-        if all(v is None for v in col):
-            continue
-        out[f.name] = col
+        col[~mask] = None
+        out[f.name] = (col, mask)
     return out
 
 
@@ -688,8 +691,7 @@ def from_arrow_labels(
         names = [c for c in geometry if c in table.column_names]
         sub = pa.table({c: table.column(c).take(take) for c in names})
         cols = {k: v[idx] for k, v in common_all.items()}
-        attrs = {k: v[idx] for k, v in all_attrs.items()}
-        cols["attributes"] = {k: v for k, v in attrs.items() if any(x is not None for x in v)}
+        cols["attributes"] = {k: v[idx] for k, (v, on) in all_attrs.items() if on[idx].any()}
         return cols, sub
 
     tables: dict[str, Any] = {}
