@@ -36,6 +36,7 @@ step, path = {step!r}, {path!r}
 OPTIONS = {{k: {{"camera": None, "assume_identity_pose": True}} for k in ("kitti", "kitti_tracking")}}
 from deepen_export.parse import parse_labels, iter_label_batches
 t0 = time.perf_counter()
+t_parse = 0.0  # writer steps: the parse before the timed write
 if step == "parse":
     ls = parse_labels(path)
     n = len(ls)
@@ -65,7 +66,7 @@ else:
     with tempfile.TemporaryDirectory() as d:
         converters.write(ls, d + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
 dt = time.perf_counter() - t0
-total = dt + (t_parse if "t_parse" in globals() else 0.0)
+total = dt + t_parse
 if {profile} and step not in ("parse", "parse-general", "stream"):
     import pstats
     prof.disable()

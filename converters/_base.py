@@ -43,6 +43,7 @@ __all__ = [
     "finish",
     "json_chunks",
     "paused_gc",
+    "pylist",
     "record",
     "safe_path",
     "write_text",
@@ -246,6 +247,20 @@ def write_text(
         for part in parts:
             for i in range(0, len(part), chunk):
                 fh.write(part[i : i + chunk])
+
+
+def pylist(col: npt.NDArray[Any]) -> list[Any]:
+    """``col.tolist()`` with Python scalars also where an object column holds numpy scalars.
+
+    Examples
+    --------
+    >>> pylist(np.array([np.int64(3), "a", None], dtype=object))
+    [3, 'a', None]
+    """
+    values = col.tolist()
+    if col.dtype != object:
+        return values
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 class FileWriter:

@@ -56,6 +56,7 @@ from converters._base import (
     dump_json,
     finish,
     paused_gc,
+    pylist,
     record,
 )
 from converters._idmap import IdMap
@@ -295,10 +296,6 @@ def to_dict(
     }
 
 
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 class _Finisher:
     """Adds the Deepen fields (label id, type, track, attributes, meta) to annotations of ``t``.
 
@@ -310,8 +307,8 @@ class _Finisher:
         self.kind = kind
         self.label_id = t.label_id.tolist()
         self.track = t.track.tolist()
-        self.attributes = [(k, _pylist(v)) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
-        self.meta = [(name, _pylist(getattr(t, name))) for name in _META]
+        self.attributes = [(k, pylist(v)) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
+        self.meta = [(name, pylist(getattr(t, name))) for name in _META]
 
     def __call__(self, ann: dict[str, Any], r: int) -> dict[str, Any]:
         ann["deepen_label_id"] = str(self.label_id[r])
@@ -323,14 +320,6 @@ class _Finisher:
         if meta:
             ann["deepen"] = meta
         return ann
-
-
-def _pylist(col: Array) -> list[Any]:
-    # tolist() gives Python scalars for numeric columns; object columns may hold numpy scalars
-    values = col.tolist()
-    if col.dtype != object:
-        return values
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:

@@ -47,6 +47,7 @@ from converters._base import (
     dump_json,
     finish,
     paused_gc,
+    pylist,
     record,
 )
 from deepen_export import geometry as geo
@@ -176,10 +177,7 @@ class _Infos:
     def __init__(self, t: Boxes | Polygons, kind: str) -> None:
         self.kind = kind
         self.label_id = [str(v) for v in t.label_id.tolist()]
-        self.attributes = [
-            (k, [x.item() if isinstance(x, np.generic) else x for x in v.tolist()])
-            for k, v in t.attributes.items()
-        ]
+        self.attributes = [(k, pylist(v)) for k, v in t.attributes.items()]
 
     def __call__(self, r: int) -> dict[str, Any]:
         info: dict[str, Any] = {"label_id": self.label_id[r], "type": self.kind}
