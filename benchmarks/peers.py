@@ -1,0 +1,277 @@
+"""Side-by-side benchmark: deepen-export against its peers on the same seeded labels.
+
+One seeded label set is written twice: as a Deepen labels body (what deepen-export reads) and as
+a COCO instances file with image sizes (what the peers read). Each run is its own process, so its
+peak resident memory is its own; runs alternate (ours, peer, ours, peer, ...) so that a machine
+that slows down or speeds up during the benchmark affects both sides alike, and the ratio is
+printed pair by pair, then the median.
+
+Pairs:
+
+- ``coco``: polygons, Deepen JSON → COCO (ours) against Datumaro's ``coco_instances`` import +
+  export on the same polygons.
+- ``yolo`` / ``voc``: boxes, Deepen JSON → YOLO / Pascal VOC (ours) against globox
+  ``AnnotationSet.from_coco`` + ``save_yolo_v5`` / ``save_pascal_voc``.
+- ``floor``: for the YOLO files, a plain writer that only formats the same lines with numpy and
+  writes the same files (no parsing, no checks): the file-system floor.
+
+The peers run in ``--peer-python`` (default: this interpreter); install them with
+``pip install -e '.[bench]'`` or into a separate venv. A peer that is not installed is reported as
+such and skipped. Generated data is cached under ``benchmarks/_data/`` (git-ignored).
+
+Usage::
+
+    python benchmarks/peers.py                                   # every pair, default sizes
+    python benchmarks/peers.py --pairs coco --labels 500000 --images 20000 --rounds 3
+    python benchmarks/peers.py --peer-python /opt/peers/bin/python --pairs yolo,voc,floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data"
+CATEGORIES = ["car", "truck", "pedestrian", "cyclist", "bus", "traffic_sign", "lane_marking"]
+SIZE = (1920, 1080)
+
+# Each child prints one JSON line: labels, seconds, peak_bytes. ``{work}`` is its output folder.
+_OURS = r"""
+import dataclasses, json, resource, sys, time
+sys.path.insert(0, {root!r})
+t0 = time.perf_counter()
+import numpy as np
+import converters
+from deepen_export.parse import parse_labels
+ls = parse_labels({deepen!r})
+f = ls.frames
+# the Deepen body has no sizes: give every frame the size the COCO file says (as --images would)
+ls = ls.replace(frames=dataclasses.replace(
+    f, width=np.full(len(f), {w}, np.int32), height=np.full(len(f), {h}, np.int32)))
+converters.write(ls, {work!r} + "/out", {fmt!r}, on_unsupported="drop")
+dt = time.perf_counter() - t0
+print(json.dumps({{"labels": len(ls), "seconds": dt,
+                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+_DATUMARO = r"""
+import json, os, resource, shutil, sys, time
+t0 = time.perf_counter()
+import datumaro as dm
+ds = dm.Dataset.import_from({coco_dir!r}, "coco_instances")
+ds.export({work!r} + "/out", "coco_instances")
+n = sum(a.type.name == "polygon" for item in ds for a in item.annotations)
+dt = time.perf_counter() - t0
+print(json.dumps({{"labels": n, "seconds": dt,
+                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+_GLOBOX = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from globox import AnnotationSet
+anns = AnnotationSet.from_coco({coco_file!r})
+if {fmt!r} == "yolo":
+    label_to_id = {{name: i for i, name in enumerate({categories!r})}}
+    anns.save_yolo_v5({work!r} + "/out", label_to_id=label_to_id)
+else:
+    anns.save_pascal_voc({work!r} + "/out")
+n = sum(len(a.boxes) for a in anns)
+dt = time.perf_counter() - t0
+print(json.dumps({{"labels": n, "seconds": dt,
+                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+_FLOOR = r"""
+import json, os, resource, sys, time
+import numpy as np
+data = np.load({arrays!r})
+img, cat, xywh = data["image"], data["category"], data["xywh"]
+w, h = {w}, {h}
+t0 = time.perf_counter()
+out = {work!r} + "/out"
+os.makedirs(out)
+cx = (xywh[:, 0] + xywh[:, 2] / 2) / w
+cy = (xywh[:, 1] + xywh[:, 3] / 2) / h
+cols = [cat.astype(str)] + [np.char.mod("%.6f", v) for v in (cx, cy, xywh[:, 2] / w, xywh[:, 3] / h)]
+lines = cols[0]
+for c in cols[1:]:
+    lines = np.char.add(np.char.add(lines, " "), c)
+lines = np.char.add(lines, "\n").tolist()
+cuts = np.flatnonzero(np.diff(img)) + 1
+starts = np.concatenate([[0], cuts]).tolist()
+ends = np.concatenate([cuts, [len(img)]]).tolist()
+for s, e in zip(starts, ends):
+    with open(f"{{out}}/{{int(img[s]):06d}}.txt", "w") as fh:
+        fh.write("".join(lines[s:e]))
+dt = time.perf_counter() - t0
+print(json.dumps({{"labels": len(img), "seconds": dt,
+                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+
+def _arrays(n_labels: int, n_images: int, kind: str, seed: int) -> dict[str, np.ndarray]:
+    """The seeded label set: image index (sorted), category code, box, and polygon rings."""
+    rng = np.random.default_rng(seed)
+    image = np.sort(rng.integers(0, n_images, n_labels))
+    category = rng.integers(0, len(CATEGORIES), n_labels)
+    wh = rng.uniform(8, 300, (n_labels, 2))
+    xy = rng.uniform(0, 1, (n_labels, 2)) * (np.array(SIZE) - wh)
+    xywh = np.round(np.column_stack([xy, wh]), 2)
+    out = {"image": image, "category": category, "xywh": xywh}
+    if kind == "polygon":
+        ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+        c = xywh[:, :2] + xywh[:, 2:] / 2
+        r = xywh[:, 2:] / 2
+        ring = np.stack([c[:, :1] + r[:, :1] * np.cos(ang), c[:, 1:] + r[:, 1:] * np.sin(ang)], -1)
+        out["rings"] = np.round(ring, 2)
+    return out
+
+
+def _write_inputs(a: dict[str, np.ndarray], kind: str, folder: Path) -> None:
+    """Write the same labels as a Deepen body and as COCO instances (with image sizes)."""
+    names = [f"{i:06d}.png" for i in range(int(a["image"].max()) + 1)]
+    per_cat = np.zeros(len(CATEGORIES), int)
+    deepen, coco_anns = [], []
+    rings = a.get("rings")
+    for i, (im, c, box) in enumerate(
+        zip(a["image"].tolist(), a["category"].tolist(), a["xywh"].tolist(), strict=True)
+    ):
+        per_cat[c] += 1
+        lab = {
+            "file_id": names[im],
+            "label_category_id": CATEGORIES[c],
+            "label_id": f"{CATEGORIES[c]}:{per_cat[c]}",
+            "label_type": kind,
+            "sensor_id": "sensor1",
+            "stage_id": "QA",
+        }
+        ann = {"id": i + 1, "image_id": im + 1, "category_id": c + 1, "bbox": box, "iscrowd": 0}
+        ann["area"] = box[2] * box[3]
+        if rings is None:
+            lab["box"] = box
+            ann["segmentation"] = []
+        else:
+            ring = rings[i].tolist()
+            lab["polygons"] = [ring]
+            ann["segmentation"] = [[v for xy in ring for v in xy]]
+        deepen.append(lab)
+        coco_anns.append(ann)
+    coco = {
+        "images": [
+            {"id": i + 1, "file_name": n, "width": SIZE[0], "height": SIZE[1]}
+            for i, n in enumerate(names)
+        ],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CATEGORIES)],
+        "annotations": coco_anns,
+    }
+    # Datumaro's coco_instances layout: annotations/instances_<subset>.json beside images/
+    (folder / "coco" / "annotations").mkdir(parents=True)
+    (folder / "coco" / "images").mkdir()
+    (folder / "deepen.json").write_bytes(orjson.dumps({"labels": deepen}))
+    (folder / "coco" / "annotations" / "instances_default.json").write_bytes(orjson.dumps(coco))
+    np.savez(folder / "arrays.npz", **a)
+
+
+def dataset(n_labels: int, n_images: int, kind: str, seed: int) -> Path:
+    """The cached input folder for one label set (generated on first use)."""
+    folder = DATA / f"peers_{kind}_{n_labels}_{n_images}_{seed}"
+    if not (folder / "arrays.npz").exists():
+        tmp = Path(tempfile.mkdtemp(dir=DATA.mkdir(exist_ok=True) or DATA))
+        _write_inputs(_arrays(n_labels, n_images, kind, seed), kind, tmp)
+        tmp.rename(folder)
+    return folder
+
+
+def _child(python: str, code: str) -> dict | str:
+    """Run one timed child; its result, or the last line of its error."""
+    with tempfile.TemporaryDirectory() as work:
+        proc = subprocess.run(
+            [python, "-c", code.replace("{work!r}", repr(work))], capture_output=True, text=True
+        )
+    if proc.returncode:  # a peer's traceback: its last line says what failed
+        lines = (proc.stderr or str(proc.returncode)).strip().splitlines()
+        return lines[-1] if lines else f"exit {proc.returncode}"
+    result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
+    """(our code, the peer's code, the peer's name) for one pair."""
+    w, h = SIZE
+    fmt = {"coco": "coco", "yolo": "yolo", "voc": "voc", "floor": "yolo"}[pair]
+    ours = _OURS.replace("{work!r}", "{{work!r}}").format(
+        root=str(HERE.parent), deepen=str(folder / "deepen.json"), w=w, h=h, fmt=fmt
+    )
+    if pair == "coco":
+        peer = _DATUMARO.replace("{work!r}", "{{work!r}}").format(coco_dir=str(folder / "coco"))
+        return ours, peer, "datumaro"
+    if pair == "floor":
+        peer = _FLOOR.replace("{work!r}", "{{work!r}}").format(
+            arrays=str(folder / "arrays.npz"), w=w, h=h
+        )
+        return ours, peer, "numpy floor"
+    coco_file = str(folder / "coco" / "annotations" / "instances_default.json")
+    peer = _GLOBOX.replace("{work!r}", "{{work!r}}").format(
+        coco_file=coco_file, fmt=fmt, categories=CATEGORIES
+    )
+    return ours, peer, "globox"
+
+
+def run_pair(pair: str, folder: Path, rounds: int, python_peer: str) -> None:
+    """Alternate our run and the peer's ``rounds`` times; print each pair and the medians."""
+    ours, peer, name = _codes(pair, folder, python_peer)
+    peer_python = sys.executable if pair == "floor" else python_peer
+    ratios, mem = [], []
+    for r in range(rounds):
+        a = _child(sys.executable, ours)
+        b = _child(peer_python, peer)
+        if isinstance(a, str) or isinstance(b, str):
+            print(
+                f"  {pair} round {r + 1}: ours: {a if isinstance(a, str) else 'ok'}; "
+                f"{name}: {b if isinstance(b, str) else 'ok'}"
+            )
+            return
+        ratios.append(b["seconds"] / a["seconds"])
+        mem.append(b["peak_bytes"] / a["peak_bytes"])
+        print(
+            f"  {pair:<6} round {r + 1}: ours {a['seconds']:7.2f} s {a['peak_bytes'] / 2**30:5.2f} GB"
+            f" ({a['labels']:,} labels) | {name} {b['seconds']:7.2f} s "
+            f"{b['peak_bytes'] / 2**30:5.2f} GB ({b['labels']:,}) | {name}/ours time "
+            f"{ratios[-1]:.2f}x, memory {mem[-1]:.2f}x"
+        )
+    print(
+        f"{pair}: median {name}/ours time {statistics.median(ratios):.2f}x, "
+        f"peak memory {statistics.median(mem):.2f}x over {rounds} pairs"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--pairs", default="coco,yolo,voc,floor")
+    ap.add_argument("--labels", type=int, default=500_000)
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating pairs per comparison")
+    ap.add_argument("--peer-python", default=sys.executable, help="interpreter with the peers")
+    a = ap.parse_args()
+    for pair in a.pairs.split(","):
+        kind = "polygon" if pair == "coco" else "box"
+        folder = dataset(a.labels, a.images, kind, a.seed)
+        print(f"{pair}: {a.labels:,} {kind} labels over {a.images:,} images ({folder.name})")
+        run_pair(pair, folder, a.rounds, a.peer_python)
+
+
+if __name__ == "__main__":
+    main()
