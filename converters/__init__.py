@@ -139,6 +139,21 @@ FORMATS: dict[str, Format] = {
             },
             "(Geo)Parquet tables for analytics (DuckDB, Spark, Polars, pandas)",
         ),
+        _f(
+            "deepen",
+            {
+                "boxes",
+                "polygons",
+                "polylines",
+                "points",
+                "cuboids",
+                "polylines3d",
+                "polygons3d",
+                "points3d",
+                "scenes",
+            },
+            "Deepen label JSON (what the API serves and `push` sends)",
+        ),
     ]
 }
 """Every built-in format by name."""
