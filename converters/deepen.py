@@ -210,12 +210,12 @@ def _records_and_frames(
         assert isinstance(table, LabelTable)
         geoms, ok = _GEOMETRY[kind](table, rot_z, report, labels)
         bad = np.flatnonzero(~ok)
-        for i in bad:
+        for b in bad.tolist():
             report.add(
                 "dropped",
                 "non-finite coordinates or no vertices: Deepen label JSON cannot hold it",
-                file_id=str(labels.frames.file_id[table.frame[i]]),
-                label_id=str(table.label_id[i]),
+                file_id=str(labels.frames.file_id[table.frame[b]]),
+                label_id=str(table.label_id[b]),
                 kind=kind,
             )
         for i, rec in _common_records(labels, table, kind, provenance):
@@ -341,12 +341,12 @@ def _cuboid_geoms(t: Any, rot_z: bool, report: Report, labels: LabelSet) -> tupl
     if rot_z:
         yaw = t.yaw.tolist()
         tilted = np.flatnonzero(np.abs(q[:, :2]).max(axis=1) > 1e-9)
-        for i in tilted:
+        for j in tilted.tolist():
             report.add(
                 "changed",
                 "cuboid is not upright: rot_z keeps its yaw only (write quaternions to keep it)",
-                file_id=str(labels.frames.file_id[t.frame[i]]),
-                label_id=str(t.label_id[i]),
+                file_id=str(labels.frames.file_id[t.frame[j]]),
+                label_id=str(t.label_id[j]),
                 kind="cuboids",
             )
     cl, sl, ql = c.tolist(), s.tolist(), q.tolist()
