@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from click.testing import CliRunner, Result
 from pycocotools.coco import COCO
 
 from deepen_export.cli import main
-from tests._deepen_server import CLIENT_ID, TOKEN, DeepenServer
+from tests._deepen_server import CLIENT_ID, TOKEN, DeepenServer, Fault
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 IMG = SAMPLES / "image_dataset"
@@ -211,3 +212,231 @@ def test_dry_run_sends_no_write_and_lists_changes(
     assert "would add 0, changes 0, 1 unchanged, 1 on the dataset not in the source" in text
     assert "nothing was sent" in text
     assert [s for s in server.seen if s.method != "GET"] == writes  # no write at all
+
+
+# -- KITTI -> push -> pull -> KITTI on the sample 3D dataset ----------------------------------
+
+
+def _kitti_rows(folder: Path) -> dict[str, list[list[str]]]:
+    return {
+        p.stem: [line.split() for line in p.read_text().splitlines() if line.strip()]
+        for p in sorted((folder / "label_2").glob("*.txt"))
+    }
+
+
+def test_kitti_push_pull_kitti_reproduces_label_2(
+    cli: Cli, server: DeepenServer, tmp_path: Path
+) -> None:
+    golden = SAMPLES / "golden" / "kitti"
+    done = cli("push", golden, LIDAR_DS)
+    assert "adds 8" in done.stdout
+    stored = server.pushed[(LIDAR_DS, "predictions")]
+    assert {k[1] for k in stored} == {"lidar"}
+    assert all(abs(lab["three_d_bbox"]["cx"]) > 100 for lab in stored.values())  # world frame
+
+    cli("pull", LIDAR_DS, "-o", tmp_path / "snap", "--label-set", "predictions")
+    cli(
+        "convert",
+        tmp_path / "snap",
+        "--to",
+        "kitti",
+        "-o",
+        tmp_path / "kitti",
+        "--on-unsupported",
+        "drop",
+    )
+    want, got = _kitti_rows(golden), _kitti_rows(tmp_path / "kitti")
+    assert list(got) == list(want)
+    for stem, rows in want.items():
+        assert len(got[stem]) == len(rows), stem
+        for a, b in zip(rows, got[stem], strict=True):
+            assert a[0] == b[0]  # type
+            va, vb = np.asarray(a[1:], float), np.asarray(b[1:], float)
+            np.testing.assert_allclose(vb[7:10], va[7:10], atol=0.01 + 1e-9)  # h w l
+            np.testing.assert_allclose(vb[10:13], va[10:13], atol=0.01 + 1e-9)  # location
+            assert abs(vb[13] - va[13]) <= 0.01 + 1e-9  # rotation_y
+            assert abs(vb[2] - va[2]) <= 0.01 + 1e-9  # alpha
+
+
+# -- refusals: one clear line, nothing (or nothing unreported) written --------------------------
+
+
+def _results(tmp_path: Path, *items: tuple[str, str]) -> Path:
+    path = tmp_path / "res.json"
+    path.write_text(json.dumps([
+        {"image_id": img, "category_id": cat, "bbox": [1, 1, 4, 4], "score": 0.9} for img, cat in items
+    ]))  # fmt: skip
+    return path
+
+
+def _one_error_line(result: Result) -> str:
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_unknown_category_refused_naming_it(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(
+        tmp_path, ("000002.png", "car"), ("000002.png", "lorry"), ("000003.png", "lorry")
+    )
+    line = _one_error_line(run("push", src, IMG_DS))
+    assert (
+        "lorry (2)" in line
+        and "box" in line
+        and "--map" in line
+        and "car" not in line.split("lorry")[0][-20:]
+    )
+    assert _posts(server) == 0
+    # mapped, it goes through
+    assert run("push", src, IMG_DS, "--map", "lorry=truck").exit_code == 0
+    assert _posts(server) == 1
+
+
+def test_add_categories_needs_a_profile_that_allows_them(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(tmp_path, ("000002.png", "lorry"))
+    line = _one_error_line(run("push", src, IMG_DS, "--add-categories"))
+    assert "lorry (1)" in line and _posts(server) == 0
+    server.profiles["prof1leSampleImg01"]["preferences"] = {"allow_new_categories": True}
+    assert run("push", src, IMG_DS, "--add-categories").exit_code == 0
+    assert {
+        lab["label_category_id"] for lab in server.pushed[(IMG_DS, "predictions")].values()
+    } == {"lorry"}
+
+
+def test_image_not_in_dataset_refused_listing_it(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(
+        tmp_path, ("000002.png", "car"), ("elsewhere/000002.png", "car"), ("nope.png", "car")
+    )
+    line = _one_error_line(run("push", src, IMG_DS))
+    assert (
+        "1 source file(s) are not in dataset" in line and "nope.png" in line
+    )  # base name matched the other
+    assert _posts(server) == 0
+
+
+def test_yolo_folder_without_sizes_refused(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    yolo = tmp_path / "yolo"
+    (yolo / "labels").mkdir(parents=True)
+    (yolo / "data.yaml").write_text("names: [car]\n")
+    (yolo / "labels" / "000002.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    line = _one_error_line(run("push", yolo, IMG_DS))
+    assert "image sizes are needed" in line and _posts(server) == 0
+    # with the images, normalised values become pixels of the 80x60 image
+    assert run("push", yolo, IMG_DS, "--images", IMG / "images").exit_code == 0
+    (lab,) = server.pushed[(IMG_DS, "predictions")].values()
+    assert lab["box"] == pytest.approx([30.0, 22.5, 20.0, 15.0])
+
+
+def test_first_post_refused_with_400(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(tmp_path, ("000002.png", "car"))
+    server.fail(r"/labels$", status=400, method="POST", body={"error": "label rejected"})
+    line = _one_error_line(run("push", src, IMG_DS))
+    assert "batch 1 of 1" in line and "was refused" in line and "no batch landed" in line
+    assert "label rejected" in line and _posts(server) == 1  # a 400 is not retried
+    assert server.pushed.get((IMG_DS, "predictions"), {}) == {}
+
+
+def test_malformed_labels_get_400_from_the_server(server: DeepenServer) -> None:
+    from deepen_export.api import Client
+    from deepen_export.errors import RequestRejectedError
+
+    good = {"file_id": "000002.png", "label_id": "car:1", "label_type": "box", "label_category_id": "car",
+            "box": [1, 2, 3, 4], "sensor_id": "sensor1"}  # fmt: skip
+    with Client(CLIENT_ID, TOKEN, base_url=server.url) as client:
+        for bad in (
+            {**good, "box": [1, 2, 3]},
+            {**good, "box": [1, 2, -3, 4]},
+            {**good, "file_id": "missing.png"},
+            {**good, "sensor_id": "camera_9"},
+            {**good, "label_type": "cube"},
+            {**good, "label_type": "3d_bbox", "three_d_bbox": {"cx": 1}},
+        ):
+            with pytest.raises(RequestRejectedError):
+                client.post_labels(IMG_DS, [good, bad], label_set="predictions")
+        with pytest.raises(ValueError, match="has no label_category_id"):
+            client.post_labels(
+                IMG_DS, [{**good, "label_category_id": ""}]
+            )  # refused before sending
+        client.post_labels(IMG_DS, [good], label_set="predictions")
+        body = client.get_labels(IMG_DS, label_set="predictions")
+    assert server.count(r"/labels$", "POST") == 7
+    (served,) = body["labels"]
+    assert {k: served[k] for k in good} == good  # served back as sent
+
+
+def _refuse_post(server: DeepenServer, number: int, status: int = 400) -> Callable[[], None]:
+    """Answer label POST number ``number`` (1-based) and every later one with ``status``."""
+    original = server.take_fault
+    seen = {"n": 0}
+
+    def take(method: str, path: str) -> Fault | None:
+        if method == "POST" and path.endswith("/labels"):
+            seen["n"] += 1
+            if seen["n"] >= number:
+                return Fault(
+                    "status", re.compile("."), status=status, body={"error": "label rejected"}
+                )
+        return original(method, path)
+
+    server.take_fault = take  # type: ignore[method-assign]
+    return lambda: setattr(server, "take_fault", original)
+
+
+def test_failed_middle_batch_reports_what_landed_and_resumes(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(tmp_path, *[("000002.png", "car")] * 5)
+    restore = _refuse_post(server, 2)
+    line = _one_error_line(run("push", src, IMG_DS, "--batch-size", "2"))
+    assert "batch 2 of 3 (2 labels) was refused" in line
+    assert "batches 1-1 of 3 landed (2 labels)" in line and "--resume" in line
+    assert len(server.pushed[(IMG_DS, "predictions")]) == 2
+    state = tmp_path / f".deepen-push.{IMG_DS}.predictions.json"
+    assert json.loads(state.read_text())["landed_batches"] == 1
+    restore()
+
+    (tmp_path / "other").mkdir()
+    other = _results(tmp_path / "other", ("000003.png", "car"))
+    assert "belongs to another push" in _one_error_line(run("push", other, IMG_DS, "--resume"))
+    result = run("push", src, IMG_DS, "--batch-size", "2", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "adds 3, changes 0, 2 unchanged" in result.output
+    assert len(server.pushed[(IMG_DS, "predictions")]) == 5 and not state.exists()
+
+
+def test_post_retried_only_when_the_server_surely_did_nothing(
+    server: DeepenServer, tmp_path: Path
+) -> None:
+    from converters._detect import read_coco_results
+    from deepen_export.api import Client, RetryPolicy
+    from deepen_export.push import PushError, execute, fetch_target, plan_push
+
+    labels = read_coco_results(_results(tmp_path, ("000002.png", "car"), ("000003.png", "car")))
+    waits: list[float] = []
+    policy = RetryPolicy(sleep=waits.append, jitter=0.0)
+    with Client(CLIENT_ID, TOKEN, base_url=server.url, retry=policy) as client:
+        plan = plan_push(labels, fetch_target(client, IMG_DS))
+        server.fail(r"/labels$", status=429, method="POST", headers={"Retry-After": "3"})
+        result = execute(client, plan, state=tmp_path / "state.json")
+        assert result.sent == 2 and waits == [3.0]  # a 429 did nothing: sent again after 3 s
+        assert _posts(server) == 2
+
+        plan = plan_push(
+            read_coco_results(_results(tmp_path, ("000004.png", "car"))),
+            fetch_target(client, IMG_DS),
+        )
+        server.fail(r"/labels$", status=500, method="POST")
+        with pytest.raises(PushError, match="may or may not have landed"):
+            execute(client, plan, state=tmp_path / "state.json")
+        assert _posts(server) == 3  # a 500 may have stored the labels: not repeated
