@@ -175,9 +175,15 @@ def read_source(
     import inspect
 
     kwargs: dict[str, Any] = {}
-    if images is not None and "images" in inspect.signature(module.read).parameters:
+    takes_images = "images" in inspect.signature(module.read).parameters
+    if images is not None and takes_images:
         kwargs["images"] = images
-    return converters.read(source, fmt, **kwargs), fmt
+    labels = converters.read(source, fmt, **kwargs)
+    if images is not None and not takes_images and bool(np.any(labels.frames.width < 0)):
+        from deepen_export.parse import _with_image_sizes
+
+        labels = _with_image_sizes(labels, images, {})  # sizes the format did not keep
+    return labels, fmt
 
 
 def _is_snapshot(path: Path) -> bool:
@@ -297,11 +303,8 @@ def source_gaps(fmt: str, labels: LabelSet, target_kinds: frozenset[str] | set[s
     ['voc holds no polygons: the output has none', 'voc has no label ids and tracks']
     """
     held = KINDS if fmt in ("deepen", "parquet") else _source_kinds(fmt)
-    out = [
-        f"{fmt} holds no {k}: the output has none"
-        for k in KINDS
-        if k in target_kinds and k not in held
-    ]
+    lacking = [k for k in KINDS if k in target_kinds and k not in held]
+    out = [f"{fmt} holds no {', '.join(lacking)}: the output has none"] if lacking else []
     out += [f"{fmt} has no {what}" for what in _FIELD_GAPS.get(fmt, ())]
     sizes_known = not len(labels.frames) or bool(np.any(labels.frames.width >= 0))
     if not sizes_known and "image sizes" not in _FIELD_GAPS.get(fmt, ()):

@@ -24,10 +24,10 @@ Conventions (the shapes :mod:`deepen_export.parse` documents)
   ``three_d_polygon`` (rings), ``three_d_point`` (points), points as ``[x, y, z]``. Deepen does
   not document these shapes; they are the first keys :mod:`deepen_export.parse` looks for.
 - Every label has ``file_id``, ``label_id`` (kept as it is, ``category:N``), ``label_type``,
-  ``label_category_id``, ``attributes``, and ``sensor_id`` / ``dataset_id`` / ``stage_id`` /
+  ``label_category_id``, ``attributes``, and ``sensor_id`` / ``stage_id`` /
   ``label_set_id`` / ``labeller_email`` / ``create_time_millis`` / ``update_time_millis`` /
   ``version`` when the model has them (``provenance=False`` leaves the last six out, as for a
-  push).
+  push); ``dataset_id`` when the labels span several datasets (``dataset_ids=True``: always).
 - Labels are written kind by kind (boxes, polygons, polylines, points, cuboids, 3D polylines,
   3D polygons, 3D points, scenes), each in table order, so reading them back gives the same
   tables. Point segmentation and 2D painting are not label JSON (Deepen serves them as paint
@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, pylist
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, LabelSet, LabelTable
+from deepen_export.model import LABEL_KINDS, Cuboids, LabelSet, LabelTable
 from deepen_export.report import Report
 
 __all__ = ["KINDS", "LABELS", "read", "to_records", "write"]
@@ -90,6 +90,7 @@ def write(
     rot_z: bool = False,
     layout: Layout = "list",
     provenance: bool = True,
+    dataset_ids: bool | None = None,
 ) -> Report:
     """Write ``labels`` as Deepen label JSON at ``dest/labels.json``.
 
@@ -107,6 +108,10 @@ def write(
         ``{"labels": {file_id: [...]}}``, which also lists the frames that have no labels.
     provenance : bool
         Keep stage, label set, labeller, times and version.
+    dataset_ids : bool, optional
+        Give every label its ``dataset_id``; by default only when the labels come from more
+        than one dataset (a dataset's own label responses carry none, and readers attach a
+        frames zip to labels without one).
 
     Returns
     -------
@@ -126,8 +131,10 @@ def write(
         raise ValueError(f"layout must be 'list' or 'by_file', got {layout!r}")
     report = Report(FORMAT)
     labels = apply_policy(labels, FORMAT, KINDS, on_unsupported, report)
+    if dataset_ids is None:
+        dataset_ids = len(set(pylist(labels.frames.dataset_id))) > 1
     records, frame_of = _records_and_frames(
-        labels, rot_z=rot_z, provenance=provenance, report=report
+        labels, rot_z=rot_z, provenance=provenance, report=report, dataset_ids=dataset_ids
     )
     if layout == "by_file":
         doc: dict[str, Any] = {"labels": _by_file(labels, records, frame_of, report)}
@@ -186,21 +193,19 @@ def to_records(
     {'cx': 1.0, 'cy': 2.0, 'cz': 3.0, 'l': 4.0, 'w': 2.0, 'h': 1.5, 'rot_z': 0.0}
     """
     records, _ = _records_and_frames(
-        labels, rot_z=rot_z, provenance=provenance, report=report or Report(FORMAT)
+        labels,
+        rot_z=rot_z,
+        provenance=provenance,
+        report=report or Report(FORMAT),
+        dataset_ids=False,
     )
     return records
 
 
 def _records_and_frames(
-    labels: LabelSet, *, rot_z: bool, provenance: bool, report: Report
+    labels: LabelSet, *, rot_z: bool, provenance: bool, report: Report, dataset_ids: bool
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    if len(labels.cuboids) and labels.cuboids.frame_of_reference != "world":
-        raise ConversionError(
-            f"cuboids are in the {labels.cuboids.frame_of_reference} frame; Deepen label JSON "
-            "holds them in the dataset's world frame (push moves them with the dataset's "
-            "calibration)",
-            format=FORMAT,
-        )
+    labels = world_cuboids(labels)
     records: list[dict[str, Any]] = []
     frame_of: list[int] = []
     for kind in LABEL_KINDS:
@@ -218,7 +223,7 @@ def _records_and_frames(
                 label_id=str(table.label_id[b]),
                 kind=kind,
             )
-        for i, rec in _common_records(labels, table, kind, provenance):
+        for i, rec in _common_records(labels, table, kind, provenance, dataset_ids):
             if ok[i]:
                 rec.update(geoms[i])
                 records.append(rec)
@@ -226,8 +231,60 @@ def _records_and_frames(
     return records, frame_of
 
 
+def world_cuboids(labels: LabelSet) -> LabelSet:
+    """``labels`` with its cuboids in the world frame, moved with its own poses when needed.
+
+    Cuboids in a ``lidar`` frame move with each frame's device pose (``labels.poses``), in a
+    ``camera`` frame with the pose of the frame's camera (``labels.cameras``, matched by frame
+    and sensor id); without them a ConversionError says what is missing.
+
+    Examples
+    --------
+    >>> LabelSet.empty() is world_cuboids(LabelSet.empty())
+    True
+    """
+    from deepen_export.geometry import spatial as sp
+
+    cub = labels.cuboids
+    ref = cub.frame_of_reference
+    if not len(cub) or ref == "world":
+        return labels
+    poses: Any
+    row_of: dict[Any, int]
+    keys: list[Any]
+    if ref == "lidar":
+        poses = labels.poses
+        row_of = {int(f): i for i, f in enumerate(poses.frame.tolist())}
+        keys = cub.frame.tolist()
+    else:
+        poses = labels.cameras
+        row_of = {
+            (int(f), str(s)): i
+            for i, (f, s) in enumerate(zip(poses.frame.tolist(), poses.sensor_id, strict=True))
+        }
+        keys = [(int(f), str(labels.frames.sensor_id[f])) for f in cub.frame.tolist()]
+    missing = [k for k in keys if k not in row_of]
+    if missing:
+        raise ConversionError(
+            f"cuboids are in the {ref} frame and {len(missing)} have no {ref} pose to move them "
+            "into the world frame Deepen label JSON uses (push moves them with the dataset's "
+            "calibration)",
+            format=FORMAT,
+        )
+    rows = np.array([row_of[k] for k in keys], dtype=np.int64)
+    center, quat = sp.cuboids_from_sensor(
+        cub.center, cub.quat, poses.position[rows], poses.quat[rows]
+    )
+    moved = Cuboids.from_columns(
+        **{**cub.columns(), "center": center, "quat": quat},
+        attributes=dict(cub.attributes),
+        frame_of_reference="world",
+    )
+    return labels.replace(cuboids=moved)
+
+
 def _common_records(
-    labels: LabelSet, table: LabelTable, kind: str, provenance: bool
+    labels: LabelSet, table: LabelTable, kind: str, provenance: bool, dataset_ids: bool
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     frames = labels.frames
     fr = table.frame
@@ -245,7 +302,7 @@ def _common_records(
     prov = [(key, pylist(getattr(table, col)), unset) for col, key, unset in _PROVENANCE]
     for i in range(len(table)):
         rec: dict[str, Any] = {"file_id": file_ids[i]}
-        if datasets[i]:
+        if dataset_ids and datasets[i]:
             rec["dataset_id"] = datasets[i]
         if sensors[i]:
             rec["sensor_id"] = sensors[i]
