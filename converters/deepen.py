@@ -240,7 +240,8 @@ def world_cuboids(labels: LabelSet) -> LabelSet:
 
     Examples
     --------
-    >>> LabelSet.empty() is world_cuboids(LabelSet.empty())
+    >>> ls = LabelSet.empty()
+    >>> world_cuboids(ls) is ls
     True
     """
     from deepen_export.geometry import spatial as sp
