@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from deepen_export.errors import DeepenExportError, RequestRejectedError
+from deepen_export.errors import APIError, DeepenExportError, RequestRejectedError
 from deepen_export.model import LABEL_KINDS, Frames, LabelSet, LabelTable
 from deepen_export.report import Report
 
@@ -547,11 +547,16 @@ def _failure(exc: Exception, i: int, batches: Sequence[Sequence[Any]], path: Pat
         if i == 0
         else f"batches 1-{i} of {n} landed ({sum(len(b) for b in batches[:i])} labels)"
     )
-    fate = (
-        "was refused, so none of its labels were stored"
-        if isinstance(exc, RequestRejectedError)
-        else "may or may not have landed"
-    )
+    from deepen_export.api._client import _not_acted_on
+
+    if isinstance(exc, RequestRejectedError):
+        fate = "was refused, so none of its labels were stored"
+    elif isinstance(exc, APIError) and _not_acted_on(exc):
+        fate = (
+            "never reached the server (or was turned away before any work), so nothing of it landed"
+        )
+    else:
+        fate = "may or may not have landed (the server may have stored some of it)"
     return (
         f"push stopped: batch {i + 1} of {n} ({len(batches[i])} labels) {fate}: {exc}; "
         f"{landed}; progress saved to {path}; fix the cause and rerun with --resume"

@@ -440,3 +440,79 @@ def test_post_retried_only_when_the_server_surely_did_nothing(
         with pytest.raises(PushError, match="may or may not have landed"):
             execute(client, plan, state=tmp_path / "state.json")
         assert _posts(server) == 3  # a 500 may have stored the labels: not repeated
+
+
+def test_deepen_labels_pushed_into_another_label_set_come_back_equal(
+    cli: Cli, server: DeepenServer, tmp_path: Path
+) -> None:
+    import deepen_export
+
+    src = IMG / "labels.json"  # boxes, multi-ring polygons, lanes, points, a scene; two sensors
+    done = cli("push", src, IMG_DS, "--label-set", "review", "--json")
+    doc = json.loads(done.stdout)
+    first = deepen_export.read_labels(src)
+    assert doc["source_format"] == "deepen" and len(doc["added"]) == len(first) == doc["sent"]
+    cli("pull", IMG_DS, "-o", tmp_path / "snap", "--label-set", "review")
+    back = deepen_export.read_labels(tmp_path / "snap" / "labels.json")
+    for kind, table in first:
+        again = back.table(kind)
+        assert sorted(again.label_id.tolist()) == sorted(table.label_id.tolist()), kind  # ids kept
+
+    def key(ls: Any, t: Any, i: int) -> tuple[str, str, str]:
+        f = t.frame[i]
+        return ls.frames.file_id[f], ls.frames.sensor_id[f], t.label_id[i]
+
+    a = {key(first, first.boxes, i): first.boxes.xyxy[i].tolist() for i in range(len(first.boxes))}
+    b = {key(back, back.boxes, i): back.boxes.xyxy[i].tolist() for i in range(len(back.boxes))}
+    assert a == b
+    a_poly = {
+        key(first, first.polygons, i): first.polygons[[i]].coords.tolist()
+        for i in range(len(first.polygons))
+    }
+    b_poly = {
+        key(back, back.polygons, i): back.polygons[[i]].coords.tolist()
+        for i in range(len(back.polygons))
+    }
+    assert a_poly == b_poly
+    assert server.pushed.get((IMG_DS, "predictions")) is None  # only the chosen label set
+
+
+def test_push_says_what_the_source_could_not_express(cli: Cli, tmp_path: Path) -> None:
+    src = _results(tmp_path, ("000002.png", "car"))
+    out = cli("push", src, IMG_DS, "--dry-run").stdout
+    assert "note: source: coco_results has no attributes" in out
+    assert "coco_results holds no polylines" in out
+
+
+def test_post_not_repeated_after_a_dropped_connection(server: DeepenServer, tmp_path: Path) -> None:
+    from converters._detect import read_coco_results
+    from deepen_export.api import Client, RetryPolicy
+    from deepen_export.push import PushError, execute, fetch_target, plan_push
+
+    waits: list[float] = []
+    with Client(
+        CLIENT_ID, TOKEN, base_url=server.url, retry=RetryPolicy(sleep=waits.append)
+    ) as client:
+        plan = plan_push(
+            read_coco_results(_results(tmp_path, ("000002.png", "car"))),
+            fetch_target(client, IMG_DS),
+        )
+        server.fail(r"/labels$", kind="drop", method="POST")
+        with pytest.raises(PushError, match="may or may not have landed"):
+            execute(client, plan, state=tmp_path / "s.json")
+    assert _posts(server) == 1 and waits == []
+    # a connection that never opens sent nothing: that is retried
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    policy = RetryPolicy(max_retries=2, sleep=waits.append)
+    with (
+        Client(
+            CLIENT_ID, TOKEN, base_url=f"http://127.0.0.1:{port}/api/v2", retry=policy
+        ) as client,
+        pytest.raises(PushError, match="never reached the server"),
+    ):
+        execute(client, plan, state=tmp_path / "s.json")
+    assert len(waits) == 2

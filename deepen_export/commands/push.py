@@ -134,6 +134,11 @@ def push(
                 labels, target, category_map=cmap, add_categories=add_categories,
                 sensor=sensor, camera=camera,
             )  # fmt: skip
+            if fmt != "deepen":
+                from converters import deepen
+                from converters._detect import source_gaps
+
+                plan.notes += [f"source: {g}" for g in source_gaps(fmt, labels, deepen.KINDS)]
             result = None
             if not dry_run:
                 result = execute(client, plan, batch_size=batch_size, state=state, resume=resume)
