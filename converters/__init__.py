@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from deepen_export.errors import ConversionError
-from deepen_export.model import LabelSet
+from deepen_export.model import LABEL_KINDS, LabelSet
 from deepen_export.report import Report
 
 __all__ = ["FORMATS", "Format", "get", "get_format", "names", "read", "write"]
@@ -141,17 +141,7 @@ FORMATS: dict[str, Format] = {
         ),
         _f(
             "deepen",
-            {
-                "boxes",
-                "polygons",
-                "polylines",
-                "points",
-                "cuboids",
-                "polylines3d",
-                "polygons3d",
-                "points3d",
-                "scenes",
-            },
+            set(LABEL_KINDS),
             "Deepen label JSON (what the API serves and `push` sends)",
         ),
     ]

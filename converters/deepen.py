@@ -44,7 +44,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, pylist
+from converters._base import (
+    OnUnsupported,
+    apply_policy,
+    atomic_dir,
+    dump_json,
+    finish,
+    pylist,
+    record,
+)
+from deepen_export.arrow import LABEL_TYPE_OF_KIND
 from deepen_export.errors import ConversionError
 from deepen_export.model import LABEL_KINDS, Cuboids, LabelSet, LabelTable
 from deepen_export.report import Report
@@ -61,16 +70,6 @@ KINDS = frozenset(LABEL_KINDS)
 Array = npt.NDArray[Any]
 Layout = Literal["list", "by_file"]
 
-_LABEL_TYPE = {
-    "boxes": "box",
-    "polygons": "polygon",
-    "points": "point",
-    "cuboids": "3d_bbox",
-    "polylines3d": "3d_polyline",
-    "polygons3d": "3d_polygon",
-    "points3d": "3d_point",
-    "scenes": "scene",
-}
 _PROVENANCE = (
     ("stage", "stage_id", ""),
     ("label_set", "label_set_id", ""),
@@ -214,15 +213,8 @@ def _records_and_frames(
             continue
         assert isinstance(table, LabelTable)
         geoms, ok = _GEOMETRY[kind](table, rot_z, report, labels)
-        bad = np.flatnonzero(~ok)
-        for b in bad.tolist():
-            report.add(
-                "dropped",
-                "non-finite coordinates or no vertices: Deepen label JSON cannot hold it",
-                file_id=str(labels.frames.file_id[table.frame[b]]),
-                label_id=str(table.label_id[b]),
-                kind=kind,
-            )
+        reason = "non-finite coordinates or no vertices: Deepen label JSON cannot hold it"
+        record(report, labels, kind, ~ok, "dropped", reason)
         for i, rec in _common_records(labels, table, kind, provenance, dataset_ids):
             if ok[i]:
                 rec.update(geoms[i])
@@ -297,7 +289,7 @@ def _common_records(
     ltypes = (
         pylist(table.label_type)  # type: ignore[attr-defined]
         if kind == "polylines"
-        else [_LABEL_TYPE[kind]] * len(table)
+        else [LABEL_TYPE_OF_KIND[kind]] * len(table)
     )
     attrs = {k: pylist(v) for k, v in table.attributes.items()}  # type: ignore[attr-defined]
     prov = [(key, pylist(getattr(table, col)), unset) for col, key, unset in _PROVENANCE]
@@ -398,15 +390,9 @@ def _cuboid_geoms(t: Any, rot_z: bool, report: Report, labels: LabelSet) -> tupl
     out: list[dict[str, Any]] = []
     if rot_z:
         yaw = t.yaw.tolist()
-        tilted = np.flatnonzero(np.abs(q[:, :2]).max(axis=1) > 1e-9)
-        for j in tilted.tolist():
-            report.add(
-                "changed",
-                "cuboid is not upright: rot_z keeps its yaw only (write quaternions to keep it)",
-                file_id=str(labels.frames.file_id[t.frame[j]]),
-                label_id=str(t.label_id[j]),
-                kind="cuboids",
-            )
+        tilted = np.abs(q[:, :2]).max(axis=1) > 1e-9
+        reason = "cuboid is not upright: rot_z keeps its yaw only (write quaternions to keep it)"
+        record(report, labels, "cuboids", tilted, "changed", reason)
     cl, sl, ql = c.tolist(), s.tolist(), q.tolist()
     for i in range(len(t)):
         (cx, cy, cz), (ln, wd, ht) = cl[i], sl[i]

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from deepen_export.arrow import LABEL_TYPE_OF_KIND
 from deepen_export.errors import APIError, DeepenExportError, RequestRejectedError
 from deepen_export.model import LABEL_KINDS, Frames, LabelSet, LabelTable
 from deepen_export.report import Report
@@ -69,16 +70,6 @@ __all__ = ["PushError", "PushPlan", "PushResult", "Target", "execute", "fetch_ta
 
 Key = tuple[str, str, str]
 _3D = {"cuboids", "polylines3d", "polygons3d", "points3d"}
-_LABEL_TYPE = {
-    "boxes": "box",
-    "polygons": "polygon",
-    "points": "point",
-    "cuboids": "3d_bbox",
-    "polylines3d": "3d_polyline",
-    "polygons3d": "3d_polygon",
-    "points3d": "3d_point",
-    "scenes": "scene",
-}
 
 
 class PushError(DeepenExportError):
@@ -342,7 +333,7 @@ def _pick_sensor(src: str, sensors: list[str], fam: str, forced: str | None, fid
 def _label_types(kind: str, t: LabelTable) -> list[str]:
     if kind == "polylines":
         return [str(v) for v in t.label_type.tolist()]  # type: ignore[attr-defined]
-    return [_LABEL_TYPE[kind]] * len(t)
+    return [LABEL_TYPE_OF_KIND[kind]] * len(t)
 
 
 def _map_categories(

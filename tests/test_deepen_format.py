@@ -16,6 +16,7 @@ import deepen_export
 from converters import deepen
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Cuboids, Frames, LabelSet
+from deepen_export.parse import LABEL_TYPES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 LABEL_FILES = [
@@ -152,22 +153,7 @@ _attr = st.one_of(st.none(), st.text(max_size=5), st.booleans(), st.integers(-5,
 
 @st.composite
 def _label(draw: Any, i: int) -> dict[str, Any]:
-    lt = draw(
-        st.sampled_from(
-            [
-                "box",
-                "polygon",
-                "lane",
-                "polyline",
-                "point",
-                "scene",
-                "3d_bbox",
-                "3d_polyline",
-                "3d_polygon",
-                "3d_point",
-            ]
-        )
-    )
+    lt = draw(st.sampled_from(LABEL_TYPES))
     cat = draw(st.sampled_from(["car", "bus", "lane", "Ünïcode cat"]))
     lab: dict[str, Any] = {
         "file_id": draw(st.sampled_from(["0.pcd", "1.pcd", "10.pcd", "a/b.png"])),
