@@ -516,3 +516,27 @@ def test_post_not_repeated_after_a_dropped_connection(server: DeepenServer, tmp_
     ):
         execute(client, plan, state=tmp_path / "s.json")
     assert len(waits) == 2
+
+
+def test_kitti_without_calib_goes_camera_to_world(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    import shutil
+
+    golden = SAMPLES / "golden" / "kitti"
+    nocalib = tmp_path / "kitti"
+    shutil.copytree(golden / "label_2", nocalib / "label_2")
+    shutil.copy(golden / "mapping.json", nocalib)
+    assert run("push", golden, LIDAR_DS, "--label-set", "a").exit_code == 0
+    result = run("push", nocalib, LIDAR_DS, "--label-set", "b", "--camera", "camera_0")
+    assert result.exit_code == 0, result.output
+    a, b = server.pushed[(LIDAR_DS, "a")], server.pushed[(LIDAR_DS, "b")]
+    assert set(a) == set(b)
+    for key, lab in a.items():
+        ba, bb = lab["three_d_bbox"], b[key]["three_d_bbox"]
+        np.testing.assert_allclose([bb[k] for k in "lwh"], [ba[k] for k in "lwh"], atol=1e-9)
+        np.testing.assert_allclose(
+            [bb[k] for k in ("cx", "cy", "cz")], [ba[k] for k in ("cx", "cy", "cz")], atol=1e-6
+        )
+        qa, qb = (np.array([q[k] for k in "xyzw"]) for q in (ba["quaternion"], bb["quaternion"]))
+        assert min(np.abs(qa - qb).max(), np.abs(qa + qb).max()) < 1e-9
