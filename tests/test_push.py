@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, assume, given, settings
 from pycocotools.coco import COCO
 
 from deepen_export.cli import main
 from tests._deepen_server import CLIENT_ID, TOKEN, DeepenServer, Fault
+from tests.test_deepen_format import _label_sets
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 IMG = SAMPLES / "image_dataset"
@@ -540,3 +542,28 @@ def test_kitti_without_calib_goes_camera_to_world(
         )
         qa, qb = (np.array([q[k] for k in "xyzw"]) for q in (ba["quaternion"], bb["quaternion"]))
         assert min(np.abs(qa - qb).max(), np.abs(qa + qb).max()) < 1e-9
+
+
+# -- property: plans are deterministic, and a pushed plan leaves nothing to send ---------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labels=_label_sets())
+def test_plans_are_deterministic_and_repeat_as_no_ops(labels: Any) -> None:
+    from deepen_export.push import PushError, Target, plan_push
+
+    assume(len(labels))
+    files = [{"file_id": f} for f in ("0.pcd", "1.pcd", "10.pcd", "a/b.png")]
+    target = Target("ds", "predictions", {}, files, None, {})
+    try:
+        first = plan_push(labels, target)
+    except PushError as exc:  # the generator may give two labels one id on one file and sensor
+        assert "two source labels map to" in str(exc)
+        return
+    assert plan_push(labels, target).records == first.records
+    keys = [(r["file_id"], r.get("sensor_id", ""), r["label_id"]) for r in first.records]
+    assert len(set(keys)) == len(keys) == len(first.added) == len(labels)
+    assert all(re.fullmatch(r".+:\d+", r["label_id"]) for r in first.records)
+    served = {k: json.loads(json.dumps(r)) for k, r in zip(keys, first.records, strict=True)}
+    again = plan_push(labels, Target("ds", "predictions", {}, files, None, served))
+    assert again.to_send == [] and again.unchanged == len(keys) and again.removed == []
