@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from deepen_export.errors import ConversionError
+from deepen_export.errors import ConversionError, DeepenExportError
 from deepen_export.model import KINDS, LabelSet
 
-__all__ = ["COCO_RESULTS", "detect", "read_coco_results", "read_source", "source_gaps"]
+__all__ = [
+    "COCO_RESULTS",
+    "detect",
+    "read_coco_results",
+    "read_source",
+    "readable_format",
+    "source_gaps",
+]
 
 COCO_RESULTS = "coco_results"
 """Pseudo-format name of COCO results files (read only; not in the registry)."""
@@ -170,7 +177,7 @@ def read_source(
         if path.is_dir() and (path / "labels.json").is_file() and not _is_snapshot(path):
             path = path / "labels.json"
         return read_labels(path, frames=frames, images=images), fmt
-    converters.get_format(fmt)
+    readable_format(fmt)
     module = converters.get(fmt)
     import inspect
 
@@ -178,12 +185,39 @@ def read_source(
     takes_images = "images" in inspect.signature(module.read).parameters
     if images is not None and takes_images:
         kwargs["images"] = images
-    labels = converters.read(source, fmt, **kwargs)
+    try:
+        labels = converters.read(source, fmt, **kwargs)
+    except DeepenExportError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        # a reader meeting files of another format: one line, not its traceback
+        raise ConversionError(
+            f"cannot read {source} as {fmt} ({type(exc).__name__}: {exc}); "
+            "is --from right? (`deepen-export formats` lists them)",
+            format=fmt,
+        ) from exc
     if images is not None and not takes_images and bool(np.any(labels.frames.width < 0)):
         from deepen_export.parse import _with_image_sizes
 
         labels = _with_image_sizes(labels, images, {})  # sizes the format did not keep
     return labels, fmt
+
+
+def readable_format(name: str) -> str:
+    """``name`` normalised, when a reader exists for it; ConversionError listing them otherwise.
+
+    Examples
+    --------
+    >>> readable_format("COCO-results")
+    'coco_results'
+    """
+    import converters
+
+    key = name.lower().replace("-", "_")
+    readable = [f.name for f in converters.FORMATS.values() if f.readable] + [COCO_RESULTS]
+    if key not in readable:
+        raise ConversionError(f"unknown source format {name!r}; readable: {', '.join(readable)}")
+    return key
 
 
 def _is_snapshot(path: Path) -> bool:

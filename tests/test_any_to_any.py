@@ -113,3 +113,35 @@ def test_convert_any_to_any(
     expect = {"masks2d" if dst == "masks" and k == "polygons" else k for k in shared}
     assert any(len(back.table(k)) for k in expect), (sorted(shared), back)
     assert back.categories
+
+
+def test_wrong_or_unknown_source_format_is_one_line(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    res = tmp_path / "r.json"
+    res.write_text(
+        '[{"image_id": "a.png", "category_id": "car", "bbox": [1, 2, 3, 4], "score": 1}]'
+    )
+    assert detect(res) == "coco_results"
+    bad = run("convert", res, "--from", "nosuch", "--to", "coco", "-o", tmp_path / "o")
+    assert bad.exit_code == 2 and "coco_results" in bad.output
+    wrong = run("convert", res, "--from", "coco", "--to", "deepen", "-o", tmp_path / "o")
+    assert wrong.exit_code == 1 and wrong.output.count("\n") == 1
+    assert "cannot read" in wrong.output and "as coco" in wrong.output
+    assert not (tmp_path / "o").exists()
+    ok = run("convert", res, "--to", "deepen", "-o", tmp_path / "o")
+    assert ok.exit_code == 0 and "source: coco_results has no attributes" in ok.output
+    assert "source: coco_results" in (tmp_path / "o" / "report.json").read_text()
+
+
+def test_ambiguous_or_unknown_folders_are_refused(tmp_path: Path) -> None:
+    from deepen_export.errors import ConversionError
+
+    both = tmp_path / "both"
+    (both / "label_2").mkdir(parents=True)
+    (both / "data.yaml").write_text("names: [car]\n")
+    with pytest.raises(ConversionError, match=r"looks like more than one format \(yolo, kitti\)"):
+        detect(both)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="cannot tell the format"):
+        detect(tmp_path / "empty")

@@ -12,6 +12,16 @@ import click
 __all__ = ["register"]
 
 
+def _check_from(name: str | None) -> str | None:
+    from converters._detect import readable_format
+    from deepen_export.errors import ConversionError
+
+    try:
+        return None if name is None else readable_format(name)
+    except ConversionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+
+
 def _parse_option(value: str) -> tuple[str, Any]:
     if "=" not in value:
         raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
@@ -123,6 +133,7 @@ def _run_convert(
     import converters
     from deepen_export._progress import display, status
 
+    from_format = _check_from(from_format)
     fmt = _format(to)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
