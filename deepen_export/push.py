@@ -59,7 +59,12 @@ import numpy as np
 import orjson
 
 from deepen_export.arrow import LABEL_TYPE_OF_KIND
-from deepen_export.errors import APIError, DeepenExportError, RequestRejectedError
+from deepen_export.errors import (
+    APIError,
+    DeepenExportError,
+    NotFoundError,
+    RequestRejectedError,
+)
 from deepen_export.model import LABEL_KINDS, Frames, LabelSet, LabelTable
 from deepen_export.report import Report
 
@@ -90,11 +95,18 @@ class Target:
 
 
 def fetch_target(
-    client: Client, dataset_id: str, *, label_set: str = "predictions", calibration: bool = False
+    client: Client,
+    dataset_id: str,
+    *,
+    label_set: str = "predictions",
+    calibration: bool = False,
+    snapshot: str | os.PathLike[str] | None = None,
 ) -> Target:
     """Read the dataset, its files, profile and the labels of ``label_set`` (GETs only).
 
-    ``calibration`` also downloads the uploaded frames zip for device and camera poses.
+    ``calibration`` also reads the device and camera poses: from ``snapshot`` (a folder
+    ``deepen-export pull`` wrote for this dataset, with its ``media/`` zip) when given, else by
+    downloading the uploaded frames zip.
 
     Examples
     --------
@@ -105,19 +117,46 @@ def fetch_target(
     from deepen_export import read_labels
     from deepen_export.api._pull import _iter_labels
 
+    calib = _snapshot_calibration(snapshot, dataset_id) if calibration and snapshot else None
+    download = calibration and calib is None
     with tempfile.TemporaryDirectory(prefix="deepen-push-") as tmp:
         snap = Path(tmp, "snapshot")
-        client.pull(dataset_id, snap, label_set=label_set, media=calibration, paint=False)
+        try:
+            client.pull(dataset_id, snap, label_set=label_set, media=download, paint=False)
+        except NotFoundError as exc:
+            if not download or "signed_media_link" not in str(exc):
+                raise
+            raise PushError(
+                "the source's cuboids need the dataset's calibration, but its uploaded frames "
+                f"could not be downloaded ({exc}); pass --snapshot DIR (a pull with --media)"
+            ) from exc
         load = lambda name: _load(snap / name)  # noqa: E731
         dataset, files_doc, body = load("dataset.json"), load("files.json"), load("labels.json")
         profile = load("profile.json") if (snap / "profile.json").is_file() else None
-        calib = read_labels(snap, points=False) if calibration else None
+        if download:
+            calib = read_labels(snap, points=False)
     current: dict[Key, dict[str, Any]] = {}
     for key_file, lab in _iter_labels(body):
         fid = str(lab.get("file_id") or key_file or "")
         current[(fid, str(lab.get("sensor_id") or ""), str(lab.get("label_id") or ""))] = dict(lab)
     files = files_doc.get("files") if isinstance(files_doc, dict) else files_doc
     return Target(dataset_id, label_set, dataset, list(files or []), profile, current, calib)
+
+
+def _snapshot_calibration(snapshot: str | os.PathLike[str], dataset_id: str) -> LabelSet:
+    from deepen_export import read_labels
+
+    folder = Path(snapshot)
+    manifest = folder / "manifest.json"
+    ds_file = folder / "dataset.json"
+    found = _load(manifest).get("dataset_id") if manifest.is_file() else None
+    found = found or (_load(ds_file).get("dataset_id") if ds_file.is_file() else None)
+    if found != dataset_id:
+        raise PushError(f"--snapshot {folder} is of dataset {found or '?'}, not {dataset_id}")
+    calib = read_labels(folder, points=False)
+    if not len(calib.poses):
+        raise PushError(f"--snapshot {folder} holds no frames zip (pull it with --media)")
+    return calib
 
 
 def _load(path: Path) -> Any:

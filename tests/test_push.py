@@ -567,3 +567,17 @@ def test_plans_are_deterministic_and_repeat_as_no_ops(labels: Any) -> None:
     served = {k: json.loads(json.dumps(r)) for k, r in zip(keys, first.records, strict=True)}
     again = plan_push(labels, Target("ds", "predictions", {}, files, None, served))
     assert again.to_send == [] and again.unchanged == len(keys) and again.removed == []
+
+
+def test_calibration_from_a_pulled_snapshot(
+    run: Callable[..., Result], server: DeepenServer
+) -> None:
+    del server.media[LIDAR_DS]  # the server cannot serve the frames zip: the snapshot must
+    golden = SAMPLES / "golden" / "kitti"
+    line = _one_error_line(run("push", golden, LIDAR_DS, "--dry-run"))
+    assert "need the dataset's calibration" in line and "--snapshot" in line
+    result = run("push", golden, LIDAR_DS, "--snapshot", LIDAR, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would add 8" in result.output and "would add: car:1 on 0000.pcd lidar" in result.output
+    wrong = run("push", golden, IMG_DS, "--snapshot", LIDAR, "--dry-run")
+    assert "is of dataset" in _one_error_line(wrong)

@@ -90,6 +90,12 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="State file of a stopped push (default: .deepen-push.DATASET.LABELSET.json here).",
 )
+@click.option(
+    "--snapshot",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A pulled snapshot of DATASET_ID (with --media) to take the calibration from instead of "
+    "downloading the uploaded zip.",
+)
 @_JSON
 def push(
     source: Path,
@@ -107,6 +113,7 @@ def push(
     batch_size: int,
     resume: bool,
     state: Path | None,
+    snapshot: Path | None,
     as_json: bool,
 ) -> None:
     """Push labels from SOURCE (any readable format) into DATASET_ID as pre-labels.
@@ -140,7 +147,11 @@ def push(
         with Client() as client:
             with status(f"reading dataset {dataset_id}"):
                 target = fetch_target(
-                    client, dataset_id, label_set=label_set, calibration=needs_calibration
+                    client,
+                    dataset_id,
+                    label_set=label_set,
+                    calibration=needs_calibration,
+                    snapshot=snapshot,
                 )
             plan = plan_push(
                 labels, target, category_map=cmap, add_categories=add_categories,
@@ -162,13 +173,19 @@ def push(
         return
     click.echo(plan.summary(dry_run=dry_run))
     if dry_run:
-        for title, recs in (("add", plan.added), ("change", plan.changed)):
-            for r in recs[:20]:
-                click.echo(
-                    f"  would {title} {r['label_id']} on {r['file_id']} {r.get('sensor_id', '')}"
-                )
-            if len(recs) > 20:
-                click.echo(f"  ... and {len(recs) - 20} more to {title}")
+        rows = [
+            ("would add", (r["label_id"], r["file_id"], r.get("sensor_id", ""))) for r in plan.added
+        ]
+        rows += [
+            ("would change", (r["label_id"], r["file_id"], r.get("sensor_id", "")))
+            for r in plan.changed
+        ]
+        rows += [("not in the source", (k[2], k[0], k[1])) for k in plan.removed]
+        for what, (lid, fid, sid) in rows[:30]:
+            click.echo(f"  {what}: {lid} on {fid} {sid}".rstrip())
+        if len(rows) > 30:
+            click.echo(f"  ... and {len(rows) - 30} more (--json lists them all)")
+
         click.echo("dry run: nothing was sent")
     elif result is not None:
         click.echo(result.summary())
