@@ -32,7 +32,8 @@ Mapping rules
 Diff and safety
 ---------------
 Labels are keyed by ``file_id`` + ``sensor_id`` + ``label_id``. A label is *added* when the key
-is new, *changed* when a field it sends differs from the label there, *unchanged* otherwise;
+is new, *changed* when it differs from the label there (both read and written the same way, so
+``10`` equals ``10.0`` and ``rot_z`` equals its quaternion), *unchanged* otherwise;
 labels on the dataset's label set that the source lacks are *removed* from the source's point
 of view (listed; the documented API has no call that deletes labels, so a push leaves them).
 Only added and changed labels are sent, ``batch_size`` at a time. A POST is retried only when
@@ -251,8 +252,25 @@ def plan_push(
     return _diff(target, records, notes)
 
 
+def _normalized(current: Mapping[Key, Mapping[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """The dataset's labels in the shape a push writes (``[10, 8]`` and ``[10.0, 8.0]``, a
+    ``point`` and ``points``, ``rot_z`` and its quaternion compare equal), by key; labels the
+    parser cannot take are left out (and so always count as changed)."""
+    from converters.deepen import to_records
+    from deepen_export.parse import parse_labels
+
+    if not current:
+        return {}
+    labels = parse_labels({"labels": [dict(v) for v in current.values()]}, fast=False)
+    return {
+        (r["file_id"], r.get("sensor_id", ""), r["label_id"]): r
+        for r in to_records(labels, provenance=False)
+    }
+
+
 def _diff(target: Target, records: list[dict[str, Any]], notes: list[str]) -> PushPlan:
     plan = PushPlan(target.dataset_id, target.label_set, records, notes=notes)
+    normal = _normalized(target.current)
     seen: set[Key] = set()
     for rec in records:
         key = (rec["file_id"], rec.get("sensor_id", ""), rec["label_id"])
@@ -262,20 +280,15 @@ def _diff(target: Target, records: list[dict[str, Any]], notes: list[str]) -> Pu
                 f"{rec.get('sensor_id', '')}: give them distinct label ids"
             )
         seen.add(key)
-        old = target.current.get(key)
-        if old is None:
+        if key not in target.current:
             plan.added.append(rec)
-        elif any(_canon(old.get(k)) != _canon(v) for k, v in rec.items()):
+        elif normal.get(key) != rec:
             plan.changed.append(rec)
         else:
             plan.unchanged += 1
     plan.removed = sorted(k for k in target.current if k not in seen)
     plan.digest = hashlib.sha256(orjson.dumps(records, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return plan
-
-
-def _canon(v: Any) -> bytes:
-    return orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
 
 
 # -- files and sensors ---------------------------------------------------------------------------

@@ -581,3 +581,16 @@ def test_calibration_from_a_pulled_snapshot(
     assert "would add 8" in result.output and "would add: car:1 on 0000.pcd lidar" in result.output
     wrong = run("push", golden, IMG_DS, "--snapshot", LIDAR, "--dry-run")
     assert "is of dataset" in _one_error_line(wrong)
+
+
+def test_changing_ground_truth_needs_overwrite(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = json.loads((IMG / "labels.json").read_text())
+    src["labels"][0]["box"] = [0, 0, 5, 5]  # one ground-truth box moved
+    (tmp_path / "gt.json").write_text(json.dumps(src))
+    refused = run("push", tmp_path / "gt.json", IMG_DS, "--label-set", "default")
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and _posts(server) == 0
+    done = run("push", tmp_path / "gt.json", IMG_DS, "--label-set", "default", "--overwrite")
+    assert done.exit_code == 0, done.output
+    assert "changes 1," in done.output and _posts(server) == 1

@@ -96,6 +96,11 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     help="A pulled snapshot of DATASET_ID (with --media) to take the calibration from instead of "
     "downloading the uploaded zip.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Allow changing labels that are already in the label set 'default' (the ground truth).",
+)
 @_JSON
 def push(
     source: Path,
@@ -114,6 +119,7 @@ def push(
     resume: bool,
     state: Path | None,
     snapshot: Path | None,
+    overwrite: bool,
     as_json: bool,
 ) -> None:
     """Push labels from SOURCE (any readable format) into DATASET_ID as pre-labels.
@@ -162,6 +168,12 @@ def push(
                 from converters._detect import source_gaps
 
                 plan.notes += [f"source: {g}" for g in source_gaps(fmt, labels, deepen.KINDS)]
+            if label_set == "default" and plan.changed and not overwrite and not dry_run:
+                raise click.UsageError(
+                    f"{len(plan.changed)} label(s) of the ground truth (label set 'default') "
+                    "would change; pass --overwrite if that is meant, or push into another "
+                    "--label-set"
+                )
             result = None
             if not dry_run:
                 result = execute(client, plan, batch_size=batch_size, state=state, resume=resume)
