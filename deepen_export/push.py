@@ -229,18 +229,26 @@ def plan_push(
 
     Examples
     --------
-    >>> plan = plan_push(labels, target, category_map={"vehicle": "car"})  # doctest: +SKIP
-    >>> print(plan.summary(dry_run=True))  # doctest: +SKIP
+    >>> import deepen_export
+    >>> labels = deepen_export.read_labels({"labels": [{"file_id": "a.png", "label_id": "7",
+    ...     "label_category_id": "vehicle", "label_type": "box", "box": [0, 0, 2, 2]}]})
+    >>> files = [{"file_id": "images/a.png", "sensors": ["sensor1"]}]
+    >>> plan = plan_push(labels, Target("ds1", "predictions", {}, files, None, {}),
+    ...                  category_map={"vehicle": "car"})
+    >>> [(r["file_id"], r["sensor_id"], r["label_id"], r["box"]) for r in plan.added]
+    [('images/a.png', 'sensor1', 'car:1', [0.0, 0.0, 2.0, 2.0])]
     """
     from converters.deepen import to_records
 
-    if not len(labels):
-        raise PushError("the source has no labels to push")
-    if len(labels.point_segmentation) or len(labels.masks2d):
-        raise PushError("point and 2D paint labels cannot be pushed as label JSON")
     notes = [f"{len(labels.issues)} source label(s) could not be read and are not pushed"] * bool(
         labels.issues
     )
+    painted = len(labels.point_segmentation) + len(labels.masks2d)
+    if painted:
+        notes.append(f"{painted} painted frame(s) left out: paint labels are not label JSON")
+        labels = labels.without("point_segmentation", "masks2d")
+    if not len(labels):
+        raise PushError("the source has no labels to push")
     mapped = _map_frames(labels, target, sensor)
     names, cat_notes = _map_categories(mapped, target, category_map or {}, add_categories)
     notes += cat_notes
