@@ -12,7 +12,8 @@ import click
 __all__ = ["register"]
 
 
-def _check_from(name: str | None) -> str | None:
+def check_from(name: str | None) -> str | None:
+    """The ``--from`` value normalised; a usage error listing the readable formats otherwise."""
     from converters._detect import readable_format
     from deepen_export.errors import ConversionError
 
@@ -133,7 +134,7 @@ def _run_convert(
     import converters
     from deepen_export._progress import display, status
 
-    from_format = _check_from(from_format)
+    from_format = check_from(from_format)
     fmt = _format(to)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters

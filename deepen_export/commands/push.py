@@ -15,16 +15,6 @@ import click
 __all__ = ["register"]
 
 
-def _check_from(name: str | None) -> str | None:
-    from converters._detect import readable_format
-    from deepen_export.errors import ConversionError
-
-    try:
-        return None if name is None else readable_format(name)
-    except ConversionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--from") from None
-
-
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 
 
@@ -138,9 +128,10 @@ def push(
     from converters._detect import read_source
     from deepen_export._progress import display, status
     from deepen_export.api import Client
+    from deepen_export.commands.convert import check_from
     from deepen_export.push import execute, fetch_target, plan_push
 
-    from_format = _check_from(from_format)
+    from_format = check_from(from_format)
     cmap = _pairs(mapping, "--map")
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
