@@ -168,6 +168,11 @@ def push(
             result = None
             if not dry_run:
                 result = execute(client, plan, batch_size=batch_size, state=state, resume=resume)
+    _show(plan, result, fmt, dry_run=dry_run, as_json=as_json)
+
+
+def _show(plan: Any, result: Any, fmt: str, *, dry_run: bool, as_json: bool) -> None:
+    """Print the plan (and what was sent): JSON with ``--json``, lines otherwise."""
     if as_json:
         doc: dict[str, Any] = {**plan.to_dict(), "source_format": fmt, "dry_run": dry_run}
         doc["sent"] = result.sent if result else 0
@@ -188,7 +193,6 @@ def push(
             click.echo(f"  {what}: {lid} on {fid} {sid}".rstrip())
         if len(rows) > 30:
             click.echo(f"  ... and {len(rows) - 30} more (--json lists them all)")
-
         click.echo("dry run: nothing was sent")
     elif result is not None:
         click.echo(result.summary())
