@@ -31,7 +31,9 @@ IMG = SAMPLES / "image_dataset"
 LIDAR = SAMPLES / "lidar_sequence"
 IMG_DS = json.loads((IMG / "dataset.json").read_text())["dataset_id"]
 LIDAR_DS = json.loads((LIDAR / "dataset.json").read_text())["dataset_id"]
-CLI = Path(sys.executable).with_name("deepen-export")
+# the installed console script of this environment (python -m deepen_export where there is none)
+_SCRIPT = Path(sys.executable).with_name("deepen-export")
+CLI: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "deepen_export"]
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -86,7 +88,7 @@ def cli(env: dict[str, str], tmp_path: Path) -> Cli:
 
     def run(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [str(CLI), *map(str, args)], env=env, cwd=tmp_path, capture_output=True, text=True
+            [*CLI, *map(str, args)], env=env, cwd=tmp_path, capture_output=True, text=True
         )
         if ok:
             assert done.returncode == 0, done.stderr
