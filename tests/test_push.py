@@ -596,3 +596,23 @@ def test_changing_ground_truth_needs_overwrite(
     done = run("push", tmp_path / "gt.json", IMG_DS, "--label-set", "default", "--overwrite")
     assert done.exit_code == 0, done.output
     assert "changes 1," in done.output and _posts(server) == 1
+
+
+def test_label_ids_keep_tracks_and_renumber_merged_categories() -> None:
+    import deepen_export
+    from deepen_export.push import Target, plan_push
+
+    def box(fid: str, lid: str, cat: str) -> dict[str, Any]:
+        return {"file_id": fid, "label_id": lid, "label_category_id": cat, "label_type": "box",
+                "box": [0, 0, 1, 1]}  # fmt: skip
+
+    labels = deepen_export.read_labels({"labels": [
+        box("0.png", "car:4", "car"), box("1.png", "car:4", "car"),  # one track over two frames
+        box("0.png", "truck:4", "truck"), box("1.png", "bus:9", "bus"),
+    ]})  # fmt: skip
+    files = [{"file_id": f"{i}.png", "sensors": ["sensor1"]} for i in range(2)]
+    target = Target("ds", "predictions", {}, files, None, {})
+    kept = [r["label_id"] for r in plan_push(labels, target).records]
+    assert kept == ["car:4", "car:4", "truck:4", "bus:9"]
+    merged = plan_push(labels, target, category_map={"truck": "vehicle", "bus": "vehicle"})
+    assert [r["label_id"] for r in merged.records] == ["car:4", "car:4", "vehicle:1", "vehicle:2"]
