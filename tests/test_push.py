@@ -616,3 +616,14 @@ def test_label_ids_keep_tracks_and_renumber_merged_categories() -> None:
     assert kept == ["car:4", "car:4", "truck:4", "bus:9"]
     merged = plan_push(labels, target, category_map={"truck": "vehicle", "bus": "vehicle"})
     assert [r["label_id"] for r in merged.records] == ["car:4", "car:4", "vehicle:1", "vehicle:2"]
+
+
+def test_a_file_with_two_sensors_needs_sensor(
+    run: Callable[..., Result], server: DeepenServer, tmp_path: Path
+) -> None:
+    src = _results(tmp_path, ("000001.png", "car"))  # 000001.png has sensor1 and sensor2
+    line = _one_error_line(run("push", src, IMG_DS))
+    assert "000001.png has sensors sensor1, sensor2: pass --sensor" in line and _posts(server) == 0
+    assert "not a sensor" in _one_error_line(run("push", src, IMG_DS, "--sensor", "camera_9"))
+    assert run("push", src, IMG_DS, "--sensor", "sensor2").exit_code == 0
+    assert [k[1] for k in server.pushed[(IMG_DS, "predictions")]] == ["sensor2"]
