@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from deepen_export.errors import ConversionError
-from deepen_export.model import LabelSet
+from deepen_export.model import LABEL_KINDS, LabelSet
 from deepen_export.report import Report
 
 __all__ = ["FORMATS", "Format", "get", "get_format", "names", "read", "write"]
@@ -138,6 +138,11 @@ FORMATS: dict[str, Format] = {
                 "masks2d",
             },
             "(Geo)Parquet tables for analytics (DuckDB, Spark, Polars, pandas)",
+        ),
+        _f(
+            "deepen",
+            set(LABEL_KINDS),
+            "Deepen label JSON (what the API serves and `push` sends)",
         ),
     ]
 }

@@ -97,6 +97,12 @@ class DeepenServer:
         self.gcs: tuple[str, str] | None = None
         self.inflight = 0
         self.max_inflight = 0
+        # the write side (push): imported labels per (dataset, label set), keyed like Deepen's
+        # labels (file_id, sensor_id, label_id); tasks; who marked what done
+        self.pushed: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
+        self.tasks: dict[str, list[dict[str, Any]]] = {DS3D: _sample_tasks(DS3D)}
+        self.user_task_lists: dict[str, dict[str, Any]] = {"ann@example.com": _user_tasks()}
+        self.labelling_done: list[str] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -473,12 +479,12 @@ def _r_file(h: Any, q: dict[str, str], body: bytes, dataset_id: str, file_id: st
 
 
 def _select(srv: DeepenServer, dataset_id: str, q: dict[str, str]) -> list[dict[str, Any]]:
-    labels = srv.labels[dataset_id]["labels"]
+    label_set = q.get("labelSetId", "default")
+    labels = srv.labels[dataset_id]["labels"] if label_set == "default" else {}
     flat = [lab for items in labels.values() for lab in items]
+    flat += list(srv.pushed.get((dataset_id, label_set), {}).values())
     if "stageId" in q:
         flat = [lab for lab in flat if lab.get("stage_id") == q["stageId"]]
-    if q.get("labelSetId", "default") != "default":
-        flat = []
     return copy.deepcopy(flat)
 
 
@@ -587,6 +593,164 @@ ROUTES: list[Route] = [
     ("GET", re.compile(f"/datasets/{_SEG}/labels"), _r_labels),
     ("GET", re.compile(f"/datasets/{_SEG}/label_types/{_SEG}/paint_labels"), _r_paint),
     ("GET", re.compile(f"/datasets/{_SEG}/uploaded_dataset_signed_media_link"), _r_media_link),
+]
+
+
+# -- the write side: label import, tasks, mark_labelling_done, user_scopes -----------------------
+
+_LABEL_TYPES = {
+    "box", "polygon", "lane", "polyline", "point", "scene",
+    "3d_bbox", "3d_polyline", "3d_polygon", "3d_point",
+}  # fmt: skip
+
+
+def _sample_tasks(dataset_id: str) -> list[dict[str, Any]]:
+    return [
+        {"task_id": "task_1", "dataset_id": dataset_id, "file_id": "0.pcd", "stage_id": "Labelling",
+         "assignee": "ann@example.com", "status": "in_progress"},
+        {"task_id": "task_2", "dataset_id": dataset_id, "file_id": "1.pcd", "stage_id": "QA",
+         "assignee": "bob@example.com", "status": "waiting"},
+    ]  # fmt: skip
+
+
+def _user_tasks() -> dict[str, Any]:
+    return {
+        "file_tasks": [{"task_id": "task_1", "dataset_id": DS3D, "file_id": "0.pcd"}],
+        "label_tasks": [{"task_id": "task_9", "dataset_id": DS3D, "label_id": "car:1"}],
+    }
+
+
+def _label_problem(srv: DeepenServer, dataset_id: str, lab: Any) -> str | None:
+    """Why the real API would refuse this label (None when it is fine)."""
+    if not isinstance(lab, dict):
+        return "a label must be an object"
+    for key in ("file_id", "label_id", "label_type", "label_category_id"):
+        if not isinstance(lab.get(key), str) or not lab[key]:
+            return f"{key} is required"
+    files = {f["file_id"]: f for f in srv.files.get(dataset_id, {}).get("files", [])}
+    if lab["file_id"] not in files:
+        return f"file {lab['file_id']!r} is not in the dataset"
+    sensors = files[lab["file_id"]].get("sensors") or []
+    if lab.get("sensor_id") and sensors and lab["sensor_id"] not in sensors:
+        return f"sensor {lab['sensor_id']!r} is not a sensor of {lab['file_id']!r}"
+    lt = lab["label_type"]
+    if lt not in _LABEL_TYPES:
+        return f"unknown label_type {lt!r}"
+    if lt == "box":
+        box = lab.get("box")
+        if not (isinstance(box, list) and len(box) == 4 and all(_finite(v) for v in box)):
+            return "box must be [x, y, width, height]"
+        if box[2] < 0 or box[3] < 0:
+            return "box width and height must not be negative"
+    if lt in ("polygon", "lane", "polyline") and not isinstance(lab.get("polygons"), list):
+        return "polygons must be a list of rings"
+    if lt == "3d_bbox":
+        b = lab.get("three_d_bbox")
+        if not isinstance(b, dict) or not all(
+            _finite(b.get(k)) for k in ("cx", "cy", "cz", "l", "w", "h")
+        ):
+            return "three_d_bbox needs cx, cy, cz, l, w, h"
+        if "quaternion" not in b and not _finite(b.get("rot_z")):
+            return "three_d_bbox needs quaternion or rot_z"
+    return None
+
+
+def _finite(v: Any) -> bool:
+    return (
+        isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    )
+
+
+def _r_post_labels(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
+    srv: DeepenServer = h.srv
+    if dataset_id not in srv.datasets:
+        h.send(404, {"error": "Dataset not found"})
+        return
+    try:
+        req = json.loads(body)
+    except ValueError:
+        h.send(400, {"error": "body is not JSON"})
+        return
+    if (
+        not isinstance(req, dict)
+        or req.get("type") != "json"
+        or not isinstance(req.get("labels"), list)
+    ):
+        h.send(400, {"error": 'expected {"type": "json", "labels": [...]}'})
+        return
+    label_set = q.get("labelSetId") or "default"
+    for i, lab in enumerate(req["labels"]):
+        problem = _label_problem(srv, dataset_id, lab)
+        if problem:  # the whole request is refused: nothing of it is stored
+            h.send(400, {"error": f"labels[{i}]: {problem}"})
+            return
+    with srv.lock:
+        store = srv.pushed.setdefault((dataset_id, label_set), {})
+        for lab in req["labels"]:
+            key = (lab["file_id"], lab.get("sensor_id", ""), lab["label_id"])
+            old = store.get(key)
+            version = (old or {}).get("version", 0) + 1
+            store[key] = {**lab, "label_set_id": label_set, "stage_id": "Labelling",
+                          "version": version}  # fmt: skip
+    h.send(200, {"message": "labels imported", "count": len(req["labels"])})
+
+
+def _r_tasks(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
+    srv: DeepenServer = h.srv
+    if dataset_id not in srv.datasets:
+        h.send(404, {"error": "Dataset not found"})
+        return
+    h.send(200, {"tasks": srv.tasks.get(dataset_id, [])})
+
+
+def _r_user_tasks(h: Any, q: dict[str, str], body: bytes, cid: str) -> None:
+    srv: DeepenServer = h.srv
+    if not q.get("email"):
+        h.send(400, {"error": "email is required"})
+        return
+    h.send(200, srv.user_task_lists.get(q["email"], {"file_tasks": [], "label_tasks": []}))
+
+
+def _r_mark_done(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
+    srv: DeepenServer = h.srv
+    if dataset_id not in srv.datasets:
+        h.send(404, {"error": "Dataset not found"})
+        return
+    srv.labelling_done.append(dataset_id)
+    srv.datasets[dataset_id]["current_stage_status"] = "done"
+    h.send(200, b"")
+
+
+def _r_user_scopes(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
+    srv: DeepenServer = h.srv
+    if dataset_id not in srv.datasets:
+        h.send(404, {"error": "Dataset not found"})
+        return
+    req = json.loads(body or b"{}")
+    users, groups = req.get("user_scopes", []), req.get("user_group_scopes", [])
+    ok = all(
+        isinstance(u, dict) and u.get("email") and isinstance(u.get("scopes"), list) for u in users
+    )
+    ok = ok and all(isinstance(g, dict) and g.get("user_group_id") for g in groups)
+    if not ok or not (users or groups):
+        h.send(
+            400,
+            {
+                "error": "user_scopes: [{email, scopes}], user_group_scopes: [{user_group_id, scopes}]"
+            },
+        )
+        return
+    srv.datasets[dataset_id]["user_scopes"] = users
+    srv.datasets[dataset_id]["user_group_scopes"] = groups
+    h.send(200, b"")
+
+
+ROUTES += [
+    ("POST", re.compile(f"/datasets/{_SEG}/labels"), _r_post_labels),
+    ("GET", re.compile(f"/datasets/{_SEG}/tasks"), _r_tasks),
+    ("GET", re.compile(f"/clients/{_SEG}/user_tasks"), _r_user_tasks),
+    ("POST", re.compile(f"/datasets/{_SEG}/mark_labelling_done"), _r_mark_done),
+    ("POST", re.compile(f"/datasets/{_SEG}/user_scopes"), _r_user_scopes),
 ]
 
 

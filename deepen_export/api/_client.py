@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,6 +390,8 @@ class Client:
         labelling_profile: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        user_scopes: Any = None,
+        user_group_scopes: Any = None,
     ) -> dict[str, Any]:
         """Create a dataset: ``POST /clients/{client_id}/datasets``.
 
@@ -408,7 +410,10 @@ class Client:
             (``features`` with label types, categories and attributes). Not both.
         tags : list of str, optional
         extra : mapping, optional
-            More body fields (``fps``, ``user_scopes``, ...), passed as given.
+            More body fields (``fps``, ...), passed as given.
+        user_scopes, user_group_scopes : mapping or list, optional
+            Who may work on the dataset: ``{"ann@example.com": ["labeller"]}`` or
+            ``[{"email": ..., "scopes": [...]}]`` (groups keyed by ``user_group_id``).
 
         Returns
         -------
@@ -442,6 +447,11 @@ class Client:
             body["labelling_profile"] = dict(labelling_profile)
         if tags:
             body["tags"] = list(tags)
+        if user_scopes or user_group_scopes:
+            from deepen_export.api._labels_push import scopes
+
+            body["user_scopes"] = scopes(user_scopes, "email")
+            body["user_group_scopes"] = scopes(user_group_scopes, "user_group_id")
         body.update(extra or {})
         created = self._json_object("POST", f"clients/{self._cid()}/datasets", json_body=body)
         if not created.get("dataset_id"):
@@ -948,6 +958,99 @@ class Client:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="deepen") as pool:
             return list(pool.map(fn, items))
+
+    # -- labels in, tasks, scopes (the write side of the loop; bodies in _labels_push) -----------
+
+    def post_labels(
+        self, dataset_id: str, labels: Sequence[Mapping[str, Any]], *, label_set: str = "default"
+    ) -> Any:
+        """Import labels: ``POST /datasets/{id}/labels?labelSetId=...`` with ``{"type": "json"}``.
+
+        Not idempotent, so it is retried only when the server surely did nothing (429, a
+        connection that never opened); any other failure is raised at once.
+
+        Examples
+        --------
+        >>> client.post_labels(ds_id, [{"file_id": "a.png", "label_id": "car:1",
+        ...     "label_type": "box", "label_category_id": "car", "box": [1, 2, 3, 4]}],
+        ...     label_set="predictions")  # doctest: +SKIP
+        """
+        from deepen_export.api._labels_push import labels_body
+
+        return self._json(
+            "POST",
+            f"datasets/{quote(dataset_id, safe=':')}/labels",
+            params={"labelSetId": label_set},
+            json_body=labels_body(labels),
+        )
+
+    def mark_labelling_done(self, dataset_id: str) -> Any:
+        """Mark the dataset's labelling done: ``POST /datasets/{id}/mark_labelling_done``.
+
+        Examples
+        --------
+        >>> client.mark_labelling_done(ds_id)  # doctest: +SKIP
+        """
+        return self._json("POST", f"datasets/{quote(dataset_id, safe=':')}/mark_labelling_done")
+
+    def list_tasks(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The dataset's tasks: ``GET /datasets/{id}/tasks`` → the ``tasks`` list.
+
+        Examples
+        --------
+        >>> [t.get("task_id") for t in client.list_tasks(ds_id)]  # doctest: +SKIP
+        """
+        from deepen_export.api._labels_push import tasks_of
+
+        path = f"datasets/{quote(dataset_id, safe=':')}/tasks"
+        return tasks_of(self._json("GET", path), "tasks")
+
+    def user_tasks(self, email: str) -> dict[str, list[dict[str, Any]]]:
+        """A user's tasks: ``GET /clients/{id}/user_tasks?email=`` → file and label tasks.
+
+        Examples
+        --------
+        >>> client.user_tasks("ann@example.com")["file_tasks"]  # doctest: +SKIP
+        """
+        from deepen_export.api._labels_push import user_tasks_of
+
+        body = self._json("GET", f"clients/{self._cid()}/user_tasks", params={"email": email})
+        return user_tasks_of(body, "user_tasks")
+
+    def set_user_scopes(
+        self,
+        dataset_id: str,
+        user_scopes: Any = None,
+        user_group_scopes: Any = None,
+    ) -> Any:
+        """Give users or groups scopes on a dataset: ``POST /datasets/{id}/user_scopes``.
+
+        Parameters
+        ----------
+        user_scopes : mapping or list, optional
+            ``{"ann@example.com": ["labeller"]}`` or ``[{"email": ..., "scopes": [...]}]``.
+        user_group_scopes : mapping or list, optional
+            The same keyed by ``user_group_id``.
+
+        Examples
+        --------
+        >>> client.set_user_scopes(ds_id, {"ann@example.com": ["labeller"]})  # doctest: +SKIP
+        """
+        from deepen_export.api._labels_push import scopes
+
+        body = {
+            "user_scopes": scopes(user_scopes, "email"),
+            "user_group_scopes": scopes(user_group_scopes, "user_group_id"),
+        }
+        if not body["user_scopes"] and not body["user_group_scopes"]:
+            raise ValueError("give user_scopes or user_group_scopes")
+        # setting the same scopes twice leaves the same state: safe to retry
+        return self._json(
+            "POST",
+            f"datasets/{quote(dataset_id, safe=':')}/user_scopes",
+            json_body=body,
+            idempotent=True,
+        )
 
 
 def _not_acted_on(exc: APIError) -> bool:

@@ -12,6 +12,17 @@ import click
 __all__ = ["register"]
 
 
+def check_from(name: str | None) -> str | None:
+    """The ``--from`` value normalised; a usage error listing the readable formats otherwise."""
+    from converters._detect import readable_format
+    from deepen_export.errors import ConversionError
+
+    try:
+        return None if name is None else readable_format(name)
+    except ConversionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+
+
 def _parse_option(value: str) -> tuple[str, Any]:
     if "=" not in value:
         raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
@@ -71,6 +82,12 @@ _SETTINGS = click.option(
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
+@click.option(
+    "--from",
+    "from_format",
+    help="Format of SOURCE (any readable one; detected when unambiguous, e.g. a COCO JSON, a "
+    "YOLO folder with data.yaml, a KITTI folder, a CVAT XML, OpenLABEL, Parquet, Deepen).",
+)
 def convert(
     source: Path,
     to: str,
@@ -80,15 +97,17 @@ def convert(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    from_format: str | None,
 ) -> None:
-    """Convert a labels JSON file or a snapshot folder to FORMAT in OUTPUT.
+    """Convert SOURCE (a labels JSON file, a snapshot folder, or any readable format) to FORMAT.
 
     \b
     Examples:
       deepen-export convert labels.json --to coco -o out/coco --images images/
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
+      deepen-export convert out/coco --from coco --to yolo -o out/yolo
     """
-    _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings)
+    _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings, from_format)
 
 
 def _format(name: str) -> Any:
@@ -110,11 +129,12 @@ def _run_convert(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    from_format: str | None = None,
 ) -> None:
     import converters
-    from deepen_export import read_labels
     from deepen_export._progress import display, status
 
+    from_format = check_from(from_format)
     fmt = _format(to)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
@@ -135,14 +155,52 @@ def _run_convert(
         )
     with display():
         with status(f"reading {source}"):
-            labels = read_labels(source, frames=frames, images=images)
+            labels, source_format = _read_any(source, from_format, frames, images)
         n_issues_in = len(labels.issues)
         with status(f"writing {fmt.name} ({len(labels):,} labels)"):
             report = module.write(labels, output, **options)
+    _note_source_gaps(report, source_format, labels, fmt.kinds, output)
     click.echo(report.summary())
     if n_issues_in:
         click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
     click.echo(f"wrote {output}")
+
+
+def _read_any(
+    source: Path, from_format: str | None, frames: Path | None, images: Path | None
+) -> tuple[Any, str]:
+    """Labels of SOURCE and its format: ``--from``, else detected, else Deepen's (as before)."""
+    from converters._detect import detect, read_source
+    from deepen_export import read_labels
+    from deepen_export.errors import ConversionError
+
+    if from_format is None:
+        try:
+            from_format = detect(source)
+        except ConversionError:
+            # not recognisably another format: read it as Deepen labels, which says what is wrong
+            return read_labels(source, frames=frames, images=images), "deepen"
+    if from_format.lower() == "deepen":
+        return read_labels(source, frames=frames, images=images), "deepen"
+    if frames is not None:
+        raise click.UsageError("--frames applies to Deepen sources (labels file or snapshot)")
+    return read_source(source, from_format, images=images)
+
+
+def _note_source_gaps(
+    report: Any, source_format: str, labels: Any, kinds: frozenset[str], output: str
+) -> None:
+    """Add what the source format could not express to the report (and its report.json)."""
+    from converters._detect import source_gaps
+
+    if source_format == "deepen":
+        return
+    gaps = source_gaps(source_format, labels, kinds)
+    for gap in gaps:
+        report.add("kept", f"source: {gap}")
+    written = Path(output, "report.json")
+    if gaps and "://" not in output and written.is_file():
+        report.write_json(written)
 
 
 @click.command()

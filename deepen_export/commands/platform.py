@@ -182,6 +182,13 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Wait until processing finishes, showing progress.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to --wait.")
 @click.option("--poll", default=2.0, show_default=True, help="First wait between polls (s).")
+@click.option(
+    "--user-scope",
+    "user_scopes",
+    multiple=True,
+    metavar="EMAIL=SCOPE[,SCOPE]",
+    help="Give a user scopes on the new dataset (repeatable; user_scopes).",
+)
 @_JSON
 def datasets_create(
     zip_path: Path,
@@ -197,6 +204,7 @@ def datasets_create(
     timeout: float,
     poll: float,
     as_json: bool,
+    user_scopes: tuple[str, ...] = (),
 ) -> None:
     """Create a dataset, upload ZIP_OR_FOLDER (resumable), and start processing.
 
@@ -241,6 +249,7 @@ def datasets_create(
             labelling_profile_id=profile_id,
             labelling_profile=profile,
             tags=tags or None,
+            user_scopes=_scopes(user_scopes) or None,
             chunk_size=chunk,
             progress=bar,
         )
@@ -254,6 +263,12 @@ def datasets_create(
         _echo_json({**created, "state": status.state if status else None})
     else:
         click.echo(dataset_id)
+
+
+def _scopes(values: tuple[str, ...]) -> dict[str, list[str]]:
+    from deepen_export.commands.push import parse_scopes
+
+    return parse_scopes(values, "--user-scope")
 
 
 @datasets.command("status")
