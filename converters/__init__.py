@@ -120,6 +120,16 @@ FORMATS: dict[str, Format] = {
             {"point_segmentation"},
             "nuScenes-style lidarseg .bin (uint8) + category table",
         ),
+        _f(
+            "nuscenes",
+            {"cuboids", "point_segmentation"},
+            "nuScenes v1.0 tables + scans, images, lidarseg (nuscenes-devkit)",
+        ),
+        _f(
+            "t4",
+            {"cuboids", "boxes", "polygons"},
+            "TIER IV T4 dataset: nuScenes tables + object_ann/surface_ann (t4-devkit)",
+        ),
         _f("tusimple", {"polylines"}, "TuSimple lane JSON lines (h_samples)"),
         _f("culane", {"polylines"}, "CULane .lines.txt per image"),
         _f(
