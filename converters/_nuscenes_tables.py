@@ -36,7 +36,6 @@ import numpy.typing as npt
 
 from converters import kitti
 from converters.lidarseg import NOISE, token
-from converters.semantickitti import load_map
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -145,8 +144,26 @@ def parse_transform(value: Any, what: str = "lidar_to_ego") -> tuple[Array, Arra
 
 
 def load_category_map(value: Mapping[str, str] | str | os.PathLike[str] | None) -> dict[str, str]:
-    """Our category -> nuScenes category name, from a dict, JSON/YAML text or a file."""
-    return {str(k): str(v) for k, v in load_map(value).items()}  # type: ignore[arg-type]
+    """Our category -> nuScenes category name, from a dict, a JSON object or a JSON/YAML file.
+
+    Examples
+    --------
+    >>> load_category_map('{"car": "vehicle.car"}')
+    {'car': 'vehicle.car'}
+    """
+    if value is None:
+        return {}
+    data: Any = value
+    if not isinstance(value, Mapping):
+        import yaml
+
+        text = str(value)
+        if not text.lstrip().startswith("{"):
+            text = Path(text).read_text(encoding="utf-8")
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+        raise ConversionError("category_map must map our category names to nuScenes names")
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def wxyz(q: Array) -> list[list[float]]:

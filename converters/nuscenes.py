@@ -229,8 +229,9 @@ def write(
 
     Examples
     --------
-    >>> import tempfile, deepen_export
-    >>> ls = deepen_export.read_labels("sample_data/lidar_sequence")
+    >>> import tempfile, deepen_export, converters
+    >>> SAMPLE = Path(converters.__file__).parents[1] / "sample_data" / "lidar_sequence"
+    >>> ls = deepen_export.read_labels(SAMPLE)
     >>> out = tempfile.mkdtemp() + "/nusc"
     >>> write(ls, out, on_unsupported="drop").written["sample_annotation"]
     8
@@ -248,8 +249,8 @@ def write(
     report_distortion(ex, report, "mapping.json (distortion)")
     map_rel = f"maps/{nt.token('map', 'placeholder')}.png"
     ex.tables["map"] = [nt.map_record([r["token"] for r in ex.tables["log"]], map_rel)]
-    if not ex.tables["lidarseg"]:
-        ex.tables.pop("lidarseg")
+    if not ex.tables.get("lidarseg"):
+        ex.tables.pop("lidarseg", None)
     with atomic_dir(dest) as tmp:
         copied = copy_files(ex, tmp, str(media or images or default_media(labels) or "") or None, report)
         write_map(tmp, map_rel)
@@ -294,9 +295,10 @@ def read(source: str | os.PathLike[str], /, *, version: str | None = None, point
 
     Examples
     --------
-    >>> import tempfile, deepen_export
+    >>> import tempfile, deepen_export, converters
+    >>> SAMPLE = Path(converters.__file__).parents[1] / "sample_data" / "lidar_sequence"
     >>> out = tempfile.mkdtemp() + "/nusc"
-    >>> _ = write(deepen_export.read_labels("sample_data/lidar_sequence"), out, on_unsupported="drop")
+    >>> _ = write(deepen_export.read_labels(SAMPLE), out, on_unsupported="drop")
     >>> sorted(set(read(out).cuboids.label_id.tolist()))
     ['car:1', 'car:4', 'cyclist:3', 'pedestrian:2']
     """

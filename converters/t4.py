@@ -37,9 +37,10 @@ Tables and fields (beyond :mod:`converters.nuscenes`, whose conventions hold her
 
 Examples
 --------
->>> import tempfile, deepen_export
+>>> import tempfile, deepen_export, converters
+>>> SAMPLE = Path(converters.__file__).parents[1] / "sample_data" / "lidar_sequence"
 >>> out = tempfile.mkdtemp() + "/t4"
->>> r = write(deepen_export.read_labels("sample_data/lidar_sequence"), out, on_unsupported="drop")
+>>> r = write(deepen_export.read_labels(SAMPLE), out, on_unsupported="drop")
 >>> r.written["object_ann"], r.written["sample_annotation"]
 (1, 8)
 """
@@ -187,9 +188,10 @@ def write(
 
     Examples
     --------
-    >>> import tempfile, deepen_export
+    >>> import tempfile, deepen_export, converters
+    >>> SAMPLE = Path(converters.__file__).parents[1] / "sample_data" / "lidar_sequence"
     >>> out = tempfile.mkdtemp() + "/t4"
-    >>> _ = write(deepen_export.read_labels("sample_data/lidar_sequence"), out, on_unsupported="drop")
+    >>> _ = write(deepen_export.read_labels(SAMPLE), out, on_unsupported="drop")
     >>> sorted(p.name for p in Path(out, "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6").iterdir())
     ['annotation', 'data', 'mapping.json']
     """
@@ -279,9 +281,10 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
 
     Examples
     --------
-    >>> import tempfile, deepen_export
+    >>> import tempfile, deepen_export, converters
+    >>> SAMPLE = Path(converters.__file__).parents[1] / "sample_data" / "lidar_sequence"
     >>> out = tempfile.mkdtemp() + "/t4"
-    >>> _ = write(deepen_export.read_labels("sample_data/lidar_sequence"), out, on_unsupported="drop")
+    >>> _ = write(deepen_export.read_labels(SAMPLE), out, on_unsupported="drop")
     >>> read(out).boxes.label_id.tolist()
     ['car:1']
     """
