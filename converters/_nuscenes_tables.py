@@ -21,8 +21,8 @@ Conventions (also in ``converters.nuscenes``)
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -310,9 +310,9 @@ class _Calibrations:
         key = np.concatenate(
             [t, q, k.ravel() if k is not None else [], dist if dist is not None else []]
         )
-        for vals, rec in self.by_channel.get(channel, []):
+        for vals, old in self.by_channel.get(channel, []):
             if len(vals) == len(key) and np.all(np.abs(vals - key) <= STATIC_TOL):
-                return str(rec["token"])
+                return str(old["token"])
         n = len(self.by_channel.get(channel, []))
         rec: Record = {
             "token": token("calibrated_sensor", channel, str(n)),
@@ -341,7 +341,7 @@ def _file_name(flavour: Flavour, scene: str, channel: str, ts: int, k: int, ext:
 
 def _link(records: list[Record]) -> None:
     """``prev``/``next`` along records given in time order."""
-    for a, b in zip(records[:-1], records[1:], strict=True):
+    for a, b in itertools.pairwise(records):
         a["next"], b["prev"] = b["token"], a["token"]
 
 
@@ -490,7 +490,7 @@ def _camera_data(
         dist = np.asarray(cams.distortion[c], dtype=np.float64)
         cs = cal.get(ch, t, q, kmat[c], dist, str(cams.model[c]))
         ts = (
-            int(round(cams.timestamp[c] * 1e6))
+            round(cams.timestamp[c] * 1e6)
             if np.isfinite(cams.timestamp[c])
             else int(f3.timestamp[i])
         )
@@ -606,7 +606,7 @@ def _visibility(
     return out
 
 
-def annotations(
+def add_annotations(
     ex: Export, labels: LabelSet, cub: Cuboids, f3: Frames3D, voc: Vocab, fmt: str,
     report: Report, visibility_attribute: str | None, visibility_map: Mapping[str, str] | None,
     flavour: Flavour,
@@ -812,7 +812,7 @@ def build(
     seg = with_lidarseg and len(labels.point_segmentation) > 0
     voc = vocab(labels, load_category_map(category_map), flavour, seg)
     cub = world_cuboids(labels, fmt)
-    instances = annotations(
+    instances = add_annotations(
         ex, labels, cub, f3, voc, fmt, report, visibility_attribute, visibility_map, flavour
     )
     if seg:

@@ -147,7 +147,10 @@ def copy_files(ex: nt.Export, tmp: Path, media: str | None, report: Report) -> i
         for rel, source, rec in progress(ex.images, description="images"):
             p = target(rel)
             if src.path is None or not src.copy(source, p):
-                report.add("skipped", f"image {source!r} not found in {src.path}: sample_data {rec['token']} points to a missing file")
+                report.add(
+                    "skipped",
+                    f"image {source!r} not found in {src.path}: sample_data {rec['token']} points to a missing file",
+                )
                 continue
             copied += 1
             if rec["width"] <= 0 or rec["height"] <= 0:
@@ -252,13 +255,17 @@ def write(
     if not ex.tables.get("lidarseg"):
         ex.tables.pop("lidarseg", None)
     with atomic_dir(dest) as tmp:
-        copied = copy_files(ex, tmp, str(media or images or default_media(labels) or "") or None, report)
+        copied = copy_files(
+            ex, tmp, str(media or images or default_media(labels) or "") or None, report
+        )
         write_map(tmp, map_rel)
         (tmp / version).mkdir()
         for name, recs in sorted(ex.tables.items()):
             dump_json(recs, tmp / version / f"{name}.json", indent=1)
         dump_json(ex.sidecar, tmp / "mapping.json", indent=1)
-        dump_json(colormap([c["name"] for c in ex.tables["category"]]), tmp / "colormap.json", indent=1)
+        dump_json(
+            colormap([c["name"] for c in ex.tables["category"]]), tmp / "colormap.json", indent=1
+        )
         report.files += [f"{version}/{n}.json" for n in sorted(ex.tables)]
         report.files += [r for r, _ in ex.points] + [r for r, _ in ex.lidarseg]
         report.files += [map_rel, "mapping.json", "colormap.json"]
@@ -274,7 +281,9 @@ def write(
     return report
 
 
-def read(source: str | os.PathLike[str], /, *, version: str | None = None, points: bool = True) -> LabelSet:
+def read(
+    source: str | os.PathLike[str], /, *, version: str | None = None, points: bool = True
+) -> LabelSet:
     """Read a nuScenes folder (ours or any v1.0 one) back into a :class:`LabelSet`.
 
     Cuboids come back in the world (global) frame, with ``size = (l, w, h)`` and quaternions

@@ -76,7 +76,10 @@ def _camera_rows(labels: LabelSet, table: Boxes | Polygons, ex: nt.Export) -> li
     """The camera sample_data record of every 2D label (None when its image is not written)."""
     assert ex.frames is not None
     fr = labels.frames
-    pos = {(str(fr.dataset_id[r]), str(fr.file_id[r])): i for i, r in enumerate(ex.frames.rows.tolist())}
+    pos = {
+        (str(fr.dataset_id[r]), str(fr.file_id[r])): i
+        for i, r in enumerate(ex.frames.rows.tolist())
+    }
     out: list[Record | None] = []
     for row in table.frame.tolist():
         i = pos.get((str(fr.dataset_id[row]), str(fr.file_id[row])))
@@ -112,14 +115,31 @@ def image_annotations(
     for j, (cam, rle) in enumerate(zip(cams, rles, strict=True)):
         fid, lid = str(fr.file_id[table.frame[j]]), str(table.label_id[j])
         if cam is None or rle is None:
-            why = "its camera image is not in the export" if cam is None else "it has no area or the image size is unknown"
-            report.add("dropped", f"{FORMAT}: 2D label on {fr.sensor_id[table.frame[j]]} not written: {why}", file_id=fid, label_id=lid, kind=kind)
+            why = (
+                "its camera image is not in the export"
+                if cam is None
+                else "it has no area or the image size is unknown"
+            )
+            report.add(
+                "dropped",
+                f"{FORMAT}: 2D label on {fr.sensor_id[table.frame[j]]} not written: {why}",
+                file_id=fid,
+                label_id=lid,
+                kind=kind,
+            )
             continue
         ds = str(fr.dataset_id[table.frame[j]])
         cat = ex.vocab.names[int(table.category[j])]
         tok = nt.token("object_ann", ds, fid, str(fr.sensor_id[table.frame[j]]), lid, kind)
         if kind == "polygons" and cat in surface:
-            ex.tables["surface_ann"].append({"token": tok, "sample_data_token": cam["token"], "category_token": nt.token("category", cat), "mask": rle})
+            ex.tables["surface_ann"].append(
+                {
+                    "token": tok,
+                    "sample_data_token": cam["token"],
+                    "category_token": nt.token("category", cat),
+                    "mask": rle,
+                }
+            )
             continue
         inst = ex.instances.get((ds, lid))
         if inst is None:
@@ -143,7 +163,13 @@ def _attr_tokens(ex: nt.Export, attrs: Mapping[str, Any]) -> list[str]:
     for key, v in attrs.items():
         name = f"{key}.{nt.attr_text(v)}"
         if name not in {r["name"] for r in ex.tables["attribute"]}:
-            ex.tables["attribute"].append({"token": nt.token("attribute", name), "name": name, "description": f"Deepen attribute {key!r}"})
+            ex.tables["attribute"].append(
+                {
+                    "token": nt.token("attribute", name),
+                    "name": name,
+                    "description": f"Deepen attribute {key!r}",
+                }
+            )
         out.append(nt.token("attribute", name))
     return out
 
@@ -200,7 +226,9 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     media_src = str(media or images or default_media(labels) or "") or None
-    written = dict.fromkeys(("datasets", "samples", "sample_annotation", "object_ann", "surface_ann", "images"), 0)
+    written = dict.fromkeys(
+        ("datasets", "samples", "sample_annotation", "object_ann", "surface_ann", "images"), 0
+    )
     with atomic_dir(dest) as tmp:
         for ds in _datasets(labels):
             sub = labels.select_frames(labels.frames.dataset_id == ds)
@@ -228,7 +256,9 @@ def write(
                 written[k] += len(ex.tables[k])
             written["samples"] += len(ex.tables["sample"])
         if not written["datasets"]:
-            raise ConversionError(f"{FORMAT}: no 3D dataset with device poses to write", format=FORMAT)
+            raise ConversionError(
+                f"{FORMAT}: no 3D dataset with device poses to write", format=FORMAT
+            )
         report.written = written
         finish(report, tmp)
     return report
@@ -266,9 +296,22 @@ def _read_object_ann(ls: LabelSet, rd: Any) -> LabelSet:
         ch = rd.sensor_of_cs[sd["calibrated_sensor_token"]]["channel"]
         sid = str(rd.side.get("cameras", {}).get(ch, ch.lower()))
         fr = ls.frames
-        rows.append(rd.frame_row(str(fr.dataset_id[lidar_row]), str(fr.file_id[lidar_row]), sid, int(fr.index[lidar_row]), (sd["width"], sd["height"])))
+        rows.append(
+            rd.frame_row(
+                str(fr.dataset_id[lidar_row]),
+                str(fr.file_id[lidar_row]),
+                sid,
+                int(fr.index[lidar_row]),
+                (sd["width"], sd["height"]),
+            )
+        )
     cats = [code[rd.by["category"][a["category_token"]]["name"]] for a in recs]
-    boxes = Boxes.from_columns(frame=rows, category=cats, label_id=[lids[a["instance_token"]] for a in recs], xyxy=np.asarray([a["bbox"] for a in recs], dtype=np.float64))
+    boxes = Boxes.from_columns(
+        frame=rows,
+        category=cats,
+        label_id=[lids[a["instance_token"]] for a in recs],
+        xyxy=np.asarray([a["bbox"] for a in recs], dtype=np.float64),
+    )
     boxes = boxes.with_attributes(nt.attributes_of(rd, recs))
     return ls.replace(frames=Frames.from_columns(**rd.frames), boxes=boxes)
 

@@ -99,8 +99,8 @@ def test_global_boxes_match_the_label_model(labels, devkit):
     for j, ann in _by_label(labels, devkit):
         g = ann["global"]
         assert np.abs(np.array(g["center"]) - cub.center[j]).max() <= 1e-3
-        l, w, h = cub.size[j]
-        assert g["wlh"] == [w, l, h]
+        length, w, h = cub.size[j]
+        assert g["wlh"] == [w, length, h]
         assert abs(_wrap(g["yaw"] - _yaw(cub.quat[j]))) <= 1e-6
         assert g["name"] == labels.categories[cub.category[j]]
 
@@ -198,7 +198,9 @@ def test_lidar_to_ego_moves_the_ego_and_keeps_every_box(tmp_path, labels):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     cs = {c["token"]: c for c in json.loads((out / VERSION / "calibrated_sensor.json").read_text())}
-    sensors = {s["token"]: s["channel"] for s in json.loads((out / VERSION / "sensor.json").read_text())}
+    sensors = {
+        s["token"]: s["channel"] for s in json.loads((out / VERSION / "sensor.json").read_text())
+    }
     lidar_cs = [c for c in cs.values() if sensors[c["sensor_token"]] == "LIDAR_TOP"]
     assert len(lidar_cs) == 1
     assert np.allclose(lidar_cs[0]["translation"], tr["translation"])
@@ -226,7 +228,9 @@ def test_quaternions_sizes_and_tokens_follow_the_conventions(export, labels):
     cub, fr = labels.cuboids, labels.frames
     for j in range(len(cub)):
         ds, f = fr.dataset_id[cub.frame[j]], fr.file_id[cub.frame[j]]
-        a = by_tok[hashlib.md5(f"sample_annotation/{ds}/{f}/{cub.label_id[j]}".encode()).hexdigest()]
+        a = by_tok[
+            hashlib.md5(f"sample_annotation/{ds}/{f}/{cub.label_id[j]}".encode()).hexdigest()
+        ]
         x, y, z, w = cub.quat[j]
         # [w, x, y, z], sign chosen with w >= 0 (car:4 is labelled with w < 0)
         assert a["rotation"][0] >= 0
@@ -237,7 +241,12 @@ def test_quaternions_sizes_and_tokens_follow_the_conventions(export, labels):
         f"instance/{fr.dataset_id[0]}/car:4".encode()).hexdigest()]  # fmt: skip
     assert len(car4) == 1 and car4[0]["rotation"][0] > 0
     vis = json.loads((export / VERSION / "visibility.json").read_text())
-    assert {v["token"]: v["level"] for v in vis} == {"1": "v0-40", "2": "v40-60", "3": "v60-80", "4": "v80-100"}
+    assert {v["token"]: v["level"] for v in vis} == {
+        "1": "v0-40",
+        "2": "v40-60",
+        "3": "v60-80",
+        "4": "v80-100",
+    }
     # pedestrian:2 has occlusion "partial" -> v40-60
     assert {a["visibility_token"] for a in anns} == {"2", "4"}
 
@@ -285,7 +294,12 @@ def _assert_same(a: Any, b: Any, where: str = "") -> None:
 
 def test_round_trip_nuscenes_labelset_nuscenes_gives_equal_tables(tmp_path, export):
     back = nuscenes.read(export)
-    assert sorted(set(back.cuboids.label_id.tolist())) == ["car:1", "car:4", "cyclist:3", "pedestrian:2"]
+    assert sorted(set(back.cuboids.label_id.tolist())) == [
+        "car:1",
+        "car:4",
+        "cyclist:3",
+        "pedestrian:2",
+    ]
     again = tmp_path / "again"
     report = nuscenes.write(back, again, **VIS)
     assert report.written["images"] == 6

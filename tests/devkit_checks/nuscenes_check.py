@@ -16,12 +16,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from nuscenes.nuscenes import NuScenes  # noqa: E402
-from nuscenes.utils.data_classes import LidarPointCloud  # noqa: E402
-from nuscenes.utils.data_io import load_bin_file  # noqa: E402
-from nuscenes.utils.geometry_utils import points_in_box  # noqa: E402
+import matplotlib.pyplot as plt
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.data_classes import LidarPointCloud
+from nuscenes.utils.data_io import load_bin_file
+from nuscenes.utils.geometry_utils import points_in_box
 
 
 def box_dict(box) -> dict:
@@ -77,7 +76,9 @@ def main() -> None:
     renders = [("lidar", first["data"]["LIDAR_TOP"], {"underlay_map": False})]
     renders += [(ch, tok, {}) for ch, tok in sorted(first["data"].items()) if ch != "LIDAR_TOP"]
     if "lidarseg" in nusc.table_names:
-        renders.append(("lidarseg", first["data"]["LIDAR_TOP"], {"underlay_map": False, "show_lidarseg": True}))
+        renders.append(
+            ("lidarseg", first["data"]["LIDAR_TOP"], {"underlay_map": False, "show_lidarseg": True})
+        )
     for name, tok, kw in renders:
         png = out / f"render_{name}.png"
         with contextlib.redirect_stdout(io.StringIO()):
