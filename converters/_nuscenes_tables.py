@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from converters import kitti
 from converters.lidarseg import NOISE, token
+from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -504,6 +505,65 @@ def _camera_data(
         ex.images.append((name, rel, rec))
         out[(i, sid)] = rec
     return out
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def default_media(labels: LabelSet) -> str | None:
+    """Where images come from when ``media`` is not given: a reader's folder or the snapshot zip."""
+    if labels.meta.get("media"):
+        return str(labels.meta["media"])
+    src = labels.meta.get("source")
+    if src and Path(src, "media").is_dir():
+        zips = sorted(Path(src, "media").glob("*.zip"))
+        return str(zips[0]) if zips else None
+    return None
+
+
+def copy_files(ex: Export, tmp: Path, media: str | None, report: Report) -> int:
+    """Write scans and lidarseg files, copy images; returns the number of images copied."""
+    from PIL import Image
+
+    made: set[Path] = set()
+
+    def target(rel: str) -> Path:
+        p = tmp / rel
+        if p.parent not in made:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            made.add(p.parent)
+        return p
+
+    for rel, pts in progress(ex.points, description="LiDAR scans"):
+        target(rel).write_bytes(np.ascontiguousarray(pts, dtype="<f4").tobytes())
+    for rel, data in ex.lidarseg:
+        target(rel).write_bytes(data)
+    src = kitti.Media(media)
+    copied = 0
+    try:
+        for rel, source, rec in progress(ex.images, description="images"):
+            p = target(rel)
+            if src.path is None or not src.copy(source, p):
+                report.add(
+                    "skipped",
+                    f"image {source!r} not found in {src.path}: sample_data {rec['token']} points to a missing file",
+                )
+                continue
+            copied += 1
+            if rec["width"] <= 0 or rec["height"] <= 0:
+                with Image.open(p) as im:
+                    rec["width"], rec["height"] = int(im.size[0]), int(im.size[1])
+    finally:
+        src.close()
+    return copied
+
+
+def write_map(tmp: Path, rel: str) -> None:
+    """A 1 x 1 placeholder map mask (the devkit opens one file per map record)."""
+    from PIL import Image
+
+    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (1, 1), 0).save(tmp / rel)
 
 
 # -- annotations ------------------------------------------------------------------------

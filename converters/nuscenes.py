@@ -77,12 +77,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from converters import _nuscenes_tables as nt
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
-from converters.kitti import Media
-from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
@@ -94,7 +90,7 @@ DEFAULT_VERSION = "v1.0-deepen"
 FLAVOUR = nt.Flavour(FORMAT, "LIDAR_TOP", "samples")
 
 
-def check_version(version: str) -> str:
+def _check_version(version: str) -> str:
     """``version`` if it is a folder name of the form ``v1.0-<name>``."""
     if not version.startswith("v1.0-") or nt.safe_name(version, "") != version:
         raise ConversionError(
@@ -104,18 +100,7 @@ def check_version(version: str) -> str:
     return version
 
 
-def default_media(labels: LabelSet) -> str | None:
-    """Where images come from when ``media`` is not given: a reader's folder or the snapshot zip."""
-    if labels.meta.get("media"):
-        return str(labels.meta["media"])
-    src = labels.meta.get("source")
-    if src and Path(src, "media").is_dir():
-        zips = sorted(Path(src, "media").glob("*.zip"))
-        return str(zips[0]) if zips else None
-    return None
-
-
-def colormap(names: list[str]) -> dict[str, list[int]]:
+def _colormap(names: list[str]) -> dict[str, list[int]]:
     """A stable RGB colour per category name (``noise`` black), for the devkit's ``colormap``."""
     out = {}
     for n in names:
@@ -124,52 +109,7 @@ def colormap(names: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def copy_files(ex: nt.Export, tmp: Path, media: str | None, report: Report) -> int:
-    """Write scans and lidarseg files, copy images; returns the number of images copied."""
-    from PIL import Image
-
-    made: set[Path] = set()
-
-    def target(rel: str) -> Path:
-        p = tmp / rel
-        if p.parent not in made:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            made.add(p.parent)
-        return p
-
-    for rel, pts in progress(ex.points, description="LiDAR scans"):
-        target(rel).write_bytes(np.ascontiguousarray(pts, dtype="<f4").tobytes())
-    for rel, data in ex.lidarseg:
-        target(rel).write_bytes(data)
-    src = Media(media)
-    copied = 0
-    try:
-        for rel, source, rec in progress(ex.images, description="images"):
-            p = target(rel)
-            if src.path is None or not src.copy(source, p):
-                report.add(
-                    "skipped",
-                    f"image {source!r} not found in {src.path}: sample_data {rec['token']} points to a missing file",
-                )
-                continue
-            copied += 1
-            if rec["width"] <= 0 or rec["height"] <= 0:
-                with Image.open(p) as im:
-                    rec["width"], rec["height"] = int(im.size[0]), int(im.size[1])
-    finally:
-        src.close()
-    return copied
-
-
-def write_map(tmp: Path, rel: str) -> None:
-    """A 1 x 1 placeholder map mask (the devkit opens one file per map record)."""
-    from PIL import Image
-
-    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (1, 1), 0).save(tmp / rel)
-
-
-def report_distortion(ex: nt.Export, report: Report, where: str) -> None:
+def _report_distortion(ex: nt.Export, report: Report, where: str) -> None:
     """One report entry per camera calibration with lens distortion nuScenes cannot hold."""
     names = {cs["token"]: cs["sensor_token"] for cs in ex.tables["calibrated_sensor"]}
     channel = {s["token"]: s["channel"] for s in ex.tables["sensor"]}
@@ -180,8 +120,32 @@ def report_distortion(ex: nt.Export, report: Report, where: str) -> None:
                 f"{FORMAT}: {channel[names[tok]]} has lens distortion ({d['model']} "
                 f"{d['coefficients']}), which nuScenes' calibrated_sensor has no field for: "
                 f"recorded in {where}; images are the distorted originals",
-                kind="cuboids",
             )
+
+
+def _write_folder(
+    ex: nt.Export, tmp: Path, version: str, media: str | None, map_rel: str, report: Report
+) -> None:
+    """Scans, images, lidarseg, map, tables, mapping.json and colormap.json under ``tmp``."""
+    copied = nt.copy_files(ex, tmp, media, report)
+    nt.write_map(tmp, map_rel)
+    (tmp / version).mkdir()
+    for name, recs in sorted(ex.tables.items()):
+        dump_json(recs, tmp / version / f"{name}.json", indent=1)
+    dump_json(ex.sidecar, tmp / "mapping.json", indent=1)
+    names = [c["name"] for c in ex.tables["category"]]
+    dump_json(_colormap(names), tmp / "colormap.json", indent=1)
+    report.files += [f"{version}/{n}.json" for n in sorted(ex.tables)]
+    report.files += [r for r, _ in ex.points] + [r for r, _ in ex.lidarseg]
+    report.files += [map_rel, "mapping.json", "colormap.json"]
+    report.written = {
+        "scenes": len(ex.tables["scene"]),
+        "samples": len(ex.tables["sample"]),
+        "sample_annotation": len(ex.tables["sample_annotation"]),
+        "images": copied,
+    }
+    if ex.lidarseg:
+        report.written["lidarseg"] = len(ex.lidarseg)
 
 
 def write(
@@ -242,41 +206,21 @@ def write(
     report = Report(FORMAT)
     from converters import get_format
 
-    version = check_version(version)
+    version = _check_version(version)
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     ex = nt.build(
         labels, flavour=FLAVOUR, report=report, version=version, lidar_to_ego=lidar_to_ego,
         channels=channels, category_map=category_map, visibility_attribute=visibility_attribute,
         visibility_map=visibility_map, with_lidarseg=lidarseg,
     )  # fmt: skip
-    report_distortion(ex, report, "mapping.json (distortion)")
+    _report_distortion(ex, report, "mapping.json (distortion)")
     map_rel = f"maps/{nt.token('map', 'placeholder')}.png"
     ex.tables["map"] = [nt.map_record([r["token"] for r in ex.tables["log"]], map_rel)]
     if not ex.tables.get("lidarseg"):
         ex.tables.pop("lidarseg", None)
+    media_src = str(media or images or nt.default_media(labels) or "") or None
     with atomic_dir(dest) as tmp:
-        copied = copy_files(
-            ex, tmp, str(media or images or default_media(labels) or "") or None, report
-        )
-        write_map(tmp, map_rel)
-        (tmp / version).mkdir()
-        for name, recs in sorted(ex.tables.items()):
-            dump_json(recs, tmp / version / f"{name}.json", indent=1)
-        dump_json(ex.sidecar, tmp / "mapping.json", indent=1)
-        dump_json(
-            colormap([c["name"] for c in ex.tables["category"]]), tmp / "colormap.json", indent=1
-        )
-        report.files += [f"{version}/{n}.json" for n in sorted(ex.tables)]
-        report.files += [r for r, _ in ex.points] + [r for r, _ in ex.lidarseg]
-        report.files += [map_rel, "mapping.json", "colormap.json"]
-        report.written = {
-            "scenes": len(ex.tables["scene"]),
-            "samples": len(ex.tables["sample"]),
-            "sample_annotation": len(ex.tables["sample_annotation"]),
-            "images": copied,
-        }
-        if ex.lidarseg:
-            report.written["lidarseg"] = len(ex.lidarseg)
+        _write_folder(ex, tmp, version, media_src, map_rel, report)
         finish(report, tmp)
     return report
 

@@ -58,7 +58,6 @@ import shapely
 
 from converters import _nuscenes_tables as nt
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
-from converters.nuscenes import copy_files, default_media
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import planar
 from deepen_export.model import Boxes, Frames, LabelSet, Polygons
@@ -225,7 +224,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    media_src = str(media or images or default_media(labels) or "") or None
+    media_src = str(media or images or nt.default_media(labels) or "") or None
     written = dict.fromkeys(
         ("datasets", "samples", "sample_annotation", "object_ann", "surface_ann", "images"), 0
     )
@@ -240,7 +239,7 @@ def write(
                 visibility_attribute=visibility_attribute, visibility_map=visibility_map,
             )  # fmt: skip
             folder = nt.safe_name(ds, f"dataset-{written['datasets']}")
-            written["images"] += copy_files(ex, tmp / folder, media_src, report)
+            written["images"] += nt.copy_files(ex, tmp / folder, media_src, report)
             ex.tables.update(object_ann=[], surface_ann=[])
             for kind in ("boxes", "polygons"):
                 image_annotations(ex, sub, kind, set(surface_categories), report)

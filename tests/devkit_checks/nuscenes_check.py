@@ -17,19 +17,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from _boxes import box_dict  # this folder is on sys.path: the script is run by path
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud
 from nuscenes.utils.data_io import load_bin_file
 from nuscenes.utils.geometry_utils import points_in_box
-
-
-def box_dict(box) -> dict:
-    return {
-        "center": box.center.tolist(),
-        "wlh": box.wlh.tolist(),
-        "yaw": float(box.orientation.yaw_pitch_roll[0]),
-        "name": box.name,
-    }
 
 
 def main() -> None:

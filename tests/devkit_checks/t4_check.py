@@ -12,16 +12,8 @@ import json
 import sys
 import warnings
 
+from _boxes import box_dict  # this folder is on sys.path: the script is run by path
 from t4_devkit import Tier4
-
-
-def box_dict(box) -> dict:
-    return {
-        "center": box.center.tolist(),
-        "wlh": box.wlh.tolist(),
-        "yaw": float(box.orientation.yaw_pitch_roll[0]),
-        "name": box.name,
-    }
 
 
 def check(root: str) -> dict:
