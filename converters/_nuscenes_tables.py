@@ -687,11 +687,8 @@ def add_annotations(
         i = int(pos[cub.frame[j]])
         if i < 0:
             continue
-        ds, f, lid = (
-            str(fr.dataset_id[cub.frame[j]]),
-            str(fr.file_id[cub.frame[j]]),
-            str(cub.label_id[j]),
-        )
+        ds, f = str(fr.dataset_id[cub.frame[j]]), str(fr.file_id[cub.frame[j]])
+        lid = str(cub.label_id[j])
         tok = token("sample_annotation", ds, f, lid)
         if tok in seen:
             report.add(
@@ -731,21 +728,29 @@ def add_annotations(
         }
         ex.tables["sample_annotation"].append(rec)
         tracks.setdefault((ds, lid), []).append(rec)
+    _finish_tracks(instances, tracks)
+    n_unknown = sum(v == UNAVAILABLE for v in vis)
+    if n_unknown:
+        report.add(
+            "kept",
+            f"{fmt}: {n_unknown} cuboid(s) have no visibility (-O visibility_attribute=...): "
+            "visibility 'unavailable'",
+            kind="cuboids",
+        )
+    return instances
+
+
+def _finish_tracks(
+    instances: dict[tuple[str, str], Record], tracks: dict[tuple[str, str], list[Record]]
+) -> None:
+    """``prev``/``next`` along each track; the instance's count and first / last annotation."""
     for key, recs in tracks.items():
         _link(recs)
-        inst = instances[key]
-        inst.update(
+        instances[key].update(
             nbr_annotations=len(recs),
             first_annotation_token=recs[0]["token"],
             last_annotation_token=recs[-1]["token"],
         )
-    if any(v == UNAVAILABLE for v in vis):
-        report.add(
-            "kept",
-            f"{fmt}: {sum(v == UNAVAILABLE for v in vis)} cuboid(s) have no visibility (-O visibility_attribute=...): visibility 'unavailable'",
-            kind="cuboids",
-        )
-    return instances
 
 
 def new_instance(ds: str, lid: str, cat: str, flavour: Flavour) -> Record:

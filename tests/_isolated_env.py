@@ -45,7 +45,13 @@ def env_key(requirements: Path) -> str:
 def devkit_python(requirements: Path = REQUIREMENTS) -> Path:
     """The python of the cached venv for ``requirements``, built (under a file lock) if needed."""
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home on a CI machine: the temp folder still caches per boot
+        import tempfile
+
+        root = Path(tempfile.gettempdir(), "deepen-export-tests")
+        root.mkdir(parents=True, exist_ok=True)
     folder = root / f"venv-{env_key(requirements)}"
     python = folder / "bin" / "python"
     done = folder / ".complete"

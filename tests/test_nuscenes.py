@@ -193,7 +193,7 @@ def test_lidar_to_ego_moves_the_ego_and_keeps_every_box(tmp_path, labels):
     result = CliRunner().invoke(
         main,
         ["convert", str(SEQ), "--to", "nuscenes", "-o", str(out), "--on-unsupported", "drop",
-         "-O", f"lidar_to_ego={json.dumps(tr)}"],
+         "-O", f"lidar_to_ego={json.dumps(tr)}", "-O", 'channels={"camera_0": "CAM_FRONT"}'],
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -215,6 +215,8 @@ def test_lidar_to_ego_moves_the_ego_and_keeps_every_box(tmp_path, labels):
     assert abs(_yaw(np.roll(ego["rotation"], -1)) - _yaw(ego_rot.as_quat())) < 1e-12
     # the devkit composes ego pose and calibration: LiDAR-frame boxes are unchanged
     res = run_check("nuscenes_check.py", out, VERSION, tmp_path, out / "colormap.json")
+    assert res["warnings"] == []
+    assert all(ch == ["CAMERA_1", "CAM_FRONT", "LIDAR_TOP"] for ch in res["channels"].values())
     for j, ann in _by_label(labels, res):
         p = int(np.flatnonzero(poses.frame == labels.cuboids.frame[j])[0])
         r = Rotation.from_quat(poses.quat[p])
@@ -363,3 +365,43 @@ def test_paint_labels_with_the_wrong_point_count_are_reported(tmp_path):
     ]
     assert len(json.loads((out / VERSION / "lidarseg.json").read_text())) == 1
     assert len(list((out / "lidarseg" / VERSION).glob("*.bin"))) == 1
+
+
+def test_reader_takes_a_folder_without_our_mapping(tmp_path, export, labels):
+    # a nuScenes folder from elsewhere: no mapping.json with Deepen's ids
+    foreign = tmp_path / "foreign"
+    shutil.copytree(export, foreign)
+    (foreign / "mapping.json").unlink()
+    back = nuscenes.read(foreign)
+    assert back.frames.dataset_id[0] == "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6"  # the scene name
+    assert back.frames.file_id[0].startswith("Kp9Wn3Qs5Tv7Xy1Za2Bc4De6__LIDAR_TOP__")
+    # tracks numbered in order of first appearance: car:1, pedestrian:2, car:4 (frame 0), cyclist:3
+    assert list(dict.fromkeys(back.cuboids.label_id.tolist())) == [
+        "car:1", "pedestrian:2", "car:3", "cyclist:4",
+    ]  # fmt: skip
+    assert np.allclose(np.sort(back.cuboids.center[:, 0]), np.sort(labels.cuboids.center[:, 0]))
+    assert not back.cameras.distortion.any()  # nuScenes itself has no distortion field
+
+
+def test_camera_without_intrinsics_in_the_upload_is_one_clear_error(tmp_path):
+    import zipfile
+
+    snap = tmp_path / "snap"
+    shutil.copytree(SEQ, snap)
+    (snap / "manifest.json").unlink()
+    src = SEQ / "media" / "dataset.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(snap / "media" / "dataset.zip", "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "0001.json":
+                frame = json.loads(data)
+                del frame["images"][1]["fx"]
+                data = json.dumps(frame).encode()
+            zout.writestr(info, data)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["convert", str(snap), "--to", "nuscenes", "-o", str(out), "--on-unsupported", "drop"]
+    )
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "0001.json, image 1: missing or bad field 'fx'" in result.stderr
+    assert not out.exists()
