@@ -64,7 +64,13 @@ def devkit_python(requirements: Path = REQUIREMENTS) -> Path:
             return python
         shutil.rmtree(folder, ignore_errors=True)
         base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(folder)], check=True, timeout=120)
+        made = subprocess.run(
+            [base, "-m", "venv", str(folder)], capture_output=True, text=True, timeout=120
+        )
+        if made.returncode != 0:
+            raise RuntimeError(
+                f"{base} -m venv failed (on Debian/Ubuntu install python3-venv):\n{made.stderr}"
+            )
         proc = subprocess.run(
             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
              "-r", str(requirements)],
