@@ -405,3 +405,54 @@ def test_camera_without_intrinsics_in_the_upload_is_one_clear_error(tmp_path):
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert "0001.json, image 1: missing or bad field 'fx'" in result.stderr
     assert not out.exists()
+
+
+def _two_datasets(labels):
+    import dataclasses
+
+    other = labels.replace(
+        frames=dataclasses.replace(
+            labels.frames,
+            dataset_id=np.array(["Second0000000000000000ds"] * len(labels.frames), dtype=object),
+        ),
+        meta={},
+    )
+    return deepen_export.LabelSet.concat([labels, other])
+
+
+def test_two_datasets_are_two_scenes_with_their_own_tokens(tmp_path, labels):
+    both = _two_datasets(labels)
+    nuscenes.write(
+        both, tmp_path / "out", on_unsupported="drop", media=SEQ / "media" / "dataset.zip"
+    )
+    t = _tables(tmp_path / "out")
+    assert [s["name"] for s in t["scene"]] == [
+        "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6",
+        "Second0000000000000000ds",
+    ]
+    assert len(t["sample"]) == 6 and len(t["sample_annotation"]) == 16 and len(t["instance"]) == 8
+    for name in t:
+        toks = [r["token"] for r in t[name]]
+        assert len(toks) == len(set(toks)), name
+    # each scene's samples are one prev/next chain of 3
+    by = {s["token"]: s for s in t["sample"]}
+    for scene in t["scene"]:
+        chain, tok = [], scene["first_sample_token"]
+        while tok:
+            chain.append(tok)
+            tok = by[tok]["next"]
+        assert len(chain) == scene["nbr_samples"] == 3 and chain[-1] == scene["last_sample_token"]
+    # the same rig in both: one calibration per sensor
+    assert len(t["calibrated_sensor"]) == 3
+
+
+def test_missing_timestamps_are_written_10_hz_and_reported(tmp_path, labels):
+    import dataclasses
+
+    poses = dataclasses.replace(labels.poses, timestamp=np.full(len(labels.poses), np.nan))
+    report = nuscenes.write(labels.replace(poses=poses), tmp_path / "out", on_unsupported="drop")
+    assert [i.reason for i in report.issues if "timestamps" in i.reason] == [
+        "nuscenes: frames have no strictly increasing timestamps: written 0.1 s apart"
+    ]
+    samples = json.loads((tmp_path / "out" / VERSION / "sample.json").read_text())
+    assert [s["timestamp"] for s in samples] == [0, 100_000, 200_000]

@@ -140,3 +140,25 @@ def test_t4_without_poses_is_one_clear_error(tmp_path):
     with pytest.raises(ConversionError, match="no device pose"):
         t4.write(bare, tmp_path / "out", on_unsupported="drop")
     assert not (tmp_path / "out").exists()
+
+
+def test_t4_writes_one_dataset_folder_per_deepen_dataset(tmp_path, labels):
+    import dataclasses
+
+    other = labels.replace(
+        frames=dataclasses.replace(
+            labels.frames,
+            dataset_id=np.array(["Second0000000000000000ds"] * len(labels.frames), dtype=object),
+        ),
+        meta={},
+    )
+    both = deepen_export.LabelSet.concat([labels, other])
+    r = t4.write(both, tmp_path / "t4", on_unsupported="drop", media=SEQ / "media" / "dataset.zip")
+    # no surface_categories here: the road polygon is an object too (1 box + 2 polygons each)
+    assert r.written["datasets"] == 2 and r.written["object_ann"] == 6
+    res = run_check(
+        "t4_check.py", tmp_path / "t4" / DS, tmp_path / "t4" / "Second0000000000000000ds"
+    )
+    assert all(v["warnings"] == [] and len(v["annotations"]) == 8 for v in res.values())
+    back = t4.read(tmp_path / "t4")
+    assert sorted(set(back.frames.dataset_id.tolist())) == [DS, "Second0000000000000000ds"]
