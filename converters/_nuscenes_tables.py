@@ -168,20 +168,38 @@ def load_category_map(value: Mapping[str, str] | str | os.PathLike[str] | None) 
 
 
 def wxyz(q: Array) -> list[list[float]]:
-    """Model quaternions ``(n, 4)`` xyzw as nuScenes ``[w, x, y, z]`` lists, ``w >= 0``."""
+    """Model quaternions ``(n, 4)`` xyzw as nuScenes ``[w, x, y, z]`` lists, ``w >= 0``.
+
+    Examples
+    --------
+    >>> wxyz([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, -1.0]])
+    [[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
+    """
     q = sp.quat_normalize(np.asarray(q, dtype=np.float64).reshape(-1, 4))
     q = np.where(q[:, 3:] < 0, -q, q)
     return (q[:, [3, 0, 1, 2]] + 0.0).tolist()
 
 
 def xyzw(rotation: Any) -> Array:
-    """nuScenes ``[w, x, y, z]`` (one or many) as model ``(n, 4)`` xyzw."""
+    """nuScenes ``[w, x, y, z]`` (one or many) as model ``(n, 4)`` xyzw.
+
+    Examples
+    --------
+    >>> xyzw([1.0, 0.0, 0.0, 0.0]).tolist()
+    [[0.0, 0.0, 0.0, 1.0]]
+    """
     r = np.asarray(rotation, dtype=np.float64).reshape(-1, 4)
     return r[:, [1, 2, 3, 0]]
 
 
 def safe_name(s: str, fallback: str) -> str:
-    """A file-name-safe version of a Deepen id."""
+    """A file-name-safe version of a Deepen id.
+
+    Examples
+    --------
+    >>> safe_name("a b/c", "scene-0"), safe_name("..", "scene-0")
+    ('a_b_c', 'scene-0')
+    """
     out = re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("._")
     return out or fallback
 
@@ -570,7 +588,13 @@ def write_map(tmp: Path, rel: str) -> None:
 
 
 def attr_text(v: Any) -> str:
-    """An attribute value as nuScenes attribute-name text (JSON for non-strings)."""
+    """An attribute value as nuScenes attribute-name text (JSON for non-strings).
+
+    Examples
+    --------
+    >>> attr_text("moving"), attr_text(True), attr_text(2)
+    ('moving', 'true', '2')
+    """
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
 
@@ -754,7 +778,13 @@ def _finish_tracks(
 
 
 def new_instance(ds: str, lid: str, cat: str, flavour: Flavour) -> Record:
-    """An instance record without annotations yet."""
+    """An instance record without annotations yet.
+
+    Examples
+    --------
+    >>> new_instance("ds", "car:1", "car", Flavour("t4", "LIDAR_CONCAT", "data", t4=True))["instance_name"]
+    'ds::car:1'
+    """
     rec: Record = {
         "token": token("instance", ds, lid),
         "category_token": token("category", cat),
@@ -914,7 +944,13 @@ def build(
 
 
 def lidar_to_ego_record(value: Any) -> Record | None:
-    """``lidar_to_ego`` as ``{translation, rotation [w, x, y, z]}`` (None for identity)."""
+    """``lidar_to_ego`` as ``{translation, rotation [w, x, y, z]}`` (None for identity).
+
+    Examples
+    --------
+    >>> lidar_to_ego_record('{"translation": [1, 0, 2], "quaternion": [0, 0, 0, 1]}')
+    {'translation': [1.0, 0.0, 2.0], 'rotation': [1.0, 0.0, 0.0, 0.0]}
+    """
     tr = parse_transform(value)
     if tr is None:
         return None
@@ -922,7 +958,13 @@ def lidar_to_ego_record(value: Any) -> Record | None:
 
 
 def map_record(log_tokens: list[str], filename: str) -> Record:
-    """The placeholder map the devkits require (one record for every log)."""
+    """The placeholder map the devkits require (one record for every log).
+
+    Examples
+    --------
+    >>> map_record(["log1"], "maps/m.png")["log_tokens"]
+    ['log1']
+    """
     return {
         "token": token("map", "placeholder"),
         "log_tokens": log_tokens,

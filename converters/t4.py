@@ -95,7 +95,7 @@ def _geoms(table: Boxes | Polygons) -> Any:
     )[0]
 
 
-def image_annotations(
+def _image_annotations(
     ex: nt.Export, labels: LabelSet, kind: str, surface: set[str], report: Report
 ) -> None:
     """object_ann / surface_ann records of the 2D ``kind`` (``boxes`` or ``polygons``)."""
@@ -242,7 +242,7 @@ def write(
             written["images"] += nt.copy_files(ex, tmp / folder, media_src, report)
             ex.tables.update(object_ann=[], surface_ann=[])
             for kind in ("boxes", "polygons"):
-                image_annotations(ex, sub, kind, set(surface_categories), report)
+                _image_annotations(ex, sub, kind, set(surface_categories), report)
             _finish_tables(ex)
             (tmp / folder / "annotation").mkdir(parents=True, exist_ok=True)
             for name, recs in sorted(ex.tables.items()):
