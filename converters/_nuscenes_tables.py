@@ -43,6 +43,7 @@ from deepen_export.model import (
     Cameras,
     Cuboids,
     Frames,
+    FrameStatus,
     LabelSet,
     PointClouds,
     PointSegmentation,
@@ -1036,7 +1037,11 @@ class _Reader:
         key = (ds, fid, sensor)
         if key not in self.frame_rows:
             self.frame_rows[key] = len(self.frames["file_id"])
-            for k, v in zip(self.frames, (fid, sensor, ds, index, wh[0], wh[1], 2), strict=True):
+            for k, v in zip(
+                self.frames,
+                (fid, sensor, ds, index, wh[0], wh[1], int(FrameStatus.EMPTY)),
+                strict=True,
+            ):
                 self.frames[k].append(v)
         return self.frame_rows[key]
 
@@ -1148,6 +1153,10 @@ def to_labelset(
     cub = _read_cuboids(rd, code)
     pcs = _read_points(rd, poses) if points else PointClouds.empty()
     seg = _read_lidarseg(rd, code)
+    for r in set(cub.frame.tolist()):
+        # samples with annotations are labelled, the others reviewed negatives (nuScenes has no
+        # 'not labelled yet': the writer leaves such frames out)
+        rd.frames["status"][r] = int(FrameStatus.LABELLED)
     frames = Frames.from_columns(**rd.frames)
     meta = {"source": str(root), "source_format": fmt, "media": str(root)}
     if sidecar.get("lidar_to_ego"):
@@ -1212,8 +1221,9 @@ def _read_points(rd: _Reader, poses: Poses) -> PointClouds:
         if not p.is_file():
             continue
         raw = np.fromfile(p, dtype="<f4")
-        width = 5 if raw.size % 5 == 0 else 4
-        pts = raw.reshape(-1, width)
+        if raw.size % 5:
+            raise ConversionError(f"{p}: not N x 5 float32 (x y z intensity ring)")
+        pts = raw.reshape(-1, 5)
         rows.append(rd.sample_row[tok])
         data.append(
             (

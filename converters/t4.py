@@ -244,6 +244,7 @@ def write(
             for kind in ("boxes", "polygons"):
                 _image_annotations(ex, sub, kind, set(surface_categories), report)
             _finish_tables(ex)
+            _report_distortion(ex, report)
             (tmp / folder / "annotation").mkdir(parents=True, exist_ok=True)
             for name, recs in sorted(ex.tables.items()):
                 dump_json(recs, tmp / folder / "annotation" / f"{name}.json", indent=1)
@@ -261,6 +262,20 @@ def write(
         report.written = written
         finish(report, tmp)
     return report
+
+
+def _report_distortion(ex: nt.Export, report: Report) -> None:
+    """T4's ``camera_distortion`` is OpenCV's ``k1 k2 p1 p2 k3``: other models are reported."""
+    sensor = {cs["token"]: cs["sensor_token"] for cs in ex.tables["calibrated_sensor"]}
+    channel = {s["token"]: s["channel"] for s in ex.tables["sensor"]}
+    for tok, d in ex.sidecar["distortion"].items():
+        if d["model"] != "pinhole" or d["coefficients"][5] != 0:
+            report.add(
+                "changed",
+                f"{FORMAT}: {channel[sensor[tok]]} uses the {d['model']} model "
+                f"{d['coefficients']}; T4's camera_distortion holds OpenCV k1 k2 p1 p2 k3 only: "
+                "the full coefficients are in mapping.json (distortion)",
+            )
 
 
 def _finish_tables(ex: nt.Export) -> None:

@@ -162,3 +162,32 @@ def test_t4_writes_one_dataset_folder_per_deepen_dataset(tmp_path, labels):
     assert all(v["warnings"] == [] and len(v["annotations"]) == 8 for v in res.values())
     back = t4.read(tmp_path / "t4")
     assert sorted(set(back.frames.dataset_id.tolist())) == [DS, "Second0000000000000000ds"]
+
+
+def test_fisheye_distortion_is_reported_and_kept_in_the_mapping(tmp_path, labels):
+    import dataclasses
+
+    cams = labels.cameras
+    model = np.array(
+        [
+            "fisheye" if s == "camera_1" else m
+            for s, m in zip(cams.sensor_id, cams.model, strict=True)
+        ],
+        dtype=object,
+    )
+    dist = cams.distortion.copy()
+    dist[cams.sensor_id == "camera_1"] = [0.1, 0.01, 0.0, 0.0, 0.001, 0.0001]
+    ls = labels.replace(cameras=dataclasses.replace(cams, model=model, distortion=dist))
+    report = t4.write(ls, tmp_path / "t4", on_unsupported="drop")
+    bad = [i.reason for i in report.issues if "fisheye" in i.reason]
+    assert len(bad) == 1 and "CAMERA_1" in bad[0]
+    side = json.loads((tmp_path / "t4" / DS / "mapping.json").read_text())
+    assert [d["coefficients"] for d in side["distortion"].values() if d["model"] == "fisheye"] == [
+        [0.1, 0.01, 0.0, 0.0, 0.001, 0.0001]
+    ]
+    back = t4.read(tmp_path / "t4")
+    assert np.allclose(
+        back.cameras.distortion[back.cameras.sensor_id == "camera_1"],
+        [0.1, 0.01, 0.0, 0.0, 0.001, 0.0001],
+    )
+    assert set(back.cameras.model[back.cameras.sensor_id == "camera_1"]) == {"fisheye"}
