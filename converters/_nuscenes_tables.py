@@ -996,6 +996,15 @@ def load_tables(
     return out
 
 
+def _table(cls: Any, cols: Mapping[str, list[Any]]) -> Any:
+    """A model table from per-row Python lists, each column shaped by its declaration."""
+    out = {}
+    for k, v in cols.items():
+        col = cls.COLUMNS[k]
+        out[k] = v if col.dtype == "O" else np.asarray(v, dtype=col.dtype).reshape(-1, *col.shape)
+    return cls.from_columns(**out)
+
+
 class _Reader:
     """Walks scenes -> samples -> sample_data of nuScenes tables into LabelSet columns."""
 
@@ -1045,7 +1054,22 @@ class _Reader:
                 self.frames[k].append(v)
         return self.frame_rows[key]
 
+    def _lidar_of(self, tok: str, sds: list[Record]) -> Record:
+        """The LiDAR sample_data of a sample (of ``lidar_channel`` when several)."""
+        sensors = [self.sensor_of_cs[sd["calibrated_sensor_token"]] for sd in sds]
+        lidar = [sd for sd, s in zip(sds, sensors, strict=True) if s["modality"] == "lidar"]
+        chosen = [
+            sd
+            for sd in lidar
+            if self.lidar_channel
+            in (None, self.sensor_of_cs[sd["calibrated_sensor_token"]]["channel"])
+        ]
+        if not (chosen or lidar):
+            raise ConversionError(f"sample {tok} has no LiDAR sample_data")
+        return (chosen or lidar)[0]
+
     def walk(self) -> tuple[Poses, Cameras]:
+        """Frames, LiDAR poses and cameras of every sample, scene by scene along ``next``."""
         data_of: dict[str, list[Record]] = {}
         for sd in self.t["sample_data"]:
             if sd.get("is_key_frame", True):
@@ -1056,22 +1080,8 @@ class _Reader:
             ds = str(self.side.get("scenes", {}).get(scene["token"], scene["name"]))
             tok, k = scene["first_sample_token"], 0
             while tok:
-                sample = self.by["sample"][tok]
                 sds = data_of.get(tok, [])
-                lidar = [
-                    sd
-                    for sd in sds
-                    if self.sensor_of_cs[sd["calibrated_sensor_token"]]["modality"] == "lidar"
-                ]
-                lidar = [
-                    sd
-                    for sd in lidar
-                    if self.lidar_channel
-                    in (None, self.sensor_of_cs[sd["calibrated_sensor_token"]]["channel"])
-                ] or lidar
-                if not lidar:
-                    raise ConversionError(f"sample {tok} has no LiDAR sample_data")
-                sd = lidar[0]
+                sd = self._lidar_of(tok, sds)
                 fid = str(self.side.get("samples", {}).get(tok, Path(sd["filename"]).name))
                 row = self.frame_row(ds, fid, str(self.side.get("lidar_sensor_id", "lidar")), k)
                 self.sample_row[tok], self.lidar_sd[tok] = row, sd
@@ -1081,30 +1091,9 @@ class _Reader:
                 for c in sds:
                     if self.sensor_of_cs[c["calibrated_sensor_token"]]["modality"] == "camera":
                         self._camera(cam_cols, row, c)
-                tok, k = sample["next"], k + 1
-        poses = Poses.from_columns(
-            **{
-                k: np.asarray(v, dtype=Poses.COLUMNS[k].dtype).reshape(-1, *Poses.COLUMNS[k].shape)
-                for k, v in pose_cols.items()
-            }
-        )
-        cams = (
-            Cameras.from_columns(
-                **{
-                    k: (
-                        np.asarray(v, dtype=Cameras.COLUMNS[k].dtype).reshape(
-                            -1, *Cameras.COLUMNS[k].shape
-                        )
-                        if Cameras.COLUMNS[k].dtype != "O"
-                        else v
-                    )
-                    for k, v in cam_cols.items()
-                }
-            )
-            if cam_cols["frame"]
-            else Cameras.empty()
-        )
-        return poses, cams
+                tok, k = self.by["sample"][tok]["next"], k + 1
+        cams = _table(Cameras, cam_cols) if cam_cols["frame"] else Cameras.empty()
+        return _table(Poses, pose_cols), cams
 
     def _camera(self, cols: dict[str, list[Any]], row: int, sd: Record) -> None:
         cs = self.by["calibrated_sensor"][sd["calibrated_sensor_token"]]
@@ -1147,12 +1136,20 @@ def to_labelset(
 ) -> tuple[LabelSet, _Reader]:  # fmt: skip
     """A LabelSet of world-frame cuboids, poses, cameras, points and paint labels."""
     rd = _Reader(tables, sidecar, root, lidar_channel)
-    poses, cams = rd.walk()
-    cats = _categories(tables, sidecar)
-    code = {c: i for i, c in enumerate(cats)}
-    cub = _read_cuboids(rd, code)
-    pcs = _read_points(rd, poses) if points else PointClouds.empty()
-    seg = _read_lidarseg(rd, code)
+    try:
+        poses, cams = rd.walk()
+        cats = _categories(tables, sidecar)
+        code = {c: i for i, c in enumerate(cats)}
+        cub = _read_cuboids(rd, code)
+        pcs = _read_points(rd, poses) if points else PointClouds.empty()
+        seg = _read_lidarseg(rd, code)
+    except ConversionError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        # a token pointing nowhere or a record missing a field: one line naming the folder
+        raise ConversionError(
+            f"{fmt}: {root} has inconsistent tables ({type(exc).__name__}: {exc})", format=fmt
+        ) from None
     for r in set(cub.frame.tolist()):
         # samples with annotations are labelled, the others reviewed negatives (nuScenes has no
         # 'not labelled yet': the writer leaves such frames out)

@@ -456,3 +456,15 @@ def test_missing_timestamps_are_written_10_hz_and_reported(tmp_path, labels):
     ]
     samples = json.loads((tmp_path / "out" / VERSION / "sample.json").read_text())
     assert [s["timestamp"] for s in samples] == [0, 100_000, 200_000]
+
+
+def test_tables_pointing_nowhere_are_one_clear_error(tmp_path, export):
+    broken = tmp_path / "broken"
+    shutil.copytree(export, broken)
+    samples = json.loads((broken / VERSION / "sample.json").read_text())
+    (broken / VERSION / "sample.json").write_text(json.dumps(samples[:1] + samples[2:]))
+    with pytest.raises(ConversionError, match=r"has inconsistent tables \(KeyError"):
+        nuscenes.read(broken)
+    (broken / VERSION / "scene.json").unlink()
+    with pytest.raises(ConversionError, match=r"scene.json is missing"):
+        nuscenes.read(broken)
