@@ -468,3 +468,25 @@ def test_tables_pointing_nowhere_are_one_clear_error(tmp_path, export):
     (broken / VERSION / "scene.json").unlink()
     with pytest.raises(ConversionError, match=r"scene.json is missing"):
         nuscenes.read(broken)
+
+
+def test_frames_not_labelled_yet_are_left_out_and_reported(tmp_path, labels):
+    import dataclasses
+
+    fr = labels.frames
+    row = int(np.flatnonzero((fr.file_id == "0001.pcd") & (fr.sensor_id == "lidar"))[0])
+    status = fr.status.copy()
+    status[row] = 1  # FrameStatus.UNLABELLED
+    keep = labels.cuboids.frame != row
+    ls = labels.replace(
+        frames=dataclasses.replace(fr, status=status),
+        cuboids=labels.cuboids.take(keep),
+        point_segmentation=labels.point_segmentation.take(labels.point_segmentation.frame != row),
+    )
+    report = nuscenes.write(ls, tmp_path / "out", on_unsupported="drop")
+    assert [(i.action, i.file_id) for i in report.issues if "not labelled yet" in i.reason] == [
+        ("skipped", "0001.pcd")
+    ]
+    t = _tables(tmp_path / "out")
+    assert len(t["sample"]) == 2 and t["sample"][0]["next"] == t["sample"][1]["token"]
+    assert len(t["sample_annotation"]) == int(keep.sum())
