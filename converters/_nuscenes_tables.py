@@ -355,7 +355,7 @@ class _Calibrations:
 
 def _file_name(flavour: Flavour, scene: str, channel: str, ts: int, k: int, ext: str) -> str:
     if flavour.t4:
-        return f"{flavour.data_dir}/{channel}/{k:05d}{ext}"
+        return f"{flavour.data_dir}/{channel}/{k}{ext}"  # T4: data/<channel>/<frame>.<ext>
     return f"{flavour.data_dir}/{channel}/{scene}__{channel}__{ts}{ext}"
 
 
@@ -437,8 +437,13 @@ def _lidar_data(
     tr = parse_transform(lidar_to_ego)
     t_le, q_le = tr if tr is not None else (np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
     ch = flavour.lidar_channel
+    if flavour.t4:
+        # T4: scans are in base_link (the ego frame) and the LiDAR's calibration is base_link's
+        t_le, q_le = np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
+        pts = _points_by_frame(labels, f3, f3.ego_pos, f3.ego_quat, ring=-1.0)
+    else:
+        pts = _points_by_frame(labels, f3, f3.lidar_pos, f3.lidar_quat, ring=0.0)
     cs = cal.get(ch, t_le, q_le, None, None, "")
-    pts = _points_by_frame(labels, f3)
     chains: dict[str, list[Record]] = {}
     for i in range(len(f3.rows)):
         ds = f3.dataset_ids[int(f3.scene[i])]
@@ -467,8 +472,13 @@ def _lidar_data(
     return chains
 
 
-def _points_by_frame(labels: LabelSet, f3: Frames3D) -> dict[int, Array]:
-    """``{output frame: (N, 5) float32}`` x y z intensity ring in the LiDAR frame (ring 0)."""
+def _points_by_frame(
+    labels: LabelSet, f3: Frames3D, position: Array, quat: Array, ring: float
+) -> dict[int, Array]:
+    """``{output frame: (N, 5) float32}`` x y z intensity ring in the frame of the poses given.
+
+    Deepen has no ring index: nuScenes gets 0, T4 its documented -1.
+    """
     pc = labels.pointclouds
     pos = np.full(len(labels.frames), -1, dtype=np.int64)
     pos[f3.rows] = np.arange(len(f3.rows))
@@ -478,9 +488,8 @@ def _points_by_frame(labels: LabelSet, f3: Frames3D) -> dict[int, Array]:
         if i < 0:
             continue
         a, b = pc.offsets[j], pc.offsets[j + 1]
-        xyz = sp.to_sensor(pc.xyz[a:b], f3.lidar_pos[i], f3.lidar_quat[i])
-        data = np.zeros((b - a, 5), dtype=np.float32)
-        data[:, :3] = xyz
+        data = np.full((b - a, 5), ring, dtype=np.float32)
+        data[:, :3] = sp.to_sensor(pc.xyz[a:b], position[i], quat[i])
         data[:, 3] = np.nan_to_num(pc.intensity[a:b], nan=0.0)
         out[i] = data
     return out

@@ -1,7 +1,9 @@
 """TIER IV T4 dataset: the nuScenes tables plus T4's additions, as ``t4-devkit`` loads them.
 
-Written for the T4 format as read by ``t4-devkit`` 0.1.0 (``Tier4("annotation", data_root)``),
-the first published devkit; its schema (``t4_devkit/schema/tables``) is the reference here.
+Written after T4 format ver1.2/1.3 (``tier4/tier4_perception_dataset``
+``docs/t4_format_3d_detailed.md``) with the fields ``t4-devkit`` 0.1.0 reads
+(``Tier4("annotation", data_root)``; its schema, ``t4_devkit/schema/tables``, decides where the
+two disagree).
 
 Output layout (one T4 dataset per Deepen dataset)::
 
@@ -10,30 +12,37 @@ Output layout (one T4 dataset per Deepen dataset)::
         annotation/
           attribute calibrated_sensor category ego_pose instance log map sample
           sample_annotation sample_data scene sensor visibility object_ann surface_ann  (.json)
-        data/LIDAR_CONCAT/00000.pcd.bin     float32 N x 5: x y z intensity ring (LiDAR frame)
-        data/CAMERA_0/00000.png             images copied from the upload
-        mapping.json                        Deepen ids of every token
+        data/LIDAR_CONCAT/0.pcd.bin         float32 N x 5: x y z intensity ring_idx (= -1)
+        data/CAMERA_0/0.png                 images copied from the upload
+        mapping.json                        Deepen ids of every token, lens distortion
       report.json
 
 Tables and fields (beyond :mod:`converters.nuscenes`, whose conventions hold here too)
+    - Scans are in ``base_link`` (the ego frame) and ``LIDAR_CONCAT``'s calibration is the
+      identity, as T4 has it: with ``lidar_to_ego`` the points are moved into the vehicle frame
+      (the reader moves the poses back, so the LiDAR poses survive a round trip).
     - ``calibrated_sensor.camera_distortion``: ``[k1, k2, p1, p2, k3]`` (OpenCV order; T4 has
-      the field nuScenes lacks); ``[]`` for the LiDAR.
+      the field nuScenes lacks); ``[]`` for the LiDAR; other camera models are reported.
     - ``instance.instance_name`` = ``<dataset_id>::<label_id>``.
-    - ``log.data_captured`` (T4's spelling) = ``YYYY-MM-DD-HH-mm-ss`` of the first frame.
+    - ``log.data_captured`` = ``YYYY-MM-DD-HH-mm-ss`` of the first frame: t4-devkit 0.1.0's
+      spelling (the format document writes ``date_captured``, which that devkit rejects).
     - ``sample_data.fileformat`` = ``pcd.bin`` / ``png`` / ``jpg``, ``is_valid`` = true.
-    - ``visibility.level``: T4's names ``none`` / ``partial`` / ``most`` / ``full`` (nuScenes'
-      ``v0-40`` .. ``v80-100``), and ``unavailable`` where no visibility was labelled.
-    - ``category`` has no ``index`` (T4 0.1.0 has no lidarseg; paint labels are reported).
+    - ``visibility.level``: T4's names ``none`` / ``partial`` / ``most`` / ``full``, and
+      ``unavailable`` where no visibility was labelled (the document's empty token cannot be
+      looked up in t4-devkit); tokens ``"1"``..``"4"`` as in nuScenes (1 = least visible).
+    - ``category`` has no ``index``: t4-devkit 0.1.0 rejects unknown keys and reads no
+      lidarseg, so paint labels follow ``on_unsupported``.
     - ``object_ann``: one per 2D box or polygon drawn on a camera image of a LiDAR frame:
       ``sample_data_token`` (that camera's image), ``instance_token`` (the same instance as the
       label id's cuboids, so 2D and 3D of one object are linked; 2D-only tracks get an instance
-      with ``nbr_annotations`` 0), ``bbox`` ``[xmin, ymin, xmax, ymax]`` (pixel-corner), ``mask``
-      COCO RLE ``{size: [h, w], counts}`` (the box, or the polygon with holes);
+      with ``nbr_annotations`` 0), ``bbox`` ``[xmin, ymin, xmax, ymax]`` in the model's
+      pixel-corner floats (the document shows integers; t4-devkit reads either), ``mask`` COCO
+      RLE ``{size: [h, w], counts}`` (the box, or the polygon with its holes);
     - ``surface_ann``: polygons of the categories in ``surface_categories`` (road, sky...): no
       instance, ``mask`` only.
-    - ``vehicle_state`` is not written: Deepen's frames carry no vehicle state (speed,
-      steering), and t4-devkit 0.1.0 does not read one. ``keypoint`` is not written.
-    - ``map``: one placeholder record (no map file; t4-devkit does not open it).
+    - Not written: ``vehicle_state`` (Deepen's frames carry no vehicle state, and t4-devkit
+      0.1.0 reads none), ``keypoint``, ``status.json``, ``input_bag/``, ``map/`` files (the
+      ``map`` table is one placeholder record, which t4-devkit does not open).
 
 Examples
 --------
@@ -47,6 +56,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -60,6 +70,7 @@ from converters import _nuscenes_tables as nt
 from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import planar
+from deepen_export.geometry import spatial as sp
 from deepen_export.model import Boxes, Frames, LabelSet, Polygons
 from deepen_export.report import Report
 
@@ -293,6 +304,14 @@ def _read_one(folder: Path) -> LabelSet:
     side_path = folder / "mapping.json"
     sidecar = json.loads(side_path.read_text(encoding="utf-8")) if side_path.is_file() else {}
     ls, rd = nt.to_labelset(tables, sidecar, folder, lidar_channel=None, fmt=FORMAT)
+    tr = nt.parse_transform(sidecar.get("lidar_to_ego"))
+    if tr is not None:
+        # T4's LiDAR calibration is base_link's: the device (LiDAR) pose is ego * lidar_to_ego
+        n = len(ls.poses)
+        t, q = sp.cuboids_from_sensor(
+            np.tile(tr[0], (n, 1)), np.tile(tr[1], (n, 1)), ls.poses.position, ls.poses.quat
+        )
+        ls = ls.replace(poses=dataclasses.replace(ls.poses, position=t, quat=q))
     return _read_object_ann(ls, rd)
 
 

@@ -191,3 +191,40 @@ def test_fisheye_distortion_is_reported_and_kept_in_the_mapping(tmp_path, labels
         [0.1, 0.01, 0.0, 0.0, 0.001, 0.0001],
     )
     assert set(back.cameras.model[back.cameras.sensor_id == "camera_1"]) == {"fisheye"}
+
+
+def test_lidar_to_ego_puts_t4_scans_in_base_link(tmp_path, labels):
+    q = Rotation.from_euler("z", 0.1)
+    w, x, y, z = np.roll(q.as_quat(), 1)
+    tr = {"translation": [1.2, 0.0, 1.8], "rotation": [w, x, y, z]}
+    out = tmp_path / "t4"
+    t4.write(labels, out, on_unsupported="drop", lidar_to_ego=tr)
+    ann = out / DS / "annotation"
+    cs = json.loads((ann / "calibrated_sensor.json").read_text())
+    sensors = {s["token"]: s["channel"] for s in json.loads((ann / "sensor.json").read_text())}
+    lidar = [c for c in cs if sensors[c["sensor_token"]] == "LIDAR_CONCAT"]
+    assert [(c["translation"], c["rotation"]) for c in lidar] == [
+        ([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0])
+    ]
+    # scan 0 in the vehicle frame: p_ego = R_le p_lidar + t_le, p_lidar from the device pose
+    poses, pc = labels.poses, labels.pointclouds
+    p_lidar = (
+        Rotation.from_quat(poses.quat[0]).inv().apply(pc.xyz[: pc.offsets[1]] - poses.position[0])
+    )
+    p_ego = q.apply(p_lidar) + np.array([1.2, 0.0, 1.8])
+    scan = np.fromfile(out / DS / "data" / "LIDAR_CONCAT" / "0.pcd.bin", dtype="<f4").reshape(-1, 5)
+    assert np.abs(scan[:, :3] - p_ego).max() < 1e-4 and (scan[:, 4] == -1).all()
+    res = run_check("t4_check.py", out / DS)[str(out / DS)]
+    assert res["warnings"] == []
+    cub = labels.cuboids
+    for j in range(len(cub)):
+        tok = _md5(
+            "sample_annotation", DS, str(labels.frames.file_id[cub.frame[j]]), str(cub.label_id[j])
+        )
+        p = int(np.flatnonzero(poses.frame == cub.frame[j])[0])
+        c_lidar = Rotation.from_quat(poses.quat[p]).inv().apply(cub.center[j] - poses.position[p])
+        c_ego = q.apply(c_lidar) + np.array([1.2, 0.0, 1.8])
+        assert np.abs(np.array(res["annotations"][tok]["lidar"]["center"]) - c_ego).max() <= 1e-3
+    back = t4.read(out)
+    assert np.abs(back.poses.position - poses.position).max() < 1e-9
+    assert np.abs(np.abs((back.poses.quat * poses.quat).sum(axis=1)) - 1).max() < 1e-12
