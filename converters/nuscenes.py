@@ -50,8 +50,8 @@ Conventions
 
 Devkit notes
     ``NuScenes()`` colours boxes and lidarseg points by category name and knows only nuScenes
-    names: with kept names pass ``colormap=json.load(open(dest / "colormap.json"))``. The map is
-    a placeholder: render with ``underlay_map=False``.
+    names: with kept names pass ``colormap=json.load(open(dest / "colormap.json"))`` (or map the
+    names with ``category_map``). The map is a 1 x 1 placeholder: map underlays show nothing.
 
 Examples
 --------

@@ -148,6 +148,15 @@ def test_render_sample_data_draws_lidar_and_cameras(devkit, tmp_path_factory):
             assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 10
 
 
+def test_other_devkit_views_and_listings_run(devkit):
+    assert devkit["devkit_calls"] == dict.fromkeys(
+        ["render_sample", "render_annotation", "render_instance", "render_pointcloud_in_image",
+         "list_scenes", "list_sample", "list_categories", "list_attributes",
+         "list_lidarseg_categories"],
+        "ok",
+    )  # fmt: skip
+
+
 def test_lidarseg_reads_back_the_paint_labels(labels, devkit):
     seg, pc = labels.point_segmentation, labels.pointclouds
     fr = labels.frames

@@ -65,7 +65,7 @@ def main() -> None:
             names = [nusc.lidarseg_idx2name_mapping[int(i)] for i in labels]
             result["lidarseg"][lidar] = {"n_points": int(pts.shape[1]), "names": names}
     first = nusc.sample[0]
-    renders = [("lidar", first["data"]["LIDAR_TOP"], {"underlay_map": False})]
+    renders = [("lidar", first["data"]["LIDAR_TOP"], {})]
     renders += [(ch, tok, {}) for ch, tok in sorted(first["data"].items()) if ch != "LIDAR_TOP"]
     if "lidarseg" in nusc.table_names:
         renders.append(
@@ -77,6 +77,41 @@ def main() -> None:
             nusc.render_sample_data(tok, out_path=str(png), verbose=False, **kw)
         plt.close("all")
         result["renders"].append(str(png))
+    # more of the devkit's own views and listings: each must run without an exception
+    anns = first["anns"]
+    more = {
+        "render_sample": lambda: nusc.render_sample(
+            first["token"], out_path=str(out / "render_sample.png"), verbose=False
+        ),
+        "render_annotation": lambda: nusc.render_annotation(
+            anns[0], out_path=str(out / "render_annotation.png")
+        ),
+        "render_instance": lambda: nusc.render_instance(
+            nusc.instance[0]["token"], out_path=str(out / "render_instance.png")
+        ),
+        "render_pointcloud_in_image": lambda: nusc.render_pointcloud_in_image(
+            first["token"],
+            camera_channel=sorted(c for c in first["data"] if c != "LIDAR_TOP")[0],
+            out_path=str(out / "render_pointcloud_in_image.png"),
+            verbose=False,
+            show_lidarseg="lidarseg" in nusc.table_names,
+        ),
+        "list_scenes": nusc.list_scenes,
+        "list_sample": lambda: nusc.list_sample(first["token"]),
+        "list_categories": nusc.list_categories,
+        "list_attributes": nusc.list_attributes,
+    }
+    if "lidarseg" in nusc.table_names:
+        more["list_lidarseg_categories"] = nusc.list_lidarseg_categories
+    result["devkit_calls"] = {}
+    for name, call in more.items():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                call()
+            result["devkit_calls"][name] = "ok"
+        except Exception as exc:  # reported to the test, which names the call
+            result["devkit_calls"][name] = f"{type(exc).__name__}: {exc}"
+        plt.close("all")
     print(json.dumps(result))
 
 
