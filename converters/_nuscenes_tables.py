@@ -254,6 +254,10 @@ def frames_3d(labels: LabelSet, fmt: str, lidar_to_ego: Any, report: Report) -> 
     if np.any(pi < 0):
         raise _missing_pose(labels, rows[pi < 0], fmt)
     poses = labels.poses.take(pi)
+    bad = ~(np.isfinite(poses.position).all(axis=1) & np.isfinite(poses.quat).all(axis=1))
+    if bad.any():
+        ids = ", ".join(str(f) for f in fr.file_id[rows[bad]][:5])
+        raise ConversionError(f"{fmt}: device pose of frame(s) {ids} is not finite", format=fmt)
     seq, _, ds = kitti.sequences(labels, lay)
     names: list[str] = []
     for i, d in enumerate(ds):
@@ -305,10 +309,11 @@ def camera_channels(labels: LabelSet, channels: Mapping[str, str] | None) -> dic
 def _valid_cameras(cams: Cameras, labels: LabelSet, fmt: str, report: Report) -> Array:
     k = np.stack([cams.fx, cams.fy, cams.cx, cams.cy], axis=1) if len(cams) else np.zeros((0, 4))
     ok = np.all(np.isfinite(k), axis=1) & (cams.fx > 0) & (cams.fy > 0)
+    ok &= np.isfinite(cams.position).all(axis=1) & np.isfinite(cams.quat).all(axis=1)
     for i in np.flatnonzero(~ok).tolist():
         report.add(
             "skipped",
-            f"{fmt}: camera {cams.sensor_id[i]} has no valid intrinsics (fx, fy, cx, cy): "
+            f"{fmt}: camera {cams.sensor_id[i]} has no valid intrinsics (fx, fy, cx, cy) or pose: "
             "its image is not written for this frame",
             file_id=str(labels.frames.file_id[cams.frame[i]]),
         )
@@ -717,9 +722,19 @@ def add_annotations(
     seen: set[str] = set()
     size = cub.size[:, [1, 0, 2]] + 0.0
     rot = wxyz(cub.quat)
+    finite = np.isfinite(np.hstack([cub.center, cub.size, cub.quat])).all(axis=1)
     for j in order:
         i = int(pos[cub.frame[j]])
         if i < 0:
+            continue
+        if not finite[j]:
+            report.add(
+                "dropped",
+                f"{fmt}: cuboid with non-finite centre, size or rotation",
+                file_id=str(fr.file_id[cub.frame[j]]),
+                label_id=str(cub.label_id[j]),
+                kind="cuboids",
+            )
             continue
         ds, f = str(fr.dataset_id[cub.frame[j]]), str(fr.file_id[cub.frame[j]])
         lid = str(cub.label_id[j])

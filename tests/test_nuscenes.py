@@ -499,3 +499,19 @@ def test_frames_not_labelled_yet_are_left_out_and_reported(tmp_path, labels):
     t = _tables(tmp_path / "out")
     assert len(t["sample"]) == 2 and t["sample"][0]["next"] == t["sample"][1]["token"]
     assert len(t["sample_annotation"]) == int(keep.sum())
+
+
+def test_non_finite_cuboids_and_poses_are_reported_or_refused(tmp_path, labels):
+    import dataclasses
+
+    center = labels.cuboids.center.copy()
+    center[0, 0] = np.nan  # car:1 in 0000.pcd
+    ls = labels.replace(cuboids=dataclasses.replace(labels.cuboids, center=center))
+    report = nuscenes.write(ls, tmp_path / "a", on_unsupported="drop")
+    bad = [(i.file_id, i.label_id) for i in report.issues if "non-finite" in i.reason]
+    assert bad == [("0000.pcd", "car:1")] and report.written["sample_annotation"] == 7
+    position = labels.poses.position.copy()
+    position[1, 2] = np.inf
+    ls = labels.replace(poses=dataclasses.replace(labels.poses, position=position))
+    with pytest.raises(ConversionError, match=r"device pose of frame\(s\) 0001.pcd is not finite"):
+        nuscenes.write(ls, tmp_path / "b", on_unsupported="drop")
