@@ -47,6 +47,9 @@ class Format:
         One line for ``deepen-export formats``.
     readable : bool
         Whether ``read`` exists.
+    needs : frozenset of str
+        Calibration tables the input must have besides labels (``{"poses"}``: the device poses
+        of a 3D sequence, for nuScenes and T4); a label set without them cannot be written.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Format:
     kinds: frozenset[str]
     description: str
     readable: bool = True
+    needs: frozenset[str] = frozenset()
 
 
 def _f(
@@ -63,8 +67,11 @@ def _f(
     *,
     module: str | None = None,
     readable: bool = True,
+    needs: frozenset[str] = frozenset(),
 ) -> Format:
-    return Format(name, module or f"converters.{name}", frozenset(kinds), description, readable)
+    return Format(
+        name, module or f"converters.{name}", frozenset(kinds), description, readable, needs
+    )
 
 
 FORMATS: dict[str, Format] = {
@@ -119,6 +126,18 @@ FORMATS: dict[str, Format] = {
             "lidarseg",
             {"point_segmentation"},
             "nuScenes-style lidarseg .bin (uint8) + category table",
+        ),
+        _f(
+            "nuscenes",
+            {"cuboids", "point_segmentation"},
+            "nuScenes v1.0 tables + scans, images, lidarseg (nuscenes-devkit)",
+            needs=frozenset({"poses"}),
+        ),
+        _f(
+            "t4",
+            {"cuboids", "boxes", "polygons"},
+            "TIER IV T4 dataset: nuScenes tables + object_ann/surface_ann (t4-devkit)",
+            needs=frozenset({"poses"}),
         ),
         _f("tusimple", {"polylines"}, "TuSimple lane JSON lines (h_samples)"),
         _f("culane", {"polylines"}, "CULane .lines.txt per image"),

@@ -327,7 +327,7 @@ def run_demo(
         labels = sample.load()
         kinds = set(labels.kinds_present())
         for fmt in converters.FORMATS.values():
-            if not fmt.kinds & kinds:
+            if not fmt.kinds & kinds or not all(len(getattr(labels, t)) for t in fmt.needs):
                 continue
             out = dest / sample.name / fmt.name
             try:
