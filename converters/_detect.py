@@ -95,6 +95,8 @@ _FOLDER_RULES: list[tuple[str, Callable[[Path], bool]]] = [
     ("lidarseg", lambda p: (p / "lidarseg").is_dir() and (p / "category.json").is_file()),
     ("culane", lambda p: any(p.rglob("*.lines.txt"))),
     ("parquet", lambda p: any(p.rglob("*.parquet"))),
+    ("nuscenes", lambda p: any((d / "sample_annotation.json").is_file() for d in p.glob("v1.0-*"))),
+    ("t4", lambda p: any(p.glob("*/annotation/sample_annotation.json"))),
 ]
 
 
