@@ -1105,11 +1105,29 @@ class LabelSet:
             changes[name] = dataclasses.replace(kept, frame=_ro(new_index[kept.frame]))
         return self.replace(**changes)
 
-    def equals(self, other: object) -> bool:
-        """True when frames, categories and every table hold the same values."""
+    def equals(self, other: object, *, check_issues: bool = True) -> bool:
+        """True when frames, categories, every table and (unless told not to) issues agree.
+
+        Parameters
+        ----------
+        other : object
+            Another :class:`LabelSet`.
+        check_issues : bool
+            Compare :attr:`issues` too (the default, so two parsers that report different
+            problems for the same input are not equal); ``False`` compares the labels only, as
+            for a round trip through a format that does not carry the input's issues.
+
+        Examples
+        --------
+        >>> a = LabelSet(issues=(Issue("dropped", "unknown label_type"),))
+        >>> a.equals(LabelSet()), a.equals(LabelSet(), check_issues=False)
+        (False, True)
+        """
         if not isinstance(other, LabelSet):
             return False
         if self.categories != other.categories or not self.frames.equals(other.frames):
+            return False
+        if check_issues and self.issues != other.issues:
             return False
         return all(
             getattr(self, k).equals(getattr(other, k))

@@ -1,7 +1,8 @@
 """Comparing a freshly written output with its golden copy under sample_data/golden/.
 
 ``DEEPEN_UPDATE_GOLDEN=1`` replaces the golden files with the fresh output instead (READMEs
-stay); check the diff by hand before committing, as each golden README says.
+stay) and then *skips* the test: an update compared nothing, so it must not count as a pass.
+Check the diff by hand before committing, as each golden README says.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 
 def assert_same_tree(out: Path, golden: Path) -> None:
@@ -20,6 +23,7 @@ def assert_same_tree(out: Path, golden: Path) -> None:
             elif p.is_dir() and not any(p.iterdir()):
                 p.rmdir()
         shutil.copytree(out, golden, dirs_exist_ok=True)
+        pytest.skip(f"DEEPEN_UPDATE_GOLDEN=1: rewrote {golden.name}; review the diff, then rerun")
     want = sorted(
         p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
     )
