@@ -63,7 +63,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,25 +74,18 @@ import shapely
 
 from deepen_export.errors import ConversionError, ParseError
 from deepen_export.model import (
+    KIND_OF_LABEL_TYPE,
+    KIND_SPECS,
     LABEL_KINDS,
-    Boxes,
     Cameras,
-    Cuboids,
     Frames,
     FrameStatus,
     LabelSet,
     LabelTable,
     Masks2D,
     PointClouds,
-    Points,
-    Points3D,
     PointSegmentation,
-    Polygons,
-    Polygons3D,
-    Polylines,
-    Polylines3D,
     Poses,
-    Scenes,
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py checks
@@ -123,22 +116,9 @@ TABLES: tuple[str, ...] = (
 """Names of the tables :func:`to_arrow` produces."""
 
 LABEL_TYPE_OF_KIND: dict[str, str] = {
-    "boxes": "box",
-    "polygons": "polygon",
-    "polylines": "lane",
-    "points": "point",
-    "cuboids": "3d_bbox",
-    "polylines3d": "3d_polyline",
-    "polygons3d": "3d_polygon",
-    "points3d": "3d_point",
-    "scenes": "scene",
+    k: spec.label_types[0] for k, spec in KIND_SPECS.items() if spec.label_types
 }
 """Deepen ``label_type`` of each model kind (polylines keep their own: ``lane`` or ``polyline``)."""
-
-KIND_OF_LABEL_TYPE: dict[str, str] = {v: k for k, v in LABEL_TYPE_OF_KIND.items()} | {
-    "polyline": "polylines"
-}
-"""Model kind of each Deepen ``label_type``."""
 
 CONVENTIONS = {
     "image": "pixel-corner coordinates, origin top-left, x right, y down",
@@ -180,20 +160,28 @@ def _enc(encoding: str, **more: Any) -> dict[bytes, bytes]:
     return {b"encoding": json.dumps({"encoding": encoding, **more}).encode()}
 
 
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": _I64,
+    "int32": pa.int32(),
+    "timestamp[ms]": _TS,
+    "dictionary": pa.dictionary(pa.int32(), pa.string()),
+}
+_COMMON_COLUMNS = {name: c for name, c in LabelTable.COLUMNS.items() if c.arrow}
+"""Model column -> declaration of the common label columns the ``labels`` table holds."""
+_COMMON_FIELDS = [
+    pa.field(c.arrow, _ARROW_TYPES[c.arrow_kind], metadata=_enc(c.note) if c.note else None)
+    for c in _COMMON_COLUMNS.values()
+    if c.arrow
+]
+
+
 _LABEL_FIELDS = [
     pa.field("dataset_id", pa.string()),
     pa.field("label_type", pa.string(), metadata=_enc("Deepen label_type")),
     pa.field("kind", pa.string(), metadata=_enc("deepen_export.model table name")),
     *_KEY_FIELDS[1:],
-    pa.field("label_id", pa.string()),
-    pa.field("track_id", pa.int64(), metadata=_enc("number after ':' in label_id")),
-    pa.field("category", pa.dictionary(pa.int32(), pa.string())),
-    pa.field("stage", pa.string()),
-    pa.field("label_set", pa.string()),
-    pa.field("labeller", pa.string()),
-    pa.field("create_time", _TS),
-    pa.field("update_time", _TS),
-    pa.field("version", pa.int64()),
+    *_COMMON_FIELDS,
     pa.field(
         "attributes",
         pa.map_(pa.string(), pa.string()),
@@ -645,15 +633,7 @@ def _label_table(
         "file_id": _str(fr.file_id[rows]),
         "sensor_id": _str(fr.sensor_id[rows]),
         "frame_index": _int(fr.index[rows]),
-        "label_id": _str(t.label_id),
-        "track_id": _int(t.track),
-        "category": _dictionary(t.category, labels.categories),
-        "stage": _str(t.stage),
-        "label_set": _str(t.label_set),
-        "labeller": _str(t.labeller),
-        "create_time": _time(t.create_time),
-        "update_time": _time(t.update_time),
-        "version": _int(t.version),
+        **_common_to_arrow(t, labels.categories),
         "attributes": _attributes_map(t, encodings),
     }
     geom2d = geom3d = None
@@ -700,6 +680,40 @@ def _label_table(
     schema = label_schema(attribute_types)
     arrays = [cols[f.name] if f.name in cols else _nulls(n, f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _common_to_arrow(t: LabelTable, categories: Sequence[str]) -> dict[str, pa.Array]:
+    """The common columns of ``t`` as Arrow arrays, by Arrow name, from their declarations."""
+    out: dict[str, pa.Array] = {}
+    for name, c in _COMMON_COLUMNS.items():
+        values = getattr(t, name)
+        kind = c.arrow_kind
+        if kind == "dictionary":
+            out[str(c.arrow)] = _dictionary(values, categories)
+        elif kind == "timestamp[ms]":
+            out[str(c.arrow)] = _time(values)
+        elif kind == "string":
+            out[str(c.arrow)] = _str(values)
+        else:
+            out[str(c.arrow)] = _int(values, _ARROW_TYPES[kind])
+    return out
+
+
+def _common_from_arrow(t: pa.Table, cat_index: Mapping[str, int]) -> dict[str, Array]:
+    """The common columns of a ``labels`` table slice back as model columns (nulls -> missing)."""
+    out: dict[str, Array] = {}
+    for name, c in _COMMON_COLUMNS.items():
+        arr = t.column(str(c.arrow))
+        kind = c.arrow_kind
+        if kind == "dictionary":
+            out[name] = np.asarray([cat_index[v] for v in _obj(arr)], dtype=c.dtype)
+        elif kind == "string":
+            out[name] = _obj(arr)
+        else:
+            if kind == "timestamp[ms]":
+                arr = arr.cast(pa.int64())
+            out[name] = _np(arr, fill=c.missing)
+    return out
 
 
 def _keys(labels: LabelSet, rows: Array) -> dict[str, pa.Array]:
@@ -1105,18 +1119,6 @@ _GEOM_BUILD = {
     "points3d": ("xyz", 2, ("outer", "offsets")),
 }
 
-_KIND_TYPES: dict[str, type[LabelTable]] = {
-    "boxes": Boxes,
-    "polygons": Polygons,
-    "polylines": Polylines,
-    "points": Points,
-    "cuboids": Cuboids,
-    "polylines3d": Polylines3D,
-    "polygons3d": Polygons3D,
-    "points3d": Points3D,
-    "scenes": Scenes,
-}
-
 
 def _labels_back(
     table: pa.Table, frame_keys: pa.Array, categories: list[str], meta: Mapping[str, Any]
@@ -1130,22 +1132,13 @@ def _labels_back(
         if not mask.any():
             keys = meta.get("attribute_keys", {}).get(kind)
             if keys:  # an empty table that had attribute columns
-                empty = _KIND_TYPES[kind].empty()
+                empty = KIND_SPECS[kind].label_table.empty()
                 out[kind] = empty.with_attributes({k: np.empty(0, dtype=object) for k in keys})
             continue
         t = table.filter(pa.array(mask))
-        cats = _obj(t.column("category"))
         cols: dict[str, Any] = {
+            **_common_from_arrow(t, cat_index),
             "frame": _frame_rows(t, frame_keys, "labels"),
-            "category": np.asarray([cat_index[c] for c in cats], dtype=np.int32),
-            "label_id": _obj(t.column("label_id")),
-            "track": _np(t.column("track_id"), fill=-1),
-            "stage": _obj(t.column("stage")),
-            "label_set": _obj(t.column("label_set")),
-            "labeller": _obj(t.column("labeller")),
-            "create_time": _np(t.column("create_time").cast(pa.int64()), fill=-1),
-            "update_time": _np(t.column("update_time").cast(pa.int64()), fill=-1),
-            "version": _np(t.column("version"), fill=-1),
             "attributes": _attributes_back(t, encodings, meta.get("attribute_keys", {}).get(kind)),
         }
         if kind == "boxes":
@@ -1163,7 +1156,7 @@ def _labels_back(
                 cols[outer] = off_outer
         if kind == "polylines":
             cols["label_type"] = _obj(t.column("label_type"))
-        out[kind] = _KIND_TYPES[kind].from_columns(**cols)
+        out[kind] = KIND_SPECS[kind].label_table.from_columns(**cols)
     return out
 
 

@@ -64,13 +64,16 @@ import numpy as np
 import orjson
 
 from deepen_export.errors import ParseError
+from deepen_export.geometry import spatial
 from deepen_export.model import (
+    KIND_OF_LABEL_TYPE,
     Boxes,
     Cameras,
     Cuboids,
     Frames,
     FrameStatus,
     LabelSet,
+    LabelTable,
     Masks2D,
     PointClouds,
     Points,
@@ -84,6 +87,11 @@ from deepen_export.model import (
     Scenes,
 )
 from deepen_export.report import Issue
+
+DEEPEN_FIELDS: dict[str, str] = {
+    name: c.deepen for name, c in LabelTable.COLUMNS.items() if c.deepen is not None
+}
+"""Common label columns read from a Deepen label field of the same value (``Col.deepen``)."""
 
 __all__ = [
     "FramesData",
@@ -100,18 +108,8 @@ __all__ = [
     "yaw_to_quat",
 ]
 
-LABEL_TYPES = (
-    "box",
-    "polygon",
-    "lane",
-    "polyline",
-    "point",
-    "scene",
-    "3d_bbox",
-    "3d_polyline",
-    "3d_polygon",
-    "3d_point",
-)
+LABEL_TYPES: tuple[str, ...] = tuple(KIND_OF_LABEL_TYPE)
+"""Deepen ``label_type`` values the parser takes (from :data:`deepen_export.model.KIND_SPECS`)."""
 
 _DONE = {"done", "finished", "completed", "complete", "labelled", "labeled", "accepted"}
 _NOT_DONE = {"waiting", "ready", "in_progress", "not_started", "pending", "todo", "unlabelled"}
@@ -136,16 +134,15 @@ _DIGITS = re.compile(r"(\d+)")
 def yaw_to_quat(yaw: Any) -> np.ndarray:
     """Quaternions ``(n, 4)`` as (x, y, z, w) for rotations by ``yaw`` radians about +z.
 
+    The one formula is :func:`deepen_export.geometry.yaw_to_quat`; this keeps the ``(n, 4)``
+    shape for scalars too.
+
     Examples
     --------
     >>> yaw_to_quat([0.0]).tolist()
     [[0.0, 0.0, 0.0, 1.0]]
     """
-    y = np.asarray(yaw, dtype=np.float64).reshape(-1)
-    q = np.zeros((len(y), 4))
-    q[:, 2] = np.sin(y / 2)
-    q[:, 3] = np.cos(y / 2)
-    return q
+    return spatial.yaw_to_quat(np.asarray(yaw, dtype=np.float64).reshape(-1))
 
 
 def load_json(source: Any, *, path: str | None = None) -> Any:
@@ -390,15 +387,16 @@ def _common(labs: list[Mapping[str, Any]], frames: list[int], cats: list[int]) -
     return {
         "frame": frames,
         "category": cats,
-        "label_id": [_s(lab.get("label_id")) for lab in labs],
-        "stage": [_s(lab.get("stage_id")) for lab in labs],
-        "label_set": [_s(lab.get("label_set_id")) for lab in labs],
-        "labeller": [_s(lab.get("labeller_email")) for lab in labs],
-        "create_time": [_int(lab.get("create_time_millis")) for lab in labs],
-        "update_time": [_int(lab.get("update_time_millis")) for lab in labs],
-        "version": [_int(lab.get("version")) for lab in labs],
+        **{
+            name: [(_s if _is_str(name) else _int)(lab.get(key)) for lab in labs]
+            for name, key in DEEPEN_FIELDS.items()
+        },
         "attributes": attrs,
     }
+
+
+def _is_str(column: str) -> bool:
+    return LabelTable.COLUMNS[column].dtype == "O"
 
 
 def _int(v: Any) -> int:
@@ -439,20 +437,6 @@ class _Raw:
         self.frames.setdefault(kind, []).append(frame)
 
 
-_KIND_OF = {
-    "box": "boxes",
-    "polygon": "polygons",
-    "lane": "polylines",
-    "polyline": "polylines",
-    "point": "points",
-    "scene": "scenes",
-    "3d_bbox": "cuboids",
-    "3d_polyline": "polylines3d",
-    "3d_polygon": "polygons3d",
-    "3d_point": "points3d",
-}
-
-
 def _collect(labels: Iterable[Any], ctx: _Ctx) -> _Raw:
     raw = _Raw()
     for lab in labels:
@@ -463,7 +447,7 @@ def _collect(labels: Iterable[Any], ctx: _Ctx) -> _Raw:
         if not lab.get("file_id"):
             ctx.issue("label has no file_id", lab)
             continue
-        if lt not in _KIND_OF:
+        if lt not in KIND_OF_LABEL_TYPE:
             ctx.issue(f"unknown label_type {lt!r}" if lt else "label has no label_type", lab)
             continue
         if not _s(lab.get("label_category_id")):
@@ -477,7 +461,7 @@ def _collect(labels: Iterable[Any], ctx: _Ctx) -> _Raw:
             continue
         if lt == "box" and geom is not None and geom[1]:
             ctx.issue("negative box width or height: corners reordered", lab, action="repaired")
-        raw.add(_KIND_OF[lt], lab, geom, ctx.frame(lab))
+        raw.add(KIND_OF_LABEL_TYPE[lt], lab, geom, ctx.frame(lab))
     return raw
 
 
