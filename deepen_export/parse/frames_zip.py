@@ -1,0 +1,312 @@
+"""The uploaded 3D frames (``json_data.zip``: one JSON per frame) -> poses, cameras, points."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import orjson
+
+from deepen_export.errors import ParseError
+from deepen_export.model import (
+    Cameras,
+    Frames,
+    FrameStatus,
+    LabelSet,
+    PointClouds,
+    Poses,
+)
+from deepen_export.parse._assemble import _offsets, natural_key
+from deepen_export.report import Issue
+
+
+@dataclass
+class FramesData:
+    """What the uploaded 3D frames hold: per-frame device pose, cameras and points."""
+
+    names: list[str]
+    poses: list[dict[str, Any]]
+    cameras: list[list[dict[str, Any]]]
+    points: list[np.ndarray]
+    intensity: list[np.ndarray]
+    image_sizes: dict[str, tuple[int, int]]
+    issues: list[Issue]
+
+
+def _safe_member(name: str) -> bool:
+    p = PurePosixPath(name.replace("\\", "/"))
+    return not (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in p.parts)
+
+
+def _xyz(d: Any, keys: Sequence[str] = ("x", "y", "z")) -> list[float]:
+    if isinstance(d, Mapping):
+        return [float(d[k]) for k in keys]
+    return [float(v) for v in d][: len(keys)]
+
+
+def _points_array(pts: Any) -> tuple[np.ndarray, np.ndarray]:
+    if not pts:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.float32)
+    if isinstance(pts[0], Mapping):
+        xyz = np.array([(p["x"], p["y"], p["z"]) for p in pts], dtype=np.float64)
+        inten = np.array([p.get("i", np.nan) for p in pts], dtype=np.float32)
+    else:
+        a = np.array(pts, dtype=np.float64)
+        xyz = a[:, :3]
+        inten = (
+            a[:, 3].astype(np.float32) if a.shape[1] > 3 else np.full(len(a), np.nan, np.float32)
+        )
+    return xyz, inten
+
+
+def parse_frames_zip(source: str | os.PathLike[str] | bytes, *, points: bool = True) -> FramesData:
+    """Read the uploaded 3D dataset zip: one JSON per frame at the root, sorted by name.
+
+    Entries whose names are absolute or contain ``..`` are never read or extracted; each is
+    listed in ``issues``. Frame order is the natural order of the JSON names (``2.json`` before
+    ``10.json``), which equals Deepen's ascending order for zero-padded names.
+
+    Parameters
+    ----------
+    source : path or bytes
+        The zip (``json_data.zip`` or the dataset zip downloaded by ``pull --media``).
+    points : bool
+        Read the point clouds too (set False when only calibration is needed).
+
+    Returns
+    -------
+    FramesData
+
+    Examples
+    --------
+    >>> import io, json, zipfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as z:
+    ...     z.writestr("0.json", json.dumps({"points": [{"x": 1, "y": 2, "z": 3}], "images": [],
+    ...         "device_position": {"x": 0, "y": 0, "z": 0}, "device_heading": {"x": 0, "y": 0, "z": 0, "w": 1}}))
+    >>> parse_frames_zip(buf.getvalue()).names
+    ['0.json']
+    """
+    path = None if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    try:
+        zf = zipfile.ZipFile(
+            io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        )
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ParseError(f"not a readable zip: {exc}", path=path) from exc
+    issues: list[Issue] = []
+    with zf:
+        members = {}
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            if not _safe_member(info.filename):
+                issues.append(
+                    Issue(
+                        "skipped",
+                        f"zip entry {info.filename!r} points outside the archive folder: not read",
+                        file_id=info.filename,
+                    )
+                )
+                continue
+            members[info.filename] = info
+        jsons = [n for n in members if n.lower().endswith(".json") and "/" not in n.strip("/")]
+        if not jsons:
+            tops = {n.split("/")[0] for n in members if n.lower().endswith(".json")}
+            if len(tops) == 1:
+                top = tops.pop()
+                jsons = [
+                    n
+                    for n in members
+                    if n.lower().endswith(".json") and n.count("/") == 1 and n.startswith(top + "/")
+                ]
+        jsons.sort(key=lambda n: natural_key(PurePosixPath(n).name))
+        data = FramesData([], [], [], [], [], {}, issues)
+        for name in jsons:
+            try:
+                frame = orjson.loads(zf.read(members[name]))
+            except orjson.JSONDecodeError as exc:
+                raise ParseError(f"frame {name} is not valid JSON: {exc}", path=path) from exc
+            if not isinstance(frame, Mapping):
+                issues.append(Issue("skipped", "frame JSON is not an object", file_id=name))
+                continue
+            try:
+                pose = {
+                    "position": _xyz(frame.get("device_position") or {"x": 0, "y": 0, "z": 0}),
+                    "quat": _xyz(
+                        frame.get("device_heading") or {"x": 0, "y": 0, "z": 0, "w": 1},
+                        ("x", "y", "z", "w"),
+                    ),
+                    "timestamp": float(frame.get("timestamp", math.nan) or math.nan),
+                }
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ParseError(
+                    f"frame {name} has a bad device_position/device_heading: {exc}", path=path
+                ) from exc
+            cams = []
+            for k, im in enumerate(frame.get("images") or []):
+                try:
+                    dist = [
+                        float(im.get(c, 0.0) or 0.0) for c in ("k1", "k2", "p1", "p2", "k3", "k4")
+                    ]
+                    cams.append(
+                        {
+                            "sensor_id": f"camera_{k}",
+                            "fx": float(im["fx"]),
+                            "fy": float(im["fy"]),
+                            "cx": float(im["cx"]),
+                            "cy": float(im["cy"]),
+                            "model": str(im.get("camera_model") or "pinhole"),
+                            "distortion": dist,
+                            "position": _xyz(im["position"]),
+                            "quat": _xyz(im["heading"], ("x", "y", "z", "w")),
+                            "image_path": str(im.get("image_url") or ""),
+                            "timestamp": float(im.get("timestamp", math.nan) or math.nan),
+                        }
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ParseError(
+                        f"frame {name}, image {k}: missing or bad field {exc}", path=path
+                    ) from exc
+            xyz, inten = (
+                _points_array(frame.get("points") or [])
+                if points
+                else (np.zeros((0, 3)), np.zeros(0, np.float32))
+            )
+            data.names.append(name)
+            data.poses.append(pose)
+            data.cameras.append(cams)
+            data.points.append(xyz)
+            data.intensity.append(inten)
+        wanted = {c["image_path"] for cams in data.cameras for c in cams}
+        for name, info in members.items():
+            if name in wanted or name.lower().endswith((".png", ".jpg", ".jpeg")):
+                size = _image_size(zf, info)
+                if size:
+                    data.image_sizes[name] = size
+    return data
+
+
+def _image_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with zf.open(info) as fh, Image.open(fh) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (UnidentifiedImageError, OSError, zipfile.BadZipFile):
+        return None
+
+
+def _frame_stem(file_id: str) -> str:
+    return PurePosixPath(file_id).stem
+
+
+def _attach_frames_data(labels: LabelSet, data: FramesData, dataset_id: str) -> LabelSet:
+    """Add poses, cameras, points and image sizes from the uploaded frames to a LabelSet."""
+    fr = labels.frames
+    by_stem: dict[str, int] = {}
+    keys = fr.keys()
+    for i, (d, f, s) in enumerate(keys):
+        if d == dataset_id and s in ("lidar", ""):
+            by_stem.setdefault(_frame_stem(f), i)
+    # one LiDAR frame per JSON; create missing frame rows (frames without labels)
+    new_rows: list[tuple[str, str, str, int]] = []
+    lidar_rows: list[int] = []
+    for k, name in enumerate(data.names):
+        stem = _frame_stem(name)
+        if stem in by_stem:
+            lidar_rows.append(by_stem[stem])
+        else:
+            lidar_rows.append(len(fr) + len(new_rows))
+            new_rows.append((dataset_id, f"{stem}.pcd", "lidar", k))
+    file_ids = list(fr.file_id) + [r[1] for r in new_rows]
+    sensors = list(fr.sensor_id) + [r[2] for r in new_rows]
+    datasets = list(fr.dataset_id) + [r[0] for r in new_rows]
+    index = fr.index.copy().tolist() + [r[3] for r in new_rows]
+    width = fr.width.tolist() + [-1] * len(new_rows)
+    height = fr.height.tolist() + [-1] * len(new_rows)
+    status = fr.status.tolist() + [int(FrameStatus.UNKNOWN)] * len(new_rows)
+    stem_to_k = {_frame_stem(n): k for k, n in enumerate(data.names)}
+    for i in range(len(file_ids)):
+        if datasets[i] == dataset_id and _frame_stem(file_ids[i]) in stem_to_k:
+            index[i] = stem_to_k[_frame_stem(file_ids[i])]
+    cam_rows: dict[str, list[Any]] = {k: [] for k in Cameras.COLUMNS}
+    for k, cams in enumerate(data.cameras):
+        for cam in cams:
+            size = data.image_sizes.get(cam["image_path"].lstrip("/"), (-1, -1))
+            cam_rows["frame"].append(lidar_rows[k])
+            for key in (
+                "sensor_id",
+                "fx",
+                "fy",
+                "cx",
+                "cy",
+                "model",
+                "distortion",
+                "position",
+                "quat",
+                "image_path",
+                "timestamp",
+            ):
+                cam_rows[key].append(cam[key])
+            cam_rows["width"].append(size[0])
+            cam_rows["height"].append(size[1])
+            # camera views of this frame take the image size
+            fid = file_ids[lidar_rows[k]]
+            for i in range(len(file_ids)):
+                if (
+                    datasets[i] == dataset_id
+                    and file_ids[i] == fid
+                    and sensors[i] == cam["sensor_id"]
+                ):
+                    width[i], height[i] = size
+    frames = Frames.from_columns(
+        file_id=file_ids,
+        sensor_id=sensors,
+        dataset_id=datasets,
+        index=index,
+        width=width,
+        height=height,
+        status=status,
+    )
+    poses = Poses.from_columns(
+        frame=lidar_rows,
+        position=np.array([p["position"] for p in data.poses], dtype=np.float64).reshape(-1, 3),
+        quat=np.array([p["quat"] for p in data.poses], dtype=np.float64).reshape(-1, 4),
+        timestamp=[p["timestamp"] for p in data.poses],
+    )
+    cameras = (
+        Cameras.from_columns(
+            **{
+                k: (
+                    np.asarray(v, dtype=np.float64).reshape(-1, *Cameras.COLUMNS[k].shape)
+                    if Cameras.COLUMNS[k].shape
+                    else v
+                )
+                for k, v in cam_rows.items()
+            }
+        )
+        if cam_rows["frame"]
+        else Cameras.empty()
+    )
+    pcs = PointClouds.from_columns(
+        frame=lidar_rows,
+        offsets=_offsets(len(p) for p in data.points),
+        xyz=np.concatenate(data.points) if data.points else np.zeros((0, 3)),
+        intensity=np.concatenate(data.intensity) if data.intensity else np.zeros(0, np.float32),
+    )
+    return labels.replace(
+        frames=frames,
+        poses=poses,
+        cameras=cameras,
+        pointclouds=pcs if len(pcs.xyz) else PointClouds.empty(),
+        issues=(*labels.issues, *data.issues),
+    )
