@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,3 +218,35 @@ def _lidar_frame_rows(labels: LabelSet, dataset_id: str) -> list[int]:
     ]
     rows.sort(key=lambda i: (int(fr.index[i]), natural_key(str(fr.file_id[i]))))
     return rows
+
+
+def build_labelset(
+    tables: Mapping[str, Any],
+    ctx: _Ctx,
+    categories: Sequence[str],
+    files: Sequence[Mapping[str, Any]] | None,
+    path: str | None,
+) -> LabelSet:
+    """The one back end of both parse paths: final frames, frame rows remapped, the LabelSet.
+
+    ``tables`` hold provisional frame numbers (``ctx.frame``); here they become rows of the
+    frames table, which also gets the listed files without labels and the sequence order.
+    """
+    frames, remap = _frames_table(ctx, files)
+    final = {k: _reframe(t, remap) for k, t in tables.items()}
+    return LabelSet(
+        frames=frames,
+        categories=tuple(categories),
+        issues=tuple(ctx.issues),
+        meta={"source": path} if path else {},
+        **final,
+    )
+
+
+def _reframe(t: Any, remap: np.ndarray) -> Any:
+    return dataclasses.replace(t, frame=_ro(remap[t.frame]))
+
+
+def is_str_column(column: str) -> bool:
+    """Whether common label column ``column`` holds strings (else int64, -1 unknown)."""
+    return LabelTable.COLUMNS[column].dtype == "O"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,20 +11,27 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deepen_export.geometry import spatial
 from deepen_export.model import (
+    KIND_OF_LABEL_TYPE,
     Boxes,
     Cuboids,
     LabelSet,
     Polygons,
     Polylines,
     Scenes,
+    Table,
     _ranges,
 )
-from deepen_export.parse._assemble import _Ctx, _frames_table, _order_categories, _ro
-from deepen_export.parse._general import _assemble, _collect
+from deepen_export.parse._assemble import (
+    DEEPEN_FIELDS,
+    _Ctx,
+    _order_categories,
+    build_labelset,
+    is_str_column,
+)
+from deepen_export.parse._general import parse_general
 from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file
-
-_FAST_TYPES = {"box", "polygon", "lane", "3d_bbox", "scene"}
 
 
 def try_parse_file(
@@ -92,8 +98,7 @@ def _general(data: bytes, chunk: Chunk, dataset_id: str, path: str | None) -> La
         labels.append(lab)
     ctx = _Ctx(dataset_id=dataset_id)
     ctx.listed_files = [(dataset_id, k) for k in chunk.listed]
-    raw = _collect(labels, ctx)
-    return _assemble(raw, ctx, categories=(), files=None, meta={"source": path} if path else {})
+    return parse_general(labels, ctx, path=path)
 
 
 def _col(table: pa.Table, name: str) -> pa.ChunkedArray | None:
@@ -257,16 +262,50 @@ def from_arrow_labels(
 ) -> LabelSet:
     """Arrow table of Deepen labels (one row per label) -> LabelSet; raises when unsupported."""
     n = table.num_rows
+    file_id = _file_ids(table, keys, n)
+    lt, cats_raw = _types_and_categories(table, n)
+    ctx = _Ctx(dataset_id=dataset_id)
+    ctx.listed_files = [(dataset_id, k) for k in listed]
+    prov = _frame_keys(table, file_id, n, ctx)
+    cats = _order_categories(set(cats_raw.tolist()), list(dict.fromkeys(categories)))
+    cat_index = {c: i for i, c in enumerate(cats)}
+    codes = np.array([cat_index[c] for c in cats_raw.tolist()], dtype=np.int32).reshape(-1)
+    common = _common_columns(table, n, prov, codes)
+    attrs = _attributes(_col(table, "attributes"))
+    tables: dict[str, Table] = {}
+    for label_type, build in _KIND_PARSERS.items():
+        idx = np.flatnonzero(lt == label_type)
+        if len(idx):
+            cols: dict[str, Any] = {k: v[idx] for k, v in common.items()}
+            cols["attributes"] = {k: v[idx] for k, (v, on) in attrs.items() if on[idx].any()}
+            tables[KIND_OF_LABEL_TYPE[label_type]] = build(table, idx, cols)
+    return build_labelset(tables, ctx, cats, files, path)
+
+
+# -- the columns every label has ----------------------------------------------------------
+
+
+def _file_ids(table: pa.Table, keys: Sequence[str] | None, n: int) -> np.ndarray:
+    """``file_id`` of every label (a dict-shaped response gives it by key)."""
     file_id = _col(table, "file_id")
     if keys is not None:
         key_arr = pa.array(keys, pa.string())
         file_id = (
             pc.coalesce(file_id.combine_chunks().cast(pa.string()), key_arr)
             if file_id is not None
-            else key_arr
+            else pa.chunked_array([key_arr])
         )
     if n and (file_id is None or file_id.null_count):
         raise _Unsupported("labels without file_id")
+    if isinstance(file_id, pa.Array):
+        file_id = pa.chunked_array([file_id])
+    fid = _unique_strings(file_id, n)
+    if n and np.any(fid == ""):
+        raise _Unsupported("empty file_id")
+    return fid
+
+
+def _types_and_categories(table: pa.Table, n: int) -> tuple[np.ndarray, np.ndarray]:
     lt_col = _col(table, "label_type")
     cat_col = _col(table, "label_category_id")
     if n and (lt_col is None or cat_col is None or lt_col.null_count or cat_col.null_count):
@@ -278,190 +317,166 @@ def from_arrow_labels(
     cats_raw = _strings(cat_col, n)
     if n and np.any(cats_raw == ""):
         raise _Unsupported("empty category")
-    ds_col = _col(table, "dataset_id")
-    ds = _strings(ds_col, n)
-    if dataset_id:
-        ds[ds == ""] = dataset_id
+    return lt, cats_raw
+
+
+def _frame_keys(table: pa.Table, fid: np.ndarray, n: int, ctx: _Ctx) -> np.ndarray:
+    """Provisional frame number of every label, registering the frame keys in ``ctx``."""
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    ds = _strings(_col(table, "dataset_id"), n)
+    if ctx.dataset_id:
+        ds[ds == ""] = ctx.dataset_id
     sensor = _strings(_col(table, "sensor_id"), n)
-    fid = _unique_strings(
-        file_id
-        if isinstance(file_id, pa.ChunkedArray) or file_id is None
-        else pa.chunked_array([file_id]),
-        n,
+    joined = pc.binary_join_element_wise(
+        pa.array(ds, pa.string()),
+        pa.array(fid, pa.string()),
+        pa.array(sensor, pa.string()),
+        "\x1f",
     )
-    if n and np.any(fid == ""):
-        raise _Unsupported("empty file_id")
+    enc = pc.dictionary_encode(joined)
+    ctx.frame_keys = {tuple(k.split("\x1f")): i for i, k in enumerate(enc.dictionary.to_pylist())}
+    return enc.indices.to_numpy().astype(np.int64)
 
-    ctx = _Ctx(dataset_id=dataset_id)
-    if n:
-        joined = pc.binary_join_element_wise(
-            pa.array(ds, pa.string()),
-            pa.array(fid, pa.string()),
-            pa.array(sensor, pa.string()),
-            "\x1f",
-        )
-        enc = pc.dictionary_encode(joined)
-        prov = enc.indices.to_numpy().astype(np.int64)
-        ctx.frame_keys = {
-            tuple(k.split("\x1f")): i for i, k in enumerate(enc.dictionary.to_pylist())
-        }
-    else:
-        prov = np.zeros(0, dtype=np.int64)
-    ctx.listed_files = [(dataset_id, k) for k in listed]
-    used = set(cats_raw.tolist())
-    cats = _order_categories(used, list(dict.fromkeys(categories)))
-    cat_index = {c: i for i, c in enumerate(cats)}
-    cat_codes = (
-        np.array([cat_index[c] for c in cats_raw.tolist()], dtype=np.int32)
-        if n
-        else np.zeros(0, np.int32)
-    )
-    frames, remap = _frames_table(ctx, files)
-    frame_rows = remap[prov] if n else prov
 
-    label_id_col = _col(table, "label_id")
-    if label_id_col is not None and n:
-        lid = pc.fill_null(label_id_col.cast(pa.string()), "")
+def _common_columns(
+    table: pa.Table, n: int, frame: np.ndarray, category: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The common label columns, read from their declared Deepen fields (``Col.deepen``)."""
+    label_id = _col(table, "label_id")
+    if label_id is not None and n:
+        lid = pc.fill_null(label_id.cast(pa.string()), "")
         m = pc.extract_regex(lid, r":\s*(?P<n>-?\d+)\s*$")
         track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
     else:
         track = np.full(n, -1, dtype=np.int64)
-    common_all = {
-        "frame": frame_rows,
-        "category": cat_codes,
-        "track": track,
-        "label_id": _unique_strings(label_id_col, n),
-        "stage": _strings(_col(table, "stage_id"), n),
-        "label_set": _strings(_col(table, "label_set_id"), n),
-        "labeller": _strings(_col(table, "labeller_email"), n),
-        "create_time": _ints(_col(table, "create_time_millis"), n),
-        "update_time": _ints(_col(table, "update_time_millis"), n),
-        "version": _ints(_col(table, "version"), n),
-    }
-    attrs_tbl = _col(table, "attributes")
+    cols = {"frame": frame, "category": category, "track": track}
+    for name, key in DEEPEN_FIELDS.items():
+        arr = _col(table, key)
+        if name == "label_id":  # one value per label: a dictionary would not pay
+            cols[name] = _unique_strings(arr, n)
+        else:
+            cols[name] = _strings(arr, n) if is_str_column(name) else _ints(arr, n)
+    return cols
 
-    all_attrs = _attributes(attrs_tbl) if attrs_tbl is not None else {}
 
-    def subset(mask: np.ndarray, *geometry: str) -> tuple[dict[str, Any], pa.Table]:
-        idx = np.flatnonzero(mask)
-        take = pa.array(idx)
-        names = [c for c in geometry if c in table.column_names]
-        sub = pa.table({c: table.column(c).take(take) for c in names})
-        cols = {k: v[idx] for k, v in common_all.items()}
-        cols["attributes"] = {k: v[idx] for k, (v, on) in all_attrs.items() if on[idx].any()}
-        return cols, sub
+# -- one function per kind ----------------------------------------------------------------
 
-    tables: dict[str, Any] = {}
-    m = lt == "box"
-    if m.any():
-        cols, sub = subset(m, "box")
-        box = sub.column("box").combine_chunks() if "box" in sub.column_names else None
-        if box is None or box.null_count or not pa.types.is_list(box.type):
-            raise _Unsupported("boxes without 'box'")
-        if not (
-            pa.types.is_integer(box.type.value_type) or pa.types.is_floating(box.type.value_type)
-        ):
-            raise _Unsupported("box values are not numbers")
-        if np.any(np.diff(_list_offsets(box)) != 4):
-            raise _Unsupported("box is not [x, y, w, h]")
-        xywh = box.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
-        if not np.isfinite(xywh).all() or np.any(xywh[:, 2:] < 0):
-            raise _Unsupported("non-finite or negative box")
-        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        tables["boxes"] = Boxes.from_columns(**cols, xyxy=xyxy)
-    m = lt == "polygon"
-    if m.any():
-        cols, _ = subset(m)
-        if "polygons" not in table.column_names:
-            raise _Unsupported("polygon without 'polygons'")
-        off, roff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
-        roff, coords = _open_rings(roff, coords)
-        tables["polygons"] = Polygons.from_columns(
-            **cols, offsets=off, ring_offsets=roff, coords=coords
-        )
-    m = lt == "lane"
-    if m.any():
-        cols, _ = subset(m)
-        if "polygons" not in table.column_names:
-            raise _Unsupported("lane without 'polygons'")
-        off, poff, coords = _ragged_polygons(table.column("polygons"), np.flatnonzero(m))
-        lane_type = np.empty(int(m.sum()), dtype=object)
-        lane_type[:] = "lane"
-        tables["polylines"] = Polylines.from_columns(
-            **cols, label_type=lane_type, offsets=off, part_offsets=poff, coords=coords
-        )
-    m = lt == "3d_bbox"
-    if m.any():
-        cols, sub = subset(m, "three_d_bbox")
-        if "three_d_bbox" not in sub.column_names:
-            raise _Unsupported("3d_bbox without three_d_bbox")
-        b = sub.column("three_d_bbox").combine_chunks()
-        if b.null_count:
-            raise _Unsupported("missing three_d_bbox")
-        names = {f.name for f in b.type}
 
-        def field(name: str) -> np.ndarray:
-            if name not in names:
-                raise _Unsupported(f"three_d_bbox.{name} missing")
-            c = b.field(name)
-            if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)):
-                raise _Unsupported(f"three_d_bbox.{name} is not a number")
-            if c.null_count:
-                raise _Unsupported(f"three_d_bbox.{name} null")
-            return c.to_numpy(zero_copy_only=False).astype(np.float64)
+def _box_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
+    if "box" not in table.column_names:
+        raise _Unsupported("boxes without 'box'")
+    box = table.column("box").take(pa.array(idx)).combine_chunks()
+    if box.null_count or not pa.types.is_list(box.type):
+        raise _Unsupported("boxes without 'box'")
+    if not _numeric(box.type.value_type):
+        raise _Unsupported("box values are not numbers")
+    if np.any(np.diff(_list_offsets(box)) != 4):
+        raise _Unsupported("box is not [x, y, w, h]")
+    xywh = box.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+    if not np.isfinite(xywh).all() or np.any(xywh[:, 2:] < 0):
+        raise _Unsupported("non-finite or negative box")
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    return Boxes.from_columns(**cols, xyxy=xyxy)
 
-        center = np.stack([field("cx"), field("cy"), field("cz")], axis=1)
-        size = np.stack([field("l"), field("w"), field("h")], axis=1)
-        k = len(center)
-        quat = np.full((k, 4), np.nan)
-        if "quaternion" in names:
-            qa = b.field("quaternion")
-            valid = qa.is_valid().to_numpy(zero_copy_only=False)
-            for j, comp in enumerate("xyzw"):
-                c = qa.field(comp)
-                if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)):
-                    raise _Unsupported("quaternion component is not a number")
-                if (valid & ~c.is_valid().to_numpy(zero_copy_only=False)).any():
-                    raise _Unsupported("quaternion without all of x, y, z, w")
-                vals = (
-                    pc.fill_null(c.cast(pa.float64()), np.nan)
-                    .to_numpy(zero_copy_only=False)
-                    .astype(np.float64)
-                )
-                quat[:, j] = np.where(valid, vals, np.nan)
-        missing = np.isnan(quat).any(axis=1)
-        if missing.any():
-            if "rot_z" not in names:
-                raise _Unsupported("no rotation")
-            rz_type = b.field("rot_z").type
-            if not (pa.types.is_integer(rz_type) or pa.types.is_floating(rz_type)):
-                raise _Unsupported("rot_z is not a number")
-            rz = (
-                pc.fill_null(b.field("rot_z").cast(pa.float64()), np.nan)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.float64)
-            )
-            if np.isnan(rz[missing]).any():
-                raise _Unsupported("no rotation")
-            quat[missing, 2] = np.sin(rz[missing] / 2)
-            quat[missing, 3] = np.cos(rz[missing] / 2)
-            quat[missing, :2] = 0.0
-        if not (np.isfinite(center).all() and np.isfinite(size).all() and np.isfinite(quat).all()):
-            raise _Unsupported("non-finite cuboid")
-        if np.any(np.abs(np.linalg.norm(quat, axis=1) - 1.0) > 1e-6):
-            raise _Unsupported("quaternion not normalised")
-        tables["cuboids"] = Cuboids.from_columns(
-            **cols, center=center, size=size, quat=quat, frame_of_reference="world"
-        )
-    m = lt == "scene"
-    if m.any():
-        cols, _ = subset(m)
-        tables["scenes"] = Scenes.from_columns(**cols)
-    for kind, t in list(tables.items()):
-        tables[kind] = dataclasses.replace(t, frame=_ro(np.asarray(t.frame, dtype=np.int64).copy()))
-    return LabelSet(
-        frames=frames,
-        categories=tuple(cats),
-        meta={"source": path} if path else {},
-        **tables,
+
+def _polygon_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
+    if "polygons" not in table.column_names:
+        raise _Unsupported("polygon without 'polygons'")
+    off, roff, coords = _ragged_polygons(table.column("polygons"), idx)
+    roff, coords = _open_rings(roff, coords)
+    return Polygons.from_columns(**cols, offsets=off, ring_offsets=roff, coords=coords)
+
+
+def _lane_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
+    if "polygons" not in table.column_names:
+        raise _Unsupported("lane without 'polygons'")
+    off, poff, coords = _ragged_polygons(table.column("polygons"), idx)
+    lane_type = np.empty(len(idx), dtype=object)
+    lane_type[:] = "lane"
+    return Polylines.from_columns(
+        **cols, label_type=lane_type, offsets=off, part_offsets=poff, coords=coords
     )
+
+
+def _scene_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
+    return Scenes.from_columns(**cols)
+
+
+def _cuboid_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
+    if "three_d_bbox" not in table.column_names:
+        raise _Unsupported("3d_bbox without three_d_bbox")
+    b = table.column("three_d_bbox").take(pa.array(idx)).combine_chunks()
+    if b.null_count:
+        raise _Unsupported("missing three_d_bbox")
+    center = np.stack([_number_field(b, k) for k in ("cx", "cy", "cz")], axis=1)
+    size = np.stack([_number_field(b, k) for k in ("l", "w", "h")], axis=1)
+    quat = _quaternions(b, len(center))
+    missing = np.isnan(quat).any(axis=1)
+    if missing.any():
+        rz = _rot_z(b)
+        if np.isnan(rz[missing]).any():
+            raise _Unsupported("no rotation")
+        quat[missing] = spatial.yaw_to_quat(rz[missing])
+    if not (np.isfinite(center).all() and np.isfinite(size).all() and np.isfinite(quat).all()):
+        raise _Unsupported("non-finite cuboid")
+    if np.any(np.abs(np.linalg.norm(quat, axis=1) - 1.0) > 1e-6):
+        raise _Unsupported("quaternion not normalised")
+    return Cuboids.from_columns(
+        **cols, center=center, size=size, quat=quat, frame_of_reference="world"
+    )
+
+
+_KIND_PARSERS: dict[str, Callable[[pa.Table, np.ndarray, dict[str, Any]], Table]] = {
+    "box": _box_table,
+    "polygon": _polygon_table,
+    "lane": _lane_table,
+    "3d_bbox": _cuboid_table,
+    "scene": _scene_table,
+}
+"""Deepen ``label_type`` -> its table builder; any other type goes the general way."""
+_FAST_TYPES = frozenset(_KIND_PARSERS)
+
+
+def _numeric(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(type_) or pa.types.is_floating(type_))
+
+
+def _floats(c: pa.Array) -> np.ndarray:
+    return pc.fill_null(c.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False).astype(float)
+
+
+def _number_field(b: pa.StructArray, name: str) -> np.ndarray:
+    if b.type.get_field_index(name) < 0:
+        raise _Unsupported(f"three_d_bbox.{name} missing")
+    c = b.field(name)
+    if not _numeric(c.type):
+        raise _Unsupported(f"three_d_bbox.{name} is not a number")
+    if c.null_count:
+        raise _Unsupported(f"three_d_bbox.{name} null")
+    return c.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _quaternions(b: pa.StructArray, k: int) -> np.ndarray:
+    """``(k, 4)`` quaternions where ``three_d_bbox.quaternion`` is given, NaN elsewhere."""
+    quat = np.full((k, 4), np.nan)
+    if b.type.get_field_index("quaternion") < 0:
+        return quat
+    qa = b.field("quaternion")
+    valid = qa.is_valid().to_numpy(zero_copy_only=False)
+    for j, comp in enumerate("xyzw"):
+        c = qa.field(comp)
+        if not _numeric(c.type):
+            raise _Unsupported("quaternion component is not a number")
+        if (valid & ~c.is_valid().to_numpy(zero_copy_only=False)).any():
+            raise _Unsupported("quaternion without all of x, y, z, w")
+        quat[:, j] = np.where(valid, _floats(c), np.nan)
+    return quat
+
+
+def _rot_z(b: pa.StructArray) -> np.ndarray:
+    if b.type.get_field_index("rot_z") < 0:
+        raise _Unsupported("no rotation")
+    if not _numeric(b.field("rot_z").type):
+        raise _Unsupported("rot_z is not a number")
+    return _floats(b.field("rot_z"))

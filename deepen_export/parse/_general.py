@@ -17,7 +17,6 @@ from deepen_export.model import (
     Boxes,
     Cuboids,
     LabelSet,
-    LabelTable,
     Points,
     Points3D,
     Polygons,
@@ -29,12 +28,13 @@ from deepen_export.model import (
 from deepen_export.parse._assemble import (
     DEEPEN_FIELDS,
     _Ctx,
-    _frames_table,
     _int,
     _offsets,
     _order_categories,
     _ro,
     _s,
+    build_labelset,
+    is_str_column,
 )
 
 
@@ -181,15 +181,11 @@ def _common(labs: list[Mapping[str, Any]], frames: list[int], cats: list[int]) -
         "frame": frames,
         "category": cats,
         **{
-            name: [(_s if _is_str(name) else _int)(lab.get(key)) for lab in labs]
+            name: [(_s if is_str_column(name) else _int)(lab.get(key)) for lab in labs]
             for name, key in DEEPEN_FIELDS.items()
         },
         "attributes": attrs,
     }
-
-
-def _is_str(column: str) -> bool:
-    return LabelTable.COLUMNS[column].dtype == "O"
 
 
 def _ragged2(
@@ -323,7 +319,7 @@ def _assemble(
     *,
     categories: Sequence[str],
     files: Sequence[Mapping[str, Any]] | None,
-    meta: Mapping[str, Any],
+    path: str | None,
 ) -> LabelSet:
     used = {_s(lab.get("label_category_id")) for labs in raw.labels.values() for lab in labs}
     cats = _order_categories(used, list(dict.fromkeys(categories)))
@@ -332,9 +328,16 @@ def _assemble(
     if "cuboids" in raw.labels:
         labs = raw.labels["cuboids"]
         _normalize_quats(tables, lambda i: labs[i], ctx)
-    frames, remap = _frames_table(ctx, files)
-    for kind, t in list(tables.items()):
-        tables[kind] = dataclasses.replace(t, frame=_ro(remap[t.frame]))
-    return LabelSet(
-        frames=frames, categories=tuple(cats), issues=tuple(ctx.issues), meta=dict(meta), **tables
-    )
+    return build_labelset(tables, ctx, cats, files, path)
+
+
+def parse_general(
+    labels: Iterable[Any],
+    ctx: _Ctx,
+    *,
+    categories: Sequence[str] = (),
+    files: Sequence[Mapping[str, Any]] | None = None,
+    path: str | None = None,
+) -> LabelSet:
+    """Label objects -> LabelSet, one label at a time; every bad label becomes an issue."""
+    return _assemble(_collect(labels, ctx), ctx, categories=categories, files=files, path=path)

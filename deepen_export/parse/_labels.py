@@ -11,7 +11,7 @@ from deepen_export.model import (
 )
 from deepen_export.parse._assemble import _Ctx
 from deepen_export.parse._columnar import try_parse_file
-from deepen_export.parse._general import _assemble, _collect
+from deepen_export.parse._general import parse_general
 from deepen_export.parse._shapes import _iter_response, load_json
 
 
@@ -78,7 +78,6 @@ def parse_labels(
             path = os.fspath(obj)
         obj = load_json(obj, path=path)
     ctx = _Ctx(dataset_id=dataset_id)
-    raw = _collect(_iter_response(obj, ctx, path), ctx)
-    return _assemble(
-        raw, ctx, categories=categories, files=files, meta={"source": path} if path else {}
+    return parse_general(
+        _iter_response(obj, ctx, path), ctx, categories=categories, files=files, path=path
     )
