@@ -18,6 +18,7 @@ from deepen_export.parse._shapes import load_json
 from deepen_export.parse.frames_zip import _attach_frames_data, parse_frames_zip
 from deepen_export.parse.paint import _add_paint
 from deepen_export.parse.painting2d import parse_painting2d
+from deepen_export.snapshot import Snapshot, check_manifest
 
 
 def _with_image_sizes(
@@ -64,10 +65,10 @@ def parse_snapshot(
 ) -> LabelSet:
     """Read a snapshot folder written by ``deepen-export pull`` (or laid out the same way).
 
-    Layout: ``manifest.json``, ``dataset.json``, ``files.json``, ``labels.json``, optional
-    ``profile.json`` (category order), ``paint/3d_point.dpn`` + ``.json`` (or
-    ``paint/3d_instance_point.*``), ``painting2d/`` and ``media/dataset.zip`` (frames and images).
-    A folder of snapshot folders (``pull_many``) is read as one label set.
+    Layout (:mod:`deepen_export.snapshot`): ``manifest.json``, ``dataset.json``, ``files.json``,
+    ``labels.json``, optional ``profile.json`` (category order), ``paint/3d_point.dpn`` +
+    ``.json`` (or ``paint/3d_instance_point.*``), ``painting2d/`` and ``media/dataset.zip``
+    (frames and images). A folder of snapshot folders (``pull_many``) is read as one label set.
 
     Examples
     --------
@@ -77,64 +78,31 @@ def parse_snapshot(
     >>> parse_snapshot(d).frames.file_id.tolist()
     ['a.png']
     """
-    folder = Path(folder)
-    if not (folder / "labels.json").is_file():
-        subs = (
-            sorted(p for p in folder.iterdir() if (p / "labels.json").is_file())
-            if folder.is_dir()
-            else []
-        )
+    snap = Snapshot(Path(folder))
+    if not snap.is_snapshot():
+        subs = snap.children()
         if subs:
             return LabelSet.concat(
-                [parse_snapshot(p, frames=frames, images=images, points=points) for p in subs]
+                [parse_snapshot(c.root, frames=frames, images=images, points=points) for c in subs]
             )
         raise ParseError(
             "not a snapshot: no labels.json (run `deepen-export pull` first)", path=str(folder)
         )
-    manifest = _read_json_if(folder / "manifest.json") or {}
-    _check_manifest(folder, manifest)
-    dataset = _read_json_if(folder / "dataset.json") or {}
-    files_doc = _read_json_if(folder / "files.json")
-    profile = _read_json_if(folder / "profile.json")
+    manifest = _read_json_if(snap.manifest) or {}
+    check_manifest(snap.root, manifest)
+    dataset = _read_json_if(snap.dataset) or {}
     dataset_id = _s(manifest.get("dataset_id") or dataset.get("dataset_id"))
-    files = files_doc.get("files") if isinstance(files_doc, Mapping) else files_doc
-    labels = parse_labels(
-        folder / "labels.json",
-        dataset_id=dataset_id,
-        categories=categories_from_profile(profile),
-        files=files if isinstance(files, list) else None,
-    )
-    zip_path = (
-        Path(frames)
-        if frames
-        else next(iter(sorted((folder / "media").glob("*.zip"))), None)
-        if (folder / "media").is_dir()
-        else None
-    )
-    if images is None and (folder / "images").is_dir():
-        images = folder / "images"
     labels = _finish(
-        labels,
+        _snapshot_labels(snap, dataset_id),
         dataset=dataset,
         dataset_id=dataset_id,
-        zip_path=zip_path,
-        images=images,
+        zip_path=Path(frames) if frames else snap.media_zip,
+        images=images if images is not None else snap.images,
         points=points,
     )
-    paint_dir = folder / "paint"
-    semantic, instance = paint_dir / "3d_point.dpn", paint_dir / "3d_instance_point.dpn"
-    if semantic.is_file() or instance.is_file():
-        labels = _add_paint(
-            labels,
-            semantic if semantic.is_file() else None,
-            instance if instance.is_file() else None,
-            dataset,
-            dataset_id,
-        )
-    if (folder / "painting2d").is_dir():
-        labels = parse_painting2d(folder / "painting2d", labels, dataset_id=dataset_id)
+    labels = _snapshot_painting(labels, snap, dataset, dataset_id)
     meta = {
-        "source": str(folder),
+        "source": str(snap.root),
         "dataset_id": dataset_id,
         "dataset_type": dataset.get("dataset_type") or manifest.get("dataset_type"),
         "label_set": manifest.get("label_set"),
@@ -144,25 +112,32 @@ def parse_snapshot(
     return labels.replace(meta={k: v for k, v in meta.items() if v is not None})
 
 
-def _check_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
-    """Every file the manifest lists is there with its recorded size (a cheap completeness check)."""
-    listed = manifest.get("files") if isinstance(manifest, Mapping) else None
-    if not isinstance(listed, Mapping):
-        return
-    for rel, info in listed.items():
-        p = folder / rel
-        if not p.is_file():
-            raise ParseError(
-                f"snapshot is incomplete: {rel} is listed in manifest.json but missing; pull again",
-                path=str(folder),
-            )
-        size = info.get("bytes") if isinstance(info, Mapping) else None
-        if isinstance(size, int) and p.stat().st_size != size:
-            raise ParseError(
-                f"snapshot file {rel} has {p.stat().st_size} bytes, manifest.json says {size}; "
-                "it was changed or cut short: pull again",
-                path=str(folder),
-            )
+def _snapshot_labels(snap: Snapshot, dataset_id: str) -> LabelSet:
+    files_doc = _read_json_if(snap.files)
+    files = files_doc.get("files") if isinstance(files_doc, Mapping) else files_doc
+    return parse_labels(
+        snap.labels,
+        dataset_id=dataset_id,
+        categories=categories_from_profile(_read_json_if(snap.profile)),
+        files=files if isinstance(files, list) else None,
+    )
+
+
+def _snapshot_painting(
+    labels: LabelSet, snap: Snapshot, dataset: Mapping[str, Any], dataset_id: str
+) -> LabelSet:
+    semantic, instance = snap.paint_semantic, snap.paint_instance
+    if semantic.is_file() or instance.is_file():
+        labels = _add_paint(
+            labels,
+            semantic if semantic.is_file() else None,
+            instance if instance.is_file() else None,
+            dataset,
+            dataset_id,
+        )
+    if snap.painting2d is not None:
+        labels = parse_painting2d(snap.painting2d, labels, dataset_id=dataset_id)
+    return labels
 
 
 def _finish(

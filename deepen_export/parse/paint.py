@@ -18,6 +18,7 @@ from deepen_export.model import (
 )
 from deepen_export.parse._assemble import _lidar_frame_rows, _offsets
 from deepen_export.parse._shapes import load_json
+from deepen_export.snapshot import paint_metadata
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def _paint_to_table(
 
 
 def _read_paint(body: Path, dataset: Mapping[str, Any], instance: bool | None) -> PaintLabels:
-    meta_path = body.with_suffix(".json")
+    meta_path = paint_metadata(body)
     meta = load_json(meta_path) if meta_path.is_file() else {}
     return parse_paint_labels(
         body.read_bytes(),
