@@ -256,26 +256,10 @@ def prepare_polygons(
     """Polygons on ``frames``: even-odd rings, repaired, oriented, clipped; empty ones dropped."""
     p = labels.polygons
     on = _on_images(labels, "polygons", frames)
-    geoms = geo.polygons_to_shapely(p.offsets, p.ring_offsets, p.coords)
-    bad_rings = geo.degenerate_rings(p.offsets, p.ring_offsets, p.coords) > 0
-    record(
-        report,
-        labels,
-        "polygons",
-        on & bad_rings,
-        "repaired",
-        "ring(s) with fewer than 3 vertices or non-finite coordinates left out",
-    )
-    geoms, repaired = geo.repair_polygons(geoms)
-    record(
-        report,
-        labels,
-        "polygons",
-        on & repaired,
-        "repaired",
-        "invalid polygon (self-intersection or overlapping parts) repaired with make_valid",
-    )
-    geoms = geo.orient_polygons(geoms)
+    # the one parts/holes rule (Parquet and previews use it too)
+    geoms, bad_rings, repaired = geo.polygon_geometries(p.offsets, p.ring_offsets, p.coords)
+    record(report, labels, "polygons", on & bad_rings, "repaired", geo.RING_LEFT_OUT)
+    record(report, labels, "polygons", on & repaired, "repaired", geo.POLYGON_REPAIRED)
     if clip:
         w = labels.frames.width[p.frame].astype(np.float64)
         h = labels.frames.height[p.frame].astype(np.float64)

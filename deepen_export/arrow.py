@@ -73,6 +73,7 @@ import pyarrow.compute as pc
 import shapely
 
 from deepen_export.errors import ConversionError, ParseError
+from deepen_export.geometry.planar import POLYGON_REPAIRED, RING_LEFT_OUT, polygon_geometries
 from deepen_export.model import (
     KIND_OF_LABEL_TYPE,
     KIND_SPECS,
@@ -80,6 +81,7 @@ from deepen_export.model import (
     Cameras,
     Frames,
     FrameStatus,
+    Issue,
     LabelSet,
     LabelTable,
     Masks2D,
@@ -96,6 +98,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py chec
     "TABLES",
     "attribute_keys",
     "from_arrow",
+    "geometry_issues",
     "label_schema",
     "table_metadata",
     "to_arrow",
@@ -354,17 +357,6 @@ def _dictionary(codes: Array, names: Iterable[str]) -> pa.Array:
 # geometry (derived, for GeoParquet readers)
 
 
-def _close_rings(coords: Array, ring_offsets: Array, keep: Array) -> tuple[Array, Array]:
-    counts = np.diff(ring_offsets)
-    closed = np.where(keep, counts + 1, 0)
-    ring_of = np.repeat(np.arange(len(counts)), closed)
-    new_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(closed, out=new_offsets[1:])
-    pos = np.arange(int(new_offsets[-1])) - new_offsets[:-1][ring_of]
-    src = ring_offsets[:-1][ring_of] + pos % np.maximum(counts[ring_of], 1)
-    return coords[src], new_offsets
-
-
 def _finite_per(coords: Array, offsets: Array) -> Array:
     bad = ~np.isfinite(coords).all(axis=1)
     owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -372,73 +364,52 @@ def _finite_per(coords: Array, offsets: Array) -> Array:
 
 
 def _even_odd(coords: Array, ring_offsets: Array, offsets: Array) -> Array:
-    """Shapely (Multi)Polygons per label by the model's even-odd rule; None if degenerate."""
-    n = len(offsets) - 1
-    out = np.full(n, None, dtype=object)
-    counts = np.diff(ring_offsets)
-    nrings = np.diff(offsets)
-    ring_label = np.repeat(np.arange(n), nrings)
-    ok_ring = (counts >= 3) & _finite_per(coords, ring_offsets)
-    ok = (nrings > 0) & (np.bincount(ring_label[~ok_ring], minlength=n) == 0)
-    if not ok.any():
-        return out
-    keep_ring = ok[ring_label]
-    closed, closed_off = _close_rings(coords, ring_offsets, keep_ring)
-    single = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON,
-        closed,
-        (closed_off, np.arange(len(counts) + 1, dtype=np.int64)),
-    )
-    depth = np.zeros(len(counts), dtype=np.int64)
-    parent = np.arange(len(counts), dtype=np.int64)
-    multi = keep_ring & (nrings[ring_label] > 1)
-    if multi.any():
-        i = np.flatnonzero(multi)
-        k = nrings[ring_label[i]]
-        first = offsets[ring_label[i]]
-        a = np.repeat(i, k)
-        b = np.repeat(first, k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
-        a, b = a[a != b], b[a != b]
-        inside = shapely.covers(single[a], single[b])  # ring b lies inside ring a
-        a, b = a[inside], b[inside]
-        depth += np.bincount(b, minlength=len(counts))
-        if len(a):  # the innermost container (largest depth) of each covered ring
-            order = np.lexsort((depth[a], b))
-            last = np.r_[b[order][1:] != b[order][:-1], True]
-            hole_b = b[order][last]
-            odd = depth[hole_b] % 2 == 1
-            parent[hole_b[odd]] = a[order][last][odd]
-    is_hole = depth % 2 == 1
-    # duplicate rings cover each other: no outer ring to hang a hole on, no valid geometry
-    broken = keep_ring & (is_hole & is_hole[parent] | (parent == np.arange(len(counts))) & is_hole)
-    ok &= np.bincount(ring_label[broken], minlength=n) == 0
-    outer = keep_ring & ~is_hole
-    ok &= np.bincount(ring_label[outer], minlength=n) > 0
-    if not ok.any():
-        return out
-    ring_idx = np.flatnonzero(ok[ring_label])
-    r = ring_idx[np.lexsort((ring_idx, is_hole[ring_idx], parent[ring_idx], ring_label[ring_idx]))]
-    new_counts = counts[r] + 1
-    ring_off = np.zeros(len(r) + 1, dtype=np.int64)
-    np.cumsum(new_counts, out=ring_off[1:])
-    starts = closed_off[:-1][r]
-    src = np.repeat(starts - ring_off[:-1], new_counts) + np.arange(int(ring_off[-1]))
-    part_start = np.flatnonzero(~is_hole[r])
-    poly_off = np.r_[part_start, len(r)].astype(np.int64)
-    labels_kept = np.flatnonzero(ok)
-    parts_per_label = np.bincount(ring_label[r][part_start], minlength=n)[labels_kept]
-    multi_off = np.zeros(len(labels_kept) + 1, dtype=np.int64)
-    np.cumsum(parts_per_label, out=multi_off[1:])
-    geoms = shapely.from_ragged_array(
-        shapely.GeometryType.MULTIPOLYGON, closed[src], (ring_off, poly_off, multi_off)
-    )
-    one = shapely.get_num_geometries(geoms) == 1
-    geoms[one] = shapely.get_geometry(geoms[one], 0)
-    bad = ~shapely.is_valid(geoms)  # self-intersecting rings: the even-odd fill, made valid
-    if bad.any():
-        fixed = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-        geoms[bad] = np.where(shapely.is_empty(fixed), None, fixed)
-    out[labels_kept] = shapely.orient_polygons(geoms, exterior_cw=False)
+    """(Multi)Polygons per label by the one parts/holes rule; None where no area is left.
+
+    The rule is :func:`deepen_export.geometry.polygon_geometries`, the same the 2D writers use;
+    :func:`geometry_issues` reports the labels it changes.
+    """
+    geoms, _, _ = polygon_geometries(offsets, ring_offsets, coords)
+    out = np.full(len(geoms), None, dtype=object)
+    keep = ~shapely.is_empty(geoms) if len(geoms) else np.zeros(0, dtype=bool)
+    g = geoms[keep]
+    one = shapely.get_num_geometries(g) == 1
+    g[one] = shapely.get_geometry(g[one], 0)
+    out[keep] = g
+    return out
+
+
+NO_AREA_LEFT = (
+    "polygon has no area left (degenerate rings): geometry, bbox, n_parts and n_holes are null"
+)
+
+
+def geometry_issues(labels: LabelSet) -> list[Issue]:
+    """Report entries for the polygons whose ``geometry`` differs from the rings as sent.
+
+    Under the one parts/holes rule (:func:`deepen_export.geometry.polygon_geometries`): labels
+    that lost a ring, labels that were repaired, and labels with no area left (their row stays,
+    with null geometry). The 2D writers report the same labels with the same reasons.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, Polygons
+    >>> sq = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("road",),
+    ...     polygons=Polygons.from_columns(frame=[0], category=[0], label_id=["road:1"],
+    ...         offsets=[0, 2], ring_offsets=[0, 4, 6], coords=sq + [[1, 1], [2, 2]]))
+    >>> [(i.action, i.label_id) for i in geometry_issues(ls)]
+    [('repaired', 'road:1')]
+    """
+    out: list[Issue] = []
+    for kind in ("polygons", "polygons3d"):
+        t: Any = labels.table(kind)
+        if not len(t):
+            continue
+        geoms, left_out, repaired = polygon_geometries(t.offsets, t.ring_offsets, t.coords)
+        out += labels.row_issues(kind, left_out, "repaired", RING_LEFT_OUT)
+        out += labels.row_issues(kind, repaired, "repaired", POLYGON_REPAIRED)
+        out += labels.row_issues(kind, shapely.is_empty(geoms), "changed", NO_AREA_LEFT)
     return out
 
 

@@ -66,6 +66,7 @@ import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
 import numpy as np
@@ -1107,6 +1108,33 @@ class LabelSet:
     def without(self, *kinds: str) -> LabelSet:
         """A copy with the given kinds emptied."""
         return self.replace(**{k: _TABLE_TYPES[k].empty() for k in kinds})
+
+    def row_issues(
+        self, kind: str, rows: npt.ArrayLike, action: Action, reason: str
+    ) -> list[Issue]:
+        """One :class:`Issue` per label at ``rows`` (indices or mask) of table ``kind``.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("x",),
+        ...               scenes=Scenes.from_columns(frame=[0], category=[0], label_id=["x:1"]))
+        >>> ls.row_issues("scenes", [True], "dropped", "no scenes here")[0].label_id
+        'x:1'
+        """
+        table = self.table(kind)
+        idx = np.asarray(rows)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        if len(idx) == 0:
+            return []
+        n = len(idx)
+        file_ids = [str(f) for f in self.frames.file_id[table.frame[idx]].tolist()]  # type: ignore[attr-defined]
+        label_ids = getattr(table, "label_id", None)
+        lids = [None] * n if label_ids is None else [str(x) for x in label_ids[idx].tolist()]
+        # one map() over the columns instead of a constructor call per label in Python
+        return list(
+            map(Issue, repeat(action, n), repeat(reason, n), file_ids, lids, repeat(kind, n))
+        )
 
     def category_code(self, name: str) -> int:
         """Code of category ``name`` (LabelError if absent)."""

@@ -54,8 +54,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from PIL import Image, ImageDraw, ImageFont
 
+from deepen_export import geometry as geo
 from deepen_export._progress import progress
 from deepen_export.geometry.spatial import (
     CUBOID_EDGES,
@@ -146,37 +148,18 @@ def _blend(canvas: Array, mask: Array, color: Array, alpha: float = _FILL_ALPHA)
     canvas[mask] = (canvas[mask] * (1 - alpha) + color * alpha).round().astype(np.uint8)
 
 
-def _even_odd_mask(coords: Array, ring_offsets: Array, shape: tuple[int, int]) -> Array:
-    """Pixels of an ``(h, w)`` image whose centres lie inside the rings by the even-odd rule.
-
-    Each edge toggles the parity of every pixel to the right of where it crosses a row's centre
-    line; a running sum of toggles along each row gives the crossing count.
-    """
-    h, w = shape
-    out = np.zeros((h, w), dtype=bool)
-    if len(coords) < 3 or h == 0 or w == 0:
-        return out
-    nxt = np.arange(1, len(coords) + 1)
-    starts, ends = ring_offsets[:-1], ring_offsets[1:]
-    nonempty = ends > starts
-    nxt[ends[nonempty] - 1] = starts[nonempty]
-    a, b = coords, coords[nxt]
-    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
-    # row r is crossed when its centre r + 0.5 lies in [lo, hi): half-open so a vertex counts once
-    r0 = np.clip(np.ceil(lo - 0.5), 0, h).astype(np.int64)
-    r1 = np.clip(np.ceil(hi - 0.5), 0, h).astype(np.int64)
-    counts = np.maximum(r1 - r0, 0)
-    edge = np.repeat(np.arange(len(a)), counts)
-    if len(edge) == 0:
-        return out
-    row = np.repeat(r0 - np.cumsum(counts) + counts, counts) + np.arange(len(edge))
-    yc = row + 0.5
-    xa, ya, xb, yb = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
-    xc = xa + (yc - ya) * (xb - xa) / (yb - ya)
-    col = np.clip(np.ceil(xc - 0.5), 0, w).astype(np.int64)
-    toggles = np.zeros((h, w + 1), dtype=np.int64)
-    np.add.at(toggles, (row, col), 1)
-    return (np.cumsum(toggles, axis=1)[:, :w] & 1).astype(bool)
+def _fill_polygons(canvas: Array, polys: Any, xy: Array, pal: Array) -> None:
+    """Fill each polygon label as the writers see it: the one even-odd rule, rasterised."""
+    h, w = canvas.shape[:2]
+    geoms, _, _ = geo.polygon_geometries(polys.offsets, polys.ring_offsets, xy)
+    bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
+    for i, (g, bb) in enumerate(zip(geoms, bounds, strict=True)):
+        if not np.isfinite(bb).all():  # empty: nothing with an area
+            continue
+        x0, y0 = np.clip(np.floor(bb[:2]).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(bb[2:]).astype(int) + 1, 0, [w, h])
+        mask = geo.polygon_pixel_mask(g, (int(x0), int(y0)), (int(y1 - y0), int(x1 - x0)))
+        _blend(canvas[y0:y1, x0:x1], mask, pal[polys.category[i]])
 
 
 def _line(draw: ImageDraw.ImageDraw, xy: Array, color: Sequence[int], width: int) -> None:
@@ -322,16 +305,7 @@ def _draw_2d(
 
     polys = labels.polygons.take(_rows_of(labels, "polygons", frame))
     poly_xy = polys.coords * scale
-    for i in range(len(polys)):
-        rings = slice(polys.offsets[i], polys.offsets[i + 1] + 1)
-        ro = polys.ring_offsets[rings]
-        xy = poly_xy[ro[0] : ro[-1]]
-        if len(xy) < 3 or not np.isfinite(xy).all():
-            continue
-        x0, y0 = np.clip(np.floor(xy.min(axis=0)).astype(int), 0, [w, h])
-        x1, y1 = np.clip(np.ceil(xy.max(axis=0)).astype(int) + 1, 0, [w, h])
-        mask = _even_odd_mask(xy - [x0, y0], ro - ro[0], (y1 - y0, x1 - x0))
-        _blend(canvas[y0:y1, x0:x1], mask, pal[polys.category[i]])
+    _fill_polygons(canvas, polys, poly_xy, pal)
 
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)

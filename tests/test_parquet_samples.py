@@ -27,7 +27,10 @@ def test_sample_round_trips(images, lidar, tmp_path, layout):
     for name, ls in (("image", images), ("lidar", lidar)):
         report = parquet.write(ls, tmp_path / name, layout=layout, pointclouds=True)
         assert report.written["labels"] == len(ls) - len(ls.point_segmentation) - len(ls.masks2d)
-        assert not report.issues
+        # the sample's bowtie (vegetation:1) is the one polygon whose geometry differs from its
+        # rings as sent; every writer reports it the same way (sample_data/README.md)
+        repaired = [(i.action, i.label_id) for i in report.issues]
+        assert repaired == ([("repaired", "vegetation:1")] if name == "image" else [])
         back = parquet.read(tmp_path / name)
         assert back == ls
         assert back.pointclouds.equals(ls.pointclouds)
