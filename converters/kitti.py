@@ -116,6 +116,7 @@ from deepen_export.model import (
     Boxes,
     Cameras,
     Cuboids,
+    FrameRole,
     Frames,
     FrameStatus,
     LabelSet,
@@ -164,14 +165,6 @@ class Layout:
     position: Array
 
 
-def _natural(s: str) -> tuple[Any, ...]:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
-
-
-def _is_camera(sensor: Array) -> Array:
-    return np.array([str(s).startswith("camera") for s in sensor], dtype=bool)
-
-
 def layout(
     labels: LabelSet, *, three_d: bool | None = None, skip_unlabelled: bool = False
 ) -> Layout:
@@ -185,33 +178,14 @@ def layout(
     if three_d is None:
         three_d = bool(len(labels.cuboids) or len(labels.poses))
     n = len(fr)
-    if three_d:
-        base = ~_is_camera(fr.sensor_id)
-        for t in (
-            labels.cuboids, labels.poses, labels.cameras, labels.pointclouds,
-            labels.point_segmentation,
-        ):  # fmt: skip
-            base[t.frame] = True
-    else:
-        base = np.ones(n, dtype=bool)
+    # frame roles are decided once, by the model
+    base = fr.role == FrameRole.LIDAR if three_d else np.ones(n, dtype=bool)
     if skip_unlabelled:
         used = np.zeros(n, dtype=bool)
         for k in KINDS:
             used[labels.table(k).frame] = True  # type: ignore[attr-defined]
         base &= (fr.status != int(FrameStatus.UNLABELLED)) | used
-    rows = np.flatnonzero(base)
-    rows = np.array(
-        sorted(
-            rows.tolist(),
-            key=lambda r: (
-                str(fr.dataset_id[r]),
-                int(fr.index[r]),
-                _natural(str(fr.file_id[r])),
-                str(fr.sensor_id[r]),
-            ),
-        ),
-        dtype=np.int64,
-    )
+    rows = labels.sequence_order(np.flatnonzero(base))
     position = np.full(n, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     if three_d:

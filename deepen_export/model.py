@@ -67,6 +67,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from pathlib import PurePosixPath
 from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
 import numpy as np
@@ -76,15 +77,20 @@ __all__ = [
     "COMMON",
     "DISTORTION_NAMES",
     "KINDS",
+    "KIND_OF_LABEL_TYPE",
+    "KIND_SPECS",
     "LABEL_KINDS",
+    "POINT_CLOUD_SUFFIXES",
     "Action",
     "Boxes",
     "Cameras",
     "Col",
     "Cuboids",
+    "FrameRole",
     "FrameStatus",
     "Frames",
     "Issue",
+    "KindSpec",
     "LabelError",
     "LabelSet",
     "LabelTable",
@@ -100,7 +106,11 @@ __all__ = [
     "Poses",
     "Scenes",
     "Table",
+    "col",
+    "frame_roles",
+    "natural_key",
     "parse_track",
+    "table",
 ]
 
 
@@ -264,6 +274,38 @@ class FrameStatus(enum.IntEnum):
     """The frame was labelled and has no labels (a reviewed negative)."""
     LABELLED = 3
     """The frame has at least one label."""
+
+
+class FrameRole(enum.IntEnum):
+    """What a frame is, decided once (when its :class:`LabelSet` is built): see :func:`frame_roles`."""
+
+    UNSET = -1
+    """Not decided yet: a :class:`LabelSet` decides it from its tables when it is built."""
+    IMAGE = 0
+    """An image of an image dataset."""
+    LIDAR = 1
+    """A LiDAR frame of a 3D dataset (cuboids, 3D lines, paint, poses and points hang on it)."""
+    CAMERA = 2
+    """A camera image of a LiDAR frame (``sensor_id`` ``camera_<k>``)."""
+
+
+POINT_CLOUD_SUFFIXES = frozenset({".pcd", ".bin", ".ply", ".las", ".laz", ".npy", ".json"})
+"""File suffixes that name LiDAR frames, never images."""
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(s: str) -> tuple[Any, ...]:
+    """Sort key that orders ``"2.pcd"`` before ``"10.pcd"``.
+
+    Examples
+    --------
+    >>> sorted(["10.pcd", "2.pcd", "1.pcd"], key=natural_key)
+    ['1.pcd', '2.pcd', '10.pcd']
+    """
+    parts: list[Any] = _DIGITS.split(s)
+    parts[1::2] = [int(t) for t in parts[1::2]]
+    return tuple(parts)
 
 
 _TRACK_RE = re.compile(r":\s*(-?\d+)\s*$")
@@ -807,7 +849,7 @@ class Frames(Table):
 
     ``index`` is the frame's position in its dataset's sequence (shared by a LiDAR frame and
     its camera views; -1 unknown). ``width``/``height`` are -1 when unknown. ``status`` holds
-    :class:`FrameStatus` values.
+    :class:`FrameStatus` values, ``role`` :class:`FrameRole` values.
     """
 
     file_id: Array = col("O")
@@ -817,6 +859,7 @@ class Frames(Table):
     width: Array = col("int32", fill=-1, missing=-1)
     height: Array = col("int32", fill=-1, missing=-1)
     status: Array = col("int8", fill=int(FrameStatus.UNKNOWN))
+    role: Array = col("int8", fill=int(FrameRole.UNSET), missing=int(FrameRole.UNSET))
 
     def keys(self) -> list[tuple[str, str, str]]:
         """``(dataset_id, file_id, sensor_id)`` of every row."""
@@ -1056,6 +1099,94 @@ class LabelSet:
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(self.categories))
         self.validate()
+        if np.any(self.frames.role == int(FrameRole.UNSET)):
+            # roles are decided here, once; later copies (replace, select_frames) keep them
+            roles = np.where(
+                self.frames.role == FrameRole.UNSET, frame_roles(self), self.frames.role
+            )
+            object.__setattr__(
+                self, "frames", dataclasses.replace(self.frames, role=_ro(roles.astype(np.int8)))
+            )
+
+    # -- frame roles ----------------------------------------------------------------------
+    def lidar_frames(self) -> Array:
+        """Rows of :attr:`frames` that are LiDAR frames, in sequence order.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["1.pcd", "0.pcd", "a.png"]))
+        >>> ls.lidar_frames().tolist()
+        [1, 0]
+        """
+        return self.sequence_order(np.flatnonzero(self.frames.role == FrameRole.LIDAR))
+
+    def images(self) -> Array:
+        """Rows of :attr:`frames` that are images (of an image dataset, or camera views), in row
+        order; a LiDAR frame that carries 2D labels counts too, so none of them is lost."""
+        has2d = self._on_frames(k for k, spec in KIND_SPECS.items() if spec.dim == 2)
+        return np.flatnonzero((self.frames.role != FrameRole.LIDAR) | has2d)
+
+    def sequence_order(self, rows: npt.ArrayLike) -> Array:
+        """``rows`` of :attr:`frames` sorted by dataset, sequence index, file id (natural order)
+        and sensor: the order of a dataset's sequence."""
+        fr = self.frames
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        keys = [
+            (
+                str(fr.dataset_id[r]),
+                int(fr.index[r]),
+                natural_key(str(fr.file_id[r])),
+                str(fr.sensor_id[r]),
+            )
+            for r in rows.tolist()
+        ]
+        return rows[sorted(range(len(rows)), key=keys.__getitem__)] if len(rows) else rows
+
+    def image_names(self, rows: npt.ArrayLike) -> list[str]:
+        """Relative image path of each frame in ``rows``, unique among them.
+
+        The name is the frame's ``file_id``; a camera view of a LiDAR frame takes its camera's
+        ``image_path`` (from the uploaded frames) or else ``<sensor_id>/<file_id>``. When a name
+        is still shared (one ``file_id`` labelled on several sensors, or several datasets), every
+        frame with that name is put under ``<sensor_id>/`` (and ``<dataset_id>/`` if that is not
+        enough).
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png", "a.png"], sensor_id=["s1", "s2"]))
+        >>> ls.image_names([0, 1])
+        ['s1/a.png', 's2/a.png']
+        """
+        f = self.frames
+        frames = np.asarray(rows, dtype=np.int64).reshape(-1).tolist()
+        names = [str(x) for x in f.file_id[frames]]
+        cams = self.cameras
+        lookup = {
+            (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
+            for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
+            if path
+        }
+        for k, fr in enumerate(frames):
+            key = (str(f.dataset_id[fr]), str(f.file_id[fr]), str(f.sensor_id[fr]))
+            names[k] = lookup.get(key, names[k])
+            if _suffix(names[k]) in POINT_CLOUD_SUFFIXES:
+                names[k] = f"{f.sensor_id[fr]}/{names[k]}"
+        for prefix in (f.sensor_id, f.dataset_id):
+            counts: dict[str, int] = {}
+            for n in names:
+                counts[n] = counts.get(n, 0) + 1
+            names = [
+                f"{prefix[fr]}/{n}" if counts[n] > 1 and prefix[fr] else n
+                for n, fr in zip(names, frames, strict=True)
+            ]
+        return names
+
+    def _on_frames(self, kinds: Iterable[str]) -> Array:
+        """Frames that some table of ``kinds`` has a row on."""
+        hit = np.zeros(len(self.frames), dtype=bool)
+        for k in kinds:
+            hit[getattr(self, k).frame] = True
+        return hit
 
     @classmethod
     def empty(cls) -> LabelSet:
@@ -1228,6 +1359,44 @@ class LabelSet:
         changes["issues"] = tuple(i for s in sets for i in s.issues)
         changes["meta"] = {"sources": [dict(s.meta) for s in sets]}
         return cls(**changes)
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def frame_roles(labels: LabelSet) -> Array:
+    """The role (:class:`FrameRole`) of every frame of ``labels``: the one rule.
+
+    A ``camera*`` sensor row is a camera view of a LiDAR frame. Any other row is a LiDAR frame
+    when 3D data hangs on it (a 3D label kind, paint, poses, cameras or points), or when its
+    sensor is ``lidar*`` or its file a point cloud (``.pcd``, ``.bin``...) and it carries no 2D
+    label. Everything else is an image.
+
+    Examples
+    --------
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd", "0.pcd", "a.png"],
+    ...                                          sensor_id=["lidar", "camera_0", "s1"]))
+    >>> [FrameRole(r).name for r in ls.frames.role]
+    ['LIDAR', 'CAMERA', 'IMAGE']
+    """
+    fr = labels.frames
+    has3d = labels._on_frames(
+        [*(k for k, spec in KIND_SPECS.items() if spec.dim == 3), "poses", "cameras", "pointclouds"]
+    )
+    has2d = labels._on_frames(k for k, spec in KIND_SPECS.items() if spec.dim == 2)
+    sensor = [str(s).lower() for s in fr.sensor_id]
+    camera = np.array([s.startswith("camera") for s in sensor], dtype=bool)
+    lidarish = np.array(
+        [s.startswith("lidar") or _suffix(str(f)) in POINT_CLOUD_SUFFIXES
+         for s, f in zip(sensor, fr.file_id, strict=True)],
+        dtype=bool,
+    )  # fmt: skip
+    lidar = ~camera & (has3d | (lidarish & ~has2d))
+    roles = np.full(len(fr), int(FrameRole.IMAGE), dtype=np.int8)
+    roles[camera] = FrameRole.CAMERA
+    roles[lidar] = FrameRole.LIDAR
+    return roles
 
 
 def _remap_codes(t: Table, remap: Array) -> Table:

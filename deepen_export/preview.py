@@ -66,7 +66,7 @@ from deepen_export.geometry.spatial import (
     project_points,
     to_sensor,
 )
-from deepen_export.model import Cameras, LabelSet
+from deepen_export.model import Cameras, FrameRole, LabelSet
 
 __all__ = [
     "GREY",
@@ -90,7 +90,6 @@ _FILL_ALPHA = 0.35
 _NEAR = 0.1  # metres: cuboid edges are clipped to z >= _NEAR in front of a camera
 _EDGE_SAMPLES = 16  # points per projected edge, so lens distortion bends the drawn lines
 _MIN_SIDE = 480  # scale=None: small images are enlarged until their longer side reaches this
-_3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
 _MAX_SIDE = 8192  # a canvas sized from the labels' extent never exceeds this
 
 
@@ -917,14 +916,6 @@ class View:
     name: str
 
 
-def _lidar_frames(labels: LabelSet) -> Array:
-    is3d = np.zeros(len(labels.frames), dtype=bool)
-    for name in (*_3D_KINDS, "poses", "cameras", "pointclouds"):
-        is3d[labels.table(name).frame] = True  # type: ignore[attr-defined]
-    sensors = np.asarray([str(s).lower().startswith("lidar") for s in labels.frames.sensor_id])
-    return is3d | sensors.astype(bool)
-
-
 def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
     """The pictures :func:`write_previews` draws, in frame order.
 
@@ -955,7 +946,7 @@ def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
     wanted = np.ones(len(f), dtype=bool) if frames is None else np.zeros(len(f), dtype=bool)
     if frames is not None:
         wanted[np.asarray(frames, dtype=np.int64)] = True
-    lidar = _lidar_frames(labels)
+    lidar = labels.frames.role == FrameRole.LIDAR
     several_datasets = len(set(f.dataset_id.tolist())) > 1
     keys = list(zip(f.dataset_id.tolist(), f.file_id.tolist(), strict=True))
     multi = _dupes(keys)

@@ -35,3 +35,12 @@ def test_update_mode_rewrites_then_skips(tmp_path: Path, monkeypatch: pytest.Mon
     assert (golden / "README.md").read_bytes() == b"kept"
     monkeypatch.delenv("DEEPEN_UPDATE_GOLDEN")
     assert_same_tree(out, golden)  # and now it compares equal
+
+
+def test_update_mode_compares_a_golden_copy_that_already_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _tree(tmp_path / "out", {"a.txt": b"same"})
+    golden = _tree(tmp_path / "golden", {"a.txt": b"same"})
+    monkeypatch.setenv("DEEPEN_UPDATE_GOLDEN", "1")
+    assert_same_tree(out, golden)  # no rewrite, no skip: the next golden tree gets its turn

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from deepen_export.model import (
+    FrameRole,
     Frames,
     FrameStatus,
     LabelSet,
@@ -208,16 +209,19 @@ def _frames_table(
 
 
 def _lidar_frame_rows(labels: LabelSet, dataset_id: str) -> list[int]:
+    """The LiDAR frames of one dataset, in sequence order (what paint labels are laid over)."""
+    rows = labels.lidar_frames()
+    return [int(r) for r in rows if labels.frames.dataset_id[r] == dataset_id]
+
+
+def mark_lidar(labels: LabelSet, dataset_id: str) -> LabelSet:
+    """Record that ``dataset_id`` is a 3D dataset: its rows that are not camera views are LiDAR frames."""
     fr = labels.frames
-    rows = [
-        i
-        for i in range(len(fr))
-        if fr.dataset_id[i] == dataset_id
-        and (fr.sensor_id[i] in ("lidar", "") or str(fr.file_id[i]).endswith(".pcd"))
-        and not str(fr.sensor_id[i]).startswith("camera")
-    ]
-    rows.sort(key=lambda i: (int(fr.index[i]), natural_key(str(fr.file_id[i]))))
-    return rows
+    ours = (fr.dataset_id == dataset_id) & (fr.role != FrameRole.CAMERA)
+    if not ours.any() or (fr.role[ours] == FrameRole.LIDAR).all():
+        return labels
+    role = np.where(ours, int(FrameRole.LIDAR), fr.role).astype(np.int8)
+    return labels.replace(frames=dataclasses.replace(fr, role=_ro(role)))
 
 
 def build_labelset(

@@ -12,7 +12,7 @@ from deepen_export.errors import ParseError
 from deepen_export.model import (
     LabelSet,
 )
-from deepen_export.parse._assemble import _ro, _s, categories_from_profile
+from deepen_export.parse._assemble import _ro, _s, categories_from_profile, mark_lidar
 from deepen_export.parse._labels import parse_labels
 from deepen_export.parse._shapes import load_json
 from deepen_export.parse.frames_zip import _attach_frames_data, parse_frames_zip
@@ -92,8 +92,11 @@ def parse_snapshot(
     check_manifest(snap.root, manifest)
     dataset = _read_json_if(snap.dataset) or {}
     dataset_id = _s(manifest.get("dataset_id") or dataset.get("dataset_id"))
+    labels = _snapshot_labels(snap, dataset_id)
+    if str(dataset.get("dataset_type") or manifest.get("dataset_type") or "").lower() == "3d":
+        labels = mark_lidar(labels, dataset_id)
     labels = _finish(
-        _snapshot_labels(snap, dataset_id),
+        labels,
         dataset=dataset,
         dataset_id=dataset_id,
         zip_path=Path(frames) if frames else snap.media_zip,

@@ -18,8 +18,8 @@ import orjson
 from deepen_export.errors import ParseError
 from deepen_export.model import (
     Cameras,
+    FrameRole,
     Frames,
-    FrameStatus,
     LabelSet,
     PointClouds,
     Poses,
@@ -210,92 +210,18 @@ def _frame_stem(file_id: str) -> str:
 
 
 def _attach_frames_data(labels: LabelSet, data: FramesData, dataset_id: str) -> LabelSet:
-    """Add poses, cameras, points and image sizes from the uploaded frames to a LabelSet."""
-    fr = labels.frames
-    by_stem: dict[str, int] = {}
-    keys = fr.keys()
-    for i, (d, f, s) in enumerate(keys):
-        if d == dataset_id and s in ("lidar", ""):
-            by_stem.setdefault(_frame_stem(f), i)
-    # one LiDAR frame per JSON; create missing frame rows (frames without labels)
-    new_rows: list[tuple[str, str, str, int]] = []
-    lidar_rows: list[int] = []
-    for k, name in enumerate(data.names):
-        stem = _frame_stem(name)
-        if stem in by_stem:
-            lidar_rows.append(by_stem[stem])
-        else:
-            lidar_rows.append(len(fr) + len(new_rows))
-            new_rows.append((dataset_id, f"{stem}.pcd", "lidar", k))
-    file_ids = list(fr.file_id) + [r[1] for r in new_rows]
-    sensors = list(fr.sensor_id) + [r[2] for r in new_rows]
-    datasets = list(fr.dataset_id) + [r[0] for r in new_rows]
-    index = fr.index.copy().tolist() + [r[3] for r in new_rows]
-    width = fr.width.tolist() + [-1] * len(new_rows)
-    height = fr.height.tolist() + [-1] * len(new_rows)
-    status = fr.status.tolist() + [int(FrameStatus.UNKNOWN)] * len(new_rows)
-    stem_to_k = {_frame_stem(n): k for k, n in enumerate(data.names)}
-    for i in range(len(file_ids)):
-        if datasets[i] == dataset_id and _frame_stem(file_ids[i]) in stem_to_k:
-            index[i] = stem_to_k[_frame_stem(file_ids[i])]
-    cam_rows: dict[str, list[Any]] = {k: [] for k in Cameras.COLUMNS}
-    for k, cams in enumerate(data.cameras):
-        for cam in cams:
-            size = data.image_sizes.get(cam["image_path"].lstrip("/"), (-1, -1))
-            cam_rows["frame"].append(lidar_rows[k])
-            for key in (
-                "sensor_id",
-                "fx",
-                "fy",
-                "cx",
-                "cy",
-                "model",
-                "distortion",
-                "position",
-                "quat",
-                "image_path",
-                "timestamp",
-            ):
-                cam_rows[key].append(cam[key])
-            cam_rows["width"].append(size[0])
-            cam_rows["height"].append(size[1])
-            # camera views of this frame take the image size
-            fid = file_ids[lidar_rows[k]]
-            for i in range(len(file_ids)):
-                if (
-                    datasets[i] == dataset_id
-                    and file_ids[i] == fid
-                    and sensors[i] == cam["sensor_id"]
-                ):
-                    width[i], height[i] = size
-    frames = Frames.from_columns(
-        file_id=file_ids,
-        sensor_id=sensors,
-        dataset_id=datasets,
-        index=index,
-        width=width,
-        height=height,
-        status=status,
-    )
+    """Add poses, cameras, points and image sizes from the uploaded frames to a LabelSet.
+
+    The frames zip says the dataset is a 3D one, so this is where its frames' roles are
+    recorded: every row of the dataset that is not a camera view is a LiDAR frame.
+    """
+    cols, lidar_rows = _frame_columns(labels.frames, data, dataset_id)
+    cameras = _cameras(data, lidar_rows, cols, dataset_id)
     poses = Poses.from_columns(
         frame=lidar_rows,
         position=np.array([p["position"] for p in data.poses], dtype=np.float64).reshape(-1, 3),
         quat=np.array([p["quat"] for p in data.poses], dtype=np.float64).reshape(-1, 4),
         timestamp=[p["timestamp"] for p in data.poses],
-    )
-    cameras = (
-        Cameras.from_columns(
-            **{
-                k: (
-                    np.asarray(v, dtype=np.float64).reshape(-1, *Cameras.COLUMNS[k].shape)
-                    if Cameras.COLUMNS[k].shape
-                    else v
-                )
-                for k, v in cam_rows.items()
-            }
-        )
-        if cam_rows["frame"]
-        else Cameras.empty()
     )
     pcs = PointClouds.from_columns(
         frame=lidar_rows,
@@ -304,9 +230,79 @@ def _attach_frames_data(labels: LabelSet, data: FramesData, dataset_id: str) -> 
         intensity=np.concatenate(data.intensity) if data.intensity else np.zeros(0, np.float32),
     )
     return labels.replace(
-        frames=frames,
+        frames=Frames.from_columns(**cols),
         poses=poses,
         cameras=cameras,
         pointclouds=pcs if len(pcs.xyz) else PointClouds.empty(),
         issues=(*labels.issues, *data.issues),
+    )
+
+
+def _frame_columns(
+    fr: Frames, data: FramesData, dataset_id: str
+) -> tuple[dict[str, list[Any]], list[int]]:
+    """Frame columns with one LiDAR row per frame JSON (new rows for frames without labels)."""
+    cols: dict[str, list[Any]] = {k: getattr(fr, k).tolist() for k in Frames.COLUMNS}
+    ours = [
+        d == dataset_id and r != FrameRole.CAMERA
+        for d, r in zip(fr.dataset_id, fr.role, strict=True)
+    ]
+    by_stem: dict[str, int] = {}
+    for i, f in enumerate(fr.file_id):
+        if ours[i]:
+            by_stem.setdefault(_frame_stem(f), i)
+            cols["role"][i] = int(FrameRole.LIDAR)
+    lidar_rows: list[int] = []
+    for k, name in enumerate(data.names):
+        stem = _frame_stem(name)
+        if stem not in by_stem:
+            by_stem[stem] = len(cols["file_id"])
+            new = {"file_id": f"{stem}.pcd", "sensor_id": "lidar", "dataset_id": dataset_id,
+                   "index": k, "role": int(FrameRole.LIDAR)}  # fmt: skip
+            for c, spec in Frames.COLUMNS.items():
+                cols[c].append(new.get(c, spec.fill))
+        lidar_rows.append(by_stem[stem])
+    stem_to_k = {_frame_stem(n): k for k, n in enumerate(data.names)}
+    for i, (d, f) in enumerate(zip(cols["dataset_id"], cols["file_id"], strict=True)):
+        if d == dataset_id and _frame_stem(f) in stem_to_k:
+            cols["index"][i] = stem_to_k[_frame_stem(f)]
+    return cols, lidar_rows
+
+
+_CAMERA_KEYS = ("sensor_id", "fx", "fy", "cx", "cy", "model", "distortion", "position", "quat",
+                "image_path", "timestamp")  # fmt: skip
+
+
+def _cameras(
+    data: FramesData, lidar_rows: list[int], cols: dict[str, list[Any]], dataset_id: str
+) -> Cameras:
+    """The cameras of every frame; their views (frame rows) take the image size, in ``cols``."""
+    cam_rows: dict[str, list[Any]] = {k: [] for k in Cameras.COLUMNS}
+    view = {
+        (f, s): i
+        for i, (d, f, s) in enumerate(
+            zip(cols["dataset_id"], cols["file_id"], cols["sensor_id"], strict=True)
+        )
+        if d == dataset_id
+    }
+    for k, cams in enumerate(data.cameras):
+        for cam in cams:
+            size = data.image_sizes.get(cam["image_path"].lstrip("/"), (-1, -1))
+            cam_rows["frame"].append(lidar_rows[k])
+            for key in _CAMERA_KEYS:
+                cam_rows[key].append(cam[key])
+            cam_rows["width"].append(size[0])
+            cam_rows["height"].append(size[1])
+            i = view.get((cols["file_id"][lidar_rows[k]], cam["sensor_id"]))
+            if i is not None:
+                cols["width"][i], cols["height"][i] = size
+    if not cam_rows["frame"]:
+        return Cameras.empty()
+    return Cameras.from_columns(
+        **{
+            k: np.asarray(v, dtype=np.float64).reshape(-1, *Cameras.COLUMNS[k].shape)
+            if Cameras.COLUMNS[k].shape
+            else v
+            for k, v in cam_rows.items()
+        }
     )
