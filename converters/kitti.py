@@ -89,8 +89,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +104,8 @@ from converters._base import (
     dump_json,
     finish,
     record,
-    safe_path,
 )
+from deepen_export._media import ImageSource
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -794,40 +792,8 @@ def calib_text(cal: Calibration) -> list[str]:
 # -- media ------------------------------------------------------------------------------
 
 
-class Media:
-    """Read images from a folder or a zip (the dataset's upload), by relative path."""
-
-    def __init__(self, source: str | os.PathLike[str] | None) -> None:
-        self.path = None if source is None else Path(source)
-        self.zip = (
-            zipfile.ZipFile(self.path) if self.path is not None and self.path.is_file() else None
-        )
-        self.names = set(self.zip.namelist()) if self.zip else set()
-
-    def copy(self, rel: str, dest: Path) -> bool:
-        """Copy image ``rel`` to ``dest``; False when it is not there."""
-        rel = rel.replace("\\", "/").lstrip("/")
-        if not rel or self.path is None:
-            return False
-        if self.zip is not None:
-            if rel not in self.names:
-                return False
-            with self.zip.open(rel) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-            return True
-        try:
-            src_path = safe_path(self.path, rel)
-        except ConversionError:
-            return False
-        if not src_path.is_file():
-            return False
-        shutil.copyfile(src_path, dest)
-        return True
-
-    def close(self) -> None:
-        """Close the zip, if any."""
-        if self.zip is not None:
-            self.zip.close()
+Media = ImageSource
+"""Images from a folder or a zip (the dataset's upload), by relative path (the one image source)."""
 
 
 def image_ext(rel: str) -> str:

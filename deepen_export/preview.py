@@ -42,14 +42,12 @@ from __future__ import annotations
 import colorsys
 import contextlib
 import hashlib
-import io
 import os
 import weakref
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +56,7 @@ import shapely
 from PIL import Image, ImageDraw, ImageFont
 
 from deepen_export import geometry as geo
+from deepen_export._media import ImageSource, ImageSources
 from deepen_export._progress import progress
 from deepen_export.geometry.spatial import (
     CUBOID_EDGES,
@@ -396,63 +395,13 @@ def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) ->
     return np.nan_to_num(out)
 
 
-ImageSources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
-"""Where images are looked up: a folder, a zip file (the dataset's upload), or a list of them."""
-
-
-class _Images:
-    """Image pixels by name from folders and zip files (a name, then its base name, is tried)."""
-
-    def __init__(self, sources: ImageSources) -> None:
-        if sources is None:
-            sources = []
-        elif isinstance(sources, str | os.PathLike):
-            sources = [sources]
-        self.folders: list[Path] = []
-        self.zips: list[tuple[zipfile.ZipFile, dict[str, str]]] = []
-        for src in sources:
-            p = Path(src)
-            if p.is_dir():
-                self.folders.append(p.resolve())
-            elif p.is_file() and zipfile.is_zipfile(p):
-                zf = zipfile.ZipFile(p)
-                names: dict[str, str] = {}
-                for n in zf.namelist():
-                    if not n.endswith("/"):
-                        names.setdefault(n, n)
-                        names.setdefault(PurePosixPath(n).name, n)
-                self.zips.append((zf, names))
-
-    def close(self) -> None:
-        for zf, _ in self.zips:
-            zf.close()
-
-    def open(self, names: Sequence[str]) -> Image.Image | None:
-        for name in (n.replace("\\", "/") for n in names if n):
-            for root in self.folders:
-                for candidate in (root / name, root / PurePosixPath(name).name):
-                    path = candidate.resolve()
-                    if path.is_relative_to(root) and path.is_file():
-                        with Image.open(path) as im:
-                            return im.convert("RGB")
-            for zf, members in self.zips:
-                member = members.get(name) or members.get(PurePosixPath(name).name)
-                if member is not None:
-                    with zf.open(member) as fh, Image.open(io.BytesIO(fh.read())) as im:
-                        return im.convert("RGB")
-        return None
-
-
 @contextlib.contextmanager
-def _image_store(images: ImageSources | _Images) -> Iterator[_Images]:
-    if isinstance(images, _Images):
+def _image_store(images: ImageSources | ImageSource) -> Iterator[ImageSource]:
+    if isinstance(images, ImageSource):
         yield images
         return
-    store = _Images(images)
-    try:
+    with ImageSource(images, by_basename=True) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _auto_scale(w: int, h: int, scale: int | None) -> int:
@@ -471,7 +420,7 @@ def render_image(
     frame: int,
     *,
     image: Image.Image | None = None,
-    images: ImageSources | _Images = None,
+    images: ImageSources | ImageSource = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
@@ -515,7 +464,7 @@ def render_image(
     """
     if image is None:
         with _image_store(images) as store:
-            image = store.open([str(labels.frames.file_id[frame])])
+            image = store.open(str(labels.frames.file_id[frame]))
     if image is None:
         w, h = _canvas_size(labels, frame)
         canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
@@ -597,7 +546,7 @@ def render_camera(
     camera: int,
     *,
     image: Image.Image | None = None,
-    images: ImageSources | _Images = None,
+    images: ImageSources | ImageSource = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
@@ -642,7 +591,7 @@ def render_camera(
     twin = _camera_frame_row(labels, frame, sensor)
     if image is None:
         with _image_store(images) as store:
-            image = store.open([str(cams.image_path[camera]), file_id])
+            image = store.open(str(cams.image_path[camera]), file_id)
     if image is None:
         w, h = int(cams.width[camera]), int(cams.height[camera])
         if (w <= 0 or h <= 0) and twin is not None:

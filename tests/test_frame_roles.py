@@ -85,3 +85,28 @@ def test_kitti_takes_the_lidar_frames(lidar: LabelSet, tmp_path: Path) -> None:
     kitti.write(lidar, tmp_path / "k", on_unsupported="drop")
     labels = sorted(p.name for p in (tmp_path / "k/label_2").iterdir())
     assert labels == [f"{i:06d}.txt" for i in range(len(lidar.lidar_frames()))]
+
+
+def test_one_image_source_for_folders_and_zips(tmp_path: Path) -> None:
+    import zipfile
+
+    from PIL import Image
+
+    from deepen_export._media import ImageSource
+
+    Image.new("RGB", (5, 4), (10, 20, 30)).save(tmp_path / "a.png")
+    with zipfile.ZipFile(tmp_path / "up.zip", "w") as zf:
+        zf.write(tmp_path / "a.png", "images/camera_0/b.png")
+    (tmp_path / "out").mkdir()
+    with ImageSource([tmp_path, tmp_path / "up.zip"]) as src:
+        assert src.size("a.png") == (5, 4) and src.size("/images/camera_0/b.png") == (5, 4)
+    (tmp_path / "sub").mkdir()
+    with ImageSource(tmp_path / "sub") as sub:
+        assert (tmp_path / "a.png").is_file() and sub.open("../a.png") is None  # stays inside
+    with ImageSource([tmp_path, tmp_path / "up.zip"]) as src:
+        assert src.copy("images/camera_0/b.png", tmp_path / "out/b.png")
+        assert (tmp_path / "out/b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+        assert not src.copy("missing.png", tmp_path / "out/m.png")
+        assert src.open("x/b.png") is None  # exact names, unless by_basename
+    with ImageSource(tmp_path / "up.zip", by_basename=True) as src:
+        assert src.open("x/b.png").getpixel((0, 0)) == (10, 20, 30)

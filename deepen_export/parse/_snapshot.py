@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deepen_export._media import ImageSource
 from deepen_export.errors import ParseError
 from deepen_export.model import (
     LabelSet,
@@ -26,28 +27,17 @@ def _with_image_sizes(
     images: str | os.PathLike[str] | None,
     zip_sizes: Mapping[str, tuple[int, int]],
 ) -> LabelSet:
-    from PIL import Image, UnidentifiedImageError
-
+    """Fill unknown image sizes from the frames zip's images, then from the ``images`` folder."""
     fr = labels.frames
     width, height = fr.width.copy(), fr.height.copy()
-    changed = False
-    for i, fid in enumerate(fr.file_id):
-        if width[i] > 0:
-            continue
-        size = zip_sizes.get(fid)
-        if size is None and images is not None:
-            for cand in (Path(images, fid), Path(images, fr.sensor_id[i], fid)):
-                if cand.is_file():
-                    try:
-                        with Image.open(cand) as im:
-                            size = im.size
-                    except (UnidentifiedImageError, OSError):
-                        size = None
-                    break
-        if size:
-            width[i], height[i] = size
-            changed = True
-    if not changed:
+    with ImageSource(images) as source:
+        for i, fid in enumerate(fr.file_id):
+            if width[i] > 0:
+                continue
+            size = zip_sizes.get(fid) or source.size(fid, f"{fr.sensor_id[i]}/{fid}")
+            if size:
+                width[i], height[i] = size
+    if (width == fr.width).all():
         return labels
     return labels.replace(frames=dataclasses.replace(fr, width=_ro(width), height=_ro(height)))
 
