@@ -91,9 +91,11 @@ from deepen_export.model import (
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py checks
+    "CONVENTIONS",
     "GeoSummary",
     "KIND_OF_LABEL_TYPE",
     "LABEL_TYPE_OF_KIND",
+    "NO_AREA_LEFT",
     "SCHEMA_VERSION",
     "TABLES",
     "attribute_keys",

@@ -58,7 +58,7 @@ in that order (``tests/test_layers.py``).
 
 from __future__ import annotations
 
-from deepen_export.model import KIND_OF_LABEL_TYPE
+from deepen_export.model import KIND_OF_LABEL_TYPE as _KIND_OF_LABEL_TYPE
 from deepen_export.parse._assemble import categories_from_profile, natural_key
 from deepen_export.parse._general import yaw_to_quat
 from deepen_export.parse._labels import parse_labels
@@ -86,5 +86,5 @@ __all__ = [
     "yaw_to_quat",
 ]
 
-LABEL_TYPES: tuple[str, ...] = tuple(KIND_OF_LABEL_TYPE)
+LABEL_TYPES: tuple[str, ...] = tuple(_KIND_OF_LABEL_TYPE)
 """Deepen ``label_type`` values the parser takes (from :data:`deepen_export.model.KIND_SPECS`)."""
