@@ -1,18 +1,8 @@
 """Snapshots: everything an export needs, saved atomically, with a change report.
 
-Layout (version 1, declared in :mod:`deepen_export.snapshot`; :mod:`deepen_export.parse` reads it)::
-
-    SNAPSHOT/manifest.json        snapshot_version, dataset_id, label_set, stage, query,
-                                  fetched_at, tool_version, dataset_type,
-                                  files: {relative path: {sha256, bytes}}
-    SNAPSHOT/dataset.json         the DatasetResource as returned
-    SNAPSHOT/files.json           the files list response as returned ({"files": [...]})
-    SNAPSHOT/labels.json          GET /datasets/{id}/labels?labels_with_file_ids_order=true
-                                  &final=true&labelSetId=..[&stageId=..], as returned
-    SNAPSHOT/profile.json         the labelling profile, when the dataset names one
-    SNAPSHOT/paint/3d_point.dpn   3D paint labels, raw body (absent when the server has none)
-    SNAPSHOT/paint/3d_point.json  the parsed paint-metadata header
-    SNAPSHOT/media/dataset.zip    the uploaded dataset zip (media=True; default for 3D)
+The folder layout (version 1: ``manifest.json``, ``dataset.json``, ``files.json``,
+``labels.json``, ``profile.json``, ``paint/``, ``media/dataset.zip``) is declared once, in
+:mod:`deepen_export.snapshot`; :mod:`deepen_export.parse` reads it through the same module.
 
 A pull writes into ``.<name>.pull-<random>`` beside ``dest`` and swaps it in only when every
 file is written, so an interrupted pull leaves the previous snapshot as it was.

@@ -33,6 +33,17 @@ from deepen_export.parse._assemble import (
 from deepen_export.parse._general import parse_general
 from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file
 
+_GO_GENERAL = (
+    _Unsupported,
+    pa.ArrowInvalid,
+    pa.ArrowNotImplementedError,
+    pa.ArrowTypeError,
+    KeyError,
+    ValueError,
+    IndexError,
+)
+"""What makes the columnar path hand a file or batch to the general path (same result)."""
+
 
 def try_parse_file(
     path: str | os.PathLike[str],
@@ -56,15 +67,7 @@ def try_parse_file(
             files=files,
             path=os.fspath(path),
         )
-    except (
-        _Unsupported,
-        pa.ArrowInvalid,
-        pa.ArrowNotImplementedError,
-        pa.ArrowTypeError,
-        KeyError,
-        ValueError,
-        IndexError,
-    ):
+    except _GO_GENERAL:
         return None
 
 
@@ -77,15 +80,7 @@ def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None =
         return from_arrow_labels(
             table, keys=chunk.keys, listed=chunk.listed, dataset_id=dataset_id, path=path
         )
-    except (
-        _Unsupported,
-        pa.ArrowInvalid,
-        pa.ArrowNotImplementedError,
-        pa.ArrowTypeError,
-        KeyError,
-        ValueError,
-        IndexError,
-    ):
+    except _GO_GENERAL:
         return _general(bytes(chunk.data), chunk, dataset_id, path)
 
 

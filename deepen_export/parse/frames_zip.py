@@ -17,6 +17,7 @@ import orjson
 
 from deepen_export.errors import ParseError
 from deepen_export.model import (
+    DISTORTION_NAMES,
     Cameras,
     FrameRole,
     Frames,
@@ -102,88 +103,27 @@ def parse_frames_zip(source: str | os.PathLike[str] | bytes, *, points: bool = T
         )
     except (zipfile.BadZipFile, OSError) as exc:
         raise ParseError(f"not a readable zip: {exc}", path=path) from exc
-    issues: list[Issue] = []
+    data = FramesData([], [], [], [], [], {}, [])
     with zf:
-        members = {}
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            if not _safe_member(info.filename):
-                issues.append(
-                    Issue(
-                        "skipped",
-                        f"zip entry {info.filename!r} points outside the archive folder: not read",
-                        file_id=info.filename,
-                    )
-                )
-                continue
-            members[info.filename] = info
-        jsons = [n for n in members if n.lower().endswith(".json") and "/" not in n.strip("/")]
-        if not jsons:
-            tops = {n.split("/")[0] for n in members if n.lower().endswith(".json")}
-            if len(tops) == 1:
-                top = tops.pop()
-                jsons = [
-                    n
-                    for n in members
-                    if n.lower().endswith(".json") and n.count("/") == 1 and n.startswith(top + "/")
-                ]
-        jsons.sort(key=lambda n: natural_key(PurePosixPath(n).name))
-        data = FramesData([], [], [], [], [], {}, issues)
-        for name in jsons:
+        members = _safe_members(zf, data.issues)
+        for name in _frame_jsons(members):
             try:
                 frame = orjson.loads(zf.read(members[name]))
             except orjson.JSONDecodeError as exc:
                 raise ParseError(f"frame {name} is not valid JSON: {exc}", path=path) from exc
             if not isinstance(frame, Mapping):
-                issues.append(Issue("skipped", "frame JSON is not an object", file_id=name))
+                data.issues.append(Issue("skipped", "frame JSON is not an object", file_id=name))
                 continue
-            try:
-                pose = {
-                    "position": _xyz(frame.get("device_position") or {"x": 0, "y": 0, "z": 0}),
-                    "quat": _xyz(
-                        frame.get("device_heading") or {"x": 0, "y": 0, "z": 0, "w": 1},
-                        ("x", "y", "z", "w"),
-                    ),
-                    "timestamp": float(frame.get("timestamp", math.nan) or math.nan),
-                }
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ParseError(
-                    f"frame {name} has a bad device_position/device_heading: {exc}", path=path
-                ) from exc
-            cams = []
-            for k, im in enumerate(frame.get("images") or []):
-                try:
-                    dist = [
-                        float(im.get(c, 0.0) or 0.0) for c in ("k1", "k2", "p1", "p2", "k3", "k4")
-                    ]
-                    cams.append(
-                        {
-                            "sensor_id": f"camera_{k}",
-                            "fx": float(im["fx"]),
-                            "fy": float(im["fy"]),
-                            "cx": float(im["cx"]),
-                            "cy": float(im["cy"]),
-                            "model": str(im.get("camera_model") or "pinhole"),
-                            "distortion": dist,
-                            "position": _xyz(im["position"]),
-                            "quat": _xyz(im["heading"], ("x", "y", "z", "w")),
-                            "image_path": str(im.get("image_url") or ""),
-                            "timestamp": float(im.get("timestamp", math.nan) or math.nan),
-                        }
-                    )
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ParseError(
-                        f"frame {name}, image {k}: missing or bad field {exc}", path=path
-                    ) from exc
             xyz, inten = (
                 _points_array(frame.get("points") or [])
                 if points
                 else (np.zeros((0, 3)), np.zeros(0, np.float32))
             )
             data.names.append(name)
-            data.poses.append(pose)
-            data.cameras.append(cams)
+            data.poses.append(_pose(frame, name, path))
+            data.cameras.append(
+                [_camera(im, k, name, path) for k, im in enumerate(frame.get("images") or [])]
+            )
             data.points.append(xyz)
             data.intensity.append(inten)
         wanted = {c["image_path"] for cams in data.cameras for c in cams}
@@ -193,6 +133,75 @@ def parse_frames_zip(source: str | os.PathLike[str] | bytes, *, points: bool = T
                 if size:
                     data.image_sizes[name] = size
     return data
+
+
+def _safe_members(zf: zipfile.ZipFile, issues: list[Issue]) -> dict[str, zipfile.ZipInfo]:
+    """The zip's files by name; entries that point outside the archive are reported, not read."""
+    members = {}
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        if not _safe_member(info.filename):
+            issues.append(
+                Issue(
+                    "skipped",
+                    f"zip entry {info.filename!r} points outside the archive folder: not read",
+                    file_id=info.filename,
+                )
+            )
+            continue
+        members[info.filename] = info
+    return members
+
+
+def _frame_jsons(members: Mapping[str, Any]) -> list[str]:
+    """The frame JSONs: at the root, or in the one top folder; in natural name order."""
+    jsons = [n for n in members if n.lower().endswith(".json") and "/" not in n.strip("/")]
+    if not jsons:
+        tops = {n.split("/")[0] for n in members if n.lower().endswith(".json")}
+        if len(tops) == 1:
+            top = tops.pop()
+            jsons = [
+                n
+                for n in members
+                if n.lower().endswith(".json") and n.count("/") == 1 and n.startswith(top + "/")
+            ]
+    return sorted(jsons, key=lambda n: natural_key(PurePosixPath(n).name))
+
+
+def _pose(frame: Mapping[str, Any], name: str, path: str | None) -> dict[str, Any]:
+    try:
+        return {
+            "position": _xyz(frame.get("device_position") or {"x": 0, "y": 0, "z": 0}),
+            "quat": _xyz(
+                frame.get("device_heading") or {"x": 0, "y": 0, "z": 0, "w": 1},
+                ("x", "y", "z", "w"),
+            ),
+            "timestamp": float(frame.get("timestamp", math.nan) or math.nan),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ParseError(
+            f"frame {name} has a bad device_position/device_heading: {exc}", path=path
+        ) from exc
+
+
+def _camera(im: Any, k: int, name: str, path: str | None) -> dict[str, Any]:
+    try:
+        return {
+            "sensor_id": f"camera_{k}",
+            "fx": float(im["fx"]),
+            "fy": float(im["fy"]),
+            "cx": float(im["cx"]),
+            "cy": float(im["cy"]),
+            "model": str(im.get("camera_model") or "pinhole"),
+            "distortion": [float(im.get(c, 0.0) or 0.0) for c in DISTORTION_NAMES],
+            "position": _xyz(im["position"]),
+            "quat": _xyz(im["heading"], ("x", "y", "z", "w")),
+            "image_path": str(im.get("image_url") or ""),
+            "timestamp": float(im.get("timestamp", math.nan) or math.nan),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ParseError(f"frame {name}, image {k}: missing or bad field {exc}", path=path) from exc
 
 
 def _image_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int] | None:
