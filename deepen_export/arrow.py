@@ -1157,104 +1157,129 @@ def from_arrow(
     meta = _meta(labels_t) if labels_t is not None else {}
     if not meta and "frames" in tables:
         meta = _meta(tables["frames"])
-    if categories is None:
-        cats = list(meta.get("categories", []))
-        for name in ("labels", "point_segmentation"):
-            t = tables.get(name)
-            if t is not None and len(t):
-                seen = pc.unique(t.column("category").cast(pa.string())).drop_null()
-                cats += sorted(set(seen.to_pylist()) - set(cats))
-    else:
-        cats = list(categories)
+    cats = list(categories) if categories is not None else _categories_of(tables, meta)
     frames_t = tables.get("frames")
     if frames_t is None:
         frames_t = _frames_from(tables)
-    status_names = {v: k for k, v in _STATUS_NAMES.items()}
-    none = np.full(len(frames_t), -1, dtype=np.int32)
-    status = _obj(frames_t.column("status")) if "status" in frames_t.column_names else None
-    frames = Frames.from_columns(
-        file_id=_obj(frames_t.column("file_id")),
-        sensor_id=_obj(frames_t.column("sensor_id").fill_null("")),
-        dataset_id=_obj(frames_t.column("dataset_id").fill_null("")),
-        index=_np(frames_t.column("frame_index"), fill=-1),
-        width=_np(frames_t.column("width"), fill=-1) if "width" in frames_t.column_names else none,
-        height=_np(frames_t.column("height"), fill=-1)
-        if "height" in frames_t.column_names
-        else none,
-        status=np.zeros(len(frames_t), np.int8)
-        if status is None
-        else np.asarray([status_names[s] for s in status], dtype=np.int8),
-    )
     keys = _keystr(frames_t)
     parts: dict[str, Any] = {}
     if labels_t is not None:
         parts.update(_labels_back(labels_t, keys, cats, meta))
     cat_index = {c: i for i, c in enumerate(cats)}
-    seg_t = tables.get("point_segmentation")
-    if seg_t is not None and len(seg_t):
-        rows = _frame_rows(seg_t, keys, "point_segmentation")
-        starts = np.r_[True, rows[1:] != rows[:-1]]
-        counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
-        seg_names = _obj(seg_t.column("category"))
-        parts["point_segmentation"] = PointSegmentation.from_columns(
-            frame=rows[starts],
-            offsets=np.r_[0, np.cumsum(counts)],
-            category=np.asarray(
-                [-1 if c is None else cat_index[c] for c in seg_names], dtype=np.int32
-            ),
-            instance=_np(seg_t.column("instance"), fill=-1).astype(np.int32),
-        )
-    m_t = tables.get("masks2d")
-    if m_t is not None and len(m_t):
-        px, offs = _unnest(m_t.column("pixels"))
-        parts["masks2d"] = Masks2D.from_columns(
-            frame=_frame_rows(m_t, keys, "masks2d"),
-            height=_np(m_t.column("height")),
-            width=_np(m_t.column("width")),
-            offsets=offs,
-            pixels=_np(px).astype(np.int32),
-        )
-    p_t = tables.get("poses")
-    if p_t is not None and len(p_t):
-        parts["poses"] = Poses.from_columns(
-            frame=_frame_rows(p_t, keys, "poses"),
-            position=_struct_np(p_t.column("position"), "xyz"),
-            quat=_struct_np(p_t.column("quat"), "xyzw"),
-            timestamp=_np(p_t.column("timestamp"), fill=np.nan),
-        )
-    c_t = tables.get("cameras")
-    if c_t is not None and len(c_t):
-        parts["cameras"] = Cameras.from_columns(
-            frame=_frame_rows(c_t, keys, "cameras"),
-            sensor_id=_obj(c_t.column("camera_id")),
-            **{k: _np(c_t.column(k)) for k in ("fx", "fy", "cx", "cy")},
-            model=_obj(c_t.column("model")),
-            distortion=_struct_np(c_t.column("distortion"), _DISTORTION_FIELDS),
-            position=_struct_np(c_t.column("position"), "xyz"),
-            quat=_struct_np(c_t.column("quat"), "xyzw"),
-            image_path=_obj(c_t.column("image_path")),
-            width=_np(c_t.column("width"), fill=-1),
-            height=_np(c_t.column("height"), fill=-1),
-            timestamp=_np(c_t.column("timestamp"), fill=np.nan),
-        )
-    pc_t = tables.get("pointclouds")
-    if pc_t is not None and len(pc_t):
-        rows = _frame_rows(pc_t, keys, "pointclouds")
-        starts = np.r_[True, rows[1:] != rows[:-1]]
-        counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
-        parts["pointclouds"] = PointClouds.from_columns(
-            frame=rows[starts],
-            offsets=np.r_[0, np.cumsum(counts)],
-            xyz=np.stack([_np(pc_t.column(k)).astype(np.float64) for k in "xyz"], axis=1),
-            intensity=_np(pc_t.column("intensity"), fill=np.nan).astype(np.float32),
-        )
+    for name, back in _TABLES_BACK.items():
+        t = tables.get(name)
+        if t is not None and len(t):
+            parts[name] = back(t, _frame_rows(t, keys, name), cat_index)
     source = meta.get("source", {})
     return LabelSet(
-        frames=frames,
+        frames=_frames_back(frames_t),
         categories=tuple(cats),
         meta=source if isinstance(source, dict) else {},
         **parts,
     )
+
+
+def _categories_of(tables: Mapping[str, pa.Table], meta: Mapping[str, Any]) -> list[str]:
+    """Category order from the metadata, then any other names used, sorted."""
+    cats = list(meta.get("categories", []))
+    for name in ("labels", "point_segmentation"):
+        t = tables.get(name)
+        if t is not None and len(t):
+            seen = pc.unique(t.column("category").cast(pa.string())).drop_null()
+            cats += sorted(set(seen.to_pylist()) - set(cats))
+    return cats
+
+
+def _frames_back(frames_t: pa.Table) -> Frames:
+    status_names = {v: k for k, v in _STATUS_NAMES.items()}
+    none = np.full(len(frames_t), -1, dtype=np.int32)
+    names = frames_t.column_names
+    status = _obj(frames_t.column("status")) if "status" in names else None
+    return Frames.from_columns(
+        file_id=_obj(frames_t.column("file_id")),
+        sensor_id=_obj(frames_t.column("sensor_id").fill_null("")),
+        dataset_id=_obj(frames_t.column("dataset_id").fill_null("")),
+        index=_np(frames_t.column("frame_index"), fill=-1),
+        width=_np(frames_t.column("width"), fill=-1) if "width" in names else none,
+        height=_np(frames_t.column("height"), fill=-1) if "height" in names else none,
+        status=np.zeros(len(frames_t), np.int8)
+        if status is None
+        else np.asarray([status_names[s] for s in status], dtype=np.int8),
+    )
+
+
+def _runs(rows: Array) -> tuple[Array, Array]:
+    """Frame rows of consecutive runs of one frame, and the offsets of the runs."""
+    starts = np.r_[True, rows[1:] != rows[:-1]]
+    counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
+    return rows[starts], np.r_[0, np.cumsum(counts)]
+
+
+def _segmentation_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    frame, offsets = _runs(rows)
+    names = _obj(t.column("category"))
+    return PointSegmentation.from_columns(
+        frame=frame,
+        offsets=offsets,
+        category=np.asarray([-1 if c is None else cat_index[c] for c in names], dtype=np.int32),
+        instance=_np(t.column("instance"), fill=-1).astype(np.int32),
+    )
+
+
+def _masks_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    px, offs = _unnest(t.column("pixels"))
+    return Masks2D.from_columns(
+        frame=rows,
+        height=_np(t.column("height")),
+        width=_np(t.column("width")),
+        offsets=offs,
+        pixels=_np(px).astype(np.int32),
+    )
+
+
+def _poses_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    return Poses.from_columns(
+        frame=rows,
+        position=_struct_np(t.column("position"), "xyz"),
+        quat=_struct_np(t.column("quat"), "xyzw"),
+        timestamp=_np(t.column("timestamp"), fill=np.nan),
+    )
+
+
+def _cameras_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    return Cameras.from_columns(
+        frame=rows,
+        sensor_id=_obj(t.column("camera_id")),
+        **{k: _np(t.column(k)) for k in ("fx", "fy", "cx", "cy")},
+        model=_obj(t.column("model")),
+        distortion=_struct_np(t.column("distortion"), _DISTORTION_FIELDS),
+        position=_struct_np(t.column("position"), "xyz"),
+        quat=_struct_np(t.column("quat"), "xyzw"),
+        image_path=_obj(t.column("image_path")),
+        width=_np(t.column("width"), fill=-1),
+        height=_np(t.column("height"), fill=-1),
+        timestamp=_np(t.column("timestamp"), fill=np.nan),
+    )
+
+
+def _pointclouds_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    frame, offsets = _runs(rows)
+    return PointClouds.from_columns(
+        frame=frame,
+        offsets=offsets,
+        xyz=np.stack([_np(t.column(k)).astype(np.float64) for k in "xyz"], axis=1),
+        intensity=_np(t.column("intensity"), fill=np.nan).astype(np.float32),
+    )
+
+
+_TABLES_BACK = {
+    "point_segmentation": _segmentation_back,
+    "masks2d": _masks_back,
+    "poses": _poses_back,
+    "cameras": _cameras_back,
+    "pointclouds": _pointclouds_back,
+}
+"""Table name -> its reader (Arrow table, frame rows, category codes -> model table)."""
 
 
 def _frames_from(tables: Mapping[str, pa.Table]) -> pa.Table:
