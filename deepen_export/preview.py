@@ -319,19 +319,9 @@ def _draw_2d(
             part = line_xy[lines.part_offsets[j] : lines.part_offsets[j + 1]]
             _line(draw, part, pal[lines.category[i]], lw + 1)
 
-    boxes = labels.boxes.take(_rows_of(labels, "boxes", frame))
-    # outline on the outermost pixels whose centres are inside the box
-    box_xy = boxes.xyxy * scale
-    pix = np.ceil(box_xy - 0.5)
-    pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
-    # edges beyond the canvas stay beyond it; Pillow needs coordinates that fit a C int
-    pix = np.clip(pix, -lw - 1, [w + lw, h + lw, w + lw, h + lw])
-    finite_box: Array = np.logical_and.reduce(np.isfinite(pix), axis=1)
-    for (x0, y0, x1, y1), code, ok in zip(pix.tolist(), boxes.category, finite_box, strict=True):
-        if not ok:
-            continue
-        draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
-
+    box_xy = labels.boxes.take(_rows_of(labels, "boxes", frame)).xyxy * scale
+    codes = labels.boxes.category[_rows_of(labels, "boxes", frame)]
+    _draw_boxes(draw, box_xy, codes, pal, lw, (w, h))
     pts = labels.points.take(_rows_of(labels, "points", frame))
     rad = lw + 1
     pts_xy = pts.coords * scale
@@ -356,6 +346,23 @@ def _draw_2d(
             _first_xy(pts_xy, pts, 1, first=True) + np.array([rad + 3, rad + 6]),
         ),
     ]
+    _captions(draw, labels, frame, anchors, pal, font, tracks=tracks, attributes=attributes)
+    return img
+
+
+def _captions(
+    draw: ImageDraw.ImageDraw,
+    labels: LabelSet,
+    frame: int,
+    anchors: list[tuple[str, Array, Array]],
+    pal: Array,
+    font: Any,
+    *,
+    tracks: bool,
+    attributes: bool,
+) -> None:
+    """Each label's caption at its anchor; the frame's scene labels along the bottom."""
+    w, h = draw.im.size
     for kind, rows, xy in anchors:
         if len(rows) == 0:
             continue
@@ -366,15 +373,27 @@ def _draw_2d(
     scenes = _rows_of(labels, "scenes", frame)
     if len(scenes):
         texts = _label_text(labels, "scenes", scenes, tracks=tracks, attributes=attributes)
-        _caption(
-            draw,
-            (0, h),
-            [" · ".join(t) for t in texts],
-            (32, 32, 32),
-            font,
-            (w, h),
-        )
-    return img
+        _caption(draw, (0, h), [" · ".join(t) for t in texts], (32, 32, 32), font, (w, h))
+
+
+def _draw_boxes(
+    draw: ImageDraw.ImageDraw,
+    box_xy: Array,
+    codes: Array,
+    pal: Array,
+    lw: int,
+    size: tuple[int, int],
+) -> None:
+    """Outline each box on the outermost pixels whose centres are inside it."""
+    w, h = size
+    pix = np.ceil(box_xy - 0.5)
+    pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
+    # edges beyond the canvas stay beyond it; Pillow needs coordinates that fit a C int
+    pix = np.clip(pix, -lw - 1, [w + lw, h + lw, w + lw, h + lw])
+    finite: Array = np.logical_and.reduce(np.isfinite(pix), axis=1)
+    for (x0, y0, x1, y1), code, ok in zip(pix.tolist(), codes, finite, strict=True):
+        if ok:
+            draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
 
 
 def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) -> Array:
@@ -586,21 +605,8 @@ def render_camera(
     """
     cams = labels.cameras
     frame = int(cams.frame[camera])
-    sensor = str(cams.sensor_id[camera])
-    file_id = str(labels.frames.file_id[frame])
-    twin = _camera_frame_row(labels, frame, sensor)
-    if image is None:
-        with _image_store(images) as store:
-            image = store.open(str(cams.image_path[camera]), file_id)
-    if image is None:
-        w, h = int(cams.width[camera]), int(cams.height[camera])
-        if (w <= 0 or h <= 0) and twin is not None:
-            w, h = int(labels.frames.width[twin]), int(labels.frames.height[twin])
-        if w <= 0 or h <= 0:
-            w, h = max(1, round(2 * cams.cx[camera])), max(1, round(2 * cams.cy[camera]))
-        canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
-    else:
-        canvas = np.array(image.convert("RGB"), dtype=np.uint8)
+    twin = _camera_frame_row(labels, frame, str(cams.sensor_id[camera]))
+    canvas = _camera_canvas(labels, camera, twin, image, images)
     h0, w0 = canvas.shape[:2]
     zoom = _auto_scale(w0, h0, scale)
     canvas = _upscale(canvas, zoom)
@@ -612,29 +618,97 @@ def render_camera(
         )
     else:
         img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    pal = _palette(labels)
-
-    cam_pos, cam_q = cams.position[camera], cams.quat[camera]
     limit = 2.0 * np.hypot(w0, h0) / min(cams.fx[camera], cams.fy[camera])
+    pen = _Projector(ImageDraw.Draw(img), cams, camera, zoom, limit)
+    pal = _palette(labels)
+    _draw_3d_lines(pen, labels, frame, pal, lw + 1)
+    _draw_3d_points(pen, labels, frame, pal, lw + 1, (w, h))
+    corners, rows = _cuboid_corners_world(labels, frame)
+    if len(rows) == 0:
+        return img
+    codes = labels.cuboids.category[rows]
+    segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
+    pen.segments(
+        corners[:, segs[:, 0]].reshape(-1, 3),
+        corners[:, segs[:, 1]].reshape(-1, 3),
+        pal[np.repeat(codes, len(segs))],
+        lw,
+    )
+    if tracks or attributes:
+        texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
+        pen.captions(corners.mean(axis=1), texts, pal[codes], (w, h))
+    return img
 
-    def segments(a_world: Array, b_world: Array, colors: Array, width: int) -> None:
-        a, b, kept = _clip_segments(
-            to_sensor(a_world, cam_pos, cam_q), to_sensor(b_world, cam_pos, cam_q), _NEAR
-        )
+
+def _camera_canvas(
+    labels: LabelSet,
+    camera: int,
+    twin: int | None,
+    image: Image.Image | None,
+    images: ImageSources | ImageSource,
+) -> Array:
+    """The camera image as an array, or a grey canvas of its size when it cannot be found."""
+    cams = labels.cameras
+    if image is None:
+        file_id = str(labels.frames.file_id[int(cams.frame[camera])])
+        with _image_store(images) as store:
+            image = store.open(str(cams.image_path[camera]), file_id)
+    if image is not None:
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+    w, h = int(cams.width[camera]), int(cams.height[camera])
+    if (w <= 0 or h <= 0) and twin is not None:
+        w, h = int(labels.frames.width[twin]), int(labels.frames.height[twin])
+    if w <= 0 or h <= 0:
+        w, h = max(1, round(2 * cams.cx[camera])), max(1, round(2 * cams.cy[camera]))
+    return np.full((h, w, 3), GREY, dtype=np.uint8)
+
+
+@dataclass
+class _Projector:
+    """Draws world-frame geometry through one camera (distortion included) onto a picture."""
+
+    draw: ImageDraw.ImageDraw
+    cams: Cameras
+    camera: int
+    zoom: int
+    limit: float
+
+    def local(self, xyz: Array) -> Array:
+        return to_sensor(xyz, self.cams.position[self.camera], self.cams.quat[self.camera])
+
+    def uv(self, local: Array) -> Array:
+        # pixel-corner coordinates scale exactly with the picture
+        return _project(self.cams, self.camera, local) * self.zoom
+
+    def segments(self, a_world: Array, b_world: Array, colors: Array, width: int) -> None:
+        a, b, kept = _clip_segments(self.local(a_world), self.local(b_world), _NEAR)
         t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
         samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
-        # pixel-corner coordinates scale exactly with the picture
-        uv = _project(cams, camera, samples) * zoom
+        uv = self.uv(samples)
         # beyond the lens's field of view a distortion polynomial folds back: cut the line there
-        ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
+        ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= self.limit
         for s, color in enumerate(colors[kept]):
             run = ok[s]
             cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
             for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
                 if good[0]:
-                    _line(draw, part, color, width)
+                    _line(self.draw, part, color, width)
 
+    def captions(
+        self, centres_world: Array, texts: list[list[str]], colors: Array, size: tuple[int, int]
+    ) -> None:
+        w, h = size
+        centres = self.local(centres_world)
+        centre = self.uv(centres)
+        in_front = centres[:, 2] > _NEAR
+        font = _font(max(9, min(w, h) // 45))
+        for i in np.flatnonzero(in_front & np.isfinite(centre).all(axis=1)):
+            x, y = centre[i]
+            if -w <= x <= 2 * w and -h <= y <= 2 * h:
+                _caption(self.draw, (float(x), float(y)), texts[i], colors[i], font, (w, h))
+
+
+def _draw_3d_lines(pen: _Projector, labels: LabelSet, frame: int, pal: Array, width: int) -> None:
     for kind in ("polylines3d", "polygons3d"):
         sel: Any = labels.table(kind).take(_rows_of(labels, kind, frame))
         if len(sel) == 0:
@@ -643,45 +717,26 @@ def render_camera(
         start, end = _segment_ends(inner, closed=kind == "polygons3d")
         owner = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
         part_of = np.repeat(np.arange(len(inner) - 1), np.diff(inner))
-        segments(
-            sel.coords[start], sel.coords[end], pal[sel.category[owner[part_of[start]]]], lw + 1
-        )
+        colors = pal[sel.category[owner[part_of[start]]]]
+        pen.segments(sel.coords[start], sel.coords[end], colors, width)
 
+
+def _draw_3d_points(
+    pen: _Projector, labels: LabelSet, frame: int, pal: Array, rad: int, size: tuple[int, int]
+) -> None:
     pts3: Any = labels.points3d.take(_rows_of(labels, "points3d", frame))
-    if len(pts3):
-        local = to_sensor(pts3.coords, cam_pos, cam_q)
-        front = local[:, 2] > _NEAR
-        uv = _project(cams, camera, local[front]) * zoom
-        owner = np.repeat(np.arange(len(pts3)), np.diff(pts3.offsets))[front]
-        rad = lw + 1
-        for (x, y), o in zip(np.floor(uv).tolist(), owner.tolist(), strict=True):
-            if np.isfinite(x) and np.isfinite(y) and -rad <= x <= w + rad and -rad <= y <= h + rad:
-                draw.ellipse(
-                    (x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts3.category[o]])
-                )
-
-    corners, rows = _cuboid_corners_world(labels, frame)
-    if len(rows) == 0:
-        return img
-    codes = labels.cuboids.category[rows]
-    segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
-    segments(
-        corners[:, segs[:, 0]].reshape(-1, 3),
-        corners[:, segs[:, 1]].reshape(-1, 3),
-        pal[np.repeat(codes, len(segs))],
-        lw,
-    )
-    if tracks or attributes:
-        centres = to_sensor(corners.mean(axis=1), cam_pos, cam_q)
-        centre = _project(cams, camera, centres) * zoom
-        in_front = centres[:, 2] > _NEAR
-        texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
-        font = _font(max(9, min(w, h) // 45))
-        for i in np.flatnonzero(in_front & np.isfinite(centre).all(axis=1)):
-            x, y = centre[i]
-            if -w <= x <= 2 * w and -h <= y <= 2 * h:
-                _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (w, h))
-    return img
+    if not len(pts3):
+        return
+    w, h = size
+    local = pen.local(pts3.coords)
+    front = local[:, 2] > _NEAR
+    uv = pen.uv(local[front])
+    owner = np.repeat(np.arange(len(pts3)), np.diff(pts3.offsets))[front]
+    for (x, y), o in zip(np.floor(uv).tolist(), owner.tolist(), strict=True):
+        if np.isfinite(x) and np.isfinite(y) and -rad <= x <= w + rad and -rad <= y <= h + rad:
+            pen.draw.ellipse(
+                (x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts3.category[o]])
+            )
 
 
 def _segment_ends(inner: Array, *, closed: bool) -> tuple[Array, Array]:
@@ -791,19 +846,7 @@ def render_bev(
     canvas = np.array(img)
 
     if len(pts):
-        fuv = to_px(pts[:, :2])
-        finite = np.isfinite(fuv).all(axis=1)
-        uv = np.zeros(fuv.shape, dtype=np.int64)
-        uv[finite] = np.floor(np.clip(fuv[finite], -1, size))
-        inside = finite & (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
-        colors = np.full((len(pts), 3), 200, dtype=np.uint8)
-        seg = labels.point_segmentation
-        srow = np.flatnonzero(seg.frame == frame)
-        if len(srow):
-            codes = seg.category[seg.offsets[srow[0]] : seg.offsets[srow[0] + 1]]
-            if len(codes) == len(pts):
-                colors[codes >= 0] = pal[codes[codes >= 0]]
-        canvas[uv[inside, 1], uv[inside, 0]] = colors[inside]
+        _draw_bev_points(canvas, to_px(pts[:, :2]), _point_colors(labels, frame, len(pts), pal))
 
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
@@ -846,6 +889,27 @@ def render_bev(
                 x, y = foot[i].max(axis=0)
                 _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (size, size))
     return img
+
+
+def _point_colors(labels: LabelSet, frame: int, n: int, pal: Array) -> Array:
+    """Grey points, in their paint category's colour where the frame is painted."""
+    colors = np.full((n, 3), 200, dtype=np.uint8)
+    seg = labels.point_segmentation
+    srow = np.flatnonzero(seg.frame == frame)
+    if len(srow):
+        codes = seg.category[seg.offsets[srow[0]] : seg.offsets[srow[0] + 1]]
+        if len(codes) == n:
+            colors[codes >= 0] = pal[codes[codes >= 0]]
+    return colors
+
+
+def _draw_bev_points(canvas: Array, fuv: Array, colors: Array) -> None:
+    size = canvas.shape[0]
+    finite = np.isfinite(fuv).all(axis=1)
+    uv = np.zeros(fuv.shape, dtype=np.int64)
+    uv[finite] = np.floor(np.clip(fuv[finite], -1, size))
+    inside = finite & (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
+    canvas[uv[inside, 1], uv[inside, 0]] = colors[inside]
 
 
 # ---------------------------------------------------------------------------------------
