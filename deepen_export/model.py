@@ -22,8 +22,18 @@ Parts and holes of a polygon label (the rule)
 Deepen sends a polygon label as a list of rings. A ring that lies inside an odd number of the
 label's other rings is a hole of the smallest ring containing it; every other ring is an outer
 part (even-odd rule, as SVG's ``fill-rule: evenodd``). So one ring is a simple polygon, two
-disjoint rings are a two-part polygon, and a ring inside another is a hole. The rule is applied
-by :func:`deepen_export.geometry.polygons_to_shapely`; the model keeps the rings as given.
+disjoint rings are a two-part polygon, and a ring inside another is a hole. A ring that cannot
+bound an area (fewer than 3 vertices, non-finite) is left out and reported. The rule lives once,
+in :func:`deepen_export.geometry.polygon_geometries`, which every writer, Parquet and the
+previews use; the model keeps the rings as given.
+
+Frames and kinds
+----------------
+Every frame has a role (:class:`FrameRole`: LiDAR frame, camera image, image), decided once
+when its :class:`LabelSet` is built (:func:`frame_roles`) and kept by later copies;
+:meth:`LabelSet.lidar_frames`, :meth:`LabelSet.images`, :meth:`LabelSet.sequence_order` and
+:meth:`LabelSet.image_names` answer from it. The label kinds are one registry,
+:data:`KIND_SPECS`; each column is declared once, with :func:`col` in its :func:`table` class.
 
 Coordinate conventions
 ----------------------
