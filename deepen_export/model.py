@@ -1,8 +1,9 @@
 """The normalized label model: one columnar, numpy-backed :class:`LabelSet` per export.
 
 Every label kind is a small frozen table whose columns are numpy arrays. Columns are declared once
-(:class:`Col` in each table's ``COLUMNS``); validation, selection, concatenation and equality are
-derived from that declaration by :class:`Table`, never written per kind.
+(a :func:`col` field of a :func:`table` class; ``COLUMNS`` is derived from them); validation,
+selection, concatenation, equality, the parsers' Deepen fields and the Arrow mapping are derived
+from that declaration, never written per kind.
 
 Layout of ragged kinds
 ----------------------
