@@ -266,6 +266,11 @@ def table(cls: _T) -> _T:
 
     The field declarations are the only place a column is named; validation, selection,
     concatenation, equality, repr and the Arrow mapping all read ``COLUMNS``.
+
+    Examples
+    --------
+    >>> Polygons.OFFSETS, Polygons.COLUMNS["coords"].level
+    (('offsets', 'ring_offsets'), 2)
     """
     made: Any = dataclass(frozen=True, eq=False, repr=False)(cls)
     cols = {f.name: f.metadata["col"] for f in dataclasses.fields(made) if "col" in f.metadata}
@@ -1133,13 +1138,29 @@ class LabelSet:
 
     def images(self) -> Array:
         """Rows of :attr:`frames` that are images (of an image dataset, or camera views), in row
-        order; a LiDAR frame that carries 2D labels counts too, so none of them is lost."""
+        order; a LiDAR frame that carries 2D labels counts too, so none of them is lost.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd", "0.pcd", "a.png"],
+        ...                                          sensor_id=["lidar", "camera_0", "s1"]))
+        >>> ls.images().tolist()
+        [1, 2]
+        """
         has2d = self._on_frames(k for k, spec in KIND_SPECS.items() if spec.dim == 2)
         return np.flatnonzero((self.frames.role != FrameRole.LIDAR) | has2d)
 
     def sequence_order(self, rows: npt.ArrayLike) -> Array:
         """``rows`` of :attr:`frames` sorted by dataset, sequence index, file id (natural order)
-        and sensor: the order of a dataset's sequence."""
+        and sensor: the order of a dataset's sequence.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["10.png", "9.png", "b.png"],
+        ...                                          index=[-1, -1, 0]))
+        >>> ls.sequence_order([0, 1, 2]).tolist()
+        [1, 0, 2]
+        """
         fr = self.frames
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         keys = [

@@ -155,6 +155,17 @@ def check_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     ------
     ParseError
         Naming the missing or changed file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "labels.json").write_text("{}")
+    >>> check_manifest(d, {"files": {"labels.json": {"bytes": 2}}})  # complete: no error
+    >>> check_manifest(d, {"files": {"files.json": {"bytes": 2}}})
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ParseError: ...files.json is listed in manifest.json but missing; pull again
     """
     listed = manifest.get("files") if isinstance(manifest, Mapping) else None
     if not isinstance(listed, Mapping):
