@@ -65,7 +65,7 @@ from deepen_export.geometry.spatial import (
     project_points,
     to_sensor,
 )
-from deepen_export.model import Cameras, FrameRole, LabelSet
+from deepen_export.model import KIND_SPECS, Cameras, FrameRole, LabelSet
 
 __all__ = [
     "GREY",
@@ -247,6 +247,11 @@ def _index(labels: LabelSet) -> _Index:
     return idx
 
 
+def _kinds(dim: int, *families: str) -> list[str]:
+    """Kinds of the registry drawn the same way: their dimension and geometry family."""
+    return [k for k, spec in KIND_SPECS.items() if spec.dim == dim and spec.family in families]
+
+
 def _rows_of(labels: LabelSet, kind: str, frame: int) -> Array:
     return _index(labels).rows(labels, kind, frame)
 
@@ -263,7 +268,7 @@ def _canvas_size(labels: LabelSet, frame: int) -> tuple[int, int]:
         return int(labels.masks2d.width[r]), int(labels.masks2d.height[r])
     extents = [np.zeros((1, 2))]
     extents.append(labels.boxes.xyxy[_rows_of(labels, "boxes", frame)].reshape(-1, 2))
-    for kind in ("polygons", "polylines", "points"):
+    for kind in _kinds(2, "polygon", "polyline", "point"):
         t: Any = labels.table(kind)
         extents.append(t.take(_rows_of(labels, kind, frame)).coords)
     xy = np.concatenate(extents)
@@ -709,12 +714,13 @@ class _Projector:
 
 
 def _draw_3d_lines(pen: _Projector, labels: LabelSet, frame: int, pal: Array, width: int) -> None:
-    for kind in ("polylines3d", "polygons3d"):
+    for kind in _kinds(3, "polyline", "polygon"):
         sel: Any = labels.table(kind).take(_rows_of(labels, kind, frame))
         if len(sel) == 0:
             continue
-        inner = sel.part_offsets if kind == "polylines3d" else sel.ring_offsets
-        start, end = _segment_ends(inner, closed=kind == "polygons3d")
+        ring = KIND_SPECS[kind].family == "polygon"
+        inner = sel.ring_offsets if ring else sel.part_offsets
+        start, end = _segment_ends(inner, closed=ring)
         owner = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
         part_of = np.repeat(np.arange(len(inner) - 1), np.diff(inner))
         colors = pal[sel.category[owner[part_of[start]]]]
@@ -854,7 +860,7 @@ def render_bev(
     tri = max(4, size // 100)
     draw.polygon([(c, c - tri * 1.5), (c - tri, c + tri), (c + tri, c + tri)], fill=(255, 255, 255))
 
-    for kind in ("polylines3d", "polygons3d", "points3d"):
+    for kind in _kinds(3, "polyline", "polygon", "point"):
         t: Any = labels.table(kind)
         sel = t.take(_rows_of(labels, kind, frame))
         if len(sel) == 0:
@@ -869,7 +875,7 @@ def render_bev(
             continue
         for j, o in enumerate(owner_parts.tolist()):
             part = xy[inner[j] : inner[j + 1]]
-            if kind == "polygons3d":
+            if KIND_SPECS[kind].family == "polygon":
                 part = np.vstack([part, part[:1]])
             _line(draw, part, pal[sel.category[o]], lw)
 
