@@ -202,3 +202,23 @@ def test_label_without_area_is_null_in_parquet_and_reported(tmp_path: Path) -> N
     assert row["geometry"] is None and row["n_parts"] is None and row["bbox"] is None
     assert [i.action for i in report] == ["repaired", "changed"]
     assert "no area" in report.issues[1].reason
+
+
+def test_3d_polygon_keeps_its_square_and_z(tmp_path: Path) -> None:
+    from deepen_export.model import Polygons3D
+
+    square = [[0.0, 0.0, 5.0], [4.0, 0.0, 5.0], [4.0, 4.0, 5.0], [0.0, 4.0, 5.0]]
+    ls = LabelSet(
+        frames=Frames.from_columns(file_id=["0.pcd"], sensor_id=["lidar"]),
+        categories=("zone",),
+        polygons3d=Polygons3D.from_columns(
+            frame=[0], category=[0], label_id=["zone:1"], offsets=[0, 2], ring_offsets=[0, 4, 5],
+            coords=[*square, [9.0, 9.0, 9.0]],
+        ),
+    )  # fmt: skip
+    report = parquet.write(ls, tmp_path / "p")
+    row = pq.read_table(tmp_path / "p/labels.parquet").to_pylist()[0]
+    g = shapely.from_wkb(row["geometry_3d"])
+    assert g.area == 16.0 and g.has_z and row["n_parts"] == 1
+    assert {tuple(c) for c in shapely.get_coordinates(g, include_z=True)[:, 2:]} == {(5.0,)}
+    assert [(i.action, i.reason) for i in report] == [("repaired", RING_LEFT_OUT)]
