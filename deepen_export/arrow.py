@@ -404,7 +404,7 @@ def geometry_issues(labels: LabelSet) -> list[Issue]:
     [('repaired', 'road:1')]
     """
     out: list[Issue] = []
-    for kind in ("polygons", "polygons3d"):
+    for kind in (k for k, spec in KIND_SPECS.items() if spec.family == "polygon"):
         t: Any = labels.table(kind)
         if not len(t):
             continue
@@ -609,34 +609,24 @@ def _label_table(
         **_common_to_arrow(t, labels.categories),
         "attributes": _attributes_map(t, encodings),
     }
-    geom2d = geom3d = None
-    if kind == "boxes":
+    spec = KIND_SPECS[kind]
+    geom2d: Array | None = None
+    geom3d: Array | None = None
+    if spec.family == "box":
         geom2d = _boxes(t.xyxy)
-    elif kind == "polygons":
-        geom2d = _even_odd(t.coords, t.ring_offsets, t.offsets)
-        cols["xy"] = _nested(t.coords, t.ring_offsets, t.offsets)
-    elif kind == "polylines":
-        geom2d = _lines(t.coords, t.part_offsets, t.offsets)
-        cols["xy"] = _nested(t.coords, t.part_offsets, t.offsets)
-    elif kind == "points":
-        geom2d = _points(t.coords, t.offsets)
-        cols["xy"] = _nested(t.coords, t.offsets, np.arange(n + 1))
-    elif kind == "polygons3d":
-        geom3d = _even_odd(t.coords, t.ring_offsets, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.ring_offsets, t.offsets)
-    elif kind == "polylines3d":
-        geom3d = _lines(t.coords, t.part_offsets, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.part_offsets, t.offsets)
-    elif kind == "points3d":
-        geom3d = _points(t.coords, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.offsets, np.arange(n + 1))
-    elif kind == "cuboids":
+    elif spec.family == "cuboid":
         cols["cuboid"] = _struct([*t.center.T, *t.size.T, *t.quat.T, t.yaw], _CUBOID)
+    elif spec.family in ("polygon", "polyline", "point"):
+        shapes, nested = _vector_geometry(t, spec.family, n)
+        if spec.dim == 2:
+            geom2d, cols["xy"] = shapes, nested
+        else:
+            geom3d, cols["xyz"] = shapes, nested
     geom = geom2d if geom2d is not None else geom3d
-    if geom is not None and kind != "boxes":
+    if geom is not None and spec.family != "box":
         parts = shapely.get_num_geometries(geom)
         cols["n_parts"] = pa.array(parts, pa.int32(), mask=geom == None)  # noqa: E711
-        if kind in ("polygons", "polygons3d"):
+        if spec.family == "polygon":
             each, owner = shapely.get_parts(geom, return_index=True)
             rings = shapely.get_num_interior_rings(each)
             holes = np.bincount(owner, weights=rings, minlength=n).astype(np.int32)
@@ -644,7 +634,7 @@ def _label_table(
     if geom2d is not None:
         cols["geometry"] = _wkb(geom2d, 2)
         cols["bbox"] = _bbox(geom2d)
-        if kind == "boxes":  # the box itself, even where it has no valid geometry (NaN)
+        if spec.family == "box":  # the box itself, even where it has no valid geometry (NaN)
             cols["bbox"] = _struct(t.xyxy.T, _BBOX)
     if geom3d is not None:
         cols["geometry_3d"] = _wkb(geom3d, 3)
@@ -687,6 +677,15 @@ def _common_from_arrow(t: pa.Table, cat_index: Mapping[str, int]) -> dict[str, A
                 arr = arr.cast(pa.int64())
             out[name] = _np(arr, fill=c.missing)
     return out
+
+
+def _vector_geometry(t: Any, family: str, n: int) -> tuple[Array, pa.Array]:
+    """Shapely geometries and the lossless nested coordinates of a polygon/line/point table."""
+    if family == "point":
+        return _points(t.coords, t.offsets), _nested(t.coords, t.offsets, np.arange(n + 1))
+    inner = t.ring_offsets if family == "polygon" else t.part_offsets
+    build = _even_odd if family == "polygon" else _lines
+    return build(t.coords, inner, t.offsets), _nested(t.coords, inner, t.offsets)
 
 
 def _keys(labels: LabelSet, rows: Array) -> dict[str, pa.Array]:
