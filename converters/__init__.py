@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, LabelSet
+from deepen_export.model import KINDS, LABEL_KINDS, LabelSet
 from deepen_export.report import Report
 
 __all__ = ["FORMATS", "Format", "get", "get_format", "names", "read", "write"]
@@ -69,6 +69,9 @@ def _f(
     readable: bool = True,
     needs: frozenset[str] = frozenset(),
 ) -> Format:
+    unknown = set(kinds) - set(KINDS)  # the model's kind registry is the one list of kinds
+    if unknown:
+        raise ValueError(f"format {name!r} names unknown kinds {sorted(unknown)}")
     return Format(
         name, module or f"converters.{name}", frozenset(kinds), description, readable, needs
     )
@@ -104,17 +107,7 @@ FORMATS: dict[str, Format] = {
         ),
         _f(
             "openlabel",
-            {
-                "boxes",
-                "polygons",
-                "polylines",
-                "points",
-                "cuboids",
-                "polylines3d",
-                "polygons3d",
-                "points3d",
-                "scenes",
-            },
+            set(LABEL_KINDS),
             "ASAM OpenLABEL 1.0.0 JSON",
         ),
         _f(
@@ -143,19 +136,7 @@ FORMATS: dict[str, Format] = {
         _f("culane", {"polylines"}, "CULane .lines.txt per image"),
         _f(
             "parquet",
-            {
-                "boxes",
-                "polygons",
-                "polylines",
-                "points",
-                "cuboids",
-                "polylines3d",
-                "polygons3d",
-                "points3d",
-                "scenes",
-                "point_segmentation",
-                "masks2d",
-            },
+            set(KINDS),
             "(Geo)Parquet tables for analytics (DuckDB, Spark, Polars, pandas)",
         ),
         _f(

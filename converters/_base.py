@@ -19,7 +19,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import islice, repeat
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ from deepen_export._io import atomic_dir, atomic_file, safe_path
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import KINDS, LabelSet, Table
-from deepen_export.report import Action, Issue, Report
+from deepen_export.report import Action, Report
 
 __all__ = [
     "FileWriter",
@@ -64,21 +64,7 @@ def record(
     reason: str,
 ) -> None:
     """Add one report entry per label in ``rows`` of table ``kind`` (file and label ids filled in)."""
-    table = labels.table(kind)
-    idx = np.asarray(rows)
-    if idx.dtype == bool:
-        idx = np.flatnonzero(idx)
-    if len(idx) == 0:
-        return
-    n = len(idx)
-    frames = table.frame[idx]  # type: ignore[attr-defined]
-    file_ids = [str(f) for f in labels.frames.file_id[frames].tolist()]
-    label_ids = getattr(table, "label_id", None)
-    lids = [None] * n if label_ids is None else [str(x) for x in label_ids[idx].tolist()]
-    # one map() over the columns instead of a report.add() call per label
-    report.issues.extend(
-        map(Issue, repeat(action, n), repeat(reason, n), file_ids, lids, repeat(kind, n))
-    )
+    report.issues.extend(labels.row_issues(kind, rows, action, reason))
 
 
 def apply_policy(

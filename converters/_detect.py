@@ -199,7 +199,7 @@ def read_source(
             format=fmt,
         ) from exc
     if images is not None and not takes_images and bool(np.any(labels.frames.width < 0)):
-        from deepen_export.parse import _with_image_sizes
+        from deepen_export.parse._snapshot import _with_image_sizes
 
         labels = _with_image_sizes(labels, images, {})  # sizes the format did not keep
     return labels, fmt

@@ -42,12 +42,14 @@ from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
     Cameras,
     Cuboids,
+    FrameRole,
     Frames,
     FrameStatus,
     LabelSet,
     PointClouds,
     PointSegmentation,
     Poses,
+    natural_key,
 )
 from deepen_export.report import Report
 
@@ -238,9 +240,7 @@ def frames_3d(labels: LabelSet, fmt: str, lidar_to_ego: Any, report: Report) -> 
     """Which frames become samples, their scenes, LiDAR / ego poses and timestamps (µs)."""
     lay = kitti.layout(labels, three_d=True, skip_unlabelled=True)
     fr = labels.frames
-    skipped = np.flatnonzero(
-        (lay.position < 0) & (fr.status == 1) & ~kitti._is_camera(fr.sensor_id)
-    )
+    skipped = np.flatnonzero((lay.position < 0) & (fr.status == 1) & (fr.role != FrameRole.CAMERA))
     for r in skipped.tolist():
         report.add(
             "skipped", "frame not labelled yet: no sample written", file_id=str(fr.file_id[r])
@@ -301,7 +301,7 @@ def _timestamps(t: Array, seq: Array, file_ids: Array, fmt: str, report: Report)
 def camera_channels(labels: LabelSet, channels: Mapping[str, str] | None) -> dict[str, str]:
     """Deepen camera sensor id -> nuScenes channel (``channels`` overrides; default upper case)."""
     out: dict[str, str] = {}
-    for s in sorted(set(labels.cameras.sensor_id.tolist()), key=kitti._natural):
+    for s in sorted(set(labels.cameras.sensor_id.tolist()), key=natural_key):
         out[s] = (channels or {}).get(s, str(s).upper())
     return out
 
@@ -513,7 +513,7 @@ def _camera_data(
     out: dict[tuple[int, str], Record] = {}
     order = sorted(
         np.flatnonzero(ok & (pos[cams.frame] >= 0)).tolist(),
-        key=lambda c: (int(pos[cams.frame[c]]), kitti._natural(str(cams.sensor_id[c]))),
+        key=lambda c: (int(pos[cams.frame[c]]), natural_key(str(cams.sensor_id[c]))),
     )
     kmat = cams.intrinsic_matrix()
     for c in order:

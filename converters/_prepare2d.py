@@ -26,10 +26,6 @@ from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
 
-POINT_CLOUD_SUFFIXES = frozenset({".pcd", ".bin", ".ply", ".las", ".laz", ".npy", ".json"})
-"""File suffixes that name LiDAR frames, never images."""
-
-_3D_TABLES = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
 _2D_TABLES = ("boxes", "polygons", "polylines", "points", "masks2d")
 
 STATUS_NAMES = {int(s): s.name.lower() for s in FrameStatus}
@@ -49,29 +45,11 @@ def flag(value: Any) -> bool:
 
 
 def image_frames(labels: LabelSet) -> Array:
-    """Rows of ``labels.frames`` that are images, in frame order.
+    """Rows of ``labels.frames`` that are images, in frame order (:meth:`LabelSet.images`).
 
-    A frame is an image unless it only carries 3D labels or its file id ends in a point-cloud
-    suffix (``.pcd``, ``.bin``, ...) and it carries no 2D label. Frames without any label are
-    kept: empty images are part of a dataset.
+    Frames without any label are kept: empty images are part of a dataset.
     """
-    n = len(labels.frames)
-    has2d = np.zeros(n, dtype=bool)
-    has3d = np.zeros(n, dtype=bool)
-    for name in _2D_TABLES:
-        has2d[labels.table(name).frame] = True  # type: ignore[attr-defined]
-    for name in _3D_TABLES:
-        has3d[labels.table(name).frame] = True  # type: ignore[attr-defined]
-    for name in ("poses", "pointclouds"):
-        has3d[getattr(labels, name).frame] = True
-    cloud = np.array(
-        [
-            PurePosixPath(str(f)).suffix.lower() in POINT_CLOUD_SUFFIXES
-            for f in labels.frames.file_id
-        ],
-        dtype=bool,
-    )
-    return np.flatnonzero(has2d | ~(has3d | cloud))
+    return labels.images()
 
 
 def skip_unlabelled(
@@ -90,37 +68,8 @@ def skip_unlabelled(
 
 
 def image_names(labels: LabelSet, frames: Array) -> list[str]:
-    """Relative image path of each frame in ``frames``, unique among them.
-
-    The name is the frame's ``file_id``; a camera view of a LiDAR frame takes its camera's
-    ``image_path`` (from the uploaded frames) or else ``<sensor_id>/<file_id>``. When a name is
-    still shared (one ``file_id`` labelled on several sensors, or several datasets), every frame
-    with that name is put under ``<sensor_id>/`` (and ``<dataset_id>/`` if that is not enough).
-    """
-    f = labels.frames
-    names = [str(x) for x in f.file_id[frames]]
-    cams = labels.cameras
-    if len(cams):
-        lookup = {
-            (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
-            for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
-            if path
-        }
-        for k, fr in enumerate(frames.tolist()):
-            key = (str(f.dataset_id[fr]), str(f.file_id[fr]), str(f.sensor_id[fr]))
-            names[k] = lookup.get(key, names[k])
-    for k, fr in enumerate(frames.tolist()):
-        if PurePosixPath(names[k]).suffix.lower() in POINT_CLOUD_SUFFIXES:
-            names[k] = f"{f.sensor_id[fr]}/{names[k]}"
-    for prefix in (f.sensor_id, f.dataset_id):
-        counts: dict[str, int] = {}
-        for n in names:
-            counts[n] = counts.get(n, 0) + 1
-        names = [
-            f"{prefix[fr]}/{n}" if counts[n] > 1 and prefix[fr] else n
-            for n, fr in zip(names, frames.tolist(), strict=True)
-        ]
-    return names
+    """Relative image path of each frame in ``frames``, unique (:meth:`LabelSet.image_names`)."""
+    return labels.image_names(frames)
 
 
 def check_paths(
@@ -256,26 +205,10 @@ def prepare_polygons(
     """Polygons on ``frames``: even-odd rings, repaired, oriented, clipped; empty ones dropped."""
     p = labels.polygons
     on = _on_images(labels, "polygons", frames)
-    geoms = geo.polygons_to_shapely(p.offsets, p.ring_offsets, p.coords)
-    bad_rings = geo.degenerate_rings(p.offsets, p.ring_offsets, p.coords) > 0
-    record(
-        report,
-        labels,
-        "polygons",
-        on & bad_rings,
-        "repaired",
-        "ring(s) with fewer than 3 vertices or non-finite coordinates left out",
-    )
-    geoms, repaired = geo.repair_polygons(geoms)
-    record(
-        report,
-        labels,
-        "polygons",
-        on & repaired,
-        "repaired",
-        "invalid polygon (self-intersection or overlapping parts) repaired with make_valid",
-    )
-    geoms = geo.orient_polygons(geoms)
+    # the one parts/holes rule (Parquet and previews use it too)
+    geoms, bad_rings, repaired = geo.polygon_geometries(p.offsets, p.ring_offsets, p.coords)
+    record(report, labels, "polygons", on & bad_rings, "repaired", geo.RING_LEFT_OUT)
+    record(report, labels, "polygons", on & repaired, "repaired", geo.POLYGON_REPAIRED)
     if clip:
         w = labels.frames.width[p.frame].astype(np.float64)
         h = labels.frames.height[p.frame].astype(np.float64)

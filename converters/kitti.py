@@ -89,8 +89,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +104,8 @@ from converters._base import (
     dump_json,
     finish,
     record,
-    safe_path,
 )
+from deepen_export._media import ImageSource
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -116,6 +114,7 @@ from deepen_export.model import (
     Boxes,
     Cameras,
     Cuboids,
+    FrameRole,
     Frames,
     FrameStatus,
     LabelSet,
@@ -164,14 +163,6 @@ class Layout:
     position: Array
 
 
-def _natural(s: str) -> tuple[Any, ...]:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
-
-
-def _is_camera(sensor: Array) -> Array:
-    return np.array([str(s).startswith("camera") for s in sensor], dtype=bool)
-
-
 def layout(
     labels: LabelSet, *, three_d: bool | None = None, skip_unlabelled: bool = False
 ) -> Layout:
@@ -185,33 +176,14 @@ def layout(
     if three_d is None:
         three_d = bool(len(labels.cuboids) or len(labels.poses))
     n = len(fr)
-    if three_d:
-        base = ~_is_camera(fr.sensor_id)
-        for t in (
-            labels.cuboids, labels.poses, labels.cameras, labels.pointclouds,
-            labels.point_segmentation,
-        ):  # fmt: skip
-            base[t.frame] = True
-    else:
-        base = np.ones(n, dtype=bool)
+    # frame roles are decided once, by the model
+    base = fr.role == FrameRole.LIDAR if three_d else np.ones(n, dtype=bool)
     if skip_unlabelled:
         used = np.zeros(n, dtype=bool)
         for k in KINDS:
             used[labels.table(k).frame] = True  # type: ignore[attr-defined]
         base &= (fr.status != int(FrameStatus.UNLABELLED)) | used
-    rows = np.flatnonzero(base)
-    rows = np.array(
-        sorted(
-            rows.tolist(),
-            key=lambda r: (
-                str(fr.dataset_id[r]),
-                int(fr.index[r]),
-                _natural(str(fr.file_id[r])),
-                str(fr.sensor_id[r]),
-            ),
-        ),
-        dtype=np.int64,
-    )
+    rows = labels.sequence_order(np.flatnonzero(base))
     position = np.full(n, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     if three_d:
@@ -820,40 +792,8 @@ def calib_text(cal: Calibration) -> list[str]:
 # -- media ------------------------------------------------------------------------------
 
 
-class Media:
-    """Read images from a folder or a zip (the dataset's upload), by relative path."""
-
-    def __init__(self, source: str | os.PathLike[str] | None) -> None:
-        self.path = None if source is None else Path(source)
-        self.zip = (
-            zipfile.ZipFile(self.path) if self.path is not None and self.path.is_file() else None
-        )
-        self.names = set(self.zip.namelist()) if self.zip else set()
-
-    def copy(self, rel: str, dest: Path) -> bool:
-        """Copy image ``rel`` to ``dest``; False when it is not there."""
-        rel = rel.replace("\\", "/").lstrip("/")
-        if not rel or self.path is None:
-            return False
-        if self.zip is not None:
-            if rel not in self.names:
-                return False
-            with self.zip.open(rel) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-            return True
-        try:
-            src_path = safe_path(self.path, rel)
-        except ConversionError:
-            return False
-        if not src_path.is_file():
-            return False
-        shutil.copyfile(src_path, dest)
-        return True
-
-    def close(self) -> None:
-        """Close the zip, if any."""
-        if self.zip is not None:
-            self.zip.close()
+Media = ImageSource
+"""Images from a folder or a zip (the dataset's upload), by relative path (the one image source)."""
 
 
 def image_ext(rel: str) -> str:

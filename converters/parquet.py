@@ -187,6 +187,7 @@ class _Sink:
             pointclouds=self.pointclouds,
         )
         tables["frames"] = self._new_frames(tables["frames"])
+        self.report.extend(arrow.geometry_issues(labels))  # the writers' parts/holes rule
         if not self.pointclouds and len(labels.pointclouds):
             for fid in labels.frames.file_id[labels.pointclouds.frame]:
                 self.report.add(

@@ -80,31 +80,8 @@ def default_h_samples(height: int, step: int = 10) -> list[int]:
 
 
 def image_frames(labels: LabelSet) -> Array:
-    """Rows of ``labels.frames`` that are images (not LiDAR frames), in output order."""
-    fr = labels.frames
-    lidar = np.array([str(s) == "lidar" for s in fr.sensor_id], dtype=bool)
-    for t in (labels.poses, labels.pointclouds, labels.point_segmentation, labels.cuboids):
-        lidar[t.frame] = True
-    rows = np.flatnonzero(~lidar)
-    return np.array(
-        sorted(
-            rows.tolist(),
-            key=lambda r: (str(fr.dataset_id[r]), str(fr.file_id[r]), str(fr.sensor_id[r])),
-        ),
-        dtype=np.int64,
-    )
-
-
-def image_names(frames: Frames, rows: Array) -> list[str]:
-    """``file_id``, or ``<sensor_id>/<file_id>`` where one file id has several sensor rows."""
-    ids = [str(frames.file_id[r]) for r in rows.tolist()]
-    counts: dict[str, int] = {}
-    for i in ids:
-        counts[i] = counts.get(i, 0) + 1
-    return [
-        f"{frames.sensor_id[r]}/{i}" if counts[i] > 1 else i
-        for r, i in zip(rows.tolist(), ids, strict=True)
-    ]
+    """Rows of ``labels.frames`` that are images (not LiDAR frames), in sequence order."""
+    return labels.sequence_order(labels.images())
 
 
 def clip_lanes(lanes: Polylines, width: Array, height: Array) -> tuple[Array, Array, Array, Array]:
@@ -257,7 +234,7 @@ def prepare(
     order = order[~empty[order]]
     return {
         "rows": rows,
-        "names": image_names(fr, rows),
+        "names": labels.image_names(rows),  # the names COCO and the other 2D formats use
         "grid": per_image,
         "lanes": lanes,
         "lanes_pos": lanes_pos,

@@ -63,7 +63,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,36 +73,34 @@ import pyarrow.compute as pc
 import shapely
 
 from deepen_export.errors import ConversionError, ParseError
+from deepen_export.geometry.planar import POLYGON_REPAIRED, RING_LEFT_OUT, polygon_geometries
 from deepen_export.model import (
+    KIND_OF_LABEL_TYPE,
+    KIND_SPECS,
     LABEL_KINDS,
-    Boxes,
     Cameras,
-    Cuboids,
     Frames,
     FrameStatus,
+    Issue,
     LabelSet,
     LabelTable,
     Masks2D,
     PointClouds,
-    Points,
-    Points3D,
     PointSegmentation,
-    Polygons,
-    Polygons3D,
-    Polylines,
-    Polylines3D,
     Poses,
-    Scenes,
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py checks
+    "CONVENTIONS",
     "GeoSummary",
     "KIND_OF_LABEL_TYPE",
     "LABEL_TYPE_OF_KIND",
+    "NO_AREA_LEFT",
     "SCHEMA_VERSION",
     "TABLES",
     "attribute_keys",
     "from_arrow",
+    "geometry_issues",
     "label_schema",
     "table_metadata",
     "to_arrow",
@@ -123,22 +121,9 @@ TABLES: tuple[str, ...] = (
 """Names of the tables :func:`to_arrow` produces."""
 
 LABEL_TYPE_OF_KIND: dict[str, str] = {
-    "boxes": "box",
-    "polygons": "polygon",
-    "polylines": "lane",
-    "points": "point",
-    "cuboids": "3d_bbox",
-    "polylines3d": "3d_polyline",
-    "polygons3d": "3d_polygon",
-    "points3d": "3d_point",
-    "scenes": "scene",
+    k: spec.label_types[0] for k, spec in KIND_SPECS.items() if spec.label_types
 }
 """Deepen ``label_type`` of each model kind (polylines keep their own: ``lane`` or ``polyline``)."""
-
-KIND_OF_LABEL_TYPE: dict[str, str] = {v: k for k, v in LABEL_TYPE_OF_KIND.items()} | {
-    "polyline": "polylines"
-}
-"""Model kind of each Deepen ``label_type``."""
 
 CONVENTIONS = {
     "image": "pixel-corner coordinates, origin top-left, x right, y down",
@@ -180,20 +165,28 @@ def _enc(encoding: str, **more: Any) -> dict[bytes, bytes]:
     return {b"encoding": json.dumps({"encoding": encoding, **more}).encode()}
 
 
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": _I64,
+    "int32": pa.int32(),
+    "timestamp[ms]": _TS,
+    "dictionary": pa.dictionary(pa.int32(), pa.string()),
+}
+_COMMON_COLUMNS = {name: c for name, c in LabelTable.COLUMNS.items() if c.arrow}
+"""Model column -> declaration of the common label columns the ``labels`` table holds."""
+_COMMON_FIELDS = [
+    pa.field(c.arrow, _ARROW_TYPES[c.arrow_kind], metadata=_enc(c.note) if c.note else None)
+    for c in _COMMON_COLUMNS.values()
+    if c.arrow
+]
+
+
 _LABEL_FIELDS = [
     pa.field("dataset_id", pa.string()),
     pa.field("label_type", pa.string(), metadata=_enc("Deepen label_type")),
     pa.field("kind", pa.string(), metadata=_enc("deepen_export.model table name")),
     *_KEY_FIELDS[1:],
-    pa.field("label_id", pa.string()),
-    pa.field("track_id", pa.int64(), metadata=_enc("number after ':' in label_id")),
-    pa.field("category", pa.dictionary(pa.int32(), pa.string())),
-    pa.field("stage", pa.string()),
-    pa.field("label_set", pa.string()),
-    pa.field("labeller", pa.string()),
-    pa.field("create_time", _TS),
-    pa.field("update_time", _TS),
-    pa.field("version", pa.int64()),
+    *_COMMON_FIELDS,
     pa.field(
         "attributes",
         pa.map_(pa.string(), pa.string()),
@@ -366,17 +359,6 @@ def _dictionary(codes: Array, names: Iterable[str]) -> pa.Array:
 # geometry (derived, for GeoParquet readers)
 
 
-def _close_rings(coords: Array, ring_offsets: Array, keep: Array) -> tuple[Array, Array]:
-    counts = np.diff(ring_offsets)
-    closed = np.where(keep, counts + 1, 0)
-    ring_of = np.repeat(np.arange(len(counts)), closed)
-    new_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(closed, out=new_offsets[1:])
-    pos = np.arange(int(new_offsets[-1])) - new_offsets[:-1][ring_of]
-    src = ring_offsets[:-1][ring_of] + pos % np.maximum(counts[ring_of], 1)
-    return coords[src], new_offsets
-
-
 def _finite_per(coords: Array, offsets: Array) -> Array:
     bad = ~np.isfinite(coords).all(axis=1)
     owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -384,73 +366,52 @@ def _finite_per(coords: Array, offsets: Array) -> Array:
 
 
 def _even_odd(coords: Array, ring_offsets: Array, offsets: Array) -> Array:
-    """Shapely (Multi)Polygons per label by the model's even-odd rule; None if degenerate."""
-    n = len(offsets) - 1
-    out = np.full(n, None, dtype=object)
-    counts = np.diff(ring_offsets)
-    nrings = np.diff(offsets)
-    ring_label = np.repeat(np.arange(n), nrings)
-    ok_ring = (counts >= 3) & _finite_per(coords, ring_offsets)
-    ok = (nrings > 0) & (np.bincount(ring_label[~ok_ring], minlength=n) == 0)
-    if not ok.any():
-        return out
-    keep_ring = ok[ring_label]
-    closed, closed_off = _close_rings(coords, ring_offsets, keep_ring)
-    single = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON,
-        closed,
-        (closed_off, np.arange(len(counts) + 1, dtype=np.int64)),
-    )
-    depth = np.zeros(len(counts), dtype=np.int64)
-    parent = np.arange(len(counts), dtype=np.int64)
-    multi = keep_ring & (nrings[ring_label] > 1)
-    if multi.any():
-        i = np.flatnonzero(multi)
-        k = nrings[ring_label[i]]
-        first = offsets[ring_label[i]]
-        a = np.repeat(i, k)
-        b = np.repeat(first, k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
-        a, b = a[a != b], b[a != b]
-        inside = shapely.covers(single[a], single[b])  # ring b lies inside ring a
-        a, b = a[inside], b[inside]
-        depth += np.bincount(b, minlength=len(counts))
-        if len(a):  # the innermost container (largest depth) of each covered ring
-            order = np.lexsort((depth[a], b))
-            last = np.r_[b[order][1:] != b[order][:-1], True]
-            hole_b = b[order][last]
-            odd = depth[hole_b] % 2 == 1
-            parent[hole_b[odd]] = a[order][last][odd]
-    is_hole = depth % 2 == 1
-    # duplicate rings cover each other: no outer ring to hang a hole on, no valid geometry
-    broken = keep_ring & (is_hole & is_hole[parent] | (parent == np.arange(len(counts))) & is_hole)
-    ok &= np.bincount(ring_label[broken], minlength=n) == 0
-    outer = keep_ring & ~is_hole
-    ok &= np.bincount(ring_label[outer], minlength=n) > 0
-    if not ok.any():
-        return out
-    ring_idx = np.flatnonzero(ok[ring_label])
-    r = ring_idx[np.lexsort((ring_idx, is_hole[ring_idx], parent[ring_idx], ring_label[ring_idx]))]
-    new_counts = counts[r] + 1
-    ring_off = np.zeros(len(r) + 1, dtype=np.int64)
-    np.cumsum(new_counts, out=ring_off[1:])
-    starts = closed_off[:-1][r]
-    src = np.repeat(starts - ring_off[:-1], new_counts) + np.arange(int(ring_off[-1]))
-    part_start = np.flatnonzero(~is_hole[r])
-    poly_off = np.r_[part_start, len(r)].astype(np.int64)
-    labels_kept = np.flatnonzero(ok)
-    parts_per_label = np.bincount(ring_label[r][part_start], minlength=n)[labels_kept]
-    multi_off = np.zeros(len(labels_kept) + 1, dtype=np.int64)
-    np.cumsum(parts_per_label, out=multi_off[1:])
-    geoms = shapely.from_ragged_array(
-        shapely.GeometryType.MULTIPOLYGON, closed[src], (ring_off, poly_off, multi_off)
-    )
-    one = shapely.get_num_geometries(geoms) == 1
-    geoms[one] = shapely.get_geometry(geoms[one], 0)
-    bad = ~shapely.is_valid(geoms)  # self-intersecting rings: the even-odd fill, made valid
-    if bad.any():
-        fixed = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-        geoms[bad] = np.where(shapely.is_empty(fixed), None, fixed)
-    out[labels_kept] = shapely.orient_polygons(geoms, exterior_cw=False)
+    """(Multi)Polygons per label by the one parts/holes rule; None where no area is left.
+
+    The rule is :func:`deepen_export.geometry.polygon_geometries`, the same the 2D writers use;
+    :func:`geometry_issues` reports the labels it changes.
+    """
+    geoms, _, _ = polygon_geometries(offsets, ring_offsets, coords)
+    out = np.full(len(geoms), None, dtype=object)
+    keep = ~shapely.is_empty(geoms) if len(geoms) else np.zeros(0, dtype=bool)
+    g = geoms[keep]
+    one = shapely.get_num_geometries(g) == 1
+    g[one] = shapely.get_geometry(g[one], 0)
+    out[keep] = g
+    return out
+
+
+NO_AREA_LEFT = (
+    "polygon has no area left (degenerate rings): geometry, bbox, n_parts and n_holes are null"
+)
+
+
+def geometry_issues(labels: LabelSet) -> list[Issue]:
+    """Report entries for the polygons whose ``geometry`` differs from the rings as sent.
+
+    Under the one parts/holes rule (:func:`deepen_export.geometry.polygon_geometries`): labels
+    that lost a ring, labels that were repaired, and labels with no area left (their row stays,
+    with null geometry). The 2D writers report the same labels with the same reasons.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, Polygons
+    >>> sq = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("road",),
+    ...     polygons=Polygons.from_columns(frame=[0], category=[0], label_id=["road:1"],
+    ...         offsets=[0, 2], ring_offsets=[0, 4, 6], coords=sq + [[1, 1], [2, 2]]))
+    >>> [(i.action, i.label_id) for i in geometry_issues(ls)]
+    [('repaired', 'road:1')]
+    """
+    out: list[Issue] = []
+    for kind in (k for k, spec in KIND_SPECS.items() if spec.family == "polygon"):
+        t: Any = labels.table(kind)
+        if not len(t):
+            continue
+        geoms, left_out, repaired = polygon_geometries(t.offsets, t.ring_offsets, t.coords)
+        out += labels.row_issues(kind, left_out, "repaired", RING_LEFT_OUT)
+        out += labels.row_issues(kind, repaired, "repaired", POLYGON_REPAIRED)
+        out += labels.row_issues(kind, shapely.is_empty(geoms), "changed", NO_AREA_LEFT)
     return out
 
 
@@ -645,45 +606,27 @@ def _label_table(
         "file_id": _str(fr.file_id[rows]),
         "sensor_id": _str(fr.sensor_id[rows]),
         "frame_index": _int(fr.index[rows]),
-        "label_id": _str(t.label_id),
-        "track_id": _int(t.track),
-        "category": _dictionary(t.category, labels.categories),
-        "stage": _str(t.stage),
-        "label_set": _str(t.label_set),
-        "labeller": _str(t.labeller),
-        "create_time": _time(t.create_time),
-        "update_time": _time(t.update_time),
-        "version": _int(t.version),
+        **_common_to_arrow(t, labels.categories),
         "attributes": _attributes_map(t, encodings),
     }
-    geom2d = geom3d = None
-    if kind == "boxes":
+    spec = KIND_SPECS[kind]
+    geom2d: Array | None = None
+    geom3d: Array | None = None
+    if spec.family == "box":
         geom2d = _boxes(t.xyxy)
-    elif kind == "polygons":
-        geom2d = _even_odd(t.coords, t.ring_offsets, t.offsets)
-        cols["xy"] = _nested(t.coords, t.ring_offsets, t.offsets)
-    elif kind == "polylines":
-        geom2d = _lines(t.coords, t.part_offsets, t.offsets)
-        cols["xy"] = _nested(t.coords, t.part_offsets, t.offsets)
-    elif kind == "points":
-        geom2d = _points(t.coords, t.offsets)
-        cols["xy"] = _nested(t.coords, t.offsets, np.arange(n + 1))
-    elif kind == "polygons3d":
-        geom3d = _even_odd(t.coords, t.ring_offsets, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.ring_offsets, t.offsets)
-    elif kind == "polylines3d":
-        geom3d = _lines(t.coords, t.part_offsets, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.part_offsets, t.offsets)
-    elif kind == "points3d":
-        geom3d = _points(t.coords, t.offsets)
-        cols["xyz"] = _nested(t.coords, t.offsets, np.arange(n + 1))
-    elif kind == "cuboids":
+    elif spec.family == "cuboid":
         cols["cuboid"] = _struct([*t.center.T, *t.size.T, *t.quat.T, t.yaw], _CUBOID)
+    elif spec.family in ("polygon", "polyline", "point"):
+        shapes, nested = _vector_geometry(t, spec.family, n)
+        if spec.dim == 2:
+            geom2d, cols["xy"] = shapes, nested
+        else:
+            geom3d, cols["xyz"] = shapes, nested
     geom = geom2d if geom2d is not None else geom3d
-    if geom is not None and kind != "boxes":
+    if geom is not None and spec.family != "box":
         parts = shapely.get_num_geometries(geom)
         cols["n_parts"] = pa.array(parts, pa.int32(), mask=geom == None)  # noqa: E711
-        if kind in ("polygons", "polygons3d"):
+        if spec.family == "polygon":
             each, owner = shapely.get_parts(geom, return_index=True)
             rings = shapely.get_num_interior_rings(each)
             holes = np.bincount(owner, weights=rings, minlength=n).astype(np.int32)
@@ -691,7 +634,7 @@ def _label_table(
     if geom2d is not None:
         cols["geometry"] = _wkb(geom2d, 2)
         cols["bbox"] = _bbox(geom2d)
-        if kind == "boxes":  # the box itself, even where it has no valid geometry (NaN)
+        if spec.family == "box":  # the box itself, even where it has no valid geometry (NaN)
             cols["bbox"] = _struct(t.xyxy.T, _BBOX)
     if geom3d is not None:
         cols["geometry_3d"] = _wkb(geom3d, 3)
@@ -700,6 +643,49 @@ def _label_table(
     schema = label_schema(attribute_types)
     arrays = [cols[f.name] if f.name in cols else _nulls(n, f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _common_to_arrow(t: LabelTable, categories: Sequence[str]) -> dict[str, pa.Array]:
+    """The common columns of ``t`` as Arrow arrays, by Arrow name, from their declarations."""
+    out: dict[str, pa.Array] = {}
+    for name, c in _COMMON_COLUMNS.items():
+        values = getattr(t, name)
+        kind = c.arrow_kind
+        if kind == "dictionary":
+            out[str(c.arrow)] = _dictionary(values, categories)
+        elif kind == "timestamp[ms]":
+            out[str(c.arrow)] = _time(values)
+        elif kind == "string":
+            out[str(c.arrow)] = _str(values)
+        else:
+            out[str(c.arrow)] = _int(values, _ARROW_TYPES[kind])
+    return out
+
+
+def _common_from_arrow(t: pa.Table, cat_index: Mapping[str, int]) -> dict[str, Array]:
+    """The common columns of a ``labels`` table slice back as model columns (nulls -> missing)."""
+    out: dict[str, Array] = {}
+    for name, c in _COMMON_COLUMNS.items():
+        arr = t.column(str(c.arrow))
+        kind = c.arrow_kind
+        if kind == "dictionary":
+            out[name] = np.asarray([cat_index[v] for v in _obj(arr)], dtype=c.dtype)
+        elif kind == "string":
+            out[name] = _obj(arr)
+        else:
+            if kind == "timestamp[ms]":
+                arr = arr.cast(pa.int64())
+            out[name] = _np(arr, fill=c.missing)
+    return out
+
+
+def _vector_geometry(t: Any, family: str, n: int) -> tuple[Array, pa.Array]:
+    """Shapely geometries and the lossless nested coordinates of a polygon/line/point table."""
+    if family == "point":
+        return _points(t.coords, t.offsets), _nested(t.coords, t.offsets, np.arange(n + 1))
+    inner = t.ring_offsets if family == "polygon" else t.part_offsets
+    build = _even_odd if family == "polygon" else _lines
+    return build(t.coords, inner, t.offsets), _nested(t.coords, inner, t.offsets)
 
 
 def _keys(labels: LabelSet, rows: Array) -> dict[str, pa.Array]:
@@ -1105,18 +1091,6 @@ _GEOM_BUILD = {
     "points3d": ("xyz", 2, ("outer", "offsets")),
 }
 
-_KIND_TYPES: dict[str, type[LabelTable]] = {
-    "boxes": Boxes,
-    "polygons": Polygons,
-    "polylines": Polylines,
-    "points": Points,
-    "cuboids": Cuboids,
-    "polylines3d": Polylines3D,
-    "polygons3d": Polygons3D,
-    "points3d": Points3D,
-    "scenes": Scenes,
-}
-
 
 def _labels_back(
     table: pa.Table, frame_keys: pa.Array, categories: list[str], meta: Mapping[str, Any]
@@ -1130,22 +1104,13 @@ def _labels_back(
         if not mask.any():
             keys = meta.get("attribute_keys", {}).get(kind)
             if keys:  # an empty table that had attribute columns
-                empty = _KIND_TYPES[kind].empty()
+                empty = KIND_SPECS[kind].label_table.empty()
                 out[kind] = empty.with_attributes({k: np.empty(0, dtype=object) for k in keys})
             continue
         t = table.filter(pa.array(mask))
-        cats = _obj(t.column("category"))
         cols: dict[str, Any] = {
+            **_common_from_arrow(t, cat_index),
             "frame": _frame_rows(t, frame_keys, "labels"),
-            "category": np.asarray([cat_index[c] for c in cats], dtype=np.int32),
-            "label_id": _obj(t.column("label_id")),
-            "track": _np(t.column("track_id"), fill=-1),
-            "stage": _obj(t.column("stage")),
-            "label_set": _obj(t.column("label_set")),
-            "labeller": _obj(t.column("labeller")),
-            "create_time": _np(t.column("create_time").cast(pa.int64()), fill=-1),
-            "update_time": _np(t.column("update_time").cast(pa.int64()), fill=-1),
-            "version": _np(t.column("version"), fill=-1),
             "attributes": _attributes_back(t, encodings, meta.get("attribute_keys", {}).get(kind)),
         }
         if kind == "boxes":
@@ -1163,7 +1128,7 @@ def _labels_back(
                 cols[outer] = off_outer
         if kind == "polylines":
             cols["label_type"] = _obj(t.column("label_type"))
-        out[kind] = _KIND_TYPES[kind].from_columns(**cols)
+        out[kind] = KIND_SPECS[kind].label_table.from_columns(**cols)
     return out
 
 
@@ -1191,104 +1156,129 @@ def from_arrow(
     meta = _meta(labels_t) if labels_t is not None else {}
     if not meta and "frames" in tables:
         meta = _meta(tables["frames"])
-    if categories is None:
-        cats = list(meta.get("categories", []))
-        for name in ("labels", "point_segmentation"):
-            t = tables.get(name)
-            if t is not None and len(t):
-                seen = pc.unique(t.column("category").cast(pa.string())).drop_null()
-                cats += sorted(set(seen.to_pylist()) - set(cats))
-    else:
-        cats = list(categories)
+    cats = list(categories) if categories is not None else _categories_of(tables, meta)
     frames_t = tables.get("frames")
     if frames_t is None:
         frames_t = _frames_from(tables)
-    status_names = {v: k for k, v in _STATUS_NAMES.items()}
-    none = np.full(len(frames_t), -1, dtype=np.int32)
-    status = _obj(frames_t.column("status")) if "status" in frames_t.column_names else None
-    frames = Frames.from_columns(
-        file_id=_obj(frames_t.column("file_id")),
-        sensor_id=_obj(frames_t.column("sensor_id").fill_null("")),
-        dataset_id=_obj(frames_t.column("dataset_id").fill_null("")),
-        index=_np(frames_t.column("frame_index"), fill=-1),
-        width=_np(frames_t.column("width"), fill=-1) if "width" in frames_t.column_names else none,
-        height=_np(frames_t.column("height"), fill=-1)
-        if "height" in frames_t.column_names
-        else none,
-        status=np.zeros(len(frames_t), np.int8)
-        if status is None
-        else np.asarray([status_names[s] for s in status], dtype=np.int8),
-    )
     keys = _keystr(frames_t)
     parts: dict[str, Any] = {}
     if labels_t is not None:
         parts.update(_labels_back(labels_t, keys, cats, meta))
     cat_index = {c: i for i, c in enumerate(cats)}
-    seg_t = tables.get("point_segmentation")
-    if seg_t is not None and len(seg_t):
-        rows = _frame_rows(seg_t, keys, "point_segmentation")
-        starts = np.r_[True, rows[1:] != rows[:-1]]
-        counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
-        seg_names = _obj(seg_t.column("category"))
-        parts["point_segmentation"] = PointSegmentation.from_columns(
-            frame=rows[starts],
-            offsets=np.r_[0, np.cumsum(counts)],
-            category=np.asarray(
-                [-1 if c is None else cat_index[c] for c in seg_names], dtype=np.int32
-            ),
-            instance=_np(seg_t.column("instance"), fill=-1).astype(np.int32),
-        )
-    m_t = tables.get("masks2d")
-    if m_t is not None and len(m_t):
-        px, offs = _unnest(m_t.column("pixels"))
-        parts["masks2d"] = Masks2D.from_columns(
-            frame=_frame_rows(m_t, keys, "masks2d"),
-            height=_np(m_t.column("height")),
-            width=_np(m_t.column("width")),
-            offsets=offs,
-            pixels=_np(px).astype(np.int32),
-        )
-    p_t = tables.get("poses")
-    if p_t is not None and len(p_t):
-        parts["poses"] = Poses.from_columns(
-            frame=_frame_rows(p_t, keys, "poses"),
-            position=_struct_np(p_t.column("position"), "xyz"),
-            quat=_struct_np(p_t.column("quat"), "xyzw"),
-            timestamp=_np(p_t.column("timestamp"), fill=np.nan),
-        )
-    c_t = tables.get("cameras")
-    if c_t is not None and len(c_t):
-        parts["cameras"] = Cameras.from_columns(
-            frame=_frame_rows(c_t, keys, "cameras"),
-            sensor_id=_obj(c_t.column("camera_id")),
-            **{k: _np(c_t.column(k)) for k in ("fx", "fy", "cx", "cy")},
-            model=_obj(c_t.column("model")),
-            distortion=_struct_np(c_t.column("distortion"), _DISTORTION_FIELDS),
-            position=_struct_np(c_t.column("position"), "xyz"),
-            quat=_struct_np(c_t.column("quat"), "xyzw"),
-            image_path=_obj(c_t.column("image_path")),
-            width=_np(c_t.column("width"), fill=-1),
-            height=_np(c_t.column("height"), fill=-1),
-            timestamp=_np(c_t.column("timestamp"), fill=np.nan),
-        )
-    pc_t = tables.get("pointclouds")
-    if pc_t is not None and len(pc_t):
-        rows = _frame_rows(pc_t, keys, "pointclouds")
-        starts = np.r_[True, rows[1:] != rows[:-1]]
-        counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
-        parts["pointclouds"] = PointClouds.from_columns(
-            frame=rows[starts],
-            offsets=np.r_[0, np.cumsum(counts)],
-            xyz=np.stack([_np(pc_t.column(k)).astype(np.float64) for k in "xyz"], axis=1),
-            intensity=_np(pc_t.column("intensity"), fill=np.nan).astype(np.float32),
-        )
+    for name, back in _TABLES_BACK.items():
+        t = tables.get(name)
+        if t is not None and len(t):
+            parts[name] = back(t, _frame_rows(t, keys, name), cat_index)
     source = meta.get("source", {})
     return LabelSet(
-        frames=frames,
+        frames=_frames_back(frames_t),
         categories=tuple(cats),
         meta=source if isinstance(source, dict) else {},
         **parts,
     )
+
+
+def _categories_of(tables: Mapping[str, pa.Table], meta: Mapping[str, Any]) -> list[str]:
+    """Category order from the metadata, then any other names used, sorted."""
+    cats = list(meta.get("categories", []))
+    for name in ("labels", "point_segmentation"):
+        t = tables.get(name)
+        if t is not None and len(t):
+            seen = pc.unique(t.column("category").cast(pa.string())).drop_null()
+            cats += sorted(set(seen.to_pylist()) - set(cats))
+    return cats
+
+
+def _frames_back(frames_t: pa.Table) -> Frames:
+    status_names = {v: k for k, v in _STATUS_NAMES.items()}
+    none = np.full(len(frames_t), -1, dtype=np.int32)
+    names = frames_t.column_names
+    status = _obj(frames_t.column("status")) if "status" in names else None
+    return Frames.from_columns(
+        file_id=_obj(frames_t.column("file_id")),
+        sensor_id=_obj(frames_t.column("sensor_id").fill_null("")),
+        dataset_id=_obj(frames_t.column("dataset_id").fill_null("")),
+        index=_np(frames_t.column("frame_index"), fill=-1),
+        width=_np(frames_t.column("width"), fill=-1) if "width" in names else none,
+        height=_np(frames_t.column("height"), fill=-1) if "height" in names else none,
+        status=np.zeros(len(frames_t), np.int8)
+        if status is None
+        else np.asarray([status_names[s] for s in status], dtype=np.int8),
+    )
+
+
+def _runs(rows: Array) -> tuple[Array, Array]:
+    """Frame rows of consecutive runs of one frame, and the offsets of the runs."""
+    starts = np.r_[True, rows[1:] != rows[:-1]]
+    counts = np.diff(np.r_[np.flatnonzero(starts), len(rows)])
+    return rows[starts], np.r_[0, np.cumsum(counts)]
+
+
+def _segmentation_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    frame, offsets = _runs(rows)
+    names = _obj(t.column("category"))
+    return PointSegmentation.from_columns(
+        frame=frame,
+        offsets=offsets,
+        category=np.asarray([-1 if c is None else cat_index[c] for c in names], dtype=np.int32),
+        instance=_np(t.column("instance"), fill=-1).astype(np.int32),
+    )
+
+
+def _masks_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    px, offs = _unnest(t.column("pixels"))
+    return Masks2D.from_columns(
+        frame=rows,
+        height=_np(t.column("height")),
+        width=_np(t.column("width")),
+        offsets=offs,
+        pixels=_np(px).astype(np.int32),
+    )
+
+
+def _poses_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    return Poses.from_columns(
+        frame=rows,
+        position=_struct_np(t.column("position"), "xyz"),
+        quat=_struct_np(t.column("quat"), "xyzw"),
+        timestamp=_np(t.column("timestamp"), fill=np.nan),
+    )
+
+
+def _cameras_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    return Cameras.from_columns(
+        frame=rows,
+        sensor_id=_obj(t.column("camera_id")),
+        **{k: _np(t.column(k)) for k in ("fx", "fy", "cx", "cy")},
+        model=_obj(t.column("model")),
+        distortion=_struct_np(t.column("distortion"), _DISTORTION_FIELDS),
+        position=_struct_np(t.column("position"), "xyz"),
+        quat=_struct_np(t.column("quat"), "xyzw"),
+        image_path=_obj(t.column("image_path")),
+        width=_np(t.column("width"), fill=-1),
+        height=_np(t.column("height"), fill=-1),
+        timestamp=_np(t.column("timestamp"), fill=np.nan),
+    )
+
+
+def _pointclouds_back(t: pa.Table, rows: Array, cat_index: Mapping[str, int]) -> Any:
+    frame, offsets = _runs(rows)
+    return PointClouds.from_columns(
+        frame=frame,
+        offsets=offsets,
+        xyz=np.stack([_np(t.column(k)).astype(np.float64) for k in "xyz"], axis=1),
+        intensity=_np(t.column("intensity"), fill=np.nan).astype(np.float32),
+    )
+
+
+_TABLES_BACK = {
+    "point_segmentation": _segmentation_back,
+    "masks2d": _masks_back,
+    "poses": _poses_back,
+    "cameras": _cameras_back,
+    "pointclouds": _pointclouds_back,
+}
+"""Table name -> its reader (Arrow table, frame rows, category codes -> model table)."""
 
 
 def _frames_from(tables: Mapping[str, pa.Table]) -> pa.Table:

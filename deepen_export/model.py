@@ -1,8 +1,9 @@
 """The normalized label model: one columnar, numpy-backed :class:`LabelSet` per export.
 
 Every label kind is a small frozen table whose columns are numpy arrays. Columns are declared once
-(:class:`Col` in each table's ``COLUMNS``); validation, selection, concatenation and equality are
-derived from that declaration by :class:`Table`, never written per kind.
+(a :func:`col` field of a :func:`table` class; ``COLUMNS`` is derived from them); validation,
+selection, concatenation, equality, the parsers' Deepen fields and the Arrow mapping are derived
+from that declaration, never written per kind.
 
 Layout of ragged kinds
 ----------------------
@@ -22,8 +23,18 @@ Parts and holes of a polygon label (the rule)
 Deepen sends a polygon label as a list of rings. A ring that lies inside an odd number of the
 label's other rings is a hole of the smallest ring containing it; every other ring is an outer
 part (even-odd rule, as SVG's ``fill-rule: evenodd``). So one ring is a simple polygon, two
-disjoint rings are a two-part polygon, and a ring inside another is a hole. The rule is applied
-by :func:`deepen_export.geometry.polygons_to_shapely`; the model keeps the rings as given.
+disjoint rings are a two-part polygon, and a ring inside another is a hole. A ring that cannot
+bound an area (fewer than 3 vertices, non-finite) is left out and reported. The rule lives once,
+in :func:`deepen_export.geometry.polygon_geometries`, which every writer, Parquet and the
+previews use; the model keeps the rings as given.
+
+Frames and kinds
+----------------
+Every frame has a role (:class:`FrameRole`: LiDAR frame, camera image, image), decided once
+when its :class:`LabelSet` is built (:func:`frame_roles`) and kept by later copies;
+:meth:`LabelSet.lidar_frames`, :meth:`LabelSet.images`, :meth:`LabelSet.sequence_order` and
+:meth:`LabelSet.image_names` answer from it. The label kinds are one registry,
+:data:`KIND_SPECS`; each column is declared once, with :func:`col` in its :func:`table` class.
 
 Coordinate conventions
 ----------------------
@@ -66,7 +77,9 @@ import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Self
+from itertools import repeat
+from pathlib import PurePosixPath
+from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
 import numpy as np
 import numpy.typing as npt
@@ -75,15 +88,20 @@ __all__ = [
     "COMMON",
     "DISTORTION_NAMES",
     "KINDS",
+    "KIND_OF_LABEL_TYPE",
+    "KIND_SPECS",
     "LABEL_KINDS",
+    "POINT_CLOUD_SUFFIXES",
     "Action",
     "Boxes",
     "Cameras",
     "Col",
     "Cuboids",
+    "FrameRole",
     "FrameStatus",
     "Frames",
     "Issue",
+    "KindSpec",
     "LabelError",
     "LabelSet",
     "LabelTable",
@@ -99,7 +117,11 @@ __all__ = [
     "Poses",
     "Scenes",
     "Table",
+    "col",
+    "frame_roles",
+    "natural_key",
     "parse_track",
+    "table",
 ]
 
 
@@ -148,7 +170,7 @@ Array = npt.NDArray[Any]
 
 @dataclass(frozen=True)
 class Col:
-    """Declaration of one column.
+    """Declaration of one column: everything the model, the parsers and Arrow derive from.
 
     Parameters
     ----------
@@ -162,12 +184,99 @@ class Col:
         ``Table.OFFSETS[k - 1]``.
     fill : object
         Default when a column is not given (``None`` means the column is required).
+    offsets : bool
+        The column is an offsets column (one more value than its parent level); ``OFFSETS`` is
+        the tuple of these, in declaration order.
+    missing : object
+        The value that means "unknown" (``-1`` for times and counts); Arrow writes it as null
+        and reads null back as it. ``None``: every value is a real value.
+    codes : bool
+        The column holds codes into ``LabelSet.categories`` (validated to be in range, and
+        remapped by :meth:`LabelSet.concat`); ``missing`` (-1) is allowed when declared.
+    deepen : str or None
+        Deepen label field the parsers read this column from (common label columns only).
+    arrow : str or None
+        Name of the column in the Arrow / Parquet ``labels`` table (common label columns only).
+    arrow_type : str
+        Arrow type of that column: ``"string"``, ``"int64"``, ``"timestamp[ms]"`` or
+        ``"dictionary"``; empty derives it from ``dtype`` (``O`` string, codes dictionary).
+    note : str
+        What the Arrow column holds, when its name does not say (written as field metadata).
     """
 
     dtype: str
     shape: tuple[int, ...] = ()
     level: int = 0
     fill: Any = None
+    offsets: bool = False
+    missing: Any = None
+    codes: bool = False
+    deepen: str | None = None
+    arrow: str | None = None
+    arrow_type: str = ""
+    note: str = ""
+
+    @property
+    def arrow_kind(self) -> str:
+        """The Arrow type name of :attr:`arrow_type`, derived from the dtype when not given."""
+        if self.arrow_type:
+            return self.arrow_type
+        if self.codes:
+            return "dictionary"
+        return "string" if self.dtype == "O" else self.dtype
+
+
+def col(
+    dtype: str,
+    shape: tuple[int, ...] = (),
+    *,
+    level: int = 0,
+    fill: Any = None,
+    offsets: bool = False,
+    missing: Any = None,
+    codes: bool = False,
+    deepen: str | None = None,
+    arrow: str | None = None,
+    arrow_type: str = "",
+    note: str = "",
+) -> Any:
+    """Declare a table column (a dataclass field carrying its :class:`Col`); see :func:`table`.
+
+    Examples
+    --------
+    >>> @table
+    ... class Marks(Table):
+    ...     frame: Array = col("int64")
+    ...     score: Array = col("float64", fill=0.0)
+    >>> Marks.from_columns(frame=[0, 3]).score.tolist()
+    [0.0, 0.0]
+    >>> list(Marks.COLUMNS)
+    ['frame', 'score']
+    """
+    spec = Col(dtype, shape, level, fill, offsets, missing, codes, deepen, arrow, arrow_type, note)
+    return field(metadata={"col": spec})
+
+
+_T = TypeVar("_T", bound="type[Table]")
+
+
+@dataclass_transform(frozen_default=True, eq_default=False, field_specifiers=(col, field))
+def table(cls: _T) -> _T:
+    """Make ``cls`` a frozen table: ``COLUMNS`` and ``OFFSETS`` come from its :func:`col` fields.
+
+    The field declarations are the only place a column is named; validation, selection,
+    concatenation, equality, repr and the Arrow mapping all read ``COLUMNS``.
+
+    Examples
+    --------
+    >>> Polygons.OFFSETS, Polygons.COLUMNS["coords"].level
+    (('offsets', 'ring_offsets'), 2)
+    """
+    made: Any = dataclass(frozen=True, eq=False, repr=False)(cls)
+    cols = {f.name: f.metadata["col"] for f in dataclasses.fields(made) if "col" in f.metadata}
+    made.COLUMNS = cols
+    made.OFFSETS = tuple(name for name, c in cols.items() if c.offsets)
+    return made
 
 
 class FrameStatus(enum.IntEnum):
@@ -181,6 +290,38 @@ class FrameStatus(enum.IntEnum):
     """The frame was labelled and has no labels (a reviewed negative)."""
     LABELLED = 3
     """The frame has at least one label."""
+
+
+class FrameRole(enum.IntEnum):
+    """What a frame is, decided once (when its :class:`LabelSet` is built): see :func:`frame_roles`."""
+
+    UNSET = -1
+    """Not decided yet: a :class:`LabelSet` decides it from its tables when it is built."""
+    IMAGE = 0
+    """An image of an image dataset."""
+    LIDAR = 1
+    """A LiDAR frame of a 3D dataset (cuboids, 3D lines, paint, poses and points hang on it)."""
+    CAMERA = 2
+    """A camera image of a LiDAR frame (``sensor_id`` ``camera_<k>``)."""
+
+
+POINT_CLOUD_SUFFIXES = frozenset({".pcd", ".bin", ".ply", ".las", ".laz", ".npy", ".json"})
+"""File suffixes that name LiDAR frames, never images."""
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(s: str) -> tuple[Any, ...]:
+    """Sort key that orders ``"2.pcd"`` before ``"10.pcd"``.
+
+    Examples
+    --------
+    >>> sorted(["10.pcd", "2.pcd", "1.pcd"], key=natural_key)
+    ['1.pcd', '2.pcd', '10.pcd']
+    """
+    parts: list[Any] = _DIGITS.split(s)
+    parts[1::2] = [int(t) for t in parts[1::2]]
+    return tuple(parts)
 
 
 _TRACK_RE = re.compile(r":\s*(-?\d+)\s*$")
@@ -532,42 +673,36 @@ class Table:
 # ---------------------------------------------------------------------------------------
 # label tables
 
-COMMON: dict[str, Col] = {
-    "frame": Col("int64"),
-    "category": Col("int32"),
-    "label_id": Col("O", fill=None),
-    "track": Col("int64", fill=-1),
-    "stage": Col("O", fill=""),
-    "label_set": Col("O", fill=""),
-    "labeller": Col("O", fill=""),
-    "create_time": Col("int64", fill=-1),
-    "update_time": Col("int64", fill=-1),
-    "version": Col("int64", fill=-1),
-}
-"""Columns every label table has: ``frame`` (row of :class:`Frames`), ``category`` (code into
-``LabelSet.categories``), Deepen's ``label_id`` and the ``track`` number parsed from it (-1 when
-absent), ``stage``, ``label_set``, ``labeller`` (e-mail), times in epoch milliseconds (-1 unknown)
-and ``version`` (-1 unknown)."""
 
-
-def _common(**extra: Col) -> dict[str, Col]:
-    return {**COMMON, **extra}
-
-
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class LabelTable(Table):
-    """Base of label tables: the common columns plus ``attributes`` (key -> object array)."""
+    """Base of label tables: the common columns plus ``attributes`` (key -> object array).
 
-    frame: Array
-    category: Array
-    label_id: Array
-    track: Array
-    stage: Array
-    label_set: Array
-    labeller: Array
-    create_time: Array
-    update_time: Array
-    version: Array
+    Common columns: ``frame`` (row of :class:`Frames`), Deepen's ``label_id`` and the ``track``
+    number parsed from it (-1 when absent), ``category`` (code into ``LabelSet.categories``),
+    ``stage``, ``label_set``, ``labeller`` (e-mail), times in epoch milliseconds (-1 unknown)
+    and ``version`` (-1 unknown). Each declaration also names the Deepen field it is parsed
+    from and its Arrow column, so a new common column is one line here.
+    """
+
+    frame: Array = col("int64")
+    label_id: Array = col("O", deepen="label_id", arrow="label_id")
+    track: Array = col(
+        "int64", fill=-1, missing=-1, arrow="track_id", note="number after ':' in label_id"
+    )
+    category: Array = col("int32", codes=True, arrow="category")
+    stage: Array = col("O", fill="", deepen="stage_id", arrow="stage")
+    label_set: Array = col("O", fill="", deepen="label_set_id", arrow="label_set")
+    labeller: Array = col("O", fill="", deepen="labeller_email", arrow="labeller")
+    create_time: Array = col(
+        "int64", fill=-1, missing=-1, deepen="create_time_millis", arrow="create_time",
+        arrow_type="timestamp[ms]",
+    )  # fmt: skip
+    update_time: Array = col(
+        "int64", fill=-1, missing=-1, deepen="update_time_millis", arrow="update_time",
+        arrow_type="timestamp[ms]",
+    )  # fmt: skip
+    version: Array = col("int64", fill=-1, missing=-1, deepen="version", arrow="version")
 
     @classmethod
     def from_columns(cls, **columns: Any) -> Self:
@@ -601,16 +736,23 @@ class LabelTable(Table):
         ]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+COMMON: dict[str, Col] = dict(LabelTable.COLUMNS)
+"""The common columns of every label table (see :class:`LabelTable`), by name."""
+
+
+def _attributes() -> Any:
+    return field(default_factory=dict)
+
+
+@table
 class Boxes(LabelTable):
     """2D boxes, ``xyxy (n, 4)`` float64 in pixel-corner coordinates."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(xyxy=Col("float64", (4,)))
-    xyxy: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    xyxy: Array = col("float64", (4,))
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Polygons(LabelTable):
     """2D polygons: ``offsets`` (label -> rings), ``ring_offsets`` (ring -> vertices), ``coords (m, 2)``.
 
@@ -618,100 +760,65 @@ class Polygons(LabelTable):
     docstring.
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        offsets=Col("int64", fill=0),
-        ring_offsets=Col("int64", level=1, fill=0),
-        coords=Col("float64", (2,), level=2),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets", "ring_offsets")
-    offsets: Array
-    ring_offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    offsets: Array = col("int64", fill=0, offsets=True)
+    ring_offsets: Array = col("int64", level=1, fill=0, offsets=True)
+    coords: Array = col("float64", (2,), level=2)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Polygons3D(LabelTable):
     """3D polygons (``3d_polygon``), same layout as :class:`Polygons` with ``coords (m, 3)``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        offsets=Col("int64", fill=0),
-        ring_offsets=Col("int64", level=1, fill=0),
-        coords=Col("float64", (3,), level=2),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets", "ring_offsets")
-    offsets: Array
-    ring_offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    offsets: Array = col("int64", fill=0, offsets=True)
+    ring_offsets: Array = col("int64", level=1, fill=0, offsets=True)
+    coords: Array = col("float64", (3,), level=2)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Polylines(LabelTable):
     """2D lanes and polylines: ``offsets`` (label -> parts), ``part_offsets`` (part -> vertices).
 
     ``label_type`` keeps Deepen's type (``"lane"`` or ``"polyline"``).
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        label_type=Col("O", fill="lane"),
-        offsets=Col("int64", fill=0),
-        part_offsets=Col("int64", level=1, fill=0),
-        coords=Col("float64", (2,), level=2),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets", "part_offsets")
-    label_type: Array
-    offsets: Array
-    part_offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    label_type: Array = col("O", fill="lane")
+    offsets: Array = col("int64", fill=0, offsets=True)
+    part_offsets: Array = col("int64", level=1, fill=0, offsets=True)
+    coords: Array = col("float64", (2,), level=2)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Polylines3D(LabelTable):
     """3D polylines (``3d_polyline``), same layout as :class:`Polylines` with ``coords (m, 3)``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        offsets=Col("int64", fill=0),
-        part_offsets=Col("int64", level=1, fill=0),
-        coords=Col("float64", (3,), level=2),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets", "part_offsets")
-    offsets: Array
-    part_offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    offsets: Array = col("int64", fill=0, offsets=True)
+    part_offsets: Array = col("int64", level=1, fill=0, offsets=True)
+    coords: Array = col("float64", (3,), level=2)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Points(LabelTable):
     """2D points / keypoints: ``offsets`` (label -> points), ``coords (m, 2)``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        offsets=Col("int64", fill=0),
-        coords=Col("float64", (2,), level=1),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets",)
-    offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    offsets: Array = col("int64", fill=0, offsets=True)
+    coords: Array = col("float64", (2,), level=1)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Points3D(LabelTable):
     """3D vector points (``3d_point`` labels with coordinates): ``offsets``, ``coords (m, 3)``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        offsets=Col("int64", fill=0),
-        coords=Col("float64", (3,), level=1),
-    )
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets",)
-    offsets: Array
-    coords: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    offsets: Array = col("int64", fill=0, offsets=True)
+    coords: Array = col("float64", (3,), level=1)
+    attributes: Mapping[str, Array] = _attributes()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Cuboids(LabelTable):
     """3D boxes: ``center (n, 3)``, ``size (n, 3)`` = (l, w, h), ``quat (n, 4)`` = (x, y, z, w).
 
@@ -719,15 +826,10 @@ class Cuboids(LabelTable):
     (KITTI labels read back without their calib files).
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common(
-        center=Col("float64", (3,)),
-        size=Col("float64", (3,)),
-        quat=Col("float64", (4,)),
-    )
-    center: Array
-    size: Array
-    quat: Array
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    center: Array = col("float64", (3,))
+    size: Array = col("float64", (3,))
+    quat: Array = col("float64", (4,))
+    attributes: Mapping[str, Array] = _attributes()
     frame_of_reference: str = "world"
 
     @classmethod
@@ -741,54 +843,46 @@ class Cuboids(LabelTable):
     @property
     def yaw(self) -> Array:
         """Heading about +z in radians, from the quaternion (exact for upright boxes)."""
-        x, y, z, w = self.quat.T
-        return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        from deepen_export.geometry.spatial import quat_to_yaw
+
+        return quat_to_yaw(self.quat, normalize=False)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Scenes(LabelTable):
     """Scene labels (``scene``): a category and attributes on a frame, no geometry."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = _common()
-    attributes: Mapping[str, Array] = field(default_factory=dict)
+    attributes: Mapping[str, Array] = _attributes()
 
 
 # ---------------------------------------------------------------------------------------
 # frames, segmentation and calibration
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Frames(Table):
     """One row per file and sensor: a LiDAR frame, a camera image of it, or an image.
 
     ``index`` is the frame's position in its dataset's sequence (shared by a LiDAR frame and
     its camera views; -1 unknown). ``width``/``height`` are -1 when unknown. ``status`` holds
-    :class:`FrameStatus` values.
+    :class:`FrameStatus` values, ``role`` :class:`FrameRole` values.
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "file_id": Col("O"),
-        "sensor_id": Col("O", fill=""),
-        "dataset_id": Col("O", fill=""),
-        "index": Col("int64", fill=-1),
-        "width": Col("int32", fill=-1),
-        "height": Col("int32", fill=-1),
-        "status": Col("int8", fill=int(FrameStatus.UNKNOWN)),
-    }
-    file_id: Array
-    sensor_id: Array
-    dataset_id: Array
-    index: Array
-    width: Array
-    height: Array
-    status: Array
+    file_id: Array = col("O")
+    sensor_id: Array = col("O", fill="")
+    dataset_id: Array = col("O", fill="")
+    index: Array = col("int64", fill=-1, missing=-1)
+    width: Array = col("int32", fill=-1, missing=-1)
+    height: Array = col("int32", fill=-1, missing=-1)
+    status: Array = col("int8", fill=int(FrameStatus.UNKNOWN))
+    role: Array = col("int8", fill=int(FrameRole.UNSET), missing=int(FrameRole.UNSET))
 
     def keys(self) -> list[tuple[str, str, str]]:
         """``(dataset_id, file_id, sensor_id)`` of every row."""
         return list(zip(self.dataset_id, self.file_id, self.sensor_id, strict=True))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class PointSegmentation(Table):
     """Per-point classes (and instances) of LiDAR frames, all frames concatenated.
 
@@ -797,39 +891,24 @@ class PointSegmentation(Table):
     unpainted points; ``instance`` is the instance (label) number, -1 when none.
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "frame": Col("int64"),
-        "offsets": Col("int64", fill=0),
-        "category": Col("int32", level=1),
-        "instance": Col("int32", level=1, fill=-1),
-    }
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets",)
-    frame: Array
-    offsets: Array
-    category: Array
-    instance: Array
+    frame: Array = col("int64")
+    offsets: Array = col("int64", fill=0, offsets=True)
+    category: Array = col("int32", level=1, codes=True, missing=-1)
+    instance: Array = col("int32", level=1, fill=-1, missing=-1)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Masks2D(Table):
     """2D semantic painting: one ``height x width`` mask per frame, row-major, flattened.
 
     ``pixels`` are codes into ``LabelSet.categories`` or -1 for unpainted pixels.
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "frame": Col("int64"),
-        "height": Col("int32"),
-        "width": Col("int32"),
-        "offsets": Col("int64", fill=0),
-        "pixels": Col("int32", level=1),
-    }
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets",)
-    frame: Array
-    height: Array
-    width: Array
-    offsets: Array
-    pixels: Array
+    frame: Array = col("int64")
+    height: Array = col("int32")
+    width: Array = col("int32")
+    offsets: Array = col("int64", fill=0, offsets=True)
+    pixels: Array = col("int32", level=1, codes=True, missing=-1)
 
     def mask(self, i: int) -> Array:
         """The ``(height, width)`` mask of row ``i``."""
@@ -837,26 +916,20 @@ class Masks2D(Table):
         return self.pixels[a:b].reshape(int(self.height[i]), int(self.width[i]))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Poses(Table):
     """Per LiDAR frame: the device (LiDAR) pose in the world, ``p_world = R(quat) p + position``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "frame": Col("int64"),
-        "position": Col("float64", (3,)),
-        "quat": Col("float64", (4,)),
-        "timestamp": Col("float64", fill=np.nan),
-    }
-    frame: Array
-    position: Array
-    quat: Array
-    timestamp: Array
+    frame: Array = col("int64")
+    position: Array = col("float64", (3,))
+    quat: Array = col("float64", (4,))
+    timestamp: Array = col("float64", fill=np.nan)
 
 
 DISTORTION_NAMES = ("k1", "k2", "p1", "p2", "k3", "k4")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class Cameras(Table):
     """Per camera image of a LiDAR frame: intrinsics, distortion and camera -> world pose.
 
@@ -865,36 +938,20 @@ class Cameras(Table):
     k1, k2, k3, k4 slots and leave p1, p2 at 0). Camera axes: x right, y down, z forward.
     """
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "frame": Col("int64"),
-        "sensor_id": Col("O"),
-        "fx": Col("float64"),
-        "fy": Col("float64"),
-        "cx": Col("float64"),
-        "cy": Col("float64"),
-        "model": Col("O", fill="pinhole"),
-        "distortion": Col("float64", (6,), fill=0.0),
-        "position": Col("float64", (3,)),
-        "quat": Col("float64", (4,)),
-        "image_path": Col("O", fill=""),
-        "width": Col("int32", fill=-1),
-        "height": Col("int32", fill=-1),
-        "timestamp": Col("float64", fill=np.nan),
-    }
-    frame: Array
-    sensor_id: Array
-    fx: Array
-    fy: Array
-    cx: Array
-    cy: Array
-    model: Array
-    distortion: Array
-    position: Array
-    quat: Array
-    image_path: Array
-    width: Array
-    height: Array
-    timestamp: Array
+    frame: Array = col("int64")
+    sensor_id: Array = col("O")
+    fx: Array = col("float64")
+    fy: Array = col("float64")
+    cx: Array = col("float64")
+    cy: Array = col("float64")
+    model: Array = col("O", fill="pinhole")
+    distortion: Array = col("float64", (6,), fill=0.0)
+    position: Array = col("float64", (3,))
+    quat: Array = col("float64", (4,))
+    image_path: Array = col("O", fill="")
+    width: Array = col("int32", fill=-1, missing=-1)
+    height: Array = col("int32", fill=-1, missing=-1)
+    timestamp: Array = col("float64", fill=np.nan)
 
     def intrinsic_matrix(self) -> Array:
         """``(n, 3, 3)`` camera matrices."""
@@ -909,55 +966,97 @@ class Cameras(Table):
         return k
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@table
 class PointClouds(Table):
     """LiDAR points of each frame (world frame, as uploaded), concatenated: ``xyz (m, 3)``."""
 
-    COLUMNS: ClassVar[dict[str, Col]] = {
-        "frame": Col("int64"),
-        "offsets": Col("int64", fill=0),
-        "xyz": Col("float64", (3,), level=1),
-        "intensity": Col("float32", level=1, fill=np.nan),
-    }
-    OFFSETS: ClassVar[tuple[str, ...]] = ("offsets",)
-    frame: Array
-    offsets: Array
-    xyz: Array
-    intensity: Array
+    frame: Array = col("int64")
+    offsets: Array = col("int64", fill=0, offsets=True)
+    xyz: Array = col("float64", (3,), level=1)
+    intensity: Array = col("float32", level=1, fill=np.nan)
 
 
-LABEL_KINDS: tuple[str, ...] = (
-    "boxes",
-    "polygons",
-    "polylines",
-    "points",
-    "cuboids",
-    "polylines3d",
-    "polygons3d",
-    "points3d",
-    "scenes",
-)
-"""Names of the vector label tables of a :class:`LabelSet`."""
+# ---------------------------------------------------------------------------------------
+# the kind registry
 
-KINDS: tuple[str, ...] = (*LABEL_KINDS, "point_segmentation", "masks2d")
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One label kind: its :class:`LabelSet` table and where it comes from in Deepen.
+
+    Parameters
+    ----------
+    name : str
+        The kind's name, also the :class:`LabelSet` field (``"boxes"``).
+    table : type
+        Its table class.
+    label_types : tuple of str
+        Deepen ``label_type`` values parsed into it; the first is the one written back
+        (polylines keep their own in ``Polylines.label_type``). Empty for painting.
+    dim : int
+        2 for image-plane labels, 3 for LiDAR / world labels.
+    family : str
+        Geometry family: ``box``, ``polygon``, ``polyline``, ``point``, ``cuboid``, ``scene``
+        or ``raster`` (per-point / per-pixel classes).
+    """
+
+    name: str
+    table: type[Table]
+    label_types: tuple[str, ...]
+    dim: int
+    family: str
+
+    @property
+    def vector(self) -> bool:
+        """A vector label kind (one row per label, with the common columns)."""
+        return issubclass(self.table, LabelTable)
+
+    @property
+    def label_table(self) -> type[LabelTable]:
+        """:attr:`table` of a vector kind (LabelError for painting kinds)."""
+        if not issubclass(self.table, LabelTable):
+            raise LabelError(f"{self.name} is not a vector label kind")
+        return self.table
+
+
+KIND_SPECS: dict[str, KindSpec] = {
+    k.name: k
+    for k in (
+        KindSpec("boxes", Boxes, ("box",), 2, "box"),
+        KindSpec("polygons", Polygons, ("polygon",), 2, "polygon"),
+        KindSpec("polylines", Polylines, ("lane", "polyline"), 2, "polyline"),
+        KindSpec("points", Points, ("point",), 2, "point"),
+        KindSpec("cuboids", Cuboids, ("3d_bbox",), 3, "cuboid"),
+        KindSpec("polylines3d", Polylines3D, ("3d_polyline",), 3, "polyline"),
+        KindSpec("polygons3d", Polygons3D, ("3d_polygon",), 3, "polygon"),
+        KindSpec("points3d", Points3D, ("3d_point",), 3, "point"),
+        KindSpec("scenes", Scenes, ("scene",), 2, "scene"),
+        KindSpec("point_segmentation", PointSegmentation, (), 3, "raster"),
+        KindSpec("masks2d", Masks2D, (), 2, "raster"),
+    )
+}
+"""The one registry of label kinds, in :class:`LabelSet` order: parse, Arrow, the format
+registry and previews read it. A new kind is one line here plus its table and parser lines."""
+
+KINDS: tuple[str, ...] = tuple(KIND_SPECS)
 """Every kind of label a format may or may not hold."""
 
+LABEL_KINDS: tuple[str, ...] = tuple(k for k, spec in KIND_SPECS.items() if spec.vector)
+"""Names of the vector label tables of a :class:`LabelSet`."""
+
+KIND_OF_LABEL_TYPE: dict[str, str] = {
+    lt: spec.name for spec in KIND_SPECS.values() for lt in spec.label_types
+}
+"""Model kind of each Deepen ``label_type``."""
+
 _TABLE_TYPES: dict[str, type[Table]] = {
-    "boxes": Boxes,
-    "polygons": Polygons,
-    "polylines": Polylines,
-    "points": Points,
-    "cuboids": Cuboids,
-    "polylines3d": Polylines3D,
-    "polygons3d": Polygons3D,
-    "points3d": Points3D,
-    "scenes": Scenes,
-    "point_segmentation": PointSegmentation,
-    "masks2d": Masks2D,
+    **{k: spec.table for k, spec in KIND_SPECS.items()},
     "poses": Poses,
     "cameras": Cameras,
     "pointclouds": PointClouds,
 }
+_TABLES: tuple[str, ...] = tuple(_TABLE_TYPES)
+"""Every table field of a :class:`LabelSet` but ``frames``."""
 
 
 def _empty(name: str) -> Any:
@@ -1016,6 +1115,110 @@ class LabelSet:
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(self.categories))
         self.validate()
+        if np.any(self.frames.role == int(FrameRole.UNSET)):
+            # roles are decided here, once; later copies (replace, select_frames) keep them
+            roles = np.where(
+                self.frames.role == FrameRole.UNSET, frame_roles(self), self.frames.role
+            )
+            object.__setattr__(
+                self, "frames", dataclasses.replace(self.frames, role=_ro(roles.astype(np.int8)))
+            )
+
+    # -- frame roles ----------------------------------------------------------------------
+    def lidar_frames(self) -> Array:
+        """Rows of :attr:`frames` that are LiDAR frames, in sequence order.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["1.pcd", "0.pcd", "a.png"]))
+        >>> ls.lidar_frames().tolist()
+        [1, 0]
+        """
+        return self.sequence_order(np.flatnonzero(self.frames.role == FrameRole.LIDAR))
+
+    def images(self) -> Array:
+        """Rows of :attr:`frames` that are images (of an image dataset, or camera views), in row
+        order; a LiDAR frame that carries 2D labels counts too, so none of them is lost.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd", "0.pcd", "a.png"],
+        ...                                          sensor_id=["lidar", "camera_0", "s1"]))
+        >>> ls.images().tolist()
+        [1, 2]
+        """
+        has2d = self._on_frames(k for k, spec in KIND_SPECS.items() if spec.dim == 2)
+        return np.flatnonzero((self.frames.role != FrameRole.LIDAR) | has2d)
+
+    def sequence_order(self, rows: npt.ArrayLike) -> Array:
+        """``rows`` of :attr:`frames` sorted by dataset, sequence index, file id (natural order)
+        and sensor: the order of a dataset's sequence.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["10.png", "9.png", "b.png"],
+        ...                                          index=[-1, -1, 0]))
+        >>> ls.sequence_order([0, 1, 2]).tolist()
+        [1, 0, 2]
+        """
+        fr = self.frames
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        keys = [
+            (
+                str(fr.dataset_id[r]),
+                int(fr.index[r]),
+                natural_key(str(fr.file_id[r])),
+                str(fr.sensor_id[r]),
+            )
+            for r in rows.tolist()
+        ]
+        return rows[sorted(range(len(rows)), key=keys.__getitem__)] if len(rows) else rows
+
+    def image_names(self, rows: npt.ArrayLike) -> list[str]:
+        """Relative image path of each frame in ``rows``, unique among them.
+
+        The name is the frame's ``file_id``; a camera view of a LiDAR frame takes its camera's
+        ``image_path`` (from the uploaded frames) or else ``<sensor_id>/<file_id>``. When a name
+        is still shared (one ``file_id`` labelled on several sensors, or several datasets), every
+        frame with that name is put under ``<sensor_id>/`` (and ``<dataset_id>/`` if that is not
+        enough).
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png", "a.png"], sensor_id=["s1", "s2"]))
+        >>> ls.image_names([0, 1])
+        ['s1/a.png', 's2/a.png']
+        """
+        f = self.frames
+        frames = np.asarray(rows, dtype=np.int64).reshape(-1).tolist()
+        names = [str(x) for x in f.file_id[frames]]
+        cams = self.cameras
+        lookup = {
+            (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
+            for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
+            if path
+        }
+        for k, fr in enumerate(frames):
+            key = (str(f.dataset_id[fr]), str(f.file_id[fr]), str(f.sensor_id[fr]))
+            names[k] = lookup.get(key, names[k])
+            if _suffix(names[k]) in POINT_CLOUD_SUFFIXES:
+                names[k] = f"{f.sensor_id[fr]}/{names[k]}"
+        for prefix in (f.sensor_id, f.dataset_id):
+            counts: dict[str, int] = {}
+            for n in names:
+                counts[n] = counts.get(n, 0) + 1
+            names = [
+                f"{prefix[fr]}/{n}" if counts[n] > 1 and prefix[fr] else n
+                for n, fr in zip(names, frames, strict=True)
+            ]
+        return names
+
+    def _on_frames(self, kinds: Iterable[str]) -> Array:
+        """Frames that some table of ``kinds`` has a row on."""
+        hit = np.zeros(len(self.frames), dtype=bool)
+        for k in kinds:
+            hit[getattr(self, k).frame] = True
+        return hit
 
     @classmethod
     def empty(cls) -> LabelSet:
@@ -1025,7 +1228,7 @@ class LabelSet:
     def validate(self) -> None:
         """Check that frames and category codes are in range in every table."""
         nf, nc = len(self.frames), len(self.categories)
-        for name in (*KINDS, "poses", "cameras", "pointclouds"):
+        for name in _TABLES:
             t = getattr(self, name)
             if not isinstance(t, _TABLE_TYPES[name]):
                 raise LabelError(
@@ -1034,14 +1237,11 @@ class LabelSet:
             fr = getattr(t, "frame")  # noqa: B009
             if len(fr) and (fr.min() < 0 or fr.max() >= nf):
                 raise LabelError(f"LabelSet.{name}.frame has rows outside 0..{nf - 1}")
-            codes = getattr(t, "category", None)
-            if codes is not None and len(codes):
-                lo = -1 if name in ("point_segmentation",) else 0
-                if codes.min() < lo or codes.max() >= nc:
-                    raise LabelError(f"LabelSet.{name}.category has codes outside {lo}..{nc - 1}")
-        px = self.masks2d.pixels
-        if len(px) and (px.min() < -1 or px.max() >= nc):
-            raise LabelError(f"LabelSet.masks2d.pixels has codes outside -1..{nc - 1}")
+            for col_name, spec in t.COLUMNS.items():
+                codes = getattr(t, col_name)
+                lo = -1 if spec.missing == -1 else 0
+                if spec.codes and len(codes) and (codes.min() < lo or codes.max() >= nc):
+                    raise LabelError(f"LabelSet.{name}.{col_name} has codes outside {lo}..{nc - 1}")
 
     def __len__(self) -> int:
         """Number of labels of every kind: vector labels plus painted frames (3D and 2D)."""
@@ -1072,6 +1272,33 @@ class LabelSet:
         """A copy with the given kinds emptied."""
         return self.replace(**{k: _TABLE_TYPES[k].empty() for k in kinds})
 
+    def row_issues(
+        self, kind: str, rows: npt.ArrayLike, action: Action, reason: str
+    ) -> list[Issue]:
+        """One :class:`Issue` per label at ``rows`` (indices or mask) of table ``kind``.
+
+        Examples
+        --------
+        >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("x",),
+        ...               scenes=Scenes.from_columns(frame=[0], category=[0], label_id=["x:1"]))
+        >>> ls.row_issues("scenes", [True], "dropped", "no scenes here")[0].label_id
+        'x:1'
+        """
+        table = self.table(kind)
+        idx = np.asarray(rows)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        if len(idx) == 0:
+            return []
+        n = len(idx)
+        file_ids = [str(f) for f in self.frames.file_id[table.frame[idx]].tolist()]  # type: ignore[attr-defined]
+        label_ids = getattr(table, "label_id", None)
+        lids = [None] * n if label_ids is None else [str(x) for x in label_ids[idx].tolist()]
+        # one map() over the columns instead of a constructor call per label in Python
+        return list(
+            map(Issue, repeat(action, n), repeat(reason, n), file_ids, lids, repeat(kind, n))
+        )
+
     def category_code(self, name: str) -> int:
         """Code of category ``name`` (LabelError if absent)."""
         try:
@@ -1097,7 +1324,7 @@ class LabelSet:
         new_index = np.full(len(m), -1, dtype=np.int64)
         new_index[m] = np.arange(int(m.sum()))
         changes: dict[str, Any] = {"frames": self.frames.take(m)}
-        for name in (*KINDS, "poses", "cameras", "pointclouds"):
+        for name in _TABLES:
             t = getattr(self, name)
             if len(t) == 0:
                 continue
@@ -1105,16 +1332,31 @@ class LabelSet:
             changes[name] = dataclasses.replace(kept, frame=_ro(new_index[kept.frame]))
         return self.replace(**changes)
 
-    def equals(self, other: object) -> bool:
-        """True when frames, categories and every table hold the same values."""
+    def equals(self, other: object, *, check_issues: bool = True) -> bool:
+        """True when frames, categories, every table and (unless told not to) issues agree.
+
+        Parameters
+        ----------
+        other : object
+            Another :class:`LabelSet`.
+        check_issues : bool
+            Compare :attr:`issues` too (the default, so two parsers that report different
+            problems for the same input are not equal); ``False`` compares the labels only, as
+            for a round trip through a format that does not carry the input's issues.
+
+        Examples
+        --------
+        >>> a = LabelSet(issues=(Issue("dropped", "unknown label_type"),))
+        >>> a.equals(LabelSet()), a.equals(LabelSet(), check_issues=False)
+        (False, True)
+        """
         if not isinstance(other, LabelSet):
             return False
         if self.categories != other.categories or not self.frames.equals(other.frames):
             return False
-        return all(
-            getattr(self, k).equals(getattr(other, k))
-            for k in (*KINDS, "poses", "cameras", "pointclouds")
-        )
+        if check_issues and self.issues != other.issues:
+            return False
+        return all(getattr(self, k).equals(getattr(other, k)) for k in _TABLES)
 
     def __eq__(self, other: object) -> bool:
         return self.equals(other)
@@ -1140,28 +1382,64 @@ class LabelSet:
             "frames": Frames.concat([s.frames for s in sets]),
             "categories": tuple(cats),
         }
-        for name in (*KINDS, "poses", "cameras", "pointclouds"):
+        for name in _TABLES:
             tables = []
             for s in sets:
-                t = getattr(s, name)
                 remap = np.asarray([cats.index(c) for c in s.categories] or [0], dtype=np.int32)
-                if hasattr(t, "category") and len(t.category):
-                    codes = t.category
-                    new = np.where(codes >= 0, remap[np.maximum(codes, 0)], codes).astype(np.int32)
-                    t = dataclasses.replace(t, category=_ro(new))
-                if name == "masks2d" and len(t.pixels):
-                    px = t.pixels
-                    t = dataclasses.replace(
-                        t,
-                        pixels=_ro(
-                            np.where(px >= 0, remap[np.maximum(px, 0)], px).astype(np.int32)
-                        ),
-                    )
-                tables.append(t)
+                tables.append(_remap_codes(getattr(s, name), remap))
             changes[name] = _TABLE_TYPES[name].concat(tables, frame_shift=shifts)
         changes["issues"] = tuple(i for s in sets for i in s.issues)
         changes["meta"] = {"sources": [dict(s.meta) for s in sets]}
         return cls(**changes)
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def frame_roles(labels: LabelSet) -> Array:
+    """The role (:class:`FrameRole`) of every frame of ``labels``: the one rule.
+
+    A ``camera*`` sensor row is a camera view of a LiDAR frame. Any other row is a LiDAR frame
+    when 3D data hangs on it (a 3D label kind, paint, poses, cameras or points), or when its
+    sensor is ``lidar*`` or its file a point cloud (``.pcd``, ``.bin``...) and it carries no 2D
+    label. Everything else is an image.
+
+    Examples
+    --------
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["0.pcd", "0.pcd", "a.png"],
+    ...                                          sensor_id=["lidar", "camera_0", "s1"]))
+    >>> [FrameRole(r).name for r in ls.frames.role]
+    ['LIDAR', 'CAMERA', 'IMAGE']
+    """
+    fr = labels.frames
+    has3d = labels._on_frames(
+        [*(k for k, spec in KIND_SPECS.items() if spec.dim == 3), "poses", "cameras", "pointclouds"]
+    )
+    has2d = labels._on_frames(k for k, spec in KIND_SPECS.items() if spec.dim == 2)
+    sensor = [str(s).lower() for s in fr.sensor_id]
+    camera = np.array([s.startswith("camera") for s in sensor], dtype=bool)
+    lidarish = np.array(
+        [s.startswith("lidar") or _suffix(str(f)) in POINT_CLOUD_SUFFIXES
+         for s, f in zip(sensor, fr.file_id, strict=True)],
+        dtype=bool,
+    )  # fmt: skip
+    lidar = ~camera & (has3d | (lidarish & ~has2d))
+    roles = np.full(len(fr), int(FrameRole.IMAGE), dtype=np.int8)
+    roles[camera] = FrameRole.CAMERA
+    roles[lidar] = FrameRole.LIDAR
+    return roles
+
+
+def _remap_codes(t: Table, remap: Array) -> Table:
+    """``t`` with every category-code column mapped through ``remap`` (missing codes kept)."""
+    changes = {}
+    for name, spec in t.COLUMNS.items():
+        codes = getattr(t, name)
+        if spec.codes and len(codes):
+            new = np.where(codes >= 0, remap[np.maximum(codes, 0)], codes).astype(codes.dtype)
+            changes[name] = _ro(new)
+    return dataclasses.replace(t, **changes) if changes else t  # type: ignore[type-var]
 
 
 def _ro(a: Array) -> Array:

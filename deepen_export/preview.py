@@ -42,20 +42,21 @@ from __future__ import annotations
 import colorsys
 import contextlib
 import hashlib
-import io
 import os
 import weakref
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from PIL import Image, ImageDraw, ImageFont
 
+from deepen_export import geometry as geo
+from deepen_export._media import ImageSource, ImageSources
 from deepen_export._progress import progress
 from deepen_export.geometry.spatial import (
     CUBOID_EDGES,
@@ -64,7 +65,7 @@ from deepen_export.geometry.spatial import (
     project_points,
     to_sensor,
 )
-from deepen_export.model import Cameras, LabelSet
+from deepen_export.model import KIND_SPECS, Cameras, FrameRole, LabelSet
 
 __all__ = [
     "GREY",
@@ -88,7 +89,6 @@ _FILL_ALPHA = 0.35
 _NEAR = 0.1  # metres: cuboid edges are clipped to z >= _NEAR in front of a camera
 _EDGE_SAMPLES = 16  # points per projected edge, so lens distortion bends the drawn lines
 _MIN_SIDE = 480  # scale=None: small images are enlarged until their longer side reaches this
-_3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d", "point_segmentation")
 _MAX_SIDE = 8192  # a canvas sized from the labels' extent never exceeds this
 
 
@@ -146,37 +146,18 @@ def _blend(canvas: Array, mask: Array, color: Array, alpha: float = _FILL_ALPHA)
     canvas[mask] = (canvas[mask] * (1 - alpha) + color * alpha).round().astype(np.uint8)
 
 
-def _even_odd_mask(coords: Array, ring_offsets: Array, shape: tuple[int, int]) -> Array:
-    """Pixels of an ``(h, w)`` image whose centres lie inside the rings by the even-odd rule.
-
-    Each edge toggles the parity of every pixel to the right of where it crosses a row's centre
-    line; a running sum of toggles along each row gives the crossing count.
-    """
-    h, w = shape
-    out = np.zeros((h, w), dtype=bool)
-    if len(coords) < 3 or h == 0 or w == 0:
-        return out
-    nxt = np.arange(1, len(coords) + 1)
-    starts, ends = ring_offsets[:-1], ring_offsets[1:]
-    nonempty = ends > starts
-    nxt[ends[nonempty] - 1] = starts[nonempty]
-    a, b = coords, coords[nxt]
-    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
-    # row r is crossed when its centre r + 0.5 lies in [lo, hi): half-open so a vertex counts once
-    r0 = np.clip(np.ceil(lo - 0.5), 0, h).astype(np.int64)
-    r1 = np.clip(np.ceil(hi - 0.5), 0, h).astype(np.int64)
-    counts = np.maximum(r1 - r0, 0)
-    edge = np.repeat(np.arange(len(a)), counts)
-    if len(edge) == 0:
-        return out
-    row = np.repeat(r0 - np.cumsum(counts) + counts, counts) + np.arange(len(edge))
-    yc = row + 0.5
-    xa, ya, xb, yb = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
-    xc = xa + (yc - ya) * (xb - xa) / (yb - ya)
-    col = np.clip(np.ceil(xc - 0.5), 0, w).astype(np.int64)
-    toggles = np.zeros((h, w + 1), dtype=np.int64)
-    np.add.at(toggles, (row, col), 1)
-    return (np.cumsum(toggles, axis=1)[:, :w] & 1).astype(bool)
+def _fill_polygons(canvas: Array, polys: Any, xy: Array, pal: Array) -> None:
+    """Fill each polygon label as the writers see it: the one even-odd rule, rasterised."""
+    h, w = canvas.shape[:2]
+    geoms, _, _ = geo.polygon_geometries(polys.offsets, polys.ring_offsets, xy)
+    bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
+    for i, (g, bb) in enumerate(zip(geoms, bounds, strict=True)):
+        if not np.isfinite(bb).all():  # empty: nothing with an area
+            continue
+        x0, y0 = np.clip(np.floor(bb[:2]).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(bb[2:]).astype(int) + 1, 0, [w, h])
+        mask = geo.polygon_pixel_mask(g, (int(x0), int(y0)), (int(y1 - y0), int(x1 - x0)))
+        _blend(canvas[y0:y1, x0:x1], mask, pal[polys.category[i]])
 
 
 def _line(draw: ImageDraw.ImageDraw, xy: Array, color: Sequence[int], width: int) -> None:
@@ -266,6 +247,11 @@ def _index(labels: LabelSet) -> _Index:
     return idx
 
 
+def _kinds(dim: int, *families: str) -> list[str]:
+    """Kinds of the registry drawn the same way: their dimension and geometry family."""
+    return [k for k, spec in KIND_SPECS.items() if spec.dim == dim and spec.family in families]
+
+
 def _rows_of(labels: LabelSet, kind: str, frame: int) -> Array:
     return _index(labels).rows(labels, kind, frame)
 
@@ -282,7 +268,7 @@ def _canvas_size(labels: LabelSet, frame: int) -> tuple[int, int]:
         return int(labels.masks2d.width[r]), int(labels.masks2d.height[r])
     extents = [np.zeros((1, 2))]
     extents.append(labels.boxes.xyxy[_rows_of(labels, "boxes", frame)].reshape(-1, 2))
-    for kind in ("polygons", "polylines", "points"):
+    for kind in _kinds(2, "polygon", "polyline", "point"):
         t: Any = labels.table(kind)
         extents.append(t.take(_rows_of(labels, kind, frame)).coords)
     xy = np.concatenate(extents)
@@ -322,16 +308,7 @@ def _draw_2d(
 
     polys = labels.polygons.take(_rows_of(labels, "polygons", frame))
     poly_xy = polys.coords * scale
-    for i in range(len(polys)):
-        rings = slice(polys.offsets[i], polys.offsets[i + 1] + 1)
-        ro = polys.ring_offsets[rings]
-        xy = poly_xy[ro[0] : ro[-1]]
-        if len(xy) < 3 or not np.isfinite(xy).all():
-            continue
-        x0, y0 = np.clip(np.floor(xy.min(axis=0)).astype(int), 0, [w, h])
-        x1, y1 = np.clip(np.ceil(xy.max(axis=0)).astype(int) + 1, 0, [w, h])
-        mask = _even_odd_mask(xy - [x0, y0], ro - ro[0], (y1 - y0, x1 - x0))
-        _blend(canvas[y0:y1, x0:x1], mask, pal[polys.category[i]])
+    _fill_polygons(canvas, polys, poly_xy, pal)
 
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
@@ -347,19 +324,9 @@ def _draw_2d(
             part = line_xy[lines.part_offsets[j] : lines.part_offsets[j + 1]]
             _line(draw, part, pal[lines.category[i]], lw + 1)
 
-    boxes = labels.boxes.take(_rows_of(labels, "boxes", frame))
-    # outline on the outermost pixels whose centres are inside the box
-    box_xy = boxes.xyxy * scale
-    pix = np.ceil(box_xy - 0.5)
-    pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
-    # edges beyond the canvas stay beyond it; Pillow needs coordinates that fit a C int
-    pix = np.clip(pix, -lw - 1, [w + lw, h + lw, w + lw, h + lw])
-    finite_box: Array = np.logical_and.reduce(np.isfinite(pix), axis=1)
-    for (x0, y0, x1, y1), code, ok in zip(pix.tolist(), boxes.category, finite_box, strict=True):
-        if not ok:
-            continue
-        draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
-
+    box_xy = labels.boxes.take(_rows_of(labels, "boxes", frame)).xyxy * scale
+    codes = labels.boxes.category[_rows_of(labels, "boxes", frame)]
+    _draw_boxes(draw, box_xy, codes, pal, lw, (w, h))
     pts = labels.points.take(_rows_of(labels, "points", frame))
     rad = lw + 1
     pts_xy = pts.coords * scale
@@ -384,6 +351,23 @@ def _draw_2d(
             _first_xy(pts_xy, pts, 1, first=True) + np.array([rad + 3, rad + 6]),
         ),
     ]
+    _captions(draw, labels, frame, anchors, pal, font, tracks=tracks, attributes=attributes)
+    return img
+
+
+def _captions(
+    draw: ImageDraw.ImageDraw,
+    labels: LabelSet,
+    frame: int,
+    anchors: list[tuple[str, Array, Array]],
+    pal: Array,
+    font: Any,
+    *,
+    tracks: bool,
+    attributes: bool,
+) -> None:
+    """Each label's caption at its anchor; the frame's scene labels along the bottom."""
+    w, h = draw.im.size
     for kind, rows, xy in anchors:
         if len(rows) == 0:
             continue
@@ -394,15 +378,27 @@ def _draw_2d(
     scenes = _rows_of(labels, "scenes", frame)
     if len(scenes):
         texts = _label_text(labels, "scenes", scenes, tracks=tracks, attributes=attributes)
-        _caption(
-            draw,
-            (0, h),
-            [" · ".join(t) for t in texts],
-            (32, 32, 32),
-            font,
-            (w, h),
-        )
-    return img
+        _caption(draw, (0, h), [" · ".join(t) for t in texts], (32, 32, 32), font, (w, h))
+
+
+def _draw_boxes(
+    draw: ImageDraw.ImageDraw,
+    box_xy: Array,
+    codes: Array,
+    pal: Array,
+    lw: int,
+    size: tuple[int, int],
+) -> None:
+    """Outline each box on the outermost pixels whose centres are inside it."""
+    w, h = size
+    pix = np.ceil(box_xy - 0.5)
+    pix[:, 2:] = np.maximum(pix[:, 2:] - 1, pix[:, :2])
+    # edges beyond the canvas stay beyond it; Pillow needs coordinates that fit a C int
+    pix = np.clip(pix, -lw - 1, [w + lw, h + lw, w + lw, h + lw])
+    finite: Array = np.logical_and.reduce(np.isfinite(pix), axis=1)
+    for (x0, y0, x1, y1), code, ok in zip(pix.tolist(), codes, finite, strict=True):
+        if ok:
+            draw.rectangle((x0, y0, x1, y1), outline=tuple(pal[code]), width=lw)
 
 
 def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) -> Array:
@@ -423,63 +419,13 @@ def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) ->
     return np.nan_to_num(out)
 
 
-ImageSources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
-"""Where images are looked up: a folder, a zip file (the dataset's upload), or a list of them."""
-
-
-class _Images:
-    """Image pixels by name from folders and zip files (a name, then its base name, is tried)."""
-
-    def __init__(self, sources: ImageSources) -> None:
-        if sources is None:
-            sources = []
-        elif isinstance(sources, str | os.PathLike):
-            sources = [sources]
-        self.folders: list[Path] = []
-        self.zips: list[tuple[zipfile.ZipFile, dict[str, str]]] = []
-        for src in sources:
-            p = Path(src)
-            if p.is_dir():
-                self.folders.append(p.resolve())
-            elif p.is_file() and zipfile.is_zipfile(p):
-                zf = zipfile.ZipFile(p)
-                names: dict[str, str] = {}
-                for n in zf.namelist():
-                    if not n.endswith("/"):
-                        names.setdefault(n, n)
-                        names.setdefault(PurePosixPath(n).name, n)
-                self.zips.append((zf, names))
-
-    def close(self) -> None:
-        for zf, _ in self.zips:
-            zf.close()
-
-    def open(self, names: Sequence[str]) -> Image.Image | None:
-        for name in (n.replace("\\", "/") for n in names if n):
-            for root in self.folders:
-                for candidate in (root / name, root / PurePosixPath(name).name):
-                    path = candidate.resolve()
-                    if path.is_relative_to(root) and path.is_file():
-                        with Image.open(path) as im:
-                            return im.convert("RGB")
-            for zf, members in self.zips:
-                member = members.get(name) or members.get(PurePosixPath(name).name)
-                if member is not None:
-                    with zf.open(member) as fh, Image.open(io.BytesIO(fh.read())) as im:
-                        return im.convert("RGB")
-        return None
-
-
 @contextlib.contextmanager
-def _image_store(images: ImageSources | _Images) -> Iterator[_Images]:
-    if isinstance(images, _Images):
+def _image_store(images: ImageSources | ImageSource) -> Iterator[ImageSource]:
+    if isinstance(images, ImageSource):
         yield images
         return
-    store = _Images(images)
-    try:
+    with ImageSource(images, by_basename=True) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _auto_scale(w: int, h: int, scale: int | None) -> int:
@@ -498,7 +444,7 @@ def render_image(
     frame: int,
     *,
     image: Image.Image | None = None,
-    images: ImageSources | _Images = None,
+    images: ImageSources | ImageSource = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
@@ -542,7 +488,7 @@ def render_image(
     """
     if image is None:
         with _image_store(images) as store:
-            image = store.open([str(labels.frames.file_id[frame])])
+            image = store.open(str(labels.frames.file_id[frame]))
     if image is None:
         w, h = _canvas_size(labels, frame)
         canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
@@ -624,7 +570,7 @@ def render_camera(
     camera: int,
     *,
     image: Image.Image | None = None,
-    images: ImageSources | _Images = None,
+    images: ImageSources | ImageSource = None,
     tracks: bool = False,
     attributes: bool = False,
     line_width: int | None = None,
@@ -664,21 +610,8 @@ def render_camera(
     """
     cams = labels.cameras
     frame = int(cams.frame[camera])
-    sensor = str(cams.sensor_id[camera])
-    file_id = str(labels.frames.file_id[frame])
-    twin = _camera_frame_row(labels, frame, sensor)
-    if image is None:
-        with _image_store(images) as store:
-            image = store.open([str(cams.image_path[camera]), file_id])
-    if image is None:
-        w, h = int(cams.width[camera]), int(cams.height[camera])
-        if (w <= 0 or h <= 0) and twin is not None:
-            w, h = int(labels.frames.width[twin]), int(labels.frames.height[twin])
-        if w <= 0 or h <= 0:
-            w, h = max(1, round(2 * cams.cx[camera])), max(1, round(2 * cams.cy[camera]))
-        canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
-    else:
-        canvas = np.array(image.convert("RGB"), dtype=np.uint8)
+    twin = _camera_frame_row(labels, frame, str(cams.sensor_id[camera]))
+    canvas = _camera_canvas(labels, camera, twin, image, images)
     h0, w0 = canvas.shape[:2]
     zoom = _auto_scale(w0, h0, scale)
     canvas = _upscale(canvas, zoom)
@@ -690,76 +623,126 @@ def render_camera(
         )
     else:
         img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    pal = _palette(labels)
-
-    cam_pos, cam_q = cams.position[camera], cams.quat[camera]
     limit = 2.0 * np.hypot(w0, h0) / min(cams.fx[camera], cams.fy[camera])
-
-    def segments(a_world: Array, b_world: Array, colors: Array, width: int) -> None:
-        a, b, kept = _clip_segments(
-            to_sensor(a_world, cam_pos, cam_q), to_sensor(b_world, cam_pos, cam_q), _NEAR
-        )
-        t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
-        samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
-        # pixel-corner coordinates scale exactly with the picture
-        uv = _project(cams, camera, samples) * zoom
-        # beyond the lens's field of view a distortion polynomial folds back: cut the line there
-        ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= limit
-        for s, color in enumerate(colors[kept]):
-            run = ok[s]
-            cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
-            for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
-                if good[0]:
-                    _line(draw, part, color, width)
-
-    for kind in ("polylines3d", "polygons3d"):
-        sel: Any = labels.table(kind).take(_rows_of(labels, kind, frame))
-        if len(sel) == 0:
-            continue
-        inner = sel.part_offsets if kind == "polylines3d" else sel.ring_offsets
-        start, end = _segment_ends(inner, closed=kind == "polygons3d")
-        owner = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
-        part_of = np.repeat(np.arange(len(inner) - 1), np.diff(inner))
-        segments(
-            sel.coords[start], sel.coords[end], pal[sel.category[owner[part_of[start]]]], lw + 1
-        )
-
-    pts3: Any = labels.points3d.take(_rows_of(labels, "points3d", frame))
-    if len(pts3):
-        local = to_sensor(pts3.coords, cam_pos, cam_q)
-        front = local[:, 2] > _NEAR
-        uv = _project(cams, camera, local[front]) * zoom
-        owner = np.repeat(np.arange(len(pts3)), np.diff(pts3.offsets))[front]
-        rad = lw + 1
-        for (x, y), o in zip(np.floor(uv).tolist(), owner.tolist(), strict=True):
-            if np.isfinite(x) and np.isfinite(y) and -rad <= x <= w + rad and -rad <= y <= h + rad:
-                draw.ellipse(
-                    (x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts3.category[o]])
-                )
-
+    pen = _Projector(ImageDraw.Draw(img), cams, camera, zoom, limit)
+    pal = _palette(labels)
+    _draw_3d_lines(pen, labels, frame, pal, lw + 1)
+    _draw_3d_points(pen, labels, frame, pal, lw + 1, (w, h))
     corners, rows = _cuboid_corners_world(labels, frame)
     if len(rows) == 0:
         return img
     codes = labels.cuboids.category[rows]
     segs = np.concatenate([CUBOID_EDGES, _FRONT_CROSS])
-    segments(
+    pen.segments(
         corners[:, segs[:, 0]].reshape(-1, 3),
         corners[:, segs[:, 1]].reshape(-1, 3),
         pal[np.repeat(codes, len(segs))],
         lw,
     )
     if tracks or attributes:
-        centres = to_sensor(corners.mean(axis=1), cam_pos, cam_q)
-        centre = _project(cams, camera, centres) * zoom
-        in_front = centres[:, 2] > _NEAR
         texts = _label_text(labels, "cuboids", rows, tracks=tracks, attributes=attributes)
+        pen.captions(corners.mean(axis=1), texts, pal[codes], (w, h))
+    return img
+
+
+def _camera_canvas(
+    labels: LabelSet,
+    camera: int,
+    twin: int | None,
+    image: Image.Image | None,
+    images: ImageSources | ImageSource,
+) -> Array:
+    """The camera image as an array, or a grey canvas of its size when it cannot be found."""
+    cams = labels.cameras
+    if image is None:
+        file_id = str(labels.frames.file_id[int(cams.frame[camera])])
+        with _image_store(images) as store:
+            image = store.open(str(cams.image_path[camera]), file_id)
+    if image is not None:
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+    w, h = int(cams.width[camera]), int(cams.height[camera])
+    if (w <= 0 or h <= 0) and twin is not None:
+        w, h = int(labels.frames.width[twin]), int(labels.frames.height[twin])
+    if w <= 0 or h <= 0:
+        w, h = max(1, round(2 * cams.cx[camera])), max(1, round(2 * cams.cy[camera]))
+    return np.full((h, w, 3), GREY, dtype=np.uint8)
+
+
+@dataclass
+class _Projector:
+    """Draws world-frame geometry through one camera (distortion included) onto a picture."""
+
+    draw: ImageDraw.ImageDraw
+    cams: Cameras
+    camera: int
+    zoom: int
+    limit: float
+
+    def local(self, xyz: Array) -> Array:
+        return to_sensor(xyz, self.cams.position[self.camera], self.cams.quat[self.camera])
+
+    def uv(self, local: Array) -> Array:
+        # pixel-corner coordinates scale exactly with the picture
+        return _project(self.cams, self.camera, local) * self.zoom
+
+    def segments(self, a_world: Array, b_world: Array, colors: Array, width: int) -> None:
+        a, b, kept = _clip_segments(self.local(a_world), self.local(b_world), _NEAR)
+        t = np.linspace(0.0, 1.0, _EDGE_SAMPLES)
+        samples = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
+        uv = self.uv(samples)
+        # beyond the lens's field of view a distortion polynomial folds back: cut the line there
+        ok = np.hypot(samples[..., 0], samples[..., 1]) / samples[..., 2] <= self.limit
+        for s, color in enumerate(colors[kept]):
+            run = ok[s]
+            cuts = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
+            for part, good in zip(np.split(uv[s], cuts), np.split(run, cuts), strict=True):
+                if good[0]:
+                    _line(self.draw, part, color, width)
+
+    def captions(
+        self, centres_world: Array, texts: list[list[str]], colors: Array, size: tuple[int, int]
+    ) -> None:
+        w, h = size
+        centres = self.local(centres_world)
+        centre = self.uv(centres)
+        in_front = centres[:, 2] > _NEAR
         font = _font(max(9, min(w, h) // 45))
         for i in np.flatnonzero(in_front & np.isfinite(centre).all(axis=1)):
             x, y = centre[i]
             if -w <= x <= 2 * w and -h <= y <= 2 * h:
-                _caption(draw, (float(x), float(y)), texts[i], pal[codes[i]], font, (w, h))
-    return img
+                _caption(self.draw, (float(x), float(y)), texts[i], colors[i], font, (w, h))
+
+
+def _draw_3d_lines(pen: _Projector, labels: LabelSet, frame: int, pal: Array, width: int) -> None:
+    for kind in _kinds(3, "polyline", "polygon"):
+        sel: Any = labels.table(kind).take(_rows_of(labels, kind, frame))
+        if len(sel) == 0:
+            continue
+        ring = KIND_SPECS[kind].family == "polygon"
+        inner = sel.ring_offsets if ring else sel.part_offsets
+        start, end = _segment_ends(inner, closed=ring)
+        owner = np.repeat(np.arange(len(sel)), np.diff(sel.offsets))
+        part_of = np.repeat(np.arange(len(inner) - 1), np.diff(inner))
+        colors = pal[sel.category[owner[part_of[start]]]]
+        pen.segments(sel.coords[start], sel.coords[end], colors, width)
+
+
+def _draw_3d_points(
+    pen: _Projector, labels: LabelSet, frame: int, pal: Array, rad: int, size: tuple[int, int]
+) -> None:
+    pts3: Any = labels.points3d.take(_rows_of(labels, "points3d", frame))
+    if not len(pts3):
+        return
+    w, h = size
+    local = pen.local(pts3.coords)
+    front = local[:, 2] > _NEAR
+    uv = pen.uv(local[front])
+    owner = np.repeat(np.arange(len(pts3)), np.diff(pts3.offsets))[front]
+    for (x, y), o in zip(np.floor(uv).tolist(), owner.tolist(), strict=True):
+        if np.isfinite(x) and np.isfinite(y) and -rad <= x <= w + rad and -rad <= y <= h + rad:
+            pen.draw.ellipse(
+                (x - rad, y - rad, x + rad, y + rad), fill=tuple(pal[pts3.category[o]])
+            )
 
 
 def _segment_ends(inner: Array, *, closed: bool) -> tuple[Array, Array]:
@@ -869,19 +852,7 @@ def render_bev(
     canvas = np.array(img)
 
     if len(pts):
-        fuv = to_px(pts[:, :2])
-        finite = np.isfinite(fuv).all(axis=1)
-        uv = np.zeros(fuv.shape, dtype=np.int64)
-        uv[finite] = np.floor(np.clip(fuv[finite], -1, size))
-        inside = finite & (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
-        colors = np.full((len(pts), 3), 200, dtype=np.uint8)
-        seg = labels.point_segmentation
-        srow = np.flatnonzero(seg.frame == frame)
-        if len(srow):
-            codes = seg.category[seg.offsets[srow[0]] : seg.offsets[srow[0] + 1]]
-            if len(codes) == len(pts):
-                colors[codes >= 0] = pal[codes[codes >= 0]]
-        canvas[uv[inside, 1], uv[inside, 0]] = colors[inside]
+        _draw_bev_points(canvas, to_px(pts[:, :2]), _point_colors(labels, frame, len(pts), pal))
 
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
@@ -889,7 +860,7 @@ def render_bev(
     tri = max(4, size // 100)
     draw.polygon([(c, c - tri * 1.5), (c - tri, c + tri), (c + tri, c + tri)], fill=(255, 255, 255))
 
-    for kind in ("polylines3d", "polygons3d", "points3d"):
+    for kind in _kinds(3, "polyline", "polygon", "point"):
         t: Any = labels.table(kind)
         sel = t.take(_rows_of(labels, kind, frame))
         if len(sel) == 0:
@@ -904,7 +875,7 @@ def render_bev(
             continue
         for j, o in enumerate(owner_parts.tolist()):
             part = xy[inner[j] : inner[j + 1]]
-            if kind == "polygons3d":
+            if KIND_SPECS[kind].family == "polygon":
                 part = np.vstack([part, part[:1]])
             _line(draw, part, pal[sel.category[o]], lw)
 
@@ -926,6 +897,27 @@ def render_bev(
     return img
 
 
+def _point_colors(labels: LabelSet, frame: int, n: int, pal: Array) -> Array:
+    """Grey points, in their paint category's colour where the frame is painted."""
+    colors = np.full((n, 3), 200, dtype=np.uint8)
+    seg = labels.point_segmentation
+    srow = np.flatnonzero(seg.frame == frame)
+    if len(srow):
+        codes = seg.category[seg.offsets[srow[0]] : seg.offsets[srow[0] + 1]]
+        if len(codes) == n:
+            colors[codes >= 0] = pal[codes[codes >= 0]]
+    return colors
+
+
+def _draw_bev_points(canvas: Array, fuv: Array, colors: Array) -> None:
+    size = canvas.shape[0]
+    finite = np.isfinite(fuv).all(axis=1)
+    uv = np.zeros(fuv.shape, dtype=np.int64)
+    uv[finite] = np.floor(np.clip(fuv[finite], -1, size))
+    inside = finite & (uv >= 0).all(axis=1) & (uv < size).all(axis=1)
+    canvas[uv[inside, 1], uv[inside, 0]] = colors[inside]
+
+
 # ---------------------------------------------------------------------------------------
 # every picture of a label set
 
@@ -941,14 +933,6 @@ class View:
     kind: str
     row: int
     name: str
-
-
-def _lidar_frames(labels: LabelSet) -> Array:
-    is3d = np.zeros(len(labels.frames), dtype=bool)
-    for name in (*_3D_KINDS, "poses", "cameras", "pointclouds"):
-        is3d[labels.table(name).frame] = True  # type: ignore[attr-defined]
-    sensors = np.asarray([str(s).lower().startswith("lidar") for s in labels.frames.sensor_id])
-    return is3d | sensors.astype(bool)
 
 
 def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
@@ -981,7 +965,7 @@ def views(labels: LabelSet, frames: Sequence[int] | None = None) -> list[View]:
     wanted = np.ones(len(f), dtype=bool) if frames is None else np.zeros(len(f), dtype=bool)
     if frames is not None:
         wanted[np.asarray(frames, dtype=np.int64)] = True
-    lidar = _lidar_frames(labels)
+    lidar = labels.frames.role == FrameRole.LIDAR
     several_datasets = len(set(f.dataset_id.tolist())) > 1
     keys = list(zip(f.dataset_id.tolist(), f.file_id.tolist(), strict=True))
     multi = _dupes(keys)

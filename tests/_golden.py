@@ -1,7 +1,10 @@
 """Comparing a freshly written output with its golden copy under sample_data/golden/.
 
 ``DEEPEN_UPDATE_GOLDEN=1`` replaces the golden files with the fresh output instead (READMEs
-stay); check the diff by hand before committing, as each golden README says.
+stay) and then *skips* the test: an update compared nothing, so it must not count as a pass.
+A golden copy that already matches is compared as usual (so a test with several golden trees
+updates one per run).
+Check the diff by hand before committing, as each golden README says.
 """
 
 from __future__ import annotations
@@ -10,19 +13,28 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "README.md"
+    }
+
 
 def assert_same_tree(out: Path, golden: Path) -> None:
     """Every file of ``out`` equals the golden one, byte for byte (golden READMEs aside)."""
-    if os.environ.get("DEEPEN_UPDATE_GOLDEN") == "1":
+    if os.environ.get("DEEPEN_UPDATE_GOLDEN") == "1" and _files(out) != _files(golden):
         for p in sorted(golden.rglob("*"), reverse=True):
             if p.is_file() and p.name != "README.md":
                 p.unlink()
             elif p.is_dir() and not any(p.iterdir()):
                 p.rmdir()
         shutil.copytree(out, golden, dirs_exist_ok=True)
-    want = sorted(
-        p.relative_to(golden) for p in golden.rglob("*") if p.is_file() and p.name != "README.md"
-    )
+        pytest.skip(f"DEEPEN_UPDATE_GOLDEN=1: rewrote {golden.name}; review the diff, then rerun")
+    want = sorted(_files(golden))
     got = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert got == want
     for rel in want:

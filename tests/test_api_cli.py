@@ -16,13 +16,6 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def run(server: DeepenServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     monkeypatch.setenv("DEEPEN_API_URL", server.url)
     monkeypatch.setenv("DEEPEN_CLIENT_ID", CLIENT_ID)

@@ -34,13 +34,6 @@ class Sleeps(list[float]):
 
 
 @pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

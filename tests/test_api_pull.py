@@ -22,13 +22,6 @@ from tests._deepen_server import CLIENT_ID, DS3D, DSIMG, TOKEN, DeepenServer, sa
 
 
 @pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def client(server: DeepenServer) -> Iterator[Client]:
     policy = RetryPolicy(
         max_retries=2, wait_initial=0.001, wait_max=0.01, jitter=0.0, sleep=lambda s: None

@@ -235,13 +235,6 @@ def test_chunk_size_must_be_a_multiple_of_256k(tmp_path: Path) -> None:
 # -- against the fake server's GCS-like endpoint: 5xx, 308 without Range, expired sessions ----------
 
 
-@pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
 def _fake_session(server: DeepenServer, total: int) -> str:
     server.uploads["s1"] = {
         "total": total,

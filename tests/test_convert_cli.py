@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from pycocotools.coco import COCO
 import converters
 import deepen_export
 from deepen_export.cli import main
-from tests._deepen_server import CLIENT_ID, DSIMG, TOKEN, DeepenServer
+from tests._deepen_server import DSIMG, TOKEN
 
 SAMPLES = Path(__file__).parents[1] / "sample_data"
 
@@ -113,17 +112,7 @@ def test_convert_bad_input_is_one_line(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
-@pytest.fixture
-def server(monkeypatch) -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    monkeypatch.setenv("DEEPEN_API_URL", srv.url)
-    monkeypatch.setenv("DEEPEN_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("DEEPEN_API_TOKEN", TOKEN)
-    yield srv
-    srv.stop()
-
-
-def test_export_pulls_then_converts(server, tmp_path):
+def test_export_pulls_then_converts(server_env, tmp_path):
     out = tmp_path / "yolo"
     result = _run(
         "export",

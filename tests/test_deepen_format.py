@@ -37,7 +37,12 @@ def test_sample_files_round_trip(path: Path, tmp_path: Path) -> None:
     keep_ids = bool(set(first.frames.dataset_id.tolist()) - {""})
     report = deepen.write(first, tmp_path / "out", dataset_ids=keep_ids)
     again = deepen.read(tmp_path / "out" / deepen.LABELS)
-    assert again.equals(first)
+    # the labels that could not be read are not written again: they are the input's issues,
+    # which the report lists, and the labels read back are the same
+    assert again.equals(first, check_issues=False) and not again.issues
+    assert {(i.file_id, i.label_id) for i in first.issues} <= {
+        (i.file_id, i.label_id) for i in report.issues
+    }
     assert report.written["labels"] == len(first)
     # what was written is Deepen's documented shape, checked field by field (not by our reader)
     doc = json.loads((tmp_path / "out" / deepen.LABELS).read_text())
@@ -214,4 +219,6 @@ def test_generated_label_sets_round_trip(labels: LabelSet, rot: bool, tmp_path: 
         assert len(again) == len(labels) and again.frames.equals(labels.frames)
         assert sorted(again.boxes.label_id.tolist()) == sorted(labels.boxes.label_id.tolist())
     else:
-        assert again.equals(labels)
+        # the first read's repairs (a quaternion normalised...) are not needed a second time
+        assert again.equals(labels, check_issues=False)
+    assert not again.issues

@@ -27,16 +27,17 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 #   lane:1: y 20 on (15,30)-(25,15): t = 10/15 -> x = 21.67 -> 22; y 30 -> 15;
 #           y 40 on (5,47)-(15,30): t = 7/17 -> x = 9.12 -> 9
 #   lane:2: y 20 -> 60 (vertex); y 30 -> 40; y 40 -> 20 (vertex); y 50: t = 2/12 -> 3.33 -> 3
+# Images in the dataset's sequence order (files.json), as COCO and the other 2D formats list them.
 TUSIMPLE_SAMPLE = [
     {"lanes": [[22, 15, 9]], "h_samples": [20, 30, 40], "raw_file": "sensor1/000001.png"},
     {"lanes": [], "h_samples": [20, 30, 40], "raw_file": "sensor2/000001.png"},
-    {"lanes": [], "h_samples": [20, 30, 40, 50], "raw_file": "000002.png"},
-    {"lanes": [], "h_samples": [20, 30, 40], "raw_file": "000003.png"},
     {
         "lanes": [[60, 40, 20, 3]],
         "h_samples": [20, 30, 40, 50],
         "raw_file": "inner_kitty/000059.png",
     },
+    {"lanes": [], "h_samples": [20, 30, 40, 50], "raw_file": "000002.png"},
+    {"lanes": [], "h_samples": [20, 30, 40], "raw_file": "000003.png"},
 ]
 # CULane rows y = H, H - 10, ... bottom-up:
 #   lane:1 (H 48): 48 not reached; 38: t = 9/17 -> 10.294; 28: t = 2/15 -> 16.333;
@@ -64,7 +65,7 @@ def test_tusimple_sample(tmp_path: Path) -> None:
     assert own == {("clipped", "lane:2", "inner_kitty/000059.png"), ("skipped", None, "000004.png")}
     back = tusimple.read(tmp_path / "ts/label_data.json")
     assert back.frames.file_id.tolist() == [o["raw_file"] for o in TUSIMPLE_SAMPLE]
-    np.testing.assert_array_equal(back.polylines.frame, [0, 4])
+    np.testing.assert_array_equal(back.polylines.frame, [0, 2])
     np.testing.assert_allclose(
         back.polylines.coords, [[22, 20], [15, 30], [9, 40], [60, 20], [40, 30], [20, 40], [3, 50]]
     )
@@ -75,8 +76,8 @@ def test_culane_sample(tmp_path: Path) -> None:
     for name, text in CULANE_SAMPLE.items():
         assert (tmp_path / "cu" / name).read_text() == text
     assert (tmp_path / "cu/list/all.txt").read_text().splitlines() == [
-        "/sensor1/000001.png", "/sensor2/000001.png", "/000002.png", "/000003.png",
-        "/inner_kitty/000059.png",
+        "/sensor1/000001.png", "/sensor2/000001.png", "/inner_kitty/000059.png", "/000002.png",
+        "/000003.png",
     ]  # fmt: skip
     back = culane.read(tmp_path / "cu")
     assert sorted(back.frames.file_id.tolist()) == sorted(

@@ -298,3 +298,14 @@ def test_rot_z_and_quaternion_forms_give_the_same_rotation(yaw):
     rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
     np.testing.assert_allclose(r, rz, atol=1e-12)
     assert abs(np.linalg.norm(q) - 1) < 1e-12
+
+
+def test_equals_compares_issues_unless_told_not_to() -> None:
+    from deepen_export.model import Issue
+
+    a = LabelSet(issues=(Issue("dropped", "unknown label_type 'x'", file_id="f", label_id="x:1"),))
+    b = LabelSet(issues=(Issue("dropped", "unknown label_type 'y'", file_id="f", label_id="x:1"),))
+    assert a.equals(a) and a == a
+    assert not a.equals(b) and a != b
+    assert not a.equals(LabelSet())
+    assert a.equals(b, check_issues=False)

@@ -18,7 +18,6 @@ import pytest
 from vcd import core, scl
 from vcd.schema import openlabel_schema
 
-import deepen_export
 from converters import openlabel
 from deepen_export.model import Boxes, Frames, LabelSet
 from tests._golden import assert_same_tree
@@ -33,16 +32,6 @@ def validate(path: Path) -> dict:
     errors = list(jsonschema.Draft7Validator(openlabel_schema).iter_errors(doc))
     assert errors == []
     return doc["openlabel"]
-
-
-@pytest.fixture(scope="module")
-def lidar() -> LabelSet:
-    return deepen_export.read_labels(SAMPLE / "lidar_sequence")
-
-
-@pytest.fixture(scope="module")
-def images() -> LabelSet:
-    return deepen_export.read_labels(SAMPLE / "image_dataset")
 
 
 def test_lidar_sequence_schema_objects_and_values(tmp_path: Path, lidar: LabelSet) -> None:

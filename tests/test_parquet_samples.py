@@ -22,22 +22,15 @@ IMAGE_ID = "Xq7Lm2PzR4tN8vB1cD6fG3hJ"
 LIDAR_ID = "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6"
 
 
-@pytest.fixture(scope="module")
-def image():
-    return deepen_export.read_labels(SAMPLES / "image_dataset")
-
-
-@pytest.fixture(scope="module")
-def lidar():
-    return deepen_export.read_labels(SAMPLES / "lidar_sequence")
-
-
 @pytest.mark.parametrize("layout", ["files", "hive"])
-def test_sample_round_trips(image, lidar, tmp_path, layout):
-    for name, ls in (("image", image), ("lidar", lidar)):
+def test_sample_round_trips(images, lidar, tmp_path, layout):
+    for name, ls in (("image", images), ("lidar", lidar)):
         report = parquet.write(ls, tmp_path / name, layout=layout, pointclouds=True)
         assert report.written["labels"] == len(ls) - len(ls.point_segmentation) - len(ls.masks2d)
-        assert not report.issues
+        # the sample's bowtie (vegetation:1) is the one polygon whose geometry differs from its
+        # rings as sent; every writer reports it the same way (sample_data/README.md)
+        repaired = [(i.action, i.label_id) for i in report.issues]
+        assert repaired == ([("repaired", "vegetation:1")] if name == "image" else [])
         back = parquet.read(tmp_path / name)
         assert back == ls
         assert back.pointclouds.equals(ls.pointclouds)
@@ -66,8 +59,8 @@ def test_points_join_their_paint(lidar, tmp_path):
     assert n == [(100,)]
 
 
-def test_image_polygons_in_duckdb_and_geopandas(image, tmp_path):
-    parquet.write(image, tmp_path / "o")
+def test_image_polygons_in_duckdb_and_geopandas(images, tmp_path):
+    parquet.write(images, tmp_path / "o")
     f = (tmp_path / "o" / "labels.parquet").as_posix()
     rows = duckdb.sql(
         f"SELECT label_id, ST_AsText(geometry), n_parts, n_holes FROM '{f}' "
@@ -106,9 +99,9 @@ def test_lidar_cuboids_keep_world_coordinates(lidar, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sample_env(image, lidar, tmp_path_factory):
+def sample_env(images, lidar, tmp_path_factory):
     root = (tmp_path_factory.mktemp("s") / "out").as_posix()
-    parquet.write(image, root, layout="hive")
+    parquet.write(images, root, layout="hive")
     parquet.write(lidar, root, layout="hive")
     con = duckdb.connect()
     for stmt in _here(SETUP_SQL, root).split(";"):
@@ -131,7 +124,7 @@ def _run(n, env):
     return duck
 
 
-def test_q1_counts_match_expected(sample_env, image, lidar):
+def test_q1_counts_match_expected(sample_env, images, lidar):
     rows = _run(1, sample_env)
     per_ds: dict[str, int] = {}
     for ds, _cat, n in rows:

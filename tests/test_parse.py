@@ -16,10 +16,11 @@ import orjson
 import pytest
 
 import deepen_export
-from deepen_export import _fastparse
 from deepen_export.errors import ParseError
 from deepen_export.model import FrameStatus
 from deepen_export.parse import (
+    _columnar,
+    _scan,
     iter_label_batches,
     parse_frames_zip,
     parse_labels,
@@ -510,7 +511,7 @@ def test_fast_path_equals_general_path(tmp_path, form, indent, mix):
     first["attributes"]["note"] = 'a "quoted" {brace} [bracket] \\ back\\\\slash'
     p = tmp_path / "labels.json"
     p.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 if indent else 0))
-    fast = _fastparse.try_parse_file(p)
+    fast = _columnar.try_parse_file(p)
     assert fast is not None
     slow = parse_labels(p, fast=False)
     assert fast.equals(slow)
@@ -520,7 +521,7 @@ def test_fast_path_equals_general_path(tmp_path, form, indent, mix):
 def test_fast_path_declines_what_it_cannot_take(tmp_path):
     p = tmp_path / "labels.json"
     p.write_text(json.dumps({"labels": [_label(label_type="point", box=None, point=[1, 2])]}))
-    assert _fastparse.try_parse_file(p) is None
+    assert _columnar.try_parse_file(p) is None
     assert len(parse_labels(p)) == 1
 
 
@@ -540,7 +541,7 @@ def test_iter_label_batches_covers_every_label(tmp_path):
 
 @pytest.mark.parametrize("block", [7, 64, 1000])
 def test_scanner_state_carries_across_tiny_blocks(tmp_path, monkeypatch, block):
-    monkeypatch.setattr(_fastparse, "_BLOCK", block)
+    monkeypatch.setattr(_scan, "_BLOCK", block)
     tricky = ['{"}', "\\\\", 'a\\"}{', '\\\\\\"[', "x" * 50 + "\\\\", "plain"]
     labs = {
         f"{i}.png": [
@@ -553,7 +554,7 @@ def test_scanner_state_carries_across_tiny_blocks(tmp_path, monkeypatch, block):
     p = tmp_path / "labels.json"
     p.write_text(json.dumps({"labels": labs}, indent=1))
     ref = parse_labels(p, fast=False)
-    fast = _fastparse.try_parse_file(p)
+    fast = _columnar.try_parse_file(p)
     assert fast is not None and fast.equals(ref)
     assert fast.boxes.attributes["note"].tolist() == [t for t in tricky for _ in range(2)]
     batches = list(iter_label_batches(p, batch_size=5))

@@ -451,13 +451,6 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def lidar() -> LabelSet:
-    import deepen_export
-
-    return deepen_export.read_labels(SAMPLES / "lidar_sequence")
-
-
 def _only_cuboid(labels: LabelSet, file_id: str, label_id: str) -> LabelSet:
     c = labels.cuboids
     keep = (labels.frames.file_id[c.frame] == file_id) & (c.label_id == label_id)

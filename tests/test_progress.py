@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import converters
-from deepen_export import read_labels
 from deepen_export._progress import display, progress, status, task
 
 SAMPLES = Path(__file__).parents[1] / "sample_data"
@@ -46,16 +45,6 @@ class Recorder:
     def named(self, description: str) -> dict[str, Any]:
         (hit,) = [t for t in self.tasks.values() if t["description"] == description]
         return hit
-
-
-@pytest.fixture(scope="module")
-def images():
-    return read_labels(SAMPLES / "image_dataset")
-
-
-@pytest.fixture(scope="module")
-def lidar():
-    return read_labels(SAMPLES / "lidar_sequence")
 
 
 CASES = [

@@ -1,18 +1,8 @@
 """Snapshots: everything an export needs, saved atomically, with a change report.
 
-Layout (version 1; :mod:`deepen_export.parse` reads it)::
-
-    SNAPSHOT/manifest.json        snapshot_version, dataset_id, label_set, stage, query,
-                                  fetched_at, tool_version, dataset_type,
-                                  files: {relative path: {sha256, bytes}}
-    SNAPSHOT/dataset.json         the DatasetResource as returned
-    SNAPSHOT/files.json           the files list response as returned ({"files": [...]})
-    SNAPSHOT/labels.json          GET /datasets/{id}/labels?labels_with_file_ids_order=true
-                                  &final=true&labelSetId=..[&stageId=..], as returned
-    SNAPSHOT/profile.json         the labelling profile, when the dataset names one
-    SNAPSHOT/paint/3d_point.dpn   3D paint labels, raw body (absent when the server has none)
-    SNAPSHOT/paint/3d_point.json  the parsed paint-metadata header
-    SNAPSHOT/media/dataset.zip    the uploaded dataset zip (media=True; default for 3D)
+The folder layout (version 1: ``manifest.json``, ``dataset.json``, ``files.json``,
+``labels.json``, ``profile.json``, ``paint/``, ``media/dataset.zip``) is declared once, in
+:mod:`deepen_export.snapshot`; :mod:`deepen_export.parse` reads it through the same module.
 
 A pull writes into ``.<name>.pull-<random>`` beside ``dest`` and swaps it in only when every
 file is written, so an interrupted pull leaves the previous snapshot as it was.
@@ -34,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from deepen_export import snapshot as layout
 from deepen_export._io import check_replaceable
 from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
 
@@ -52,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger("deepen_export.api")
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = layout.SNAPSHOT_VERSION
 _PROFILE_KEYS = ("labelling_profile_id", "profile_id")
 
 
@@ -241,7 +232,7 @@ def _recover(dest: Path) -> None:
     if dest.exists():
         return
     olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if olds and (olds[-1] / "manifest.json").is_file():
+    if olds and (olds[-1] / layout.MANIFEST).is_file():
         os.replace(olds[-1], dest)
         log.warning("restored the previous snapshot %s from %s", dest, olds[-1].name)
 
@@ -298,9 +289,9 @@ def pull(
     _recover(dest)
     check_replaceable(dest, "snapshot")
     previous: dict[Any, tuple[Any, Any]] | None = None
-    if (dest / "labels.json").is_file():
+    if (dest / layout.LABELS).is_file():
         try:
-            previous = label_index(_load_json(dest / "labels.json"))
+            previous = label_index(_load_json(dest / layout.LABELS))
         except (ValueError, PayloadError) as exc:
             log.warning("previous snapshot's labels.json unreadable (%s); no change report", exc)
 
@@ -309,31 +300,31 @@ def pull(
     try:
         ds_path = f"datasets/{quote(dataset_id, safe=':')}"
         dataset = client.get_dataset(dataset_id)
-        _write_json(tmp / "dataset.json", dataset)
+        _write_json(tmp / layout.DATASET, dataset)
         dataset_type = str(dataset.get("dataset_type") or "")
         is_3d = dataset_type.lower() == "3d"
 
         files_body = client._json_object("GET", f"{ds_path}/files")
-        _write_json(tmp / "files.json", files_body)
+        _write_json(tmp / layout.FILES, files_body)
 
         query = client.label_params(
             labels_with_file_ids_order=True, final=True, label_set=label_set, stage=stage
         )
         client.download_labels(
             dataset_id,
-            tmp / "labels.json",
+            tmp / layout.LABELS,
             labels_with_file_ids_order=True,
             final=True,
             label_set=label_set,
             stage=stage,
             progress=progress,
         )
-        new_index = label_index(_load_json(tmp / "labels.json"))
+        new_index = label_index(_load_json(tmp / layout.LABELS))
 
         profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
         if profile_id:
             try:
-                _write_json(tmp / "profile.json", client.get_profile(str(profile_id)))
+                _write_json(tmp / layout.PROFILE, client.get_profile(str(profile_id)))
             except NotFoundError:
                 log.warning(
                     "labelling profile %s named by %s not found; skipped", profile_id, dataset_id
@@ -343,19 +334,17 @@ def pull(
         if paint if paint is not None else is_3d:
             try:
                 meta = client.download_paint_labels(
-                    dataset_id, tmp / "paint" / "3d_point.dpn", label_set=label_set, stage=stage
+                    dataset_id, tmp / layout.PAINT_SEMANTIC, label_set=label_set, stage=stage
                 )
             except NotFoundError:
                 log.info("%s has no 3D paint labels", dataset_id)
             else:
-                _write_json(tmp / "paint" / "3d_point.json", meta)
+                _write_json(layout.paint_metadata(tmp / layout.PAINT_SEMANTIC), meta)
                 got_paint = True
 
         got_media = False
         if media if media is not None else is_3d:
-            client.download_uploaded_dataset(
-                dataset_id, tmp / "media" / "dataset.zip", progress=progress
-            )
+            client.download_uploaded_dataset(dataset_id, tmp / layout.MEDIA_ZIP, progress=progress)
             got_media = True
 
         hashes = {
@@ -376,7 +365,7 @@ def pull(
             "dataset_type": dataset_type or None,
             "files": hashes,
         }
-        _write_json(tmp / "manifest.json", manifest)
+        _write_json(tmp / layout.MANIFEST, manifest)
         _swap_in(tmp, dest)
     finally:
         if tmp.exists():

@@ -51,6 +51,8 @@ import shapely
 from shapely import GeometryType
 
 __all__ = [
+    "POLYGON_REPAIRED",
+    "RING_LEFT_OUT",
     "box_area",
     "clip_boxes",
     "clip_polygons",
@@ -59,6 +61,8 @@ __all__ = [
     "denormalize_boxes",
     "normalize_boxes",
     "orient_polygons",
+    "polygon_geometries",
+    "polygon_pixel_mask",
     "polygonal_parts",
     "polygons_to_rle",
     "polygons_to_shapely",
@@ -252,9 +256,14 @@ def degenerate_rings(
     """
     off = np.asarray(offsets, dtype=np.int64)
     roff = np.asarray(ring_offsets, dtype=np.int64)
-    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    xy = _vertices(coords)
     bad = ~_good_rings(roff, xy)
     return np.bincount(_label_of(off), weights=bad, minlength=len(off) - 1).astype(np.int64)
+
+
+def _vertices(coords: npt.ArrayLike) -> Array:
+    a = np.asarray(coords, dtype=np.float64)
+    return a if a.ndim == 2 and a.shape[1] in (2, 3) else a.reshape(-1, 2)
 
 
 def _closed(ring_offsets: Array, coords: Array, keep: Array) -> tuple[Array, Array]:
@@ -297,8 +306,8 @@ def polygons_to_shapely(
         Label -> rings.
     ring_offsets : array_like, shape (r + 1,)
         Ring -> vertices (rings open: the first vertex is not repeated).
-    coords : array_like, shape (m, 2)
-        Vertices.
+    coords : array_like, shape (m, 2) or (m, 3)
+        Vertices (3D polygons: containment is decided on x, y; the result keeps z).
 
     Returns
     -------
@@ -315,7 +324,7 @@ def polygons_to_shapely(
     """
     off = np.asarray(offsets, dtype=np.int64)
     roff = np.asarray(ring_offsets, dtype=np.int64)
-    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    xy = _vertices(coords)
     n = len(off) - 1
     if n <= 0:
         return np.empty(0, dtype=object)
@@ -337,7 +346,7 @@ def polygons_to_shapely(
         m_cnt = np.diff(closed_off)[multi]
         m_roff = np.zeros(len(m_off) + 1, dtype=np.int64)
         np.cumsum(m_cnt, out=m_roff[1:])
-        m_xy = closed[np.repeat(m_off - m_roff[:-1], m_cnt) + np.arange(int(m_roff[-1]))]
+        m_xy = closed[np.repeat(m_off - m_roff[:-1], m_cnt) + np.arange(int(m_roff[-1])), :2]
         single = shapely.from_ragged_array(
             GeometryType.POLYGON, m_xy, (m_roff, np.arange(len(m_off) + 1))
         )
@@ -385,6 +394,87 @@ def polygons_to_shapely(
         ),
         dtype=object,
     )
+
+
+RING_LEFT_OUT = "ring(s) with fewer than 3 vertices or non-finite coordinates left out"
+"""Report reason for a label that lost ring(s) under :func:`polygon_geometries`."""
+POLYGON_REPAIRED = (
+    "invalid polygon (self-intersection or overlapping parts) repaired with make_valid"
+)
+"""Report reason for a label whose polygon :func:`polygon_geometries` made valid."""
+
+
+def polygon_geometries(
+    offsets: npt.ArrayLike, ring_offsets: npt.ArrayLike, coords: npt.ArrayLike
+) -> tuple[Array, Array, Array]:
+    """The one parts/holes rule every consumer uses: even-odd, repaired, oriented.
+
+    :func:`polygons_to_shapely` (even-odd rule; rings that cannot bound an area left out),
+    then :func:`repair_polygons` and :func:`orient_polygons`. The 2D writers, the Parquet
+    ``geometry`` column and the previews' fill all start from this, so they cannot disagree.
+
+    Returns
+    -------
+    geoms : ndarray of MultiPolygon
+        One per label; empty where nothing with an area is left.
+    rings_left_out : ndarray of bool
+        Labels that lost at least one ring (report them with :data:`RING_LEFT_OUT`).
+    repaired : ndarray of bool
+        Labels whose polygon was invalid and was made valid.
+
+    Examples
+    --------
+    >>> square = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    >>> g, left_out, repaired = polygon_geometries([0, 2], [0, 4, 6], square + [[1, 1], [2, 2]])
+    >>> float(g[0].area), left_out.tolist(), repaired.tolist()
+    (100.0, [True], [False])
+    """
+    geoms = polygons_to_shapely(offsets, ring_offsets, coords)
+    left_out = degenerate_rings(offsets, ring_offsets, coords) > 0
+    geoms, repaired = repair_polygons(geoms)
+    return orient_polygons(geoms), left_out, repaired
+
+
+def polygon_pixel_mask(geom: Any, origin: tuple[int, int], shape: tuple[int, int]) -> Array:
+    """Pixels of an ``(h, w)`` window at ``origin`` whose centres lie inside ``geom``.
+
+    ``geom`` is a (Multi)Polygon as :func:`polygon_geometries` makes it: its rings are filled by
+    parity, which for a valid polygon is exactly its interior. Each edge toggles every pixel to
+    the right of where it crosses a row's centre line; a running sum along each row counts
+    crossings.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> polygon_pixel_mask(shapely.box(1, 0, 3, 2), (0, 0), (2, 4)).astype(int).tolist()
+    [[0, 1, 1, 0], [0, 1, 1, 0]]
+    """
+    h, w = shape
+    out = np.zeros((h, w), dtype=bool)
+    if geom is None or shapely.is_empty(geom) or h == 0 or w == 0:
+        return out
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    coords, owner = shapely.get_coordinates(rings, return_index=True)
+    coords = coords - np.asarray(origin, dtype=np.float64)
+    # rings are closed: each vertex's edge goes to the next vertex of the same ring
+    same = np.r_[owner[1:] == owner[:-1], False]
+    a, b = coords[:-1][same[:-1]], coords[1:][same[:-1]]
+    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    # row r is crossed when its centre r + 0.5 lies in [lo, hi): half-open so a vertex counts once
+    r0 = np.clip(np.ceil(lo - 0.5), 0, h).astype(np.int64)
+    r1 = np.clip(np.ceil(hi - 0.5), 0, h).astype(np.int64)
+    counts = np.maximum(r1 - r0, 0)
+    edge = np.repeat(np.arange(len(a)), counts)
+    if len(edge) == 0:
+        return out
+    row = np.repeat(r0 - np.cumsum(counts) + counts, counts) + np.arange(len(edge))
+    yc = row + 0.5
+    xa, ya, xb, yb = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
+    xc = xa + (yc - ya) * (xb - xa) / (yb - ya)
+    col = np.clip(np.ceil(xc - 0.5), 0, w).astype(np.int64)
+    toggles = np.zeros((h, w + 1), dtype=np.int64)
+    np.add.at(toggles, (row, col), 1)
+    return (np.cumsum(toggles, axis=1)[:, :w] & 1).astype(bool)
 
 
 def polygonal_parts(geoms: npt.ArrayLike) -> Array:

@@ -241,17 +241,19 @@ def yaw_to_quat(yaw: npt.ArrayLike) -> Array:
     return np.stack([zero, zero, np.sin(half), np.cos(half)], axis=-1)
 
 
-def quat_to_yaw(q: npt.ArrayLike) -> Array:
+def quat_to_yaw(q: npt.ArrayLike, *, normalize: bool = True) -> Array:
     """Heading about +z (radians, in ``[-pi, pi]``): the angle of the rotated x axis in the xy plane.
 
     Exact for upright rotations; for tilted ones it is the heading of the projected x axis.
+    ``normalize=False`` skips normalising ``q`` (for quaternions already of unit length, such
+    as a :class:`~deepen_export.model.Cuboids` table's: the same result to the last bit).
 
     Examples
     --------
     >>> round(float(quat_to_yaw(yaw_to_quat(1.25))), 12)
     1.25
     """
-    x, y, z, w = np.moveaxis(quat_normalize(q), -1, 0)
+    x, y, z, w = np.moveaxis(quat_normalize(q) if normalize else _f64(q), -1, 0)
     return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 

@@ -1,0 +1,153 @@
+"""A snapshot folder written by ``deepen-export pull`` -> LabelSet (layout: :mod:`deepen_export.snapshot`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deepen_export._media import ImageSource
+from deepen_export.errors import ParseError
+from deepen_export.model import (
+    LabelSet,
+)
+from deepen_export.parse._assemble import _ro, _s, categories_from_profile, mark_lidar
+from deepen_export.parse._labels import parse_labels
+from deepen_export.parse._shapes import load_json
+from deepen_export.parse.frames_zip import _attach_frames_data, parse_frames_zip
+from deepen_export.parse.paint import _add_paint
+from deepen_export.parse.painting2d import parse_painting2d
+from deepen_export.snapshot import Snapshot, check_manifest
+
+
+def _with_image_sizes(
+    labels: LabelSet,
+    images: str | os.PathLike[str] | None,
+    zip_sizes: Mapping[str, tuple[int, int]],
+) -> LabelSet:
+    """Fill unknown image sizes from the frames zip's images, then from the ``images`` folder."""
+    fr = labels.frames
+    width, height = fr.width.copy(), fr.height.copy()
+    with ImageSource(images) as source:
+        for i, fid in enumerate(fr.file_id):
+            if width[i] > 0:
+                continue
+            size = zip_sizes.get(fid) or source.size(fid, f"{fr.sensor_id[i]}/{fid}")
+            if size:
+                width[i], height[i] = size
+    if (width == fr.width).all():
+        return labels
+    return labels.replace(frames=dataclasses.replace(fr, width=_ro(width), height=_ro(height)))
+
+
+def _read_json_if(path: Path) -> Any:
+    return load_json(path) if path.is_file() else None
+
+
+def parse_snapshot(
+    folder: str | os.PathLike[str],
+    *,
+    frames: str | os.PathLike[str] | None = None,
+    images: str | os.PathLike[str] | None = None,
+    points: bool = True,
+) -> LabelSet:
+    """Read a snapshot folder written by ``deepen-export pull`` (or laid out the same way).
+
+    Layout (:mod:`deepen_export.snapshot`): ``manifest.json``, ``dataset.json``, ``files.json``,
+    ``labels.json``, optional ``profile.json`` (category order), ``paint/3d_point.dpn`` +
+    ``.json`` (or ``paint/3d_instance_point.*``), ``painting2d/`` and ``media/dataset.zip``
+    (frames and images). A folder of snapshot folders (``pull_many``) is read as one label set.
+
+    Examples
+    --------
+    >>> import tempfile, json, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "labels.json").write_text(json.dumps({"labels": {"a.png": []}}))
+    >>> parse_snapshot(d).frames.file_id.tolist()
+    ['a.png']
+    """
+    snap = Snapshot(Path(folder))
+    if not snap.is_snapshot():
+        subs = snap.children()
+        if subs:
+            return LabelSet.concat(
+                [parse_snapshot(c.root, frames=frames, images=images, points=points) for c in subs]
+            )
+        raise ParseError(
+            "not a snapshot: no labels.json (run `deepen-export pull` first)", path=str(folder)
+        )
+    manifest = _read_json_if(snap.manifest) or {}
+    check_manifest(snap.root, manifest)
+    dataset = _read_json_if(snap.dataset) or {}
+    dataset_id = _s(manifest.get("dataset_id") or dataset.get("dataset_id"))
+    labels = _snapshot_labels(snap, dataset_id)
+    if str(dataset.get("dataset_type") or manifest.get("dataset_type") or "").lower() == "3d":
+        labels = mark_lidar(labels, dataset_id)
+    labels = _finish(
+        labels,
+        dataset=dataset,
+        dataset_id=dataset_id,
+        zip_path=Path(frames) if frames else snap.media_zip,
+        images=images if images is not None else snap.images,
+        points=points,
+    )
+    labels = _snapshot_painting(labels, snap, dataset, dataset_id)
+    meta = {
+        "source": str(snap.root),
+        "dataset_id": dataset_id,
+        "dataset_type": dataset.get("dataset_type") or manifest.get("dataset_type"),
+        "label_set": manifest.get("label_set"),
+        "stage": manifest.get("stage"),
+        "fetched_at": manifest.get("fetched_at"),
+    }
+    return labels.replace(meta={k: v for k, v in meta.items() if v is not None})
+
+
+def _snapshot_labels(snap: Snapshot, dataset_id: str) -> LabelSet:
+    files_doc = _read_json_if(snap.files)
+    files = files_doc.get("files") if isinstance(files_doc, Mapping) else files_doc
+    return parse_labels(
+        snap.labels,
+        dataset_id=dataset_id,
+        categories=categories_from_profile(_read_json_if(snap.profile)),
+        files=files if isinstance(files, list) else None,
+    )
+
+
+def _snapshot_painting(
+    labels: LabelSet, snap: Snapshot, dataset: Mapping[str, Any], dataset_id: str
+) -> LabelSet:
+    semantic, instance = snap.paint_semantic, snap.paint_instance
+    if semantic.is_file() or instance.is_file():
+        labels = _add_paint(
+            labels,
+            semantic if semantic.is_file() else None,
+            instance if instance.is_file() else None,
+            dataset,
+            dataset_id,
+        )
+    if snap.painting2d is not None:
+        labels = parse_painting2d(snap.painting2d, labels, dataset_id=dataset_id)
+    return labels
+
+
+def _finish(
+    labels: LabelSet,
+    *,
+    dataset: Mapping[str, Any],
+    dataset_id: str,
+    zip_path: Path | None,
+    images: str | os.PathLike[str] | None,
+    points: bool,
+) -> LabelSet:
+    zip_sizes: dict[str, tuple[int, int]] = {}
+    if zip_path is not None:
+        data = parse_frames_zip(zip_path, points=points)
+        if data.names:
+            labels = _attach_frames_data(labels, data, dataset_id)
+        zip_sizes = dict(data.image_sizes)
+        if not data.names:
+            labels = labels.replace(issues=(*labels.issues, *data.issues))
+    return _with_image_sizes(labels, images, zip_sizes)
