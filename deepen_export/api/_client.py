@@ -16,7 +16,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from deepen_export.api._errors import error_for_response, error_for_transport, redact_request
+from deepen_export.api._errors import (
+    DownloadTooSlowError,
+    error_for_response,
+    error_for_transport,
+    not_json_message,
+    redact_request,
+    safe_url,
+    server_text,
+)
 from deepen_export.api._retry import RetryPolicy
 from deepen_export.api._status import ProcessingStatus, Until
 from deepen_export.api._upload import CHUNK_QUANTUM, resumable_upload
@@ -32,6 +40,7 @@ from deepen_export.errors import (
 __all__ = [
     "DEFAULT_BASE_URL",
     "Client",
+    "DownloadLimits",
     "PaintLabels",
 ]
 
@@ -39,7 +48,6 @@ T = TypeVar("T")
 log = logging.getLogger("deepen_export.api")
 
 DEFAULT_BASE_URL = "https://tools.deepen.ai/api/v2"
-_STREAM_CHUNK = 1 << 20
 
 
 class _BearerAuth(httpx.Auth):
@@ -72,6 +80,72 @@ class PaintLabels:
         return f"PaintLabels(<{len(self.data)} bytes>, metadata={self.metadata!r})"
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """Bounds on one streamed download as a whole (the read timeout bounds only each read).
+
+    A server that sends a few bytes now and then never trips a per-read timeout; these bounds
+    make such a download fail in bounded time instead.
+
+    Attributes
+    ----------
+    min_rate : float
+        Bytes per second the download must average once ``grace`` seconds have passed; 0
+        switches the check off. Default ``$DEEPEN_DOWNLOAD_MIN_RATE`` or 1024 (1 KiB/s).
+    grace : float
+        Seconds before ``min_rate`` applies (slow starts, proxies that buffer). Default
+        ``$DEEPEN_DOWNLOAD_GRACE`` or 30.
+    deadline : float or None
+        Seconds one download may take at most, however fast it goes; default
+        ``$DEEPEN_DOWNLOAD_DEADLINE`` or none.
+
+    Examples
+    --------
+    >>> DownloadLimits(min_rate=10_000, grace=5, deadline=600).check(4.0, 10)  # within grace
+    >>> DownloadLimits(min_rate=10_000, grace=5).check(6.0, 10)
+    'averaged 2 B/s over 6 s, below the minimum of 10000 B/s'
+    """
+
+    min_rate: float = 1024.0
+    grace: float = 30.0
+    deadline: float | None = None
+
+    @classmethod
+    def from_env(cls) -> DownloadLimits:
+        """The limits from ``DEEPEN_DOWNLOAD_MIN_RATE``, ``_GRACE`` and ``_DEADLINE``."""
+
+        def number(name: str, default: float | None) -> float | None:
+            raw = os.environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise DeepenExportError(
+                    f"{name}={raw!r} is not a number of seconds/bytes"
+                ) from None
+            if not value >= 0:
+                raise DeepenExportError(f"{name}={raw!r} must be zero or more")
+            return value
+
+        return cls(
+            min_rate=number("DEEPEN_DOWNLOAD_MIN_RATE", cls.min_rate) or 0.0,
+            grace=number("DEEPEN_DOWNLOAD_GRACE", cls.grace) or 0.0,
+            deadline=number("DEEPEN_DOWNLOAD_DEADLINE", None) or None,
+        )
+
+    def check(self, elapsed: float, done: int) -> str | None:
+        """Why a download ``elapsed`` seconds in with ``done`` bytes must stop, or None."""
+        if self.deadline is not None and elapsed > self.deadline:
+            return f"took more than the deadline of {self.deadline:g} s ({done} bytes so far)"
+        if self.min_rate > 0 and elapsed > self.grace and done < self.min_rate * elapsed:
+            return (
+                f"averaged {done / elapsed:.0f} B/s over {elapsed:.0f} s, below the minimum "
+                f"of {self.min_rate:g} B/s"
+            )
+        return None
+
+
 def _params(**kwargs: Any) -> dict[str, str]:
     # Deepen spells booleans in lower case (final=true).
     return {
@@ -81,14 +155,16 @@ def _params(**kwargs: Any) -> dict[str, str]:
     }
 
 
-def _paint_metadata(response: httpx.Response) -> dict[str, Any]:
+def _paint_metadata(response: httpx.Response, secret: str | None = None) -> dict[str, Any]:
     raw = response.headers.get("paint-metadata")
     if raw is None:
         return {}
     try:
         meta = json.loads(raw)
     except ValueError as exc:
-        raise PayloadError(f"paint-metadata header is not JSON: {raw[:100]!r}") from exc
+        raise PayloadError(
+            f"paint-metadata header is not JSON: {server_text(raw, secret, limit=100)!r}"
+        ) from exc
     if not isinstance(meta, dict):
         raise PayloadError("paint-metadata header is not a JSON object")
     return meta
@@ -116,6 +192,9 @@ class Client:
         No retry starts later than this many seconds after the first attempt.
     max_concurrency : int
         Threads for :meth:`labels_for_files` and :meth:`pull_many`.
+    download_limits : DownloadLimits, optional
+        Minimum throughput and total deadline of each streamed download (labels, paint labels,
+        media zip); default :meth:`DownloadLimits.from_env`.
     http : httpx.Client, optional
         A client to send with (for proxies, custom TLS, tests); it is not closed by ``close``.
     retry : RetryPolicy, optional
@@ -141,6 +220,7 @@ class Client:
         max_concurrency: int = 4,
         http: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
+        download_limits: DownloadLimits | None = None,
     ) -> None:
         self.client_id = client_id or os.environ.get("DEEPEN_CLIENT_ID") or None
         token = token or os.environ.get("DEEPEN_API_TOKEN") or None
@@ -159,6 +239,7 @@ class Client:
         self.max_concurrency = max_concurrency
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         self.retry = retry or RetryPolicy(max_retries=max_retries, max_time=max_retry_time)
+        self.download_limits = download_limits or DownloadLimits.from_env()
         self._own_http = http is None
         self._http = http or httpx.Client(
             timeout=self.timeout,
@@ -258,8 +339,13 @@ class Client:
             return response.json()
         except ValueError as exc:
             raise PayloadError(
-                f"{method} {path} answered {len(response.content)} bytes that are not JSON "
-                f"(content-type {response.headers.get('content-type')!r})"
+                not_json_message(
+                    f"{method} {path}",
+                    response.content[:512],
+                    len(response.content),
+                    response.headers.get("content-type"),
+                    self._token,
+                )
             ) from exc
 
     def _json_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -299,15 +385,10 @@ class Client:
                     if size and size.isdigit() and "Content-Encoding" not in response.headers
                     else None
                 )
-                done = 0
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with part.open("wb") as fh:
-                        for block in response.iter_bytes(_STREAM_CHUNK):
-                            fh.write(block)
-                            done += len(block)
-                            if progress is not None:
-                                progress(done, total)
+                        self._stream_body(response, fh, total, progress)
                 except httpx.TransportError as exc:
                     raise error_for_transport(exc, response.request) from exc
             finally:
@@ -315,12 +396,43 @@ class Client:
 
         what = "download" if "://" in path_or_url else f"GET {path_or_url}"
         try:
-            self.retry.call(attempt, what=what)
+            # A too-slow server is not retried: starting over would only multiply the wait.
+            self.retry.call(
+                attempt, what=what, retry_if=lambda e: not isinstance(e, DownloadTooSlowError)
+            )
         except BaseException:
             part.unlink(missing_ok=True)
             raise
         os.replace(part, dest)
         return dest
+
+    def _stream_body(
+        self,
+        response: httpx.Response,
+        fh: Any,
+        total: int | None,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> None:
+        """Copy the body to ``fh``, enforcing :attr:`download_limits` on the whole transfer."""
+        limits = self.download_limits
+        start = time.monotonic()
+        done = 0
+        # iter_raw-sized pieces (no re-chunking): a trickle is seen as it arrives, not only
+        # once a whole megabyte has gathered.
+        for block in response.iter_bytes():
+            fh.write(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
+            why = limits.check(time.monotonic() - start, done)
+            if why is not None:
+                where = f"GET {safe_url(response.request.url, keep_query=False)}"
+                raise DownloadTooSlowError(
+                    f"{where}: download stopped: it {why}; retry later, or raise "
+                    "DEEPEN_DOWNLOAD_MIN_RATE / DEEPEN_DOWNLOAD_DEADLINE "
+                    "(Client(download_limits=...)) for a slow link",
+                    request=response.request,
+                )
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -797,7 +909,7 @@ class Client:
             self._paint_path(dataset_id, label_type, file_id),
             params=_params(stageId=stage, sensor_id=sensor_id, labelSetId=label_set),
         )
-        return PaintLabels(response.content, _paint_metadata(response))
+        return PaintLabels(response.content, _paint_metadata(response, self._token))
 
     def download_paint_labels(
         self,
@@ -819,7 +931,7 @@ class Client:
 
         def keep(response: httpx.Response) -> None:
             meta.clear()
-            meta.update(_paint_metadata(response))
+            meta.update(_paint_metadata(response, self._token))
 
         self._download(
             self._paint_path(dataset_id, label_type, None),

@@ -48,6 +48,12 @@ _ID_MAP = click.option(
     type=click.Path(path_type=Path),
     help="JSON file pinning category/image/annotation ids across exports (read and updated).",
 )
+_OVERWRITE = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing OUTPUT folder that deepen-export did not create (or that holds "
+    "files it did not write).",
+)
 _SETTINGS = click.option(
     "--set",
     "-O",
@@ -71,6 +77,7 @@ _SETTINGS = click.option(
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
+@_OVERWRITE
 def convert(
     source: Path,
     to: str,
@@ -80,6 +87,7 @@ def convert(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    overwrite: bool,
 ) -> None:
     """Convert a labels JSON file or a snapshot folder to FORMAT in OUTPUT.
 
@@ -88,7 +96,9 @@ def convert(
       deepen-export convert labels.json --to coco -o out/coco --images images/
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
     """
-    _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings)
+    _run_convert(
+        source, to, output, frames, images, on_unsupported, id_map, settings, overwrite=overwrite
+    )
 
 
 def _format(name: str) -> Any:
@@ -110,12 +120,17 @@ def _run_convert(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    *,
+    overwrite: bool = False,
 ) -> None:
     import converters
     from deepen_export import read_labels
+    from deepen_export._guard import check_output, stamp
     from deepen_export._progress import display, status
 
     fmt = _format(to)
+    inputs = [("SOURCE", source), ("--frames", frames), ("--images", images), ("--id-map", id_map)]
+    target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
@@ -139,6 +154,7 @@ def _run_convert(
         n_issues_in = len(labels.issues)
         with status(f"writing {fmt.name} ({len(labels):,} labels)"):
             report = module.write(labels, output, **options)
+    stamp(target, format=fmt.name)
     click.echo(report.summary())
     if n_issues_in:
         click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
@@ -166,6 +182,7 @@ def _run_convert(
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
+@_OVERWRITE
 def export(
     dataset_id: str,
     to: str,
@@ -178,6 +195,7 @@ def export(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    overwrite: bool,
 ) -> None:
     """Pull DATASET_ID from Deepen and convert it to FORMAT in OUTPUT (pull + convert).
 
@@ -198,12 +216,18 @@ def export(
     else:
         out = Path(output)
         snap = out.with_name(out.name + ".snapshot")
+    from deepen_export._guard import check_output
+
+    # before the download: an -o over the snapshot or --images would replace an input
+    check_output(output, [("--snapshot", snap), ("--images", images)], overwrite=overwrite)
     with Client() as client, bytes_task(f"pulling {dataset_id}") as bar:
         result = client.pull(
             dataset_id, snap, label_set=label_set, stage=stage, media=media, progress=bar
         )
     click.echo(result.summary())
-    _run_convert(snap, to, output, None, images, on_unsupported, id_map, settings)
+    _run_convert(
+        snap, to, output, None, images, on_unsupported, id_map, settings, overwrite=overwrite
+    )
 
 
 @click.command()
