@@ -27,7 +27,14 @@ from deepen_export.api._errors import (
 )
 from deepen_export.api._retry import RetryPolicy
 from deepen_export.api._status import ProcessingStatus, Until
-from deepen_export.api._upload import CHUNK_QUANTUM, resumable_upload
+from deepen_export.api._upload import (
+    CHUNK_QUANTUM,
+    IncompleteUploadError,
+    forget_session,
+    load_session,
+    resumable_upload,
+    save_session,
+)
 from deepen_export.errors import (
     APIError,
     AuthenticationError,
@@ -35,6 +42,7 @@ from deepen_export.errors import (
     PayloadError,
     RateLimitedError,
     TransportError,
+    UploadError,
 )
 
 __all__ = [
@@ -645,9 +653,53 @@ class Client:
         url = files[0].get("resumable_upload_url") if files and isinstance(files[0], dict) else None
         if not url:
             raise PayloadError("create dataset: the answer has no files[0].resumable_upload_url")
-        self.upload_file(url, zip_path, chunk_size=chunk_size, progress=progress)
-        self.process_uploaded_data(created["dataset_id"], upload_name(url, Path(zip_path).name))
+        self._upload_and_process(str(created["dataset_id"]), url, zip_path, chunk_size, progress)
         return created
+
+    def resume_upload(
+        self,
+        dataset_id: str,
+        zip_path: str | os.PathLike[str],
+        *,
+        chunk_size: int = 32 * CHUNK_QUANTUM,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Finish the upload of a dataset whose :meth:`create_and_upload` stopped, and process it.
+
+        The session saved on this machine when the dataset was created is asked how much it
+        holds, and the upload continues from there (the zip must be the same file).
+
+        Examples
+        --------
+        >>> client.resume_upload("r82dS6VVkok98ZWr1CTkU4NE", "drive1.zip")  # doctest: +SKIP
+        """
+        url = load_session(dataset_id, zip_path)
+        self._upload_and_process(dataset_id, url, zip_path, chunk_size, progress, resume=True)
+
+    def _upload_and_process(
+        self,
+        dataset_id: str,
+        url: str,
+        zip_path: str | os.PathLike[str],
+        chunk_size: int,
+        progress: Callable[[int, int], None] | None,
+        *,
+        resume: bool = False,
+    ) -> None:
+        # Saved first, so an upload killed or failed at any point can be resumed by id.
+        save_session(dataset_id, url, zip_path)
+        try:
+            self.upload_file(url, zip_path, chunk_size=chunk_size, progress=progress, resume=resume)
+        except UploadError as exc:
+            raise IncompleteUploadError(
+                f"dataset {dataset_id} was created but its zip is not fully uploaded ({exc}). "
+                f"Resume: deepen-export datasets upload {dataset_id} {zip_path} --resume "
+                f"(or remove it: deepen-export datasets delete {dataset_id})",
+                dataset_id=dataset_id,
+                path=Path(zip_path),
+            ) from exc
+        self.process_uploaded_data(dataset_id, upload_name(url, Path(zip_path).name))
+        forget_session(dataset_id)
 
     def wait_for_processing(
         self,
