@@ -29,6 +29,7 @@ from deepen_export.api._retry import RetryPolicy
 from deepen_export.api._status import ProcessingStatus, Until
 from deepen_export.api._upload import (
     CHUNK_QUANTUM,
+    RESUME_HINT,
     IncompleteUploadError,
     forget_session,
     load_session,
@@ -692,7 +693,8 @@ class Client:
             self.upload_file(url, zip_path, chunk_size=chunk_size, progress=progress, resume=resume)
         except UploadError as exc:
             raise IncompleteUploadError(
-                f"dataset {dataset_id} was created but its zip is not fully uploaded ({exc}). "
+                f"dataset {dataset_id} was created but its zip is not fully uploaded "
+                f"({str(exc).replace(RESUME_HINT, '')}). "
                 f"Resume: deepen-export datasets upload {dataset_id} {zip_path} --resume "
                 f"(or remove it: deepen-export datasets delete {dataset_id})",
                 dataset_id=dataset_id,

@@ -41,6 +41,11 @@ log = logging.getLogger("deepen_export.api")
 #: GCS requires every chunk but the last to be a multiple of 256 KiB.
 CHUNK_QUANTUM = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+#: Appended to an upload that gave up; a caller that knows the dataset id says it concretely.
+RESUME_HINT = (
+    "; resume it later from where it stopped: `deepen-export datasets upload DATASET_ID ZIP "
+    "--resume`, or in Python client.resume_upload(DATASET_ID, ZIP)"
+)
 
 
 def _confirmed(response: httpx.Response, total: int, name: str, shown: str) -> int:
@@ -139,9 +144,7 @@ def resumable_upload(
         if failures > policy.max_retries or time.monotonic() - streak + delay > policy.max_time:
             raise UploadError(
                 f"upload of {path.name} to {shown} stopped after {failures} failures "
-                f"({exc}); resume it later from where it stopped: on the command line "
-                "`deepen-export datasets upload DATASET_ID ZIP --resume`, in Python "
-                "`client.resume_upload(DATASET_ID, ZIP)` (or upload_file(url, ZIP, resume=True))"
+                f"({exc}){RESUME_HINT}"
             ) from exc
         log.warning(
             "upload of %s interrupted (%s); retry %d in %.1f s",
