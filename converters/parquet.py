@@ -14,12 +14,24 @@ Two layouts:
     every label type of those datasets) and leaves other datasets untouched, so datasets can be
     exported independently and in parallel into one folder.
 
+``layout="delta"``
+    Delta Lake tables ``dest/<table>/`` partitioned by ``dataset_id``, through delta-rs. A write
+    replaces the rows of its datasets with one transaction per table (frames first, labels
+    last); ``dest/_deepen/commit.json``, written last, names the table versions of the last
+    complete export, which :func:`read` pins. A failed export undoes the tables it committed
+    (a new commit with those datasets' previous rows); a killed one is undone by the next
+    write, which finds its record in ``dest/_deepen/pending/``.
+
 ``dest`` is a local path or any URI pyarrow understands (``s3://bucket/labels``,
 ``gs://bucket/labels``, ``s3://bucket/x?endpoint_override=host:port&scheme=http``), or a path
 with ``filesystem=`` a pyarrow or fsspec filesystem. Writes go to a staging location first
 (locally a hidden folder inside ``dest``, renamed into place; on object stores a ``_staging/``
-prefix whose objects are then moved, each object replaced whole), so a failed write changes
-nothing and readers never see a half-written file.
+prefix whose objects are then moved, each object replaced whole), so a write that fails
+before its commit changes nothing and readers never see a half-written file. On object stores
+the commit of the plain layouts is a series of moves: meanwhile (and after a commit that failed
+or was killed part-way, until the next write of that dataset) a reader can see some of the
+dataset's tables or label types new and others old; a killed write's ``_staging/<id>/`` is
+removed by the next write once :data:`STAGING_STALE_AFTER` seconds passed untouched.
 
 Files are zstd-compressed, written with row groups of ``row_group_size`` rows (and per point rows
 of point segmentation in groups of 1 Mi), and carry GeoParquet 1.1 ``geo`` metadata with
@@ -624,6 +636,16 @@ def _clean_stale_staging(fs: pafs.FileSystem, root: str) -> None:
 _DELTA_META = "_deepen"  # commit.json (the consistent version set) and pending/<export>.json
 
 
+def _need_deltalake() -> None:
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        raise ConversionError(
+            "layout='delta' needs the deltalake package: pip install 'deepen-export[delta]'",
+            format=FORMAT,
+        ) from None
+
+
 def _delta_location(
     fs: pafs.FileSystem, root: str, storage_options: dict[str, str] | None
 ) -> tuple[str, dict[str, str]]:
@@ -688,6 +710,7 @@ def _write_delta(
     """``layout="delta"``: stage as plain Parquet locally, then one Delta commit per table."""
     import tempfile
 
+    _need_deltalake()
     fs, root = _resolve(dest, filesystem)
     uri, so = _delta_location(fs, root, storage_options)
     _delta_recover(fs, root, uri, so)
@@ -884,6 +907,7 @@ def _read_delta(
     """Read the version set named by ``_deepen/commit.json`` (consistent across tables)."""
     import base64
 
+    _need_deltalake()
     from deltalake import DeltaTable
 
     uri, so = _delta_location(fs, root, storage_options)

@@ -1,0 +1,58 @@
+"""Parquet ``layout="delta"`` on a local folder: round trips, other datasets kept, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from deltalake import DeltaTable
+
+from converters import parquet
+from deepen_export import read_labels
+from deepen_export.cli import main
+from deepen_export.errors import ConversionError
+from deepen_export.model import LabelSet
+from tests._parquet_fixtures import rich
+
+SAMPLES = Path(__file__).parents[1] / "sample_data"
+
+
+def test_round_trip_every_table_and_dataset_rewrite(tmp_path: Path) -> None:
+    dest = tmp_path / "dl"
+    parquet.write(rich("ds1"), dest, layout="delta")
+    parquet.write(rich("ds2"), dest, layout="delta")
+    assert parquet.read(dest) == LabelSet.concat([rich("ds1"), rich("ds2")])
+    # the reference reader sees both datasets in every table
+    for table in ("labels", "frames", "point_segmentation", "poses", "cameras", "masks2d"):
+        got = pl.read_delta(str(dest / table))
+        assert sorted(got["dataset_id"].unique().to_list()) == ["ds1", "ds2"], table
+    only_boxes = LabelSet(
+        frames=rich("ds1").frames, categories=rich("ds1").categories, boxes=rich("ds1").boxes
+    )
+    parquet.write(only_boxes, dest, layout="delta")
+    assert parquet.read(dest, dataset_ids=["ds1"]) == only_boxes
+    assert parquet.read(dest, dataset_ids=["ds2"]) == rich("ds2")
+    # cameras of ds1 are gone (a table this write does not hold), ds2's kept
+    cams = DeltaTable(str(dest / "cameras")).to_pyarrow_table()
+    assert set(cams["dataset_id"].to_pylist()) == {"ds2"}
+
+
+def test_frames_without_a_dataset_id_need_one(tmp_path: Path) -> None:
+    ls = read_labels(SAMPLES / "image_dataset" / "labels.json")
+    with pytest.raises(ConversionError, match="dataset_id"):
+        parquet.write(ls, tmp_path / "dl", layout="delta")
+    parquet.write(ls, tmp_path / "dl", layout="delta", dataset_id="img")
+    assert len(parquet.read(tmp_path / "dl")) == len(ls)
+
+
+def test_cli_writes_and_rewrites_a_delta_folder(tmp_path: Path) -> None:
+    out = tmp_path / "dl"
+    args = ["convert", str(SAMPLES / "image_dataset"), "--to", "parquet", "-o", str(out)]
+    args += ["-O", "layout=delta", "-O", "dataset_id=img"]
+    for _ in range(2):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+    assert DeltaTable(str(out / "labels")).version() == 1
+    assert len(pl.read_delta(str(out / "labels"))) == len(read_labels(SAMPLES / "image_dataset"))
