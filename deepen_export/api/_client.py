@@ -754,14 +754,16 @@ class Client:
                 on_progress(status)
             if status.state == "error":
                 raise DeepenExportError(
-                    f"dataset {dataset_id} failed processing: {status.describe()}; check the "
+                    f"dataset {dataset_id} failed processing: "
+                    f"{server_text(status.describe(), self._token, limit=400)}; check the "
                     "uploaded zip's layout and the dataset page in Deepen"
                 )
             if status.finished(until):
                 return status
             if time.monotonic() + delay > deadline:
                 raise DeepenExportError(
-                    f"dataset {dataset_id} not {until} after {timeout:g} s ({status.describe()}); "
+                    f"dataset {dataset_id} not {until} after {timeout:g} s "
+                    f"({server_text(status.describe(), self._token, limit=400)}); "
                     "wait longer with a larger timeout"
                 )
             sleep(delay)

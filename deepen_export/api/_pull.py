@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from deepen_export._guard import clean_leftovers
 from deepen_export._io import check_replaceable
+from deepen_export.api._errors import not_json_message, server_text
 from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
 
 if TYPE_CHECKING:
@@ -250,14 +251,17 @@ def _recover(dest: Path) -> None:
 # -- response checks and leftovers (before the swap; a bad answer never replaces a snapshot) --
 
 
-def _bad(endpoint: str, dataset_id: str, what: str) -> PayloadError:
+def _bad(endpoint: str, dataset_id: str, what: str, secret: str | None = None) -> PayloadError:
+    what = server_text(what, secret, limit=400)
     return PayloadError(
         f"{endpoint} answered {what}; the previous snapshot (if any) is kept. Retry the pull; "
         f"if it persists the server returned a broken body for {dataset_id}: report it to Deepen"
     )
 
 
-def _checked_labels(path: Path, endpoint: str, dataset_id: str) -> dict[Any, tuple[Any, Any]]:
+def _checked_labels(
+    path: Path, endpoint: str, dataset_id: str, secret: str | None = None
+) -> dict[Any, tuple[Any, Any]]:
     """Parse and shape-check a downloaded labels body; its :func:`label_index` when sound.
 
     Every label must be a JSON object with a string ``label_id``, under a file id (the keyed
@@ -268,22 +272,25 @@ def _checked_labels(path: Path, endpoint: str, dataset_id: str) -> dict[Any, tup
     try:
         body = _load_json(path)
     except ValueError:
-        from deepen_export.api._errors import not_json_message
-
         raise PayloadError(
-            not_json_message(endpoint, raw[:512], len(raw), None)
+            not_json_message(endpoint, raw[:512], len(raw), None, secret)
             + "; the previous snapshot (if any) is kept"
         ) from None
     if not isinstance(body, Mapping) or not ("labels" in body or "all_labels" in body):
         got = type(body).__name__ if not isinstance(body, Mapping) else "an object without them"
-        raise _bad(endpoint, dataset_id, f"no 'labels' or 'all_labels' ({got})")
+        raise _bad(endpoint, dataset_id, f"no 'labels' or 'all_labels' ({got})", secret)
     labels = body["labels"] if "labels" in body else body["all_labels"]
     if isinstance(labels, Mapping):
         entries = (
             (f"labels[{k!r}]", v) for k, v in labels.items() if not isinstance(v, list | None)
         )
         for where, value in entries:
-            raise _bad(endpoint, dataset_id, f"{where} = {_short(value)}, not a list of labels")
+            raise _bad(
+                endpoint,
+                dataset_id,
+                f"{where} = {_short(value, secret)}, not a list of labels",
+                secret,
+            )
         items = (
             (f"labels[{k!r}][{i}]", x, True)
             for k, v in labels.items()
@@ -292,29 +299,39 @@ def _checked_labels(path: Path, endpoint: str, dataset_id: str) -> dict[Any, tup
     elif isinstance(labels, list):
         items = ((f"labels[{i}]", x, False) for i, x in enumerate(labels))
     else:
-        raise _bad(endpoint, dataset_id, f"'labels' = {_short(labels)}, not a list or an object")
+        raise _bad(
+            endpoint,
+            dataset_id,
+            f"'labels' = {_short(labels, secret)}, not a list or an object",
+            secret,
+        )
     for where, label, keyed in items:
         if not isinstance(label, Mapping):
-            raise _bad(endpoint, dataset_id, f"{where} = {_short(label)}, not a label object")
+            raise _bad(
+                endpoint,
+                dataset_id,
+                f"{where} = {_short(label, secret)}, not a label object",
+                secret,
+            )
         if not isinstance(label.get("label_id"), str):
-            raise _bad(endpoint, dataset_id, f"{where} without a string 'label_id'")
+            raise _bad(endpoint, dataset_id, f"{where} without a string 'label_id'", secret)
         if not keyed and not isinstance(label.get("file_id"), str):
-            raise _bad(endpoint, dataset_id, f"{where} without a string 'file_id'")
+            raise _bad(endpoint, dataset_id, f"{where} without a string 'file_id'", secret)
     return label_index(body)
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, secret: str | None = None) -> str:
+    # redacted before it is cut (server_text), like every server text in a message
+    return server_text(json.dumps(value, ensure_ascii=False, default=str), secret, limit=60)
 
 
-def _check_files(body: Mapping[str, Any], endpoint: str) -> None:
+def _check_files(body: Mapping[str, Any], endpoint: str, secret: str | None = None) -> None:
     files = body.get("files")
     if files is not None and not (
         isinstance(files, list) and all(isinstance(f, Mapping) for f in files)
     ):
         raise PayloadError(
-            f"{endpoint} answered 'files' = {_short(files)}, not a list of file objects; the "
+            f"{endpoint} answered 'files' = {_short(files, secret)}, not a list of file objects; the "
             "previous snapshot (if any) is kept; retry the pull"
         )
 
@@ -411,7 +428,7 @@ def pull(
         is_3d = dataset_type.lower() == "3d"
 
         files_body = client._json_object("GET", f"{ds_path}/files")
-        _check_files(files_body, f"GET {ds_path}/files")
+        _check_files(files_body, f"GET {ds_path}/files", client._token)
         _write_json(tmp / "files.json", files_body)
 
         query = client.label_params(
@@ -426,7 +443,9 @@ def pull(
             stage=stage,
             progress=progress,
         )
-        new_index = _checked_labels(tmp / "labels.json", f"GET {ds_path}/labels", dataset_id)
+        new_index = _checked_labels(
+            tmp / "labels.json", f"GET {ds_path}/labels", dataset_id, client._token
+        )
 
         profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
         if profile_id:
