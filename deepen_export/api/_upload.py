@@ -44,7 +44,8 @@ _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 #: Appended to an upload that gave up; a caller that knows the dataset id says it concretely.
 RESUME_HINT = (
     "; resume it later from where it stopped: `deepen-export datasets upload DATASET_ID ZIP "
-    "--resume`, or in Python client.resume_upload(DATASET_ID, ZIP)"
+    "--resume`, or in Python client.resume_upload(DATASET_ID, ZIP) (a bare session URL: "
+    "upload_file(url, ZIP, resume=True))"
 )
 
 
