@@ -14,7 +14,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,17 +23,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import numpy as np
 import polars as pl
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable
-from moto.server import ThreadedMotoServer
 
 from converters import parquet
 from deepen_export.model import LabelSet
 from tests._parquet_fixtures import rich as _rich
+from tests.test_parquet_s3 import bucket, s3_endpoint  # noqa: F401 - the moto fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,12 +47,6 @@ def rich(dataset_id: str = "ds1", *, scale: int = 1) -> LabelSet:
     w = ls.frames.width
     frames = dataclasses.replace(ls.frames, width=np.where(w > 0, w * scale, w).astype(w.dtype))
     return ls.replace(frames=frames)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- a fault proxy in front of moto ---------------------------------------------------------------
@@ -155,14 +147,15 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture(scope="module")
-def moto_port() -> Iterator[int]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop()
+def moto_port(request: pytest.FixtureRequest) -> int:
+    """The port of test_parquet_s3's moto server (one server for both files' tests)."""
+    return int(request.getfixturevalue("s3_endpoint").rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def s3_bucket(request: pytest.FixtureRequest) -> str:
+    """A fresh bucket, with the AWS environment test_parquet_s3's ``bucket`` sets."""
+    return str(request.getfixturevalue("bucket")[1])
 
 
 @pytest.fixture
@@ -179,24 +172,6 @@ def proxy(moto_port: int) -> Iterator[tuple[Proxy, int]]:
         p.release.set()
         httpd.shutdown()
         httpd.server_close()
-
-
-@pytest.fixture
-def bucket(moto_port: int, monkeypatch: pytest.MonkeyPatch) -> str:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(k, v)
-    client = boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1"
-    )
-    name = f"delta-{_free_port()}"
-    client.create_bucket(Bucket=name)
-    return name
 
 
 def _fs(port: int) -> pafs.S3FileSystem:
@@ -249,9 +224,9 @@ def _commit_put(table: str) -> Callable[[str, str, dict[str, str]], bool]:
 # -- delta ------------------------------------------------------------------------------------
 
 
-def test_delta_round_trip_on_s3_read_by_deltalake_and_polars(proxy, bucket) -> None:
+def test_delta_round_trip_on_s3_read_by_deltalake_and_polars(proxy, s3_bucket) -> None:
     _p, port = proxy
-    dest = f"s3://{bucket}/dl"
+    dest = f"s3://{s3_bucket}/dl"
     fs = _fs(port)
     parquet.write(rich("ds1"), dest, layout="delta", filesystem=fs)
     parquet.write(rich("ds2"), dest, layout="delta", filesystem=fs)
@@ -268,9 +243,9 @@ def test_delta_round_trip_on_s3_read_by_deltalake_and_polars(proxy, bucket) -> N
 
 
 @pytest.mark.parametrize("failing", ["labels", "frames"])
-def test_delta_failed_commit_leaves_the_old_version_everywhere(proxy, bucket, failing) -> None:
+def test_delta_failed_commit_leaves_the_old_version_everywhere(proxy, s3_bucket, failing) -> None:
     p, port = proxy
-    dest = f"s3://{bucket}/f"
+    dest = f"s3://{s3_bucket}/f"
     fs, so = _fs(port), _so(port)
     parquet.write(rich("ds1"), dest, layout="delta", filesystem=fs)
     boxes = _boxes(f"{dest}/labels", so)
@@ -288,9 +263,9 @@ def test_delta_failed_commit_leaves_the_old_version_everywhere(proxy, bucket, fa
     assert parquet.read(dest, filesystem=fs) == rich("ds1", scale=2)
 
 
-def test_delta_copyobject_failure_changes_nothing(proxy, bucket) -> None:
+def test_delta_copyobject_failure_changes_nothing(proxy, s3_bucket) -> None:
     p, port = proxy
-    dest = f"s3://{bucket}/c"
+    dest = f"s3://{s3_bucket}/c"
     fs, so = _fs(port), _so(port)
     parquet.write(rich("ds1"), dest, layout="delta", filesystem=fs)
     p.rules.append(Rule(lambda m, path, h: "x-amz-copy-source" in h, times=1000))
@@ -334,10 +309,10 @@ def _kill_mid_commit(p: Proxy, port: int, dest: str, layout: str) -> None:
 
 
 def test_delta_kill_9_mid_commit_readers_see_old_or_new_then_the_next_write_recovers(
-    proxy, bucket
+    proxy, s3_bucket
 ) -> None:
     p, port = proxy
-    dest = f"s3://{bucket}/k"
+    dest = f"s3://{s3_bucket}/k"
     fs, so = _fs(port), _so(port)
     parquet.write(rich("ds1"), dest, layout="delta", filesystem=fs)
     boxes = _boxes(f"{dest}/labels", so)
@@ -354,7 +329,7 @@ def test_delta_kill_9_mid_commit_readers_see_old_or_new_then_the_next_write_reco
     assert _widths(f"{dest}/frames", so) == sorted(OLD_W + OLD_W)
     assert parquet.read(dest, filesystem=fs) == LabelSet.concat([rich("ds1"), rich("ds2")])
     pending = fs.get_file_info(
-        pafs.FileSelector(f"{bucket}/k/_deepen/pending", allow_not_found=True)
+        pafs.FileSelector(f"{s3_bucket}/k/_deepen/pending", allow_not_found=True)
     )
     assert [i.path for i in pending if i.type == pafs.FileType.File] == []
 
@@ -368,10 +343,10 @@ def _keys(fs: pafs.FileSystem, base: str) -> list[str]:
 
 
 def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
-    proxy, bucket, monkeypatch
+    proxy, s3_bucket, monkeypatch
 ) -> None:
     p, port = proxy
-    dest = f"s3://{bucket}/h"
+    dest = f"s3://{s3_bucket}/h"
     fs = _fs(port)
     parquet.write(rich("ds1"), dest, layout="hive", filesystem=fs)
     # hold the second server-side copy of the commit: one partition moved, the rest staged
@@ -385,7 +360,7 @@ def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
 
     p.rules.append(Rule(second_copy, action="hold"))
     _kill_mid_commit(p, port, dest, "hive")
-    assert [k for k in _keys(fs, f"{bucket}/h") if "/_staging/" in k]  # what the kill left
+    assert [k for k in _keys(fs, f"{s3_bucket}/h") if "/_staging/" in k]  # what the kill left
     # every object is whole: the dataset reads back, a mix of old and new tables at worst
     mixed = parquet.read(dest, filesystem=fs)
     assert len(mixed.boxes) == len(rich("ds1").boxes)
@@ -393,7 +368,7 @@ def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
     monkeypatch.setattr(parquet, "STAGING_STALE_AFTER", 0.0)
     time.sleep(0.01)
     parquet.write(rich("ds2"), dest, layout="hive", filesystem=fs)
-    assert not [k for k in _keys(fs, f"{bucket}/h") if "/_staging/" in k]
+    assert not [k for k in _keys(fs, f"{s3_bucket}/h") if "/_staging/" in k]
     # ... and the next write of ds1 replaces all of its partitions: no mix any more
     parquet.write(rich("ds1", scale=2), dest, layout="hive", filesystem=fs)
     assert parquet.read(dest, filesystem=fs, dataset_ids=["ds1"]) == rich("ds1", scale=2)

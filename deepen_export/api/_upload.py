@@ -11,7 +11,6 @@ Only one chunk is in memory at a time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 
 from deepen_export.api._errors import error_for_response, error_for_transport, safe_url
+from deepen_export.api._pull import _sha256
 from deepen_export.api._retry import RETRYABLE, RetryPolicy
 from deepen_export.errors import APIError, UploadError
 
@@ -254,14 +254,6 @@ def _session_file(dataset_id: str) -> Path:
     return _state_dir() / f"{safe}.json"
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_session(dataset_id: str, session_url: str, path: str | os.PathLike[str]) -> Path:
     """Remember the resumable session of a created dataset (private file, mode 0600).
 
@@ -280,7 +272,7 @@ def save_session(dataset_id: str, session_url: str, path: str | os.PathLike[str]
         "resumable_upload_url": session_url,
         "zip": path.name,
         "bytes": path.stat().st_size,
-        "sha256": _digest(path),
+        "sha256": _sha256(path),
     }
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -309,7 +301,7 @@ def load_session(dataset_id: str, path: str | os.PathLike[str]) -> str:
         ) from None
     path = Path(path)
     size = path.stat().st_size
-    if size != body.get("bytes") or _digest(path) != body.get("sha256"):
+    if size != body.get("bytes") or _sha256(path) != body.get("sha256"):
         raise UploadError(
             f"{path} ({size} bytes) is not the zip dataset {dataset_id} was created with "
             f"({body.get('zip')}, {body.get('bytes')} bytes): resume with that very zip (or the "

@@ -222,11 +222,7 @@ def datasets_create(
             ) from exc
         if not isinstance(profile, dict):
             raise click.BadParameter("must hold a JSON object", param_hint="--requirements")
-    from deepen_export.api import CHUNK_QUANTUM
-
-    chunk = int(chunk_mib * 1024 * 1024)
-    if chunk <= 0 or chunk % CHUNK_QUANTUM:
-        raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
+    chunk = _chunk_bytes(chunk_mib)
     with (
         _zipped(zip_path) as upload_path,
         _client() as client,
@@ -255,6 +251,15 @@ def datasets_create(
         _echo_json({**created, "state": status.state if status else None})
     else:
         click.echo(dataset_id)
+
+
+def _chunk_bytes(chunk_mib: float) -> int:
+    from deepen_export.api import CHUNK_QUANTUM
+
+    chunk = int(chunk_mib * 1024 * 1024)
+    if chunk <= 0 or chunk % CHUNK_QUANTUM:
+        raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
+    return chunk
 
 
 @contextmanager
@@ -291,11 +296,7 @@ def datasets_upload(dataset_id: str, zip_path: Path, resume: bool, chunk_mib: fl
     Example:
       deepen-export datasets upload r82dS6VVkok98ZWr1CTkU4NE drive1.zip --resume
     """
-    from deepen_export.api import CHUNK_QUANTUM
-
-    chunk = int(chunk_mib * 1024 * 1024)
-    if chunk <= 0 or chunk % CHUNK_QUANTUM:
-        raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
+    chunk = _chunk_bytes(chunk_mib)
     with (
         _zipped(zip_path) as upload_path,
         _client() as client,
