@@ -223,12 +223,7 @@ def datasets_create(
         if not isinstance(profile, dict):
             raise click.BadParameter("must hold a JSON object", param_hint="--requirements")
     chunk = _chunk_bytes(chunk_mib)
-    with (
-        _zipped(zip_path) as upload_path,
-        _client() as client,
-        bytes_task(f"uploading {zip_path.name}") as bar,
-        _resume_hint(zip_path),
-    ):
+    with _uploading(zip_path) as (upload_path, client, bar):
         created = client.create_and_upload(
             name,
             upload_path,
@@ -263,15 +258,23 @@ def _chunk_bytes(chunk_mib: float) -> int:
 
 
 @contextmanager
-def _resume_hint(source: Path) -> Iterator[None]:
-    """Name the user's zip or folder (not a temporary zip) in the resume command of a failure."""
+def _uploading(source: Path) -> Iterator[tuple[Path, Client, Any]]:
+    """The zip to send (a folder zipped), a client and a progress bar, for an upload of ``source``.
+
+    A failure names the user's zip or folder (not a temporary zip) in its resume command.
+    """
     from deepen_export.api._upload import IncompleteUploadError
 
-    try:
-        yield
-    except IncompleteUploadError as exc:
-        text = str(exc).replace(f" {exc.path} --resume", f" {source} --resume")
-        raise IncompleteUploadError(text, dataset_id=exc.dataset_id, path=source) from exc
+    with (
+        _zipped(source) as upload_path,
+        _client() as client,
+        bytes_task(f"uploading {source.name}") as bar,
+    ):
+        try:
+            yield upload_path, client, bar
+        except IncompleteUploadError as exc:
+            text = str(exc).replace(f" {exc.path} --resume", f" {source} --resume")
+            raise IncompleteUploadError(text, dataset_id=exc.dataset_id, path=source) from exc
 
 
 @datasets.command("upload")
@@ -297,12 +300,7 @@ def datasets_upload(dataset_id: str, zip_path: Path, resume: bool, chunk_mib: fl
       deepen-export datasets upload r82dS6VVkok98ZWr1CTkU4NE drive1.zip --resume
     """
     chunk = _chunk_bytes(chunk_mib)
-    with (
-        _zipped(zip_path) as upload_path,
-        _client() as client,
-        bytes_task(f"uploading {zip_path.name}") as bar,
-        _resume_hint(zip_path),
-    ):
+    with _uploading(zip_path) as (upload_path, client, bar):
         client.resume_upload(dataset_id, upload_path, chunk_size=chunk, progress=bar)
     click.echo(f"uploaded {zip_path.name} to {dataset_id}; processing started", err=True)
     click.echo(dataset_id)
