@@ -448,7 +448,7 @@ def write_stream(
             pointclouds=pointclouds,
         )
     fs, root = _resolve(dest, filesystem)
-    if layout == "hive" and not _is_local(fs):
+    if not _is_local(fs):
         _clean_stale_staging(fs, root)
     report = Report(FORMAT)
     from converters import FORMATS

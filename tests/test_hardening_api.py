@@ -268,3 +268,15 @@ def test_pull_removes_folders_of_killed_pulls(client: Client, tmp_path: Path) ->
     client.pull(DSIMG, dest)
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert left == sorted([fresh_style.name, alive.name])
+
+
+def test_media_link_serving_a_page_instead_of_the_zip_keeps_the_snapshot(
+    client: Client, server: DeepenServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "snap"
+    client.pull(DSIMG, dest, media=True)
+    before = _snapshot_bytes(dest)
+    server.fail("^/storage/media/", status=200, body=b"<html><body>Sign in</body></html>")
+    with pytest.raises(errors.PayloadError, match=r"not a zip but an HTML page.*kept"):
+        client.pull(DSIMG, dest, media=True)
+    assert _snapshot_bytes(dest) == before

@@ -111,8 +111,10 @@ def not_json_message(
     size: int,
     content_type: str | None,
     secret: str | None = None,
+    *,
+    expected: str = "JSON",
 ) -> str:
-    """The message for a success answer whose body is not the JSON the endpoint promises.
+    """The message for a success answer whose body is not the JSON (or ``expected``) promised.
 
     ``head`` is the start of the body; an HTML page (a proxy's, a login or maintenance page)
     is named as such, since it means the request did not reach the API.
@@ -136,7 +138,7 @@ def not_json_message(
     )
     shown_type = server_text(content_type or "none", secret, limit=60)
     return (
-        f"{endpoint} answered {size} bytes that are not JSON {what} (content-type "
+        f"{endpoint} answered {size} bytes that are not {expected} {what} (content-type "
         f"{shown_type!r}, starting {server_text(text, secret, limit=60)!r}): {advice}"
     )
 

@@ -336,6 +336,19 @@ def _check_files(body: Mapping[str, Any], endpoint: str, secret: str | None = No
         )
 
 
+def _check_zip(path: Path, endpoint: str, secret: str | None = None) -> None:
+    """A downloaded dataset zip must be a zip (not an error or login page served as 200)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as fh:
+            head = fh.read(512)
+        raise PayloadError(
+            not_json_message(endpoint, head, path.stat().st_size, None, secret, expected="a zip")
+            + "; the previous snapshot (if any) is kept"
+        )
+
+
 def _warn_loss(
     dataset_id: str,
     dest: Path,
@@ -473,6 +486,7 @@ def pull(
             client.download_uploaded_dataset(
                 dataset_id, tmp / "media" / "dataset.zip", progress=progress
             )
+            _check_zip(tmp / "media" / "dataset.zip", "the signed media link", client._token)
             got_media = True
 
         hashes = {
