@@ -162,11 +162,13 @@ def test_pull_that_loses_labels_says_so(
 # -- class 9: a trickling server fails in bounded time -------------------------------------------
 
 
-def test_trickling_labels_body_fails_on_minimum_throughput(
-    server: DeepenServer, tmp_path: Path
+@pytest.mark.parametrize("path", ["/labels$", f"/datasets/{DSIMG}$", "/files$"])
+def test_trickling_answer_fails_on_minimum_throughput(
+    server: DeepenServer, tmp_path: Path, path: str
 ) -> None:
+    """The streamed labels body and the plain JSON answers alike."""
     body = {"labels": {"a.png": [{"label_id": "car:1", "file_id": "a.png"}] * 200}}
-    server.fail("/labels$", "trickle", body=body, delay=0.05, times=10)
+    server.fail(path, "trickle", body=body, delay=0.05, times=10)
     limits = DownloadLimits(min_rate=2000, grace=0.5)
     with (
         Client(
@@ -175,7 +177,7 @@ def test_trickling_labels_body_fails_on_minimum_throughput(
         pytest.raises(errors.TransportError, match=r"below the minimum of 2000 B/s"),
     ):
         client.pull(DSIMG, tmp_path / "snap")
-    assert server.count("/labels$") == 1  # a too-slow server is not retried
+    assert server.count(path) == 1  # a too-slow server is not retried
     assert not (tmp_path / "snap").exists()
 
 

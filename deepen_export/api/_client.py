@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,14 +302,16 @@ class Client:
         )
         try:
             # Signed storage links may redirect; API calls (which carry the token) never follow.
+            # Always streamed, so the body is read through the download limits below.
             response = self._http.send(
                 request,
                 auth=self._auth if auth else None,
-                stream=stream,
+                stream=True,
                 follow_redirects=not auth,
             )
         except httpx.TransportError as exc:
             raise error_for_transport(exc, request) from exc
+        response.stream = _BoundedStream(response.stream, self.download_limits, response.request)
         try:
             if response.status_code not in ok:
                 with contextlib.suppress(httpx.TransportError):
@@ -337,7 +339,7 @@ class Client:
         return self.retry.call(
             lambda: self._send_once(method, url, **kwargs),
             what=what,
-            retry_if=None if idempotent else _not_acted_on,
+            retry_if=_retry_unless_too_slow if idempotent else _not_acted_on,
         )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -406,9 +408,7 @@ class Client:
         what = "download" if "://" in path_or_url else f"GET {path_or_url}"
         try:
             # A too-slow server is not retried: starting over would only multiply the wait.
-            self.retry.call(
-                attempt, what=what, retry_if=lambda e: not isinstance(e, DownloadTooSlowError)
-            )
+            self.retry.call(attempt, what=what, retry_if=_retry_unless_too_slow)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -422,26 +422,14 @@ class Client:
         total: int | None,
         progress: Callable[[int, int | None], None] | None,
     ) -> None:
-        """Copy the body to ``fh``, enforcing :attr:`download_limits` on the whole transfer."""
-        limits = self.download_limits
-        start = time.monotonic()
+        """Copy the body to ``fh`` (:class:`_BoundedStream` enforces the download limits)."""
         done = 0
-        # iter_raw-sized pieces (no re-chunking): a trickle is seen as it arrives, not only
-        # once a whole megabyte has gathered.
+        # No re-chunking: the pieces come as they arrive (the limits are checked per piece).
         for block in response.iter_bytes():
             fh.write(block)
             done += len(block)
             if progress is not None:
                 progress(done, total)
-            why = limits.check(time.monotonic() - start, done)
-            if why is not None:
-                where = f"GET {safe_url(response.request.url, keep_query=False)}"
-                raise DownloadTooSlowError(
-                    f"{where}: download stopped: it {why}; retry later, or raise "
-                    "DEEPEN_DOWNLOAD_MIN_RATE / DEEPEN_DOWNLOAD_DEADLINE "
-                    "(Client(download_limits=...)) for a slow link",
-                    request=response.request,
-                )
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -1116,6 +1104,44 @@ class Client:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="deepen") as pool:
             return list(pool.map(fn, items))
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    """A response body that stops when it falls below the download limits (see DownloadLimits).
+
+    Every body goes through it, JSON answers as well as streamed downloads, so a server that
+    trickles any answer fails in bounded time.
+    """
+
+    def __init__(self, inner: Any, limits: DownloadLimits, request: httpx.Request) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = time.monotonic()
+        done = 0
+        for chunk in self._inner:
+            done += len(chunk)
+            why = self._limits.check(time.monotonic() - start, done)
+            if why is not None:
+                where = f"{self._request.method} {safe_url(self._request.url, keep_query=False)}"
+                raise DownloadTooSlowError(
+                    f"{where}: download stopped: it {why}; retry later, or raise "
+                    "DEEPEN_DOWNLOAD_MIN_RATE / DEEPEN_DOWNLOAD_DEADLINE "
+                    "(Client(download_limits=...)) for a slow link",
+                    request=self._request,
+                )
+            yield chunk
+
+    def close(self) -> None:
+        if hasattr(self._inner, "close"):
+            self._inner.close()
+
+
+def _retry_unless_too_slow(exc: APIError) -> bool:
+    # Starting a too-slow transfer over would only multiply the wait.
+    return not isinstance(exc, DownloadTooSlowError)
 
 
 def _not_acted_on(exc: APIError) -> bool:
