@@ -33,8 +33,9 @@ __all__ = ["MARKER", "STALE_AFTER", "check_output", "clean_leftovers", "stamp"]
 
 log = logging.getLogger("deepen_export")
 
-#: The marker file in every folder the commands write.
-MARKER = ".deepen-export.json"
+#: The marker file in every folder the commands write (JSON, but not named ``*.json``: format
+#: readers that glob ``*.json`` in an output, OpenLABEL's and TuSimple's, must not pick it up).
+MARKER = ".deepen-export-output"
 
 #: A temp folder untouched this long (seconds) is taken for a killed run's, when no pid tells.
 STALE_AFTER = 900.0

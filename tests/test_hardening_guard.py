@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import converters
 from deepen_export._guard import MARKER
 from deepen_export.cli import main
 
@@ -143,3 +144,14 @@ def test_killed_between_the_two_renames_the_previous_output_comes_back(
     assert _run(*args).exit_code == 0
     assert _tree(out).keys() == before.keys()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("fmt", [f.name for f in converters.FORMATS.values() if f.readable])
+def test_the_marker_is_invisible_to_every_reader(snapshot: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "out"
+    args = ["convert", str(snapshot), "--to", fmt, "-o", str(out), "--on-unsupported", "drop"]
+    res = _run(*args, "--images", str(snapshot / "images"))
+    assert res.exit_code == 0, res.output
+    with_marker = converters.get(fmt).read(out)
+    (out / MARKER).unlink()
+    assert converters.get(fmt).read(out) == with_marker

@@ -393,7 +393,7 @@ def test_frames_selection_and_cli_from_labelset(tmp_path, monkeypatch) -> None:
         cli.main, ["preview", str(tmp_path / "src"), "-o", str(tmp_path / "p"), "--frames", "0.pcd"]
     )
     assert res.exit_code == 0, res.output
-    pngs = sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != ".deepen-export.json")
+    pngs = sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != ".deepen-export-output")
     assert pngs == ["0.bev.png", "0.camera_0.png"]
     res = runner.invoke(
         cli.main,
