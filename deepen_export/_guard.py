@@ -22,14 +22,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
 from deepen_export.errors import ConversionError
 
-__all__ = ["MARKER", "STALE_AFTER", "check_output", "clean_leftovers", "stamp"]
+__all__ = ["MARKER", "STALE_AFTER", "check_output", "clean_leftovers", "stamp", "unmarked"]
 
 log = logging.getLogger("deepen_export")
 
@@ -187,6 +187,29 @@ def stamp(output: str | os.PathLike[str], **extra: Any) -> None:
     with atomic_file(out / MARKER, "w") as fh:
         json.dump(body, fh, indent=1)
         fh.write("\n")
+
+
+@contextlib.contextmanager
+def unmarked(output: str | os.PathLike[str]) -> Iterator[None]:
+    """Take the marker out of ``output`` while a writer replaces it; put it back on failure.
+
+    Writers check on their own that a folder they replace looks like theirs (a preview folder
+    holds nothing but PNGs); the marker, checked already, must not stand in their way. A write
+    that fails leaves the old output, so its marker returns.
+    """
+    marker = Path(output) / MARKER
+    try:
+        saved = marker.read_bytes() if "://" not in os.fspath(output) else None
+    except OSError:
+        saved = None
+    if saved is not None:
+        marker.unlink()
+    try:
+        yield
+    except BaseException:
+        if saved is not None and marker.parent.is_dir() and not marker.exists():
+            marker.write_bytes(saved)
+        raise
 
 
 def _recover_old(dest: Path) -> None:

@@ -155,3 +155,19 @@ def test_the_marker_is_invisible_to_every_reader(snapshot: Path, tmp_path: Path,
     with_marker = converters.get(fmt).read(out)
     (out / MARKER).unlink()
     assert converters.get(fmt).read(out) == with_marker
+
+
+def test_reruns_into_our_own_output_and_a_failed_rerun_keeps_it_ours(
+    snapshot: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "p"
+    for _ in range(2):  # a preview folder holds PNGs and the marker: still ours
+        res = _run("preview", str(snapshot), "-o", str(out), "--frames", "1")
+        assert res.exit_code == 0, res.output
+    coco = tmp_path / "coco"
+    base = ["convert", str(snapshot), "--to", "coco", "-o", str(coco)]
+    assert _run(*base, "--on-unsupported", "drop").exit_code == 0
+    before = _tree(coco)
+    assert _run(*base).exit_code == 1  # refuses the polylines: nothing written
+    assert _tree(coco) == before
+    assert _run(*base, "--on-unsupported", "drop").exit_code == 0

@@ -125,7 +125,7 @@ def _run_convert(
 ) -> None:
     import converters
     from deepen_export import read_labels
-    from deepen_export._guard import check_output, stamp
+    from deepen_export._guard import check_output, stamp, unmarked
     from deepen_export._progress import display, status
 
     fmt = _format(to)
@@ -152,7 +152,7 @@ def _run_convert(
         with status(f"reading {source}"):
             labels = read_labels(source, frames=frames, images=images)
         n_issues_in = len(labels.issues)
-        with status(f"writing {fmt.name} ({len(labels):,} labels)"):
+        with status(f"writing {fmt.name} ({len(labels):,} labels)"), unmarked(target):
             report = module.write(labels, output, **options)
     stamp(target, format=fmt.name)
     click.echo(report.summary())

@@ -196,7 +196,7 @@ def preview(
       deepen-export preview snapshots/ds1 -o previews --frames 0.pcd,1.pcd --tracks
       deepen-export preview out/kitti --from-format kitti -o previews/kitti
     """
-    from deepen_export._guard import check_output, stamp
+    from deepen_export._guard import check_output, stamp, unmarked
     from deepen_export.preview import write_previews
 
     sources = image_sources(source, images, frames_zip)
@@ -204,16 +204,17 @@ def preview(
     target = check_output(output, inputs + [("images", p) for p in sources], overwrite=overwrite)
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     rows = select_frames(labels, frames_spec)
-    written = write_previews(
-        labels,
-        output,
-        frames=rows,
-        images=sources,
-        tracks=tracks,
-        attributes=attributes,
-        bev_extent=bev_range,
-        bev_size=bev_size,
-    )
+    with unmarked(target):
+        written = write_previews(
+            labels,
+            output,
+            frames=rows,
+            images=sources,
+            tracks=tracks,
+            attributes=attributes,
+            bev_extent=bev_range,
+            bev_size=bev_size,
+        )
     stamp(target, format="preview")
     click.echo(f"wrote {len(written)} preview(s) to {output}")
 
