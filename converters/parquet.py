@@ -450,6 +450,8 @@ def write_stream(
     fs, root = _resolve(dest, filesystem)
     if not _is_local(fs):
         _clean_stale_staging(fs, root)
+    elif layout == "hive":
+        _recover_local_hive(root)
     report = Report(FORMAT)
     from converters import FORMATS
 
@@ -631,6 +633,40 @@ def _clean_stale_staging(fs: pafs.FileSystem, root: str) -> None:
         if time.time() - mtime > STAGING_STALE_AFTER:
             with contextlib.suppress(FileNotFoundError, OSError):
                 fs.delete_dir(posixpath.join(base, prefix))
+
+
+_TRASH = re.compile(r"^(.+)\.old-[0-9a-f]{32}$")
+
+
+def _recover_local_hive(root: str) -> None:
+    """Repair what a killed local hive write left: put back a partition set aside by a swap
+    that did not finish, drop set-aside copies and ``.staging-*`` folders nobody touched for
+    :data:`STAGING_STALE_AFTER` seconds."""
+    import shutil
+    import time
+
+    base = Path(root)
+    if not base.is_dir():
+        return
+    now = time.time()
+
+    def stale(p: Path) -> bool:
+        newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        return now - newest > STAGING_STALE_AFTER
+
+    for p in base.glob(".staging-*"):
+        if p.is_dir() and stale(p):
+            shutil.rmtree(p, ignore_errors=True)
+    for table in (t for t in base.iterdir() if t.is_dir() and not t.name.startswith((".", "_"))):
+        for p in table.iterdir():
+            m = _TRASH.match(p.name)
+            if not (m and p.is_dir() and stale(p)):
+                continue
+            original = p.with_name(m.group(1))
+            if original.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.replace(p, original)  # killed between the two renames: the old one is it
 
 
 _DELTA_META = "_deepen"  # commit.json (the consistent version set) and pending/<export>.json

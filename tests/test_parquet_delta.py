@@ -56,3 +56,29 @@ def test_cli_writes_and_rewrites_a_delta_folder(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
     assert DeltaTable(str(out / "labels")).version() == 1
     assert len(pl.read_delta(str(out / "labels"))) == len(read_labels(SAMPLES / "image_dataset"))
+
+
+def test_local_hive_leftovers_of_a_killed_write_are_repaired(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    dest = tmp_path / "hive"
+    parquet.write(rich("ds1"), dest, layout="hive")
+    parquet.write(rich("ds2"), dest, layout="hive")
+    # what a kill leaves: a staging folder, and ds1's frames set aside mid-swap
+    (dest / ".staging-0123").mkdir()
+    (dest / ".staging-0123" / "x.parquet").write_bytes(b"PAR1")
+    part = dest / "frames" / "dataset_id=ds1"
+    os.replace(part, part.with_name(part.name + ".old-" + "a" * 32))
+    shutil.copytree(
+        dest / "labels" / "dataset_id=ds2", dest / "labels" / ("dataset_id=ds2.old-" + "b" * 32)
+    )
+    monkeypatch.setattr(parquet, "STAGING_STALE_AFTER", -1.0)  # as if they were old
+    parquet.write(rich("ds3"), dest, layout="hive")
+    assert sorted(p.name for p in dest.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in (dest / "labels").iterdir()) == [
+        "dataset_id=ds1",
+        "dataset_id=ds2",
+        "dataset_id=ds3",
+    ]
+    assert parquet.read(dest) == LabelSet.concat([rich("ds1"), rich("ds2"), rich("ds3")])
