@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,8 @@ MARKER = ".deepen-export-output"
 
 #: A temp folder untouched this long (seconds) is taken for a killed run's, when no pid tells.
 STALE_AFTER = 900.0
+
+_MKDTEMP = re.compile(r"[a-z0-9_]{8}\.tmp")
 
 # Files that folders of these layouts gain from other runs writing other datasets beside them.
 _SHARED_PARTS = ("_delta_log", "_reports", "_staging")
@@ -252,7 +255,7 @@ def _stale(dest: Path, p: Path, now: float) -> bool:
         return now - _newest_mtime(p) > STALE_AFTER
     if rest.startswith("old-"):
         return dest.exists()  # dest is in place: the set-aside copy is garbage
-    if rest.endswith(".tmp"):
+    if _MKDTEMP.fullmatch(rest):  # tempfile.mkdtemp's 8 characters, not a sibling's name
         return now - _newest_mtime(p) > STALE_AFTER
     return False
 
