@@ -199,6 +199,17 @@ def unmarked(output: str | os.PathLike[str]) -> Iterator[None]:
     Writers check on their own that a folder they replace looks like theirs (a preview folder
     holds nothing but PNGs); the marker, checked already, must not stand in their way. A write
     that fails leaves the old output, so its marker returns.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> stamp(d)
+    >>> with unmarked(d):
+    ...     (d / MARKER).exists()
+    False
+    >>> (d / MARKER).exists()  # the "write" replaced nothing: stamp() runs after a real one
+    False
     """
     marker = Path(output) / MARKER
     try:

@@ -289,6 +289,11 @@ def load_session(dataset_id: str, path: str | os.PathLike[str]) -> str:
     ------
     UploadError
         No session was saved on this machine, or ``path`` differs from the zip it was for.
+
+    Examples
+    --------
+    >>> url = load_session("r82dS6VVkok98ZWr1CTkU4NE", "drive1.zip")  # doctest: +SKIP
+    >>> client.upload_file(url, "drive1.zip", resume=True)  # doctest: +SKIP
     """
     file = _session_file(dataset_id)
     try:
@@ -311,5 +316,10 @@ def load_session(dataset_id: str, path: str | os.PathLike[str]) -> str:
 
 
 def forget_session(dataset_id: str) -> None:
-    """Drop the saved session of ``dataset_id`` (its upload is done)."""
+    """Drop the saved session of ``dataset_id`` (its upload is done).
+
+    Examples
+    --------
+    >>> forget_session("no-such-dataset")  # nothing saved: nothing to do
+    """
     _session_file(dataset_id).unlink(missing_ok=True)
