@@ -372,3 +372,29 @@ def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
     # ... and the next write of ds1 replaces all of its partitions: no mix any more
     parquet.write(rich("ds1", scale=2), dest, layout="hive", filesystem=fs)
     assert parquet.read(dest, filesystem=fs, dataset_ids=["ds1"]) == rich("ds1", scale=2)
+
+
+def test_hive_refused_copyobject_mid_commit_is_what_the_docs_say(proxy, s3_bucket) -> None:
+    p, port = proxy
+    dest = f"s3://{s3_bucket}/r"
+    fs = _fs(port)
+    parquet.write(rich("ds1"), dest, layout="hive", filesystem=fs)
+    calls = {"n": 0}
+
+    def second_copy(m: str, path: str, h: dict[str, str]) -> bool:
+        if "x-amz-copy-source" in h:
+            calls["n"] += 1
+            return calls["n"] >= 2
+        return False
+
+    p.rules.append(Rule(second_copy, times=1000))
+    with pytest.raises(OSError):
+        parquet.write(rich("ds1", scale=2), dest, layout="hive", filesystem=fs)
+    p.rules.clear()
+    # every object whole (the dataset reads), staging gone, and a mix of old and new tables
+    # until the next write of ds1, as the README says
+    assert not [k for k in _keys(fs, f"{s3_bucket}/r") if "/_staging/" in k]
+    mixed = parquet.read(dest, filesystem=fs)
+    assert len(mixed.boxes) == len(rich("ds1").boxes)
+    parquet.write(rich("ds1", scale=2), dest, layout="hive", filesystem=fs)
+    assert parquet.read(dest, filesystem=fs) == rich("ds1", scale=2)
