@@ -53,9 +53,8 @@ from converters._base import (
     pylist,
     record,
 )
-from deepen_export.arrow import LABEL_TYPE_OF_KIND
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, Cuboids, LabelSet, LabelTable
+from deepen_export.model import LABEL_KINDS, LABEL_TYPE_OF_KIND, Cuboids, LabelSet, LabelTable
 from deepen_export.report import Report
 
 __all__ = ["KINDS", "LABELS", "read", "to_records", "write"]

@@ -14,12 +14,24 @@ Two layouts:
     every label type of those datasets) and leaves other datasets untouched, so datasets can be
     exported independently and in parallel into one folder.
 
+``layout="delta"``
+    Delta Lake tables ``dest/<table>/`` partitioned by ``dataset_id``, through delta-rs. A write
+    replaces the rows of its datasets with one transaction per table (frames first, labels
+    last); ``dest/_deepen/commit.json``, written last, names the table versions of the last
+    complete export, which :func:`read` pins. A failed export undoes the tables it committed
+    (a new commit with those datasets' previous rows); a killed one is undone by the next
+    write, which finds its record in ``dest/_deepen/pending/``.
+
 ``dest`` is a local path or any URI pyarrow understands (``s3://bucket/labels``,
 ``gs://bucket/labels``, ``s3://bucket/x?endpoint_override=host:port&scheme=http``), or a path
 with ``filesystem=`` a pyarrow or fsspec filesystem. Writes go to a staging location first
 (locally a hidden folder inside ``dest``, renamed into place; on object stores a ``_staging/``
-prefix whose objects are then moved, each object replaced whole), so a failed write changes
-nothing and readers never see a half-written file.
+prefix whose objects are then moved, each object replaced whole), so a write that fails
+before its commit changes nothing and readers never see a half-written file. On object stores
+the commit of the plain layouts is a series of moves: meanwhile (and after a commit that failed
+or was killed part-way, until the next write of that dataset) a reader can see some of the
+dataset's tables or label types new and others old; a killed write's ``_staging/<id>/`` is
+removed by the next write once :data:`STAGING_STALE_AFTER` seconds passed untouched.
 
 Files are zstd-compressed, written with row groups of ``row_group_size`` rows (and per point rows
 of point segmentation in groups of 1 Mi), and carry GeoParquet 1.1 ``geo`` metadata with
@@ -73,7 +85,7 @@ from deepen_export.report import Report
 __all__ = ["read", "write", "write_stream"]
 
 FORMAT = "parquet"
-Layout = Literal["files", "hive"]
+Layout = Literal["files", "hive", "delta"]
 
 _ROW_GROUPS = {"point_segmentation": 1 << 20, "pointclouds": 1 << 20, "masks2d": 64}
 
@@ -330,6 +342,7 @@ def write(
     row_group_size: int = 128 * 1024,
     filesystem: Any = None,
     pointclouds: bool = False,
+    storage_options: dict[str, str] | None = None,
 ) -> Report:
     """Write ``labels`` as Parquet tables to ``dest`` (a folder, local or on an object store).
 
@@ -340,9 +353,11 @@ def write(
         Output folder or URI (``s3://bucket/prefix``).
     on_unsupported : {"raise", "warn", "drop"}
         Parquet holds every label kind; kept for the common converter signature.
-    layout : {"files", "hive"}
-        One file per table, or a ``dataset_id=…/label_type=…`` partitioned dataset whose
-        partitions of the written datasets are replaced and others kept.
+    layout : {"files", "hive", "delta"}
+        One file per table, a ``dataset_id=…/label_type=…`` partitioned dataset whose
+        partitions of the written datasets are replaced and others kept, or Delta Lake tables
+        (one per table, partitioned by ``dataset_id``; each write replaces the rows of the
+        datasets it writes in one transaction per table, see the module docstring).
     dataset_id : str, optional
         Dataset id for frames that have none (required for ``hive`` when frames lack one).
     attribute_columns : bool, optional
@@ -358,6 +373,9 @@ def write(
     pointclouds : bool
         Also write the LiDAR points (``pointclouds`` table, one row per point); otherwise each
         frame's points are left out and listed in the report as ``skipped``.
+    storage_options : dict, optional
+        ``layout="delta"`` only: options for delta-rs's object store (``AWS_ENDPOINT_URL``,
+        ...); by default taken from ``filesystem`` or the URI and the environment.
 
     Returns
     -------
@@ -381,6 +399,7 @@ def write(
         row_group_size=row_group_size,
         filesystem=filesystem,
         pointclouds=pointclouds,
+        storage_options=storage_options,
     )
 
 
@@ -397,6 +416,7 @@ def write_stream(
     row_group_size: int = 128 * 1024,
     filesystem: Any = None,
     pointclouds: bool = False,
+    storage_options: dict[str, str] | None = None,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -413,9 +433,26 @@ def write_stream(
     >>> report.written["labels"]
     0
     """
-    if layout not in ("files", "hive"):
-        raise ValueError(f"layout must be 'files' or 'hive', got {layout!r}")
+    if layout not in ("files", "hive", "delta"):
+        raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
+    if layout == "delta":
+        return _write_delta(
+            batches,
+            dest,
+            filesystem,
+            storage_options,
+            on_unsupported=on_unsupported,
+            dataset_id=dataset_id,
+            attribute_columns=bool(attribute_columns),
+            compression=compression,
+            row_group_size=row_group_size,
+            pointclouds=pointclouds,
+        )
     fs, root = _resolve(dest, filesystem)
+    if not _is_local(fs):
+        _clean_stale_staging(fs, root)
+    elif layout == "hive":
+        _recover_local_hive(root)
     report = Report(FORMAT)
     from converters import FORMATS
 
@@ -571,6 +608,367 @@ def _commit_remote_files(fs: pafs.FileSystem, root: str, staging: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# object stores: stale staging of the plain layouts, and the Delta Lake layout
+
+#: Staging prefixes untouched this long (seconds) belong to killed writes and are removed.
+STAGING_STALE_AFTER = 900.0
+
+
+def _clean_stale_staging(fs: pafs.FileSystem, root: str) -> None:
+    """Remove ``_staging/<id>/`` prefixes of killed writes: no object newer than the bound."""
+    import time
+
+    base = posixpath.join(root, "_staging")
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except (FileNotFoundError, OSError):
+        return
+    newest: dict[str, float] = {}
+    for i in infos:
+        if i.type != pafs.FileType.File:
+            continue
+        prefix = posixpath.relpath(i.path, base).split("/", 1)[0]
+        mtime = i.mtime.timestamp() if i.mtime is not None else time.time()
+        newest[prefix] = max(newest.get(prefix, 0.0), mtime)
+    for prefix, mtime in newest.items():
+        if time.time() - mtime > STAGING_STALE_AFTER:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                fs.delete_dir(posixpath.join(base, prefix))
+
+
+_TRASH = re.compile(r"^(.+)\.old-[0-9a-f]{32}$")
+
+
+def _recover_local_hive(root: str) -> None:
+    """Repair what a killed local hive write left: put back a partition set aside by a swap
+    that did not finish, drop set-aside copies and ``.staging-*`` folders nobody touched for
+    :data:`STAGING_STALE_AFTER` seconds."""
+    import shutil
+    import time
+
+    base = Path(root)
+    if not base.is_dir():
+        return
+    now = time.time()
+
+    def stale(p: Path) -> bool:
+        newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        return now - newest > STAGING_STALE_AFTER
+
+    for p in base.glob(".staging-*"):
+        if p.is_dir() and stale(p):
+            shutil.rmtree(p, ignore_errors=True)
+    for table in (t for t in base.iterdir() if t.is_dir() and not t.name.startswith((".", "_"))):
+        for p in table.iterdir():
+            m = _TRASH.match(p.name)
+            if not (m and p.is_dir() and stale(p)):
+                continue
+            original = p.with_name(m.group(1))
+            if original.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.replace(p, original)  # killed between the two renames: the old one is it
+
+
+_DELTA_META = "_deepen"  # commit.json (the consistent version set) and pending/<export>.json
+
+
+def _need_deltalake() -> None:
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        raise ConversionError(
+            "layout='delta' needs the deltalake package: pip install 'deepen-export[delta]'",
+            format=FORMAT,
+        ) from None
+
+
+def _delta_location(
+    fs: pafs.FileSystem, root: str, storage_options: dict[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """The table URI root and delta-rs storage options for a resolved destination."""
+    extra = dict(storage_options or {})
+    if _is_local(fs):
+        return root, extra
+    if isinstance(fs, pafs.S3FileSystem):
+        kw = fs.__reduce__()[1][0]  # the options the filesystem was made with
+        so: dict[str, str] = {}
+        for key, name in (
+            ("access_key", "AWS_ACCESS_KEY_ID"),
+            ("secret_key", "AWS_SECRET_ACCESS_KEY"),
+            ("session_token", "AWS_SESSION_TOKEN"),
+            ("region", "AWS_REGION"),
+        ):
+            if kw.get(key):
+                so[name] = str(kw[key])
+        endpoint, scheme = kw.get("endpoint_override"), kw.get("scheme") or "https"
+        if endpoint:
+            so["AWS_ENDPOINT_URL"] = endpoint if "://" in endpoint else f"{scheme}://{endpoint}"
+        if scheme == "http":
+            so["AWS_ALLOW_HTTP"] = "true"
+        # S3's conditional PUT (If-None-Match) makes each commit atomic without a lock table.
+        so["conditional_put"] = "etag"
+        return f"s3://{root}", so | extra
+    if storage_options is None:
+        raise ConversionError(
+            f"layout='delta' on {type(fs).__name__}: pass storage_options=... for delta-rs "
+            "(local folders and s3:// are configured automatically)",
+            format=FORMAT,
+        )
+    return root, extra
+
+
+def _delta_json(fs: pafs.FileSystem, path: str) -> Any:
+    try:
+        with fs.open_input_stream(path) as fh:
+            return json.loads(fh.read())
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def _delta_put_json(fs: pafs.FileSystem, path: str, body: Any) -> None:
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as out:  # one PUT on object stores: atomic
+        out.write(json.dumps(body, indent=1).encode())
+
+
+def _sql_in(values: Iterable[str]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+    return f"dataset_id IN ({quoted})"
+
+
+def _write_delta(
+    batches: Iterable[LabelSet],
+    dest: Any,
+    filesystem: Any,
+    storage_options: dict[str, str] | None,
+    **options: Any,
+) -> Report:
+    """``layout="delta"``: stage as plain Parquet locally, then one Delta commit per table."""
+    import tempfile
+
+    _need_deltalake()
+    fs, root = _resolve(dest, filesystem)
+    uri, so = _delta_location(fs, root, storage_options)
+    _delta_recover(fs, root, uri, so)
+    with tempfile.TemporaryDirectory(prefix="deepen-delta-") as tmp:
+        staged = posixpath.join(Path(tmp).as_posix(), "files")
+        report = write_stream(batches, staged, layout="files", **options)
+        tables = {
+            name: pq.ParquetFile(posixpath.join(staged, f"{name}.parquet"))
+            for name in arrow.TABLES
+            if os.path.exists(posixpath.join(staged, f"{name}.parquet"))
+        }
+        datasets = sorted(
+            {
+                str(d)
+                for name in ("frames", "labels")
+                if name in tables
+                for d in tables[name].read(columns=["dataset_id"]).column(0).to_pylist()
+            }
+        )
+        if "" in datasets or None in datasets:
+            raise ConversionError(
+                "frames without a dataset_id cannot go into a Delta table partitioned by "
+                "dataset_id; pass dataset_id=... (CLI: -O dataset_id=ID)",
+                format=FORMAT,
+            )
+        _delta_commit(fs, root, uri, so, tables, datasets, report)
+    return report
+
+
+def _delta_version(uri: str, so: dict[str, str]) -> int | None:
+    from deltalake import DeltaTable
+
+    try:
+        return int(DeltaTable(uri, storage_options=so).version())
+    except Exception:  # no table there yet (delta-rs raises TableNotFoundError)
+        return None
+
+
+def _delta_commit(
+    fs: pafs.FileSystem,
+    root: str,
+    uri: str,
+    so: dict[str, str],
+    tables: dict[str, pq.ParquetFile],
+    datasets: list[str],
+    report: Report,
+) -> None:
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+    export_id = uuid.uuid4().hex
+    pointer = _delta_json(fs, posixpath.join(root, _DELTA_META, "commit.json")) or {}
+    known = set(pointer.get("tables", {})) | set(tables)
+    previous = {t: _delta_version(f"{uri}/{t}", so) for t in sorted(known)}
+    pending = posixpath.join(root, _DELTA_META, "pending", f"{export_id}.json")
+    _delta_put_json(
+        fs, pending, {"export_id": export_id, "datasets": datasets, "previous": previous}
+    )
+    props = CommitProperties(custom_metadata={"deepen_export_id": export_id})
+    where = _sql_in(datasets) if datasets else None
+    done: list[str] = []
+    try:
+        # frames first, labels last: a reader of labels alone sees the whole new export
+        order = sorted(known, key=lambda t: (t == "labels", t != "frames", t))
+        for name in order:
+            target = f"{uri}/{name}"
+            if name in tables:
+                pf = tables[name]
+                reader = pa.RecordBatchReader.from_batches(
+                    pf.schema_arrow.remove_metadata(), pf.iter_batches()
+                )
+                write_deltalake(
+                    target,
+                    reader,
+                    mode="overwrite",
+                    partition_by=["dataset_id"],
+                    predicate=where if previous[name] is not None else None,
+                    storage_options=so,
+                    commit_properties=props,
+                )
+            elif previous[name] is not None and where is not None:
+                DeltaTable(target, storage_options=so).delete(where, commit_properties=props)
+            else:
+                continue
+            done.append(name)
+        versions = {t: _delta_version(f"{uri}/{t}", so) for t in sorted(known)}
+        meta = pointer.get("datasets", {})
+        for ds in datasets:
+            meta[ds] = {n: _schema_b64(pf.schema_arrow) for n, pf in tables.items()}
+        _delta_put_json(
+            fs,
+            posixpath.join(root, _DELTA_META, "commit.json"),
+            {
+                "export_id": export_id,
+                "tables": {t: v for t, v in versions.items() if v is not None},
+                "datasets": meta,
+            },
+        )
+    except BaseException:
+        _delta_undo(uri, so, done, previous, datasets)
+        with contextlib.suppress(Exception):
+            fs.delete_file(pending)
+        raise
+    report_path = posixpath.join(root, _report_name(datasets or ["_"]))
+    _delta_put_json(fs, report_path, json.loads(report.to_json()))
+    with contextlib.suppress(FileNotFoundError, OSError):
+        fs.delete_file(pending)
+
+
+def _schema_b64(schema: pa.Schema) -> str:
+    import base64
+
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
+def _delta_undo(
+    uri: str,
+    so: dict[str, str],
+    tables: Iterable[str],
+    previous: dict[str, int | None],
+    datasets: list[str],
+) -> None:
+    """Put back the rows of ``datasets`` as they were before an export committed ``tables``.
+
+    A new commit per table, not a restore: rows of other datasets written since stay.
+    """
+    from deltalake import DeltaTable, write_deltalake
+
+    where = _sql_in(datasets) if datasets else None
+    for name in tables:
+        target = f"{uri}/{name}"
+        before = previous.get(name)
+        if before is None:
+            DeltaTable(target, storage_options=so).delete(where)
+            continue
+        old = DeltaTable(target, version=before, storage_options=so).to_pyarrow_table(
+            filters=[("dataset_id", "in", datasets)] if datasets else None
+        )
+        write_deltalake(
+            target,
+            old,
+            mode="overwrite",
+            partition_by=["dataset_id"],
+            predicate=where,
+            storage_options=so,
+        )
+
+
+def _delta_committed(
+    fs: pafs.FileSystem, table: str, before: int | None, latest: int, export_id: str
+) -> bool:
+    """Whether a commit after ``before`` carries ``export_id`` (read from the log itself)."""
+    first = 0 if before is None else before + 1
+    for version in range(first, latest + 1):
+        path = posixpath.join(table, "_delta_log", f"{version:020d}.json")
+        try:
+            with fs.open_input_stream(path) as fh:
+                text = fh.read().decode("utf-8", "replace")
+        except (FileNotFoundError, OSError):
+            continue
+        if export_id in text:
+            return True
+    return False
+
+
+def _delta_recover(fs: pafs.FileSystem, root: str, uri: str, so: dict[str, str]) -> None:
+    """Undo what a killed export committed (its pending record is still there)."""
+    base = posixpath.join(root, _DELTA_META, "pending")
+    sel = pafs.FileSelector(base, allow_not_found=True)
+    pointer = _delta_json(fs, posixpath.join(root, _DELTA_META, "commit.json")) or {}
+    for info in fs.get_file_info(sel):
+        record = _delta_json(fs, info.path)
+        if not isinstance(record, dict) or record.get("export_id") == pointer.get("export_id"):
+            with contextlib.suppress(FileNotFoundError, OSError):
+                fs.delete_file(info.path)  # finished (or unreadable): nothing to undo
+            continue
+        export_id, previous = record["export_id"], record.get("previous", {})
+        committed = []
+        for name, before in previous.items():
+            version = _delta_version(f"{uri}/{name}", so)
+            if version is None or version == before:
+                continue
+            if _delta_committed(fs, posixpath.join(root, name), before, version, export_id):
+                committed.append(name)
+        _delta_undo(uri, so, committed, previous, list(record.get("datasets", [])))
+        fs.delete_file(info.path)
+
+
+def _read_delta(
+    fs: pafs.FileSystem,
+    root: str,
+    wanted: set[str] | None,
+    storage_options: dict[str, str] | None,
+) -> LabelSet:
+    """Read the version set named by ``_deepen/commit.json`` (consistent across tables)."""
+    import base64
+
+    _need_deltalake()
+    from deltalake import DeltaTable
+
+    uri, so = _delta_location(fs, root, storage_options)
+    pointer = _delta_json(fs, posixpath.join(root, _DELTA_META, "commit.json")) or {}
+    sets = []
+    for ds, schemas in sorted(pointer.get("datasets", {}).items()):
+        if wanted is not None and ds not in wanted:
+            continue
+        tables = {}
+        for name, b64 in schemas.items():
+            version = pointer["tables"].get(name)
+            if version is None:
+                continue
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(b64)))
+            t = DeltaTable(f"{uri}/{name}", version=version, storage_options=so)
+            table = t.to_pyarrow_table(filters=[("dataset_id", "=", ds)])
+            tables[name] = table.select(schema.names).cast(schema)
+        sets.append(arrow.from_arrow(tables))
+    if not sets:
+        return LabelSet.empty()
+    return sets[0] if len(sets) == 1 else LabelSet.concat(sets)
+
+
+# ---------------------------------------------------------------------------------------
 # read
 
 
@@ -580,6 +978,7 @@ def read(
     *,
     dataset_ids: Iterable[str] | None = None,
     filesystem: Any = None,
+    storage_options: dict[str, str] | None = None,
 ) -> LabelSet:
     """Read Parquet written by :func:`write` back into a :class:`LabelSet`.
 
@@ -591,6 +990,8 @@ def read(
     dataset_ids : iterable of str, optional
         Only these datasets (a hive dataset reads only their partitions).
     filesystem : pyarrow.fs.FileSystem or fsspec filesystem, optional
+    storage_options : dict, optional
+        For a ``delta`` layout: delta-rs object store options (see :func:`write`).
 
     Returns
     -------
@@ -624,6 +1025,11 @@ def read(
             if fs.get_file_info(path).type == pafs.FileType.File:
                 tables[name] = _only(pq.read_table(path, filesystem=fs), wanted)
         return arrow.from_arrow(tables)
+    if (
+        fs.get_file_info(posixpath.join(root, _DELTA_META, "commit.json")).type
+        == pafs.FileType.File
+    ):
+        return _read_delta(fs, root, wanted, storage_options)
     return _read_hive(fs, root, wanted)
 
 

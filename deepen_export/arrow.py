@@ -78,6 +78,7 @@ from deepen_export.model import (
     KIND_OF_LABEL_TYPE,
     KIND_SPECS,
     LABEL_KINDS,
+    LABEL_TYPE_OF_KIND,
     Cameras,
     Frames,
     FrameStatus,
@@ -119,11 +120,6 @@ TABLES: tuple[str, ...] = (
     "pointclouds",
 )
 """Names of the tables :func:`to_arrow` produces."""
-
-LABEL_TYPE_OF_KIND: dict[str, str] = {
-    k: spec.label_types[0] for k, spec in KIND_SPECS.items() if spec.label_types
-}
-"""Deepen ``label_type`` of each model kind (polylines keep their own: ``lane`` or ``polyline``)."""
 
 CONVENTIONS = {
     "image": "pixel-corner coordinates, origin top-left, x right, y down",

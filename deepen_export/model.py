@@ -91,6 +91,7 @@ __all__ = [
     "KIND_OF_LABEL_TYPE",
     "KIND_SPECS",
     "LABEL_KINDS",
+    "LABEL_TYPE_OF_KIND",
     "POINT_CLOUD_SUFFIXES",
     "Action",
     "Boxes",
@@ -1048,6 +1049,11 @@ KIND_OF_LABEL_TYPE: dict[str, str] = {
     lt: spec.name for spec in KIND_SPECS.values() for lt in spec.label_types
 }
 """Model kind of each Deepen ``label_type``."""
+
+LABEL_TYPE_OF_KIND: dict[str, str] = {
+    k: spec.label_types[0] for k, spec in KIND_SPECS.items() if spec.label_types
+}
+"""Deepen ``label_type`` of each model kind (polylines keep their own: ``lane`` or ``polyline``)."""
 
 _TABLE_TYPES: dict[str, type[Table]] = {
     **{k: spec.table for k, spec in KIND_SPECS.items()},

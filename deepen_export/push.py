@@ -59,14 +59,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from deepen_export.arrow import LABEL_TYPE_OF_KIND
 from deepen_export.errors import (
     APIError,
     DeepenExportError,
     NotFoundError,
     RequestRejectedError,
 )
-from deepen_export.model import LABEL_KINDS, Frames, LabelSet, LabelTable
+from deepen_export.model import LABEL_KINDS, LABEL_TYPE_OF_KIND, Frames, LabelSet, LabelTable
 from deepen_export.report import Report
 
 if TYPE_CHECKING:

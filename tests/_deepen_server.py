@@ -6,7 +6,8 @@ profiles, uploads), checks ``Authorization: Bearer``, and can be told to misbeha
 * ``status``: answer a status code (500, 429 with ``Retry-After``, 403, ...) with a JSON body;
 * ``drop``: close the connection without answering;
 * ``truncate``: send ``Content-Length`` larger than the body, then close;
-* ``slow``: wait before answering (longer than the client's timeout).
+* ``slow``: wait before answering (longer than the client's timeout);
+* ``trickle``: answer 200 with ``body``, two bytes every ``delay`` seconds.
 
 Also a small GCS-like resumable upload endpoint (``PUT /upload/<session>``) and signed media
 links (``GET /storage/...``), which refuse requests that carry the API token.
@@ -45,7 +46,7 @@ def sample(name: str) -> Any:
 
 @dataclass
 class Fault:
-    kind: str  # status | drop | truncate | slow
+    kind: str  # status | drop | truncate | slow | trickle
     pattern: re.Pattern[str]
     method: str | None = None
     times: int = 1
@@ -285,6 +286,21 @@ def _handler(srv: DeepenServer) -> type[BaseHTTPRequestHandler]:
             if fault.kind == "slow":
                 srv.stop_event.wait(fault.delay)
                 return False
+            if fault.kind == "trickle":
+                data = (
+                    fault.body if isinstance(fault.body, bytes) else json.dumps(fault.body).encode()
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for i in range(0, len(data), 2):
+                    if srv.stop_event.wait(fault.delay):
+                        break
+                    self.wfile.write(data[i : i + 2])
+                    self.wfile.flush()
+                self.close_connection = True
+                return True
             raise AssertionError(fault.kind)
 
         def do_GET(self) -> None:

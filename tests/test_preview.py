@@ -388,13 +388,16 @@ def test_frames_selection_and_cli_from_labelset(tmp_path, monkeypatch) -> None:
     ls = scene_3d()
     monkeypatch.setattr(see, "_load", lambda *a, **k: ls)
     runner = CliRunner()
+    (tmp_path / "src").mkdir()  # -o may not lie inside SOURCE
     res = runner.invoke(
-        cli.main, ["preview", str(tmp_path), "-o", str(tmp_path / "p"), "--frames", "0.pcd"]
+        cli.main, ["preview", str(tmp_path / "src"), "-o", str(tmp_path / "p"), "--frames", "0.pcd"]
     )
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["0.bev.png", "0.camera_0.png"]
+    pngs = sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != ".deepen-export-output")
+    assert pngs == ["0.bev.png", "0.camera_0.png"]
     res = runner.invoke(
-        cli.main, ["preview", str(tmp_path), "-o", str(tmp_path / "q"), "--frames", "nope.pcd"]
+        cli.main,
+        ["preview", str(tmp_path / "src"), "-o", str(tmp_path / "q"), "--frames", "nope.pcd"],
     )
     assert res.exit_code == 2 and "no frame with file id nope.pcd" in res.output
 
@@ -622,7 +625,7 @@ def test_from_format_previews_what_the_reader_returns(tmp_path, monkeypatch) -> 
         "fakewo",
         converters.Format("fakewo", "fake_reader_mod", frozenset({"boxes"}), "", False),
     )
-    out = tmp_path / "previews"
+    out = tmp_path.with_name(tmp_path.name + "-previews")  # -o may not lie inside SOURCE
     runner = CliRunner()
     res = runner.invoke(
         cli.main, ["preview", str(tmp_path), "--from-format", "fakefmt", "-o", str(out)]

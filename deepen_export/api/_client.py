@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +16,26 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from deepen_export.api._errors import error_for_response, error_for_transport, redact_request
+from deepen_export.api._errors import (
+    DownloadTooSlowError,
+    error_for_response,
+    error_for_transport,
+    not_json_message,
+    redact_request,
+    safe_url,
+    server_text,
+)
 from deepen_export.api._retry import RetryPolicy
 from deepen_export.api._status import ProcessingStatus, Until
-from deepen_export.api._upload import CHUNK_QUANTUM, resumable_upload
+from deepen_export.api._upload import (
+    CHUNK_QUANTUM,
+    RESUME_HINT,
+    IncompleteUploadError,
+    forget_session,
+    load_session,
+    resumable_upload,
+    save_session,
+)
 from deepen_export.errors import (
     APIError,
     AuthenticationError,
@@ -27,11 +43,13 @@ from deepen_export.errors import (
     PayloadError,
     RateLimitedError,
     TransportError,
+    UploadError,
 )
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "Client",
+    "DownloadLimits",
     "PaintLabels",
 ]
 
@@ -39,7 +57,6 @@ T = TypeVar("T")
 log = logging.getLogger("deepen_export.api")
 
 DEFAULT_BASE_URL = "https://tools.deepen.ai/api/v2"
-_STREAM_CHUNK = 1 << 20
 
 
 class _BearerAuth(httpx.Auth):
@@ -72,6 +89,72 @@ class PaintLabels:
         return f"PaintLabels(<{len(self.data)} bytes>, metadata={self.metadata!r})"
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """Bounds on one streamed download as a whole (the read timeout bounds only each read).
+
+    A server that sends a few bytes now and then never trips a per-read timeout; these bounds
+    make such a download fail in bounded time instead.
+
+    Attributes
+    ----------
+    min_rate : float
+        Bytes per second the download must average once ``grace`` seconds have passed; 0
+        switches the check off. Default ``$DEEPEN_DOWNLOAD_MIN_RATE`` or 1024 (1 KiB/s).
+    grace : float
+        Seconds before ``min_rate`` applies (slow starts, proxies that buffer). Default
+        ``$DEEPEN_DOWNLOAD_GRACE`` or 30.
+    deadline : float or None
+        Seconds one download may take at most, however fast it goes; default
+        ``$DEEPEN_DOWNLOAD_DEADLINE`` or none.
+
+    Examples
+    --------
+    >>> DownloadLimits(min_rate=10_000, grace=5, deadline=600).check(4.0, 10)  # within grace
+    >>> DownloadLimits(min_rate=10_000, grace=5).check(6.0, 10)
+    'averaged 2 B/s over 6 s, below the minimum of 10000 B/s'
+    """
+
+    min_rate: float = 1024.0
+    grace: float = 30.0
+    deadline: float | None = None
+
+    @classmethod
+    def from_env(cls) -> DownloadLimits:
+        """The limits from ``DEEPEN_DOWNLOAD_MIN_RATE``, ``_GRACE`` and ``_DEADLINE``."""
+
+        def number(name: str, default: float | None) -> float | None:
+            raw = os.environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise DeepenExportError(
+                    f"{name}={raw!r} is not a number of seconds/bytes"
+                ) from None
+            if not value >= 0:
+                raise DeepenExportError(f"{name}={raw!r} must be zero or more")
+            return value
+
+        return cls(
+            min_rate=number("DEEPEN_DOWNLOAD_MIN_RATE", cls.min_rate) or 0.0,
+            grace=number("DEEPEN_DOWNLOAD_GRACE", cls.grace) or 0.0,
+            deadline=number("DEEPEN_DOWNLOAD_DEADLINE", None) or None,
+        )
+
+    def check(self, elapsed: float, done: int) -> str | None:
+        """Why a download ``elapsed`` seconds in with ``done`` bytes must stop, or None."""
+        if self.deadline is not None and elapsed > self.deadline:
+            return f"took more than the deadline of {self.deadline:g} s ({done} bytes so far)"
+        if self.min_rate > 0 and elapsed > self.grace and done < self.min_rate * elapsed:
+            return (
+                f"averaged {done / elapsed:.0f} B/s over {elapsed:.0f} s, below the minimum "
+                f"of {self.min_rate:g} B/s"
+            )
+        return None
+
+
 def _params(**kwargs: Any) -> dict[str, str]:
     # Deepen spells booleans in lower case (final=true).
     return {
@@ -81,14 +164,16 @@ def _params(**kwargs: Any) -> dict[str, str]:
     }
 
 
-def _paint_metadata(response: httpx.Response) -> dict[str, Any]:
+def _paint_metadata(response: httpx.Response, secret: str | None = None) -> dict[str, Any]:
     raw = response.headers.get("paint-metadata")
     if raw is None:
         return {}
     try:
         meta = json.loads(raw)
     except ValueError as exc:
-        raise PayloadError(f"paint-metadata header is not JSON: {raw[:100]!r}") from exc
+        raise PayloadError(
+            f"paint-metadata header is not JSON: {server_text(raw, secret, limit=100)!r}"
+        ) from exc
     if not isinstance(meta, dict):
         raise PayloadError("paint-metadata header is not a JSON object")
     return meta
@@ -116,6 +201,9 @@ class Client:
         No retry starts later than this many seconds after the first attempt.
     max_concurrency : int
         Threads for :meth:`labels_for_files` and :meth:`pull_many`.
+    download_limits : DownloadLimits, optional
+        Minimum throughput and total deadline of each streamed download (labels, paint labels,
+        media zip); default :meth:`DownloadLimits.from_env`.
     http : httpx.Client, optional
         A client to send with (for proxies, custom TLS, tests); it is not closed by ``close``.
     retry : RetryPolicy, optional
@@ -141,6 +229,7 @@ class Client:
         max_concurrency: int = 4,
         http: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
+        download_limits: DownloadLimits | None = None,
     ) -> None:
         self.client_id = client_id or os.environ.get("DEEPEN_CLIENT_ID") or None
         token = token or os.environ.get("DEEPEN_API_TOKEN") or None
@@ -159,6 +248,7 @@ class Client:
         self.max_concurrency = max_concurrency
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         self.retry = retry or RetryPolicy(max_retries=max_retries, max_time=max_retry_time)
+        self.download_limits = download_limits or DownloadLimits.from_env()
         self._own_http = http is None
         self._http = http or httpx.Client(
             timeout=self.timeout,
@@ -212,14 +302,16 @@ class Client:
         )
         try:
             # Signed storage links may redirect; API calls (which carry the token) never follow.
+            # Always streamed, so the body is read through the download limits below.
             response = self._http.send(
                 request,
                 auth=self._auth if auth else None,
-                stream=stream,
+                stream=True,
                 follow_redirects=not auth,
             )
         except httpx.TransportError as exc:
             raise error_for_transport(exc, request) from exc
+        response.stream = _BoundedStream(response.stream, self.download_limits, response.request)
         try:
             if response.status_code not in ok:
                 with contextlib.suppress(httpx.TransportError):
@@ -247,7 +339,7 @@ class Client:
         return self.retry.call(
             lambda: self._send_once(method, url, **kwargs),
             what=what,
-            retry_if=None if idempotent else _not_acted_on,
+            retry_if=_retry_unless_too_slow if idempotent else _not_acted_on,
         )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -258,8 +350,13 @@ class Client:
             return response.json()
         except ValueError as exc:
             raise PayloadError(
-                f"{method} {path} answered {len(response.content)} bytes that are not JSON "
-                f"(content-type {response.headers.get('content-type')!r})"
+                not_json_message(
+                    f"{method} {path}",
+                    response.content[:512],
+                    len(response.content),
+                    response.headers.get("content-type"),
+                    self._token,
+                )
             ) from exc
 
     def _json_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -299,15 +396,10 @@ class Client:
                     if size and size.isdigit() and "Content-Encoding" not in response.headers
                     else None
                 )
-                done = 0
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with part.open("wb") as fh:
-                        for block in response.iter_bytes(_STREAM_CHUNK):
-                            fh.write(block)
-                            done += len(block)
-                            if progress is not None:
-                                progress(done, total)
+                        self._stream_body(response, fh, total, progress)
                 except httpx.TransportError as exc:
                     raise error_for_transport(exc, response.request) from exc
             finally:
@@ -315,12 +407,29 @@ class Client:
 
         what = "download" if "://" in path_or_url else f"GET {path_or_url}"
         try:
-            self.retry.call(attempt, what=what)
+            # A too-slow server is not retried: starting over would only multiply the wait.
+            self.retry.call(attempt, what=what, retry_if=_retry_unless_too_slow)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
         os.replace(part, dest)
         return dest
+
+    def _stream_body(
+        self,
+        response: httpx.Response,
+        fh: Any,
+        total: int | None,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> None:
+        """Copy the body to ``fh`` (:class:`_BoundedStream` enforces the download limits)."""
+        done = 0
+        # No re-chunking: the pieces come as they arrive (the limits are checked per piece).
+        for block in response.iter_bytes():
+            fh.write(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -543,9 +652,54 @@ class Client:
         url = files[0].get("resumable_upload_url") if files and isinstance(files[0], dict) else None
         if not url:
             raise PayloadError("create dataset: the answer has no files[0].resumable_upload_url")
-        self.upload_file(url, zip_path, chunk_size=chunk_size, progress=progress)
-        self.process_uploaded_data(created["dataset_id"], upload_name(url, Path(zip_path).name))
+        self._upload_and_process(str(created["dataset_id"]), url, zip_path, chunk_size, progress)
         return created
+
+    def resume_upload(
+        self,
+        dataset_id: str,
+        zip_path: str | os.PathLike[str],
+        *,
+        chunk_size: int = 32 * CHUNK_QUANTUM,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Finish the upload of a dataset whose :meth:`create_and_upload` stopped, and process it.
+
+        The session saved on this machine when the dataset was created is asked how much it
+        holds, and the upload continues from there (the zip must be the same file).
+
+        Examples
+        --------
+        >>> client.resume_upload("r82dS6VVkok98ZWr1CTkU4NE", "drive1.zip")  # doctest: +SKIP
+        """
+        url = load_session(dataset_id, zip_path)
+        self._upload_and_process(dataset_id, url, zip_path, chunk_size, progress, resume=True)
+
+    def _upload_and_process(
+        self,
+        dataset_id: str,
+        url: str,
+        zip_path: str | os.PathLike[str],
+        chunk_size: int,
+        progress: Callable[[int, int], None] | None,
+        *,
+        resume: bool = False,
+    ) -> None:
+        # Saved first, so an upload killed or failed at any point can be resumed by id.
+        save_session(dataset_id, url, zip_path)
+        try:
+            self.upload_file(url, zip_path, chunk_size=chunk_size, progress=progress, resume=resume)
+        except UploadError as exc:
+            raise IncompleteUploadError(
+                f"dataset {dataset_id} was created but its zip is not fully uploaded "
+                f"({str(exc).replace(RESUME_HINT, '')}). "
+                f"Resume: deepen-export datasets upload {dataset_id} {zip_path} --resume "
+                f"(or remove it: deepen-export datasets delete {dataset_id})",
+                dataset_id=dataset_id,
+                path=Path(zip_path),
+            ) from exc
+        self.process_uploaded_data(dataset_id, upload_name(url, Path(zip_path).name))
+        forget_session(dataset_id)
 
     def wait_for_processing(
         self,
@@ -598,14 +752,16 @@ class Client:
                 on_progress(status)
             if status.state == "error":
                 raise DeepenExportError(
-                    f"dataset {dataset_id} failed processing: {status.describe()}; check the "
+                    f"dataset {dataset_id} failed processing: "
+                    f"{server_text(status.describe(), self._token, limit=400)}; check the "
                     "uploaded zip's layout and the dataset page in Deepen"
                 )
             if status.finished(until):
                 return status
             if time.monotonic() + delay > deadline:
                 raise DeepenExportError(
-                    f"dataset {dataset_id} not {until} after {timeout:g} s ({status.describe()}); "
+                    f"dataset {dataset_id} not {until} after {timeout:g} s "
+                    f"({server_text(status.describe(), self._token, limit=400)}); "
                     "wait longer with a larger timeout"
                 )
             sleep(delay)
@@ -807,7 +963,7 @@ class Client:
             self._paint_path(dataset_id, label_type, file_id),
             params=_params(stageId=stage, sensor_id=sensor_id, labelSetId=label_set),
         )
-        return PaintLabels(response.content, _paint_metadata(response))
+        return PaintLabels(response.content, _paint_metadata(response, self._token))
 
     def download_paint_labels(
         self,
@@ -829,7 +985,7 @@ class Client:
 
         def keep(response: httpx.Response) -> None:
             meta.clear()
-            meta.update(_paint_metadata(response))
+            meta.update(_paint_metadata(response, self._token))
 
         self._download(
             self._paint_path(dataset_id, label_type, None),
@@ -1051,6 +1207,44 @@ class Client:
             json_body=body,
             idempotent=True,
         )
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    """A response body that stops when it falls below the download limits (see DownloadLimits).
+
+    Every body goes through it, JSON answers as well as streamed downloads, so a server that
+    trickles any answer fails in bounded time.
+    """
+
+    def __init__(self, inner: Any, limits: DownloadLimits, request: httpx.Request) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = time.monotonic()
+        done = 0
+        for chunk in self._inner:
+            done += len(chunk)
+            why = self._limits.check(time.monotonic() - start, done)
+            if why is not None:
+                where = f"{self._request.method} {safe_url(self._request.url, keep_query=False)}"
+                raise DownloadTooSlowError(
+                    f"{where}: download stopped: it {why}; retry later, or raise "
+                    "DEEPEN_DOWNLOAD_MIN_RATE / DEEPEN_DOWNLOAD_DEADLINE "
+                    "(Client(download_limits=...)) for a slow link",
+                    request=self._request,
+                )
+            yield chunk
+
+    def close(self) -> None:
+        if hasattr(self._inner, "close"):
+            self._inner.close()
+
+
+def _retry_unless_too_slow(exc: APIError) -> bool:
+    # Starting a too-slow transfer over would only multiply the wait.
+    return not isinstance(exc, DownloadTooSlowError)
 
 
 def _not_acted_on(exc: APIError) -> bool:

@@ -22,14 +22,21 @@ from deepen_export.errors import (
 
 __all__ = [
     "REDACTED",
+    "DownloadTooSlowError",
     "error_for_response",
     "error_for_transport",
+    "not_json_message",
     "parse_retry_after",
     "redact_request",
     "safe_url",
+    "server_text",
 ]
 
 REDACTED = "[redacted]"
+
+
+class DownloadTooSlowError(TransportError):
+    """A streamed download fell below the minimum throughput or passed its total deadline."""
 
 
 def safe_url(url: httpx.URL | str, *, keep_query: bool = True) -> str:
@@ -77,6 +84,65 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - now)
 
 
+def server_text(text: str, secret: str | None = None, *, limit: int = 200) -> str:
+    """Text a server sent, fit for a message: the secret blanked first, then shortened.
+
+    Redacting before cutting matters: a cut through the token would leave most of it behind,
+    no longer equal to the secret and so no longer blanked. Whitespace runs become one space.
+
+    Examples
+    --------
+    >>> server_text("bad token abcdef", "abcdef")
+    'bad token [redacted]'
+    >>> server_text("x" * 300, limit=10)
+    'xxxxxxx...'
+    """
+    text = " ".join(str(text).split())
+    if secret:
+        text = text.replace(secret, REDACTED)
+    if len(text) > limit:
+        text = text[: max(0, limit - 3)] + "..."
+    return text
+
+
+def not_json_message(
+    endpoint: str,
+    head: bytes,
+    size: int,
+    content_type: str | None,
+    secret: str | None = None,
+    *,
+    expected: str = "JSON",
+) -> str:
+    """The message for a success answer whose body is not the JSON (or ``expected``) promised.
+
+    ``head`` is the start of the body; an HTML page (a proxy's, a login or maintenance page)
+    is named as such, since it means the request did not reach the API.
+
+    Examples
+    --------
+    >>> not_json_message("GET datasets/x/labels", b"<!DOCTYPE html><p>", 18, "text/html")
+    "GET datasets/x/labels answered 18 bytes that are not JSON but an HTML page (content-type 'text/html', starting '<!DOCTYPE html><p>'): a proxy, login or maintenance page answered instead of the API; check DEEPEN_API_URL and the network, then retry"
+    """
+    text = head.decode("utf-8", "replace")
+    lowered = text.lstrip().lower()
+    html = lowered.startswith(("<!doctype html", "<html", "<head", "<body")) or (
+        content_type is not None and "html" in content_type.lower()
+    )
+    what = "but an HTML page" if html else "(cut short or malformed)"
+    advice = (
+        "a proxy, login or maintenance page answered instead of the API; check DEEPEN_API_URL "
+        "and the network, then retry"
+        if html
+        else "the server sent a broken body; retry, and report it to Deepen if it persists"
+    )
+    shown_type = server_text(content_type or "none", secret, limit=60)
+    return (
+        f"{endpoint} answered {size} bytes that are not {expected} {what} (content-type "
+        f"{shown_type!r}, starting {server_text(text, secret, limit=60)!r}): {advice}"
+    )
+
+
 def _detail(response: httpx.Response, secret: str | None) -> str:
     """A short server explanation, from a JSON error body when there is one."""
     try:
@@ -98,12 +164,7 @@ def _detail(response: httpx.Response, secret: str | None) -> str:
             if value:
                 text = str(value)
                 break
-    text = " ".join(text.split())
-    if len(text) > 200:
-        text = text[:197] + "..."
-    if secret:
-        text = text.replace(secret, REDACTED)
-    return f" ({text})"
+    return f" ({server_text(text, secret)})"
 
 
 def error_for_response(

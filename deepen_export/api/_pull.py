@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from deepen_export import snapshot as layout
+from deepen_export._guard import clean_leftovers
 from deepen_export._io import check_replaceable
+from deepen_export.api._errors import not_json_message, server_text
 from deepen_export.errors import DeepenExportError, NotFoundError, PayloadError
 
 if TYPE_CHECKING:
@@ -237,6 +239,129 @@ def _recover(dest: Path) -> None:
         log.warning("restored the previous snapshot %s from %s", dest, olds[-1].name)
 
 
+# -- response checks and leftovers (before the swap; a bad answer never replaces a snapshot) --
+
+
+def _bad(endpoint: str, dataset_id: str, what: str, secret: str | None = None) -> PayloadError:
+    what = server_text(what, secret, limit=400)
+    return PayloadError(
+        f"{endpoint} answered {what}; the previous snapshot (if any) is kept. Retry the pull; "
+        f"if it persists the server returned a broken body for {dataset_id}: report it to Deepen"
+    )
+
+
+def _checked_labels(
+    path: Path, endpoint: str, dataset_id: str, secret: str | None = None
+) -> dict[Any, tuple[Any, Any]]:
+    """Parse and shape-check a downloaded labels body; its :func:`label_index` when sound.
+
+    Every label must be a JSON object with a string ``label_id``, under a file id (the keyed
+    shape) or carrying its ``file_id`` (the list shapes); anything else fails the pull before
+    the swap, naming the endpoint and the first offending entry.
+    """
+    raw = path.read_bytes()
+    try:
+        body = _load_json(path)
+    except ValueError:
+        raise PayloadError(
+            not_json_message(endpoint, raw[:512], len(raw), None, secret)
+            + "; the previous snapshot (if any) is kept"
+        ) from None
+    if not isinstance(body, Mapping) or not ("labels" in body or "all_labels" in body):
+        got = type(body).__name__ if not isinstance(body, Mapping) else "an object without them"
+        raise _bad(endpoint, dataset_id, f"no 'labels' or 'all_labels' ({got})", secret)
+    labels = body["labels"] if "labels" in body else body["all_labels"]
+    if isinstance(labels, Mapping):
+        entries = (
+            (f"labels[{k!r}]", v) for k, v in labels.items() if not isinstance(v, list | None)
+        )
+        for where, value in entries:
+            raise _bad(
+                endpoint,
+                dataset_id,
+                f"{where} = {_short(value, secret)}, not a list of labels",
+                secret,
+            )
+        items = (
+            (f"labels[{k!r}][{i}]", x, True)
+            for k, v in labels.items()
+            for i, x in enumerate(v or ())
+        )
+    elif isinstance(labels, list):
+        items = ((f"labels[{i}]", x, False) for i, x in enumerate(labels))
+    else:
+        raise _bad(
+            endpoint,
+            dataset_id,
+            f"'labels' = {_short(labels, secret)}, not a list or an object",
+            secret,
+        )
+    for where, label, keyed in items:
+        if not isinstance(label, Mapping):
+            raise _bad(
+                endpoint,
+                dataset_id,
+                f"{where} = {_short(label, secret)}, not a label object",
+                secret,
+            )
+        if not isinstance(label.get("label_id"), str):
+            raise _bad(endpoint, dataset_id, f"{where} without a string 'label_id'", secret)
+        if not keyed and not isinstance(label.get("file_id"), str):
+            raise _bad(endpoint, dataset_id, f"{where} without a string 'file_id'", secret)
+    return label_index(body)
+
+
+def _short(value: Any, secret: str | None = None) -> str:
+    # redacted before it is cut (server_text), like every server text in a message
+    return server_text(json.dumps(value, ensure_ascii=False, default=str), secret, limit=60)
+
+
+def _check_files(body: Mapping[str, Any], endpoint: str, secret: str | None = None) -> None:
+    files = body.get("files")
+    if files is not None and not (
+        isinstance(files, list) and all(isinstance(f, Mapping) for f in files)
+    ):
+        raise PayloadError(
+            f"{endpoint} answered 'files' = {_short(files, secret)}, not a list of file objects; the "
+            "previous snapshot (if any) is kept; retry the pull"
+        )
+
+
+def _check_zip(path: Path, endpoint: str, secret: str | None = None) -> None:
+    """A downloaded dataset zip must be a zip (not an error or login page served as 200)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as fh:
+            head = fh.read(512)
+        raise PayloadError(
+            not_json_message(endpoint, head, path.stat().st_size, None, secret, expected="a zip")
+            + "; the previous snapshot (if any) is kept"
+        )
+
+
+def _warn_loss(
+    dataset_id: str,
+    dest: Path,
+    previous: Mapping[Any, Any] | None,
+    new: Mapping[Any, Any],
+) -> None:
+    """Say so when the new snapshot holds fewer of the previous snapshot's labels."""
+    if not previous:
+        return
+    lost = sum(1 for k in previous if k not in new)
+    if lost:
+        log.warning(
+            "%s: this pull drops %d of the %d labels in the previous snapshot %s (deleted or "
+            "moved on the platform%s); pull into another folder to keep the old one",
+            dataset_id,
+            lost,
+            len(previous),
+            dest,
+            ", or the server answered an empty body" if not new else "",
+        )
+
+
 def pull(
     client: Client,
     dataset_id: str,
@@ -295,7 +420,9 @@ def pull(
         except (ValueError, PayloadError) as exc:
             log.warning("previous snapshot's labels.json unreadable (%s); no change report", exc)
 
-    tmp = dest.with_name(f".{dest.name}.pull-{uuid.uuid4().hex[:8]}")
+    clean_leftovers(dest)
+    # The pid in the name lets the next pull tell a killed run's folder from a running one's.
+    tmp = dest.with_name(f".{dest.name}.pull-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
         ds_path = f"datasets/{quote(dataset_id, safe=':')}"
@@ -305,6 +432,7 @@ def pull(
         is_3d = dataset_type.lower() == "3d"
 
         files_body = client._json_object("GET", f"{ds_path}/files")
+        _check_files(files_body, f"GET {ds_path}/files", client._token)
         _write_json(tmp / layout.FILES, files_body)
 
         query = client.label_params(
@@ -319,7 +447,9 @@ def pull(
             stage=stage,
             progress=progress,
         )
-        new_index = label_index(_load_json(tmp / layout.LABELS))
+        new_index = _checked_labels(
+            tmp / layout.LABELS, f"GET {ds_path}/labels", dataset_id, client._token
+        )
 
         profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
         if profile_id:
@@ -345,6 +475,7 @@ def pull(
         got_media = False
         if media if media is not None else is_3d:
             client.download_uploaded_dataset(dataset_id, tmp / layout.MEDIA_ZIP, progress=progress)
+            _check_zip(tmp / layout.MEDIA_ZIP, "the signed media link", client._token)
             got_media = True
 
         hashes = {
@@ -366,6 +497,7 @@ def pull(
             "files": hashes,
         }
         _write_json(tmp / layout.MANIFEST, manifest)
+        _warn_loss(dataset_id, dest, previous, new_index)
         _swap_in(tmp, dest)
     finally:
         if tmp.exists():

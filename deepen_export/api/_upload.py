@@ -11,6 +11,7 @@ Only one chunk is in memory at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -22,22 +23,48 @@ from typing import Any
 import httpx
 
 from deepen_export.api._errors import error_for_response, error_for_transport, safe_url
+from deepen_export.api._pull import _sha256
 from deepen_export.api._retry import RETRYABLE, RetryPolicy
 from deepen_export.errors import APIError, UploadError
 
-__all__ = ["CHUNK_QUANTUM", "resumable_upload"]
+__all__ = [
+    "CHUNK_QUANTUM",
+    "IncompleteUploadError",
+    "forget_session",
+    "load_session",
+    "resumable_upload",
+    "save_session",
+]
 
 log = logging.getLogger("deepen_export.api")
 
 #: GCS requires every chunk but the last to be a multiple of 256 KiB.
 CHUNK_QUANTUM = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+#: Appended to an upload that gave up; a caller that knows the dataset id says it concretely.
+RESUME_HINT = (
+    "; resume it later from where it stopped: `deepen-export datasets upload DATASET_ID ZIP "
+    "--resume`, or in Python client.resume_upload(DATASET_ID, ZIP) (a bare session URL: "
+    "upload_file(url, ZIP, resume=True))"
+)
 
 
-def _confirmed(response: httpx.Response) -> int:
-    """Bytes the server has persisted, from a 308's ``Range`` header (none means 0)."""
+def _confirmed(response: httpx.Response, total: int, name: str, shown: str) -> int:
+    """Bytes the server has persisted, from a 308's ``Range`` header (none means 0).
+
+    A server claiming more than the file holds cannot be resumed from: say so plainly.
+    """
     match = _RANGE.search(response.headers.get("Range", ""))
-    return int(match.group(2)) + 1 if match else 0
+    if not match:
+        return 0
+    confirmed = int(match.group(2)) + 1
+    if confirmed > total or int(match.group(1)) != 0:
+        raise UploadError(
+            f"the storage server {shown} claims bytes {match.group(1)}-{match.group(2)} of "
+            f"{name}, which has {total} bytes: the upload session does not belong to this file. "
+            "Resume with the very zip the dataset was created with, or create the dataset again"
+        )
+    return confirmed
 
 
 def resumable_upload(
@@ -118,7 +145,7 @@ def resumable_upload(
         if failures > policy.max_retries or time.monotonic() - streak + delay > policy.max_time:
             raise UploadError(
                 f"upload of {path.name} to {shown} stopped after {failures} failures "
-                f"({exc}); run it again with resume=True to continue"
+                f"({exc}){RESUME_HINT}"
             ) from exc
         log.warning(
             "upload of %s interrupted (%s); retry %d in %.1f s",
@@ -140,7 +167,7 @@ def resumable_upload(
                 raise UploadError(f"upload of {path.name} cannot go on: {exc}") from exc
             if response.status_code in (200, 201):
                 return total, response
-            return _confirmed(response), None
+            return _confirmed(response, total, path.name, shown), None
 
     offset = 0
     if resume:
@@ -170,7 +197,7 @@ def resumable_upload(
                 if progress:
                     progress(total, total)
                 return _json(response)
-            confirmed = _confirmed(response)
+            confirmed = _confirmed(response, total, path.name, shown)
             if confirmed <= offset and end > offset:
                 # No progress on a 308: count it as a failure so a stuck server cannot loop us forever.
                 backoff(UploadError(f"server kept {confirmed} of {total} bytes"))
@@ -195,3 +222,104 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+# -- sessions of created datasets, kept until the upload is processed -------------------------
+
+
+class IncompleteUploadError(UploadError):
+    """A dataset was created but its zip did not finish uploading; it can be resumed.
+
+    ``dataset_id`` and ``path`` say what to resume: ``deepen-export datasets upload
+    DATASET_ID ZIP --resume``.
+    """
+
+    def __init__(self, message: str, *, dataset_id: str, path: Path) -> None:
+        super().__init__(message)
+        self.dataset_id = dataset_id
+        self.path = path
+
+
+def _state_dir() -> Path:
+    """Where upload sessions are kept: ``$DEEPEN_EXPORT_STATE_DIR``, else the XDG state dir."""
+    explicit = os.environ.get("DEEPEN_EXPORT_STATE_DIR")
+    if explicit:
+        return Path(explicit) / "uploads"
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "deepen-export" / "uploads"
+
+
+def _session_file(dataset_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", dataset_id).lstrip(".") or "_"
+    return _state_dir() / f"{safe}.json"
+
+
+def save_session(dataset_id: str, session_url: str, path: str | os.PathLike[str]) -> Path:
+    """Remember the resumable session of a created dataset (private file, mode 0600).
+
+    The session URL is pre-signed (it grants the upload), so the file is readable by its owner
+    only; :func:`forget_session` removes it once the upload is processed.
+
+    Examples
+    --------
+    >>> save_session("ds1", "https://storage/upload?upload_id=x", "drive1.zip")  # doctest: +SKIP
+    """
+    path = Path(path)
+    target = _session_file(dataset_id)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    body = {
+        "dataset_id": dataset_id,
+        "resumable_upload_url": session_url,
+        "zip": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": _sha256(path),
+    }
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(body, fh)
+    os.replace(tmp, target)
+    return target
+
+
+def load_session(dataset_id: str, path: str | os.PathLike[str]) -> str:
+    """The session URL saved for ``dataset_id``, after checking ``path`` is the same zip.
+
+    Raises
+    ------
+    UploadError
+        No session was saved on this machine, or ``path`` differs from the zip it was for.
+
+    Examples
+    --------
+    >>> url = load_session("r82dS6VVkok98ZWr1CTkU4NE", "drive1.zip")  # doctest: +SKIP
+    >>> client.upload_file(url, "drive1.zip", resume=True)  # doctest: +SKIP
+    """
+    file = _session_file(dataset_id)
+    try:
+        body = json.loads(file.read_text(encoding="utf-8"))
+        url = body["resumable_upload_url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UploadError(
+            f"no unfinished upload of dataset {dataset_id} is recorded on this machine (looked "
+            f"in {file.parent}); only uploads started here with `datasets create` can be resumed"
+        ) from None
+    path = Path(path)
+    size = path.stat().st_size
+    if size != body.get("bytes") or _sha256(path) != body.get("sha256"):
+        raise UploadError(
+            f"{path} ({size} bytes) is not the zip dataset {dataset_id} was created with "
+            f"({body.get('zip')}, {body.get('bytes')} bytes): resume with that very zip (or the "
+            "unchanged folder)"
+        )
+    return str(url)
+
+
+def forget_session(dataset_id: str) -> None:
+    """Drop the saved session of ``dataset_id`` (its upload is done).
+
+    Examples
+    --------
+    >>> forget_session("no-such-dataset")  # nothing saved: nothing to do
+    """
+    _session_file(dataset_id).unlink(missing_ok=True)

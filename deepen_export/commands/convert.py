@@ -59,6 +59,12 @@ _ID_MAP = click.option(
     type=click.Path(path_type=Path),
     help="JSON file pinning category/image/annotation ids across exports (read and updated).",
 )
+_OVERWRITE = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing OUTPUT folder that deepen-export did not create (or that holds "
+    "files it did not write).",
+)
 _SETTINGS = click.option(
     "--set",
     "-O",
@@ -88,6 +94,7 @@ _SETTINGS = click.option(
     help="Format of SOURCE (any readable one; detected when unambiguous, e.g. a COCO JSON, a "
     "YOLO folder with data.yaml, a KITTI folder, a CVAT XML, OpenLABEL, Parquet, Deepen).",
 )
+@_OVERWRITE
 def convert(
     source: Path,
     to: str,
@@ -98,6 +105,7 @@ def convert(
     id_map: Path | None,
     settings: tuple[str, ...],
     from_format: str | None,
+    overwrite: bool,
 ) -> None:
     """Convert SOURCE (a labels JSON file, a snapshot folder, or any readable format) to FORMAT.
 
@@ -107,7 +115,18 @@ def convert(
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
       deepen-export convert out/coco --from coco --to yolo -o out/yolo
     """
-    _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings, from_format)
+    _run_convert(
+        source,
+        to,
+        output,
+        frames,
+        images,
+        on_unsupported,
+        id_map,
+        settings,
+        from_format,
+        overwrite=overwrite,
+    )
 
 
 def _format(name: str) -> Any:
@@ -130,12 +149,17 @@ def _run_convert(
     id_map: Path | None,
     settings: tuple[str, ...],
     from_format: str | None = None,
+    *,
+    overwrite: bool = False,
 ) -> None:
     import converters
+    from deepen_export._guard import check_output, stamp, unmarked
     from deepen_export._progress import display, status
 
     from_format = check_from(from_format)
     fmt = _format(to)
+    inputs = [("SOURCE", source), ("--frames", frames), ("--images", images), ("--id-map", id_map)]
+    target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
@@ -157,9 +181,10 @@ def _run_convert(
         with status(f"reading {source}"):
             labels, source_format = _read_any(source, from_format, frames, images)
         n_issues_in = len(labels.issues)
-        with status(f"writing {fmt.name} ({len(labels):,} labels)"):
+        with status(f"writing {fmt.name} ({len(labels):,} labels)"), unmarked(target):
             report = module.write(labels, output, **options)
     _note_source_gaps(report, source_format, labels, fmt.kinds, output)
+    stamp(target, format=fmt.name)
     click.echo(report.summary())
     if n_issues_in:
         click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
@@ -224,6 +249,7 @@ def _note_source_gaps(
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
+@_OVERWRITE
 def export(
     dataset_id: str,
     to: str,
@@ -236,6 +262,7 @@ def export(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
+    overwrite: bool,
 ) -> None:
     """Pull DATASET_ID from Deepen and convert it to FORMAT in OUTPUT (pull + convert).
 
@@ -256,12 +283,18 @@ def export(
     else:
         out = Path(output)
         snap = out.with_name(out.name + ".snapshot")
+    from deepen_export._guard import check_output
+
+    # before the download: an -o over the snapshot or --images would replace an input
+    check_output(output, [("--snapshot", snap), ("--images", images)], overwrite=overwrite)
     with Client() as client, bytes_task(f"pulling {dataset_id}") as bar:
         result = client.pull(
             dataset_id, snap, label_set=label_set, stage=stage, media=media, progress=bar
         )
     click.echo(result.summary())
-    _run_convert(snap, to, output, None, images, on_unsupported, id_map, settings)
+    _run_convert(
+        snap, to, output, None, images, on_unsupported, id_map, settings, overwrite=overwrite
+    )
 
 
 @click.command()

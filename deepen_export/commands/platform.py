@@ -230,16 +230,8 @@ def datasets_create(
             ) from exc
         if not isinstance(profile, dict):
             raise click.BadParameter("must hold a JSON object", param_hint="--requirements")
-    from deepen_export.api import CHUNK_QUANTUM
-
-    chunk = int(chunk_mib * 1024 * 1024)
-    if chunk <= 0 or chunk % CHUNK_QUANTUM:
-        raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
-    with (
-        _zipped(zip_path) as upload_path,
-        _client() as client,
-        bytes_task(f"uploading {zip_path.name}") as bar,
-    ):
+    chunk = _chunk_bytes(chunk_mib)
+    with _uploading(zip_path) as (upload_path, client, bar):
         created = client.create_and_upload(
             name,
             upload_path,
@@ -269,6 +261,64 @@ def _scopes(values: tuple[str, ...]) -> dict[str, list[str]]:
     from deepen_export.commands.push import parse_scopes
 
     return parse_scopes(values, "--user-scope")
+
+
+def _chunk_bytes(chunk_mib: float) -> int:
+    from deepen_export.api import CHUNK_QUANTUM
+
+    chunk = int(chunk_mib * 1024 * 1024)
+    if chunk <= 0 or chunk % CHUNK_QUANTUM:
+        raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
+    return chunk
+
+
+@contextmanager
+def _uploading(source: Path) -> Iterator[tuple[Path, Client, Any]]:
+    """The zip to send (a folder zipped), a client and a progress bar, for an upload of ``source``.
+
+    A failure names the user's zip or folder (not a temporary zip) in its resume command.
+    """
+    from deepen_export.api._upload import IncompleteUploadError
+
+    with (
+        _zipped(source) as upload_path,
+        _client() as client,
+        bytes_task(f"uploading {source.name}") as bar,
+    ):
+        try:
+            yield upload_path, client, bar
+        except IncompleteUploadError as exc:
+            text = str(exc).replace(f" {exc.path} --resume", f" {source} --resume")
+            raise IncompleteUploadError(text, dataset_id=exc.dataset_id, path=source) from exc
+
+
+@datasets.command("upload")
+@click.argument("dataset_id")
+@click.argument("zip_path", metavar="ZIP_OR_FOLDER", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--resume",
+    is_flag=True,
+    required=True,
+    help="Continue the upload from the bytes the storage server already holds.",
+)
+@click.option(
+    "--chunk-mib", default=8.0, show_default=True, help="MiB per request (multiple of 0.25)."
+)
+def datasets_upload(dataset_id: str, zip_path: Path, resume: bool, chunk_mib: float) -> None:
+    """Resume the upload of a dataset whose `datasets create` stopped, then start processing.
+
+    ZIP_OR_FOLDER must be the same zip (or unchanged folder) the dataset was created with;
+    the upload session recorded on this machine at creation is used.
+
+    \b
+    Example:
+      deepen-export datasets upload r82dS6VVkok98ZWr1CTkU4NE drive1.zip --resume
+    """
+    chunk = _chunk_bytes(chunk_mib)
+    with _uploading(zip_path) as (upload_path, client, bar):
+        client.resume_upload(dataset_id, upload_path, chunk_size=chunk, progress=bar)
+    click.echo(f"uploaded {zip_path.name} to {dataset_id}; processing started", err=True)
+    click.echo(dataset_id)
 
 
 @datasets.command("status")

@@ -166,6 +166,11 @@ _images_opt = click.option(
     show_default=True,
     help="Bird's-eye view size in pixels.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing OUTPUT folder that deepen-export did not create.",
+)
 def preview(
     source: Path,
     output: Path,
@@ -177,6 +182,7 @@ def preview(
     attributes: bool,
     bev_range: float | None,
     bev_size: int,
+    overwrite: bool,
 ) -> None:
     """Draw the labels over their images as PNGs in OUTPUT.
 
@@ -190,20 +196,26 @@ def preview(
       deepen-export preview snapshots/ds1 -o previews --frames 0.pcd,1.pcd --tracks
       deepen-export preview out/kitti --from-format kitti -o previews/kitti
     """
+    from deepen_export._guard import check_output, stamp, unmarked
     from deepen_export.preview import write_previews
 
+    sources = image_sources(source, images, frames_zip)
+    inputs = [("SOURCE", source), ("--frames-zip", frames_zip)]
+    target = check_output(output, inputs + [("images", p) for p in sources], overwrite=overwrite)
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     rows = select_frames(labels, frames_spec)
-    written = write_previews(
-        labels,
-        output,
-        frames=rows,
-        images=image_sources(source, images, frames_zip),
-        tracks=tracks,
-        attributes=attributes,
-        bev_extent=bev_range,
-        bev_size=bev_size,
-    )
+    with unmarked(target):
+        written = write_previews(
+            labels,
+            output,
+            frames=rows,
+            images=sources,
+            tracks=tracks,
+            attributes=attributes,
+            bev_extent=bev_range,
+            bev_size=bev_size,
+        )
+    stamp(target, format="preview")
     click.echo(f"wrote {len(written)} preview(s) to {output}")
 
 
