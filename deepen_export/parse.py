@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from deepen_export import _imagesizes
 from deepen_export.errors import ParseError
 from deepen_export.model import (
     Boxes,
@@ -1421,6 +1422,7 @@ def parse_snapshot(
         images=images,
         points=points,
     )
+    labels = _imagesizes.fill_sizes(labels, _imagesizes.snapshot_sizes(folder, files))
     paint_dir = folder / "paint"
     semantic, instance = paint_dir / "3d_point.dpn", paint_dir / "3d_instance_point.dpn"
     if semantic.is_file() or instance.is_file():
@@ -1482,7 +1484,7 @@ def _finish(
         zip_sizes = dict(data.image_sizes)
         if not data.names:
             labels = labels.replace(issues=(*labels.issues, *data.issues))
-    return _with_image_sizes(labels, images, zip_sizes)
+    return _imagesizes.add_image_frames(_with_image_sizes(labels, images, zip_sizes), images)
 
 
 def _read_paint(body: Path, dataset: Mapping[str, Any], instance: bool | None) -> PaintLabels:

@@ -63,39 +63,72 @@ def _wait(
     poll: float,
     label_set: str = "default",
 ) -> ProcessingStatus:
+    """Poll with progress: one live line on a terminal, one line per change in a pipe."""
+    import time
+
+    live = sys.stderr.isatty()
     last: list[str] = []
+    start = time.monotonic()
 
     def report(status: ProcessingStatus) -> None:
         line = status.describe()
-        if not last or last[-1] != line:
+        if live:
+            # rewrite the one line in place: the state and how long the wait has run
+            click.echo(f"\r\x1b[2K{line} · {time.monotonic() - start:.0f} s", nl=False, err=True)
+        elif not last or last[-1] != line:
             last.append(line)
             _show_status(status)
 
-    return client.wait_for_processing(
-        dataset_id,
-        until=until,  # type: ignore[arg-type]
-        timeout=timeout,
-        poll_initial=poll,
-        label_set=label_set,
-        on_progress=report,
-    )
+    try:
+        return client.wait_for_processing(
+            dataset_id,
+            until=until,  # type: ignore[arg-type]
+            timeout=timeout,
+            poll_initial=poll,
+            label_set=label_set,
+            on_progress=report,
+        )
+    finally:
+        if live:
+            click.echo("", err=True)
 
 
 @contextmanager
-def _zipped(path: Path) -> Iterator[Path]:
-    """``path`` itself for a file; for a folder, a temporary zip of its files (streamed to disk)."""
+def _zipped(path: Path, dataset_type: str, dataset_format: str | None) -> Iterator[Path]:
+    """``path`` itself for a file; for a folder, a checked temporary zip of its files."""
     if not path.is_dir():
         yield path
         return
     import tempfile
-    import zipfile
+
+    from deepen_export.api._folder import FolderError, zip_folder
 
     with tempfile.TemporaryDirectory(prefix="deepen-upload-") as tmp:
-        target = Path(tmp) / f"{path.name or 'dataset'}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                zf.write(item, item.relative_to(path).as_posix())
+        target = Path(tmp) / f"{path.resolve().name or 'dataset'}.zip"
+        try:
+            with bytes_task(f"zipping {path.name}") as bar:
+                plan = zip_folder(
+                    path,
+                    target,
+                    dataset_type=dataset_type,
+                    dataset_format=dataset_format,
+                    progress=bar,
+                )
+        except FolderError as exc:
+            raise click.BadParameter(str(exc), param_hint="ZIP_OR_FOLDER") from None
+        for rel, why in plan.skipped:
+            click.echo(f"  left out {rel}: {why}", err=True)
         yield target
+
+
+def _requirements(path: Path, hint: str) -> dict[str, Any]:
+    """The checked profile object of a requirements file; bad usage (exit 2) naming file:line."""
+    from deepen_export.api._requirements import RequirementsError, load_requirements
+
+    try:
+        return load_requirements(path)
+    except RequirementsError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -169,7 +202,8 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 @click.option(
     "--requirements",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON file with a labelling profile object (features: label types, categories, attributes).",
+    help="YAML or JSON labelling requirements: the short form (box: {categories: [car, bus], "
+    "attributes: {occlusion: [none, heavy]}}) or a Deepen profile object; checked before upload.",
 )
 @click.option("--profile", "profile_id", help="Id of an existing labelling profile.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
@@ -212,23 +246,14 @@ def datasets_create(
         raise click.UsageError("give --requirements or --profile, not both")
     if dataset_format and dataset_type != "3d":
         raise click.UsageError("--format applies to --type 3d only")
-    profile = None
-    if requirements:
-        try:
-            profile = json.loads(requirements.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise click.BadParameter(
-                f"{requirements} is not JSON: {exc}", param_hint="--requirements"
-            ) from exc
-        if not isinstance(profile, dict):
-            raise click.BadParameter("must hold a JSON object", param_hint="--requirements")
+    profile = _requirements(requirements, "--requirements") if requirements else None
     from deepen_export.api import CHUNK_QUANTUM
 
     chunk = int(chunk_mib * 1024 * 1024)
     if chunk <= 0 or chunk % CHUNK_QUANTUM:
         raise click.BadParameter("must be a positive multiple of 0.25", param_hint="--chunk-mib")
     with (
-        _zipped(zip_path) as upload_path,
+        _zipped(zip_path, dataset_type, dataset_format) as upload_path,
         _client() as client,
         bytes_task(f"uploading {zip_path.name}") as bar,
     ):
@@ -303,6 +328,10 @@ def datasets_status(
         )
     else:
         click.echo(status.describe())
+    if status.state == "error":
+        # a script checking `datasets status` must see the failure in the exit code
+        click.echo(f"error: dataset {dataset_id} failed processing", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @datasets.command("delete")
@@ -417,18 +446,13 @@ def profiles_show(profile_id: str) -> None:
 )
 @click.option("--name", help="profile_name (overrides the file's).")
 def profiles_create(profile_file: Path, name: str | None) -> None:
-    """Create a labelling profile from a JSON FILE; prints its id.
+    """Create a labelling profile from a YAML or JSON FILE (as datasets create --requirements).
 
     \b
     Example:
       deepen-export profiles create profile.json --name "cars and lanes"
     """
-    try:
-        profile = json.loads(profile_file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{profile_file} is not JSON: {exc}", param_hint="FILE") from exc
-    if not isinstance(profile, dict):
-        raise click.BadParameter("must hold a JSON object", param_hint="FILE")
+    profile = _requirements(profile_file, "FILE")
     if name:
         profile["profile_name"] = name
     if not profile.get("profile_name"):
@@ -457,6 +481,12 @@ def profiles_create(profile_file: Path, name: str | None) -> None:
     default=None,
     help="Download the uploaded dataset zip (default: on for 3D).",
 )
+@click.option(
+    "--sizes/--no-sizes",
+    default=None,
+    help="Record image sizes (images.json) read from the uploaded zip by HTTP range requests, "
+    "without downloading the images (default: on for image datasets pulled without --media).",
+)
 @click.option("--concurrency", default=4, show_default=True, help="Datasets pulled at once.")
 @_JSON
 def pull(
@@ -465,49 +495,75 @@ def pull(
     label_set: str,
     stage: str | None,
     media: bool | None,
+    sizes: bool | None,
     concurrency: int,
     as_json: bool,
 ) -> None:
     """Save a dataset's labels, paint labels, metadata (and media) into a snapshot folder.
 
     A second pull into the same folder replaces it atomically and reports what changed.
-    With several DATASET_IDs, each goes to OUTPUT/<dataset_id>/.
+    With several DATASET_IDs, each goes to OUTPUT/<dataset_id>/; each one's outcome is
+    reported, and the command exits 1 if any failed (the others are still written).
 
     \b
     Example:
       deepen-export pull r82dS6VVkok98ZWr1CTkU4NE -o snapshots/drive1 --stage QA
       deepen-export pull ds1 ds2 ds3 -o snapshots/ --no-media
     """
+    from deepen_export._progress import count_task
+
     if concurrency < 1:
         raise click.BadParameter("must be at least 1", param_hint="--concurrency")
     kwargs: dict[str, Any] = {"label_set": label_set, "stage": stage, "media": media}
+    kwargs["sizes"] = sizes
+    results: dict[str, Any]
     with _client(max_concurrency=concurrency) as client:
         if len(dataset_ids) == 1:
-            with bytes_task(f"pulling {dataset_ids[0]}") as bar:
+            with (
+                bytes_task(f"pulling {dataset_ids[0]}") as bar,
+                count_task("reading image sizes") as sizes_bar,
+            ):
                 results = {
-                    dataset_ids[0]: client.pull(dataset_ids[0], dest, progress=bar, **kwargs)
+                    dataset_ids[0]: client.pull(
+                        dataset_ids[0], dest, progress=bar, size_progress=sizes_bar, **kwargs
+                    )
                 }
         else:
-            results = client.pull_many(dataset_ids, dest, **kwargs)
+            results = client.pull_many(dataset_ids, dest, return_exceptions=True, **kwargs)
+    failed = [d for d, r in results.items() if isinstance(r, BaseException)]
     if as_json:
-        _echo_json(
-            {
-                d: {
-                    "path": str(r.path),
-                    "labels": r.labels,
-                    "added": r.added,
-                    "removed": r.removed,
-                    "modified": r.modified,
-                    "first_pull": r.changes is None,
-                    "paint": r.paint,
-                    "media": r.media,
-                }
-                for d, r in results.items()
-            }
-        )
-        return
-    for r in results.values():
-        click.echo(f"{r.summary()} -> {r.path}")
+        _echo_json({d: _pull_json(r) for d, r in results.items()})
+    else:
+        for d, r in results.items():
+            if isinstance(r, BaseException):
+                click.echo(f"{d}: FAILED: {r}", err=True)
+            else:
+                click.echo(f"{r.summary()} -> {r.path}")
+        if failed and len(results) > 1:
+            click.echo(
+                f"error: {len(failed)} of {len(results)} pulls failed ({', '.join(failed)}); "
+                "the others were written",
+                err=True,
+            )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _pull_json(r: Any) -> dict[str, Any]:
+    if isinstance(r, BaseException):
+        return {"ok": False, "error": str(r)}
+    return {
+        "ok": True,
+        "path": str(r.path),
+        "labels": r.labels,
+        "added": r.added,
+        "removed": r.removed,
+        "modified": r.modified,
+        "first_pull": r.changes is None,
+        "paint": r.paint,
+        "media": r.media,
+        "image_sizes": r.image_sizes,
+    }
 
 
 def register(group: click.Group) -> None:
