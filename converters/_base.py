@@ -232,7 +232,7 @@ def _takers(kind: str, format: str) -> list[str]:
     from converters import FORMATS
 
     found = [f for f in FORMATS.values() if kind in f.kinds and f.name != format]
-    return [f.name for f in sorted(found, key=lambda f: (len(f.kinds), f.name))][:2]
+    return [f.name for f in sorted(found, key=lambda f: len(f.kinds))][:2]  # stable: registry order
 
 
 def unsupported_line(format: str, kind: str, n: int) -> str:
