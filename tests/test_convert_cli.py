@@ -56,8 +56,16 @@ def test_convert_refuses_kinds_the_format_cannot_hold_and_writes_nothing(tmp_pat
     out = tmp_path / "voc"
     result = CliRunner().invoke(
         main,
-        ["convert", str(SAMPLES / "image_dataset"), "--to", "voc", "-o", str(out)]
-        + ["--on-unsupported", "raise"],
+        [
+            "convert",
+            str(SAMPLES / "image_dataset"),
+            "--to",
+            "voc",
+            "-o",
+            str(out),
+            "--on-unsupported",
+            "raise",
+        ],
     )
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
