@@ -691,3 +691,51 @@ def send_ranged(h: Any, data: bytes) -> None:
     with srv.lock:
         srv.range_bytes += end - start + 1
     h.send(206, data[start : end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{n}"})
+
+
+# -- a created dataset gets labelled: what a labelling team does between upload and pull ---------
+
+
+def label_dataset(
+    srv: DeepenServer,
+    dataset_id: str,
+    labels: dict[str, list[dict[str, Any]]],
+    files: list[dict[str, Any]],
+    *,
+    paint: tuple[bytes, dict[str, Any]] | None = None,
+    frame_sizes: list[int] | None = None,
+) -> None:
+    """Give a created dataset its labels, files list (and 3D paint) and mark every file done.
+
+    ``labels`` is keyed by file id, as ``labels_with_file_ids_order=true`` answers.
+    """
+    with srv.lock:
+        ds = srv.datasets[dataset_id]
+        for file_id, items in labels.items():
+            for lab in items:
+                lab.setdefault("file_id", file_id)
+                lab.setdefault("label_set_id", "default")
+                lab.setdefault("stage_id", "Labelling")
+        srv.labels[dataset_id] = {"labels": labels}
+        srv.files[dataset_id] = {"files": files}
+        if paint is not None:
+            srv.paint[dataset_id] = paint
+        if frame_sizes is not None:
+            ds["frame_sizes"] = frame_sizes
+        done = {
+            "current_stage": "Labelling",
+            "current_stage_status": "done",
+            "pipeline_status_by_label_set_id": {
+                "default": {
+                    "Labelling": {
+                        "done": len(files),
+                        "failed": 0,
+                        "in_progress": 0,
+                        "ready": 0,
+                        "waiting": 0,
+                    }
+                }
+            },
+        }
+        ds.update(done)
+        srv.status_plan[dataset_id] = [{**ds, **done}]

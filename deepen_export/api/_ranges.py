@@ -81,9 +81,12 @@ def _zip64(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int]
 
 def _directory(fetch: Fetch) -> tuple[list[_Member], bytes | None]:
     """The zip's members; the whole zip too when the server ignored the ``Range`` header."""
-    status, tail = fetch(f"bytes=-{_TAIL + 22}")
+    # most zips have no comment: a short tail holds the record; else look through 64 KiB
+    status, tail = fetch("bytes=-4096")
     if status == 200:
         return [], tail
+    if tail.rfind(_EOCD) < 0 and len(tail) == 4096:
+        status, tail = fetch(f"bytes=-{_TAIL + 22}")
     at = tail.rfind(_EOCD)
     if at < 0 or len(tail) - at < 22:
         raise PayloadError("uploaded dataset is not a zip (no end of central directory record)")
