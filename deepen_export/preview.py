@@ -455,6 +455,25 @@ class _Images:
             zf.close()
 
     def open(self, names: Sequence[str]) -> Image.Image | None:
+        try:
+            return self._open(names)
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+        ) as exc:  # PIL's UnidentifiedImageError is an OSError
+            import warnings
+
+            from deepen_export.errors import LossyConversionWarning
+
+            warnings.warn(
+                f"unreadable image {names[0]!r} ({exc}): drawn on a grey canvas",
+                LossyConversionWarning,
+                stacklevel=2,
+            )
+            return None
+
+    def _open(self, names: Sequence[str]) -> Image.Image | None:
         for name in (n.replace("\\", "/") for n in names if n):
             for root in self.folders:
                 for candidate in (root / name, root / PurePosixPath(name).name):

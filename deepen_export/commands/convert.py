@@ -169,7 +169,7 @@ def _run_convert(
         with status(f"reading {source}"):
             labels = read_labels(source, frames=frames, images=images)
         n_issues_in = len(labels.issues)
-        with status(f"writing {fmt.name} ({len(labels):,} labels)"), _lossy_lines() as lines:
+        with status(f"writing {fmt.name} ({len(labels):,} labels)"), lossy_lines() as lines:
             report = module.write(labels, output, **options)
     failure = _failure(labels, report, n_issues_in)
     if as_json:
@@ -202,8 +202,11 @@ def _run_convert(
 
 
 @contextlib.contextmanager
-def _lossy_lines() -> Iterator[list[str]]:
-    """Collect the writer's left-out-kind warnings as lines to print (other warnings pass)."""
+def lossy_lines() -> Iterator[list[str]]:
+    """Collect :class:`LossyConversionWarning` messages as lines to print; other warnings pass.
+
+    What a writer left out (one line per kind) or a preview drew without its image.
+    """
     from deepen_export.errors import LossyConversionWarning
 
     lines: list[str] = []

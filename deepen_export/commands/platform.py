@@ -121,6 +121,15 @@ def _zipped(path: Path, dataset_type: str, dataset_format: str | None) -> Iterat
         yield target
 
 
+def _redacted(created: dict[str, Any]) -> dict[str, Any]:
+    """The create-dataset answer without its upload URLs (each one grants write access)."""
+    files = [
+        {**f, "resumable_upload_url": "[redacted]"} if isinstance(f, dict) else f
+        for f in created.get("files") or []
+    ]
+    return {**created, "files": files} if "files" in created else dict(created)
+
+
 def _requirements(path: Path, hint: str) -> dict[str, Any]:
     """The checked profile object of a requirements file; bad usage (exit 2) naming file:line."""
     from deepen_export.api._requirements import RequirementsError, load_requirements
@@ -216,6 +225,12 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Wait until processing finishes, showing progress.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to --wait.")
 @click.option("--poll", default=2.0, show_default=True, help="First wait between polls (s).")
+@click.option(
+    "--show-upload-url",
+    is_flag=True,
+    help="Keep the resumable upload URL in the --json output (it grants write access to the "
+    "upload; redacted by default).",
+)
 @_JSON
 def datasets_create(
     zip_path: Path,
@@ -230,6 +245,7 @@ def datasets_create(
     wait: bool,
     timeout: float,
     poll: float,
+    show_upload_url: bool,
     as_json: bool,
 ) -> None:
     """Create a dataset, upload ZIP_OR_FOLDER (resumable), and start processing.
@@ -276,7 +292,8 @@ def datasets_create(
         with _client() as client:
             status = _wait(client, dataset_id, "processed", timeout, poll)
     if as_json:
-        _echo_json({**created, "state": status.state if status else None})
+        shown = created if show_upload_url else _redacted(created)
+        _echo_json({**shown, "state": status.state if status else None})
     else:
         click.echo(dataset_id)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,6 +168,7 @@ _images_opt = click.option(
     show_default=True,
     help="Bird's-eye view size in pixels.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 def preview(
     source: Path,
     output: Path,
@@ -177,6 +180,7 @@ def preview(
     attributes: bool,
     bev_range: float | None,
     bev_size: int,
+    as_json: bool,
 ) -> None:
     """Draw the labels over their images as PNGs in OUTPUT.
 
@@ -190,20 +194,28 @@ def preview(
       deepen-export preview snapshots/ds1 -o previews --frames 0.pcd,1.pcd --tracks
       deepen-export preview out/kitti --from-format kitti -o previews/kitti
     """
+    from deepen_export.commands.convert import lossy_lines
     from deepen_export.preview import write_previews
 
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     rows = select_frames(labels, frames_spec)
-    written = write_previews(
-        labels,
-        output,
-        frames=rows,
-        images=image_sources(source, images, frames_zip),
-        tracks=tracks,
-        attributes=attributes,
-        bev_extent=bev_range,
-        bev_size=bev_size,
-    )
+    with lossy_lines() as unreadable:
+        written = write_previews(
+            labels,
+            output,
+            frames=rows,
+            images=image_sources(source, images, frames_zip),
+            tracks=tracks,
+            attributes=attributes,
+            bev_extent=bev_range,
+            bev_size=bev_size,
+        )
+    if as_json:
+        doc = {"output": str(output), "previews": written, "unreadable": unreadable}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for line in unreadable:
+        click.echo(f"  {line}", err=True)
     click.echo(f"wrote {len(written)} preview(s) to {output}")
 
 
@@ -218,12 +230,14 @@ def preview(
 @_images_opt
 @_from_format_opt
 @_frames_zip_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON (for scripts).")
 def stats(
     source: Path,
     output: Path | None,
     images: Path | None,
     from_format: str | None,
     frames_zip: Path | None,
+    as_json: bool,
 ) -> None:
     """Summarize the labels: counts per kind and category, frame statuses, stages, labellers,
     tracks, box sizes and cuboid distances.
@@ -238,6 +252,15 @@ def stats(
 
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     summary = compute_stats(labels, title=str(source))
+    if as_json:
+        doc = dataclasses.asdict(summary) | {"html": str(output) if output else None}
+        if output is not None:
+            write_html_report(summary, output)
+        import orjson
+
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        click.echo(orjson.dumps(doc, option=opts).decode())
+        return
     print_stats(summary)
     if output is not None:
         write_html_report(summary, output)
