@@ -160,8 +160,9 @@ def atomic_dir(dest: Any) -> Iterator[Path]:
         shutil.rmtree(local, ignore_errors=True)
 
 
-def _remote_files(fs: Any, root: str) -> set[str]:
-    """Paths (relative to ``root``) of the files under ``root``, leftovers of a staging aside."""
+def _remote_files(fs: Any, root: str, *, all_files: bool = False) -> set[str]:
+    """Paths (relative to ``root``) of the files under ``root`` (but ``_staging/``, unless
+    ``all_files``)."""
     import pyarrow.fs as pafs
 
     out = set()
@@ -171,7 +172,7 @@ def _remote_files(fs: Any, root: str) -> set[str]:
         raise ConversionError(f"cannot list {root!r} to write there: {exc}") from exc
     for info in infos:
         rel = posixpath.relpath(info.path, root)
-        if info.type == pafs.FileType.File and not rel.startswith("_staging/"):
+        if info.type == pafs.FileType.File and (all_files or not rel.startswith("_staging/")):
             out.add(rel)
     return out
 
@@ -180,21 +181,30 @@ def _upload_tree(fs: Any, local: Path, root: str, old: set[str]) -> None:
     staging = posixpath.join(root, "_staging", uuid.uuid4().hex)
     rels = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
     try:
+        # object stores need no folders (pyarrow would write empty marker objects for them)
+        folders = fs.type_name not in ("s3", "gcs")
         for rel in rels:
             target = posixpath.join(staging, rel)
-            fs.create_dir(posixpath.dirname(target), recursive=True)
+            if folders:
+                fs.create_dir(posixpath.dirname(target), recursive=True)
             with open(local / rel, "rb") as src, fs.open_output_stream(target) as out:
                 shutil.copyfileobj(src, out, 1 << 22)
         # each object is replaced whole (a server-side copy): readers see the old or new file
         for rel in rels:
             target = posixpath.join(root, rel)
-            fs.create_dir(posixpath.dirname(target), recursive=True)
+            if folders:
+                fs.create_dir(posixpath.dirname(target), recursive=True)
             fs.copy_file(posixpath.join(staging, rel), target)
         for rel in sorted(old - set(rels)):
             fs.delete_file(posixpath.join(root, rel))
     finally:
         with contextlib.suppress(OSError):
             fs.delete_dir(staging)
+        # pyarrow's S3 leaves an empty marker for the emptied parent: remove _staging/ too
+        # when no other export is staging there (the marker left then is the folder itself)
+        with contextlib.suppress(OSError):
+            if not _remote_files(fs, posixpath.join(root, "_staging"), all_files=True):
+                fs.delete_dir(posixpath.join(root, "_staging"))
 
 
 def record(

@@ -60,15 +60,15 @@ def runner(platform: DeepenServer, cwd: Path) -> Run:
     A non-zero exit fails the test with both streams shown, unless ``check=False``.
     """
     exe = console_script()
-    env = {
-        **os.environ,
-        "DEEPEN_API_URL": platform.url,
-        "DEEPEN_CLIENT_ID": CLIENT_ID,
-        "DEEPEN_API_TOKEN": TOKEN,
-        "NO_COLOR": "1",
-    }
 
     def run(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {  # read at each call: a fixture may have set more (AWS_* for the S3 server)
+            **os.environ,
+            "DEEPEN_API_URL": platform.url,
+            "DEEPEN_CLIENT_ID": CLIENT_ID,
+            "DEEPEN_API_TOKEN": TOKEN,
+            "NO_COLOR": "1",
+        }
         proc = subprocess.run(
             [exe, *map(str, args)],
             cwd=cwd,
