@@ -19,7 +19,6 @@ import boto3
 import pytest
 from PIL import Image
 
-from deepen_export._imagesizes import size_from_header, sizes_from_files
 from tests._deepen_server import DSIMG, IMAGE_SIZES, DeepenServer, media_bytes
 from tests.workflow.conftest import Run
 
@@ -60,6 +59,8 @@ def test_1_readme_first_block_is_set_up_and_test_and_ci_runs_it() -> None:
     ],
 )
 def test_2_header_sizes_agree_with_pillow(fmt: str, options: dict, size: tuple[int, int]) -> None:
+    from deepen_export._imagesizes import size_from_header
+
     buf = io.BytesIO()
     Image.new("RGB", size, (1, 2, 3)).save(buf, fmt, **options)
     with Image.open(io.BytesIO(buf.getvalue())) as im:
@@ -67,6 +68,8 @@ def test_2_header_sizes_agree_with_pillow(fmt: str, options: dict, size: tuple[i
 
 
 def test_2_files_list_spellings() -> None:
+    from deepen_export._imagesizes import sizes_from_files
+
     files = [
         {"file_id": "a", "width": 4, "height": 3},
         {"file_id": "b", "image_width": "5", "image_height": "6"},
