@@ -31,22 +31,13 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deepen_export.errors import DeepenExportError
+from deepen_export.parse import LABEL_TYPES as _LABEL_JSON_TYPES
 
 __all__ = ["LABEL_TYPES", "RequirementsError", "load_requirements"]
 
-LABEL_TYPES = (
-    "box",
-    "polygon",
-    "lane",
-    "point",
-    "scene",
-    "3d_bbox",
-    "3d_polyline",
-    "3d_polygon",
-    "3d_point",
-    "3d_instance_point",
-)
-"""The label types of a labelling profile's ``features`` (deepen-api.md §3.4)."""
+LABEL_TYPES = (*_LABEL_JSON_TYPES, "3d_instance_point")
+"""The label types of a profile's ``features``: those of the label JSON, and instance paint
+(``3d_instance_point``, deepen-api.md §3.4)."""
 
 _SHORT_KEYS = {"name": "profile_name", "profile_name": "profile_name"}
 _PROFILE_KEYS = {

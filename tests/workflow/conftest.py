@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_parquet_s3
 from tests._deepen_server import CLIENT_ID, TOKEN, DeepenServer
+
+# moto's S3 server and a fresh bucket, set up as the Parquet tests do
+s3_endpoint = test_parquet_s3.s3_endpoint
+bucket = test_parquet_s3.bucket
 
 BUCKET = "deepen-uploads"
 

@@ -11,11 +11,9 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from PIL import Image
 
@@ -260,42 +258,20 @@ def test_6_no_link_out_of_the_folder_no_hidden_file_uploaded(
 # -- 7. any destination ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 (as tests/test_parquet_s3.py runs it)."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.test_parquet_s3 import _free_port
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, str]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(k, v)
-    client = boto3.client("s3", endpoint_url=f"http://{moto_endpoint}", region_name="us-east-1")
-    bucket = f"out-{len(client.list_buckets()['Buckets'])}"
-    client.create_bucket(Bucket=bucket)
-    return client, moto_endpoint, bucket
+def s3(s3_endpoint: str, bucket: tuple[Any, str]) -> tuple[Any, str, str]:
+    """moto's S3 server with a fresh bucket, as tests/test_parquet_s3.py sets them up."""
+    client, name = bucket
+    return client, s3_endpoint, name
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "coco", "voc", "cvat", "masks"])
 def test_7_every_writer_writes_to_s3(deepen: Run, s3, tmp_path: Path, fmt: str) -> None:
-    client, endpoint, bucket = s3
+    client, endpoint, name = s3
     sample = ROOT / "sample_data" / "image_dataset"
-    uri = f"s3://{bucket}/{fmt}?endpoint_override={endpoint}&scheme=http"
+    uri = f"s3://{name}/{fmt}?endpoint_override={endpoint}&scheme=http"
     deepen("convert", sample, "--to", fmt, "-o", uri, "--images", sample / "images")
-    listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{fmt}/").get("Contents", [])
+    listed = client.list_objects_v2(Bucket=name, Prefix=f"{fmt}/").get("Contents", [])
     keys = {o["Key"] for o in listed}
     assert f"{fmt}/report.json" in keys, sorted(keys)
     # nothing staged is left (pyarrow may leave the folder's own empty marker, "fmt/")
@@ -305,7 +281,7 @@ def test_7_every_writer_writes_to_s3(deepen: Run, s3, tmp_path: Path, fmt: str) 
     deepen("convert", sample, "--to", fmt, "-o", local, "--images", sample / "images")
     want = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
     assert {k.removeprefix(f"{fmt}/") for k in keys if k != f"{fmt}/"} == want
-    body = client.get_object(Bucket=bucket, Key=f"{fmt}/report.json")["Body"].read()
+    body = client.get_object(Bucket=name, Key=f"{fmt}/report.json")["Body"].read()
     assert json.loads(body)["written"] == json.loads((local / "report.json").read_text())["written"]
 
 
