@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -175,6 +176,10 @@ def get(name: str) -> ModuleType:
 def write(labels: LabelSet, dest: Any, /, format: str, **options: Any) -> Report:
     """Write ``labels`` to ``dest`` in ``format``; see each format module for its options.
 
+    ``on_unsupported`` defaults to ``"warn"`` here (as on the command line): the kinds the format
+    cannot hold are left out, each named in a :class:`LossyConversionWarning` with a format that
+    takes it; pass ``on_unsupported="raise"`` to make that an error.
+
     Examples
     --------
     >>> import tempfile, deepen_export
@@ -183,7 +188,11 @@ def write(labels: LabelSet, dest: Any, /, format: str, **options: Any) -> Report
     >>> report.format
     'coco'
     """
-    return get(format).write(labels, dest, **options)
+    module = get(format)
+    if "on_unsupported" in inspect.signature(module.write).parameters:
+        # DESIGN's default: write what the format holds, one warning per left-out kind
+        options.setdefault("on_unsupported", "warn")
+    return module.write(labels, dest, **options)
 
 
 def read(source: Any, /, format: str, **options: Any) -> LabelSet:

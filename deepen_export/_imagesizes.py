@@ -203,10 +203,29 @@ def read_images_json(path: str | os.PathLike[str]) -> dict[str, Size]:
 
 
 def snapshot_sizes(folder: str | os.PathLike[str], files: Any) -> dict[str, Size]:
-    """Sizes a snapshot knows: its files list first, then its ``images.json``."""
-    sizes = read_images_json(Path(folder, "images.json"))
+    """Sizes a snapshot knows: its files list first, then ``images.json``, then its media zip."""
+    sizes = {**zip_sizes(Path(folder, "media")), **read_images_json(Path(folder, "images.json"))}
     listed = sizes_from_files(files if isinstance(files, list) else None)
     return {**sizes, **listed}
+
+
+def zip_sizes(media: Path) -> dict[str, Size]:
+    """Member name → size of every image in the zips of ``media`` (their headers only)."""
+    import zipfile
+
+    out: dict[str, Size] = {}
+    for path in sorted(media.glob("*.zip")) if media.is_dir() else []:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES:
+                        with zf.open(info) as fh:
+                            size = size_from_header(fh.read(1 << 20))
+                        if size is not None:
+                            out[info.filename] = size
+        except (zipfile.BadZipFile, OSError):
+            continue  # the frames zip reader reports a bad zip
+    return out
 
 
 def _lookup(sizes: Mapping[str, Size]) -> dict[str, Size]:

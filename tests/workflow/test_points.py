@@ -110,6 +110,29 @@ def test_2_no_sizes_anywhere_exits_1_with_the_fix(deepen: Run, tmp_path: Path) -
     assert "image sizes are unknown" in line and "--images" in line and "--media" in line
 
 
+def test_2_sizes_from_the_snapshots_media_zip_any_format(deepen: Run, tmp_path: Path) -> None:
+    snap = tmp_path / "snap"
+    (snap / "media").mkdir(parents=True)
+    with zipfile.ZipFile(snap / "media" / "dataset.zip", "w") as zf:
+        for name, fmt, size in (("a.webp", "WEBP", (90, 60)), ("b.bmp", "BMP", (30, 20))):
+            buf = io.BytesIO()
+            Image.new("RGB", size).save(buf, fmt)
+            zf.writestr(f"images/{name}", buf.getvalue())
+    labels = {
+        n: [{"label_id": "car:1", "label_category_id": "car", "label_type": "box",
+             "box": [1, 1, 10, 10], "file_id": n}]
+        for n in ("a.webp", "b.bmp")
+    }  # fmt: skip
+    (snap / "labels.json").write_text(json.dumps({"labels": labels}))
+    doc = json.loads(deepen("convert", "snap", "--to", "coco", "-o", "coco", "--json").stdout)
+    assert doc["error"] is None
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert {(i["file_name"], i["width"], i["height"]) for i in coco["images"]} == {
+        ("a.webp", 90, 60),
+        ("b.bmp", 30, 20),
+    }
+
+
 # -- 3. frames a user expects ------------------------------------------------------------------
 
 
