@@ -188,7 +188,11 @@ def write(labels: LabelSet, dest: Any, /, format: str, **options: Any) -> Report
     >>> report.format
     'coco'
     """
+    from converters._base import remote_destination
+
     module = get(format)
+    if "filesystem" not in options:  # with a filesystem, dest is a path on it (Parquet)
+        remote_destination(dest)  # before any work: a URI nothing can write is refused
     if "on_unsupported" in inspect.signature(module.write).parameters:
         # DESIGN's default: write what the format holds, one warning per left-out kind
         options.setdefault("on_unsupported", "warn")

@@ -140,17 +140,11 @@ def atomic_dir(dest: Any) -> Iterator[Path]:
     """
     remote = remote_destination(dest)
     if remote is None:
-        text = _dest_text(dest)
-        with _local_atomic_dir(text[len("file://") :] if text.startswith("file://") else dest) as t:
+        with _local_atomic_dir(_local_path(dest)) as t:
             yield t
         return
     fs, root = remote
-    old = _remote_files(fs, root)
-    if old and "report.json" not in old:
-        raise ConversionError(
-            f"refusing to replace {_dest_text(dest)}: it holds files deepen-export did not write "
-            "(no report.json) and the output replaces the whole prefix; choose a new prefix"
-        )
+    old = _check_remote(fs, root, dest)
     local = Path(tempfile.mkdtemp(prefix="deepen-export-stage-"))
     try:
         yield local
@@ -158,6 +152,22 @@ def atomic_dir(dest: Any) -> Iterator[Path]:
             _upload_tree(fs, local, root, old)
     finally:
         shutil.rmtree(local, ignore_errors=True)
+
+
+def _local_path(dest: Any) -> Any:
+    text = _dest_text(dest)
+    return text[len("file://") :] if text.startswith("file://") else dest
+
+
+def _check_remote(fs: Any, root: str, dest: Any) -> set[str]:
+    """The files under a remote ``root``; refused when they are not an earlier export."""
+    old = _remote_files(fs, root)
+    if old and "report.json" not in old:
+        raise ConversionError(
+            f"refusing to replace {_dest_text(dest)}: it holds files deepen-export did not write "
+            "(no report.json) and the output replaces the whole prefix; choose a new prefix"
+        )
+    return old
 
 
 def _remote_files(fs: Any, root: str, *, all_files: bool = False) -> set[str]:
