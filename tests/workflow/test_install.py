@@ -70,7 +70,19 @@ def test_pip_install_then_demo_in_a_fresh_venv(tmp_path: Path) -> None:
     # the dependencies: whatever this test environment has (no download), after the venv's own
     ours = [p for p in [*site.getsitepackages(), sysconfig.get_path("purelib")] if Path(p).is_dir()]
     (purelib / "test-environment.pth").write_text("\n".join(dict.fromkeys(ours)) + "\n")
-    _run(py, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=tmp_path)
+    # --ignore-installed: the test environment may hold (an editable) deepen-export too
+    _run(
+        py,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--ignore-installed",
+        "-q",
+        wheel,
+        cwd=tmp_path,
+    )
 
     where = _run(py, "-c", "import deepen_export; print(deepen_export.__file__)", cwd=tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(venv), (
