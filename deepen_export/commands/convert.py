@@ -32,7 +32,7 @@ _OUTPUT = click.option(
     "--output",
     "output",
     required=True,
-    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
+    help="Output folder, or a URI pyarrow/fsspec can write (s3://bucket/prefix, gs://...).",
 )
 _IMAGES = click.option(
     "--images",
