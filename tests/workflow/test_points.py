@@ -420,6 +420,12 @@ def test_9_json_on_convert_and_stats(deepen: Run, tmp_path: Path) -> None:
     assert stats["tables"] and stats["title"]
 
 
+def test_9_json_on_export(deepen: Run, tmp_path: Path) -> None:
+    doc = json.loads(deepen("export", DSIMG, "--to", "coco", "-o", "out", "--json").stdout)
+    assert doc["dataset_id"] == DSIMG and doc["labels"] == 3 and doc["error"] is None
+    assert doc["written"]["images"] == 2 and Path(doc["snapshot"]).is_dir()
+
+
 def test_9_convert_frames_is_now_media_and_the_old_spelling_still_works(
     deepen: Run, tmp_path: Path
 ) -> None:
