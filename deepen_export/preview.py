@@ -457,11 +457,7 @@ class _Images:
     def open(self, names: Sequence[str]) -> Image.Image | None:
         try:
             return self._open(names)
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-        ) as exc:  # PIL's UnidentifiedImageError is an OSError
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL: UnidentifiedImageError, ...
             import warnings
 
             from deepen_export.errors import LossyConversionWarning
