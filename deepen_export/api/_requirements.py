@@ -151,19 +151,19 @@ def load_requirements(path: str | os.PathLike[str]) -> dict[str, Any]:
     keys = {k for k, _, _ in entries}
     if "features" in keys:
         profile: dict[str, Any] = {}
-        for key, knode, vnode in entries:
+        for key, _, vnode in entries:
             if key == "features":
                 profile["features"] = _features(r, vnode, long_form=True)
-            elif key in _PROFILE_KEYS:
+            else:  # profile_name, pipeline_spec, ... and fields this client does not know
                 profile[key] = r.value(vnode)
-            else:
-                raise r.fail(knode, f"unknown profile field {key!r}")
         return profile
     profile = {}
     features = []
     for key, knode, vnode in entries:
         if key in _SHORT_KEYS:
             profile[_SHORT_KEYS[key]] = r.text(vnode, key)
+        elif key in _PROFILE_KEYS:
+            profile[key] = r.value(vnode)
         else:
             features.append((key, knode, vnode))
     profile["features"] = _features_of(r, features, long_form=False, where=root)
