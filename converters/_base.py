@@ -12,22 +12,29 @@ Every writer follows the same steps::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
+import posixpath
+import re
+import shutil
+import tempfile
+import uuid
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from deepen_export._io import atomic_dir, atomic_file, safe_path
+from deepen_export._io import atomic_dir as _local_atomic_dir
+from deepen_export._io import atomic_file, safe_path
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import KINDS, LabelSet, Table
@@ -45,7 +52,9 @@ __all__ = [
     "paused_gc",
     "pylist",
     "record",
+    "remote_destination",
     "safe_path",
+    "unsupported_line",
     "write_text",
     "xml_escape_attrib",
     "xml_escape_text",
@@ -53,6 +62,159 @@ __all__ = [
 ]
 
 OnUnsupported = Literal["raise", "warn", "drop"]
+
+
+# -- destinations: a local folder, or any filesystem pyarrow (or fsspec) can write -----------------
+
+# pathlib folds "s3://b/k" into "s3:/b/k"; this puts the second slash back
+_FOLDED_URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/(?=[^/])")
+_URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
+
+
+def _dest_text(dest: Any) -> str:
+    text = os.fspath(dest) if isinstance(dest, os.PathLike) else str(dest)
+    if isinstance(dest, PurePath):
+        text = _FOLDED_URI.sub(r"\1://", text)
+    return text
+
+
+def remote_destination(dest: Any) -> tuple[Any, str] | None:
+    """``(pyarrow filesystem, path)`` for a URI destination; ``None`` for a local folder.
+
+    Any URI pyarrow opens (``s3://``, ``gs://``, ``hdfs://``, with ``?endpoint_override=...``)
+    or, failing that, any fsspec protocol that is installed. A URI neither can open is refused
+    here with one line, so a writer can check its destination before doing any work (a
+    ``s3:`` folder created locally would be a silent failure).
+
+    Examples
+    --------
+    >>> remote_destination("out/coco") is None and remote_destination("file:///tmp/x") is None
+    True
+    >>> remote_destination("nosuchscheme://bucket/x")
+    Traceback (most recent call last):
+    ...
+    deepen_export.errors.ConversionError: cannot write to 'nosuchscheme://bucket/x': ...
+    """
+    text = _dest_text(dest)
+    match = _URI.match(text)
+    if match is None or match.group(1).lower() == "file":
+        return None
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(text)
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        try:
+            import fsspec
+
+            fsys, path = fsspec.core.url_to_fs(text)
+        except (ImportError, ValueError, OSError) as exc2:
+            reason = str(exc2) or str(exc)
+            raise ConversionError(
+                f"cannot write to {text!r}: {reason.splitlines()[0] if reason else 'unknown scheme'}"
+                "; give a local folder or a URI pyarrow or fsspec can open (s3://, gs://, ...)"
+            ) from None
+        fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsys))
+    return fs, path.rstrip("/")
+
+
+@contextmanager
+def atomic_dir(dest: Any) -> Iterator[Path]:
+    """Yield a local temporary folder; on success its files become ``dest`` as a whole.
+
+    A local ``dest`` is replaced by a rename (see :func:`deepen_export._io.atomic_dir`). A URI
+    (``s3://bucket/coco``, ``gs://...``: see :func:`remote_destination`) is staged in a local
+    temporary folder, uploaded under ``dest/_staging/<random>/`` and only then moved into
+    place object by object; files of an earlier export that the new one does not have are
+    removed last. A failure before the move leaves ``dest`` as it was. Every writer goes
+    through here, so every format writes to any destination.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp(), "out")
+    >>> with atomic_dir(out) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("x")
+    >>> sorted(p.name for p in out.iterdir())
+    ['a.txt']
+    """
+    remote = remote_destination(dest)
+    if remote is None:
+        with _local_atomic_dir(_local_path(dest)) as t:
+            yield t
+        return
+    fs, root = remote
+    old = _check_remote(fs, root, dest)
+    local = Path(tempfile.mkdtemp(prefix="deepen-export-stage-"))
+    try:
+        yield local
+        with status(f"uploading to {_dest_text(dest)}"):
+            _upload_tree(fs, local, root, old)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _local_path(dest: Any) -> Any:
+    text = _dest_text(dest)
+    return text[len("file://") :] if text.startswith("file://") else dest
+
+
+def _check_remote(fs: Any, root: str, dest: Any) -> set[str]:
+    """The files under a remote ``root``; refused when they are not an earlier export."""
+    old = _remote_files(fs, root)
+    if old and "report.json" not in old:
+        raise ConversionError(
+            f"refusing to replace {_dest_text(dest)}: it holds files deepen-export did not write "
+            "(no report.json) and the output replaces the whole prefix; choose a new prefix"
+        )
+    return old
+
+
+def _remote_files(fs: Any, root: str, *, all_files: bool = False) -> set[str]:
+    """Paths (relative to ``root``) of the files under ``root`` (but ``_staging/``, unless
+    ``all_files``)."""
+    import pyarrow.fs as pafs
+
+    out = set()
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        raise ConversionError(f"cannot list {root!r} to write there: {exc}") from exc
+    for info in infos:
+        rel = posixpath.relpath(info.path, root)
+        if info.type == pafs.FileType.File and (all_files or not rel.startswith("_staging/")):
+            out.add(rel)
+    return out
+
+
+def _upload_tree(fs: Any, local: Path, root: str, old: set[str]) -> None:
+    staging = posixpath.join(root, "_staging", uuid.uuid4().hex)
+    rels = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    try:
+        # object stores need no folders (pyarrow would write empty marker objects for them)
+        folders = fs.type_name not in ("s3", "gcs")
+        for rel in rels:
+            target = posixpath.join(staging, rel)
+            if folders:
+                fs.create_dir(posixpath.dirname(target), recursive=True)
+            with open(local / rel, "rb") as src, fs.open_output_stream(target) as out:
+                shutil.copyfileobj(src, out, 1 << 22)
+        # each object is replaced whole (a server-side copy): readers see the old or new file
+        for rel in rels:
+            target = posixpath.join(root, rel)
+            if folders:
+                fs.create_dir(posixpath.dirname(target), recursive=True)
+            fs.copy_file(posixpath.join(staging, rel), target)
+        for rel in sorted(old - set(rels)):
+            fs.delete_file(posixpath.join(root, rel))
+    finally:
+        with contextlib.suppress(OSError):
+            fs.delete_dir(staging)
+        # pyarrow's S3 leaves an empty marker for the emptied parent: remove _staging/ too
+        # when no other export is staging there (the marker left then is the folder itself)
+        with contextlib.suppress(OSError):
+            if not _remote_files(fs, posixpath.join(root, "_staging"), all_files=True):
+                fs.delete_dir(posixpath.join(root, "_staging"))
 
 
 def record(
@@ -67,6 +229,31 @@ def record(
     report.issues.extend(labels.row_issues(kind, rows, action, reason))
 
 
+# what one row of each kind is, for the one-line summary of a left-out kind
+_UNIT = {"point_segmentation": "frames", "masks2d": "painted images"}
+
+
+def _takers(kind: str, format: str) -> list[str]:
+    """Formats that hold ``kind``, most specific first (fewest kinds), never ``format`` itself."""
+    from converters._registry import FORMATS
+
+    found = [f for f in FORMATS.values() if kind in f.kinds and f.name != format]
+    return [f.name for f in sorted(found, key=lambda f: len(f.kinds))][:2]  # stable: registry order
+
+
+def unsupported_line(format: str, kind: str, n: int) -> str:
+    """One line naming what ``format`` leaves out of ``kind`` and which formats take it.
+
+    Examples
+    --------
+    >>> unsupported_line("kitti", "point_segmentation", 3)
+    '3 point_segmentation frames not written: kitti holds none; --to semantickitti or lidarseg writes them'
+    """
+    takers = _takers(kind, format)
+    where = f"; --to {' or '.join(takers)} writes them" if takers else ""
+    return f"{n} {kind} {_UNIT.get(kind, 'labels')} not written: {format} holds none{where}"
+
+
 def apply_policy(
     labels: LabelSet,
     format: str,
@@ -77,9 +264,11 @@ def apply_policy(
     """Empty the kinds ``format`` cannot hold, following ``on_unsupported``.
 
     ``"raise"`` raises :class:`ConversionError` naming the kinds and counts, ``"warn"`` drops them
-    with a :class:`LossyConversionWarning`, ``"drop"`` drops them; every dropped label is recorded
-    in ``report`` with its file and label id. The input's own issues (labels the parser could
-    not take) go into the report here too, so every writer's ``report.json`` lists them.
+    with one :class:`LossyConversionWarning` per kind (its message is :func:`unsupported_line`:
+    the count, and which format takes the kind), ``"drop"`` drops them quietly; every dropped
+    label is recorded in ``report`` with its file and label id. The input's own issues (labels
+    the parser could not take) go into the report here too, so every writer's ``report.json``
+    lists them.
 
     Examples
     --------
@@ -101,21 +290,23 @@ def apply_policy(
     what = ", ".join(f"{n} {k}" for k, n in unsupported.items())
     if on_unsupported == "raise":
         raise ConversionError(
-            f"{format} cannot hold {what}; pass on_unsupported='drop' (CLI: --on-unsupported drop) "
-            "to leave them out, or choose a format that holds them (deepen-export formats)",
+            f"{format} cannot hold {what}; pass on_unsupported='warn' (CLI: the default, or "
+            "--on-unsupported warn) to write the rest, or choose a format that holds them "
+            "(deepen-export formats)",
             format=format,
         )
-    for kind in unsupported:
+    for kind, n in unsupported.items():
+        line = unsupported_line(format, kind, n)
         record(
             report,
             labels,
             kind,
             np.arange(len(labels.table(kind))),
             "dropped",
-            f"{format} cannot hold {kind}",
+            f"{format} cannot hold {kind}" + line.split("holds none", 1)[1],
         )
-    if on_unsupported == "warn":
-        warnings.warn(f"{format}: dropped {what}", LossyConversionWarning, stacklevel=3)
+        if on_unsupported == "warn":
+            warnings.warn(line, LossyConversionWarning, stacklevel=3)
     return labels.without(*unsupported)
 
 

@@ -1,6 +1,16 @@
 """Shared steps of the 2D writers (COCO, YOLO, VOC, CVAT, masks): which frames are images, and
 boxes and polygons made ready for an image-based format, every change recorded in the report.
 
+Frame status decides what happens to a frame, in every 2D writer alike (the one rule):
+
+- *reviewed and empty* (``FrameStatus.EMPTY``: labelled, no label on it) is written as a
+  negative: an image entry with no annotations, an empty label file, an empty mask;
+- *not labelled yet* (``FrameStatus.UNLABELLED`` and no label) is left out and reported as
+  ``skipped`` (writing it would claim "no objects"), unless the writer is asked to include it;
+- *unknown* (``FrameStatus.UNKNOWN``: a bare labels file, or an image of ``--images`` that no
+  label names) is written like an empty frame: nothing says it is not a negative;
+- frames with labels are written.
+
 Boxes: clipped to the image (when its size is known); boxes left with no area are dropped.
 Polygons: rings combined by the even-odd rule, repaired with ``make_valid`` (polygonal parts
 only), oriented, clipped to the image by true intersection; labels left with no area are
@@ -44,12 +54,17 @@ def flag(value: Any) -> bool:
     return bool(value)
 
 
-def image_frames(labels: LabelSet) -> Array:
+def image_frames(labels: LabelSet, report: Report | None = None, what: str = "image") -> Array:
     """Rows of ``labels.frames`` that are images, in frame order (:meth:`LabelSet.images`).
 
-    Frames without any label are kept: empty images are part of a dataset.
+    Frames without any label are kept: empty images are part of a dataset. With ``report``,
+    the frame-status rule of this module is applied too (:func:`skip_unlabelled`): frames not
+    labelled yet are left out and reported.
     """
-    return labels.images()
+    frames = labels.images()
+    if report is None:
+        return frames
+    return skip_unlabelled(labels, frames, report, False, what)
 
 
 def skip_unlabelled(

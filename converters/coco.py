@@ -176,7 +176,7 @@ def to_dict(
         raise ValueError(f"area must be 'polygon' or 'pixels', got {area!r}")
     report = report if report is not None else Report(FORMAT)
     ids = ids if ids is not None else IdMap()
-    frames = prep.image_frames(labels)
+    frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")
     unknown = prep.report_unknown_sizes(

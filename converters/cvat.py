@@ -152,7 +152,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    frames = prep.image_frames(labels)
+    frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")
     with status("building CVAT XML"):

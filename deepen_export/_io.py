@@ -15,7 +15,23 @@ from typing import Any
 
 from deepen_export.errors import ConversionError
 
-__all__ = ["atomic_dir", "atomic_file", "check_replaceable", "safe_path"]
+__all__ = ["atomic_dir", "atomic_file", "check_replaceable", "safe_path", "umask_mode"]
+
+
+def umask_mode(mode: int) -> int:
+    """``mode`` less the process umask: what ``open``/``mkdir`` would have given.
+
+    ``tempfile.mkdtemp``/``mkstemp`` create 0700/0600 whatever the umask; outputs renamed from
+    them into place get the umask's permissions back through this, as any other file would.
+
+    Examples
+    --------
+    >>> old = os.umask(0o022); umask_mode(0o777) == 0o755; _ = os.umask(old)
+    True
+    """
+    current = os.umask(0)
+    os.umask(current)
+    return mode & ~current
 
 
 def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
@@ -104,6 +120,7 @@ def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
     dest = check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, umask_mode(0o777))  # the finished folder gets the umask, not mkdtemp's 0700
     try:
         yield tmp
     except BaseException:
@@ -125,6 +142,7 @@ def atomic_file(dest: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.chmod(tmp, umask_mode(0o666))  # as open() would create it, not mkstemp's 0600
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

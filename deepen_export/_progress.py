@@ -247,3 +247,26 @@ def status(message: str) -> Iterator[None]:
     """
     with task(message):
         yield
+
+
+@contextlib.contextmanager
+def count_task(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A counting task shown from its first update on; yields ``update(done, total)``.
+
+    For a step that may not happen at all (image sizes read during a pull): nothing is drawn
+    until the fetch layer first reports.
+
+    Examples
+    --------
+    >>> with count_task("reading image sizes") as update:
+    ...     update(1, 10)
+    """
+    with contextlib.ExitStack() as stack:
+        started: list[Advance] = []
+
+        def update(done: int, total: int | None) -> None:
+            if not started:
+                started.append(stack.enter_context(task(description, total)))
+            started[0](completed=done, total=total)
+
+        yield update

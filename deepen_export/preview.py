@@ -43,6 +43,7 @@ import colorsys
 import contextlib
 import hashlib
 import os
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from PIL import Image, ImageDraw, ImageFont
 from deepen_export import geometry as geo
 from deepen_export._media import ImageSource, ImageSources
 from deepen_export._progress import progress
+from deepen_export.errors import LossyConversionWarning
 from deepen_export.geometry.spatial import (
     CUBOID_EDGES,
     cuboid_corners,
@@ -419,6 +421,19 @@ def _first_xy(coords: Array, table: Any, levels: int, *, first: bool = False) ->
     return np.nan_to_num(out)
 
 
+def _open_image(store: ImageSource, *names: str) -> Any:
+    """``store.open(*names)``; an unreadable file is a warning (drawn grey), not an abort."""
+    try:
+        return store.open(*names)
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL: UnidentifiedImageError, ...
+        warnings.warn(
+            f"unreadable image {names[0]!r} ({exc}): drawn on a grey canvas",
+            LossyConversionWarning,
+            stacklevel=2,
+        )
+        return None
+
+
 @contextlib.contextmanager
 def _image_store(images: ImageSources | ImageSource) -> Iterator[ImageSource]:
     if isinstance(images, ImageSource):
@@ -488,7 +503,7 @@ def render_image(
     """
     if image is None:
         with _image_store(images) as store:
-            image = store.open(str(labels.frames.file_id[frame]))
+            image = _open_image(store, str(labels.frames.file_id[frame]))
     if image is None:
         w, h = _canvas_size(labels, frame)
         canvas = np.full((h, w, 3), GREY, dtype=np.uint8)
@@ -657,7 +672,7 @@ def _camera_canvas(
     if image is None:
         file_id = str(labels.frames.file_id[int(cams.frame[camera])])
         with _image_store(images) as store:
-            image = store.open(str(cams.image_path[camera]), file_id)
+            image = _open_image(store, str(cams.image_path[camera]), file_id)
     if image is not None:
         return np.array(image.convert("RGB"), dtype=np.uint8)
     w, h = int(cams.width[camera]), int(cams.height[camera])

@@ -16,6 +16,8 @@ Layout (version 1)::
     SNAPSHOT/painting2d/          2D semantic painting (``.npy`` + metadata), when present
     SNAPSHOT/images/              the dataset's images, when present
     SNAPSHOT/media/dataset.zip    the uploaded dataset zip (media=True; default for 3D)
+    SNAPSHOT/images.json          image sizes read from the uploaded zip by range requests
+                                  (image datasets without media; see deepen_export._imagesizes)
 
 A folder whose sub-folders are snapshots (``pull_many``) is read as one label set.
 
@@ -41,6 +43,7 @@ __all__ = [
     "DATASET",
     "FILES",
     "IMAGES",
+    "IMAGE_SIZES",
     "LABELS",
     "MANIFEST",
     "MEDIA",
@@ -67,6 +70,7 @@ PAINT_SEMANTIC = "paint/3d_point.dpn"
 PAINT_INSTANCE = "paint/3d_instance_point.dpn"
 PAINTING2D = "painting2d"
 IMAGES = "images"
+IMAGE_SIZES = "images.json"
 MEDIA = "media"
 MEDIA_ZIP = "media/dataset.zip"
 

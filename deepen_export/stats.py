@@ -640,7 +640,8 @@ def sample_data_dir() -> Path:
 
     Looked up in one place so packaging them elsewhere later changes one function: first
     ``$DEEPEN_EXPORT_SAMPLE_DATA``, then ``sample_data/`` next to the ``deepen_export`` package
-    (an editable install or a source checkout).
+    (an editable install or a source checkout), then the copy a wheel installs as package data
+    (``deepen_export/_sample_data``: the three datasets the demo converts).
 
     Returns
     -------
@@ -654,6 +655,7 @@ def sample_data_dir() -> Path:
     env = os.environ.get("DEEPEN_EXPORT_SAMPLE_DATA")
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parent.parent / "sample_data")
+    candidates.append(Path(__file__).resolve().parent / "_sample_data")  # installed from a wheel
     for c in candidates:
         if c.is_dir():
             return c

@@ -88,7 +88,7 @@ class DeepenServer:
         meta = sample("paint_metadata_3d.json")
         points = bytes([1, 1, 2, 0, 2, 0, 0, 1, 2])
         self.paint: dict[str, tuple[bytes, dict[str, Any]]] = {DS3D: (zlib.compress(points), meta)}
-        self.media: dict[str, bytes] = {DS3D: _frames_zip(), DSIMG: b"PK\x05\x06" + b"\0" * 18}
+        self.media: dict[str, bytes] = {DS3D: _frames_zip(), DSIMG: images_zip(IMAGE_SIZES)}
         # dataset id -> queue of DatasetResources returned by successive GETs (the last repeats).
         self.status_plan: dict[str, list[dict[str, Any]]] = {}
         # upload session -> {"total": int, "data": bytearray, "dataset_id": str, "name": str}
@@ -104,6 +104,10 @@ class DeepenServer:
         self.tasks: dict[str, list[dict[str, Any]]] = {DS3D: _sample_tasks(DS3D)}
         self.user_task_lists: dict[str, dict[str, Any]] = {"ann@example.com": _user_tasks()}
         self.labelling_done: list[str] = []
+        # storage: answer Range requests (as GCS does) unless told to send whole bodies
+        self.ignore_ranges = False
+        self.range_requests = 0
+        self.range_bytes = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -160,6 +164,27 @@ class DeepenServer:
                     fault.times -= 1
                     return fault
         return None
+
+
+# the images of the image dataset's upload (its labels name 000019.png and 000020.png)
+IMAGE_SIZES = {"000019.png": (1242, 375), "images/000020.png": (640, 480)}
+
+
+def images_zip(sizes: dict[str, tuple[int, int]]) -> bytes:
+    """A zip of real images (drawn with Pillow) of the given sizes, stored and deflated."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for k, (name, (w, h)) in enumerate(sorted(sizes.items())):
+            img = io.BytesIO()
+            fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}.get(
+                Path(name).suffix.lower(), "PNG"
+            )
+            Image.new("RGB", (w, h), (40 * k % 255, 90, 160)).save(img, fmt)
+            method = zipfile.ZIP_DEFLATED if k % 2 else zipfile.ZIP_STORED
+            zf.writestr(name, img.getvalue(), compress_type=method)
+    return buf.getvalue()
 
 
 def _frames_zip() -> bytes:
@@ -252,10 +277,11 @@ def _handler(srv: DeepenServer) -> type[BaseHTTPRequestHandler]:
                 return
             if method == "GET" and path.startswith("/storage/media/"):
                 dataset_id = path.rsplit("/", 1)[-1].removesuffix(".zip")
-                if query.get("X-Goog-Signature") != "sig" or dataset_id not in srv.media:
+                data = media_bytes(srv, dataset_id)
+                if query.get("X-Goog-Signature") != "sig" or data is None:
                     self.send(403, "<Error>SignatureDoesNotMatch</Error>")
                     return
-                self.send(200, srv.media[dataset_id], {"Content-Type": "application/zip"})
+                send_ranged(self, data)
                 return
             if method == "PUT" and path.startswith("/upload/"):
                 _upload_chunk(self, path.rsplit("/", 1)[-1], body)
@@ -561,7 +587,7 @@ def _r_paint(h: Any, q: dict[str, str], body: bytes, dataset_id: str, label_type
 
 def _r_media_link(h: Any, q: dict[str, str], body: bytes, dataset_id: str) -> None:
     srv: DeepenServer = h.srv
-    if dataset_id not in srv.media:
+    if media_bytes(srv, dataset_id) is None:
         h.send(404, {"error": "Dataset not found"})
         return
     link = f"{srv.origin}/storage/media/{dataset_id}.zip?X-Goog-Signature=sig&X-Goog-Expires=600"
@@ -796,3 +822,100 @@ def _upload_chunk(h: Any, session: str, body: bytes) -> None:
         return
     headers = {"Range": f"bytes=0-{len(data) - 1}"} if data else {}
     h.send(308, b"", headers)
+
+
+# -- the uploaded zip as a storage object: created datasets, range requests ------------------------
+
+
+def media_bytes(srv: DeepenServer, dataset_id: str) -> bytes | None:
+    """The dataset's uploaded zip: a recorded one, else what was uploaded when it was created."""
+    if dataset_id in srv.media:
+        return srv.media[dataset_id]
+    for up in srv.uploads.values():
+        if up["dataset_id"] != dataset_id:
+            continue
+        if not up.get("gcs"):
+            return bytes(up["data"]) if len(up["data"]) == up["total"] else None
+        assert srv.gcs is not None
+        base, bucket = srv.gcs
+        answer = httpx.get(
+            f"{base}/storage/v1/b/{bucket}/o/{quote(up['name'], safe='')}", params={"alt": "media"}
+        )
+        return answer.content if answer.status_code == 200 else None
+    return None
+
+
+def send_ranged(h: Any, data: bytes) -> None:
+    """Answer a GET of a storage object as GCS does: 206 + Content-Range for ``Range: bytes=``."""
+    srv: DeepenServer = h.srv
+    rng = h.headers.get("Range")
+    headers = {"Content-Type": "application/zip", "Accept-Ranges": "bytes"}
+    if not rng or srv.ignore_ranges:
+        h.send(200, data, headers)
+        return
+    with srv.lock:
+        srv.range_requests += 1
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
+    n = len(data)
+    if m is None or (not m.group(1) and not m.group(2)):
+        h.send(416, b"", {"Content-Range": f"bytes */{n}"})
+        return
+    if not m.group(1):  # a suffix: the last N bytes
+        start, end = max(0, n - int(m.group(2))), n - 1
+    else:
+        start = int(m.group(1))
+        end = min(int(m.group(2)), n - 1) if m.group(2) else n - 1
+    if start >= n or end < start:
+        h.send(416, b"", {"Content-Range": f"bytes */{n}"})
+        return
+    with srv.lock:
+        srv.range_bytes += end - start + 1
+    h.send(206, data[start : end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{n}"})
+
+
+# -- a created dataset gets labelled: what a labelling team does between upload and pull ---------
+
+
+def label_dataset(
+    srv: DeepenServer,
+    dataset_id: str,
+    labels: dict[str, list[dict[str, Any]]],
+    files: list[dict[str, Any]],
+    *,
+    paint: tuple[bytes, dict[str, Any]] | None = None,
+    frame_sizes: list[int] | None = None,
+) -> None:
+    """Give a created dataset its labels, files list (and 3D paint) and mark every file done.
+
+    ``labels`` is keyed by file id, as ``labels_with_file_ids_order=true`` answers.
+    """
+    with srv.lock:
+        ds = srv.datasets[dataset_id]
+        for file_id, items in labels.items():
+            for lab in items:
+                lab.setdefault("file_id", file_id)
+                lab.setdefault("label_set_id", "default")
+                lab.setdefault("stage_id", "Labelling")
+        srv.labels[dataset_id] = {"labels": labels}
+        srv.files[dataset_id] = {"files": files}
+        if paint is not None:
+            srv.paint[dataset_id] = paint
+        if frame_sizes is not None:
+            ds["frame_sizes"] = frame_sizes
+        done = {
+            "current_stage": "Labelling",
+            "current_stage_status": "done",
+            "pipeline_status_by_label_set_id": {
+                "default": {
+                    "Labelling": {
+                        "done": len(files),
+                        "failed": 0,
+                        "in_progress": 0,
+                        "ready": 0,
+                        "waiting": 0,
+                    }
+                }
+            },
+        }
+        ds.update(done)
+        srv.status_plan[dataset_id] = [{**ds, **done}]

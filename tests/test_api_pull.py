@@ -94,7 +94,13 @@ def test_pull_3d_layout_and_manifest(client: Client, server: DeepenServer, tmp_p
 
 def test_pull_images_dataset_defaults(client: Client, tmp_path: Path) -> None:
     result = client.pull(DSIMG, tmp_path / "img", stage="Labelling", label_set="default")
-    assert _tree(tmp_path / "img") == {"manifest.json", "dataset.json", "files.json", "labels.json"}
+    assert _tree(tmp_path / "img") == {
+        "manifest.json",
+        "dataset.json",
+        "files.json",
+        "labels.json",
+        "images.json",  # image sizes, read by range requests from the uploaded zip
+    }
     manifest = json.loads((tmp_path / "img/manifest.json").read_text())
     assert manifest["stage"] == "Labelling" and manifest["query"]["stageId"] == "Labelling"
     assert manifest["dataset_type"] == "images"

@@ -45,7 +45,8 @@ def test_convert_snapshot_to_coco(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == "coco"
     data = json.loads((out / "annotations.json").read_text())
-    assert len(data["images"]) == 6  # 5 images, 000001.png on two sensors, the unlabelled ones kept
+    # 5 images, 000001.png on two sensors; 000004.png is not labelled yet: left out, reported
+    assert len(data["images"]) == 5
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getAnnIds()) > 0
 
@@ -53,11 +54,21 @@ def test_convert_snapshot_to_coco(tmp_path):
 def test_convert_refuses_kinds_the_format_cannot_hold_and_writes_nothing(tmp_path):
     out = tmp_path / "voc"
     result = CliRunner().invoke(
-        main, ["convert", str(SAMPLES / "image_dataset"), "--to", "voc", "-o", str(out)]
+        main,
+        [
+            "convert",
+            str(SAMPLES / "image_dataset"),
+            "--to",
+            "voc",
+            "-o",
+            str(out),
+            "--on-unsupported",
+            "raise",
+        ],
     )
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert "voc cannot hold" in result.stderr and "--on-unsupported drop" in result.stderr
+    assert "voc cannot hold" in result.stderr and "--on-unsupported warn" in result.stderr
     assert not out.exists()
     result = _run(
         "convert",
@@ -231,7 +242,10 @@ def test_yolo_without_image_sizes_reports_every_label_dropped(tmp_path):
         "--on-unsupported",
         "drop",
     )
-    assert result.exit_code == 0, result.output
+    # labels left out for want of sizes: a failure, with one line naming the fixes
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "8 labels on 3 images not written" in line and "--images" in line
     report = json.loads((out / "report.json").read_text())
     size = [i for i in report["issues"] if "image size unknown" in i["reason"]]
     labelled = {i["label_id"] for i in size if i["label_id"]}

@@ -138,7 +138,7 @@ def test_registered_and_dispatched(tmp_path: Path) -> None:
     assert fmt.readable and "cuboids" in fmt.kinds and "point_segmentation" not in fmt.kinds
     labels = deepen_export.read_labels(SAMPLES / "lidar_sequence")
     with pytest.raises(ConversionError, match="point_segmentation"):
-        converters.write(labels, tmp_path / "x", "deepen")
+        converters.write(labels, tmp_path / "x", "deepen", on_unsupported="raise")
     report = converters.write(labels, tmp_path / "y", "deepen", on_unsupported="drop")
     back = converters.read(tmp_path / "y" / "labels.json", "deepen")
     assert report.written["labels"] == len(back) == len(labels) - len(labels.point_segmentation)

@@ -174,6 +174,6 @@ def test_reruns_into_our_own_output_and_a_failed_rerun_keeps_it_ours(
     base = ["convert", str(snapshot), "--to", "coco", "-o", str(coco)]
     assert _run(*base, "--on-unsupported", "drop").exit_code == 0
     before = _tree(coco)
-    assert _run(*base).exit_code == 1  # refuses the polylines: nothing written
+    assert _run(*base, "--on-unsupported", "raise").exit_code == 1  # refuses the polylines
     assert _tree(coco) == before
     assert _run(*base, "--on-unsupported", "drop").exit_code == 0

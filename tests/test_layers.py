@@ -27,6 +27,7 @@ _LOW = {
     "deepen_export._io",
     "deepen_export.snapshot",
     "deepen_export._guard",
+    "deepen_export._imagesizes",
 }
 _PROJECT = {"deepen_export", "converters"}
 
@@ -40,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "deepen_export.report": {"deepen_export.model"},
     "deepen_export._io": {"deepen_export.errors"},
     "deepen_export.snapshot": {"deepen_export.errors"},
+    "deepen_export._imagesizes": {"deepen_export.model", "deepen_export.snapshot"},
     "deepen_export._guard": {"deepen_export.errors", "deepen_export._io", "deepen_export"},
     "deepen_export.parse": _LOW | {"deepen_export.parse"},
     "deepen_export.arrow": _LOW,

@@ -295,10 +295,11 @@ class Client:
         ok: Iterable[int] = (200, 201, 202, 204),
         stream: bool = False,
         hint_404: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """One attempt; every failure leaves here as an :class:`APIError` subclass."""
         request = self._http.build_request(
-            method, url, params=params, json=json_body, timeout=self.timeout
+            method, url, params=params, json=json_body, timeout=self.timeout, headers=headers
         )
         try:
             # Signed storage links may redirect; API calls (which carry the token) never follow.
@@ -1031,6 +1032,43 @@ class Client:
         link = self.signed_media_link(dataset_id)
         # The link is pre-signed; sending the token to a storage host would leak it.
         return self._download(link, dest, auth=False, progress=progress)
+
+    def uploaded_image_sizes(
+        self,
+        dataset_id: str,
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        """Width and height of every image in the uploaded zip, read by HTTP range requests.
+
+        Reads the zip's central directory and the first bytes of each image member through the
+        signed link (see :mod:`deepen_export.api._ranges`), never the images themselves.
+
+        Returns
+        -------
+        dict
+            Zip member name → ``(width, height)``.
+
+        Examples
+        --------
+        >>> client.uploaded_image_sizes(ds_id)  # doctest: +SKIP
+        {'000001.png': (1242, 375), ...}
+        """
+        from deepen_export.api._ranges import remote_zip_image_sizes
+
+        link = self.signed_media_link(dataset_id)
+
+        def fetch(byte_range: str) -> tuple[int, bytes]:
+            # pre-signed: no token to the storage host; 206 for a range, 200 for a whole body
+            response = self.retry.call(
+                lambda: self._send_once(
+                    "GET", link, auth=False, ok=(200, 206), headers={"Range": byte_range}
+                ),
+                what="range request",
+            )
+            return response.status_code, response.content
+
+        return remote_zip_image_sizes(fetch, workers=2 * self.max_concurrency, progress=progress)
 
     # -- labelling profiles -------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Snapshots: everything an export needs, saved atomically, with a change report.
 
 The folder layout (version 1: ``manifest.json``, ``dataset.json``, ``files.json``,
-``labels.json``, ``profile.json``, ``paint/``, ``media/dataset.zip``) is declared once, in
-:mod:`deepen_export.snapshot`; :mod:`deepen_export.parse` reads it through the same module.
+``labels.json``, ``profile.json``, ``images.json``, ``paint/``, ``media/dataset.zip``) is
+declared once, in :mod:`deepen_export.snapshot`; :mod:`deepen_export.parse` reads it through the
+same module.
 
 A pull writes into ``.<name>.pull-<random>`` beside ``dest`` and swaps it in only when every
 file is written, so an interrupted pull leaves the previous snapshot as it was.
@@ -95,6 +96,7 @@ class PullResult:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     paint: bool = False
     media: bool = False
+    image_sizes: int = 0
 
     @property
     def added(self) -> int:
@@ -114,6 +116,8 @@ class PullResult:
     def summary(self) -> str:
         """One line for a terminal."""
         line = f"{self.dataset_id}: {self.labels} labels"
+        if self.image_sizes:
+            line += f", {self.image_sizes} image sizes"
         if self.changes is None:
             return line + " (first pull)"
         c = self.changes
@@ -371,7 +375,9 @@ def pull(
     stage: str | None = None,
     media: bool | None = None,
     paint: bool | None = None,
+    sizes: bool | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    size_progress: Callable[[int, int | None], None] | None = None,
 ) -> PullResult:
     """Fetch a dataset into the snapshot folder ``dest``, atomically, and report changes.
 
@@ -390,6 +396,12 @@ def pull(
         there), False otherwise.
     paint : bool, optional
         Fetch 3D point paint labels; default True for 3D datasets. A 404 means none.
+    sizes : bool, optional
+        Record each image's width and height in ``images.json``, read from the uploaded zip by
+        HTTP range requests (its directory and each image's header, not the images); default
+        True for image datasets pulled without ``media`` whose files list lacks sizes.
+    size_progress : callable, optional
+        ``size_progress(images_done, images_total)`` while the sizes are read.
     progress : callable, optional
         ``progress(bytes_done, total_or_None)`` while the labels body and the media zip
         download (restarting from 0 for each).
@@ -472,8 +484,13 @@ def pull(
                 _write_json(layout.paint_metadata(tmp / layout.PAINT_SEMANTIC), meta)
                 got_paint = True
 
+        want_media = media if media is not None else is_3d
+        got_sizes = _pull_image_sizes(
+            client, dataset_id, tmp, files_body, want_media, sizes, dataset_type, size_progress
+        )
+
         got_media = False
-        if media if media is not None else is_3d:
+        if want_media:
             client.download_uploaded_dataset(dataset_id, tmp / layout.MEDIA_ZIP, progress=progress)
             _check_zip(tmp / layout.MEDIA_ZIP, "the signed media link", client._token)
             got_media = True
@@ -504,7 +521,40 @@ def pull(
             shutil.rmtree(tmp, ignore_errors=True)
 
     changes = diff_labels(previous, new_index) if previous is not None else None
-    return PullResult(dest, dataset_id, len(new_index), changes, hashes, got_paint, got_media)
+    return PullResult(
+        dest, dataset_id, len(new_index), changes, hashes, got_paint, got_media, got_sizes
+    )
+
+
+def _pull_image_sizes(
+    client: Client,
+    dataset_id: str,
+    tmp: Path,
+    files_body: Mapping[str, Any],
+    media: bool,
+    sizes: bool | None,
+    dataset_type: str,
+    progress: Callable[[int, int | None], None] | None,
+) -> int:
+    """Write ``images.json`` (sizes by range requests) when wanted; the number of sizes read."""
+    from deepen_export._imagesizes import sizes_from_files, write_images_json
+
+    files = files_body.get("files") if isinstance(files_body, Mapping) else None
+    listed = files if isinstance(files, list) else []
+    if sizes is None:
+        known = sizes_from_files(listed)
+        sizes = dataset_type.lower() in ("images", "image") and not media
+        sizes = sizes and not (listed and len(known) == len(listed))
+    if not sizes:
+        return 0
+    try:
+        found = client.uploaded_image_sizes(dataset_id, progress=progress)
+    except (DeepenExportError, OSError) as exc:
+        # the labels are still worth saving; convert names the fix when it needs the sizes
+        log.warning("image sizes of %s not read from the uploaded zip: %s", dataset_id, exc)
+        return 0
+    write_images_json(tmp / layout.IMAGE_SIZES, found, "uploaded zip, by HTTP range requests")
+    return len(found)
 
 
 def pull_many(

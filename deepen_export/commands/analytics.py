@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -31,6 +32,7 @@ __all__ = ["register"]
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries per dataset.")
 @click.option("--label-set", default="default", show_default=True, help="Deepen label set.")
 @click.option("--stage", help="Stage to export (e.g. QA); default the final labels.")
+@click.option("--json", "as_json", is_flag=True, help="Print each dataset's outcome as JSON.")
 def export_many_command(
     dataset_ids: tuple[str, ...],
     output: str,
@@ -40,6 +42,7 @@ def export_many_command(
     retries: int,
     label_set: str,
     stage: str | None,
+    as_json: bool,
 ) -> None:
     """Pull DATASET_IDs from Deepen and write them, in parallel, as one Parquet dataset.
 
@@ -72,7 +75,17 @@ def export_many_command(
         label_set=label_set,
         stage=stage,
     )
-    click.echo(result.summary())
+    if as_json:
+        doc = {
+            "output": result.dest,
+            "datasets": {
+                r.dataset_id: {"ok": r.ok, "error": r.error, "report": r.report}
+                for r in result.results
+            },
+        }
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(result.summary())
     if result.failed:
         raise SystemExit(1)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ _OUTPUT = click.option(
     "--output",
     "output",
     required=True,
-    help="Output folder (or a filesystem URI such as s3://bucket/prefix where the format supports it).",
+    help="Output folder, or a URI pyarrow/fsspec can write (s3://bucket/prefix, gs://...).",
 )
 _IMAGES = click.option(
     "--images",
@@ -50,9 +53,13 @@ _IMAGES = click.option(
 _ON_UNSUPPORTED = click.option(
     "--on-unsupported",
     type=click.Choice(["raise", "warn", "drop"]),
-    default="raise",
+    default="warn",
     show_default=True,
-    help="What to do with label kinds the format cannot hold.",
+    help="Label kinds the format cannot hold: warn (write the rest, one line per left-out kind "
+    "naming a format that takes it), drop (the same, quietly) or raise (fail; for pipelines).",
+)
+_JSON = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (for scripts)."
 )
 _ID_MAP = click.option(
     "--id-map",
@@ -80,9 +87,17 @@ _SETTINGS = click.option(
 @_TO
 @_OUTPUT
 @click.option(
+    "--media",
+    "media",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The dataset's uploaded zip (json_data.zip) for calibration, points and image sizes.",
+)
+@click.option(
     "--frames",
-    type=click.Path(exists=True, path_type=Path),
-    help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
+    "frames_old",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    hidden=True,
+    help="Deprecated spelling of --media.",
 )
 @_IMAGES
 @_ON_UNSUPPORTED
@@ -95,36 +110,50 @@ _SETTINGS = click.option(
     "YOLO folder with data.yaml, a KITTI folder, a CVAT XML, OpenLABEL, Parquet, Deepen).",
 )
 @_OVERWRITE
+@_JSON
 def convert(
     source: Path,
     to: str,
     output: str,
-    frames: Path | None,
+    media: Path | None,
+    frames_old: Path | None,
     images: Path | None,
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
     from_format: str | None,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Convert SOURCE (a labels JSON file, a snapshot folder, or any readable format) to FORMAT.
+
+    OUTPUT is a folder or any URI pyarrow/fsspec can write (s3://bucket/prefix, gs://...).
+    Exits 1 when nothing of a non-empty input was written, or labels were left out because
+    image sizes are unknown.
 
     \b
     Examples:
       deepen-export convert labels.json --to coco -o out/coco --images images/
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
+      deepen-export convert labels.json --to kitti -o out/kitti --media json_data.zip
       deepen-export convert out/coco --from coco --to yolo -o out/yolo
     """
+    if frames_old is not None:
+        click.echo(
+            "note: convert --frames is deprecated (it will go in 0.3): say --media ZIP", err=True
+        )
+        media = media or frames_old
     _run_convert(
         source,
         to,
         output,
-        frames,
+        media,
         images,
         on_unsupported,
         id_map,
         settings,
-        from_format,
+        as_json,
+        from_format=from_format,
         overwrite=overwrite,
     )
 
@@ -148,17 +177,20 @@ def _run_convert(
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
-    from_format: str | None = None,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
     *,
+    from_format: str | None = None,
     overwrite: bool = False,
 ) -> None:
     import converters
+    from converters._base import remote_destination
     from deepen_export._guard import check_output, stamp, unmarked
     from deepen_export._progress import display, status
 
     from_format = check_from(from_format)
     fmt = _format(to)
-    inputs = [("SOURCE", source), ("--frames", frames), ("--images", images), ("--id-map", id_map)]
+    inputs = [("SOURCE", source), ("--media", frames), ("--images", images), ("--id-map", id_map)]
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
@@ -177,18 +209,104 @@ def _run_convert(
             f"{fmt.name} has no option(s) {', '.join(unknown)}; it takes: "
             + ", ".join(p for p in params if p not in ("labels", "dest"))
         )
+    remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
         with status(f"reading {source}"):
             labels, source_format = _read_any(source, from_format, frames, images)
         n_issues_in = len(labels.issues)
-        with status(f"writing {fmt.name} ({len(labels):,} labels)"), unmarked(target):
+        with (
+            status(f"writing {fmt.name} ({len(labels):,} labels)"),
+            lossy_lines() as lines,
+            unmarked(target),
+        ):
             report = module.write(labels, output, **options)
     _note_source_gaps(report, source_format, labels, fmt.kinds, output)
     stamp(target, format=fmt.name)
-    click.echo(report.summary())
-    if n_issues_in:
-        click.echo(f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)")
-    click.echo(f"wrote {output}")
+    failure = _failure(labels, report, n_issues_in)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **(extra or {}),
+                    "output": str(output),
+                    **report._head(),
+                    "left_out": lines,
+                    "input_issues": n_issues_in,
+                    "error": failure,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(report.summary())
+        for line in lines:
+            click.echo(f"  {line}", err=True)
+        if n_issues_in:
+            click.echo(
+                f"  {n_issues_in} input issue(s) while reading {source} (listed in report.json)"
+            )
+        click.echo(f"wrote {output}")
+    if failure:
+        if not as_json:
+            click.echo(f"error: {failure}", err=True)
+        raise click.exceptions.Exit(1)
+
+
+@contextlib.contextmanager
+def lossy_lines() -> Iterator[list[str]]:
+    """Collect :class:`LossyConversionWarning` messages as lines to print; other warnings pass.
+
+    What a writer left out (one line per kind) or a preview drew without its image.
+    """
+    from deepen_export.errors import LossyConversionWarning
+
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LossyConversionWarning)
+        yield lines
+    for w in caught:
+        if issubclass(w.category, LossyConversionWarning):
+            lines.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _failure(labels: Any, report: Any, n_issues_in: int) -> str | None:
+    """Why the export is a failure (exit 1), or None: nothing written, or labels left out for sizes.
+
+    Examples
+    --------
+    >>> from deepen_export.report import Report
+    >>> import deepen_export
+    >>> _failure(deepen_export.read_labels({"labels": []}), Report("coco"), 0) is None
+    True
+    """
+    writer_issues = report.issues[n_issues_in:]
+    sized = {
+        i.file_id
+        for i in writer_issues
+        if i.action == "dropped" and i.reason.startswith("image size unknown") and i.label_id
+    }
+    no_size = sum(
+        1
+        for i in writer_issues
+        if i.action == "dropped" and i.reason.startswith("image size unknown") and i.label_id
+    )
+    if no_size:
+        return (
+            f"{no_size} labels on {len(sized)} images not written: their image sizes are unknown; "
+            "pass --images DIR (the image files), or pull the dataset again (a default pull "
+            "records them in images.json; or pull --media)"
+        )
+    n = len(labels)
+    dropped = sum(1 for i in writer_issues if i.action == "dropped" and i.kind is not None)
+    if n and dropped >= n:
+        kinds = sorted({i.kind for i in writer_issues if i.action == "dropped" and i.kind})
+        return (
+            f"no label of the {n} in the input was written ({', '.join(kinds)} left out; "
+            f"see report.json); choose a format that holds them (deepen-export formats)"
+        )
+    return None
 
 
 def _read_any(
@@ -245,11 +363,17 @@ def _note_source_gaps(
     default=None,
     help="Download the uploaded dataset zip (default: 3D datasets only).",
 )
+@click.option(
+    "--sizes/--no-sizes",
+    default=None,
+    help="Read image sizes from the uploaded zip by range requests (default: image datasets).",
+)
 @_IMAGES
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
 @_OVERWRITE
+@_JSON
 def export(
     dataset_id: str,
     to: str,
@@ -258,11 +382,13 @@ def export(
     label_set: str,
     stage: str | None,
     media: bool | None,
+    sizes: bool | None,
     images: Path | None,
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Pull DATASET_ID from Deepen and convert it to FORMAT in OUTPUT (pull + convert).
 
@@ -272,10 +398,12 @@ def export(
     Example:
       deepen-export export r82dS6VVkok98ZWr1CTkU4NE --to kitti -o out/kitti
     """
-    from deepen_export._progress import bytes_task
+    from converters._base import remote_destination
+    from deepen_export._progress import bytes_task, count_task
     from deepen_export.api import Client
 
     _format(to)  # fail on a bad format name before any download
+    remote_destination(output)  # and on a destination nothing can write
     if snapshot is not None:
         snap = snapshot
     elif "://" in output:
@@ -287,13 +415,36 @@ def export(
 
     # before the download: an -o over the snapshot or --images would replace an input
     check_output(output, [("--snapshot", snap), ("--images", images)], overwrite=overwrite)
-    with Client() as client, bytes_task(f"pulling {dataset_id}") as bar:
+    with (
+        Client() as client,
+        bytes_task(f"pulling {dataset_id}") as bar,
+        count_task("reading image sizes") as sizes_bar,
+    ):
         result = client.pull(
-            dataset_id, snap, label_set=label_set, stage=stage, media=media, progress=bar
+            dataset_id,
+            snap,
+            label_set=label_set,
+            stage=stage,
+            media=media,
+            sizes=sizes,
+            progress=bar,
+            size_progress=sizes_bar,
         )
-    click.echo(result.summary())
+    if not as_json:
+        click.echo(result.summary())
+    pulled = {"dataset_id": dataset_id, "snapshot": str(result.path), "labels": result.labels}
     _run_convert(
-        snap, to, output, None, images, on_unsupported, id_map, settings, overwrite=overwrite
+        snap,
+        to,
+        output,
+        None,
+        images,
+        on_unsupported,
+        id_map,
+        settings,
+        as_json,
+        pulled,
+        overwrite=overwrite,
     )
 
 

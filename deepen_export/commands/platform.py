@@ -63,39 +63,81 @@ def _wait(
     poll: float,
     label_set: str = "default",
 ) -> ProcessingStatus:
+    """Poll with progress: one live line on a terminal, one line per change in a pipe."""
+    import time
+
+    live = sys.stderr.isatty()
     last: list[str] = []
+    start = time.monotonic()
 
     def report(status: ProcessingStatus) -> None:
         line = status.describe()
-        if not last or last[-1] != line:
+        if live:
+            # rewrite the one line in place: the state and how long the wait has run
+            click.echo(f"\r\x1b[2K{line} · {time.monotonic() - start:.0f} s", nl=False, err=True)
+        elif not last or last[-1] != line:
             last.append(line)
             _show_status(status)
 
-    return client.wait_for_processing(
-        dataset_id,
-        until=until,  # type: ignore[arg-type]
-        timeout=timeout,
-        poll_initial=poll,
-        label_set=label_set,
-        on_progress=report,
-    )
+    try:
+        return client.wait_for_processing(
+            dataset_id,
+            until=until,  # type: ignore[arg-type]
+            timeout=timeout,
+            poll_initial=poll,
+            label_set=label_set,
+            on_progress=report,
+        )
+    finally:
+        if live:
+            click.echo("", err=True)
 
 
 @contextmanager
-def _zipped(path: Path) -> Iterator[Path]:
-    """``path`` itself for a file; for a folder, a temporary zip of its files (streamed to disk)."""
+def _zipped(path: Path, dataset_type: str | None, dataset_format: str | None) -> Iterator[Path]:
+    """``path`` itself for a file; for a folder, a checked temporary zip of its files."""
     if not path.is_dir():
         yield path
         return
     import tempfile
-    import zipfile
+
+    from deepen_export.api._folder import FolderError, zip_folder
 
     with tempfile.TemporaryDirectory(prefix="deepen-upload-") as tmp:
-        target = Path(tmp) / f"{path.name or 'dataset'}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                zf.write(item, item.relative_to(path).as_posix())
+        target = Path(tmp) / f"{path.resolve().name or 'dataset'}.zip"
+        try:
+            with bytes_task(f"zipping {path.name}") as bar:
+                plan = zip_folder(
+                    path,
+                    target,
+                    dataset_type=dataset_type or "images",
+                    dataset_format=dataset_format,
+                    progress=bar,
+                )
+        except FolderError as exc:
+            raise click.BadParameter(str(exc), param_hint="ZIP_OR_FOLDER") from None
+        for rel, why in plan.skipped:
+            click.echo(f"  left out {rel}: {why}", err=True)
         yield target
+
+
+def _redacted(created: dict[str, Any]) -> dict[str, Any]:
+    """The create-dataset answer without its upload URLs (each one grants write access)."""
+    files = [
+        {**f, "resumable_upload_url": "[redacted]"} if isinstance(f, dict) else f
+        for f in created.get("files") or []
+    ]
+    return {**created, "files": files} if "files" in created else dict(created)
+
+
+def _requirements(path: Path, hint: str) -> dict[str, Any]:
+    """The checked profile object of a requirements file; bad usage (exit 2) naming file:line."""
+    from deepen_export.api._requirements import RequirementsError, load_requirements
+
+    try:
+        return load_requirements(path)
+    except RequirementsError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -169,7 +211,8 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
 @click.option(
     "--requirements",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON file with a labelling profile object (features: label types, categories, attributes).",
+    help="YAML or JSON labelling requirements: the short form (box: {categories: [car, bus], "
+    "attributes: {occlusion: [none, heavy]}}) or a Deepen profile object; checked before upload.",
 )
 @click.option("--profile", "profile_id", help="Id of an existing labelling profile.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
@@ -189,6 +232,12 @@ def datasets_list(ids_only: bool, as_json: bool) -> None:
     metavar="EMAIL=SCOPE[,SCOPE]",
     help="Give a user scopes on the new dataset (repeatable; user_scopes).",
 )
+@click.option(
+    "--show-upload-url",
+    is_flag=True,
+    help="Keep the resumable upload URL in the --json output (it grants write access to the "
+    "upload; redacted by default).",
+)
 @_JSON
 def datasets_create(
     zip_path: Path,
@@ -203,6 +252,7 @@ def datasets_create(
     wait: bool,
     timeout: float,
     poll: float,
+    show_upload_url: bool,
     as_json: bool,
     user_scopes: tuple[str, ...] = (),
 ) -> None:
@@ -220,18 +270,9 @@ def datasets_create(
         raise click.UsageError("give --requirements or --profile, not both")
     if dataset_format and dataset_type != "3d":
         raise click.UsageError("--format applies to --type 3d only")
-    profile = None
-    if requirements:
-        try:
-            profile = json.loads(requirements.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise click.BadParameter(
-                f"{requirements} is not JSON: {exc}", param_hint="--requirements"
-            ) from exc
-        if not isinstance(profile, dict):
-            raise click.BadParameter("must hold a JSON object", param_hint="--requirements")
+    profile = _requirements(requirements, "--requirements") if requirements else None
     chunk = _chunk_bytes(chunk_mib)
-    with _uploading(zip_path) as (upload_path, client, bar):
+    with _uploading(zip_path, dataset_type, dataset_format) as (upload_path, client, bar):
         created = client.create_and_upload(
             name,
             upload_path,
@@ -252,7 +293,8 @@ def datasets_create(
         with _client() as client:
             status = _wait(client, dataset_id, "processed", timeout, poll)
     if as_json:
-        _echo_json({**created, "state": status.state if status else None})
+        shown = created if show_upload_url else _redacted(created)
+        _echo_json({**shown, "state": status.state if status else None})
     else:
         click.echo(dataset_id)
 
@@ -273,7 +315,9 @@ def _chunk_bytes(chunk_mib: float) -> int:
 
 
 @contextmanager
-def _uploading(source: Path) -> Iterator[tuple[Path, Client, Any]]:
+def _uploading(
+    source: Path, dataset_type: str | None, dataset_format: str | None
+) -> Iterator[tuple[Path, Client, Any]]:
     """The zip to send (a folder zipped), a client and a progress bar, for an upload of ``source``.
 
     A failure names the user's zip or folder (not a temporary zip) in its resume command.
@@ -281,14 +325,15 @@ def _uploading(source: Path) -> Iterator[tuple[Path, Client, Any]]:
     from deepen_export.api._upload import IncompleteUploadError
 
     with (
-        _zipped(source) as upload_path,
+        _zipped(source, dataset_type, dataset_format) as upload_path,
         _client() as client,
         bytes_task(f"uploading {source.name}") as bar,
     ):
         try:
             yield upload_path, client, bar
         except IncompleteUploadError as exc:
-            text = str(exc).replace(f" {exc.path} --resume", f" {source} --resume")
+            again = f" {source} --type {dataset_type} --resume" if source.is_dir() else None
+            text = str(exc).replace(f" {exc.path} --resume", again or f" {source} --resume")
             raise IncompleteUploadError(text, dataset_id=exc.dataset_id, path=source) from exc
 
 
@@ -304,7 +349,21 @@ def _uploading(source: Path) -> Iterator[tuple[Path, Client, Any]]:
 @click.option(
     "--chunk-mib", default=8.0, show_default=True, help="MiB per request (multiple of 0.25)."
 )
-def datasets_upload(dataset_id: str, zip_path: Path, resume: bool, chunk_mib: float) -> None:
+@click.option(
+    "--type",
+    "dataset_type",
+    type=click.Choice(["3d", "images"]),
+    help="For a folder: the --type it was created with (it is zipped and checked the same way).",
+)
+@click.option("--format", "dataset_format", help="For a folder: the --format it was created with.")
+def datasets_upload(
+    dataset_id: str,
+    zip_path: Path,
+    resume: bool,
+    chunk_mib: float,
+    dataset_type: str | None,
+    dataset_format: str | None,
+) -> None:
     """Resume the upload of a dataset whose `datasets create` stopped, then start processing.
 
     ZIP_OR_FOLDER must be the same zip (or unchanged folder) the dataset was created with;
@@ -315,7 +374,9 @@ def datasets_upload(dataset_id: str, zip_path: Path, resume: bool, chunk_mib: fl
       deepen-export datasets upload r82dS6VVkok98ZWr1CTkU4NE drive1.zip --resume
     """
     chunk = _chunk_bytes(chunk_mib)
-    with _uploading(zip_path) as (upload_path, client, bar):
+    if zip_path.is_dir() and dataset_type is None:
+        raise click.UsageError("a folder is zipped again: give the --type it was created with")
+    with _uploading(zip_path, dataset_type, dataset_format) as (upload_path, client, bar):
         client.resume_upload(dataset_id, upload_path, chunk_size=chunk, progress=bar)
     click.echo(f"uploaded {zip_path.name} to {dataset_id}; processing started", err=True)
     click.echo(dataset_id)
@@ -368,6 +429,10 @@ def datasets_status(
         )
     else:
         click.echo(status.describe())
+    if status.state == "error":
+        # a script checking `datasets status` must see the failure in the exit code
+        click.echo(f"error: dataset {dataset_id} failed processing", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @datasets.command("delete")
@@ -482,18 +547,13 @@ def profiles_show(profile_id: str) -> None:
 )
 @click.option("--name", help="profile_name (overrides the file's).")
 def profiles_create(profile_file: Path, name: str | None) -> None:
-    """Create a labelling profile from a JSON FILE; prints its id.
+    """Create a labelling profile from a YAML or JSON FILE (as datasets create --requirements).
 
     \b
     Example:
       deepen-export profiles create profile.json --name "cars and lanes"
     """
-    try:
-        profile = json.loads(profile_file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{profile_file} is not JSON: {exc}", param_hint="FILE") from exc
-    if not isinstance(profile, dict):
-        raise click.BadParameter("must hold a JSON object", param_hint="FILE")
+    profile = _requirements(profile_file, "FILE")
     if name:
         profile["profile_name"] = name
     if not profile.get("profile_name"):
@@ -522,6 +582,12 @@ def profiles_create(profile_file: Path, name: str | None) -> None:
     default=None,
     help="Download the uploaded dataset zip (default: on for 3D).",
 )
+@click.option(
+    "--sizes/--no-sizes",
+    default=None,
+    help="Record image sizes (images.json) read from the uploaded zip by HTTP range requests, "
+    "without downloading the images (default: on for image datasets pulled without --media).",
+)
 @click.option("--concurrency", default=4, show_default=True, help="Datasets pulled at once.")
 @_JSON
 def pull(
@@ -530,49 +596,75 @@ def pull(
     label_set: str,
     stage: str | None,
     media: bool | None,
+    sizes: bool | None,
     concurrency: int,
     as_json: bool,
 ) -> None:
     """Save a dataset's labels, paint labels, metadata (and media) into a snapshot folder.
 
     A second pull into the same folder replaces it atomically and reports what changed.
-    With several DATASET_IDs, each goes to OUTPUT/<dataset_id>/.
+    With several DATASET_IDs, each goes to OUTPUT/<dataset_id>/; each one's outcome is
+    reported, and the command exits 1 if any failed (the others are still written).
 
     \b
     Example:
       deepen-export pull r82dS6VVkok98ZWr1CTkU4NE -o snapshots/drive1 --stage QA
       deepen-export pull ds1 ds2 ds3 -o snapshots/ --no-media
     """
+    from deepen_export._progress import count_task
+
     if concurrency < 1:
         raise click.BadParameter("must be at least 1", param_hint="--concurrency")
     kwargs: dict[str, Any] = {"label_set": label_set, "stage": stage, "media": media}
+    kwargs["sizes"] = sizes
+    results: dict[str, Any]
     with _client(max_concurrency=concurrency) as client:
         if len(dataset_ids) == 1:
-            with bytes_task(f"pulling {dataset_ids[0]}") as bar:
+            with (
+                bytes_task(f"pulling {dataset_ids[0]}") as bar,
+                count_task("reading image sizes") as sizes_bar,
+            ):
                 results = {
-                    dataset_ids[0]: client.pull(dataset_ids[0], dest, progress=bar, **kwargs)
+                    dataset_ids[0]: client.pull(
+                        dataset_ids[0], dest, progress=bar, size_progress=sizes_bar, **kwargs
+                    )
                 }
         else:
-            results = client.pull_many(dataset_ids, dest, **kwargs)
+            results = client.pull_many(dataset_ids, dest, return_exceptions=True, **kwargs)
+    failed = [d for d, r in results.items() if isinstance(r, BaseException)]
     if as_json:
-        _echo_json(
-            {
-                d: {
-                    "path": str(r.path),
-                    "labels": r.labels,
-                    "added": r.added,
-                    "removed": r.removed,
-                    "modified": r.modified,
-                    "first_pull": r.changes is None,
-                    "paint": r.paint,
-                    "media": r.media,
-                }
-                for d, r in results.items()
-            }
-        )
-        return
-    for r in results.values():
-        click.echo(f"{r.summary()} -> {r.path}")
+        _echo_json({d: _pull_json(r) for d, r in results.items()})
+    else:
+        for d, r in results.items():
+            if isinstance(r, BaseException):
+                click.echo(f"{d}: FAILED: {r}", err=True)
+            else:
+                click.echo(f"{r.summary()} -> {r.path}")
+        if failed and len(results) > 1:
+            click.echo(
+                f"error: {len(failed)} of {len(results)} pulls failed ({', '.join(failed)}); "
+                "the others were written",
+                err=True,
+            )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _pull_json(r: Any) -> dict[str, Any]:
+    if isinstance(r, BaseException):
+        return {"ok": False, "error": str(r)}
+    return {
+        "ok": True,
+        "path": str(r.path),
+        "labels": r.labels,
+        "added": r.added,
+        "removed": r.removed,
+        "modified": r.modified,
+        "first_pull": r.changes is None,
+        "paint": r.paint,
+        "media": r.media,
+        "image_sizes": r.image_sizes,
+    }
 
 
 def register(group: click.Group) -> None:

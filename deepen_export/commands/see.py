@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,6 +173,7 @@ _images_opt = click.option(
     is_flag=True,
     help="Replace an existing OUTPUT folder that deepen-export did not create.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 def preview(
     source: Path,
     output: Path,
@@ -183,6 +186,7 @@ def preview(
     bev_range: float | None,
     bev_size: int,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Draw the labels over their images as PNGs in OUTPUT.
 
@@ -197,6 +201,7 @@ def preview(
       deepen-export preview out/kitti --from-format kitti -o previews/kitti
     """
     from deepen_export._guard import check_output, stamp, unmarked
+    from deepen_export.commands.convert import lossy_lines
     from deepen_export.preview import write_previews
 
     sources = image_sources(source, images, frames_zip)
@@ -204,7 +209,7 @@ def preview(
     target = check_output(output, inputs + [("images", p) for p in sources], overwrite=overwrite)
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     rows = select_frames(labels, frames_spec)
-    with unmarked(target):
+    with unmarked(target), lossy_lines() as unreadable:
         written = write_previews(
             labels,
             output,
@@ -216,6 +221,12 @@ def preview(
             bev_size=bev_size,
         )
     stamp(target, format="preview")
+    if as_json:
+        doc = {"output": str(output), "previews": written, "unreadable": unreadable}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for line in unreadable:
+        click.echo(f"  {line}", err=True)
     click.echo(f"wrote {len(written)} preview(s) to {output}")
 
 
@@ -230,12 +241,14 @@ def preview(
 @_images_opt
 @_from_format_opt
 @_frames_zip_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON (for scripts).")
 def stats(
     source: Path,
     output: Path | None,
     images: Path | None,
     from_format: str | None,
     frames_zip: Path | None,
+    as_json: bool,
 ) -> None:
     """Summarize the labels: counts per kind and category, frame statuses, stages, labellers,
     tracks, box sizes and cuboid distances.
@@ -250,6 +263,15 @@ def stats(
 
     labels = _load(source, from_format=from_format, frames_zip=frames_zip, images=images)
     summary = compute_stats(labels, title=str(source))
+    if as_json:
+        doc = dataclasses.asdict(summary) | {"html": str(output) if output else None}
+        if output is not None:
+            write_html_report(summary, output)
+        import orjson
+
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        click.echo(orjson.dumps(doc, option=opts).decode())
+        return
     print_stats(summary)
     if output is not None:
         write_html_report(summary, output)

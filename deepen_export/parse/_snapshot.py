@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deepen_export._imagesizes import add_image_frames, fill_sizes, snapshot_sizes
 from deepen_export._media import ImageSource
 from deepen_export.errors import ParseError
 from deepen_export.model import (
@@ -93,6 +94,7 @@ def parse_snapshot(
         images=images if images is not None else snap.images,
         points=points,
     )
+    labels = fill_sizes(labels, snapshot_sizes(snap.root, _files_list(snap)))
     labels = _snapshot_painting(labels, snap, dataset, dataset_id)
     meta = {
         "source": str(snap.root),
@@ -105,14 +107,18 @@ def parse_snapshot(
     return labels.replace(meta={k: v for k, v in meta.items() if v is not None})
 
 
-def _snapshot_labels(snap: Snapshot, dataset_id: str) -> LabelSet:
+def _files_list(snap: Snapshot) -> list[Any] | None:
     files_doc = _read_json_if(snap.files)
     files = files_doc.get("files") if isinstance(files_doc, Mapping) else files_doc
+    return files if isinstance(files, list) else None
+
+
+def _snapshot_labels(snap: Snapshot, dataset_id: str) -> LabelSet:
     return parse_labels(
         snap.labels,
         dataset_id=dataset_id,
         categories=categories_from_profile(_read_json_if(snap.profile)),
-        files=files if isinstance(files, list) else None,
+        files=_files_list(snap),
     )
 
 
@@ -150,4 +156,4 @@ def _finish(
         zip_sizes = dict(data.image_sizes)
         if not data.names:
             labels = labels.replace(issues=(*labels.issues, *data.issues))
-    return _with_image_sizes(labels, images, zip_sizes)
+    return add_image_frames(_with_image_sizes(labels, images, zip_sizes), images)
