@@ -45,9 +45,9 @@ def test_convert_snapshot_to_coco(tmp_path):
     assert "coco: wrote" in result.stdout and f"wrote {out}" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == "coco"
-    data = json.loads((out / "annotations.json").read_text())
+    data = json.loads((out / "annotations" / "instances_default.json").read_text())
     assert len(data["images"]) == 6  # 5 images, 000001.png on two sensors, the unlabelled ones kept
-    coco = COCO(str(out / "annotations.json"))
+    coco = COCO(str(out / "annotations" / "instances_default.json"))
     assert len(coco.getAnnIds()) > 0
 
 
