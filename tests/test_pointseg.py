@@ -60,17 +60,29 @@ def test_semantickitti_bits_and_files(tmp_path: Path) -> None:
     # 65535 << 16 | 252 = 4294901760 + 252
     assert raw0[3] == 4294901760 + 252
     raw2 = np.fromfile(seq / "labels/000002.label", dtype=np.uint32)
-    # traffic cone is no SemanticKITTI class -> first free id from 1000
-    assert (raw2 & 0xFFFF).tolist() == [1000, 1000]
+    # traffic cone is no SemanticKITTI class -> first id from 100 SemanticKITTI does not use
+    assert (raw2 & 0xFFFF).tolist() == [100, 100]
     assert (raw2 >> 16).tolist() == [0, 3]
     doc = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())
     assert doc["deepen_categories"] == {
         "car": 10,
         "Road": 40,
-        "traffic cone": 1000,
+        "traffic cone": 100,
         "moving car": 252,
     }
     assert doc["labels"][0] == "unlabeled"
+    # the semantic-kitti-api config keys, by hand: classes 1..4 in category order
+    assert doc["learning_map"] == {0: 0, 10: 1, 40: 2, 100: 3, 252: 4}
+    assert doc["learning_map_inv"] == {0: 0, 1: 10, 2: 40, 3: 100, 4: 252}
+    assert doc["learning_ignore"] == {0: True, 1: False, 2: False, 3: False, 4: False}
+    assert doc["color_map"][10] == [245, 150, 100] and set(doc["color_map"]) == {
+        0,
+        10,
+        40,
+        100,
+        252,
+    }
+    assert doc["split"] == {"train": [0], "valid": [0], "test": []}
     # velodyne in the LiDAR frame: world (100, 201, 0) -> R^T (0, 1, 0) = (1, 0, 0) etc.
     pts = np.fromfile(seq / "velodyne/000000.bin", dtype="<f4").reshape(-1, 4)
     np.testing.assert_allclose(pts[:2], [[1, 0, 0, 1], [0, 2, 1, 2]], atol=1e-6)
