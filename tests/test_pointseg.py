@@ -121,18 +121,22 @@ def test_semantickitti_instance_overflow(tmp_path: Path) -> None:
 def test_lidarseg_bytes_tables_and_round_trip(tmp_path: Path) -> None:
     ls = painted()
     report = lidarseg.write(ls, tmp_path / "ls", label_map='{"moving car": 31}')
-    entries = json.loads((tmp_path / "ls/lidarseg.json").read_text())
+    entries = json.loads((tmp_path / "ls/v1.0-trainval/lidarseg.json").read_text())
     assert [e["file_id"] for e in entries] == ["0.pcd", "2.pcd"]
     # car 1, Road 2, traffic cone 3 (next free), moving car 31 (mapped), unpainted 0
     data0 = np.fromfile(tmp_path / "ls" / entries[0]["filename"], dtype=np.uint8)
     assert data0.tolist() == [1, 2, 0, 31]
     data1 = np.fromfile(tmp_path / "ls" / entries[1]["filename"], dtype=np.uint8)
     assert data1.tolist() == [3, 3]
-    cats = json.loads((tmp_path / "ls/category.json").read_text())
+    cats = json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())
     assert [(c["name"], c["index"]) for c in cats] == [
         ("noise", 0), ("car", 1), ("Road", 2), ("traffic cone", 3), ("moving car", 31),
     ]  # fmt: skip
     assert entries[0]["token"] == lidarseg.token("ds1", "0.pcd")
+    # the devkit counts lidarseg/<version>/*.bin and opens <dataroot>/<filename>
+    assert entries[0]["filename"] == f"lidarseg/v1.0-trainval/{entries[0]['token']}_lidarseg.bin"
+    colormap = json.loads((tmp_path / "ls/colormap.json").read_text())
+    assert set(colormap) == {c["name"] for c in cats} and colormap["noise"] == [0, 0, 0]
     # both painted frames carry instance ids, which lidarseg cannot hold
     assert sorted(i.file_id for i in report if i.action == "dropped") == ["0.pcd", "2.pcd"]
     back = lidarseg.read(tmp_path / "ls")
@@ -161,8 +165,8 @@ def test_sample_paint_counts(tmp_path: Path) -> None:
     semantickitti.write(ls, tmp_path / "sk", on_unsupported="drop")
     lidarseg.write(ls, tmp_path / "ls", on_unsupported="drop")
     names = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())["labels"]
-    entries = json.loads((tmp_path / "ls/lidarseg.json").read_text())
-    cats = {c["index"]: c["name"] for c in json.loads((tmp_path / "ls/category.json").read_text())}
+    entries = json.loads((tmp_path / "ls/v1.0-trainval/lidarseg.json").read_text())
+    cats = {c["index"]: c["name"] for c in json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())}
     for i, file_id in enumerate(exp["frame_order"]):
         want = {k: v for k, v in exp["frames"][file_id]["paint_counts"].items() if v}
         raw = np.fromfile(tmp_path / f"sk/sequences/00/labels/{i:06d}.label", dtype="<u4")
