@@ -29,7 +29,7 @@ from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
 
-__all__ = ["ImageSource", "assign_splits", "parse_split", "place_images"]
+__all__ = ["ImageSource", "assign_splits", "parse_split", "place_images", "source_names"]
 
 Array = npt.NDArray[Any]
 
@@ -106,6 +106,24 @@ def assign_splits(
         digest = hashlib.sha256(f"{seed}|{g}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
         out.append(split[int(np.searchsorted(bounds, u, side="right"))][0])
+    return out
+
+
+def source_names(labels: LabelSet, frames: Array) -> list[str]:
+    """Where each frame's image is in the images folder or zip: its camera's ``image_path``
+    (camera views of LiDAR frames) or else its ``file_id`` (not the output name, which may have
+    a sensor folder added to tell two sensors apart)."""
+    f = labels.frames
+    cams = labels.cameras
+    lookup = {  # camera rows sit on their LiDAR frame; the image frame shares its file id
+        (str(f.dataset_id[fr]), str(f.file_id[fr]), str(sid)): str(path)
+        for fr, sid, path in zip(cams.frame, cams.sensor_id, cams.image_path, strict=True)
+        if path
+    }
+    out = []
+    for fr in frames.tolist():
+        fid = str(f.file_id[fr])
+        out.append(lookup.get((str(f.dataset_id[fr]), fid, str(f.sensor_id[fr])), fid))
     return out
 
 

@@ -72,7 +72,13 @@ from converters._base import (
     pylist,
     record,
 )
-from converters._dataset import ImageSource, assign_splits, parse_split, place_images
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
 from converters._idmap import IdMap
 from converters._numbers import shortest
 from deepen_export import geometry as geo
@@ -192,6 +198,14 @@ def write(
             files.append(ANNOTATIONS)
         else:
             (tmp / "images").mkdir()
+            # images are written in frame order: the i-th image is the i-th image frame
+            src_of = dict(
+                zip(
+                    [im["id"] for im in doc["images"]],
+                    source_names(labels, prep.image_frames(labels)),
+                    strict=True,
+                )
+            )
             for name, part in _subset_docs(labels, doc, subsets, int(seed)):
                 rel = f"annotations/instances_{name}.json"
                 (tmp / "annotations").mkdir(exist_ok=True)
@@ -201,7 +215,7 @@ def write(
                 if prep.flag(copy_images):
                     sub = f"images/{name}/" if subsets else "images/"
                     pairs = [
-                        (im["file_name"], sub + im["file_name"], im["deepen_file_id"])
+                        (src_of[im["id"]], sub + im["file_name"], im["deepen_file_id"])
                         for im in part["images"]
                     ]
                     report.written["image_files"] = report.written.get(

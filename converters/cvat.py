@@ -54,7 +54,13 @@ from converters._base import (
     xml_text,
 )
 from converters._base import xml_escape_attrib as _xml_attr
-from converters._dataset import ImageSource, assign_splits, parse_split, place_images
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
 from converters._numbers import texts
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
@@ -181,7 +187,10 @@ def write(
         report.files = [ANNOTATIONS, "report.json"]
         if prep.flag(copy_images):
             fids = [str(x) for x in labels.frames.file_id[frames].tolist()]
-            pairs = [(n, f"images/{n}", fid) for n, fid in zip(names, fids, strict=True)]
+            srcs = source_names(labels, frames)
+            pairs = [
+                (src, f"images/{n}", fid) for src, n, fid in zip(srcs, names, fids, strict=True)
+            ]
             report.written["image_files"] = place_images(images, pairs, tmp, report)
         finish(report, tmp)
     return report

@@ -59,7 +59,13 @@ from converters._base import (
     write_text,
     xml_escape_text,
 )
-from converters._dataset import ImageSource, assign_splits, parse_split, place_images
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
 from converters._numbers import texts
 from converters.masks import palette
 from deepen_export import geometry as geo
@@ -226,7 +232,7 @@ def write(
             labels, report, frames, base, prep.flag(integer), prep.flag(clip)
         )
         files = _write_xml(labels, tmp, frames, names, objects, by_frame, folder, base, seg, report)
-        for name in dict.fromkeys(subset):
+        for name in [n for n, _ in subsets] or ["default"]:  # every subset, even empty
             members = [i for i, s_ in zip(ids, subset, strict=True) if s_ == name]
             for task in ("Main", "Segmentation") if seg else ("Main",):
                 rel = f"ImageSets/{task}/{name}.txt"
@@ -247,8 +253,13 @@ def write(
             files += _write_masks(labels, report, tmp, frames, ids, prep.flag(clip))
         if prep.flag(copy_images):
             pairs = [
-                (n, f"JPEGImages/{n}", str(fid))
-                for n, fid in zip(names, labels.frames.file_id[frames].tolist(), strict=True)
+                (src, f"JPEGImages/{n}", str(fid))
+                for src, n, fid in zip(
+                    source_names(labels, frames),
+                    names,
+                    labels.frames.file_id[frames].tolist(),
+                    strict=True,
+                )
             ]
             report.written["image_files"] = place_images(images, pairs, tmp, report)
         report.files = [*files, "report.json"]

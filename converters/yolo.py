@@ -62,7 +62,13 @@ from converters._base import (
     pylist,
     record,
 )
-from converters._dataset import ImageSource, assign_splits, parse_split, place_images
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
 from converters._numbers import fixed
 from deepen_export import geometry as geo
 from deepen_export._progress import progress
@@ -190,8 +196,11 @@ def write(
             out.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
             files.append(rel)
         (tmp / "images").mkdir()
+        for name, _ in subsets:  # every subset data.yaml names exists, even when empty
+            (tmp / "images" / name).mkdir()
+            (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
         if prep.flag(copy_images):
-            src_names = prep.image_names(labels, written)
+            src_names = source_names(labels, written)
             pairs = [
                 (src, str(PurePosixPath("images", subset_of[fr], name_of[fr])), str(f.file_id[fr]))
                 for src, fr in zip(src_names, written.tolist(), strict=True)

@@ -68,6 +68,12 @@ _SETTINGS = click.option(
     help="The dataset's uploaded zip (json_data.zip) for calibration and points.",
 )
 @_IMAGES
+@click.option(
+    "--copy-images",
+    is_flag=True,
+    help="Put the images into the output in the format's layout (hard links where possible), "
+    "from --images or the snapshot's media (COCO, YOLO, VOC, CVAT).",
+)
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
@@ -77,6 +83,7 @@ def convert(
     output: str,
     frames: Path | None,
     images: Path | None,
+    copy_images: bool,
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
@@ -87,7 +94,10 @@ def convert(
     Examples:
       deepen-export convert labels.json --to coco -o out/coco --images images/
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
+      deepen-export convert snapshots/ds1 --to yolo -o out/yolo --copy-images -O split=train:0.8,val:0.2
     """
+    if copy_images:
+        settings = (*settings, "copy_images=true")
     _run_convert(source, to, output, frames, images, on_unsupported, id_map, settings)
 
 
@@ -127,6 +137,13 @@ def _run_convert(
     ):
         if value is not None and key in params:
             options.setdefault(key, value)
+    if options.get("copy_images") is True and "images" in params and "images" not in options:
+        from converters._dataset import ImageSource
+
+        # a snapshot's own images: media/images/ or the uploaded media/dataset.zip
+        found = ImageSource.of_snapshot(source) if source.is_dir() else None
+        if found is not None:
+            options["images"] = found
     unknown = [k for k in options if k not in params]
     if unknown:
         raise click.UsageError(
