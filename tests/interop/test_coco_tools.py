@@ -70,9 +70,7 @@ def test_cocoeval_ground_truth_against_itself(tmp_path: Path, elsewhere: Path) -
     # pole:1 at (33.5, 12.25) -> a 1 x 1 px box centred on it (reported as changed)
     assert pole["bbox"] == [33.0, 11.75, 1.0, 1.0] and pole["area"] == 1.0
     report = json.loads((out / "report.json").read_text())
-    assert any(
-        i["action"] == "changed" and i["label_id"] == "pole:1" for i in report["issues"]
-    )
+    assert any(i["action"] == "changed" and i["label_id"] == "pole:1" for i in report["issues"])
 
 
 def test_boxes_match_expected_and_no_float_noise(tmp_path: Path, elsewhere: Path) -> None:
@@ -106,7 +104,9 @@ def test_split_files_and_images(tmp_path: Path, elsewhere: Path) -> None:
     # deterministic: the same seed gives the same files
     again = _write(tmp_path / "b", split="train:0.5,val:0.5", seed=3)
     for name in files:
-        assert (again / "annotations" / name).read_bytes() == (out / "annotations" / name).read_bytes()
+        assert (again / "annotations" / name).read_bytes() == (
+            out / "annotations" / name
+        ).read_bytes()
 
 
 @pytest.mark.parametrize("split", [None, "train:0.5,val:0.5"])
