@@ -323,6 +323,13 @@ def to_xml(
     ):
         ET.SubElement(task, tag).text = text
     task.append(_labels_meta(labels))
+    if tracks:
+        # readers size track shapes by the task's frame size (datumaro refuses tracks without)
+        known = [k for k, fr in enumerate(frames.tolist()) if not unknown[k]]
+        if known:
+            size = ET.SubElement(task, "original_size")
+            ET.SubElement(size, "width").text = str(int(f.width[frames[known[0]]]))
+            ET.SubElement(size, "height").text = str(int(f.height[frames[known[0]]]))
     # the images follow <meta>: the small head is serialised as a tree, then left open
     out = [xml_text(root).removesuffix("\n</annotations>")]
     n_shapes = 0
