@@ -8,6 +8,8 @@ Output layout::
       velodyne/0000/000000.bin   float32 N x 4 LiDAR-frame points (when known)
       image_02/0000/000000.png   camera images (when ``media`` / ``images`` is given)
       mapping.json               sequence -> dataset_id, frame -> file_id, track_id -> label_id
+      evaluate_tracking.seqmap.training   "0000 empty 000000 <frames>" per sequence (devkit's,
+                                 what TrackEval's KITTI loader opens)
       report.json
 
 Everything about a row's numbers (camera frame, dimensions, location, rotation_y, alpha, 2D box,
@@ -123,6 +125,9 @@ def _track_ids(
             )
     return tid, table
 
+
+SEQMAP = "evaluate_tracking.seqmap.training"
+"""The KITTI tracking devkit's list of sequences and their lengths (TrackEval reads it)."""
 
 TRACKING_TYPES = (
     "Car",
@@ -340,6 +345,14 @@ def write(
             }
             dump_json(mapping, tmp / "mapping.json", indent=1)
             report.files.append("mapping.json")
+            # the devkit's sequence map (TrackEval's KITTI loader needs it beside label_02/):
+            # sequence, "empty", first frame, number of frames
+            lengths = np.bincount(seq, minlength=n_seq) if len(seq) else np.zeros(n_seq, int)
+            (tmp / SEQMAP).write_text(
+                "".join(f"{s:04d} empty 000000 {int(n):06d}\n" for s, n in enumerate(lengths)),
+                encoding="utf-8",
+            )
+            report.files.append(SEQMAP)
             report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
             finish(report, tmp)
     finally:
