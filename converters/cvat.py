@@ -402,7 +402,7 @@ def _tracks(
             kind, row = t[0], t[1]
             if kind > 3:
                 continue
-            lid = str(labels.table(_TABLES[kind]).label_id[row])
+            lid = str(labels.table(_TABLES[kind]).label_id[row])  # type: ignore[attr-defined]
             key = (str(f.dataset_id[fr]), str(f.sensor_id[fr]), kind, lid)
             if t[6] != 1 or any(k == image_of[fr] for k, _ in seen.get(key, [])):
                 bad.add(key)
@@ -622,7 +622,7 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
         lid = attrs.pop("deepen_label_id", None) or (
             f"group:{el.get('group_id')}" if el.get("group_id") else f"{name}:{i}.{j}"
         )
-        track = int(attrs.pop("deepen_track", None) or attrs.pop("track_id", -1))
+        track = int(attrs.pop("deepen_track", "") or attrs.pop("track_id", "") or -1)
         ltype = attrs.pop("deepen_label_type", "lane")
         entry = kinds[el.tag].setdefault(
             (i, lid),

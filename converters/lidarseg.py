@@ -211,7 +211,7 @@ def write(
             from converters.masks import palette
 
             colors = palette(256)
-            colormap = {c["name"]: colors[c["index"]].tolist() for c in cats}
+            colormap = {str(c["name"]): colors[int(str(c["index"]))].tolist() for c in cats}
             dump_json(colormap, tmp / "colormap.json", indent=1)
             report.files.append("colormap.json")
         report.written = {"frames": len(entries), "points": len(data)}

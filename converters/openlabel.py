@@ -235,7 +235,7 @@ def _entries(
             center, quat = _to_lidar(labels, cub.frame, center, quat)
             cs = "lidar"
         vals = shortest(np.column_stack([center, quat, cub.size]))
-        bad = ~np.isfinite(vals).all(axis=1)
+        bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
         for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
             if not is_bad:
@@ -245,7 +245,7 @@ def _entries(
         b: Boxes = labels.boxes
         x0, y0, x1, y1 = b.xyxy.T
         vals = shortest(np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]))
-        bad = ~np.isfinite(vals).all(axis=1)
+        bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite box values")
         sensors = fr.sensor_id[b.frame].tolist()
         for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):

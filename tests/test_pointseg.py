@@ -166,7 +166,10 @@ def test_sample_paint_counts(tmp_path: Path) -> None:
     lidarseg.write(ls, tmp_path / "ls", on_unsupported="drop")
     names = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())["labels"]
     entries = json.loads((tmp_path / "ls/v1.0-trainval/lidarseg.json").read_text())
-    cats = {c["index"]: c["name"] for c in json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())}
+    cats = {
+        c["index"]: c["name"]
+        for c in json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())
+    }
     for i, file_id in enumerate(exp["frame_order"]):
         want = {k: v for k, v in exp["frames"][file_id]["paint_counts"].items() if v}
         raw = np.fromfile(tmp_path / f"sk/sequences/00/labels/{i:06d}.label", dtype="<u4")

@@ -11,7 +11,6 @@ import pytest
 
 import deepen_export
 from converters import voc
-from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"

@@ -130,5 +130,5 @@ def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path) -> None:
     assert lanes and all(
         0 <= x <= 80 and 0 <= y <= 60
         for a in lanes
-        for x, y in zip(a["points"][0::2], a["points"][1::2])
+        for x, y in zip(a["points"][0::2], a["points"][1::2], strict=True)
     )
