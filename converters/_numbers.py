@@ -31,15 +31,23 @@ DIGITS = 15
 """Significant digits kept by :func:`shortest` (float64's ``DBL_DIG``)."""
 
 
-def shortest(values: npt.ArrayLike, digits: int = DIGITS) -> Array:
+def shortest(values: npt.ArrayLike, digits: int = DIGITS, decimals: int | None = None) -> Array:
     """``values`` as float64 rounded to ``digits`` significant digits (NaN and inf kept).
+
+    ``decimals`` first rounds to that many decimals: the absolute precision of a unit (metres
+    to the nanometre, ``decimals=9``), for values computed from large ones (LiDAR positions
+    relative to a world origin 80 km away keep only ~1e-11 m of the 15 digits).
 
     Examples
     --------
     >>> shortest([83.05 + 26.06 - 83.05, 272.09000000000003, -0.0, 1e300, 3]).tolist()
     [26.06, 272.09, 0.0, 1e+300, 3.0]
+    >>> shortest([81500.196962 - 81500.0], decimals=9).tolist()
+    [0.196962]
     """
     a = np.array(values, dtype=np.float64)
+    if decimals is not None:
+        a = np.round(a, decimals)
     flat = a.reshape(-1)
     sel = np.flatnonzero(np.isfinite(flat) & (flat != 0))
     if len(sel):

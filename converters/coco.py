@@ -196,6 +196,13 @@ def write(
         if layout == "flat":
             dump_json(doc, tmp / ANNOTATIONS, indent=ind)
             files.append(ANNOTATIONS)
+            if prep.flag(copy_images):
+                srcs = source_names(labels, prep.image_frames(labels))
+                pairs = [
+                    (src, "images/" + im["file_name"], im["deepen_file_id"])
+                    for src, im in zip(srcs, doc["images"], strict=True)
+                ]
+                report.written["image_files"] = place_images(images, pairs, tmp, report)
         else:
             (tmp / "images").mkdir()
             # images are written in frame order: the i-th image is the i-th image frame

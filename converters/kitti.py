@@ -82,7 +82,7 @@ Examples
 >>> out = tempfile.mkdtemp() + "/kitti"
 >>> r = write(LabelSet(frames=frames, categories=("car",), boxes=boxes), out)
 >>> Path(out, "label_2", "000000.txt").read_text()
-'Car 0.00 -1 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00\\n'
+'Car 0.00 0 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00\\n'
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ from converters._base import (
     record,
     safe_path,
 )
+from converters._numbers import fixed
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -774,7 +775,7 @@ def format_rows(columns: list[Array], fmts: list[str]) -> list[str]:
     for col, fm in zip(columns, fmts, strict=True):
         m = re.search(r"\.(\d+)f", fm)
         if m:
-            col = np.round(col.astype(np.float64), int(m.group(1))) + 0.0
+            col = fixed(col.astype(np.float64), int(m.group(1)))
         elif fm.endswith("d"):
             col = np.round(col.astype(np.float64)).astype(np.int64)
         prepared.append(col.tolist())

@@ -204,8 +204,15 @@ class _AttributeCache:
         return _attributes(rec) if rec else {}
 
 
+_METRES = 9  # decimals of positions and sizes in metres: to the nanometre
+_QUAT = 12  # decimals of unit-quaternion components
+
+
 def _pose(position: Array, quat: Array) -> dict[str, list[float]]:
-    return {"quaternion": shortest(quat).tolist(), "translation": shortest(position).tolist()}
+    return {
+        "quaternion": shortest(quat, decimals=_QUAT).tolist(),
+        "translation": shortest(position, decimals=_METRES).tolist(),
+    }
 
 
 # -- geometry entries ---------------------------------------------------------------------
@@ -234,7 +241,13 @@ def _entries(
         if cuboid_frame == "lidar" and cs == "world":
             center, quat = _to_lidar(labels, cub.frame, center, quat)
             cs = "lidar"
-        vals = shortest(np.column_stack([center, quat, cub.size]))
+        vals = np.column_stack(
+            [
+                shortest(center, decimals=_METRES),
+                shortest(quat, decimals=_QUAT),
+                shortest(cub.size, decimals=_METRES),
+            ]
+        )
         bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
         for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
@@ -258,7 +271,7 @@ def _entries(
     if kind in ("polylines3d", "polygons3d", "points3d") and cuboid_frame == "lidar":
         owner = _owner_of_vertex(t)
         coords = _points_to_lidar(labels, t.frame[owner], coords)
-    coords = shortest(coords)
+    coords = shortest(coords, decimals=_METRES if coords.shape[1] == 3 else None)
     finite_v = np.isfinite(coords).all(axis=1)
     owner = _owner_of_vertex(t)
     bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0

@@ -62,6 +62,7 @@ import numpy.typing as npt
 import shapely
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record
+from converters._numbers import fixed
 from converters._prepare2d import flag
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, FrameStatus, LabelSet, Polylines
@@ -322,7 +323,7 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     p = prepare(labels, report, h_samples, step, FORMAT)
-    x = np.round(p["x"], decimals) + 0.0
+    x = fixed(p["x"], decimals)
     lanes_pos, order = p["lanes_pos"], p["order"]
     bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
     out_lines = []

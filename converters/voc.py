@@ -71,7 +71,7 @@ from converters.masks import palette
 from deepen_export import geometry as geo
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
-from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet
+from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
 
 __all__ = ["read", "write"]
@@ -99,7 +99,9 @@ def _node(tag: str, children: list[str], level: int) -> str:
     return f"<{tag}>{pad}{pad.join(children)}\n{'  ' * level}</{tag}>"
 
 
-def _object_texts(labels: LabelSet, b: Any, rows: Any, clipped: Any, txt: Any) -> list[str]:
+def _object_texts(
+    labels: LabelSet, b: Any, rows: Any, clipped: Any, txt: Any, kind: str = "box"
+) -> list[str]:
     """The ``<object>`` element (level 1) of each kept label of table ``b``, in ``rows`` order."""
     names = [_leaf("name", c) for c in labels.categories]
     cats = b.category[rows].tolist()
@@ -127,6 +129,8 @@ def _object_texts(labels: LabelSet, b: Any, rows: Any, clipped: Any, txt: Any) -
             f"      <xmax>{x1}</xmax>\n      <ymax>{y1}</ymax>\n    </bndbox>\n"
             f"    {_leaf('deepen_label_id', lid)}"
         ]
+        if kind != "box":
+            parts.append(f"\n    <deepen_label_type>{kind}</deepen_label_type>")
         if track >= 0:
             parts.append(f"\n    <track_id>{track}</track_id>")
         attrs = [attribute(k, c[j]) for k, c in cols if c[j] is not None]
@@ -203,7 +207,7 @@ def write(
     >>> [box.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")]
     ['0', '1', '3', '5']
     >>> (out / "ImageSets" / "Main" / "default.txt").read_text()
-    'a\n'
+    'a\\n'
     """
     base = int(origin)
     if base not in (0, 1):
@@ -297,7 +301,9 @@ def _objects(
         vals = xyxy + np.array([base, base, 0.0, 0.0])
         t = texts(vals)
         txt = [t[i : i + 4] for i in range(0, len(t), 4)]
-        objects += _object_texts(labels, table, rows, clipped, txt)
+        objects += _object_texts(
+            labels, table, rows, clipped, txt, "box" if kind == "boxes" else "polygon"
+        )
     by_frame: dict[int, list[int]] = {}  # objects of each frame: its boxes, then its polygons
     order = np.concatenate([labels.boxes.frame[pb.rows], p.frame[pp.rows]]).tolist()
     for j, fr in enumerate(order):
@@ -350,7 +356,7 @@ def _write_xml(
         rel = _xml_path(names[k])
         out.write(rel, (text + "\n").encode("utf-8", "xmlcharrefreplace"))
         files.append(rel)
-    report.written["images"] = len(frames)
+    report.written = {"images": len(frames), **report.written}  # images first in the summary
     return files
 
 
@@ -424,7 +430,7 @@ def read(
     appearance. Attribute values come back as strings (VOC has no types). Box corners are read
     with the origin each file records in ``<deepen_box_origin>``; files without it (written by
     other tools) are read as ``origin`` (default 1, the Pascal VOC devkit's convention).
-    Polygons written as boxes come back as boxes.
+    Polygons written as boxes (``<deepen_label_type>polygon``) come back as those rectangles.
 
     Examples
     --------
@@ -453,6 +459,7 @@ def read(
         "status": [],
     }
     rows: list[tuple[int, str, list[float], str, dict[str, Any]]] = []
+    polys: list[tuple[int, str, list[float], str, dict[str, Any]]] = []
     status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
     for i, path in enumerate(sorted(root.rglob("*.xml"))):
         doc = ET.parse(path).getroot()
@@ -482,16 +489,35 @@ def read(
                 a.findtext("name") or "": a.findtext("value")
                 for a in obj.findall("attributes/attribute")
             }
-            rows.append((i, name, xyxy, obj.findtext("deepen_label_id") or f"{name}:{j}", attrs))
-    keys = list(dict.fromkeys(k for r in rows for k in r[4]))
+            lid = obj.findtext("deepen_label_id") or f"{name}:{j}"
+            kind = obj.findtext("deepen_label_type") or "box"
+            (polys if kind == "polygon" else rows).append((i, name, xyxy, lid, attrs))
     frames = Frames.from_columns(**frames_cols)
+
+    def common(rs: list[tuple[int, str, list[float], str, dict[str, Any]]]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(k for r in rs for k in r[4]))
+        return {
+            "frame": [r[0] for r in rs],
+            "category": [cats.index(r[1]) for r in rs],
+            "label_id": [r[3] for r in rs],
+            "attributes": {k: [r[4].get(k) for r in rs] for k in keys},
+        }
+
     boxes = Boxes.from_columns(
-        frame=[r[0] for r in rows],
-        category=[cats.index(r[1]) for r in rows],
-        label_id=[r[3] for r in rows],
-        xyxy=np.asarray([r[2] for r in rows], dtype=np.float64).reshape(-1, 4),
-        attributes={k: [r[4].get(k) for r in rows] for k in keys},
+        **common(rows), xyxy=np.asarray([r[2] for r in rows], dtype=np.float64).reshape(-1, 4)
+    )
+    # polygons written as their boxes come back as those rectangles
+    rect = np.asarray([r[2] for r in polys], dtype=np.float64).reshape(-1, 4)
+    polygons = Polygons.from_columns(
+        **common(polys),
+        offsets=np.arange(len(polys) + 1),
+        ring_offsets=np.arange(0, 4 * len(polys) + 1, 4),
+        coords=rect[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 2),
     )
     return LabelSet(
-        frames=frames, categories=tuple(cats), boxes=boxes, meta={"source_format": FORMAT}
+        frames=frames,
+        categories=tuple(cats),
+        boxes=boxes,
+        polygons=polygons,
+        meta={"source_format": FORMAT},
     )

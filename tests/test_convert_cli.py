@@ -75,8 +75,8 @@ def test_convert_refuses_kinds_the_format_cannot_hold_and_writes_nothing(tmp_pat
     dropped = [
         i for i in report["issues"] if i["action"] == "dropped" and "voc cannot hold" in i["reason"]
     ]
-    # everything but the 5 boxes: 3 polygons, 2 lanes, 2 points, 1 scene, each named
-    assert len(dropped) == 8 and all(i["file_id"] and i["label_id"] for i in dropped)
+    # everything but the 5 boxes and 3 polygons (written as boxes): 2 lanes, 2 points, 1 scene
+    assert len(dropped) == 5 and all(i["file_id"] and i["label_id"] for i in dropped)
 
 
 @pytest.mark.parametrize(
