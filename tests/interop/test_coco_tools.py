@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -145,3 +146,46 @@ def _item_id(e: dict[str, Any]) -> str:
     # COCO file names of the sample: a file id on two sensors goes under <sensor>/
     name = e["file_id"] if e["file_id"] != "000001.png" else f"{e['sensor_id']}/000001.png"
     return name.rsplit(".", 1)[0]
+
+
+def _random_set(seed: int = 0) -> deepen_export.LabelSet:
+    """Boxes (some leaving the image), triangles, and 1- to 3-point labels (some collinear)."""
+    from deepen_export.model import Boxes, Frames, LabelSet, Points, Polygons
+
+    rng = np.random.default_rng(seed)
+    n_img, n = 20, 120
+    frames = Frames.from_columns(
+        file_id=[f"{i:03d}.jpg" for i in range(n_img)], width=[640] * n_img, height=[480] * n_img
+    )
+    x0 = rng.uniform(-20, 600, (n, 2))
+    boxes = Boxes.from_columns(
+        frame=rng.integers(0, n_img, n), category=rng.integers(0, 3, n),
+        label_id=[f"car:{i}" for i in range(n)], xyxy=np.hstack([x0, x0 + rng.uniform(2, 80, (n, 2))]),
+    )  # fmt: skip
+    tri = rng.uniform(0, 480, (n, 3, 2))
+    polygons = Polygons.from_columns(
+        frame=rng.integers(0, n_img, n), category=rng.integers(0, 3, n),
+        label_id=[f"road:{i}" for i in range(n)], offsets=np.arange(n + 1),
+        ring_offsets=np.arange(0, 3 * n + 1, 3), coords=tri.reshape(-1, 2),
+    )  # fmt: skip
+    counts = rng.integers(1, 4, n)
+    pts = rng.uniform(0, 470, (int(counts.sum()), 2))
+    pts[np.cumsum(counts)[:-1][::3]] = pts[np.cumsum(counts)[:-1][::3] - 1]  # repeated points
+    points = Points.from_columns(
+        frame=rng.integers(0, n_img, n), category=rng.integers(0, 3, n),
+        label_id=[f"pole:{i}" for i in range(n)], offsets=np.r_[0, np.cumsum(counts)], coords=pts,
+    )  # fmt: skip
+    return LabelSet(
+        frames=frames, categories=("car", "road", "pole"), boxes=boxes, polygons=polygons,
+        points=points,
+    )  # fmt: skip
+
+
+def test_cocoeval_one_on_a_random_set(tmp_path: Path, elsewhere: Path) -> None:
+    out = tmp_path / "out" / "coco"
+    coco.write(_random_set(), out)
+    with quiet():
+        gt = COCO(str(out / "annotations/instances_default.json"))
+        assert _self_eval(gt, "bbox") == 1.0
+        assert _self_eval(gt, "segm") == 1.0
+    assert min(a["area"] for a in gt.dataset["annotations"]) > 0

@@ -115,11 +115,14 @@ def test_datumaro_cvat_tracks(tmp_path: Path, elsewhere: Path) -> None:
     assert sorted(back.boxes.label_id.tolist()) == ["car:7"] * 3 + ["truck:1"]
 
 
-def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path) -> None:
+@pytest.mark.parametrize("split", [None, "train:0.5,val:0.5"])
+def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path, split: str | None) -> None:
     out = tmp_path / "out" / "cvat"
-    cvat.write(_sample(), out, images=IMAGES, copy_images=True)
+    cvat.write(_sample(), out, images=IMAGES, copy_images=True, split=split)
     ds = dump(out, "cvat", cwd=elsewhere)
     assert len(ds["items"]) == 6
+    subsets = {it["subset"] for it in ds["items"]}
+    assert subsets == {"default"} if split is None else subsets <= {"train", "val"}
     # lane:2 leaves the image: clipped, every point inside the 80 x 60 image
     lanes = [
         a
