@@ -28,6 +28,9 @@ Conventions
   and version of each label.
 - Images are in frame order, ``id`` 0..n-1, ``name`` the relative image path; frames with no
   labels are written too, with their review status in ``deepen_status``.
+- With ``copy_images=True`` the images go to ``images/<name>`` beside the XML (the layout of
+  CVAT's dataset zips and of datumaro's ``cvat``); with ``split=...`` each subset is one task
+  file, ``<subset>.xml``, in place of ``annotations.xml``.
 """
 
 from __future__ import annotations
@@ -136,8 +139,9 @@ def write(
     task_name : str
         ``<meta><task><name>``.
     split : str or dict, optional
-        ``"train:0.8,val:0.2"``: each ``<image>`` gets ``subset="<name>"`` (as CVAT's project
-        exports write it; deterministic by ``seed`` and file id, sequences kept whole).
+        ``"train:0.8,val:0.2"``: one task file per subset, ``train.xml``, ``val.xml``, instead
+        of ``annotations.xml`` (datumaro names each subset after its file; deterministic by
+        ``seed`` and file id, sequences kept whole).
     seed : int
         Seed of the split.
     copy_images : bool
@@ -169,22 +173,40 @@ def write(
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")
     subsets = parse_split(split)
-    subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else None
-    with status("building CVAT XML"):
-        text = to_xml(
-            labels, report, frames, names, clip=prep.flag(clip), task_name=task_name, subset=subset
-        )
+    parts = [(ANNOTATIONS, np.ones(len(frames), dtype=bool))]
+    if subsets:  # one task file per subset, named after it (how datumaro names subsets)
+        subset = np.array(assign_splits(labels, frames, subsets, int(seed)), dtype=object)
+        parts = [(f"{n}.xml", subset == n) for n, _ in subsets]
+    texts_: list[str] = []
+    totals: dict[str, int] = {}
+    for _, sel in parts:
+        with status("building CVAT XML"):
+            texts_.append(
+                to_xml(
+                    labels,
+                    report,
+                    frames[sel],
+                    [n for n, keep in zip(names, sel.tolist(), strict=True) if keep],
+                    clip=prep.flag(clip),
+                    task_name=task_name,
+                )
+            )
+        for k, v in report.written.items():
+            totals[k] = totals.get(k, 0) + v
+        report.written.clear()
+    report.written.update(totals)
     with atomic_dir(dest) as tmp:
-        # as ET.tostring writes: no newline translation, unencodable characters as references
-        write_text(
-            tmp / ANNOTATIONS,
-            '<?xml version="1.0" encoding="utf-8"?>\n',
-            text,
-            "\n",
-            errors="xmlcharrefreplace",
-            newline="\n",
-        )
-        report.files = [ANNOTATIONS, "report.json"]
+        for (name, _), text in zip(parts, texts_, strict=True):
+            # as ET.tostring writes: no newline translation, unencodable characters as references
+            write_text(
+                tmp / name,
+                '<?xml version="1.0" encoding="utf-8"?>\n',
+                text,
+                "\n",
+                errors="xmlcharrefreplace",
+                newline="\n",
+            )
+        report.files = [name for name, _ in parts] + ["report.json"]
         if prep.flag(copy_images):
             fids = [str(x) for x in labels.frames.file_id[frames].tolist()]
             srcs = source_names(labels, frames)
@@ -210,7 +232,6 @@ def to_xml(
     *,
     clip: bool = True,
     task_name: str = "deepen-export",
-    subset: list[str] | None = None,
 ) -> str:
     """The ``<annotations>`` document as text, without the XML declaration (see :func:`write`)."""
     f = labels.frames
@@ -344,8 +365,6 @@ def to_xml(
             "deepen_dataset_id": str(f.dataset_id[fr]),
             "deepen_status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
         }
-        if subset is not None:
-            attrib["subset"] = subset[k]
         out.append("\n  <image")
         out.extend(f' {a}="{_xml_attr(v)}"' for a, v in attrib.items())
         items = sorted(shapes.get(fr, []), key=lambda t: (t[0], t[1]))

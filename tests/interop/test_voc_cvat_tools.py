@@ -122,7 +122,8 @@ def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path, split: str | None
     ds = dump(out, "cvat", cwd=elsewhere)
     assert len(ds["items"]) == 6
     subsets = {it["subset"] for it in ds["items"]}
-    assert subsets == {"default"} if split is None else subsets <= {"train", "val"}
+    # datumaro names a subset after its file: annotations.xml, or train.xml and val.xml
+    assert subsets == ({"annotations"} if split is None else {"train", "val"})
     # lane:2 leaves the image: clipped, every point inside the 80 x 60 image
     lanes = [
         a
