@@ -601,6 +601,9 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     """
     path = Path(source)
     if path.is_dir():
+        subsets = sorted(p for p in path.glob("*.xml") if p.name != ANNOTATIONS)
+        if not (path / ANNOTATIONS).exists() and subsets:  # a split: one file per subset
+            return LabelSet.concat([read(p) for p in subsets])
         path = path / ANNOTATIONS
     try:
         root = ET.parse(path).getroot()

@@ -124,6 +124,7 @@ def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path, split: str | None
     subsets = {it["subset"] for it in ds["items"]}
     # datumaro names a subset after its file: annotations.xml, or train.xml and val.xml
     assert subsets == ({"annotations"} if split is None else {"train", "val"})
+    assert len(cvat.read(out).frames) == 6  # our reader reads every subset file
     # lane:2 leaves the image: clipped, every point inside the 80 x 60 image
     lanes = [
         a
