@@ -55,13 +55,13 @@ def test_datumaro_kitti3d(tmp_path: Path, elsewhere: Path) -> None:
     )
 
 
-def test_datumaro_kitti_detection(tmp_path: Path, elsewhere: Path) -> None:
+def test_datumaro_kitti(tmp_path: Path, elsewhere: Path) -> None:
     ls = deepen_export.read_labels(SAMPLES / "image_dataset").without(
         "polygons", "polylines", "points", "scenes"
     )
     out = tmp_path / "out" / "kitti"
     kitti.write(ls, out, images=SAMPLES / "image_dataset/images")
-    ds = dump(out, "kitti_detection", cwd=elsewhere)
+    ds = dump(out, "kitti", cwd=elsewhere)
     anns = [a for it in ds["items"] for a in it["annotations"]]
     assert len(anns) == 5
     # no occlusion attribute in the labels: occluded 0, read as not occluded
