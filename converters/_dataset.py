@@ -151,8 +151,12 @@ class ImageSource:
             except zipfile.BadZipFile as exc:
                 raise ConversionError(f"images: {self.path} is not a folder or a zip") from exc
             for name in self._zip.namelist():
-                if not name.endswith("/"):
-                    self._members.setdefault(name, name)
+                if name.endswith("/"):
+                    continue
+                # every tail of the member path finds it (one dict, not a scan per image)
+                parts = name.split("/")
+                for k in range(len(parts)):
+                    self._members.setdefault("/".join(parts[k:]), name)
         elif not self.path.is_dir():
             raise ConversionError(f"images: {self.path} is not a folder or a zip")
 
@@ -170,14 +174,7 @@ class ImageSource:
         if self._zip is None:
             p = self.path / name
             return str(p) if p.is_file() else None
-        if name in self._members:
-            return name
-        tail = "/" + name
-        for m in self._members:
-            if m.endswith(tail):
-                self._members[name] = m
-                return m
-        return None
+        return self._members.get(name)
 
     def place(self, found: str, target: Path) -> None:
         """Hard-link (else copy) a found image to ``target``."""
