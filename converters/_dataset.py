@@ -150,12 +150,12 @@ class ImageSource:
                 self._zip = zipfile.ZipFile(self.path)
             except zipfile.BadZipFile as exc:
                 raise ConversionError(f"images: {self.path} is not a folder or a zip") from exc
-            for name in self._zip.namelist():
-                if name.endswith("/"):
-                    continue
-                # every tail of the member path finds it (one dict, not a scan per image)
+            files = [n for n in self._zip.namelist() if not n.endswith("/")]
+            self._members = {n: n for n in files}  # exact names first
+            for name in files:
+                # then every tail of a member path (one dict, not a scan per image)
                 parts = name.split("/")
-                for k in range(len(parts)):
+                for k in range(1, len(parts)):
                     self._members.setdefault("/".join(parts[k:]), name)
         elif not self.path.is_dir():
             raise ConversionError(f"images: {self.path} is not a folder or a zip")
