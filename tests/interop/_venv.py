@@ -9,6 +9,7 @@ by a hash of the requirement lines, and returns its interpreter; tests run the t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -41,15 +42,19 @@ def tool_python(requirements: tuple[str, ...]) -> Path:
     if (venv / "ok").exists():
         return py
     venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    done = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"could not build the tool venv for {requirements}: {done.stderr[-2000:]}")
-    (venv / "ok").write_text("\n".join(requirements) + "\n")
+    with open(venv.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test session may be building it right now
+        if (venv / "ok").exists():
+            return py
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        done = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"could not build the tool venv for {requirements}: {done.stderr[-2000:]}")
+        (venv / "ok").write_text("\n".join(requirements) + "\n")
     return py
 
 
