@@ -23,12 +23,18 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["DIGITS", "fixed", "shortest", "texts"]
+__all__ = ["DIFFERENCE_DECIMALS", "DIGITS", "fixed", "shortest", "texts"]
 
 Array = npt.NDArray[Any]
 
 DIGITS = 15
 """Significant digits kept by :func:`shortest` (float64's ``DBL_DIG``)."""
+
+DIFFERENCE_DECIMALS = 9
+"""Decimals of computed coordinates: differences of large values (a box width ``1080 - 1079.9``
+is ``0.09999999999990905``) and intersections (a polygon clipped at ``y = 1080`` gets the vertex
+``80.8681249999999``) carry absolute noise, ~1e-13 of the unit, which no number of significant
+digits removes; 1e-9 of the unit (pixel, metre) is far below what any reader resolves."""
 
 
 def shortest(values: npt.ArrayLike, digits: int = DIGITS, decimals: int | None = None) -> Array:
@@ -45,7 +51,7 @@ def shortest(values: npt.ArrayLike, digits: int = DIGITS, decimals: int | None =
     >>> shortest([81500.196962 - 81500.0], decimals=9).tolist()
     [0.196962]
     """
-    a = np.array(values, dtype=np.float64)
+    a = np.array(values, dtype=np.float64, order="C")  # C order: flat below is a view of a
     if decimals is not None:
         a = np.round(a, decimals)
     flat = a.reshape(-1)
@@ -79,8 +85,11 @@ def fixed(values: npt.ArrayLike, decimals: int) -> Array:
     return np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
 
 
-def texts(values: npt.ArrayLike, digits: int = DIGITS) -> list[str]:
-    """Text of each value (flattened): integers without ``.0``, others shortest after rounding.
+def texts(
+    values: npt.ArrayLike, digits: int = DIGITS, decimals: int | None = DIFFERENCE_DECIMALS
+) -> list[str]:
+    """Text of each value (flattened): integers without ``.0``, others shortest after rounding
+    (to ``decimals``, default :data:`DIFFERENCE_DECIMALS`, then ``digits`` significant digits).
 
     The texts hold only digits, ``.``, ``-``, ``+``, ``e``, ``inf``, ``nan``: nothing XML
     needs escaped.
@@ -90,7 +99,7 @@ def texts(values: npt.ArrayLike, digits: int = DIGITS) -> list[str]:
     >>> texts([5.0, 26.060000000000002, -0.0, 0.5, float("nan"), 1e16])
     ['5', '26.06', '0', '0.5', 'nan', '10000000000000000']
     """
-    flat = shortest(values, digits).ravel()
+    flat = shortest(values, digits, decimals).ravel()
     if not len(flat):
         return []
     # orjson's shortest round-trip texts, for all values in one call

@@ -80,7 +80,7 @@ from converters._dataset import (
     source_names,
 )
 from converters._idmap import IdMap
-from converters._numbers import shortest
+from converters._numbers import DIFFERENCE_DECIMALS, shortest
 from deepen_export import geometry as geo
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
@@ -334,8 +334,9 @@ def to_dict(
 
     boxes = prep.prepare_boxes(labels, report, frames, clip=clip)
     b = labels.boxes
-    xywh = shortest(geo.xyxy_to_xywh(boxes.xyxy))
-    box_area = shortest(geo.box_area(boxes.xyxy))
+    _report_slivers(labels, report, "boxes", boxes.rows, shapely.box(*boxes.xyxy.T))
+    xywh = _xywh(boxes.xyxy)
+    box_area = shortest(geo.box_area(boxes.xyxy), decimals=DIFFERENCE_DECIMALS)
     fin = _Finisher(b, "box")
     for pos, r, bb, a, seg in zip(
         pos_of_frame[b.frame[boxes.rows]].tolist(),
@@ -438,9 +439,45 @@ class _Finisher:
         return ann
 
 
+def _report_slivers(labels: LabelSet, report: Report, kind: str, rows: Array, geoms: Array) -> None:
+    """Report labels thinner than 2 px whose rasterised mask holds no pixel (kept as they are).
+
+    pycocotools rasterises such a sliver (a box clipped to 0.1 px at the image edge) to an empty
+    mask, which ``COCOeval(iouType="segm")`` can never match, not even with itself.
+    """
+    if not len(rows):
+        return
+    fr = labels.table(kind).frame[rows]  # type: ignore[attr-defined]
+    w, h = labels.frames.width[fr], labels.frames.height[fr]
+    b = shapely.bounds(geoms)
+    thin = np.flatnonzero(((b[:, 2] - b[:, 0] < 2) | (b[:, 3] - b[:, 1] < 2)) & (w > 0) & (h > 0))
+    if not len(thin):
+        return
+    rles = geo.polygons_to_rle(geoms[thin], h[thin], w[thin])
+    empty = np.array([r is None for r in rles], dtype=bool)
+    some = [r for r in rles if r is not None]
+    if some:
+        empty[~empty] = geo.rle_area(some) == 0
+    record(
+        report,
+        labels,
+        kind,
+        rows[thin[empty]],
+        "kept",
+        "covers no pixel when rasterised: COCOeval segm cannot match it",
+    )
+
+
+def _xywh(xyxy: Array) -> Array:
+    """``[x, y, w, h]`` to 1e-9 px in shortest form (:data:`DIFFERENCE_DECIMALS`)."""
+    out = geo.xyxy_to_xywh(np.asarray(xyxy, dtype=np.float64).reshape(-1, 4))
+    return shortest(out, decimals=DIFFERENCE_DECIMALS)
+
+
 def _box_polygons(xyxy: Array) -> list[list[float]]:
     """Each box as the flat 4-corner polygon ``x0,y0, x1,y0, x1,y1, x0,y1`` (shortest numbers)."""
-    return shortest(np.asarray(xyxy).reshape(-1, 4)[:, [0, 1, 2, 1, 2, 3, 0, 3]]).tolist()
+    corners = np.asarray(xyxy).reshape(-1, 4)[:, [0, 1, 2, 1, 2, 3, 0, 3]]
+    return shortest(corners, decimals=DIFFERENCE_DECIMALS).tolist()
 
 
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:
@@ -452,7 +489,7 @@ def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[f
     ring_off = np.asarray(ring_off, dtype=np.int64)
     poly_off = np.asarray(poly_off, dtype=np.int64)
     multi_off = np.asarray(multi_off, dtype=np.int64)
-    xy = shortest(np.asarray(coords)[:, :2].ravel()).tolist()
+    xy = shortest(np.asarray(coords)[:, :2].ravel(), decimals=DIFFERENCE_DECIMALS).tolist()
     # open rings: the closing vertex is left out
     flat = [
         xy[2 * a : 2 * z - 2]
@@ -520,9 +557,11 @@ def _polygon_annotations(
             "polygon covers no pixel centre when rasterised (COCO area 0)",
         )
     else:
-        area = shortest(shoelace).tolist()
+        area = shortest(shoelace, decimals=DIFFERENCE_DECIMALS).tolist()
+    if not pixel_area:  # (pixel areas report these themselves)
+        _report_slivers(labels, report, "polygons", rows, geoms)
     bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
-    bbox = shortest(geo.xyxy_to_xywh(bounds)).tolist()
+    bbox = _xywh(bounds).tolist()
     out = []
     fin = _Finisher(p, "polygon")
     pos = pos_of_frame[fr].tolist()
@@ -593,8 +632,8 @@ def _point_annotations(
         "box of the points widened to 1 pixel (a zero-area box never matches in COCOeval)",
     )
     xyxy = np.where(thin[:, None], _widen(xyxy), xyxy)
-    bbox = shortest(geo.xyxy_to_xywh(xyxy)).tolist()
-    box_area = shortest(geo.box_area(xyxy)).tolist()
+    bbox = _xywh(xyxy).tolist()
+    box_area = shortest(geo.box_area(xyxy), decimals=DIFFERENCE_DECIMALS).tolist()
     segs = _box_polygons(xyxy)
     out = []
     fin = _Finisher(pt, "points")
@@ -602,7 +641,7 @@ def _point_annotations(
         xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
         k = kp_count[int(pt.category[r])]
         kp = np.zeros((k, 3))
-        kp[: len(xy), :2] = shortest(xy - 0.5)
+        kp[: len(xy), :2] = shortest(xy - 0.5, decimals=DIFFERENCE_DECIMALS)
         kp[: len(xy), 2] = 2
         ann: dict[str, Any] = {
             "id": 0,

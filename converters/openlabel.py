@@ -98,7 +98,7 @@ from converters._base import (
     record,
     safe_path,
 )
-from converters._numbers import shortest
+from converters._numbers import DIFFERENCE_DECIMALS, shortest
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -257,7 +257,10 @@ def _entries(
     if kind == "boxes":
         b: Boxes = labels.boxes
         x0, y0, x1, y1 = b.xyxy.T
-        vals = shortest(np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]))
+        vals = shortest(
+            np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]),
+            decimals=DIFFERENCE_DECIMALS,
+        )
         bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite box values")
         sensors = fr.sensor_id[b.frame].tolist()
@@ -271,7 +274,7 @@ def _entries(
     if kind in ("polylines3d", "polygons3d", "points3d") and cuboid_frame == "lidar":
         owner = _owner_of_vertex(t)
         coords = _points_to_lidar(labels, t.frame[owner], coords)
-    coords = shortest(coords, decimals=_METRES if coords.shape[1] == 3 else None)
+    coords = shortest(coords, decimals=_METRES if coords.shape[1] == 3 else DIFFERENCE_DECIMALS)
     finite_v = np.isfinite(coords).all(axis=1)
     owner = _owner_of_vertex(t)
     bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0
