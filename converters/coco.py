@@ -520,6 +520,9 @@ def _polygon_annotations(
     p = labels.polygons
     prepared = prep.prepare_polygons(labels, report, frames, clip=clip)
     rows, geoms = prepared.rows, prepared.geoms
+    if len(geoms):
+        # vertices as written (to 1e-9 px), so area and bbox are those of the written polygon
+        geoms = shapely.transform(geoms, lambda xy: shortest(xy, decimals=DIFFERENCE_DECIMALS))
     fr = p.frame[rows]
     w = labels.frames.width[fr]
     h = labels.frames.height[fr]
