@@ -63,6 +63,11 @@ def test_datumaro_voc(tmp_path: Path, elsewhere: Path, split: str | None) -> Non
         if a["type"] == "mask" and a["label"] == "road"
     ]
     assert [a["pixels"] for a in road] == [EXPECTED["polygons"]["road:1"]["area"]]
+    # SegmentationObject: object j of the XML (car:1, car:2, road:1) is index j, 1-based
+    obj = np.asarray(Image.open(out / "SegmentationObject/sensor1/000001.png"))
+    assert sorted(np.unique(obj).tolist()) == [0, 1, 2, 3]
+    assert int((obj == 3).sum()) == EXPECTED["polygons"]["road:1"]["area"]
+    assert int((obj == 1).sum()) == 20 * 12  # car:1 [10, 8, 30, 20]
 
 
 def _tracked() -> LabelSet:
