@@ -142,3 +142,44 @@ def test_datumaro_cvat_sample(tmp_path: Path, elsewhere: Path, split: str | None
         for a in lanes
         for x, y in zip(a["points"][0::2], a["points"][1::2], strict=True)
     )
+
+
+def _cvat_load_anno(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """CVAT's own importer rule (``cvat-ai/cvat`` ``cvat/apps/dataset_manager/formats/cvat.py``
+    ``load_anno``), restated: ``<image>`` shapes need ``label``; a ``<track>`` needs ``label`` and
+    each of its shapes ``frame`` and ``keyframe`` (a missing one is a KeyError), only keyframes
+    are kept, ``outside`` defaults to 0; a track whose first shape is a mask becomes a shape."""
+    import xml.etree.ElementTree as ET
+
+    shapes, tracks = [], []
+    root = ET.parse(path).getroot()
+    for im in root.iter("image"):
+        for el in im:
+            if el.tag in ("box", "polygon", "polyline", "points"):
+                shapes.append({"frame": int(im.attrib["id"]), "label": el.attrib["label"]})
+    for tr in root.iter("track"):
+        kept = [
+            {"frame": int(el.attrib["frame"]), "outside": el.attrib.get("outside", "0") == "1"}
+            for el in tr
+            if el.attrib["keyframe"] == "1"
+        ]
+        tracks.append({"label": tr.attrib["label"], "shapes": kept})
+    return shapes, tracks
+
+
+def test_cvat_importer_rule_tracks(tmp_path: Path) -> None:
+    out = tmp_path / "cvat"
+    cvat.write(_tracked(), out)
+    shapes, tracks = _cvat_load_anno(out / "annotations.xml")
+    assert shapes == [{"frame": 2, "label": "truck"}]
+    assert tracks == [
+        {
+            "label": "car",
+            "shapes": [
+                {"frame": 0, "outside": False},
+                {"frame": 1, "outside": False},
+                {"frame": 2, "outside": True},  # out of view on frame 2: not interpolated
+                {"frame": 3, "outside": False},
+            ],
+        }
+    ]
