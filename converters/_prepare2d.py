@@ -67,16 +67,27 @@ def image_frames(labels: LabelSet, report: Report | None = None, what: str = "im
     return skip_unlabelled(labels, frames, report, False, what)
 
 
+def unlabelled(labels: LabelSet, frames: Array) -> Array:
+    """Mask over ``frames``: not labelled yet and carrying no 2D label (the frame-status rule)."""
+    labelled = np.zeros(len(labels.frames), dtype=bool)
+    for name in _2D_TABLES:
+        labelled[labels.table(name).frame] = True  # type: ignore[attr-defined]
+    return (labels.frames.status[frames] == int(FrameStatus.UNLABELLED)) & ~labelled[frames]
+
+
+def written_images(labels: LabelSet) -> Array:
+    """The image frames a 2D writer writes: :func:`image_frames` under the frame-status rule."""
+    frames = labels.images()
+    return frames[~unlabelled(labels, frames)]
+
+
 def skip_unlabelled(
     labels: LabelSet, frames: Array, report: Report, include: bool, what: str
 ) -> Array:
     """Leave out frames not labelled yet (an empty label file would claim "no objects")."""
     if include:
         return frames
-    labelled = np.zeros(len(labels.frames), dtype=bool)
-    for name in _2D_TABLES:
-        labelled[labels.table(name).frame] = True  # type: ignore[attr-defined]
-    unl = (labels.frames.status[frames] == int(FrameStatus.UNLABELLED)) & ~labelled[frames]
+    unl = unlabelled(labels, frames)
     for fid in labels.frames.file_id[frames[unl]]:
         report.add("skipped", f"image not labelled yet: no {what} written", file_id=str(fid))
     return frames[~unl]

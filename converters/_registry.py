@@ -73,7 +73,9 @@ FORMATS: dict[str, Format] = {
             {"boxes", "polygons"},
             "Ultralytics YOLO detection / segmentation txt + data.yaml",
         ),
-        _f("voc", {"boxes"}, "Pascal VOC XML, one file per image"),
+        _f(
+            "voc", {"boxes", "polygons"}, "Pascal VOC XML, one file per image (+ segmentation PNGs)"
+        ),
         _f(
             "cvat",
             {"boxes", "polygons", "polylines", "points", "scenes"},

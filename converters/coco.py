@@ -1,10 +1,16 @@
 """COCO instances JSON: boxes, polygons (RLE when they have holes) and 2D points as keypoints.
 
-Output folder::
+Output folder (the layout datumaro's ``coco_instances`` and most training code read)::
 
-    annotations.json   the COCO document
+    annotations/instances_default.json   the COCO document (one per subset with split=...:
+                                         instances_train.json, instances_val.json)
+    images/                              the images with copy_images=True (images/<subset>/
+                                         with a split), as each image's file_name
     id_map.json        ids pinned by this export (pass it back with id_map=... to keep them)
     report.json        every label dropped, clipped or repaired
+
+``layout="flat"`` writes the earlier layout instead: one ``annotations.json`` at the top (no
+split there). :func:`read` reads both.
 
 Conventions
 -----------
@@ -16,7 +22,11 @@ Conventions
   and new items get ids after the largest; the file is updated after a successful write.
 - Every image frame is written, labelled or not, with ``deepen_status`` = ``"labelled"``,
   ``"empty"`` (reviewed, no labels), ``"unlabelled"`` or ``"unknown"``.
-- Boxes: clipped to the image; no ``segmentation``; ``area = width * height``.
+- Boxes: clipped to the image; ``area = width * height``; ``segmentation`` is the box as a
+  4-corner polygon (what ``COCO.loadRes`` gives box results; ``COCOeval(iouType="segm")``
+  needs a segmentation on every ground-truth annotation).
+- Numbers are written shortest-exact (:mod:`converters._numbers`): ``26.06``, never
+  ``26.060000000000002``.
 - Polygons: repaired (``make_valid``), clipped to the image by intersection; ``bbox`` from the
   final geometry. Without holes ``segmentation`` is a list of polygons (one per part); with holes
   it is a compressed RLE (``counts`` as a string) with ``iscrowd: 0`` and the exact rings kept in
@@ -31,7 +41,10 @@ Conventions
   labels are padded with ``0, 0, 0``). Keypoint coordinates follow COCO's pixel-index
   convention: ``x_coco = x - 0.5`` (detectron2's conversion), so a point at the centre of pixel
   (3, 4), (3.5, 4.5) in the model, is written as (3, 4). ``bbox`` is the tight box of the
-  points (pixel-corner), ``area`` its area; no ``segmentation``.
+  points (pixel-corner), widened to at least 1 pixel in each direction about its centre: a
+  one-point label's zero-area box would never match itself in ``COCOeval`` (IoU 0), and mmdet
+  and detectron2 drop such boxes. Widened boxes are reported as ``changed``. ``area`` is the
+  box's area and ``segmentation`` the box as a polygon.
 - Every annotation keeps ``deepen_label_id``, ``deepen_label_type`` (``box``, ``polygon``,
   ``points``), ``track_id`` (when the label id has one), ``attributes`` and, when set, a
   ``deepen`` object (stage, label set, labeller, times, version), so :func:`read` restores them.
@@ -59,7 +72,15 @@ from converters._base import (
     pylist,
     record,
 )
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
 from converters._idmap import IdMap
+from converters._numbers import DIFFERENCE_DECIMALS, shortest
 from deepen_export import geometry as geo
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
@@ -97,6 +118,11 @@ def write(
     clip: bool | str = True,
     indent: int | str | None = None,
     area: str = "polygon",
+    layout: str = "datumaro",
+    split: str | dict[str, float] | None = None,
+    seed: int | str = 0,
+    copy_images: bool | str = False,
+    images: str | os.PathLike[str] | ImageSource | None = None,
 ) -> Report:
     """Write ``labels`` as a COCO instances folder at ``dest``.
 
@@ -118,6 +144,18 @@ def write(
         ``annToMask(ann).sum()`` but one rasterisation per polygon (about 20 µs each).
     indent : int, optional
         Pretty-print the JSON (any value: two-space indentation).
+    layout : {"datumaro", "flat"}
+        ``annotations/instances_<subset>.json`` beside ``images/`` (default), or the earlier
+        single ``annotations.json``.
+    split : str or dict, optional
+        ``"train:0.8,val:0.2"``: one ``instances_<subset>.json`` per subset, deterministic by
+        ``seed`` and file id, sequences kept whole (see :mod:`converters._dataset`).
+    seed : int
+        Seed of the split.
+    copy_images : bool
+        Put the images into ``images/`` (hard links where possible), from ``images``.
+    images : path, optional
+        Folder or zip holding the images (the CLI passes ``--images`` or the snapshot's media).
 
     Returns
     -------
@@ -135,9 +173,16 @@ def write(
     >>> out = tempfile.mkdtemp() + "/coco"
     >>> write(labels, out).written
     {'images': 1, 'annotations': 1, 'categories': 1}
+    >>> sorted(p.name for p in Path(out, "annotations").iterdir())
+    ['instances_default.json']
     >>> read(out).boxes.xyxy.tolist()
     [[1.0, 2.0, 5.0, 6.0]]
     """
+    if layout not in ("datumaro", "flat"):
+        raise ValueError(f"layout must be 'datumaro' or 'flat', got {layout!r}")
+    subsets = parse_split(split)
+    if subsets and layout == "flat":
+        raise ConversionError("coco: split needs layout='datumaro' (one file per subset)")
     report = Report(FORMAT)
     from converters import get_format
 
@@ -145,14 +190,76 @@ def write(
     ids = IdMap.load(id_map)
     with status("building COCO annotations"):
         doc = to_dict(labels, report, ids=ids, clip=prep.flag(clip), area=area)
+    ind = None if indent is None else int(indent)
     with atomic_dir(dest) as tmp:
-        dump_json(doc, tmp / ANNOTATIONS, indent=None if indent is None else int(indent))
+        files = []
+        if layout == "flat":
+            dump_json(doc, tmp / ANNOTATIONS, indent=ind)
+            files.append(ANNOTATIONS)
+            if prep.flag(copy_images):
+                srcs = source_names(labels, prep.written_images(labels))
+                pairs = [
+                    (src, "images/" + im["file_name"], im["deepen_file_id"])
+                    for src, im in zip(srcs, doc["images"], strict=True)
+                ]
+                report.written["image_files"] = place_images(images, pairs, tmp, report)
+        else:
+            (tmp / "images").mkdir()
+            # images are written in frame order: the i-th image is the i-th image frame
+            src_of = dict(
+                zip(
+                    [im["id"] for im in doc["images"]],
+                    source_names(labels, prep.written_images(labels)),
+                    strict=True,
+                )
+            )
+            for name, part in _subset_docs(labels, doc, subsets, int(seed)):
+                rel = f"annotations/instances_{name}.json"
+                (tmp / "annotations").mkdir(exist_ok=True)
+                dump_json(part, tmp / rel, indent=ind)
+                files.append(rel)
+                report.written[f"images_{name}"] = len(part["images"])
+                if prep.flag(copy_images):
+                    sub = f"images/{name}/" if subsets else "images/"
+                    pairs = [
+                        (src_of[im["id"]], sub + im["file_name"], im["deepen_file_id"])
+                        for im in part["images"]
+                    ]
+                    report.written["image_files"] = report.written.get(
+                        "image_files", 0
+                    ) + place_images(images, pairs, tmp, report)
+            if not subsets:
+                report.written.pop("images_default", None)
         ids.dump(tmp / "id_map.json")
-        report.files = [ANNOTATIONS, "id_map.json", "report.json"]
+        report.files = [*files, "id_map.json", "report.json"]
         finish(report, tmp)
     if id_map is not None:
         ids.dump(id_map)
     return report
+
+
+def _subset_docs(
+    labels: LabelSet, doc: dict[str, Any], subsets: list[tuple[str, float]], seed: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(subset name, document)`` of each subset (``default`` without a split)."""
+    if not subsets:
+        return [("default", doc)]
+    frames = prep.written_images(labels)
+    of_frame = dict(zip(frames.tolist(), assign_splits(labels, frames, subsets, seed), strict=True))
+    # images are written in frame order: the i-th image is the i-th image frame
+    subset_of_image = {
+        im["id"]: of_frame[int(fr)] for im, fr in zip(doc["images"], frames.tolist(), strict=True)
+    }
+    out = []
+    for name, _ in subsets:
+        part = {k: v for k, v in doc.items() if k not in ("images", "annotations")}
+        part["images"] = [im for im in doc["images"] if subset_of_image[im["id"]] == name]
+        part["annotations"] = [
+            a for a in doc["annotations"] if subset_of_image[a["image_id"]] == name
+        ]
+        part["categories"] = doc["categories"]
+        out.append((name, part))
+    return out
 
 
 def to_dict(
@@ -227,18 +334,28 @@ def to_dict(
 
     boxes = prep.prepare_boxes(labels, report, frames, clip=clip)
     b = labels.boxes
-    xywh = geo.xyxy_to_xywh(boxes.xyxy)
-    box_area = geo.box_area(boxes.xyxy)
+    _report_slivers(labels, report, "boxes", boxes.rows, shapely.box(*boxes.xyxy.T))
+    xywh = _xywh(boxes.xyxy)
+    box_area = shortest(geo.box_area(boxes.xyxy), decimals=DIFFERENCE_DECIMALS)
     fin = _Finisher(b, "box")
-    for pos, r, bb, a in zip(
+    for pos, r, bb, a, seg in zip(
         pos_of_frame[b.frame[boxes.rows]].tolist(),
         boxes.rows.tolist(),
         xywh.tolist(),
         box_area.tolist(),
+        _box_polygons(boxes.xyxy),
         strict=True,
     ):
         # id, image_id and category_id first (filled in below, once ids are known)
-        ann = {"id": 0, "image_id": 0, "category_id": 0, "area": a, "bbox": bb, "iscrowd": 0}
+        ann = {
+            "id": 0,
+            "image_id": 0,
+            "category_id": 0,
+            "area": a,
+            "bbox": bb,
+            "iscrowd": 0,
+            "segmentation": [seg],
+        }
         anns.append((pos, 0, r, fin(ann, r)))
 
     anns.extend(
@@ -322,6 +439,47 @@ class _Finisher:
         return ann
 
 
+def _report_slivers(labels: LabelSet, report: Report, kind: str, rows: Array, geoms: Array) -> None:
+    """Report labels thinner than 2 px whose rasterised mask holds no pixel (kept as they are).
+
+    pycocotools rasterises such a sliver (a box clipped to 0.1 px at the image edge) to an empty
+    mask, which ``COCOeval(iouType="segm")`` can never match, not even with itself.
+    """
+    if not len(rows):
+        return
+    fr = labels.table(kind).frame[rows]  # type: ignore[attr-defined]
+    w, h = labels.frames.width[fr], labels.frames.height[fr]
+    b = shapely.bounds(geoms)
+    thin = np.flatnonzero(((b[:, 2] - b[:, 0] < 2) | (b[:, 3] - b[:, 1] < 2)) & (w > 0) & (h > 0))
+    if not len(thin):
+        return
+    rles = geo.polygons_to_rle(geoms[thin], h[thin], w[thin])
+    empty = np.array([r is None for r in rles], dtype=bool)
+    some = [r for r in rles if r is not None]
+    if some:
+        empty[~empty] = geo.rle_area(some) == 0
+    record(
+        report,
+        labels,
+        kind,
+        rows[thin[empty]],
+        "kept",
+        "covers no pixel when rasterised: COCOeval segm cannot match it",
+    )
+
+
+def _xywh(xyxy: Array) -> Array:
+    """``[x, y, w, h]`` to 1e-9 px in shortest form (:data:`DIFFERENCE_DECIMALS`)."""
+    out = geo.xyxy_to_xywh(np.asarray(xyxy, dtype=np.float64).reshape(-1, 4))
+    return shortest(out, decimals=DIFFERENCE_DECIMALS)
+
+
+def _box_polygons(xyxy: Array) -> list[list[float]]:
+    """Each box as the flat 4-corner polygon ``x0,y0, x1,y0, x1,y1, x0,y1`` (shortest numbers)."""
+    corners = np.asarray(xyxy).reshape(-1, 4)[:, [0, 1, 2, 1, 2, 3, 0, 3]]
+    return shortest(corners, decimals=DIFFERENCE_DECIMALS).tolist()
+
+
 def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[float]]], Array]:
     """Per geometry: exterior rings (flat, open), all rings (exterior then holes), has-holes."""
     n = len(geoms)
@@ -331,7 +489,7 @@ def _ring_lists(geoms: Array) -> tuple[list[list[list[float]]], list[list[list[f
     ring_off = np.asarray(ring_off, dtype=np.int64)
     poly_off = np.asarray(poly_off, dtype=np.int64)
     multi_off = np.asarray(multi_off, dtype=np.int64)
-    xy = np.asarray(coords)[:, :2].ravel().tolist()
+    xy = shortest(np.asarray(coords)[:, :2].ravel(), decimals=DIFFERENCE_DECIMALS).tolist()
     # open rings: the closing vertex is left out
     flat = [
         xy[2 * a : 2 * z - 2]
@@ -362,6 +520,9 @@ def _polygon_annotations(
     p = labels.polygons
     prepared = prep.prepare_polygons(labels, report, frames, clip=clip)
     rows, geoms = prepared.rows, prepared.geoms
+    if len(geoms):
+        # vertices as written (to 1e-9 px), so area and bbox are those of the written polygon
+        geoms = shapely.transform(geoms, lambda xy: shortest(xy, decimals=DIFFERENCE_DECIMALS))
     fr = p.frame[rows]
     w = labels.frames.width[fr]
     h = labels.frames.height[fr]
@@ -399,9 +560,11 @@ def _polygon_annotations(
             "polygon covers no pixel centre when rasterised (COCO area 0)",
         )
     else:
-        area = shoelace.tolist()
+        area = shortest(shoelace, decimals=DIFFERENCE_DECIMALS).tolist()
+    if not pixel_area:  # (pixel areas report these themselves)
+        _report_slivers(labels, report, "polygons", rows, geoms)
     bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
-    bbox = geo.xyxy_to_xywh(bounds).tolist()
+    bbox = _xywh(bounds).tolist()
     out = []
     fin = _Finisher(p, "polygon")
     pos = pos_of_frame[fr].tolist()
@@ -460,27 +623,58 @@ def _point_annotations(
     kp_count: dict[int, int] = {}
     for c, n in zip(pt.category[keep].tolist(), counts[keep].tolist(), strict=True):
         kp_count[c] = max(kp_count.get(c, 0), n)
+    rows = np.flatnonzero(keep)
+    xyxy = _point_boxes(pt, rows)
+    thin = ((xyxy[:, 2] - xyxy[:, 0]) < 1) | ((xyxy[:, 3] - xyxy[:, 1]) < 1)
+    record(
+        report,
+        labels,
+        "points",
+        rows[thin],
+        "changed",
+        "box of the points widened to 1 pixel (a zero-area box never matches in COCOeval)",
+    )
+    xyxy = np.where(thin[:, None], _widen(xyxy), xyxy)
+    bbox = _xywh(xyxy).tolist()
+    box_area = shortest(geo.box_area(xyxy), decimals=DIFFERENCE_DECIMALS).tolist()
+    segs = _box_polygons(xyxy)
     out = []
     fin = _Finisher(pt, "points")
-    for r in np.flatnonzero(keep).tolist():
+    for j, r in enumerate(rows.tolist()):
         xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
         k = kp_count[int(pt.category[r])]
         kp = np.zeros((k, 3))
-        kp[: len(xy), :2] = xy - 0.5
+        kp[: len(xy), :2] = shortest(xy - 0.5, decimals=DIFFERENCE_DECIMALS)
         kp[: len(xy), 2] = 2
-        lo, hi = xy.min(axis=0), xy.max(axis=0)
         ann: dict[str, Any] = {
             "id": 0,
             "image_id": 0,
             "category_id": 0,
-            "area": float(np.prod(hi - lo)),
-            "bbox": [*lo.tolist(), *(hi - lo).tolist()],
+            "area": box_area[j],
+            "bbox": bbox[j],
             "iscrowd": 0,
+            "segmentation": [segs[j]],
             "keypoints": _kp_values(kp),
             "num_keypoints": len(xy),
         }
         out.append((int(pos_of_frame[pt.frame[r]]), 2, r, fin(ann, r)))
     return kp_count, out
+
+
+def _point_boxes(pt: Points, rows: Array) -> Array:
+    """Tight ``xyxy`` box of the points of each label in ``rows`` (pixel-corner)."""
+    out = np.zeros((len(rows), 4))
+    for j, r in enumerate(rows.tolist()):
+        xy = pt.coords[pt.offsets[r] : pt.offsets[r + 1]]
+        out[j, :2], out[j, 2:] = xy.min(axis=0), xy.max(axis=0)
+    return out
+
+
+def _widen(xyxy: Array) -> Array:
+    """Boxes grown about their centre to at least 1 pixel wide and high."""
+    c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    half = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0) / 2
+    return np.concatenate([c - half, c + half], axis=1)
 
 
 def _kp_values(kp: Array) -> list[float | int]:
@@ -494,7 +688,8 @@ def _kp_values(kp: Array) -> list[float | int]:
 
 
 def read(source: str | os.PathLike[str], /) -> LabelSet:
-    """Read a COCO instances file (or a folder holding ``annotations.json``) into a LabelSet.
+    """Read a COCO instances file, or a folder written by :func:`write` (either layout; every
+    ``annotations/instances_<subset>.json`` of a split), into a LabelSet.
 
     Annotations carrying ``deepen_label_type`` come back as the kind they were written from;
     others are boxes when they have no segmentation, points when they have keypoints, and
@@ -512,12 +707,22 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     """
     path = Path(source)
     if path.is_dir():
+        found = sorted((path / "annotations").glob("instances_*.json"))
+        if not (path / ANNOTATIONS).exists() and found:
+            labels = [from_dict(_load(p)) for p in found]
+            return labels[0] if len(labels) == 1 else LabelSet.concat(labels)
         path = path / ANNOTATIONS
+    return from_dict(_load(path))
+
+
+def _load(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConversionError(f"cannot read COCO file {path}: {exc}", format=FORMAT) from exc
-    return from_dict(doc)
+    if not isinstance(doc, dict):
+        raise ConversionError(f"{path} is not a COCO document (not a JSON object)", format=FORMAT)
+    return doc
 
 
 def from_dict(doc: dict[str, Any]) -> LabelSet:

@@ -4,7 +4,9 @@ Output layout::
 
     dest/
       <file_id stem>.lines.txt   one lane per line: "x y x y ..." bottom-up, y decreasing by 10
-      list/all.txt               "/<image path>" per image (CULane list style)
+      list/train_gt.txt          "/<image path>" per image (CULane list style, what lanedet
+      list/test.txt              opens for training and testing; the same images in both)
+      list/all.txt               the same list (earlier name)
       report.json
 
 Lanes are selected, clipped to the image and resampled exactly as in
@@ -38,6 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, safe_path
+from converters._numbers import fixed
 from converters.tusimple import prepare
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -91,7 +94,7 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     p = prepare(labels, report, rows, step, FORMAT, bottom_up=True)
-    x = np.round(p["x"], decimals) + 0.0
+    x = fixed(p["x"], decimals)
     lanes_pos, order = p["lanes_pos"], p["order"]
     bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
     fmt = f"%.{decimals}f"
@@ -118,10 +121,12 @@ def write(
             path.write_text("".join(text), encoding="utf-8")
             report.files.append(name)
         (tmp / "list").mkdir(exist_ok=True)
-        (tmp / "list" / "all.txt").write_text(
-            "".join(f"/{n}\n" for n in p["names"]), encoding="utf-8"
-        )
-        report.files.append("list/all.txt")
+        listing = "".join(f"/{n}\n" for n in p["names"])
+        # lanedet opens list/train_gt.txt (training) and list/test.txt (evaluation); with no
+        # segmentation PNGs written, each line is the image path alone, which it accepts
+        for lst in ("all.txt", "train_gt.txt", "test.txt"):
+            (tmp / "list" / lst).write_text(listing, encoding="utf-8")
+            report.files.append(f"list/{lst}")
         report.written = {"images": len(names), "lanes": len(order)}
         finish(report, tmp)
     return report

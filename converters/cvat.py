@@ -4,26 +4,37 @@ Conventions
 -----------
 - Coordinates are pixel-corner floats, as CVAT's own (``xtl ytl xbr ybr`` for boxes,
   ``x,y;x,y`` point lists), written exactly (integers without a decimal point, other values in
-  their shortest round-trip form).
+  their shortest form, :func:`converters._numbers.texts`).
 - ``<meta><task><labels>`` lists every category in ``LabelSet.categories`` order (type
   ``any``) with the attributes its labels use (``input_type`` text).
 - Each shape keeps its attributes as ``<attribute name="...">value</attribute>``, plus
-  ``deepen_label_id`` and, when the label id has one, ``track_id`` (CVAT for images has no
-  tracks; the number is kept as an attribute so tracks survive the export).
+  ``deepen_label_id`` and, when the label id has one, ``deepen_track`` (the track number;
+  ``track_id`` is a name CVAT reserves and drops on import).
+- Tracks: a label whose id appears on several images of one sensor of one dataset, with one
+  shape on each (a box, a one-part polygon or polyline, a points label), is written as a
+  ``<track id label>`` element after the images, holding one keyframe shape per image
+  (``frame`` = the image ``id``, ``keyframe="1"``, ``outside="0"``) and an ``outside="1"``
+  keyframe on the image after each run of images it is on (CVAT would interpolate across the
+  gap otherwise). That is how CVAT and datumaro's ``cvat`` importer read tracks.
 - Boxes and polygons are repaired and clipped to the image like the other 2D formats. A
   multi-part polygon (or polyline) is written as one element per part sharing a ``group_id``;
   polygon holes cannot be held by a CVAT polygon and are filled (reported as changed).
-- Lanes and polylines are ``<polyline>`` (``deepen_label_type`` attribute: lane or polyline);
+- Lanes and polylines are ``<polyline>`` (``deepen_label_type`` attribute: lane or polyline),
+  clipped to the image (shapely intersection; a line leaving and re-entering the image becomes
+  several parts sharing a ``group_id``; clipped labels are reported, labels left with nothing
+  inside are dropped);
   2D points are ``<points>``; scene labels are ``<tag>``.
 - Not written (CVAT has no place for them): stage, label set, labeller, create/update times
   and version of each label.
 - Images are in frame order, ``id`` 0..n-1, ``name`` the relative image path; frames with no
   labels are written too, with their review status in ``deepen_status``.
+- With ``copy_images=True`` the images go to ``images/<name>`` beside the XML (the layout of
+  CVAT's dataset zips and of datumaro's ``cvat``); with ``split=...`` each subset is one task
+  file, ``<subset>.xml``, in place of ``annotations.xml``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import shapely
 
 from converters import _prepare2d as prep
@@ -47,6 +57,14 @@ from converters._base import (
     xml_text,
 )
 from converters._base import xml_escape_attrib as _xml_attr
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
+from converters._numbers import texts
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
@@ -69,28 +87,12 @@ ANNOTATIONS = "annotations.xml"
 """Name of the XML file inside the output folder."""
 
 Array = npt.NDArray[Any]
-_RESERVED = ("deepen_label_id", "track_id", "deepen_label_type")
+_RESERVED = ("deepen_label_id", "deepen_track", "deepen_label_type")
 
 
 def _nums(values: Array) -> list[str]:
-    """Each value exactly: integers without a decimal point, others in shortest round-trip form.
-
-    The texts hold only digits, ``.``, ``-``, ``+``, ``e``, ``inf``, ``nan``: nothing XML
-    needs escaped.
-    """
-    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
-    if not len(flat):
-        return []
-    # orjson's shortest round-trip texts, for all values in one call
-    out = orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
-    finite = np.isfinite(flat)
-    whole = finite & (flat == np.trunc(flat))
-    for i in np.flatnonzero(whole & (np.abs(flat) < 1e15)).tolist():
-        out[i] = out[i][:-2]  # "5.0" -> "5" ("-0.0" is fixed below)
-    for i in np.flatnonzero((whole & (np.abs(flat) >= 1e15)) | (flat == 0) | ~finite).tolist():
-        v = float(flat[i])
-        out[i] = str(int(v)) if math.isfinite(v) else repr(v)
-    return out
+    """Each value's text (:func:`converters._numbers.texts`): nothing XML needs escaped."""
+    return texts(values)
 
 
 def _points_texts(xy: Array, offsets: Array) -> list[str]:
@@ -118,6 +120,10 @@ def write(
     on_unsupported: OnUnsupported = "raise",
     clip: bool | str = True,
     task_name: str = "deepen-export",
+    split: str | dict[str, float] | None = None,
+    seed: int | str = 0,
+    copy_images: bool | str = False,
+    images: str | os.PathLike[str] | ImageSource | None = None,
 ) -> Report:
     """Write ``labels`` as CVAT for images 1.1 XML at ``dest/annotations.xml``.
 
@@ -132,6 +138,17 @@ def write(
         Clip boxes and polygons to the image.
     task_name : str
         ``<meta><task><name>``.
+    split : str or dict, optional
+        ``"train:0.8,val:0.2"``: one task file per subset, ``train.xml``, ``val.xml``, instead
+        of ``annotations.xml`` (datumaro names each subset after its file; deterministic by
+        ``seed`` and file id, sequences kept whole).
+    seed : int
+        Seed of the split.
+    copy_images : bool
+        Put the images into ``images/`` beside ``annotations.xml`` (the layout of CVAT's
+        dataset zips), hard links where possible, from ``images``.
+    images : path, optional
+        Folder or zip holding the images (the CLI passes ``--images`` or the snapshot's media).
 
     Examples
     --------
@@ -155,19 +172,48 @@ def write(
     frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")
-    with status("building CVAT XML"):
-        text = to_xml(labels, report, frames, names, clip=prep.flag(clip), task_name=task_name)
+    subsets = parse_split(split)
+    parts = [(ANNOTATIONS, np.ones(len(frames), dtype=bool))]
+    if subsets:  # one task file per subset, named after it (how datumaro names subsets)
+        subset = np.array(assign_splits(labels, frames, subsets, int(seed)), dtype=object)
+        parts = [(f"{n}.xml", subset == n) for n, _ in subsets]
+    texts_: list[str] = []
+    totals: dict[str, int] = {}
+    for _, sel in parts:
+        with status("building CVAT XML"):
+            texts_.append(
+                to_xml(
+                    labels,
+                    report,
+                    frames[sel],
+                    [n for n, keep in zip(names, sel.tolist(), strict=True) if keep],
+                    clip=prep.flag(clip),
+                    task_name=task_name,
+                )
+            )
+        for k, v in report.written.items():
+            totals[k] = totals.get(k, 0) + v
+        report.written.clear()
+    report.written.update(totals)
     with atomic_dir(dest) as tmp:
-        # as ET.tostring writes: no newline translation, unencodable characters as references
-        write_text(
-            tmp / ANNOTATIONS,
-            '<?xml version="1.0" encoding="utf-8"?>\n',
-            text,
-            "\n",
-            errors="xmlcharrefreplace",
-            newline="\n",
-        )
-        report.files = [ANNOTATIONS, "report.json"]
+        for (name, _), text in zip(parts, texts_, strict=True):
+            # as ET.tostring writes: no newline translation, unencodable characters as references
+            write_text(
+                tmp / name,
+                '<?xml version="1.0" encoding="utf-8"?>\n',
+                text,
+                "\n",
+                errors="xmlcharrefreplace",
+                newline="\n",
+            )
+        report.files = [name for name, _ in parts] + ["report.json"]
+        if prep.flag(copy_images):
+            fids = [str(x) for x in labels.frames.file_id[frames].tolist()]
+            srcs = source_names(labels, frames)
+            pairs = [
+                (src, f"images/{n}", fid) for src, n, fid in zip(srcs, names, fids, strict=True)
+            ]
+            report.written["image_files"] = place_images(images, pairs, tmp, report)
         finish(report, tmp)
     return report
 
@@ -192,11 +238,14 @@ def to_xml(
     unknown = prep.report_unknown_sizes(
         labels, frames, report, "width/height written as 0, labels not clipped"
     )
-    shapes: dict[int, list[tuple[int, int, str]]] = {}  # frame -> (kind, row, element text)
+    # frame -> (kind, row, tag, label, head, attribute children, parts of the label)
+    shapes: dict[int, list[tuple[int, int, str, str, str, str, int]]] = {}
     group = [0]
 
-    def add(frame: int, kind: int, row: int, el: str) -> None:
-        shapes.setdefault(frame, []).append((kind, row, el))
+    def add(
+        frame: int, kind: int, row: int, tag: str, label: str, head: str, kids: str, n: int = 1
+    ) -> None:
+        shapes.setdefault(frame, []).append((kind, row, tag, label, head, kids, n))
 
     def next_group() -> str:
         group[0] += 1
@@ -213,7 +262,7 @@ def to_xml(
     ):
         xtl, ytl, xbr, ybr = txt[4 * j : 4 * j + 4]
         head = f'xtl="{xtl}" ytl="{ytl}" xbr="{xbr}" ybr="{ybr}"'
-        add(fr, 0, r, _shape("box", cats[c], head, children(r)))
+        add(fr, 0, r, "box", cats[c], head, children(r))
 
     pp = prep.prepare_polygons(labels, report, frames, clip=clip)
     p = labels.polygons
@@ -247,22 +296,23 @@ def to_xml(
                 if k not in groups:
                     groups[k] = next_group()
                 head += f' group_id="{groups[k]}"'
-            add(int(p.frame[r]), 1, r, _shape("polygon", cats[p.category[r]], head, children(r)))
+            add(
+                int(p.frame[r]), 1, r, "polygon", cats[p.category[r]], head, children(r), n_parts[k]
+            )
 
     on = np.zeros(len(f), dtype=bool)
     on[frames] = True
     pl = labels.polylines
-    part_texts = _points_texts(pl.coords, pl.part_offsets)
+    line_rows, line_parts = _clip_polylines(labels, report, np.flatnonzero(on[pl.frame]), clip)
     children = _Children(pl, label_type=True)
-    for r in np.flatnonzero(on[pl.frame]).tolist():
-        a, z = int(pl.offsets[r]), int(pl.offsets[r + 1])
-        gid = next_group() if z - a > 1 else None
+    for r, parts_xy in zip(line_rows, line_parts, strict=True):
+        gid = next_group() if len(parts_xy) > 1 else None
         kids = children(r)
-        for part in range(a, z):
-            head = f'points="{part_texts[part]}"'
+        for text in parts_xy:
+            head = f'points="{text}"'
             if gid:
                 head += f' group_id="{gid}"'
-            add(int(pl.frame[r]), 2, r, _shape("polyline", cats[pl.category[r]], head, kids))
+            add(int(pl.frame[r]), 2, r, "polyline", cats[pl.category[r]], head, kids, len(parts_xy))
 
     pt = labels.points
     point_texts = _points_texts(pt.coords, pt.offsets)
@@ -272,13 +322,14 @@ def to_xml(
             record(report, labels, "points", [r], "dropped", "point label has no points")
             continue
         head = f'points="{point_texts[r]}"'
-        add(int(pt.frame[r]), 3, r, _shape("points", cats[pt.category[r]], head, children(r)))
+        add(int(pt.frame[r]), 3, r, "points", cats[pt.category[r]], head, children(r))
 
     sc = labels.scenes
     children = _Children(sc)
     for r in np.flatnonzero(on[sc.frame]).tolist():
-        el = f'<tag label="{cats[sc.category[r]]}" source="manual">{children(r)}\n    </tag>'
-        add(int(sc.frame[r]), 4, r, el)
+        add(int(sc.frame[r]), 4, r, "tag", cats[sc.category[r]], "", children(r))
+
+    tracks = _tracks(labels, frames, shapes)
 
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
@@ -293,6 +344,13 @@ def to_xml(
     ):
         ET.SubElement(task, tag).text = text
     task.append(_labels_meta(labels))
+    if tracks:
+        # readers size track shapes by the task's frame size (datumaro refuses tracks without)
+        known = [k for k, fr in enumerate(frames.tolist()) if not unknown[k]]
+        if known:
+            size = ET.SubElement(task, "original_size")
+            ET.SubElement(size, "width").text = str(int(f.width[frames[known[0]]]))
+            ET.SubElement(size, "height").text = str(int(f.height[frames[known[0]]]))
     # the images follow <meta>: the small head is serialised as a tree, then left open
     out = [xml_text(root).removesuffix("\n</annotations>")]
     n_shapes = 0
@@ -312,21 +370,144 @@ def to_xml(
         items = sorted(shapes.get(fr, []), key=lambda t: (t[0], t[1]))
         if items:
             out.append(">")
-            out.extend(f"\n    {el}" for _, _, el in items)
+            out.extend(f"\n    {_shape(*t[2:6])}" for t in items)
             out.append("\n  </image>")
         else:
             out.append(" />")
         n_shapes += len(items)
+    n_track_shapes = 0
+    for tid, (tag, label, keyframes) in enumerate(tracks):
+        out.append(f'\n  <track id="{tid}" label="{label}" source="manual">')
+        for k, outside, head, kids in keyframes:
+            lead = f'frame="{k}" outside="{outside}" occluded="0" keyframe="1" z_order="0"'
+            out.append(f"\n    <{tag} {lead} {head}>{kids}\n    </{tag}>")
+            n_track_shapes += 1 - outside
+        out.append("\n  </track>")
     out.append("\n</annotations>")
-    report.written.update({"images": len(frames), "shapes": n_shapes})
+    report.written.update({"images": len(frames), "shapes": n_shapes + n_track_shapes})
+    if tracks:
+        report.written["tracks"] = len(tracks)
     return "".join(out)
 
 
 def _shape(tag: str, label: str, head: str, children: str) -> str:
+    if tag == "tag":
+        return f'<tag label="{label}" source="manual">{children}\n    </tag>'
     return (
         f'<{tag} label="{label}" source="manual" occluded="0" z_order="0" {head}>'
         f"{children}\n    </{tag}>"
     )
+
+
+_TABLES = ("boxes", "polygons", "polylines", "points")
+
+
+def _tracks(
+    labels: LabelSet,
+    frames: Array,
+    shapes: dict[int, list[tuple[int, int, str, str, str, str, int]]],
+) -> list[tuple[str, str, list[tuple[int, int, str, str]]]]:
+    """Take the shapes of labels seen on several images out of ``shapes``, as tracks.
+
+    A track is one label id of one kind on images of one sensor of one dataset, with exactly one
+    one-part shape on each image; returns ``(tag, label, [(image id, outside, head, kids)])``.
+    """
+    f = labels.frames
+    image_of = {fr: k for k, fr in enumerate(frames.tolist())}
+    seen: dict[tuple[str, str, int, str], list[tuple[int, tuple[Any, ...]]]] = {}
+    bad: set[tuple[str, str, int, str]] = set()
+    for fr, items in shapes.items():
+        for t in items:
+            kind, row = t[0], t[1]
+            if kind > 3:
+                continue
+            lid = str(labels.table(_TABLES[kind]).label_id[row])  # type: ignore[attr-defined]
+            key = (str(f.dataset_id[fr]), str(f.sensor_id[fr]), kind, lid)
+            if t[6] != 1 or any(k == image_of[fr] for k, _ in seen.get(key, [])):
+                bad.add(key)
+            seen.setdefault(key, []).append((image_of[fr], t))
+    out = []
+    taken: set[tuple[int, int]] = set()  # (kind, row) written in a track
+    for key in sorted(seen, key=lambda k: min(i for i, _ in seen[k])):
+        entries = sorted(seen[key], key=lambda e: e[0])
+        if key in bad or len(entries) < 2:
+            continue
+        keyframes = []
+        for j, (k, t) in enumerate(entries):
+            keyframes.append((k, 0, t[4], t[5]))
+            taken.add((t[0], t[1]))
+            nxt = entries[j + 1][0] if j + 1 < len(entries) else None
+            if (nxt is None or nxt > k + 1) and k + 1 < len(frames):
+                keyframes.append((k + 1, 1, t[4], ""))  # out of view until the next keyframe
+        out.append((entries[0][1][2], entries[0][1][3], keyframes))
+    for fr in list(shapes):
+        shapes[fr] = [t for t in shapes[fr] if (t[0], t[1]) not in taken]
+    return out
+
+
+def _clip_polylines(
+    labels: LabelSet, report: Report, rows: Array, clip: bool
+) -> tuple[list[int], list[list[str]]]:
+    """Rows of ``labels.polylines`` kept and the ``x,y;x,y`` text of each part, clipped."""
+    pl = labels.polylines
+    part_label = np.repeat(np.arange(len(pl)), np.diff(pl.offsets))
+    n_pts = np.diff(pl.part_offsets)
+    coords = pl.coords[:, :2]
+    if not clip or not len(rows):
+        texts_ = _points_texts(coords, pl.part_offsets)
+        per: dict[int, list[str]] = {}
+        for part, lab in enumerate(part_label.tolist()):
+            per.setdefault(lab, []).append(texts_[part])
+        return rows.tolist(), [per.get(r, []) for r in rows.tolist()]
+    w = labels.frames.width[pl.frame[rows]].astype(np.float64)
+    h = labels.frames.height[pl.frame[rows]].astype(np.float64)
+    pos = np.full(len(pl), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    ok = (pos[part_label] >= 0) & (n_pts >= 2)
+    pt_part = np.repeat(np.arange(len(n_pts)), n_pts)
+    sel = ok[pt_part]
+    lines = np.full(len(n_pts), None, dtype=object)
+    if sel.any():
+        lines[ok] = shapely.linestrings(coords[sel], indices=pt_part[sel])
+    geoms = np.full(len(rows), None, dtype=object)
+    has = np.zeros(len(rows), dtype=bool)
+    for part in np.flatnonzero(ok).tolist():
+        has[pos[part_label[part]]] = True
+    multi = shapely.multilinestrings(lines[ok], indices=pos[part_label[ok]]) if ok.any() else []
+    geoms[np.unique(pos[part_label[ok]])] = multi
+    known = (w > 0) & (h > 0)
+    box = shapely.box(0, 0, np.where(known, w, 1), np.where(known, h, 1))
+    cut = np.where(known & has, shapely.intersection(geoms, box), geoms)
+    changed = known & has & ~shapely.equals(cut, geoms)
+    parts, of = shapely.get_parts(cut[has], return_index=True)
+    of = np.flatnonzero(has)[of]
+    line = shapely.get_type_id(parts) == 1  # LineStrings; touching points are left out
+    parts, of = parts[line], of[line]
+    xy, idx = shapely.get_coordinates(parts, return_index=True)
+    offsets = np.r_[0, np.cumsum(np.bincount(idx, minlength=len(parts)))]
+    texts_ = _points_texts(xy, offsets)
+    per = {}
+    for k, text in zip(of.tolist(), texts_, strict=True):
+        per.setdefault(k, []).append(text)
+    gone = np.array([k not in per for k in range(len(rows))], dtype=bool)
+    record(
+        report,
+        labels,
+        "polylines",
+        rows[changed & ~gone],
+        "clipped",
+        "polyline clipped to the image",
+    )
+    record(
+        report,
+        labels,
+        "polylines",
+        rows[gone],
+        "dropped",
+        "polyline lies outside the image or has fewer than 2 points",
+    )
+    kept = np.flatnonzero(~gone)
+    return rows[kept].tolist(), [per[k] for k in kept.tolist()]
 
 
 def _attribute(name: str, value: str) -> str:
@@ -361,7 +542,7 @@ class _Children:
                 out.append(_attribute(k, _value(v)))
         out.append(_attribute("deepen_label_id", str(self.label_id[r])))
         if self.track[r] >= 0:  # a number: nothing to escape
-            out.append(f'{_SHAPE_PAD}<attribute name="track_id">{self.track[r]}</attribute>')
+            out.append(f'{_SHAPE_PAD}<attribute name="deepen_track">{self.track[r]}</attribute>')
         if self.label_type is not None:
             out.append(_attribute("deepen_label_type", str(self.label_type[r])))
         return "".join(out)
@@ -401,7 +582,8 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     """Read CVAT for images 1.1 XML (a file or a folder holding ``annotations.xml``).
 
     Elements sharing ``deepen_label_id`` (or ``group_id``) on one image are joined back into
-    one multi-part label. Attribute values come back as strings.
+    one multi-part label; each visible keyframe of a ``<track>`` is a label on its image.
+    Attribute values come back as strings.
 
     Examples
     --------
@@ -419,6 +601,9 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     """
     path = Path(source)
     if path.is_dir():
+        subsets = sorted(p for p in path.glob("*.xml") if p.name != ANNOTATIONS)
+        if not (path / ANNOTATIONS).exists() and subsets:  # a split: one file per subset
+            return LabelSet.concat([read(p) for p in subsets])
         path = path / ANNOTATIONS
     try:
         root = ET.parse(path).getroot()
@@ -440,39 +625,45 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     kinds: dict[str, dict[tuple[int, str], dict[str, Any]]] = {
         k: {} for k in ("box", "polygon", "polyline", "points", "tag")
     }
-    for i, im in enumerate(images):
-        for j, el in enumerate(im):
-            if el.tag not in kinds:
-                continue
-            name = el.get("label", "")
-            if name not in cats:
-                cats.append(name)
-            attrs = {a.get("name", ""): a.text or "" for a in el.iterfind("attribute")}
-            lid = attrs.pop("deepen_label_id", None) or (
-                f"group:{el.get('group_id')}" if el.get("group_id") else f"{name}:{i}.{j}"
-            )
-            track = int(attrs.pop("track_id", -1))
-            ltype = attrs.pop("deepen_label_type", "lane")
-            entry = kinds[el.tag].setdefault(
-                (i, lid),
-                {
-                    "frame": i,
-                    "category": cats.index(name),
-                    "label_id": lid,
-                    "track": track,
-                    "attrs": attrs,
-                    "parts": [],
-                    "label_type": ltype,
-                },
-            )
-            if el.tag == "box":
-                entry["parts"].append(
-                    [float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")]
-                )
-            elif el.tag != "tag":
-                pts = el.get("points", "")
-                xy = [[float(v) for v in p.split(",")] for p in pts.split(";") if p]
-                entry["parts"].append(xy)
+    placed: list[tuple[int, int, ET.Element, str | None]] = [  # image, position, shape, label
+        (i, j, el, None) for i, im in enumerate(images) for j, el in enumerate(im)
+    ]
+    by_id = {int(im.get("id", i)): i for i, im in enumerate(images)}
+    for t, tr in enumerate(root.iterfind("track")):
+        for j, el in enumerate(tr):
+            k = by_id.get(int(el.get("frame", -1)))
+            if el.get("outside") != "1" and k is not None:
+                placed.append((k, 10_000 + 1000 * t + j, el, tr.get("label", "")))
+    for i, j, el, track_label in placed:
+        if el.tag not in kinds:
+            continue
+        name = track_label if track_label is not None else el.get("label", "")
+        if name not in cats:
+            cats.append(name)
+        attrs = {a.get("name", ""): a.text or "" for a in el.iterfind("attribute")}
+        lid = attrs.pop("deepen_label_id", None) or (
+            f"group:{el.get('group_id')}" if el.get("group_id") else f"{name}:{i}.{j}"
+        )
+        track = int(attrs.pop("deepen_track", "") or attrs.pop("track_id", "") or -1)
+        ltype = attrs.pop("deepen_label_type", "lane")
+        entry = kinds[el.tag].setdefault(
+            (i, lid),
+            {
+                "frame": i,
+                "category": cats.index(name),
+                "label_id": lid,
+                "track": track,
+                "attrs": attrs,
+                "parts": [],
+                "label_type": ltype,
+            },
+        )
+        if el.tag == "box":
+            entry["parts"].append([float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")])
+        elif el.tag != "tag":
+            pts = el.get("points", "")
+            xy = [[float(v) for v in p.split(",")] for p in pts.split(";") if p]
+            entry["parts"].append(xy)
 
     def common(entries: list[dict[str, Any]]) -> dict[str, Any]:
         keys = list(dict.fromkeys(k for e in entries for k in e["attrs"]))

@@ -37,8 +37,9 @@ Which frames
       labels and ``P2``); ``W, H`` from ``Cameras.width/height``, else the camera frame's size;
     - ``truncated = 1 - clipped area / unclipped area`` of that projected box (0 = inside);
     - ``occluded`` from an attribute (``occlusion_attribute``, values mapped by ``occlusion_map``
-      or read as integers) else ``-1``, the devkit's ``writeLabels.m`` default (not ``3``
-      "unknown": KITTI's evaluation ignores occlusion-3 objects, it counts -1 objects);
+      or read as integers) else ``0``: KITTI's evaluation counts 0 (and -1) objects but ignores
+      3 ("unknown"), and datumaro's ``kitti``/``kitti3d`` importers read any non-zero value,
+      -1 included, as occluded; 0 is the one value both read as "counts, not occluded";
     - objects behind the camera or wholly outside the image follow ``outside``: ``"keep"``
       (default; the row keeps its 3D fields, ``bbox = -1 -1 -1 -1``, ``truncated = 1``: a
       zero-height box the KITTI evaluation ignores in 2D while 3D training keeps the object) or
@@ -81,7 +82,7 @@ Examples
 >>> out = tempfile.mkdtemp() + "/kitti"
 >>> r = write(LabelSet(frames=frames, categories=("car",), boxes=boxes), out)
 >>> Path(out, "label_2", "000000.txt").read_text()
-'Car 0.00 -1 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00\\n'
+'Car 0.00 0 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00\\n'
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ from converters._base import (
     finish,
     record,
 )
+from converters._numbers import fixed
 from deepen_export._media import ImageSource
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -334,10 +336,10 @@ def _occlusion(
     attribute: str | None,
     mapping: Mapping[str, int] | str | None,
 ) -> tuple[Array, Array]:
-    """``(codes, bad)``: occlusion per label (-1 default) and where a value could not be mapped."""
+    """``(codes, bad)``: occlusion per label (0 default) and where a value could not be mapped."""
     n = len(table)
     if attribute is None or attribute not in table.attributes:
-        return np.full(n, -1.0), np.zeros(n, dtype=bool)
+        return np.zeros(n), np.zeros(n, dtype=bool)
     m = json.loads(mapping) if isinstance(mapping, str) else mapping
     vals = np.array(
         ["" if v is None else str(v) for v in table.attributes[attribute]], dtype=object
@@ -745,7 +747,7 @@ def format_rows(columns: list[Array], fmts: list[str]) -> list[str]:
     for col, fm in zip(columns, fmts, strict=True):
         m = re.search(r"\.(\d+)f", fm)
         if m:
-            col = np.round(col.astype(np.float64), int(m.group(1))) + 0.0
+            col = fixed(col.astype(np.float64), int(m.group(1)))
         elif fm.endswith("d"):
             col = np.round(col.astype(np.float64)).astype(np.int64)
         prepared.append(col.tolist())
@@ -881,7 +883,7 @@ def write(
         Our category -> KITTI type (``null`` drops it); default: capitalized names.
     occlusion_attribute, occlusion_map
         Attribute holding occlusion and a mapping of its values to 0..3 (values read as
-        integers when no map is given); otherwise ``occluded = -1``.
+        integers when no map is given); otherwise ``occluded = 0``.
     assume_identity_pose : bool
         Treat frames without a device pose as having the identity pose (world = LiDAR).
     tilt_tolerance : float
@@ -976,8 +978,9 @@ def write(
                 for i in range(k)
             ]
             copied = 0
+            # always there: datumaro's kitti3d importer refuses a folder without image_2/
+            (tmp / "image_2").mkdir()
             if media_src.path is not None:
-                (tmp / "image_2").mkdir()
                 for i, rel in enumerate(progress(sources, description="images")):
                     target = tmp / "image_2" / f"{names[i]}{image_ext(rel)}"
                     if media_src.copy(rel, target):

@@ -8,6 +8,8 @@ Output layout::
       velodyne/0000/000000.bin   float32 N x 4 LiDAR-frame points (when known)
       image_02/0000/000000.png   camera images (when ``media`` / ``images`` is given)
       mapping.json               sequence -> dataset_id, frame -> file_id, track_id -> label_id
+      evaluate_tracking.seqmap.training   "0000 empty 000000 <frames>" per sequence (devkit's,
+                                 what TrackEval's KITTI loader opens)
       report.json
 
 Everything about a row's numbers (camera frame, dimensions, location, rotation_y, alpha, 2D box,
@@ -22,7 +24,15 @@ changes only what the tracking benchmark does differently:
   next free id (in order of first appearance) and the change is reported. ``mapping.json`` lists
   every ``track_id -> label_id``.
 - ``truncated`` is an integer as in the tracking ground truth: 0 in the image, 1 partly outside,
-  2 not in the image at all (kept objects; the tracking devkit's "ignored" value).
+  2 not in the image at all, and 2 for every row without a 2D box (``-1 -1 -1 -1``, e.g. with
+  no camera): the tracking devkit's "ignored" value, so TrackEval does not count a box it cannot
+  see as visible ground truth.
+- Types are the tracking benchmark's classes: ``Car, Van, Truck, Pedestrian, Person`` (KITTI
+  tracking's name for ``Person_sitting``), ``Cyclist, Tram, Misc, DontCare``. TrackEval's KITTI
+  loader refuses a whole sequence file holding any other type, so other categories (``bus``,
+  ``lane_marking``) are written as ``Misc`` (reported once per category; ``category_map``
+  chooses otherwise) and ``mapping.json`` keeps each category (``categories``) and each track's
+  category (``track_categories``), from which :func:`read` restores them.
 - ``DontCare`` rows (categories mapped to ``DontCare``) get ``track_id -1`` and, with
   ``dontcare_style="gt"`` (default), the 3D slots of the real ground truth
   (``-1000 -1000 -1000 -10 -1 -1 -1``, formats.md §3.4); ``"devkit"`` writes the
@@ -41,8 +51,8 @@ Examples
 >>> out = tempfile.mkdtemp() + "/t"
 >>> _ = write(LabelSet(frames=frames, categories=("car",), boxes=boxes), out, precision=2)
 >>> print(Path(out, "label_02", "0000.txt").read_text(), end="")
-0 3 Car 0 -1 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
-1 3 Car 0 -1 -10.00 12.00 5.00 32.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
+0 3 Car 0 0 -10.00 10.00 5.00 30.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
+1 3 Car 0 0 -10.00 12.00 5.00 32.00 25.00 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00
 """
 
 from __future__ import annotations
@@ -116,6 +126,75 @@ def _track_ids(
     return tid, table
 
 
+SEQMAP = "evaluate_tracking.seqmap.training"
+"""The KITTI tracking devkit's list of sequences and their lengths (TrackEval reads it)."""
+
+TRACKING_TYPES = (
+    "Car",
+    "Van",
+    "Truck",
+    "Pedestrian",
+    "Person",
+    "Cyclist",
+    "Tram",
+    "Misc",
+    "DontCare",
+)
+"""The classes TrackEval's KITTI 2D box loader accepts (any other refuses the sequence)."""
+
+_BY_KEY = {t.lower(): t for t in TRACKING_TYPES} | {
+    "person_sitting": "Person",
+    "dont_care": "DontCare",
+}
+
+
+def _tracking_types(
+    labels: LabelSet,
+    rows: kitti.Rows,
+    category_map: Mapping[str, str | None] | str | None,
+    report: Report,
+) -> tuple[Array, dict[str, str]]:
+    """Each row's type among :data:`TRACKING_TYPES` and ``{category: type}`` as written."""
+    cmap = json.loads(category_map) if isinstance(category_map, str) else (category_map or {})
+    out = rows.type.astype(object).copy()
+    written: dict[str, str] = {}
+    cat_of = _row_categories(labels, rows)
+    for t in sorted({str(x) for x in out.tolist()}):
+        sel = out == t
+        names = sorted({str(c) for c in cat_of[sel].tolist()})
+        new = _BY_KEY.get(t.lower())
+        if new is None:
+            new = "Misc"
+            if not any(n in cmap for n in names):
+                report.add(
+                    "changed",
+                    f"category {', '.join(names)} written as Misc: TrackEval's KITTI loader "
+                    "reads only the KITTI classes (mapping.json keeps the category)",
+                )
+        out[sel] = new
+        for n in names:
+            written[n] = new
+    return out, written
+
+
+def _row_categories(labels: LabelSet, rows: kitti.Rows) -> Array:
+    cats = np.asarray((*labels.categories, ""), dtype=object)
+    code = np.full(len(rows.frame), -1, dtype=np.int64)
+    for kind in ("cuboids", "boxes"):
+        sel = rows.kind == kind
+        code[sel] = labels.table(kind).category[rows.source[sel].astype(np.int64)]  # type: ignore[attr-defined]
+    return cats[code]
+
+
+def _track_categories(labels: LabelSet, rows: kitti.Rows, tid: Array, sel: Array) -> dict[str, str]:
+    cats = _row_categories(labels, rows)
+    return {
+        str(t): str(c)
+        for t, c in sorted(set(zip(tid[sel].tolist(), cats[sel].tolist(), strict=True)))
+        if t >= 0
+    }
+
+
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],
@@ -176,16 +255,19 @@ def write(
         camera = None
     seq, fno, datasets = kitti.sequences(labels, lay)
     tid, tracks = _track_ids(labels, rows, seq[rows.frame], report)
+    types, written_as = _tracking_types(labels, rows, category_map, report)
     values = rows.values.copy()
     values[:, kitti.TRUNC] = rows.state
-    dc = rows.type == "DontCare"
+    no_box = (values[:, kitti.X1 : kitti.Y2 + 1] == -1).all(axis=1)
+    values[no_box, kitti.TRUNC] = 2
+    dc = types == "DontCare"
     values[dc, kitti.TRUNC] = -1
     values[dc, kitti.OCC] = -1
     values[dc, kitti.ALPHA] = -10
     values[dc, kitti.H :] = _GT_DONTCARE_3D if dontcare_style == "gt" else _DEVKIT_3D
     p = f"%.{precision}f"
     lines = kitti.format_rows(
-        [fno[rows.frame], tid, rows.type.astype(str), *values.T],
+        [fno[rows.frame], tid, types.astype(str), *values.T],
         ["%d", "%d", "%s", "%d", "%d"] + [p] * 12,
     )
     row_seq = seq[rows.frame]
@@ -248,9 +330,11 @@ def write(
                         "sequence": f"{s:04d}",
                         "dataset_id": datasets[s],
                         "tracks": {str(k): v for k, v in sorted(tracks.get(s, {}).items())},
+                        "track_categories": _track_categories(labels, rows, tid, row_seq == s),
                     }
                     for s in range(n_seq)
                 ],
+                "categories": written_as,
                 "frames": kitti.mapping_frames(
                     [f"{seq[i]:04d}/{fno[i]:06d}" for i in range(len(lay.rows))],
                     lay,
@@ -261,11 +345,24 @@ def write(
             }
             dump_json(mapping, tmp / "mapping.json", indent=1)
             report.files.append("mapping.json")
+            # the devkit's sequence map (TrackEval's KITTI loader needs it beside label_02/):
+            # sequence, "empty", first frame, number of frames
+            lengths = np.bincount(seq, minlength=n_seq) if len(seq) else np.zeros(n_seq, int)
+            (tmp / SEQMAP).write_text(
+                "".join(f"{s:04d} empty 000000 {int(n):06d}\n" for s, n in enumerate(lengths)),
+                encoding="utf-8",
+            )
+            report.files.append(SEQMAP)
             report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
             finish(report, tmp)
     finally:
         media_src.close()
     return report
+
+
+def _default_name(t: str) -> str:
+    # the reader's default: KITTI classes lower-cased, other types with a lower-case first letter
+    return t.lower() if t in (*kitti.KITTI_TYPES, *TRACKING_TYPES) else t[:1].lower() + t[1:]
 
 
 def read(
@@ -306,6 +403,11 @@ def read(
         for m in mapping.get("sequences", [])
         for k, v in m.get("tracks", {}).items()
     }
+    track_cats = {
+        (m["sequence"], int(k)): v
+        for m in mapping.get("sequences", [])
+        for k, v in m.get("track_categories", {}).items()
+    }
     camera = str(mapping.get("camera") or kitti.DEFAULT_CAMERA)
     stems: list[str] = []
     parts = []
@@ -328,6 +430,18 @@ def read(
     track = np.concatenate([x[4] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
     seq_names = [x[0] for x in parts for _ in range(len(x[1]))]
     names = [track_names.get((sq, int(k))) for sq, k in zip(seq_names, track.tolist(), strict=True)]
+    if track_cats and category_map is None:
+        # categories written as Misc (or renamed) come back from mapping.json
+        restored = [
+            track_cats.get((sq, int(k))) for sq, k in zip(seq_names, track.tolist(), strict=True)
+        ]
+        cmap = {str(t): _default_name(str(t)) for t in set(types.tolist())}
+        types = np.array(
+            [f"\x00{c}" if c else t for c, t in zip(restored, types.tolist(), strict=True)],
+            dtype=object,
+        )
+        cmap |= {str(t): str(t)[1:] for t in types.tolist() if str(t).startswith("\x00")}
+        category_map = cmap
     ls = kitti.rows_to_labelset(
         stems, info, camera, types, values, frames_of, calibs, category_map, frame, track, names
     )

@@ -1,12 +1,21 @@
 """nuScenes-style lidarseg: ``lidarseg/<token>_lidarseg.bin`` (uint8 per point) + tables.
 
-Output layout::
+Output layout (nuscenes-devkit's: merge it into a nuScenes ``dataroot``)::
 
     dest/
-      lidarseg/<token>_lidarseg.bin   one uint8 class index per point, in the frame's point order
-      lidarseg.json                   [{token, sample_data_token, filename, dataset_id, file_id}]
-      category.json                   [{token, name, description, index}]
+      lidarseg/<version>/<token>_lidarseg.bin   one uint8 class index per point, in point order
+      <version>/lidarseg.json         [{token, sample_data_token, filename, dataset_id, file_id}],
+                                      filename = "lidarseg/<version>/<token>_lidarseg.bin"
+      <version>/category.json         [{token, name, description, index}]
+      colormap.json                   {name: [r, g, b]} for every category: pass it as
+                                      NuScenes(..., colormap=json.load(open("colormap.json")));
+                                      the devkit's default colormap knows only nuScenes names
       report.json
+
+``version`` defaults to ``v1.0-trainval``. The devkit reads the tables from
+``<dataroot>/<version>/`` and counts the files in ``<dataroot>/lidarseg/<version>/`` against
+``lidarseg.json``. ``layout="flat"`` writes the earlier layout (tables at the top,
+``lidarseg/<token>_lidarseg.bin``, no colormap); :func:`read` reads both.
 
 As in nuScenes (``docs/instructions_lidarseg.md``) a point's byte is the ``index`` of its
 category in ``category.json``. Index 0 is ``noise`` and holds Deepen's unpainted points; our
@@ -27,7 +36,7 @@ Examples
 ...               point_segmentation=seg)
 >>> out = tempfile.mkdtemp() + "/ls"
 >>> _ = write(ls, out)
->>> entry = json.loads(Path(out, "lidarseg.json").read_text())[0]
+>>> entry = json.loads(Path(out, "v1.0-trainval", "lidarseg.json").read_text())[0]
 >>> np.fromfile(Path(out, entry["filename"]), dtype=np.uint8).tolist()
 [2, 0, 1]
 """
@@ -98,6 +107,8 @@ def write(
     *,
     on_unsupported: OnUnsupported = "raise",
     label_map: Mapping[str, int] | str | os.PathLike[str] | None = None,
+    version: str = "v1.0-trainval",
+    layout: str = "devkit",
 ) -> Report:
     """Write the point segmentation of ``labels`` as nuScenes-style lidarseg files under ``dest``.
 
@@ -111,6 +122,10 @@ def write(
         What to do with the other label kinds.
     label_map : dict, JSON str or path
         Category name -> index overrides (module docstring).
+    version : str
+        nuScenes version folder (``v1.0-trainval``, ``v1.0-mini``...).
+    layout : {"devkit", "flat"}
+        The devkit's folders (default) or the earlier flat layout.
 
     Returns
     -------
@@ -126,9 +141,15 @@ def write(
     >>> out = tempfile.mkdtemp() + "/ls"
     >>> write(ls, out).written
     {'frames': 1, 'points': 1}
-    >>> [c["name"] for c in json.loads(Path(out, "category.json").read_text())]
+    >>> [c["name"] for c in json.loads(Path(out, "v1.0-trainval", "category.json").read_text())]
     ['noise', 'car']
     """
+    if layout not in ("devkit", "flat"):
+        raise ValueError(f"layout must be 'devkit' or 'flat', got {layout!r}")
+    if layout == "devkit" and (not version or "/" in version or version.strip(".") == ""):
+        raise ConversionError(f"lidarseg: version must be a folder name, got {version!r}")
+    tables = f"{version}/" if layout == "devkit" else ""
+    bins = f"lidarseg/{version}" if layout == "devkit" else "lidarseg"
     report = Report(FORMAT)
     from converters import get_format
 
@@ -140,10 +161,10 @@ def write(
     has_inst = np.add.reduceat(seg.instance >= 0, seg.offsets[:-1]) if len(seg.instance) else None
     entries = []
     with atomic_dir(dest) as tmp:
-        (tmp / "lidarseg").mkdir()
+        (tmp / bins).mkdir(parents=True)
         for i, row in enumerate(progress(seg.frame.tolist(), description="lidarseg files")):
             tok = token(str(fr.dataset_id[row]), str(fr.file_id[row]))
-            rel = f"lidarseg/{tok}_lidarseg.bin"
+            rel = f"{bins}/{tok}_lidarseg.bin"
             (tmp / rel).write_bytes(data[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
             report.files.append(rel)
             entries.append(
@@ -181,9 +202,18 @@ def write(
             }
             for j in order.tolist()
         ]
-        dump_json(entries, tmp / "lidarseg.json", indent=1)
-        dump_json(cats, tmp / "category.json", indent=1)
-        report.files += ["lidarseg.json", "category.json"]
+        if tables:
+            (tmp / tables).mkdir()
+        dump_json(entries, tmp / f"{tables}lidarseg.json", indent=1)
+        dump_json(cats, tmp / f"{tables}category.json", indent=1)
+        report.files += [f"{tables}lidarseg.json", f"{tables}category.json"]
+        if layout == "devkit":
+            from converters.masks import palette
+
+            colors = palette(256)
+            colormap = {str(c["name"]): colors[int(str(c["index"]))].tolist() for c in cats}
+            dump_json(colormap, tmp / "colormap.json", indent=1)
+            report.files.append("colormap.json")
         report.written = {"frames": len(entries), "points": len(data)}
         finish(report, tmp)
     return report
@@ -208,7 +238,11 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     [0, -1]
     """
     root = Path(source)
-    index_path, cat_path = root / "lidarseg.json", root / "category.json"
+    tables = root
+    if not (root / "lidarseg.json").is_file():
+        found = sorted(root.glob("*/lidarseg.json"))
+        tables = found[0].parent if found else root
+    index_path, cat_path = tables / "lidarseg.json", tables / "category.json"
     if not index_path.is_file() or not cat_path.is_file():
         raise ConversionError(f"{root} has no lidarseg.json / category.json", format=FORMAT)
     entries = json.loads(index_path.read_text("utf-8"))

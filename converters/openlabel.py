@@ -98,6 +98,7 @@ from converters._base import (
     record,
     safe_path,
 )
+from converters._numbers import DIFFERENCE_DECIMALS, shortest
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -203,8 +204,15 @@ class _AttributeCache:
         return _attributes(rec) if rec else {}
 
 
+_METRES = 9  # decimals of positions and sizes in metres: to the nanometre
+_QUAT = 12  # decimals of unit-quaternion components
+
+
 def _pose(position: Array, quat: Array) -> dict[str, list[float]]:
-    return {"quaternion": (quat + 0.0).tolist(), "translation": (position + 0.0).tolist()}
+    return {
+        "quaternion": shortest(quat, decimals=_QUAT).tolist(),
+        "translation": shortest(position, decimals=_METRES).tolist(),
+    }
 
 
 # -- geometry entries ---------------------------------------------------------------------
@@ -233,8 +241,14 @@ def _entries(
         if cuboid_frame == "lidar" and cs == "world":
             center, quat = _to_lidar(labels, cub.frame, center, quat)
             cs = "lidar"
-        vals = np.column_stack([center, quat, cub.size])
-        bad = ~np.isfinite(vals).all(axis=1)
+        vals = np.column_stack(
+            [
+                shortest(center, decimals=_METRES),
+                shortest(quat, decimals=_QUAT),
+                shortest(cub.size, decimals=_METRES),
+            ]
+        )
+        bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
         for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
             if not is_bad:
@@ -243,8 +257,11 @@ def _entries(
     if kind == "boxes":
         b: Boxes = labels.boxes
         x0, y0, x1, y1 = b.xyxy.T
-        vals = np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
-        bad = ~np.isfinite(vals).all(axis=1)
+        vals = shortest(
+            np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]),
+            decimals=DIFFERENCE_DECIMALS,
+        )
+        bad = np.asarray(~np.isfinite(vals).all(axis=1))
         record(report, labels, kind, bad, "dropped", "non-finite box values")
         sensors = fr.sensor_id[b.frame].tolist()
         for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
@@ -257,6 +274,7 @@ def _entries(
     if kind in ("polylines3d", "polygons3d", "points3d") and cuboid_frame == "lidar":
         owner = _owner_of_vertex(t)
         coords = _points_to_lidar(labels, t.frame[owner], coords)
+    coords = shortest(coords, decimals=_METRES if coords.shape[1] == 3 else DIFFERENCE_DECIMALS)
     finite_v = np.isfinite(coords).all(axis=1)
     owner = _owner_of_vertex(t)
     bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0
@@ -392,6 +410,7 @@ def write(
     # objects: all geometry entries, grouped by (sequence, label id)
     objects: list[dict[str, Any]] = [{} for _ in datasets]
     entries_all = []
+    used_cs: list[set[Any]] = [set() for _ in datasets]  # coordinate systems objects name
     for kind in (
         "cuboids",
         "boxes",
@@ -422,6 +441,7 @@ def write(
             if a:
                 e["attributes"] = a
             entries_all.append((s, f, lid, cat, dtype, e))
+            used_cs[s].add(e.get("coordinate_system"))
         record(report, labels, kind, outside, "dropped", "frame not part of any exported sequence")
     # per (sequence, label id): uid, object, frames, data pointers; one lookup per entry
     state_of: list[dict[str, tuple[str, dict[str, Any], list[int], dict[str, Any]]]] = [
@@ -494,6 +514,8 @@ def write(
         if objects[s]:
             docs[s]["objects"] = objects[s]
     del state_of  # frame lists and pointer drafts: no longer needed while the JSON is written
+    for doc, used in zip(docs, used_cs, strict=True):
+        _declare(doc, used)
     _contexts(labels, docs, seq_of_row, frame_of_row, datasets, report)
     for doc in docs:
         doc["frames"] = {k: doc["frames"][k] for k in sorted(doc["frames"], key=int)}
@@ -597,12 +619,14 @@ def _skeleton(
                     },
                     **props["transforms"],
                 }
-        # camera sensors with labels but no calibration
+        # image sensors with labels but no calibration (camera views of the LiDAR frames, or
+        # the images of a dataset mixing images and LiDAR): every coordinate system an object
+        # names must be declared, whatever the sensor is called
         for r in np.flatnonzero(
             np.isin(frame_of_row, [int(frame_of_row[b]) for b in base]) & ~rows_in
         ).tolist():
             name = str(fr.sensor_id[r])
-            if name.startswith("camera") and name not in doc["streams"]:
+            if name and name not in doc["streams"] and name not in cs:
                 doc["streams"][name] = {"type": "camera"}
                 cs[name] = {"type": "sensor_cs", "parent": "lidar", "children": []}
                 cs["lidar"]["children"].append(name)
@@ -625,6 +649,24 @@ def _skeleton(
                     "intrinsics_custom": {"width_px": w, "height_px": h}
                 }
     return doc
+
+
+def _declare(doc: dict[str, Any], used: set[Any]) -> None:
+    """Declare every coordinate system an object names (vcd and the schema require it).
+
+    An undeclared one is an image sensor without calibration (the images of a dataset that
+    mixes images and LiDAR): a camera stream and a sensor coordinate system under ``lidar``
+    (under the root when there is no LiDAR).
+    """
+    cs = doc["coordinate_systems"]
+    for name in sorted(str(n) for n in used if n):
+        if name in cs:
+            continue
+        parent = "lidar" if "lidar" in cs else ""
+        cs[name] = {"type": "sensor_cs", "parent": parent, "children": []}
+        if parent:
+            cs[parent]["children"].append(name)
+        doc["streams"].setdefault(name, {"type": "camera"})
 
 
 def _camera_stream(cams: Cameras, j: int) -> dict[str, Any]:

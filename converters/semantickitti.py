@@ -9,7 +9,10 @@ Output layout::
       sequences/00/poses.txt               LiDAR pose of each scan relative to the first one,
                                            3x4 row-major per line (when device poses are known)
       sequences/00/calib.txt               Tr = identity (poses are already LiDAR poses)
-      label_map.yaml                       labels: {id: name}, deepen_categories: {name: id}
+      label_map.yaml                       semantic-kitti-api config (visualize.py --config,
+                                           evaluate_semantics.py --datacfg): labels, color_map,
+                                           learning_map(_inv), learning_ignore, split; and
+                                           deepen_categories (name -> id)
       mapping.json                         sequence/frame -> dataset_id, file_id
       report.json
 
@@ -20,9 +23,18 @@ painted frame.
 Semantic ids (``label_map``)
     Unpainted points get 0 (``unlabeled``). A category whose name is a SemanticKITTI class
     (``car``, ``road``, ``moving-car``, ...; case-insensitive, spaces and ``_`` read as ``-``;
-    also ``pedestrian`` = ``person`` and ``cyclist`` = ``bicyclist``) gets that class's id from ``semantic-kitti.yaml``; any other category gets the next id from
-    1000 up, in category order. ``label_map`` (dict, JSON object or path of a YAML/JSON file,
+    also ``pedestrian`` = ``person`` and ``cyclist`` = ``bicyclist``) gets that class's id from ``semantic-kitti.yaml``; any
+    other category gets the next id from 100 up that SemanticKITTI does not use (100..251, then 260..999), in category order: below
+    1000 like SemanticKITTI's own, so lookup tables sized by the largest id stay small.
+    ``label_map`` (dict, JSON object or path of a YAML/JSON file,
     category name -> id in 1..65535) overrides the ids of the names it lists.
+
+Config (``label_map.yaml``)
+    ``learning_map`` maps 0 to class 0 (ignored in ``learning_ignore``) and each category's id
+    to its own class 1..n (category order); ``learning_map_inv`` is its inverse;
+    ``color_map`` gives each id a BGR colour (SemanticKITTI's own for its classes, the VOC
+    colour map for others); ``split`` lists every sequence under ``train`` and ``valid``
+    (evaluate_semantics.py evaluates ``valid`` by default) and none under ``test``.
 
 Instance ids
     ``PointSegmentation.instance`` is written as is; -1 (none) becomes 0, SemanticKITTI's "no
@@ -101,10 +113,54 @@ def load_map(label_map: Mapping[str, int] | str | os.PathLike[str] | None) -> di
     return {str(k): int(v) for k, v in data.items()}
 
 
+_COLORS = {  # BGR, as in semantic-kitti-api config/semantic-kitti.yaml
+    0: [0, 0, 0], 1: [0, 0, 255], 10: [245, 150, 100], 11: [245, 230, 100], 13: [250, 80, 100],
+    15: [150, 60, 30], 16: [255, 0, 0], 18: [180, 30, 80], 20: [255, 0, 0], 30: [30, 30, 255],
+    31: [200, 40, 255], 32: [90, 30, 150], 40: [255, 0, 255], 44: [255, 150, 255],
+    48: [75, 0, 75], 49: [75, 0, 175], 50: [0, 200, 255], 51: [50, 120, 255], 52: [0, 150, 255],
+    60: [170, 255, 150], 70: [0, 175, 0], 71: [0, 60, 135], 72: [80, 240, 150],
+    80: [150, 240, 255], 81: [0, 0, 255], 99: [255, 255, 50], 252: [245, 150, 100],
+    253: [200, 40, 255], 254: [30, 30, 255], 255: [90, 30, 150], 256: [255, 0, 0],
+    257: [250, 80, 100], 258: [180, 30, 80], 259: [255, 0, 0],
+}  # fmt: skip
+
+
+def api_config(categories: tuple[str, ...], ids: Array, n_sequences: int) -> dict[str, Any]:
+    """The ``label_map.yaml`` document: a semantic-kitti-api dataset config for these ids.
+
+    Examples
+    --------
+    >>> doc = api_config(("car", "kerb"), np.array([10, 100]), 1)
+    >>> doc["learning_map"], doc["learning_map_inv"], doc["split"]["valid"]
+    ({0: 0, 10: 1, 100: 2}, {0: 0, 1: 10, 2: 100}, [0])
+    """
+    from converters.masks import palette
+
+    pal = palette(256)
+    pairs = sorted(zip(ids.tolist(), categories, strict=True))
+    learning = {0: 0} | {int(i): k + 1 for k, i in enumerate(ids.tolist())}
+    return {
+        "labels": {0: "unlabeled"} | {int(i): n for i, n in pairs},
+        "color_map": {
+            i: _COLORS.get(i, pal[1 + k % 255][::-1].tolist())
+            for k, i in enumerate([0, *[int(i) for i, _ in pairs]])
+        },
+        "learning_map": learning,
+        "learning_map_inv": {c: i for i, c in learning.items()},
+        "learning_ignore": {c: c == 0 for c in learning.values()},
+        "split": {
+            "train": list(range(n_sequences)),
+            "valid": list(range(n_sequences)),
+            "test": [],
+        },
+        "deepen_categories": dict(zip(categories, ids.tolist(), strict=True)),
+    }
+
+
 def semantic_ids(categories: tuple[str, ...], label_map: dict[str, int]) -> Array:
     """Semantic id of every category code (module docstring for the rule)."""
     out = np.zeros(len(categories), dtype=np.int64)
-    nxt = 1000
+    nxt = 100
     taken = set(label_map.values())
     for i, name in enumerate(categories):
         key = re.sub(r"[\s_]+", "-", name.strip().lower())
@@ -113,7 +169,7 @@ def semantic_ids(categories: tuple[str, ...], label_map: dict[str, int]) -> Arra
         elif key in _BY_NAME and _BY_NAME[key] not in taken:
             out[i] = _BY_NAME[key]
         else:
-            while nxt in taken:
+            while nxt in taken or nxt in SEMANTIC_KITTI_LABELS:
                 nxt += 1
             out[i] = nxt
             nxt += 1
@@ -239,11 +295,7 @@ def write(
                         kind="point_segmentation",
                     )
         _write_poses(labels, lay, seq, len(datasets), tmp, report)
-        doc = {
-            "labels": {0: "unlabeled"}
-            | {int(i): n for i, n in sorted(zip(ids.tolist(), labels.categories, strict=True))},
-            "deepen_categories": dict(zip(labels.categories, ids.tolist(), strict=True)),
-        }
+        doc = api_config(labels.categories, ids, len(datasets))
         (tmp / "label_map.yaml").write_text(
             yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )

@@ -20,10 +20,16 @@ Rules
       ``160, 170, ..., 710`` for its 1280 x 720 images, the same band of the image for other
       heights. Pass ``h_samples`` (list of rows) to use fixed rows for every image.
     - Lanes are listed left to right by their x at the lowest sampled row (then label order);
-      lanes that cover none of the rows are reported and left out. TuSimple evaluates at most 5
-      lanes per image; more are written and reported.
-    - Every image frame is written, lanes or not (reviewed negatives have ``"lanes": []``),
-      except frames whose status says they are not labelled yet (reported ``skipped``).
+      lanes that cover none of the rows are reported and left out.
+    - At most ``max_lanes=5`` lanes per image (TuSimple's limit): the official scorer
+      (``LaneEval.bench``) divides by ``min(4, len(gt))`` after dropping one lane of five, so a
+      sixth lane pushes an image's accuracy above 1. The lanes nearest the image centre (at
+      their lowest sampled row) are kept; the others are dropped and reported.
+      ``max_lanes=0`` writes every lane.
+    - Images without lanes are left out and reported (``skipped``): the scorer gives such an
+      image accuracy 0 whatever is predicted, so a ground truth listing them can never score 1.
+      ``empty=True`` writes them (``"lanes": []``). Frames whose status says they are not
+      labelled yet are always left out (reported ``skipped``).
     - ``raw_file`` is ``raw_prefix + file_id`` (``<sensor_id>/<file_id>`` when one file has
       several sensors).
     - ``classes=True`` adds the ``"classes"`` list of the TuSimple-category extension: per lane
@@ -56,6 +62,8 @@ import numpy.typing as npt
 import shapely
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record
+from converters._numbers import fixed
+from converters._prepare2d import flag
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, FrameStatus, LabelSet, Polylines
 from deepen_export.report import Report
@@ -255,6 +263,8 @@ def write(
     decimals: int = 0,
     raw_prefix: str = "",
     classes: bool = False,
+    max_lanes: int | str = 5,
+    empty: bool | str = False,
 ) -> Report:
     """Write the lanes of ``labels`` as TuSimple JSON lines under ``dest``.
 
@@ -274,6 +284,10 @@ def write(
         0 writes integers (TuSimple's ground truth); more keeps decimals.
     raw_prefix : str
         Prefix of ``raw_file`` (for example ``"clips/"``).
+    max_lanes : int
+        Lanes kept per image (nearest the centre); 0 keeps all.
+    empty : bool
+        Also write images without lanes (the official scorer gives them 0).
     classes : bool
         Add the per-lane ``"classes"`` list and ``classes.json``.
 
@@ -286,13 +300,36 @@ def write(
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     p = prepare(labels, report, h_samples, step, FORMAT)
-    x = np.round(p["x"], decimals) + 0.0
+    x = fixed(p["x"], decimals)
     lanes_pos, order = p["lanes_pos"], p["order"]
     bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
     out_lines = []
+    limit = int(max_lanes)
+    keep_empty = flag(empty)
+    n_lanes = 0
     for i, name in enumerate(p["names"]):
         sel = order[bounds[i] : bounds[i + 1]]
         k = len(p["grid"][i])
+        fid = str(labels.frames.file_id[p["rows"][i]])
+        if limit and len(sel) > limit:
+            sel = _nearest_centre(sel, x[:, :k], float(labels.frames.width[p["rows"][i]]), limit)
+            gone = np.setdiff1d(order[bounds[i] : bounds[i + 1]], sel)
+            record(
+                report,
+                p["sub"],
+                "polylines",
+                gone,
+                "dropped",
+                f"more than {limit} lanes in the image: TuSimple scores at most {limit}",
+            )
+        if not len(sel) and not keep_empty:
+            report.add(
+                "skipped",
+                "image without lanes left out: TuSimple's scorer gives it accuracy 0 (empty=true writes it)",
+                file_id=fid,
+            )
+            continue
+        n_lanes += len(sel)
         vals = np.where(np.isnan(x[sel, :k]), MISSING, x[sel, :k])
         lanes_list = vals.astype(np.int64).tolist() if decimals == 0 else vals.tolist()
         obj: dict[str, Any] = {
@@ -306,7 +343,7 @@ def write(
             report.add(
                 "changed",
                 f"{len(sel)} lanes in one image; TuSimple evaluates at most 5",
-                file_id=str(labels.frames.file_id[p["rows"][i]]),
+                file_id=fid,
             )
         out_lines.append(json.dumps(obj, ensure_ascii=False))
     with atomic_dir(dest) as tmp:
@@ -323,9 +360,19 @@ def write(
                 encoding="utf-8",
             )
             report.files.append("classes.json")
-        report.written = {"images": len(out_lines), "lanes": len(order)}
+        report.written = {"images": len(out_lines), "lanes": n_lanes}
         finish(report, tmp)
     return report
+
+
+def _nearest_centre(sel: Array, x: Array, width: float, limit: int) -> Array:
+    """The ``limit`` lanes of ``sel`` whose x at their lowest sampled row is nearest the centre,
+    in their left-to-right order."""
+    xs = x[sel]
+    last = xs.shape[1] - 1 - np.argmax(~np.isnan(xs[:, ::-1]), axis=1)
+    bottom = xs[np.arange(len(sel)), last]
+    near = np.argsort(np.abs(bottom - width / 2), kind="stable")[:limit]
+    return sel[np.sort(near)]
 
 
 def read(source: str | os.PathLike[str], /, *, category: str = "lane") -> LabelSet:

@@ -1,20 +1,32 @@
 """Ultralytics YOLO detection / segmentation labels: one ``.txt`` per image plus ``data.yaml``.
 
-Output folder::
+Output folder (the layout Ultralytics and datumaro's ``yolo`` read)::
 
-    data.yaml                 path: ., train/val: images, names: {0: car, ...}
-    labels/<file_id>.txt      one line per object (file_id's sub-folders kept, suffix -> .txt)
+    data.yaml                 train/val: images, names: {0: car, ...}; no ``path:`` key, so
+                              Ultralytics resolves the folders from the yaml's own folder,
+                              whatever the current directory
+    images/<name>             the images, with copy_images=True
+    labels/<stem>.txt         one line per object
     frames.json               sidecar: image sizes, status and label ids of each line (for read)
     report.json
 
-Images are not copied: put them under ``images/`` with the same relative paths (Ultralytics
-finds ``labels/x.txt`` for ``images/x.png``).
+With ``split="train:0.8,val:0.2"`` images and labels go to ``images/<subset>/`` and
+``labels/<subset>/`` and ``data.yaml`` names each subset (``train``, ``val``, ``test``).
+
+Image names are flat: a file id's folders are joined with ``__`` (``camera_0/0000.png`` ->
+``camera_0__0000.png``). Ultralytics finds a label by replacing the *last* ``/images/`` of the
+image path with ``/labels/``, so any ``images`` folder inside a name sent it looking in the
+wrong place (silently: every image counted as background); datumaro matches images and labels
+by file stem one folder deep. Flat names satisfy both. ``frames.json`` maps each name back to
+its file id. ``layout="nested"`` keeps the earlier layout (``labels/<file_id>.txt`` with the
+file id's folders), which Ultralytics reads only when no folder is named ``images``.
 
 Conventions
 -----------
 - Class ids are 0-based in ``LabelSet.categories`` order (every category is in ``names``).
-- Coordinates are normalised by the image width (x) and height (y), written with 6 decimals;
-  labels are clipped to the image first, so every value is in ``[0, 1]``.
+- Coordinates are normalised by the image width (x) and height (y), written with 6 decimals
+  (:func:`converters._numbers.fixed`); labels are clipped to the image first, so every value
+  is in ``[0, 1]``.
 - ``task="detect"``: ``class x_centre y_centre width height``. Polygons are written as the box
   of their final (repaired, clipped) geometry, reported as changed.
 - ``task="segment"``: ``class x1 y1 ... xn yn`` (one polygon). Boxes become their 4 corners;
@@ -50,6 +62,14 @@ from converters._base import (
     pylist,
     record,
 )
+from converters._dataset import (
+    ImageSource,
+    assign_splits,
+    parse_split,
+    place_images,
+    source_names,
+)
+from converters._numbers import fixed
 from deepen_export import geometry as geo
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -63,8 +83,13 @@ Array = npt.NDArray[Any]
 Task = Literal["detect", "segment"]
 
 
-def _label_path(file_id: str) -> str:
-    return str(PurePosixPath("labels", PurePosixPath(file_id).with_suffix(".txt")))
+def _label_path(name: str, subset: str = "") -> str:
+    """``labels/[<subset>/]<name>.txt``: where Ultralytics looks for ``images/[<subset>/]<name>``."""
+    return str(PurePosixPath("labels", subset, PurePosixPath(name).with_suffix(".txt")))
+
+
+def _flat(name: str) -> str:
+    return name.replace("/", "__")
 
 
 @paused_gc()
@@ -77,6 +102,11 @@ def write(
     task: Task = "detect",
     clip: bool | str = True,
     include_unlabelled: bool | str = False,
+    layout: str = "flat",
+    split: str | dict[str, float] | None = None,
+    seed: int | str = 0,
+    copy_images: bool | str = False,
+    images: str | os.PathLike[str] | ImageSource | None = None,
 ) -> Report:
     """Write ``labels`` as a YOLO dataset folder at ``dest``.
 
@@ -94,6 +124,17 @@ def write(
         default: an empty file would claim the image has no objects).
     clip : bool
         Clip to the image before normalising (values outside [0, 1] otherwise).
+    layout : {"flat", "nested"}
+        Flat image names (default, see the module docstring) or the file ids' folders.
+    split : str or dict, optional
+        ``"train:0.8,val:0.2"``: per-subset folders (deterministic by ``seed`` and file id,
+        sequences kept whole; see :mod:`converters._dataset`). Needs ``train`` and ``val``.
+    seed : int
+        Seed of the split.
+    copy_images : bool
+        Put the images into ``images/`` (hard links where possible), from ``images``.
+    images : path, optional
+        Folder or zip holding the images (the CLI passes ``--images`` or the snapshot's media).
 
     Examples
     --------
@@ -111,6 +152,11 @@ def write(
     """
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
+    if layout not in ("flat", "nested"):
+        raise ValueError(f"layout must be 'flat' or 'nested', got {layout!r}")
+    subsets = parse_split(split)
+    if subsets and not {"train", "val"} <= {n for n, _ in subsets}:
+        raise ConversionError("yolo: split needs a train and a val subset (data.yaml wants both)")
     report = Report(FORMAT)
     from converters import get_format
 
@@ -121,8 +167,18 @@ def write(
     )
     with atomic_dir(dest) as tmp:
         names = prep.image_names(labels, frames)
-        prep.check_paths(names, tmp / "labels", ".txt")
+        prep.check_paths(names, tmp / "images")  # also where copies are read from
+        if layout == "flat":
+            names = [_flat(n) for n in names]
+        subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else [""] * len(names)
+        prep.check_paths(
+            [str(PurePosixPath(s, n)) for s, n in zip(subset, names, strict=True)],
+            tmp / "labels",
+            ".txt",
+            [str(x) for x in labels.frames.file_id[frames]],
+        )
         name_of = dict(zip(frames.tolist(), names, strict=True))
+        subset_of = dict(zip(frames.tolist(), subset, strict=True))
         unknown = prep.report_unknown_sizes(
             labels,
             frames,
@@ -136,17 +192,34 @@ def write(
         files = []
         out = FileWriter(tmp)
         for fr in progress(written.tolist(), description="YOLO label files"):
-            rel = _label_path(name_of[fr])
+            rel = _label_path(name_of[fr], subset_of[fr])
             out.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
             files.append(rel)
+        (tmp / "images").mkdir()
+        for name, _ in subsets:  # every subset data.yaml names exists, even when empty
+            (tmp / "images" / name).mkdir()
+            (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
+        if prep.flag(copy_images):
+            src_names = source_names(labels, written)
+            pairs = [
+                (src, str(PurePosixPath("images", subset_of[fr], name_of[fr])), str(f.file_id[fr]))
+                for src, fr in zip(src_names, written.tolist(), strict=True)
+            ]
+            report.written["image_files"] = place_images(images, pairs, tmp, report)
         classes = dict(enumerate(labels.categories))
-        data = {"path": ".", "train": "images", "val": "images", "names": classes}
+        # no "path:": Ultralytics then resolves the folders from the yaml's folder (a relative
+        # path: would be resolved against the current directory)
+        data: dict[str, Any] = {"train": "images", "val": "images"}
+        if subsets:
+            data = {n: f"images/{n}" for n, _ in subsets}
+        data["names"] = classes
         (tmp / "data.yaml").write_text(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
         sidecar = [
             {
                 "name": name_of[fr],
+                **({"subset": subset_of[fr]} if subsets else {}),
                 "file_id": str(f.file_id[fr]),
                 "sensor_id": str(f.sensor_id[fr]),
                 "dataset_id": str(f.dataset_id[fr]),
@@ -158,7 +231,9 @@ def write(
             }
             for fr in written.tolist()
         ]
-        dump_json({"task": task, "frames": sidecar}, tmp / "frames.json", indent=1)
+        dump_json(
+            {"task": task, "layout": layout, "frames": sidecar}, tmp / "frames.json", indent=1
+        )
         report.written.update(
             {"images": len(written), "objects": sum(len(v) for v in lines.values())}
         )
@@ -207,10 +282,10 @@ def _lines(
     fr = b.frame[rows]
     w, h = f.width[fr], f.height[fr]
     if task == "detect":
-        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), w, h)
+        vals = fixed(geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), w, h), 6)
     else:
         corners = xyxy[:, [0, 1, 2, 1, 2, 3, 0, 3]]
-        vals = corners / np.tile(np.stack([w, h], axis=1), 4)
+        vals = fixed(corners / np.tile(np.stack([w, h], axis=1), 4), 6)
         record(report, labels, "boxes", rows, "changed", "box written as a 4-point polygon")
     fmt = _line_format(vals.shape[1])
     info = _Infos(b, "box")
@@ -229,7 +304,7 @@ def _lines(
     if task == "detect":
         record(report, labels, "polygons", rows, "changed", "polygon written as its bounding box")
         bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
-        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h)
+        vals = fixed(geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h), 6)
         fmt = _line_format(4)
         for r, fr_, c, v in zip(
             rows.tolist(), fr.tolist(), p.category[rows].tolist(), vals.tolist(), strict=True
@@ -262,7 +337,7 @@ def _lines(
         last = np.r_[ring[1:] != ring[:-1], True]  # drop each ring's closing vertex
         coords, ring = coords[~last], ring[~last]
         lab = part_label[ring]
-        norm = (coords / np.stack([w[lab], h[lab]], axis=1)).ravel().tolist()
+        norm = fixed(coords / np.stack([w[lab], h[lab]], axis=1), 6).ravel().tolist()
         n_vertices = np.bincount(ring, minlength=len(parts))
         starts = np.r_[0, np.cumsum(n_vertices)[:-1]] * 2
         formats: dict[int, str] = {}
@@ -336,7 +411,8 @@ def read(
     box_rows: list[tuple[int, int, list[float], dict[str, Any]]] = []
     poly_rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]] = {}
     for i, e in enumerate(entries):
-        text = (root / _label_path(e.get("name", e["file_id"]))).read_text(encoding="utf-8")
+        rel = _label_path(e.get("name", e["file_id"]), e.get("subset", ""))
+        text = (root / rel).read_text(encoding="utf-8")
         infos = e.get("labels", [])
         wh = np.array([e["width"], e["height"]], dtype=np.float64)
         for j, line in enumerate(text.splitlines()):

@@ -95,7 +95,7 @@ def sample() -> LabelSet:
 
 
 def load(out: Path) -> dict[str, Any]:
-    return json.loads((out / "annotations.json").read_text())
+    return json.loads((out / "annotations" / "instances_default.json").read_text())
 
 
 def by_label(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -121,9 +121,9 @@ def test_loads_with_pycocotools_and_masks_match_area(tmp_path: Path, area: str) 
     coco.write(sample(), out, area=area)
     n = 0
     with quiet():
-        gt = COCO(str(out / "annotations.json"))
+        gt = COCO(str(out / "annotations" / "instances_default.json"))
         for ann in gt.dataset["annotations"]:
-            if not ann.get("segmentation"):
+            if ann["deepen_label_type"] != "polygon":  # boxes: box area, box polygon
                 continue
             n += 1
             pixels = int(gt.annToMask(ann).sum())
@@ -159,7 +159,7 @@ def test_polygon_area_is_geometric_and_within_perimeter_plus_one_of_the_mask(tmp
     )
     out = tmp_path_factory.mktemp("c") / "coco"
     coco.write(ls, out)
-    doc = json.loads((out / "annotations.json").read_text())
+    doc = json.loads((out / "annotations" / "instances_default.json").read_text())
     for ann in doc["annotations"]:
         seg = ann["segmentation"]
         rle = seg if isinstance(seg, dict) else cocomask.merge(cocomask.frPyObjects(seg, 30, 40))
@@ -179,7 +179,7 @@ def test_self_evaluation_gives_ap_one(tmp_path: Path) -> None:
     out = tmp_path / "coco"
     coco.write(sample(), out)
     with quiet():
-        gt = COCO(str(out / "annotations.json"))
+        gt = COCO(str(out / "annotations" / "instances_default.json"))
         # keypoint annotations have no segmentation; evaluate boxes/segments on the others
         for iou_type, keep in (("bbox", ("box", "polygon")), ("segm", ("polygon",))):
             doc = copy.deepcopy(gt.dataset)
@@ -351,7 +351,7 @@ def test_evil_file_id_refused_nothing_written(tmp_path: Path) -> None:
 def test_deterministic_bytes(tmp_path: Path) -> None:
     coco.write(sample(), tmp_path / "a")
     coco.write(sample(), tmp_path / "b")
-    for name in ("annotations.json", "id_map.json", "report.json"):
+    for name in ("annotations/instances_default.json", "id_map.json", "report.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 

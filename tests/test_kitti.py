@@ -79,9 +79,9 @@ def test_hand_computed_cuboid(tmp_path: Path) -> None:
     ls = scene([[10, 2, -1], [10, 8, -1], [-10, 0, -1]], [0, 0, 0])
     report = kitti.write(ls, tmp_path / "k")
     assert lines(tmp_path / "k/label_2/000000.txt") == [
-        "Car 0.00 -1 -1.37 265.00 328.75 556.67 516.25 1.50 2.00 4.00 -2.00 1.25 10.00 -1.57",
-        "Car 0.90 -1 -0.90 0.00 328.75 56.67 516.25 1.50 2.00 4.00 -8.00 1.25 10.00 -1.57",
-        "Car 1.00 -1 1.57 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 0.00 1.25 -10.00 -1.57",
+        "Car 0.00 0 -1.37 265.00 328.75 556.67 516.25 1.50 2.00 4.00 -2.00 1.25 10.00 -1.57",
+        "Car 0.90 0 -0.90 0.00 328.75 56.67 516.25 1.50 2.00 4.00 -8.00 1.25 10.00 -1.57",
+        "Car 1.00 0 1.57 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 0.00 1.25 -10.00 -1.57",
     ]
     assert {(i.action, i.label_id) for i in report} == {("clipped", "car:2"), ("kept", "car:3")}
     calib = kitti.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
@@ -264,7 +264,7 @@ def test_missing_calibration_and_lidar_only(tmp_path: Path) -> None:
     # location y = 1 + 0.75 = 1.75, ry = -pi/2, alpha = -pi/2 - atan2(-2, 10) = -1.37
     kitti.write(ls, tmp_path / "k", camera=None)
     assert lines(tmp_path / "k/label_2/000000.txt") == [
-        "Car 0.00 -1 -1.37 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 -2.00 1.75 10.00 -1.57"
+        "Car 0.00 0 -1.37 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 -2.00 1.75 10.00 -1.57"
     ]
     calib = kitti.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
     np.testing.assert_allclose(calib["Tr_velo_to_cam"], np.c_[A, np.zeros(3)], atol=1e-12)

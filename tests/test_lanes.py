@@ -57,8 +57,17 @@ def sample() -> LabelSet:
     return deepen_export.read_labels(SAMPLE / "image_dataset")
 
 
-def test_tusimple_sample(tmp_path: Path) -> None:
+def test_tusimple_default_leaves_out_images_without_lanes(tmp_path: Path) -> None:
+    # LaneEval.bench scores an image without ground-truth lanes 0: such lines never score 1
     report = tusimple.write(sample(), tmp_path / "ts", on_unsupported="drop")
+    got = [json.loads(s) for s in (tmp_path / "ts/label_data.json").read_text().splitlines()]
+    assert got == [o for o in TUSIMPLE_SAMPLE if o["lanes"]]
+    skipped = {i.file_id for i in report if i.action == "skipped"}
+    assert skipped == {"000001.png", "000002.png", "000003.png", "000004.png"}
+
+
+def test_tusimple_sample(tmp_path: Path) -> None:
+    report = tusimple.write(sample(), tmp_path / "ts", on_unsupported="drop", empty=True)
     got = [json.loads(s) for s in (tmp_path / "ts/label_data.json").read_text().splitlines()]
     assert got == TUSIMPLE_SAMPLE
     own = {(i.action, i.label_id, i.file_id) for i in report if i.kind in (None, "polylines")}
@@ -138,7 +147,7 @@ def test_tusimple_rows_order_classes_and_edge_cases(tmp_path: Path) -> None:
 def test_non_lanes_and_unknown_size(tmp_path: Path) -> None:
     ls = lanes_set([[[0, 0], [10, 10]]], label_type="polyline")
     report = tusimple.write(ls, tmp_path / "ts")
-    assert [(i.action, i.label_id) for i in report] == [("dropped", "lane:1")]
+    assert [(i.action, i.label_id) for i in report] == [("dropped", "lane:1"), ("skipped", None)]
     unknown = lanes_set([[[0, 0], [10, 10]]], width=-1, height=-1)
     with pytest.raises(ConversionError, match="image size unknown"):
         culane.write(unknown, tmp_path / "cu")
@@ -153,7 +162,7 @@ def test_golden_files(tmp_path: Path) -> None:
     ts = tusimple.read(SAMPLE / "golden/tusimple")
     cu = culane.read(SAMPLE / "golden/culane")
     assert len(ts.polylines) == len(cu.polylines) == 2
-    assert ts.frames.file_id.tolist() == [o["raw_file"] for o in TUSIMPLE_SAMPLE]
+    assert ts.frames.file_id.tolist() == [o["raw_file"] for o in TUSIMPLE_SAMPLE if o["lanes"]]
 
 
 def test_bad_input_nan_and_escaping_file_ids(tmp_path: Path) -> None:

@@ -60,17 +60,29 @@ def test_semantickitti_bits_and_files(tmp_path: Path) -> None:
     # 65535 << 16 | 252 = 4294901760 + 252
     assert raw0[3] == 4294901760 + 252
     raw2 = np.fromfile(seq / "labels/000002.label", dtype=np.uint32)
-    # traffic cone is no SemanticKITTI class -> first free id from 1000
-    assert (raw2 & 0xFFFF).tolist() == [1000, 1000]
+    # traffic cone is no SemanticKITTI class -> first id from 100 SemanticKITTI does not use
+    assert (raw2 & 0xFFFF).tolist() == [100, 100]
     assert (raw2 >> 16).tolist() == [0, 3]
     doc = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())
     assert doc["deepen_categories"] == {
         "car": 10,
         "Road": 40,
-        "traffic cone": 1000,
+        "traffic cone": 100,
         "moving car": 252,
     }
     assert doc["labels"][0] == "unlabeled"
+    # the semantic-kitti-api config keys, by hand: classes 1..4 in category order
+    assert doc["learning_map"] == {0: 0, 10: 1, 40: 2, 100: 3, 252: 4}
+    assert doc["learning_map_inv"] == {0: 0, 1: 10, 2: 40, 3: 100, 4: 252}
+    assert doc["learning_ignore"] == {0: True, 1: False, 2: False, 3: False, 4: False}
+    assert doc["color_map"][10] == [245, 150, 100] and set(doc["color_map"]) == {
+        0,
+        10,
+        40,
+        100,
+        252,
+    }
+    assert doc["split"] == {"train": [0], "valid": [0], "test": []}
     # velodyne in the LiDAR frame: world (100, 201, 0) -> R^T (0, 1, 0) = (1, 0, 0) etc.
     pts = np.fromfile(seq / "velodyne/000000.bin", dtype="<f4").reshape(-1, 4)
     np.testing.assert_allclose(pts[:2], [[1, 0, 0, 1], [0, 2, 1, 2]], atol=1e-6)
@@ -109,18 +121,22 @@ def test_semantickitti_instance_overflow(tmp_path: Path) -> None:
 def test_lidarseg_bytes_tables_and_round_trip(tmp_path: Path) -> None:
     ls = painted()
     report = lidarseg.write(ls, tmp_path / "ls", label_map='{"moving car": 31}')
-    entries = json.loads((tmp_path / "ls/lidarseg.json").read_text())
+    entries = json.loads((tmp_path / "ls/v1.0-trainval/lidarseg.json").read_text())
     assert [e["file_id"] for e in entries] == ["0.pcd", "2.pcd"]
     # car 1, Road 2, traffic cone 3 (next free), moving car 31 (mapped), unpainted 0
     data0 = np.fromfile(tmp_path / "ls" / entries[0]["filename"], dtype=np.uint8)
     assert data0.tolist() == [1, 2, 0, 31]
     data1 = np.fromfile(tmp_path / "ls" / entries[1]["filename"], dtype=np.uint8)
     assert data1.tolist() == [3, 3]
-    cats = json.loads((tmp_path / "ls/category.json").read_text())
+    cats = json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())
     assert [(c["name"], c["index"]) for c in cats] == [
         ("noise", 0), ("car", 1), ("Road", 2), ("traffic cone", 3), ("moving car", 31),
     ]  # fmt: skip
     assert entries[0]["token"] == lidarseg.token("ds1", "0.pcd")
+    # the devkit counts lidarseg/<version>/*.bin and opens <dataroot>/<filename>
+    assert entries[0]["filename"] == f"lidarseg/v1.0-trainval/{entries[0]['token']}_lidarseg.bin"
+    colormap = json.loads((tmp_path / "ls/colormap.json").read_text())
+    assert set(colormap) == {c["name"] for c in cats} and colormap["noise"] == [0, 0, 0]
     # both painted frames carry instance ids, which lidarseg cannot hold
     # their classes are written; only the instance ids are lost (a change, not a dropped label)
     assert sorted(i.file_id for i in report if i.action == "changed") == ["0.pcd", "2.pcd"]
@@ -150,8 +166,11 @@ def test_sample_paint_counts(tmp_path: Path) -> None:
     semantickitti.write(ls, tmp_path / "sk", on_unsupported="drop")
     lidarseg.write(ls, tmp_path / "ls", on_unsupported="drop")
     names = yaml.safe_load((tmp_path / "sk/label_map.yaml").read_text())["labels"]
-    entries = json.loads((tmp_path / "ls/lidarseg.json").read_text())
-    cats = {c["index"]: c["name"] for c in json.loads((tmp_path / "ls/category.json").read_text())}
+    entries = json.loads((tmp_path / "ls/v1.0-trainval/lidarseg.json").read_text())
+    cats = {
+        c["index"]: c["name"]
+        for c in json.loads((tmp_path / "ls/v1.0-trainval/category.json").read_text())
+    }
     for i, file_id in enumerate(exp["frame_order"]):
         want = {k: v for k, v in exp["frames"][file_id]["paint_counts"].items() if v}
         raw = np.fromfile(tmp_path / f"sk/sequences/00/labels/{i:06d}.label", dtype="<u4")

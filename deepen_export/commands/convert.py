@@ -100,6 +100,12 @@ _SETTINGS = click.option(
     help="Deprecated spelling of --media.",
 )
 @_IMAGES
+@click.option(
+    "--copy-images",
+    is_flag=True,
+    help="Put the images into the output in the format's layout (hard links where possible), "
+    "from --images or the snapshot's media (COCO, YOLO, VOC, CVAT).",
+)
 @_ON_UNSUPPORTED
 @_ID_MAP
 @_SETTINGS
@@ -118,6 +124,7 @@ def convert(
     media: Path | None,
     frames_old: Path | None,
     images: Path | None,
+    copy_images: bool,
     on_unsupported: str,
     id_map: Path | None,
     settings: tuple[str, ...],
@@ -137,12 +144,15 @@ def convert(
       deepen-export convert snapshots/ds1 --to kitti -o out/kitti -O camera=camera_0
       deepen-export convert labels.json --to kitti -o out/kitti --media json_data.zip
       deepen-export convert out/coco --from coco --to yolo -o out/yolo
+      deepen-export convert snapshots/ds1 --to yolo -o out/yolo --copy-images -O split=train:0.8,val:0.2
     """
     if frames_old is not None:
         click.echo(
             "note: convert --frames is deprecated (it will go in 0.3): say --media ZIP", err=True
         )
         media = media or frames_old
+    if copy_images:
+        settings = (*settings, "copy_images=true")
     _run_convert(
         source,
         to,
@@ -203,6 +213,13 @@ def _run_convert(
     ):
         if value is not None and key in params:
             options.setdefault(key, value)
+    if options.get("copy_images") is True and "images" in params and "images" not in options:
+        from converters._dataset import ImageSource
+
+        # a snapshot's own images: media/images/ or the uploaded media/dataset.zip
+        found = ImageSource.of_snapshot(source) if source.is_dir() else None
+        if found is not None:
+            options["images"] = found
     unknown = [k for k in options if k not in params]
     if unknown:
         raise click.UsageError(
