@@ -290,7 +290,9 @@ def _results_context(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if gt is not None:
         g = Path(gt)
-        g = g / "annotations.json" if g.is_dir() else g
+        from converters.coco import documents
+
+        g = documents(g)[0]  # a folder written by coco.write: its (first) instances file
         try:
             doc = json.loads(g.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -335,8 +337,9 @@ def source_gaps(fmt: str, labels: LabelSet, target_kinds: frozenset[str] | set[s
 
     Examples
     --------
-    >>> source_gaps("voc", LabelSet.empty(), {"boxes", "polygons"})
-    ['voc holds no polygons: the output has none', 'voc has no label ids and tracks']
+    >>> source_gaps("tusimple", LabelSet.empty(), {"boxes", "polylines"})
+    ['tusimple holds no boxes: the output has none', 'tusimple has no attributes',
+     'tusimple has no label ids and tracks', 'tusimple has no categories']
     """
     held = KINDS if fmt in ("deepen", "parquet") else _source_kinds(fmt)
     lacking = [k for k in KINDS if k in target_kinds and k not in held]

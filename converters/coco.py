@@ -95,7 +95,7 @@ from deepen_export.model import (
 )
 from deepen_export.report import Report
 
-__all__ = ["ANNOTATIONS", "from_dict", "read", "to_dict", "write"]
+__all__ = ["ANNOTATIONS", "documents", "from_dict", "read", "to_dict", "write"]
 
 FORMAT = "coco"
 ANNOTATIONS = "annotations.json"
@@ -705,14 +705,27 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     >>> read(p).boxes.xyxy.tolist()
     [[0.0, 0.0, 2.0, 2.0]]
     """
+    labels = [from_dict(_load(p)) for p in documents(source)]
+    return labels[0] if len(labels) == 1 else LabelSet.concat(labels)
+
+
+def documents(source: str | os.PathLike[str]) -> list[Path]:
+    """The COCO instances files of ``source``: itself (a file), or those of a folder :func:`write`
+    wrote (``annotations/instances_<subset>.json``, or the flat layout's ``annotations.json``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / "annotations").mkdir(); _ = (d / "annotations" / "instances_val.json").write_text("{}")
+    >>> [p.relative_to(d).as_posix() for p in documents(d)]
+    ['annotations/instances_val.json']
+    """
     path = Path(source)
-    if path.is_dir():
-        found = sorted((path / "annotations").glob("instances_*.json"))
-        if not (path / ANNOTATIONS).exists() and found:
-            labels = [from_dict(_load(p)) for p in found]
-            return labels[0] if len(labels) == 1 else LabelSet.concat(labels)
-        path = path / ANNOTATIONS
-    return from_dict(_load(path))
+    if not path.is_dir():
+        return [path]
+    found = sorted((path / "annotations").glob("instances_*.json"))
+    return found if found and not (path / ANNOTATIONS).exists() else [path / ANNOTATIONS]
 
 
 def _load(path: Path) -> dict[str, Any]:

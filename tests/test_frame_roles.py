@@ -72,7 +72,7 @@ def test_lane_formats_and_coco_name_a_camera_image_alike(lidar: LabelSet, tmp_pa
     coco.write(ls, tmp_path / "coco", on_unsupported="drop")
     tusimple.write(ls, tmp_path / "ts", on_unsupported="drop")
     culane.write(ls, tmp_path / "cu", on_unsupported="drop")
-    doc = json.loads((tmp_path / "coco/annotations.json").read_text())
+    doc = json.loads((tmp_path / "coco/annotations/instances_default.json").read_text())
     coco_names = [i["file_name"] for i in doc["images"]]
     ts_lines = (tmp_path / "ts/label_data.json").read_text().splitlines()
     ts_names = [json.loads(s)["raw_file"] for s in ts_lines]

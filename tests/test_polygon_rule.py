@@ -126,7 +126,7 @@ def _parquet(out: Path) -> tuple[float, int, int]:
 
 
 def _coco(out: Path) -> tuple[float, float, int | None]:
-    api = COCO(str(out / "coco/annotations.json"))
+    api = COCO(str(out / "coco/annotations/instances_default.json"))
     (ann,) = api.loadAnns(api.getAnnIds())
     seg = ann["segmentation"]
     parts = len(seg) if isinstance(seg, list) else None  # RLE (with holes): no part list

@@ -134,10 +134,16 @@ def test_coco_predictions_round_trip_through_deepen(
     cli("pull", IMG_DS, "-o", tmp_path / "snap")
     cli("convert", tmp_path / "snap", "--to", "coco", "-o", tmp_path / "gt", "--images", IMG / "images",
         "--on-unsupported", "drop")  # fmt: skip
-    preds = _predictions(tmp_path / "gt" / "annotations.json")
+    preds = _predictions(tmp_path / "gt" / "annotations" / "instances_default.json")
     (tmp_path / "preds.json").write_text(json.dumps(preds))
 
-    args = ("push", tmp_path / "preds.json", IMG_DS, "--gt", tmp_path / "gt" / "annotations.json")
+    args = (
+        "push",
+        tmp_path / "preds.json",
+        IMG_DS,
+        "--gt",
+        tmp_path / "gt" / "annotations" / "instances_default.json",
+    )
     done = cli(*args, "--min-score", "0.5")
     kept = [p for p in preds if p["score"] >= 0.5]
     assert f"adds {len(kept)}, changes 0" in done.stdout
@@ -156,8 +162,8 @@ def test_coco_predictions_round_trip_through_deepen(
         IMG / "images",
     )
     gt, back = (
-        COCO(str(tmp_path / "gt" / "annotations.json")),
-        COCO(str(tmp_path / "back" / "annotations.json")),
+        COCO(str(tmp_path / "gt" / "annotations" / "instances_default.json")),
+        COCO(str(tmp_path / "back" / "annotations" / "instances_default.json")),
     )
     assert [c["name"] for c in back.loadCats(back.getCatIds())] == [
         c["name"] for c in gt.loadCats(gt.getCatIds())

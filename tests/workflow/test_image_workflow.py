@@ -169,7 +169,7 @@ def test_coco_has_the_real_sizes_and_every_label(
     deepen: Run, snapshot: Path, tmp_path: Path
 ) -> None:
     deepen("convert", snapshot, "--to", "coco", "-o", tmp_path / "coco")
-    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "coco" / "annotations" / "instances_default.json"))
     images = {im["file_name"]: im for im in coco.dataset["images"]}
     assert set(images) == set(_written())
     for name in _written():
@@ -189,7 +189,10 @@ def test_coco_has_the_real_sizes_and_every_label(
     )
     assert got == [(n, c, [float(v) for v in b]) for n, c, b in want]
     assert coco.getAnnIds(imgIds=[images["e.png"]["id"]]) == []  # the negative, kept
-    polygons = [a for a in coco.loadAnns(coco.getAnnIds()) if a.get("segmentation")]
+    # box labels carry their box as a polygon too (COCOeval segm needs one)
+    anns = coco.loadAnns(coco.getAnnIds())
+    assert all(a["segmentation"] for a in anns)
+    polygons = [a for a in anns if a["deepen_label_type"] == "polygon"]
     assert len(polygons) == sum(len(p) for p in POLYGONS.values())
     for a in polygons:
         with warnings.catch_warnings():
@@ -304,7 +307,7 @@ def test_convert_with_images_adds_unlabelled_files_as_frames(deepen: Run, tmp_pa
         lab["file_id"] = "a.png"
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     deepen("convert", "labels.json", "--images", folder, "--to", "coco", "-o", "coco")
-    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "coco" / "annotations" / "instances_default.json"))
     assert {(im["file_name"], im["width"], im["height"]) for im in coco.dataset["images"]} == {
         (n, *SIZES[n]) for n in SIZES
     }

@@ -93,5 +93,5 @@ def test_pip_install_then_demo_in_a_fresh_venv(tmp_path: Path) -> None:
     assert "everything is under" in result.stdout
     for dataset in ("image_dataset", "lidar_sequence", "painting2d"):
         assert (out / dataset / "report.html").is_file(), dataset
-    assert (out / "image_dataset" / "coco" / "annotations.json").is_file()
+    assert (out / "image_dataset" / "coco" / "annotations" / "instances_default.json").is_file()
     assert (out / "lidar_sequence" / "kitti").is_dir()

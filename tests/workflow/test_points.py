@@ -127,7 +127,7 @@ def test_2_sizes_from_the_snapshots_media_zip_any_format(deepen: Run, tmp_path: 
     (snap / "labels.json").write_text(json.dumps({"labels": labels}))
     doc = json.loads(deepen("convert", "snap", "--to", "coco", "-o", "coco", "--json").stdout)
     assert doc["error"] is None
-    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    coco = json.loads((tmp_path / "coco" / "annotations" / "instances_default.json").read_text())
     assert {(i["file_name"], i["width"], i["height"]) for i in coco["images"]} == {
         ("a.webp", 90, 60),
         ("b.bmp", 30, 20),
@@ -146,7 +146,7 @@ def test_3_not_labelled_yet_left_out_of_every_2d_writer_and_reported(
         report = json.loads((tmp_path / fmt / "report.json").read_text())
         skipped = [i["file_id"] for i in report["issues"] if i["action"] == "skipped"]
         assert skipped == ["000004.png"], fmt  # files.json: 000004.png is still waiting
-    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    coco = json.loads((tmp_path / "coco" / "annotations" / "instances_default.json").read_text())
     names = {im["file_name"] for im in coco["images"]}
     assert "000004.png" not in names and "000003.png" in names  # reviewed-empty: a negative
 
@@ -401,7 +401,10 @@ def test_9_outputs_respect_the_umask(platform: DeepenServer, tmp_path: Path) -> 
         check=True, capture_output=True,
     )  # fmt: skip
     assert stat.S_IMODE((tmp_path / "coco").stat().st_mode) == 0o755
-    assert stat.S_IMODE((tmp_path / "coco" / "annotations.json").stat().st_mode) == 0o644
+    assert (
+        stat.S_IMODE((tmp_path / "coco" / "annotations" / "instances_default.json").stat().st_mode)
+        == 0o644
+    )
 
 
 def test_9_create_json_redacts_the_upload_url(deepen: Run, tmp_path: Path) -> None:
