@@ -92,12 +92,20 @@ _FOLDER_RULES: list[tuple[str, Callable[[Path], bool]]] = [
     ("cvat", lambda p: (p / "annotations.xml").is_file()),
     ("masks", lambda p: (p / "classes.json").is_file() and (p / "masks").is_dir()),
     ("semantickitti", lambda p: (p / "sequences").is_dir() and (p / "label_map.yaml").is_file()),
-    ("lidarseg", lambda p: (p / "lidarseg").is_dir() and (p / "category.json").is_file()),
+    ("lidarseg", lambda p: (p / "lidarseg").is_dir() and _lidarseg_tables(p)),
     ("culane", lambda p: any(p.rglob("*.lines.txt"))),
     ("parquet", lambda p: any(p.rglob("*.parquet"))),
     ("nuscenes", lambda p: any((d / "sample_annotation.json").is_file() for d in p.glob("v1.0-*"))),
     ("t4", lambda p: any(p.glob("*/annotation/sample_annotation.json"))),
 ]
+
+
+def _lidarseg_tables(p: Path) -> bool:
+    """A lidarseg export: ``category.json`` (flat, or in ``v1.0-*/``) and no nuScenes samples."""
+    tables = [p, *p.glob("v1.0-*")]
+    return any((t / "category.json").is_file() for t in tables) and not any(
+        (t / "sample_annotation.json").is_file() for t in tables
+    )
 
 
 def detect(source: str | os.PathLike[str]) -> str:
@@ -189,12 +197,19 @@ def read_source(
         kwargs["images"] = images
     try:
         labels = converters.read(source, fmt, **kwargs)
-    except DeepenExportError:
-        raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+    except (
+        DeepenExportError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         # a reader meeting files of another format: one line, not its traceback
+        why = str(exc) if isinstance(exc, DeepenExportError) else f"{type(exc).__name__}: {exc}"
         raise ConversionError(
-            f"cannot read {source} as {fmt} ({type(exc).__name__}: {exc}); "
+            f"cannot read {source} as {fmt} ({why}); "
             "is --from right? (`deepen-export formats` lists them)",
             format=fmt,
         ) from exc
