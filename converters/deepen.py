@@ -356,10 +356,17 @@ def _finite_per_label(offsets: Array, coords: Array, inner: Array | None = None)
     return np.asarray(bad_v[per_vertex_bounds[1:]] - bad_v[per_vertex_bounds[:-1]] == 0)
 
 
-def _ragged_geoms(key: str, empty_ok: bool) -> Callable[..., tuple[list[Any], Array]]:
+def _ragged_geoms(
+    key: str, empty_ok: bool, rings: bool = False
+) -> Callable[..., tuple[list[Any], Array]]:
     def build(t: Any, rot_z: bool, report: Report, labels: LabelSet) -> tuple[list[Any], Array]:
         inner = t.ring_offsets if hasattr(t, "ring_offsets") else t.part_offsets
         nested = _nested(t.offsets, inner, t.coords)
+        if rings:  # the reader opens a ring whose last vertex repeats its first: close those
+            for parts in nested:
+                for ring in parts:
+                    if len(ring) > 1 and ring[0] == ring[-1]:
+                        ring.append(ring[0])
         ok = _finite_per_label(t.offsets, t.coords, inner)
         n_parts = np.diff(t.offsets)
         out = []
@@ -411,12 +418,12 @@ def _scene_geoms(t: Any, rot_z: bool, report: Report, labels: LabelSet) -> tuple
 
 _GEOMETRY: dict[str, Callable[..., tuple[list[Any], Array]]] = {
     "boxes": _box_geoms,
-    "polygons": _ragged_geoms("polygons", empty_ok=True),
+    "polygons": _ragged_geoms("polygons", empty_ok=True, rings=True),
     "polylines": _ragged_geoms("polygons", empty_ok=False),
     "points": _point_geoms("points"),
     "cuboids": _cuboid_geoms,
     "polylines3d": _ragged_geoms("three_d_polyline", empty_ok=False),
-    "polygons3d": _ragged_geoms("three_d_polygon", empty_ok=False),
+    "polygons3d": _ragged_geoms("three_d_polygon", empty_ok=False, rings=True),
     "points3d": _point_geoms("three_d_point"),
     "scenes": _scene_geoms,
 }

@@ -163,6 +163,9 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.n
             or pa.types.is_floating(f.type)
             or pa.types.is_boolean(f.type)
         ):
+            if pa.types.is_floating(f.type) and _has_integral(child):
+                # pyarrow made JSON's 2 and 0.5 both doubles: only the general path keeps the 2
+                raise _Unsupported("attribute mixes integer and float values")
             col = np.empty(len(child), dtype=object)
             col[:] = child.to_pylist()
         else:
@@ -170,6 +173,11 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.n
         col[~mask] = None
         out[f.name] = (col, mask)
     return out
+
+
+def _has_integral(child: pa.Array) -> bool:
+    vals = child.drop_null().to_numpy(zero_copy_only=False)
+    return bool(np.any(np.isfinite(vals) & (vals == np.round(vals))))
 
 
 def _list_offsets(arr: pa.Array) -> np.ndarray:
