@@ -468,13 +468,20 @@ def _clip_polylines(
     sel = ok[pt_part]
     lines = np.full(len(n_pts), None, dtype=object)
     if sel.any():
-        lines[ok] = shapely.linestrings(coords[sel], indices=pt_part[sel])
+        # shapely wants dense indices (0, 1, ... each present): renumber the kept parts
+        dense = np.unique(pt_part[sel], return_inverse=True)[1]
+        lines[ok] = shapely.linestrings(coords[sel], indices=dense)
     geoms = np.full(len(rows), None, dtype=object)
     has = np.zeros(len(rows), dtype=bool)
     for part in np.flatnonzero(ok).tolist():
         has[pos[part_label[part]]] = True
-    multi = shapely.multilinestrings(lines[ok], indices=pos[part_label[ok]]) if ok.any() else []
-    geoms[np.unique(pos[part_label[ok]])] = multi
+    owner = pos[part_label[ok]]
+    multi = (
+        shapely.multilinestrings(lines[ok], indices=np.unique(owner, return_inverse=True)[1])
+        if ok.any()
+        else []
+    )
+    geoms[np.unique(owner)] = multi
     known = (w > 0) & (h > 0)
     box = shapely.box(0, 0, np.where(known, w, 1), np.where(known, h, 1))
     cut = np.where(known & has, shapely.intersection(geoms, box), geoms)

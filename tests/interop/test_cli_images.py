@@ -42,7 +42,7 @@ def test_coco_split_hard_links(tmp_path: Path, elsewhere: Path) -> None:
         "-O", "split=train:0.5,val:0.5", cwd=elsewhere,
     )  # fmt: skip
     copies = sorted((out / "images").rglob("*.png"))
-    assert len(copies) == 6
+    assert len(copies) == 5  # six image frames; 000004.png is not labelled yet: left out
     same_device = os.stat(IMAGES).st_dev == os.stat(out).st_dev
     if same_device:  # hard links, not copies: the sources gain a link each
         assert all(c.stat().st_nlink >= 2 for c in copies)
