@@ -179,7 +179,8 @@ def layout(
         three_d = bool(len(labels.cuboids) or len(labels.poses))
     n = len(fr)
     # frame roles are decided once, by the model
-    base = fr.role == FrameRole.LIDAR if three_d else np.ones(n, dtype=bool)
+    # a sequence frame is a LiDAR frame or a plain image; camera views hang on their LiDAR frame
+    base = fr.role != FrameRole.CAMERA if three_d else np.ones(n, dtype=bool)
     if skip_unlabelled:
         used = np.zeros(n, dtype=bool)
         for k in KINDS:

@@ -119,44 +119,37 @@ def test_vcd_loads_mixed_image_and_lidar(tmp_path: Path, elsewhere: Path) -> Non
     import vcd.schema
 
     from converters import openlabel
+    from deepen_export.model import Frames, LabelSet
 
-    # the image dataset (2D labels on sensor1/sensor2) and the LiDAR sequence (cuboids, camera
-    # views), each written as OpenLABEL: every coordinate system an object names is declared.
-    # (A label set mixing a LiDAR sequence and plain images writes the sequence only and reports
-    # the images' labels as dropped: they are not frames of any sequence.)
-    paths = []
-    for name, labels in (
-        ("lidar", _lidar()),
-        ("images", deepen_export.read_labels(SAMPLES / "image_dataset")),
-    ):
-        out = tmp_path / "out" / name
-        openlabel.write(labels, out, on_unsupported="drop")
-        paths += sorted(p for p in out.glob("*.json") if p.name != "report.json")
-    assert len(paths) == 2
-    used_anywhere: set[str] = set()
-    for path in paths:
-        doc = json.loads(path.read_text())
-        jsonschema.Draft7Validator(vcd.schema.openlabel_schema).validate(doc)
-        ol = doc["openlabel"]
-        declared = set(ol["coordinate_systems"]) | set(ol["streams"])
-        used: set[str] = set()
+    a = _lidar()
+    b = deepen_export.read_labels(SAMPLES / "image_dataset")
+    cols = b.frames.columns()
+    cols["dataset_id"] = np.array([a.frames.dataset_id[0]] * len(b.frames), dtype=object)
+    mixed = LabelSet.concat([a, b.replace(frames=Frames.from_columns(**cols))])
+    out = tmp_path / "out" / "ol"
+    openlabel.write(mixed, out, on_unsupported="drop")
+    (path,) = [p for p in out.glob("*.json") if p.name != "report.json"]
+    doc = json.loads(path.read_text())
+    jsonschema.Draft7Validator(vcd.schema.openlabel_schema).validate(doc)
+    ol = doc["openlabel"]
+    declared = set(ol["coordinate_systems"]) | set(ol["streams"])
+    used: set[str] = set()
 
-        def walk(x: object, used: set[str] = used) -> None:
-            if isinstance(x, dict):
-                if "coordinate_system" in x:
-                    used.add(str(x["coordinate_system"]))
-                for v in x.values():
-                    walk(v)
-            elif isinstance(x, list):
-                for v in x:
-                    walk(v)
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if "coordinate_system" in x:
+                used.add(str(x["coordinate_system"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
 
-        walk(ol)
-        assert used <= declared, (path.name, used - declared)
-        used_anywhere |= used
-        v = vcd.core.OpenLABEL()
-        v.load_from_file(str(path))
-        assert v.get_num_objects() > 0
-        for name in used:
-            assert v.has_coordinate_system(name), name
-    assert {"sensor1", "sensor2"} <= used_anywhere  # the image dataset's sensors (2D labels)
+    walk(ol)
+    assert {"sensor1", "sensor2"} <= used  # the image dataset's sensors (2D boxes, polygons)
+    assert used <= declared
+    v = vcd.core.OpenLABEL()
+    v.load_from_file(str(path))
+    assert v.get_num_objects() > 0
+    for name in used:
+        assert v.has_coordinate_system(name), name
