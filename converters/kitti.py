@@ -106,6 +106,7 @@ from converters._base import (
     finish,
     record,
 )
+from converters._names import unique_names
 from converters._numbers import fixed
 from deepen_export._media import ImageSource
 from deepen_export._progress import progress
@@ -319,16 +320,56 @@ class Rows:
     file_id: Array
 
 
-def _types(labels: LabelSet, category_map: Mapping[str, str | None] | str | None) -> Array:
+def _types(
+    labels: LabelSet, category_map: Mapping[str, str | None] | str | None, report: Report
+) -> Array:
     cmap: Mapping[str, str | None] = (
         json.loads(category_map) if isinstance(category_map, str) else (category_map or {})
     )
     out = np.empty(len(labels.categories), dtype=object)
+    used = set()
+    for _, table in labels:
+        if hasattr(table, "category"):
+            used.update(np.unique(table.category).tolist())
+    auto = [i for i, name in enumerate(labels.categories) if name not in cmap and i in used]
     for i, name in enumerate(labels.categories):
-        key = re.sub(r"[\s_-]+", "_", name.strip().lower())
-        t = cmap[name] if name in cmap else _KITTI_BY_KEY.get(key, name[:1].upper() + name[1:])
-        out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
+        if name in cmap:  # the user's choice: several categories may share a type on purpose
+            t = cmap[name]
+            out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
+        elif i not in used:  # written nowhere: nothing to report
+            out[i] = _default_type(name)
+    # the default names: one type field each (no blank, no whitespace), never two merged
+    for i, t in zip(
+        auto,
+        unique_names(
+            [labels.categories[i] for i in auto],
+            _default_type,
+            report,
+            "category",
+            inverse=default_category,
+        ),
+        strict=True,
+    ):
+        out[i] = t
     return out
+
+
+def _default_type(name: str) -> str:
+    """The KITTI type a category is written as without ``category_map``."""
+    key = re.sub(r"[\s_-]+", "_", name.strip().lower())
+    t = _KITTI_BY_KEY.get(key, name[:1].upper() + name[1:])
+    return re.sub(r"\s+", "_", t.strip())
+
+
+def default_category(t: str) -> str:
+    """The category a KITTI type reads back as without ``category_map`` (inverse of the writer).
+
+    Examples
+    --------
+    >>> default_category("Car"), default_category("My_Car")
+    ('car', 'my_Car')
+    """
+    return t.lower() if t in KITTI_TYPES else t[:1].lower() + t[1:]
 
 
 def _occlusion(
@@ -535,7 +576,7 @@ def build_rows(
     ).tolist():
         report.add("skipped", "frame not labelled yet", file_id=str(labels.frames.file_id[r]))
     cal = calibration(labels, lay, camera, assume_identity_pose) if lay.three_d else None
-    types = _types(labels, category_map)
+    types = _types(labels, category_map, report)
     parts: list[tuple[str, Array, Array, Array, Array]] = []
     # cuboids
     cub = labels.cuboids
@@ -1056,10 +1097,7 @@ def type_to_category(
 ) -> tuple[tuple[str, ...], Array]:
     """Categories (first appearance order) and codes from KITTI types."""
     m = json.loads(category_map) if isinstance(category_map, str) else (category_map or None)
-    names = [
-        (m.get(t, t) if m is not None else t.lower() if t in KITTI_TYPES else t[:1].lower() + t[1:])
-        for t in types.tolist()
-    ]
+    names = [(m.get(t, t) if m is not None else default_category(t)) for t in types.tolist()]
     cats = tuple(dict.fromkeys(names))
     index = {c: i for i, c in enumerate(cats)}
     return cats, np.array([index[n] for n in names], dtype=np.int32)

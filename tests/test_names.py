@@ -1,0 +1,46 @@
+"""Names in text formats (issue 16, class 5): every change reported, no merge, output parses back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from converters import kitti
+from deepen_export.model import Boxes, Frames, LabelSet
+
+
+def _boxes(categories: tuple[str, ...], **attributes: list[object]) -> LabelSet:
+    n = len(categories)
+    return LabelSet(
+        frames=Frames.from_columns(file_id=["a.png"], width=[100], height=[100]),
+        categories=categories,
+        boxes=Boxes.from_columns(
+            frame=[0] * n,
+            category=list(range(n)),
+            label_id=[f"x:{i + 1}" for i in range(n)],
+            xyxy=[[10 + i, 10, 20 + i, 20] for i in range(n)],
+        ).with_attributes(attributes),
+    )
+
+
+def test_kitti_blank_category_gets_a_type_field(tmp_path: Path) -> None:
+    report = kitti.write(_boxes((" ", "car")), tmp_path / "k")
+    lines = (tmp_path / "k" / "label_2" / "000000.txt").read_text().splitlines()
+    assert all(len(line.split(" ")) == 15 and line.split(" ")[0] for line in lines)
+    assert any(i.action == "changed" and "' '" in i.reason for i in report)
+    back = kitti.read(tmp_path / "k")
+    assert len(back.boxes) == 2 and len(set(back.categories)) == 2
+
+
+def test_kitti_case_and_space_variants_stay_apart(tmp_path: Path) -> None:
+    cats = ("car", "Car", "CAR", "has space", "has_space")
+    report = kitti.write(_boxes(cats), tmp_path / "k")
+    back = kitti.read(tmp_path / "k")
+    assert len(back.categories) == 5  # five categories written, five read back
+    changed = {i.reason.split(" written")[0] for i in report if i.action == "changed"}
+    # every name that does not read back as itself is reported
+    assert changed == {
+        "category 'Car'",
+        "category 'CAR'",
+        "category 'has space'",
+        "category 'has_space'",
+    }
