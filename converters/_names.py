@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepen_export.errors import ConversionError
-from deepen_export.model import LabelSet
+from deepen_export.model import LabelSet, LabelTable
 from deepen_export.report import Report
 
 __all__ = ["check_list_names", "unique_names", "xml_safe_labels", "xml_text"]
@@ -98,8 +98,8 @@ def xml_safe_labels(labels: LabelSet, report: Report) -> LabelSet:
     cats = tuple(unique_names(labels.categories, xml_text, report, "category"))
     changes: dict[str, Any] = {"categories": cats} if cats != tuple(labels.categories) else {}
     for kind, table in labels:
-        attrs = getattr(table, "attributes", None)
-        if not attrs:
+        attrs: dict[str, Any] = dict(getattr(table, "attributes", None) or {})
+        if not isinstance(table, LabelTable) or not attrs:
             continue
         keys = unique_names(list(attrs), xml_text, report, f"{kind} attribute name")
         new_attrs: dict[str, Any] = {}

@@ -64,6 +64,7 @@ from converters._dataset import (
     place_images,
     source_names,
 )
+from converters._names import xml_safe_labels
 from converters._numbers import texts
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
@@ -169,6 +170,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    labels = xml_safe_labels(labels, report)  # a control character makes XML unreadable
     frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")

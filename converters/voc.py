@@ -66,6 +66,7 @@ from converters._dataset import (
     place_images,
     source_names,
 )
+from converters._names import xml_safe_labels
 from converters._numbers import texts
 from converters.masks import palette
 from deepen_export import geometry as geo
@@ -217,6 +218,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    labels = xml_safe_labels(labels, report)  # a control character makes XML unreadable
     frames = prep.image_frames(labels)
     frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "XML file")
     seg = prep.flag(segmentation)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from converters import kitti
+import pytest
+
+from converters import cvat, kitti, voc
 from deepen_export.model import Boxes, Frames, LabelSet
 
 
@@ -44,3 +47,18 @@ def test_kitti_case_and_space_variants_stay_apart(tmp_path: Path) -> None:
         "category 'has space'",
         "category 'has_space'",
     }
+
+
+@pytest.mark.parametrize(
+    ("module", "xml_file"), [(voc, "Annotations/a.xml"), (cvat, "annotations.xml")]
+)
+def test_xml_control_characters(tmp_path: Path, module: object, xml_file: str) -> None:
+    ls = _boxes(("ca\x01r", "bus"), colour=["re\x1bd", "blue"])
+    report = module.write(ls, tmp_path / "x")  # type: ignore[attr-defined]
+    ET.parse(tmp_path / "x" / xml_file)  # expat refuses any control character
+    back = module.read(tmp_path / "x")  # type: ignore[attr-defined]
+    assert sorted(back.categories) == ["bus", "ca?r"]
+    assert sorted(back.boxes.attributes["colour"].tolist()) == ["blue", "re?d"]
+    reasons = [(i.reason, i.label_id) for i in report if i.action == "changed"]
+    assert ("category 'ca\\x01r' written as 'ca?r'", None) in reasons
+    assert any("'colour'" in r and lab == "x:1" for r, lab in reasons)
