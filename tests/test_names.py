@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from converters import cvat, kitti, voc
-from deepen_export.model import Boxes, Frames, LabelSet
+from converters import culane, cvat, kitti, tusimple, voc
+from deepen_export.errors import ConversionError
+from deepen_export.model import Boxes, Frames, LabelSet, Polylines
 
 
-def _boxes(categories: tuple[str, ...], **attributes: list[object]) -> LabelSet:
+def _boxes(categories: tuple[str, ...], **attributes: list[str]) -> LabelSet:
     n = len(categories)
     return LabelSet(
         frames=Frames.from_columns(file_id=["a.png"], width=[100], height=[100]),
@@ -62,3 +63,40 @@ def test_xml_control_characters(tmp_path: Path, module: object, xml_file: str) -
     reasons = [(i.reason, i.label_id) for i in report if i.action == "changed"]
     assert ("category 'ca\\x01r' written as 'ca?r'", None) in reasons
     assert any("'colour'" in r and lab == "x:1" for r, lab in reasons)
+
+
+def _lanes(file_id: str = "d/a.jpg") -> LabelSet:
+    return LabelSet(
+        frames=Frames.from_columns(file_id=[file_id], width=[100], height=[30]),
+        categories=("lane", "solid"),
+        polylines=Polylines.from_columns(
+            frame=[0, 0],
+            category=[0, 1],
+            label_id=["lane:1", "solid:1"],
+            offsets=[0, 1, 2],
+            part_offsets=[0, 2, 4],
+            coords=[[10, 30], [40, 0], [60, 30], [90, 0]],
+        ),
+    )
+
+
+@pytest.mark.parametrize("module", [tusimple, culane])
+def test_lane_categories_reported(tmp_path: Path, module: object) -> None:
+    report = module.write(_lanes(), tmp_path / "l", step=10)  # type: ignore[attr-defined]
+    back = module.read(tmp_path / "l")  # type: ignore[attr-defined]
+    assert len(back.polylines) == 2 and back.categories == ("lane",)
+    lost = [i.label_id for i in report if i.action == "changed" and "'solid'" in i.reason]
+    assert lost == ["solid:1"]  # the one lane whose category does not come back
+
+
+def test_tusimple_classes_keep_lane_categories(tmp_path: Path) -> None:
+    report = tusimple.write(_lanes(), tmp_path / "l", step=10, classes=True)
+    assert sorted(tusimple.read(tmp_path / "l").categories) == ["lane", "solid"]
+    assert not [i for i in report if i.action == "changed"]
+
+
+@pytest.mark.parametrize("file_id", ["d/a b.jpg", "d/a\nb.jpg", "d/a\tb.jpg"])
+def test_culane_refuses_file_ids_its_lists_cannot_hold(tmp_path: Path, file_id: str) -> None:
+    with pytest.raises(ConversionError, match="whitespace"):
+        culane.write(_lanes(file_id), tmp_path / "l", step=10)
+    assert not (tmp_path / "l").exists()  # nothing half-written
