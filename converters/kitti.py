@@ -576,7 +576,8 @@ def build_rows(
     ).tolist():
         report.add("skipped", "frame not labelled yet", file_id=str(labels.frames.file_id[r]))
     cal = calibration(labels, lay, camera, assume_identity_pose) if lay.three_d else None
-    types = _types(labels, category_map, report)
+    # kitti_tracking renames the types again (and reports that): only KITTI's own names here
+    types = _types(labels, category_map, report if fmt == FORMAT else Report(fmt))
     parts: list[tuple[str, Array, Array, Array, Array]] = []
     # cuboids
     cub = labels.cuboids

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import culane, cvat, kitti, tusimple, voc
+from converters import culane, cvat, kitti, kitti_tracking, tusimple, voc
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet, Polylines
 
@@ -100,3 +100,14 @@ def test_culane_refuses_file_ids_its_lists_cannot_hold(tmp_path: Path, file_id: 
     with pytest.raises(ConversionError, match="whitespace"):
         culane.write(_lanes(file_id), tmp_path / "l", step=10)
     assert not (tmp_path / "l").exists()  # nothing half-written
+
+
+def test_kitti_tracking_case_variants_read_back(tmp_path: Path) -> None:
+    cats = ("car", "Car", "CAR", " ")
+    report = kitti_tracking.write(_boxes(cats), tmp_path / "t")
+    assert kitti_tracking.read(tmp_path / "t").categories == cats  # mapping.json keeps each
+    misc = [i.reason for i in report if "Misc" in i.reason]
+    assert sorted(m.split(" written")[0] for m in misc) == sorted(
+        f"category {c!r}" for c in cats[1:]
+    )
+    assert not [i for i in report if "Car_2" in i.reason]  # no step the file does not show
