@@ -8,6 +8,7 @@ in input order, gets ``_2``, ``_3`` ... and a report entry) rather than silently
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -81,47 +82,69 @@ def unique_names(
     return out
 
 
-def xml_safe_labels(labels: LabelSet, report: Report) -> LabelSet:
-    """``labels`` with categories, attribute names and string attribute values XML can hold.
+def xml_safe_labels(labels: LabelSet, report: Report, fmt: str) -> LabelSet:
+    """``labels`` with categories, label ids, attribute names and values XML can hold.
 
-    Each changed category or attribute name is one report entry; each changed value one entry per
-    label (file and label ids filled in).
+    Each changed category or attribute name is one report entry; each changed label id or value
+    one entry per label (file and label ids filled in). A file id XML cannot hold is refused: it
+    names the image, so writing it changed would lose the link to it.
 
     Examples
     --------
     >>> from deepen_export.model import Frames
     >>> r = Report("voc")
     >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("c\\x07",))
-    >>> xml_safe_labels(ls, r).categories
+    >>> xml_safe_labels(ls, r, "voc").categories
     ('c?',)
     """
+    for f in labels.frames.file_id.tolist():
+        if _XML_BAD.search(str(f)):
+            raise ConversionError(
+                f"{fmt}: file id {f!r} holds a character XML cannot hold; rename the file",
+                format=fmt,
+            )
     cats = tuple(unique_names(labels.categories, xml_text, report, "category"))
     changes: dict[str, Any] = {"categories": cats} if cats != tuple(labels.categories) else {}
     for kind, table in labels:
-        attrs: dict[str, Any] = dict(getattr(table, "attributes", None) or {})
-        if not isinstance(table, LabelTable) or not attrs:
-            continue
-        keys = unique_names(list(attrs), xml_text, report, f"{kind} attribute name")
-        new_attrs: dict[str, Any] = {}
-        dirty = keys != list(attrs)
-        for key, (old_key, col) in zip(keys, attrs.items(), strict=True):
-            vals = list(col)
-            bad = np.array([isinstance(v, str) and _XML_BAD.search(v) is not None for v in vals])
-            if bad.any():
-                dirty = True
-                vals = [xml_text(v) if b else v for v, b in zip(vals, bad.tolist(), strict=True)]
-                report.issues.extend(
-                    labels.row_issues(
-                        kind,
-                        bad,
-                        "changed",
-                        f"attribute {old_key!r}: characters XML cannot hold written as '?'",
-                    )
-                )
-            new_attrs[key] = vals
-        if dirty:
-            changes[kind] = table.with_attributes(new_attrs)
+        if isinstance(table, LabelTable):
+            new = _xml_safe_table(labels, kind, table, report)
+            if new is not table:
+                changes[kind] = new
     return labels.replace(**changes) if changes else labels
+
+
+def _xml_safe_table(labels: LabelSet, kind: str, table: LabelTable, report: Report) -> Any:
+    """``table`` with label ids and attributes XML can hold (itself when nothing changes)."""
+    ids = [str(v) for v in table.label_id.tolist()]
+    bad = np.array([_XML_BAD.search(v) is not None for v in ids], dtype=bool)
+    if bad.any():  # CVAT joins elements by label id: two ids never become one
+        report.issues.extend(
+            labels.row_issues(kind, bad, "changed", "label id: characters XML cannot hold as '?'")
+        )
+        new_ids = unique_names(ids, xml_text, Report(report.format), "label id")
+        table = dataclasses.replace(table, label_id=np.array(new_ids, dtype=object))
+    attrs: dict[str, Any] = dict(getattr(table, "attributes", None) or {})
+    if not attrs:
+        return table
+    keys = unique_names(list(attrs), xml_text, report, f"{kind} attribute name")
+    new_attrs: dict[str, Any] = {}
+    dirty = keys != list(attrs)
+    for key, (old_key, col) in zip(keys, attrs.items(), strict=True):
+        vals = list(col)
+        bad = np.array([isinstance(v, str) and _XML_BAD.search(v) is not None for v in vals])
+        if bad.any():
+            dirty = True
+            vals = [xml_text(v) if b else v for v, b in zip(vals, bad.tolist(), strict=True)]
+            report.issues.extend(
+                labels.row_issues(
+                    kind,
+                    bad,
+                    "changed",
+                    f"attribute {old_key!r}: characters XML cannot hold as '?'",
+                )
+            )
+        new_attrs[key] = vals
+    return table.with_attributes(new_attrs) if dirty else table
 
 
 def check_list_names(names: Sequence[str], fmt: str) -> None:

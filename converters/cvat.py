@@ -170,7 +170,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    labels = xml_safe_labels(labels, report)  # a control character makes XML unreadable
+    labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")

@@ -218,7 +218,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    labels = xml_safe_labels(labels, report)  # a control character makes XML unreadable
+    labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels)
     frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "XML file")
     seg = prep.flag(segmentation)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from converters import culane, cvat, kitti, kitti_tracking, tusimple, voc
@@ -111,3 +113,21 @@ def test_kitti_tracking_case_variants_read_back(tmp_path: Path) -> None:
         f"category {c!r}" for c in cats[1:]
     )
     assert not [i for i in report if "Car_2" in i.reason]  # no step the file does not show
+
+
+@pytest.mark.parametrize("module", [voc, cvat])
+def test_xml_label_ids_and_file_ids(tmp_path: Path, module: object) -> None:
+    ls = _boxes(("car", "car"))
+    ls = ls.replace(
+        boxes=dataclasses.replace(
+            ls.boxes, label_id=np.array(["car:\x01", "car:\x02"], dtype=object)
+        )
+    )
+    report = module.write(ls, tmp_path / "x")  # type: ignore[attr-defined]
+    back = module.read(tmp_path / "x")  # type: ignore[attr-defined]
+    assert len(back.boxes) == 2  # two labels stay two (CVAT joins elements by label id)
+    assert sorted(i.label_id for i in report if "label id" in i.reason) == ["car:\x01", "car:\x02"]
+    bad = ls.replace(frames=Frames.from_columns(file_id=["a\x01.png"], width=[100], height=[100]))
+    with pytest.raises(ConversionError, match="file id"):
+        module.write(bad, tmp_path / "y")  # type: ignore[attr-defined]
+    assert not (tmp_path / "y").exists()
