@@ -17,6 +17,8 @@ written (CULane has no ``-2``). x has ``decimals`` decimals (3, as CULane's grou
 integer. Since lanes are clipped first, x never leaves the image (CULane's own ground truth
 extrapolates beyond it). Images without lanes get an empty file; frames not labelled yet are
 reported and skipped. A file id with several sensors is written under ``<sensor_id>/``.
+A file id holding whitespace is refused (the lists are split at whitespace by their readers), and
+a lane whose category is not ``lane`` is a ``changed`` report entry (CULane has no categories).
 
 Examples
 --------

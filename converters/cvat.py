@@ -2,6 +2,9 @@
 
 Conventions
 -----------
+- Characters XML 1.0 cannot hold (control characters) in a category, label id, attribute
+  name or value are written as ``?`` and reported (:mod:`converters._names`); such a file id
+  is refused.
 - Coordinates are pixel-corner floats, as CVAT's own (``xtl ytl xbr ybr`` for boxes,
   ``x,y;x,y`` point lists), written exactly (integers without a decimal point, other values in
   their shortest form, :func:`converters._numbers.texts`).

@@ -71,7 +71,11 @@ Numbers are written with ``precision`` decimals (default 2, as KITTI's ground tr
 (case, spaces, ``-`` and ``_`` ignored) takes KITTI's spelling (``dontcare`` -> ``DontCare``,
 ``person sitting`` -> ``Person_sitting``), any other its name with the first letter upper-cased
 and spaces replaced by ``_`` (``traffic cone`` -> ``Traffic_cone``). The reader maps KITTI
-classes back to lower case and other types by lower-casing their first letter.
+classes back to lower case and other types by lower-casing their first letter. A blank category
+is written ``Unnamed``; two categories whose default types would be equal (``car``, ``Car``,
+``CAR``; ``has space``, ``has_space``) are kept apart, the later ones as ``Car_2``, ``Car_3``; every
+default type that does not read back as its category is a ``changed`` report entry
+(:mod:`converters._names`).
 
 Examples
 --------

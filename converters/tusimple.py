@@ -32,6 +32,8 @@ Rules
       labelled yet are always left out (reported ``skipped``).
     - ``raw_file`` is ``raw_prefix + file_id`` (``<sensor_id>/<file_id>`` when one file has
       several sensors).
+    - Without ``classes=True``, each written lane whose category is not ``lane`` is a ``changed``
+      report entry (the reader gives every lane ``lane``).
     - ``classes=True`` adds the ``"classes"`` list of the TuSimple-category extension: per lane
       its category number, 1-based in the order of ``classes.json``.
 

@@ -14,6 +14,9 @@ Output folder::
 
 Conventions
 -----------
+- Characters XML 1.0 cannot hold (control characters) in a category, label id, attribute
+  name or value are written as ``?`` and reported (:mod:`converters._names`); such a file id
+  is refused.
 - Boxes are written **zero-based, pixel-corner, in whole pixels** (``origin=0``,
   ``integer=True``): ``xmin = floor(x0)``, ``ymin = floor(y0)``, ``xmax = ceil(x1)``,
   ``ymax = ceil(y1)``, the smallest whole-pixel box holding the label. That is how datumaro
