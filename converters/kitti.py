@@ -340,6 +340,11 @@ def _types(
         if name in cmap:  # the user's choice: several categories may share a type on purpose
             t = cmap[name]
             out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
+            if out[i] == "":  # a blank first field would shift every column of the line
+                raise ConversionError(
+                    f"category_map maps {name!r} to the blank type {t!r}; give it a name or null",
+                    format=FORMAT,
+                )
         elif i not in used:  # written nowhere: nothing to report
             out[i] = _default_type(name)
     # the default names: one type field each (no blank, no whitespace), never two merged

@@ -131,3 +131,9 @@ def test_xml_label_ids_and_file_ids(tmp_path: Path, module: object) -> None:
     with pytest.raises(ConversionError, match="file id"):
         module.write(bad, tmp_path / "y")  # type: ignore[attr-defined]
     assert not (tmp_path / "y").exists()
+
+
+def test_kitti_category_map_to_a_blank_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="blank type"):
+        kitti.write(_boxes(("car",)), tmp_path / "k", category_map={"car": " "})
+    assert not (tmp_path / "k").exists()
