@@ -17,6 +17,8 @@ written (CULane has no ``-2``). x has ``decimals`` decimals (3, as CULane's grou
 integer. Since lanes are clipped first, x never leaves the image (CULane's own ground truth
 extrapolates beyond it). Images without lanes get an empty file; frames not labelled yet are
 reported and skipped. A file id with several sensors is written under ``<sensor_id>/``.
+A file id holding whitespace is refused (the lists are split at whitespace by their readers), and
+a lane whose category is not ``lane`` is a ``changed`` report entry (CULane has no categories).
 
 Examples
 --------
@@ -40,8 +42,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, safe_path
+from converters._names import check_list_names
 from converters._numbers import fixed
-from converters.tusimple import prepare
+from converters.tusimple import prepare, report_lane_categories
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Polylines
@@ -100,11 +103,13 @@ def write(
     fmt = f"%.{decimals}f"
     for n in p["names"]:
         safe_path("/", n)  # refuse names that leave the folder or name no file, before deriving
+    check_list_names(p["names"], FORMAT)  # list/*.txt is split at whitespace by its readers
     names = [lines_name(n) for n in p["names"]]
     if len(set(names)) != len(names):
         raise ConversionError(
             f"{FORMAT}: two images map to the same .lines.txt name", format=FORMAT
         )
+    report_lane_categories(p, order, report, FORMAT)
     with atomic_dir(dest) as tmp:
         for i, name in enumerate(progress(names, description="CULane .lines.txt files")):
             sel = order[bounds[i] : bounds[i + 1]]

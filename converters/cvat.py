@@ -2,6 +2,9 @@
 
 Conventions
 -----------
+- Characters XML 1.0 cannot hold (control characters) in a category, label id, attribute
+  name or value are written as ``?`` and reported (:mod:`converters._names`); such a file id
+  is refused.
 - Coordinates are pixel-corner floats, as CVAT's own (``xtl ytl xbr ybr`` for boxes,
   ``x,y;x,y`` point lists), written exactly (integers without a decimal point, other values in
   their shortest form, :func:`converters._numbers.texts`).
@@ -64,6 +67,7 @@ from converters._dataset import (
     place_images,
     source_names,
 )
+from converters._names import xml_safe_labels
 from converters._numbers import texts
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
@@ -169,6 +173,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
     prep.check_paths(names, "/")

@@ -71,7 +71,11 @@ Numbers are written with ``precision`` decimals (default 2, as KITTI's ground tr
 (case, spaces, ``-`` and ``_`` ignored) takes KITTI's spelling (``dontcare`` -> ``DontCare``,
 ``person sitting`` -> ``Person_sitting``), any other its name with the first letter upper-cased
 and spaces replaced by ``_`` (``traffic cone`` -> ``Traffic_cone``). The reader maps KITTI
-classes back to lower case and other types by lower-casing their first letter.
+classes back to lower case and other types by lower-casing their first letter. A blank category
+is written ``Unnamed``; two categories whose default types would be equal (``car``, ``Car``,
+``CAR``; ``has space``, ``has_space``) are kept apart, the later ones as ``Car_2``, ``Car_3``; every
+default type that does not read back as its category is a ``changed`` report entry
+(:mod:`converters._names`).
 
 Examples
 --------
@@ -106,6 +110,7 @@ from converters._base import (
     finish,
     record,
 )
+from converters._names import unique_names
 from converters._numbers import fixed
 from deepen_export._media import ImageSource
 from deepen_export._progress import progress
@@ -320,16 +325,61 @@ class Rows:
     file_id: Array
 
 
-def _types(labels: LabelSet, category_map: Mapping[str, str | None] | str | None) -> Array:
+def _types(
+    labels: LabelSet, category_map: Mapping[str, str | None] | str | None, report: Report
+) -> Array:
     cmap: Mapping[str, str | None] = (
         json.loads(category_map) if isinstance(category_map, str) else (category_map or {})
     )
     out = np.empty(len(labels.categories), dtype=object)
+    used = set()
+    for _, table in labels:
+        if hasattr(table, "category"):
+            used.update(np.unique(table.category).tolist())
+    auto = [i for i, name in enumerate(labels.categories) if name not in cmap and i in used]
     for i, name in enumerate(labels.categories):
-        key = re.sub(r"[\s_-]+", "_", name.strip().lower())
-        t = cmap[name] if name in cmap else _KITTI_BY_KEY.get(key, name[:1].upper() + name[1:])
-        out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
+        if name in cmap:  # the user's choice: several categories may share a type on purpose
+            t = cmap[name]
+            out[i] = None if t is None else re.sub(r"\s+", "_", str(t).strip())
+            if out[i] == "":  # a blank first field would shift every column of the line
+                raise ConversionError(
+                    f"category_map maps {name!r} to the blank type {t!r}; give it a name or null",
+                    format=FORMAT,
+                )
+        elif i not in used:  # written nowhere: nothing to report
+            out[i] = _default_type(name)
+    # the default names: one type field each (no blank, no whitespace), never two merged
+    for i, t in zip(
+        auto,
+        unique_names(
+            [labels.categories[i] for i in auto],
+            _default_type,
+            report,
+            "category",
+            inverse=default_category,
+        ),
+        strict=True,
+    ):
+        out[i] = t
     return out
+
+
+def _default_type(name: str) -> str:
+    """The KITTI type a category is written as without ``category_map``."""
+    key = re.sub(r"[\s_-]+", "_", name.strip().lower())
+    t = _KITTI_BY_KEY.get(key, name[:1].upper() + name[1:])
+    return re.sub(r"\s+", "_", t.strip())
+
+
+def default_category(t: str) -> str:
+    """The category a KITTI type reads back as without ``category_map`` (inverse of the writer).
+
+    Examples
+    --------
+    >>> default_category("Car"), default_category("My_Car")
+    ('car', 'my_Car')
+    """
+    return t.lower() if t in KITTI_TYPES else t[:1].lower() + t[1:]
 
 
 def _occlusion(
@@ -536,7 +586,8 @@ def build_rows(
     ).tolist():
         report.add("skipped", "frame not labelled yet", file_id=str(labels.frames.file_id[r]))
     cal = calibration(labels, lay, camera, assume_identity_pose) if lay.three_d else None
-    types = _types(labels, category_map)
+    # kitti_tracking renames the types again (and reports that): only KITTI's own names here
+    types = _types(labels, category_map, report if fmt == FORMAT else Report(fmt))
     parts: list[tuple[str, Array, Array, Array, Array]] = []
     # cuboids
     cub = labels.cuboids
@@ -1057,10 +1108,7 @@ def type_to_category(
 ) -> tuple[tuple[str, ...], Array]:
     """Categories (first appearance order) and codes from KITTI types."""
     m = json.loads(category_map) if isinstance(category_map, str) else (category_map or None)
-    names = [
-        (m.get(t, t) if m is not None else t.lower() if t in KITTI_TYPES else t[:1].lower() + t[1:])
-        for t in types.tolist()
-    ]
+    names = [(m.get(t, t) if m is not None else default_category(t)) for t in types.tolist()]
     cats = tuple(dict.fromkeys(names))
     index = {c: i for i, c in enumerate(cats)}
     return cats, np.array([index[n] for n in names], dtype=np.int32)

@@ -168,7 +168,7 @@ def _tracking_types(
             if not any(n in cmap for n in names):
                 report.add(
                     "changed",
-                    f"category {', '.join(names)} written as Misc: TrackEval's KITTI loader "
+                    f"category {', '.join(map(repr, names))} written as Misc: TrackEval's KITTI loader "
                     "reads only the KITTI classes (mapping.json keeps the category)",
                 )
         out[sel] = new

@@ -32,6 +32,8 @@ Rules
       labelled yet are always left out (reported ``skipped``).
     - ``raw_file`` is ``raw_prefix + file_id`` (``<sensor_id>/<file_id>`` when one file has
       several sensors).
+    - Without ``classes=True``, each written lane whose category is not ``lane`` is a ``changed``
+      report entry (the reader gives every lane ``lane``).
     - ``classes=True`` adds the ``"classes"`` list of the TuSimple-category extension: per lane
       its category number, 1-based in the order of ``classes.json``.
 
@@ -252,6 +254,29 @@ def prepare(
     }
 
 
+def report_lane_categories(
+    p: dict[str, Any], lanes: Array, report: Report, fmt: str, hint: str = ""
+) -> None:
+    """One ``changed`` entry per written lane whose category the file cannot carry.
+
+    Read back, every lane of a category-less lane file is ``lane``: a lane of any other category
+    would otherwise lose it in silence.
+    """
+    cats = np.asarray(p["sub"].categories, dtype=object)
+    code = p["lanes"].category[lanes]
+    for c in np.unique(code).tolist():
+        if cats[c] != "lane":
+            record(
+                report,
+                p["sub"],
+                "polylines",
+                lanes[code == c],
+                "changed",
+                f"lane category {cats[c]!r} not written: {fmt} lanes carry no category "
+                f"(read back as 'lane'){hint}",
+            )
+
+
 def write(
     labels: LabelSet,
     dest: str | os.PathLike[str],
@@ -307,6 +332,7 @@ def write(
     limit = int(max_lanes)
     keep_empty = flag(empty)
     n_lanes = 0
+    kept: list[Array] = []
     for i, name in enumerate(p["names"]):
         sel = order[bounds[i] : bounds[i + 1]]
         k = len(p["grid"][i])
@@ -330,6 +356,7 @@ def write(
             )
             continue
         n_lanes += len(sel)
+        kept.append(sel)
         vals = np.where(np.isnan(x[sel, :k]), MISSING, x[sel, :k])
         lanes_list = vals.astype(np.int64).tolist() if decimals == 0 else vals.tolist()
         obj: dict[str, Any] = {
@@ -346,6 +373,9 @@ def write(
                 file_id=fid,
             )
         out_lines.append(json.dumps(obj, ensure_ascii=False))
+    if not classes:
+        written = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+        report_lane_categories(p, written, report, FORMAT, "; classes=true keeps it")
     with atomic_dir(dest) as tmp:
         (tmp / "label_data.json").write_text("".join(f"{s}\n" for s in out_lines), encoding="utf-8")
         report.files.append("label_data.json")

@@ -14,6 +14,9 @@ Output folder::
 
 Conventions
 -----------
+- Characters XML 1.0 cannot hold (control characters) in a category, label id, attribute
+  name or value are written as ``?`` and reported (:mod:`converters._names`); such a file id
+  is refused.
 - Boxes are written **zero-based, pixel-corner, in whole pixels** (``origin=0``,
   ``integer=True``): ``xmin = floor(x0)``, ``ymin = floor(y0)``, ``xmax = ceil(x1)``,
   ``ymax = ceil(y1)``, the smallest whole-pixel box holding the label. That is how datumaro
@@ -66,6 +69,7 @@ from converters._dataset import (
     place_images,
     source_names,
 )
+from converters._names import xml_safe_labels
 from converters._numbers import texts
 from converters.masks import palette
 from deepen_export import geometry as geo
@@ -217,6 +221,7 @@ def write(
     from converters import get_format
 
     labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels)
     frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "XML file")
     seg = prep.flag(segmentation)

@@ -168,7 +168,11 @@ def test_golden_files(tmp_path: Path) -> None:
 def test_bad_input_nan_and_escaping_file_ids(tmp_path: Path) -> None:
     ls = lanes_set([[[0, 0], [10, 100]], [[np.nan, 5], [20, 50]]])
     report = tusimple.write(ls, tmp_path / "ts")
-    assert [(i.action, i.label_id) for i in report] == [("dropped", "lane:2")]
+    # lane:1 is written but its category "solid" is not (no classes=true): reported too
+    assert [(i.action, i.label_id) for i in report] == [
+        ("dropped", "lane:2"),
+        ("changed", "lane:1"),
+    ]
     assert len(json.loads((tmp_path / "ts/label_data.json").read_text())["lanes"]) == 1
     evil = ls.replace(
         frames=Frames.from_columns(file_id=["../../evil.png"], width=[100], height=[100])
