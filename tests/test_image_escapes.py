@@ -52,8 +52,17 @@ def _layout(tmp_path: Path, file_ids: list[str]) -> tuple[Path, Path]:
     return root, labels
 
 
-def _escapes(tmp_path: Path) -> list[str]:
-    return ["../outside/secret.png", str(tmp_path / "outside" / "secret.png")]
+CASES = ["dotdot", "absolute", "symlink", "symlinked folder"]
+
+
+def _name(tmp_path: Path, case: str) -> str:
+    """The name looked up for ``case``: each one leads to ``outside/secret.png``."""
+    return {
+        "dotdot": "../outside/secret.png",
+        "absolute": str(tmp_path / "outside" / "secret.png"),
+        "symlink": "link.png",
+        "symlinked folder": "linkdir/secret.png",
+    }[case]
 
 
 def test_convert_sizes_and_frames_never_come_from_outside(tmp_path: Path) -> None:
@@ -70,14 +79,9 @@ def test_convert_sizes_and_frames_never_come_from_outside(tmp_path: Path) -> Non
     assert SECRET not in sizes.values()
 
 
-@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "symlinked folder"])
+@pytest.mark.parametrize("case", CASES)
 def test_convert_copy_images_never_copies_from_outside(tmp_path: Path, case: str) -> None:
-    fid = {
-        "dotdot": "../outside/secret.png",
-        "absolute": str(tmp_path / "outside" / "secret.png"),
-        "symlink": "link.png",
-        "symlinked folder": "linkdir/secret.png",
-    }[case]
+    fid = _name(tmp_path, case)
     root, labels = _layout(tmp_path, [fid])
     out = tmp_path / "coco"
     result = _run(
@@ -94,14 +98,9 @@ def test_convert_copy_images_never_copies_from_outside(tmp_path: Path, case: str
             assert im.size != SECRET, f"{p} is the outside image"
 
 
-@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "symlinked folder"])
+@pytest.mark.parametrize("case", CASES)
 def test_preview_never_draws_on_an_outside_image(tmp_path: Path, case: str) -> None:
-    fid = {
-        "dotdot": "../outside/secret.png",
-        "absolute": str(tmp_path / "outside" / "secret.png"),
-        "symlink": "link.png",
-        "symlinked folder": "linkdir/secret.png",
-    }[case]
+    fid = _name(tmp_path, case)
     root, labels = _layout(tmp_path, [fid])
     out = tmp_path / "previews"
     result = _run("preview", str(labels), "-o", str(out), "--images", str(root))
@@ -116,7 +115,7 @@ def test_preview_never_draws_on_an_outside_image(tmp_path: Path, case: str) -> N
             assert im.size != SECRET and RED not in {rgb.getpixel((0, 0)), rgb.getpixel((6, 4))}
 
 
-@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "symlinked folder"])
+@pytest.mark.parametrize("case", CASES)
 def test_copy_images_source_names_stay_inside(tmp_path: Path, case: str) -> None:
     """The name looked up is not always the file id (a camera's ``image_path`` is): the one
     image source refuses an escape itself, whatever the writer checked before."""
@@ -124,12 +123,7 @@ def test_copy_images_source_names_stay_inside(tmp_path: Path, case: str) -> None
     from deepen_export._media import ImageSource
     from deepen_export.report import Report
 
-    name = {
-        "dotdot": "../outside/secret.png",
-        "absolute": str(tmp_path / "outside" / "secret.png"),
-        "symlink": "link.png",
-        "symlinked folder": "linkdir/secret.png",
-    }[case]
+    name = _name(tmp_path, case)
     root, _ = _layout(tmp_path, [])
     report = Report("coco")
     out = tmp_path / "out"
