@@ -75,6 +75,8 @@ __all__ = [
     "add_image_frames",
     "fill_sizes",
     "fill_sizes_from_images",
+    "handle_size",
+    "member_size",
     "read_images_json",
     "size_from_header",
     "sizes_from_files",
@@ -163,6 +165,50 @@ def _webp_size(head: bytes) -> Size | None:
         h = int.from_bytes(head[27:30], "little") + 1
         return w, h
     return None
+
+
+def handle_size(fh: IO[bytes]) -> Size | None:
+    """``(width, height)`` of the image open in ``fh`` (seekable): its header, PIL else.
+
+    Examples
+    --------
+    >>> import io
+    >>> handle_size(io.BytesIO(b"GIF89a\\x03\\x00\\x02\\x00")), handle_size(io.BytesIO(b"x"))
+    ((3, 2), None)
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    head = fh.read(1 << 16)
+    size = size_from_header(head)
+    if size is None and len(head) == 1 << 16:  # a JPEG with a large EXIF block: read on
+        size = size_from_header(head + fh.read((1 << 20) - len(head)))
+    if size is not None:
+        return size
+    try:  # a format the header sniffer does not know: let PIL read it
+        fh.seek(0)
+        with Image.open(fh) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (UnidentifiedImageError, OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def member_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo | str) -> Size | None:
+    """``(width, height)`` of an image in a zip (see :func:`handle_size`); None if unreadable.
+
+    Examples
+    --------
+    >>> import io
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as zf:
+    ...     zf.writestr("a.gif", b"GIF89a\\x03\\x00\\x02\\x00")
+    >>> member_size(zipfile.ZipFile(buf), "a.gif")
+    (3, 2)
+    """
+    try:
+        with zf.open(info) as fh:
+            return handle_size(fh)
+    except (OSError, zipfile.BadZipFile):
+        return None
 
 
 def _dim(v: Any) -> int | None:
@@ -258,8 +304,7 @@ def zip_sizes(media: Path) -> dict[str, Size]:
             with zipfile.ZipFile(path) as zf:
                 for info in zf.infolist():
                     if PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-                        with zf.open(info) as fh:
-                            size = size_from_header(fh.read(1 << 20))
+                        size = member_size(zf, info)
                         if size is not None:
                             out[info.filename] = size
         except (zipfile.BadZipFile, OSError):
@@ -514,21 +559,11 @@ class ImageSource:
 
     def size(self, *names: str) -> Size | None:
         """``(width, height)`` of the first of ``names`` found (its header); None if none is."""
-        from PIL import Image, UnidentifiedImageError
-
         fh = self._open(*names)
         if fh is None:
             return None
         with fh:
-            size = size_from_header(fh.read(1 << 16))
-            if size is not None:
-                return size
-            try:  # a format the header sniffer does not know: let PIL read it
-                fh.seek(0)
-                with Image.open(fh) as im:
-                    return int(im.size[0]), int(im.size[1])
-            except (UnidentifiedImageError, OSError, ValueError):
-                return None
+            return handle_size(fh)
 
     def copy(self, name: str, dest: str | os.PathLike[str], *, link: bool = False) -> bool:
         """Put image ``name`` at ``dest`` (its folder made); False when it is not there.
