@@ -6,24 +6,24 @@
   for image datasets) is hashed with the seed (SHA-256 of ``"<seed>|<group>"``) to a number in
   [0, 1) that picks the subset by the cumulative fractions. The same seed, ids and fractions
   give the same split on any machine, and adding frames never moves the others.
-- :class:`ImageSource` / :func:`place_images`: ``copy_images=True`` puts each image into the
-  output under the name the format expects, as a hard link where the file system allows (no
-  extra space) and a copy otherwise, from ``--images DIR``, a snapshot's ``media/`` folder or
-  its uploaded ``dataset.zip``.
+- :func:`place_images`: ``copy_images=True`` puts each image into the output under the name the
+  format expects, as a hard link where the file system allows (no extra space) and a copy
+  otherwise, from ``--images DIR``, a snapshot's ``media/`` folder or its uploaded
+  ``dataset.zip``, looked up by :class:`deepen_export._media.ImageSource` (re-exported here:
+  the one image source; it never reads outside the folder given).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from deepen_export._media import ImageSource
 from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
@@ -123,68 +123,6 @@ def source_names(labels: LabelSet, frames: Array) -> list[str]:
     return out
 
 
-class ImageSource:
-    """Where the images are: a folder, or a zip (a snapshot's uploaded ``dataset.zip``).
-
-    A name is looked up as it is, then as the tail of a member path (zips often hold one top
-    folder: ``dataset/000001.png``).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.png").write_bytes(b"x")
-    >>> ImageSource(d).find("a.png") is not None
-    True
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._zip: zipfile.ZipFile | None = None
-        self._members: dict[str, str] = {}
-        if self.path.is_file():
-            try:
-                self._zip = zipfile.ZipFile(self.path)
-            except zipfile.BadZipFile as exc:
-                raise ConversionError(f"images: {self.path} is not a folder or a zip") from exc
-            files = [n for n in self._zip.namelist() if not n.endswith("/")]
-            self._members = {n: n for n in files}  # exact names first
-            for name in files:
-                # then every tail of a member path (one dict, not a scan per image)
-                parts = name.split("/")
-                for k in range(1, len(parts)):
-                    self._members.setdefault("/".join(parts[k:]), name)
-        elif not self.path.is_dir():
-            raise ConversionError(f"images: {self.path} is not a folder or a zip")
-
-    @classmethod
-    def of_snapshot(cls, folder: str | os.PathLike[str]) -> ImageSource | None:
-        """The images of a snapshot folder: ``media/images/`` or ``media/dataset.zip``."""
-        media = Path(folder, "media")
-        for cand in (media / "images", media / "dataset.zip"):
-            if cand.exists():
-                return cls(cand)
-        return None
-
-    def find(self, name: str) -> str | None:
-        """The member (zip) or path (folder) holding image ``name``, or None."""
-        if self._zip is None:
-            p = self.path / name
-            return str(p) if p.is_file() else None
-        return self._members.get(name)
-
-    def place(self, found: str, target: Path) -> None:
-        """Hard-link (else copy) a found image to ``target``."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if self._zip is None:
-            try:
-                os.link(found, target)
-            except OSError:
-                shutil.copyfile(found, target)
-            return
-        with self._zip.open(found) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-
-
 def place_images(
     source: ImageSource | str | os.PathLike[str] | None,
     pairs: list[tuple[str, str, str]],
@@ -200,15 +138,17 @@ def place_images(
         raise ConversionError(
             "copy_images needs the images: pass --images DIR, or pull the snapshot with --media"
         )
-    src = source if isinstance(source, ImageSource) else ImageSource(source)
+    src = source if isinstance(source, ImageSource) else ImageSource(source, strict=True)
     n = 0
-    for name, rel, fid in pairs:
-        found = src.find(name)
-        if found is None:
-            report.add(
-                "skipped", f"image {name!r} not found in {src.path}: not copied", file_id=fid
-            )
-            continue
-        src.place(found, root / rel)
-        n += 1
+    try:
+        for name, rel, fid in pairs:
+            if src.copy(name, root / rel, link=True):
+                n += 1
+            else:
+                report.add(
+                    "skipped", f"image {name!r} not found in {src.path}: not copied", file_id=fid
+                )
+    finally:
+        if src is not source:
+            src.close()
     return n

@@ -214,9 +214,9 @@ def read_source(
             format=fmt,
         ) from exc
     if images is not None and not takes_images and bool(np.any(labels.frames.width < 0)):
-        from deepen_export.parse._snapshot import _with_image_sizes
+        from deepen_export._media import fill_sizes_from_images
 
-        labels = _with_image_sizes(labels, images, {})  # sizes the format did not keep
+        labels = fill_sizes_from_images(labels, images)  # sizes the format did not keep
     return labels, fmt
 
 

@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from converters import kitti
 from converters.lidarseg import NOISE, token
+from deepen_export._media import ImageSource
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -556,8 +557,6 @@ def default_media(labels: LabelSet) -> str | None:
 
 def copy_files(ex: Export, tmp: Path, media: str | None, report: Report) -> int:
     """Write scans and lidarseg files, copy images; returns the number of images copied."""
-    from PIL import Image
-
     made: set[Path] = set()
 
     def target(rel: str) -> Path:
@@ -571,7 +570,7 @@ def copy_files(ex: Export, tmp: Path, media: str | None, report: Report) -> int:
         target(rel).write_bytes(np.ascontiguousarray(pts, dtype="<f4").tobytes())
     for rel, data in ex.lidarseg:
         target(rel).write_bytes(data)
-    src = kitti.Media(media)
+    src = ImageSource(media)
     copied = 0
     try:
         for rel, source, rec in progress(ex.images, description="images"):
@@ -583,9 +582,9 @@ def copy_files(ex: Export, tmp: Path, media: str | None, report: Report) -> int:
                 )
                 continue
             copied += 1
-            if rec["width"] <= 0 or rec["height"] <= 0:
-                with Image.open(p) as im:
-                    rec["width"], rec["height"] = int(im.size[0]), int(im.size[1])
+            size = src.size(source) if rec["width"] <= 0 or rec["height"] <= 0 else None
+            if size is not None:  # the one image source reads it (header first, PIL else)
+                rec["width"], rec["height"] = size
     finally:
         src.close()
     return copied

@@ -17,7 +17,7 @@ Layout (version 1)::
     SNAPSHOT/images/              the dataset's images, when present
     SNAPSHOT/media/dataset.zip    the uploaded dataset zip (media=True; default for 3D)
     SNAPSHOT/images.json          image sizes read from the uploaded zip by range requests
-                                  (image datasets without media; see deepen_export._imagesizes)
+                                  (image datasets without media; see deepen_export._media)
 
 A folder whose sub-folders are snapshots (``pull_many``) is read as one label set.
 

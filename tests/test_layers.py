@@ -27,7 +27,6 @@ _LOW = {
     "deepen_export._io",
     "deepen_export.snapshot",
     "deepen_export._guard",
-    "deepen_export._imagesizes",
 }
 _PROJECT = {"deepen_export", "converters"}
 
@@ -35,13 +34,16 @@ ALLOWED: dict[str, set[str]] = {
     # group (module name prefix) -> what it may import (module name prefixes)
     "deepen_export.geometry": {"deepen_export.geometry"},
     "deepen_export._progress": set(),
-    "deepen_export._media": set(),
+    "deepen_export._media": {
+        "deepen_export.model",
+        "deepen_export.snapshot",
+        "deepen_export.errors",
+    },
     "deepen_export.model": {"deepen_export.geometry.spatial"},  # the one quaternion formula
     "deepen_export.errors": {"deepen_export.model"},  # re-exports LabelError
     "deepen_export.report": {"deepen_export.model"},
     "deepen_export._io": {"deepen_export.errors"},
     "deepen_export.snapshot": {"deepen_export.errors"},
-    "deepen_export._imagesizes": {"deepen_export.model", "deepen_export.snapshot"},
     "deepen_export._guard": {"deepen_export.errors", "deepen_export._io", "deepen_export"},
     "deepen_export.parse": _LOW | {"deepen_export.parse"},
     "deepen_export.arrow": _LOW,

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from deepen_export._imagesizes import IMAGE_SUFFIXES
+from deepen_export._media import IMAGE_SUFFIXES
 from deepen_export.errors import DeepenExportError
 
 __all__ = ["FolderError", "FolderPlan", "plan_folder", "zip_folder"]

@@ -537,7 +537,7 @@ def _pull_image_sizes(
     progress: Callable[[int, int | None], None] | None,
 ) -> int:
     """Write ``images.json`` (sizes by range requests) when wanted; the number of sizes read."""
-    from deepen_export._imagesizes import sizes_from_files, write_images_json
+    from deepen_export._media import sizes_from_files, write_images_json
 
     files = files_body.get("files") if isinstance(files_body, Mapping) else None
     listed = files if isinstance(files, list) else []

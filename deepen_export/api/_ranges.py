@@ -3,7 +3,7 @@
 The uploaded dataset's signed link (a storage object) answers ``Range`` requests. The zip's
 end-of-central-directory record sits in its last bytes and points to the central directory,
 which names every member with its offset; each image's size is in its first bytes (PNG ``IHDR``,
-JPEG ``SOFn``, WebP, BMP, GIF headers; see :func:`deepen_export._imagesizes.size_from_header`).
+JPEG ``SOFn``, WebP, BMP, GIF headers; see :func:`deepen_export._media.size_from_header`).
 So a zip of thousands of images costs one request for the directory and one small request
 per image, whatever the images weigh. Stored and deflated members are read; a server that
 ignores ``Range`` (answers 200 with the whole body) is read from that body instead.
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deepen_export._imagesizes import IMAGE_SUFFIXES, Size, size_from_header
+from deepen_export._media import IMAGE_SUFFIXES, Size, size_from_header
 from deepen_export.errors import PayloadError
 
 __all__ = ["Fetch", "remote_zip_image_sizes"]

@@ -2,45 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deepen_export._imagesizes import add_image_frames, fill_sizes, snapshot_sizes
-from deepen_export._media import ImageSource
+from deepen_export._media import (
+    add_image_frames,
+    fill_sizes,
+    fill_sizes_from_images,
+    snapshot_sizes,
+)
 from deepen_export.errors import ParseError
 from deepen_export.model import (
     LabelSet,
 )
-from deepen_export.parse._assemble import _ro, _s, categories_from_profile, mark_lidar
+from deepen_export.parse._assemble import _s, categories_from_profile, mark_lidar
 from deepen_export.parse._labels import parse_labels
 from deepen_export.parse._shapes import load_json
 from deepen_export.parse.frames_zip import _attach_frames_data, parse_frames_zip
 from deepen_export.parse.paint import _add_paint
 from deepen_export.parse.painting2d import parse_painting2d
 from deepen_export.snapshot import Snapshot, check_manifest
-
-
-def _with_image_sizes(
-    labels: LabelSet,
-    images: str | os.PathLike[str] | None,
-    zip_sizes: Mapping[str, tuple[int, int]],
-) -> LabelSet:
-    """Fill unknown image sizes from the frames zip's images, then from the ``images`` folder."""
-    fr = labels.frames
-    width, height = fr.width.copy(), fr.height.copy()
-    with ImageSource(images) as source:
-        for i, fid in enumerate(fr.file_id):
-            if width[i] > 0:
-                continue
-            size = zip_sizes.get(fid) or source.size(fid, f"{fr.sensor_id[i]}/{fid}")
-            if size:
-                width[i], height[i] = size
-    if (width == fr.width).all():
-        return labels
-    return labels.replace(frames=dataclasses.replace(fr, width=_ro(width), height=_ro(height)))
 
 
 def _read_json_if(path: Path) -> Any:
@@ -156,4 +139,4 @@ def _finish(
         zip_sizes = dict(data.image_sizes)
         if not data.names:
             labels = labels.replace(issues=(*labels.issues, *data.issues))
-    return add_image_frames(_with_image_sizes(labels, images, zip_sizes), images)
+    return add_image_frames(fill_sizes_from_images(labels, images, zip_sizes), images)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from deepen_export._media import member_size
 from deepen_export.errors import ParseError
 from deepen_export.model import (
     DISTORTION_NAMES,
@@ -204,14 +205,7 @@ def _camera(im: Any, k: int, name: str, path: str | None) -> dict[str, Any]:
         raise ParseError(f"frame {name}, image {k}: missing or bad field {exc}", path=path) from exc
 
 
-def _image_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int] | None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with zf.open(info) as fh, Image.open(fh) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (UnidentifiedImageError, OSError, zipfile.BadZipFile):
-        return None
+_image_size = member_size  # the one image-size reader (deepen_export._media)
 
 
 def _frame_stem(file_id: str) -> str:

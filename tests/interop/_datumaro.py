@@ -1,4 +1,4 @@
-"""datumaro (1.13, in its own cached venv: see ``_venv.py``) reading our outputs as written.
+"""datumaro (1.13, in its own cached venv: see ``tests/_isolated_env.py``) reading our outputs as written.
 
 :func:`dump` imports a folder with ``Dataset.import_from(path, format)`` from a working directory
 other than the folder and returns what datumaro saw, as plain JSON: per item its id, subset,
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.interop._venv import DATUMARO, run_tool
+from tests._isolated_env import DATUMARO, run_tool
 
 __all__ = ["dump"]
 

@@ -22,10 +22,10 @@ import yaml
 
 import deepen_export
 from converters import lidarseg, semantickitti
-from tests.interop._venv import run_tool
+from tests._isolated_env import REQUIREMENTS, run_tool
 from tests.interop.conftest import SAMPLES
 
-NUSCENES = ("nuscenes-devkit==1.2.0",)
+# nuscenes-devkit runs in the devkits' venv (tests/devkit_requirements.txt): one build for both suites
 
 
 def _lidar() -> deepen_export.LabelSet:
@@ -100,7 +100,7 @@ def test_nuscenes_devkit_loads_lidarseg(tmp_path: Path, elsewhere: Path) -> None
     Image.new("L", (1, 1)).save(out / "maps" / "none.png")
     record = {"token": "none", "log_tokens": [], "category": "", "filename": "maps/none.png"}
     (tables / "map.json").write_text(json.dumps([record]))
-    got = run_tool(NUSCENES, _DEVKIT, str(out), "v1.0-mini", cwd=elsewhere)
+    got = run_tool(REQUIREMENTS, _DEVKIT, str(out), "v1.0-mini", cwd=elsewhere)
     assert isinstance(got, dict)
     cats = json.loads((tables / "category.json").read_text())
     assert got["n"] == 3

@@ -58,7 +58,7 @@ def test_1_readme_first_block_is_set_up_and_test_and_ci_runs_it() -> None:
     ],
 )
 def test_2_header_sizes_agree_with_pillow(fmt: str, options: dict, size: tuple[int, int]) -> None:
-    from deepen_export._imagesizes import size_from_header
+    from deepen_export._media import size_from_header
 
     buf = io.BytesIO()
     Image.new("RGB", size, (1, 2, 3)).save(buf, fmt, **options)
@@ -67,7 +67,7 @@ def test_2_header_sizes_agree_with_pillow(fmt: str, options: dict, size: tuple[i
 
 
 def test_2_files_list_spellings() -> None:
-    from deepen_export._imagesizes import sizes_from_files
+    from deepen_export._media import sizes_from_files
 
     files = [
         {"file_id": "a", "width": 4, "height": 3},
