@@ -92,6 +92,21 @@ def image_frames(labels: LabelSet) -> Array:
     return labels.sequence_order(labels.images())
 
 
+def _fixed_rows(values: Any, fmt: str) -> list[int]:
+    """``-O h_samples`` / ``-O rows``: pixel rows, each a finite number >= 0 (sorted)."""
+    name = "rows" if fmt == "culane" else "h_samples"
+    seq = values if isinstance(values, (list, tuple)) else [values]
+    ok = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 2**31 for v in seq
+    )  # a comparison is False for NaN, so NaN and inf fail here too
+    if not ok:
+        raise ConversionError(
+            f"{fmt}: -O {name} must list pixel rows (numbers from 0), got {values!r:.60}",
+            format=fmt,
+        )
+    return sorted(int(v) for v in seq)
+
+
 def _without_single_points(lanes: Polylines) -> tuple[Array, tuple[Array, Array]]:
     """Coords and offsets without the one-vertex parts (GEOS refuses them as lines).
 
@@ -226,7 +241,7 @@ def prepare(
             for h in height.tolist()
         ]
     else:
-        per_image = [sorted(int(v) for v in h_samples)] * len(rows)
+        per_image = [_fixed_rows(h_samples, fmt)] * len(rows)
         if bottom_up:
             per_image = [s[::-1] for s in per_image]
     k = max((len(s) for s in per_image), default=0)
