@@ -75,8 +75,8 @@ def try_parse_file(
 
 def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None = None) -> LabelSet:
     """One batch of :func:`iter_label_chunks` as a LabelSet (general path when Arrow cannot)."""
-    if not len(chunk.data):
-        return _general(b"", chunk, dataset_id, path)
+    if not len(chunk.data) or chunk.general:
+        return _general(bytes(chunk.data), chunk, dataset_id, path)
     try:
         table = _read_ndjson(chunk.data)
         return from_arrow_labels(

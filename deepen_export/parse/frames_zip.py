@@ -221,7 +221,7 @@ def _pose(
             )
         )
     try:
-        pose = {
+        pose: dict[str, Any] = {
             "position": _xyz(frame.get("device_position") or {"x": 0, "y": 0, "z": 0}),
             "quat": _xyz(
                 frame.get("device_heading") or {"x": 0, "y": 0, "z": 0, "w": 1},
@@ -252,7 +252,7 @@ def _check_pose(position: list[float], quat: list[float], where: str, path: str 
 
 def _camera(im: Any, k: int, name: str, path: str | None) -> dict[str, Any]:
     try:
-        cam = {
+        cam: dict[str, Any] = {
             "sensor_id": f"camera_{k}",
             "fx": float(im["fx"]),
             "fy": float(im["fy"]),
