@@ -82,6 +82,16 @@ _GT_DONTCARE_3D = np.array([-1000.0, -1000.0, -1000.0, -10.0, -1.0, -1.0, -1.0])
 _DEVKIT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])
 
 
+def _free_ids(used: Array, n: int) -> Array:
+    """``n`` track ids after the largest used one; the lowest unused ones when that passes int64."""
+    start = int(used.max()) + 1 if len(used) else 0
+    if start + n <= np.iinfo(np.int64).max:
+        return start + np.arange(n, dtype=np.int64)
+    # a Deepen track number near 2**63 (car:9223372036854775807): fill the gaps from 0 instead
+    free = np.setdiff1d(np.arange(n + len(used), dtype=np.int64), used)
+    return free[:n]
+
+
 def _track_ids(
     labels: LabelSet, rows: kitti.Rows, seq_of_row: Array, report: Report
 ) -> tuple[Array, dict[int, dict[int, str]]]:
@@ -104,9 +114,8 @@ def _track_ids(
         ok = np.zeros(len(uniq), dtype=bool)
         ok[order] = keep_ord
         new = track.copy()
-        start = int(track[ok].max()) + 1 if ok.any() else 0
         redo = order[~keep_ord]
-        new[redo] = start + np.arange(len(redo))
+        new[redo] = _free_ids(track[ok], len(redo))
         tid[sel] = new[inv]
         table[s] = {int(new[j]): str(uniq[j]) for j in order.tolist()}
         for j in np.flatnonzero(~ok).tolist():
@@ -267,8 +276,9 @@ def write(
     values[dc, kitti.H :] = _GT_DONTCARE_3D if dontcare_style == "gt" else _DEVKIT_3D
     p = f"%.{precision}f"
     lines = kitti.format_rows(
-        [fno[rows.frame], tid, types.astype(str), *values.T],
-        ["%d", "%d", "%s", "%d", "%d"] + [p] * 12,
+        # track ids as text: format_rows' %d goes through float64, which rounds ids past 2**53
+        [fno[rows.frame], tid.astype(str), types.astype(str), *values.T],
+        ["%d", "%s", "%s", "%d", "%d"] + [p] * 12,
     )
     row_seq = seq[rows.frame]
     n_seq = len(datasets)

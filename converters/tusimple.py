@@ -94,6 +94,34 @@ def image_frames(labels: LabelSet) -> Array:
     return labels.sequence_order(labels.images())
 
 
+def _fixed_rows(values: Any, fmt: str) -> list[int]:
+    """``-O h_samples`` / ``-O rows``: pixel rows, each a finite number >= 0 (sorted)."""
+    name = "rows" if fmt == "culane" else "h_samples"
+    seq = values if isinstance(values, (list, tuple)) else [values]
+    ok = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 2**31 for v in seq
+    )  # a comparison is False for NaN, so NaN and inf fail here too
+    if not ok:
+        raise ConversionError(
+            f"{fmt}: -O {name} must list pixel rows (numbers from 0), got {values!r:.60}",
+            format=fmt,
+        )
+    return sorted(int(v) for v in seq)
+
+
+def _without_single_points(lanes: Polylines) -> tuple[Array, tuple[Array, Array]]:
+    """Coords and offsets without the one-vertex parts (GEOS refuses them as lines).
+
+    Such a part crosses no row; a lane made only of them is then reported as covering none.
+    """
+    counts = np.diff(lanes.part_offsets)
+    keep = counts != 1
+    coords = lanes.coords[np.repeat(keep, counts)]
+    part_offsets = np.r_[0, np.cumsum(counts[keep])].astype(np.int64)
+    lane_offsets = np.r_[0, np.cumsum(keep)].astype(np.int64)[lanes.offsets]
+    return coords, (part_offsets, lane_offsets)
+
+
 def clip_lanes(lanes: Polylines, width: Array, height: Array) -> tuple[Array, Array, Array, Array]:
     """Clip lanes to their images; return ``(coords, segment_lane, seg_start, changed)``.
 
@@ -103,14 +131,17 @@ def clip_lanes(lanes: Polylines, width: Array, height: Array) -> tuple[Array, Ar
     """
     n = len(lanes)
     geoms = shapely.from_ragged_array(
-        shapely.GeometryType.MULTILINESTRING,
-        lanes.coords,
-        (lanes.part_offsets, lanes.offsets),
+        shapely.GeometryType.MULTILINESTRING, *_without_single_points(lanes)
     ) if n else np.zeros(0, dtype=object)  # fmt: skip
     known = (width > 0) & (height > 0)
     boxes = shapely.box(0, 0, np.where(known, width, 1), np.where(known, height, 1))
     clipped = np.where(known, shapely.intersection(geoms, boxes), geoms) if n else geoms
-    inside = shapely.covers(boxes, geoms) | ~known if n else np.zeros(0, dtype=bool)
+    # an empty lane (one-vertex parts only) lost nothing to the clip
+    inside = (
+        shapely.covers(boxes, geoms) | shapely.is_empty(geoms) | ~known
+        if n
+        else np.zeros(0, dtype=bool)
+    )
     parts, lane_of_part = shapely.get_parts(clipped, return_index=True)
     is_line = shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING
     parts, lane_of_part = parts[is_line], lane_of_part[is_line]
@@ -212,7 +243,7 @@ def prepare(
             for h in height.tolist()
         ]
     else:
-        per_image = [sorted(int(v) for v in h_samples)] * len(rows)
+        per_image = [_fixed_rows(h_samples, fmt)] * len(rows)
         if bottom_up:
             per_image = [s[::-1] for s in per_image]
     k = max((len(s) for s in per_image), default=0)

@@ -57,6 +57,7 @@ import os
 import shutil
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -207,8 +208,8 @@ def member_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo | str) -> Size | None
     try:
         with zf.open(info) as fh:
             return handle_size(fh)
-    except (OSError, zipfile.BadZipFile):
-        return None
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
+        return None  # a corrupt or unsupported member: its size stays unknown
 
 
 def _dim(v: Any) -> int | None:

@@ -349,7 +349,9 @@ def parse_track(label_ids: Iterable[str | None]) -> Array:
     out = []
     for s in label_ids:
         m = _TRACK_RE.search(s) if isinstance(s, str) else None
-        out.append(int(m.group(1)) if m else -1)
+        n = int(m.group(1)) if m else -1
+        # a number past int64 is no usable track id: -1, as for an id without one
+        out.append(n if -(2**63) <= n < 2**63 else -1)
     return np.asarray(out, dtype=np.int64)
 
 

@@ -80,11 +80,16 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _int(v: Any) -> int:
+    """A time/version number; -1 (unknown) for a non-number, inf, NaN or one outside int64."""
     try:
-        return int(v) if v is not None else -1
-    except (TypeError, ValueError):
+        n = int(v) if v is not None else -1
+    except (TypeError, ValueError, OverflowError):
         return -1
+    return n if n in _INT64 else -1
 
 
 def _offsets(counts: Iterable[int]) -> np.ndarray:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,6 +21,7 @@ from deepen_export.model import (
     Scenes,
     Table,
     _ranges,
+    parse_track,
 )
 from deepen_export.parse._assemble import (
     DEEPEN_FIELDS,
@@ -32,12 +32,14 @@ from deepen_export.parse._assemble import (
 )
 from deepen_export.parse._general import parse_general
 from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file
+from deepen_export.parse._shapes import load_json
 
 _GO_GENERAL = (
     _Unsupported,
     pa.ArrowInvalid,
     pa.ArrowNotImplementedError,
     pa.ArrowTypeError,
+    pa.ArrowException,  # e.g. "Wrapping ... failed" on invalid UTF-8: the general path names it
     KeyError,
     ValueError,
     IndexError,
@@ -73,8 +75,8 @@ def try_parse_file(
 
 def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None = None) -> LabelSet:
     """One batch of :func:`iter_label_chunks` as a LabelSet (general path when Arrow cannot)."""
-    if not len(chunk.data):
-        return _general(b"", chunk, dataset_id, path)
+    if not len(chunk.data) or chunk.general:
+        return _general(bytes(chunk.data), chunk, dataset_id, path)
     try:
         table = _read_ndjson(chunk.data)
         return from_arrow_labels(
@@ -87,7 +89,8 @@ def parse_ndjson_chunk(chunk: Chunk, *, dataset_id: str = "", path: str | None =
 def _general(data: bytes, chunk: Chunk, dataset_id: str, path: str | None) -> LabelSet:
     labels = []
     for i, line in enumerate(data.split(b"\n") if data else []):
-        lab = orjson.loads(line) if line.strip() else None
+        # load_json: invalid UTF-8 or JSON is one ParseError naming the file, as for a whole file
+        lab = load_json(line, path=path) if line.strip() else None
         if isinstance(lab, dict) and chunk.keys is not None and "file_id" not in lab:
             lab["file_id"] = chunk.keys[i]
         labels.append(lab)
@@ -129,9 +132,15 @@ def _ints(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
     if arr is None:
         return np.full(n, -1, dtype=np.int64)
     if pa.types.is_floating(arr.type):
+        inside = pc.and_(pc.greater_equal(arr, -(2.0**63)), pc.less(arr, 2.0**63))
+        if not pc.all(pc.fill_null(inside, True)).as_py():
+            # inf, NaN or past int64: the general path's _int makes those -1, one value at a time
+            raise _Unsupported("time/version number outside int64")
         arr = pc.cast(arr, pa.int64(), safe=False)
     elif not pa.types.is_integer(arr.type):
         raise _Unsupported("time/version column is not numeric")
+    elif arr.type == pa.uint64() and (pc.max(arr).as_py() or 0) >= 2**63:
+        raise _Unsupported("time/version number outside int64")
     return pc.fill_null(arr, -1).to_numpy().astype(np.int64, copy=False)
 
 
@@ -350,7 +359,10 @@ def _common_columns(
     if label_id is not None and n:
         lid = pc.fill_null(label_id.cast(pa.string()), "")
         m = pc.extract_regex(lid, r":\s*(?P<n>-?\d+)\s*$")
-        track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
+        try:
+            track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
+        except pa.ArrowInvalid:  # a track number past int64: parse_track makes it -1
+            track = parse_track(lid.to_pylist())
     else:
         track = np.full(n, -1, dtype=np.int64)
     cols = {"frame": frame, "category": category, "track": track}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -41,6 +42,9 @@ class Chunk:
     data: bytes | memoryview
     keys: list[str] | None
     listed: list[str]
+    # lines of any JSON value (the general reading): never for Arrow, which can crash on a
+    # bare ``null`` line (pyarrow 26: a segfault after another read)
+    general: bool = False
 
 
 @dataclass
@@ -188,6 +192,7 @@ def _finish_chunk(
         else np.zeros(0)
     )
     counts = np.where(lengths > 0, counts, 0)
+    _check_gaps(buf, gs, ge, counts, st.form, lo == 0, tail and len(lengths) > len(starts))
     if st.form == "dict":
         keys = []
         special = np.flatnonzero(counts > 1)
@@ -217,6 +222,34 @@ def _finish_chunk(
         a[gs[1 : len(starts)]] = 10
     s0, e1 = int(starts[0]) - lo, int(ends[-1]) - lo + 1
     return Chunk(memoryview(buf)[s0:e1], keys, listed)
+
+
+def _check_gaps(
+    buf: bytearray,
+    gs: np.ndarray,
+    ge: np.ndarray,
+    counts: np.ndarray,
+    form: str,
+    head: bool,
+    tail: bool,
+) -> None:
+    """Raise :class:`_Unsupported` when a gap between label objects holds anything but JSON
+    punctuation and file keys: a ``null``, number, string or list entry among the labels.
+
+    The general path turns such an entry into a report entry; skipping it here would lose it
+    without a word (the fast and the general path must give the same issues).
+    """
+    last = len(gs) - 1
+    for g in np.flatnonzero(counts > 1).tolist() + ([0] if head and len(gs) else []):
+        text = bytes(buf[gs[g] : ge[g]])
+        if tail and g == last:
+            pattern = _LIST_END if form == "list" else _DICT_END
+        elif head and g == 0:
+            pattern = _LIST_HEAD if form == "list" else _DICT_HEAD
+        else:
+            pattern = _LIST_GAP if form == "list" else _DICT_GAP
+        if not pattern.fullmatch(text):
+            raise _Unsupported("an entry other than a label object among the labels")
 
 
 def _form(head: bytes) -> str | None:
@@ -262,6 +295,17 @@ _DICT_TAIL = re.compile(rb"\s*\](?:\s*," + _EMPTY_FILE + rb")*\s*\}\s*")
 _DICT_EMPTY = re.compile(rb"(?:" + _EMPTY_FILE + rb"(?:," + _EMPTY_FILE + rb")*)?\}\s*")
 
 
+_KEY_OPEN = rb'\s*"(?:[^"\\]|\\.)*"\s*:\s*\[\s*'
+_LIST_HEAD = re.compile(rb'\s*\{\s*"(?:labels|all_labels)"\s*:\s*\[\s*')
+_DICT_HEAD = re.compile(
+    rb'\s*\{\s*"(?:labels|all_labels)"\s*:\s*\{(?:' + _EMPTY_FILE + rb",)*" + _KEY_OPEN
+)
+_LIST_GAP = re.compile(rb"\s*,\s*")
+_DICT_GAP = re.compile(rb"\s*(?:,|\](?:\s*," + _EMPTY_FILE + rb")*\s*," + _KEY_OPEN + rb")\s*")
+_LIST_END = re.compile(_LIST_TAIL.pattern + rb"\}\s*")
+_DICT_END = re.compile(_DICT_TAIL.pattern + rb"\}\s*")
+
+
 def _complete(buf: bytearray, st: _State, ends: np.ndarray) -> bool:
     """Whether the scanned text is one whole response: closed, nothing after it, a proper tail."""
     if st.bad or st.in_str or st.depth != 0 or st.closed_at < 0:
@@ -293,11 +337,10 @@ def iter_label_chunks(
             return
         fh.seek(0)
         st = _State(form)
-        pend_s: list[np.ndarray] = []
-        pend_e: list[np.ndarray] = []
         lo = 0
-        base = 0
         size = os.path.getsize(path)
+
+        done = [0, 0]  # label objects and listed files yielded so far
 
         def emit(s: np.ndarray, e: np.ndarray, tail: bool) -> Chunk:
             nonlocal lo
@@ -307,37 +350,64 @@ def iter_label_chunks(
             reader.readinto(buf)
             chunk = _finish_chunk(buf, lo, s, e, st, tail)
             lo = hi
+            done[0] += len(s)
+            done[1] += len(chunk.listed)
             return chunk
 
-        while True:
-            block = fh.read(_BLOCK)
-            if not block:
-                break
-            s_, e_ = _scan_block(block, base, st)
-            base += len(block)
-            pend_s.append(s_)
-            pend_e.append(e_)
-            s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
-            while len(e_all) >= batch_size:
-                yield emit(s_all[:batch_size], e_all[:batch_size], tail=False)
-                s_all, e_all = s_all[batch_size:], e_all[batch_size:]
-            pend_s, pend_e = [s_all], [e_all]
+        try:
+            yield from _scan_chunks(fh, st, emit, batch_size, path, size)
+        except _Unsupported:
+            # an entry that is not a label object: the general reading, from where this stopped
+            # (every label object before it was yielded, and nothing else was skipped)
+            yield from _iter_fallback(path, batch_size, skip=done[0], listed_skip=done[1])
+
+
+def _scan_chunks(
+    fh: Any,
+    st: _State,
+    emit: Callable[[np.ndarray, np.ndarray, bool], Chunk],
+    batch_size: int,
+    path: str | os.PathLike[str],
+    size: int,
+) -> Iterator[Chunk]:
+    """The scanning loop of :func:`iter_label_chunks`: blocks in, batches of labels out."""
+    pend_s: list[np.ndarray] = []
+    pend_e: list[np.ndarray] = []
+    base = 0
+
+    while True:
+        block = fh.read(_BLOCK)
+        if not block:
+            break
+        s_, e_ = _scan_block(block, base, st)
+        base += len(block)
+        pend_s.append(s_)
+        pend_e.append(e_)
         s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
-        if len(s_all) != len(e_all) or st.depth != 0 or st.in_str or st.bad:
-            raise ParseError(
-                "the labels array is cut short: the file may be truncated", path=os.fspath(path)
-            )
-        yield emit(s_all, e_all, tail=True)
+        while len(e_all) >= batch_size:
+            yield emit(s_all[:batch_size], e_all[:batch_size], False)
+            s_all, e_all = s_all[batch_size:], e_all[batch_size:]
+        pend_s, pend_e = [s_all], [e_all]
+    s_all, e_all = np.concatenate(pend_s), np.concatenate(pend_e)
+    if len(s_all) != len(e_all) or st.depth != 0 or st.in_str or st.bad:
+        raise ParseError(
+            "the labels array is cut short: the file may be truncated", path=os.fspath(path)
+        )
+    yield emit(s_all, e_all, True)
 
 
-def _iter_fallback(path: str | os.PathLike[str], batch_size: int) -> Iterator[Chunk]:
+def _iter_fallback(
+    path: str | os.PathLike[str], batch_size: int, *, skip: int = 0, listed_skip: int = 0
+) -> Iterator[Chunk]:
     obj = load_json(path)
     ctx = _Ctx()
-    labels = list(_iter_response(obj, ctx, os.fspath(path)))
-    listed = [f for _, f in ctx.listed_files]
+    labels = list(_iter_response(obj, ctx, os.fspath(path)))[skip:]
+    listed = [f for _, f in ctx.listed_files][listed_skip:]
     for a in range(0, max(len(labels), 1), batch_size):
         part = labels[a : a + batch_size]
-        yield Chunk(b"\n".join(orjson.dumps(x) for x in part), None, listed if a == 0 else [])
+        yield Chunk(
+            b"\n".join(orjson.dumps(x) for x in part), None, listed if a == 0 else [], general=True
+        )
 
 
 def _read_ndjson(data: bytes | memoryview) -> pa.Table:

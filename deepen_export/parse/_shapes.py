@@ -40,6 +40,12 @@ def load_json(source: Any, *, path: str | None = None) -> Any:
                 f"not valid UTF-8 at byte {exc2.start}; the file may be truncated or damaged: fetch it again",
                 path=path or "<input>",
             ) from exc
+        except RecursionError:
+            # orjson stops at 1024 levels; Python's json at the interpreter's stack
+            raise ParseError(
+                "JSON nested deeper than 1024 levels (an attribute value?): not a Deepen body",
+                path=path or "<input>",
+            ) from exc
         except json.JSONDecodeError as exc2:
             raise ParseError(
                 f"not valid JSON ({exc2.msg} at line {exc2.lineno}, column {exc2.colno}); "

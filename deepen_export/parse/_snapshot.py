@@ -30,6 +30,22 @@ def _read_json_if(path: Path) -> Any:
     return load_json(path) if path.is_file() else None
 
 
+def _read_object_if(path: Path) -> dict[str, Any]:
+    """A snapshot's JSON object (``manifest.json``, ``dataset.json``); {} when absent.
+
+    Another JSON value there is one clear error naming the file, not an AttributeError later.
+    """
+    doc = _read_json_if(path)
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ParseError(
+            f"must hold a JSON object, not {type(doc).__name__} (re-run `deepen-export pull`)",
+            path=str(path),
+        )
+    return dict(doc)
+
+
 def parse_snapshot(
     folder: str | os.PathLike[str],
     *,
@@ -62,9 +78,9 @@ def parse_snapshot(
         raise ParseError(
             "not a snapshot: no labels.json (run `deepen-export pull` first)", path=str(folder)
         )
-    manifest = _read_json_if(snap.manifest) or {}
+    manifest = _read_object_if(snap.manifest)
     check_manifest(snap.root, manifest)
-    dataset = _read_json_if(snap.dataset) or {}
+    dataset = _read_object_if(snap.dataset)
     dataset_id = _s(manifest.get("dataset_id") or dataset.get("dataset_id"))
     labels = _snapshot_labels(snap, dataset_id)
     if str(dataset.get("dataset_type") or manifest.get("dataset_type") or "").lower() == "3d":

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -54,19 +55,29 @@ def _xyz(d: Any, keys: Sequence[str] = ("x", "y", "z")) -> list[float]:
     return [float(v) for v in d][: len(keys)]
 
 
-def _points_array(pts: Any) -> tuple[np.ndarray, np.ndarray]:
-    if not pts:
+def _points_array(pts: Any, name: str, path: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's ``points``: objects with x, y, z (and i), or rows [x, y, z(, i)]."""
+    if pts is None or (isinstance(pts, list) and not pts):
         return np.zeros((0, 3)), np.zeros(0, dtype=np.float32)
-    if isinstance(pts[0], Mapping):
-        xyz = np.array([(p["x"], p["y"], p["z"]) for p in pts], dtype=np.float64)
-        inten = np.array([p.get("i", np.nan) for p in pts], dtype=np.float32)
-    else:
-        a = np.array(pts, dtype=np.float64)
-        xyz = a[:, :3]
-        inten = (
-            a[:, 3].astype(np.float32) if a.shape[1] > 3 else np.full(len(a), np.nan, np.float32)
+    if not isinstance(pts, list):
+        raise ParseError(
+            f"frame {name}: points must be a list, not {type(pts).__name__}", path=path
         )
-    return xyz, inten
+    rows: list[tuple[Any, ...]] = []  # its length names the point that failed
+    try:
+        if isinstance(pts[0], Mapping):
+            for p in pts:
+                rows.append((p["x"], p["y"], p["z"], p.get("i", np.nan)))
+            a = np.array(rows, dtype=np.float64)
+        else:
+            a = np.array(pts, dtype=np.float64)
+            if a.ndim != 2 or a.shape[1] < 3:
+                raise ValueError("rows of [x, y, z] or [x, y, z, i] expected")
+            a = a if a.shape[1] > 3 else np.column_stack([a, np.full(len(a), np.nan)])
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        detail = f"lacks {exc}" if isinstance(exc, KeyError) else f"is bad ({exc})"
+        raise ParseError(f"frame {name}: points[{len(rows)}] {detail}", path=path) from exc
+    return a[:, :3], a[:, 3].astype(np.float32)
 
 
 def parse_frames_zip(source: str | os.PathLike[str] | bytes, *, points: bool = True) -> FramesData:
@@ -109,21 +120,21 @@ def parse_frames_zip(source: str | os.PathLike[str] | bytes, *, points: bool = T
         members = _safe_members(zf, data.issues)
         for name in _frame_jsons(members):
             try:
-                frame = orjson.loads(zf.read(members[name]))
+                frame = orjson.loads(_read_member(zf, members[name], path))
             except orjson.JSONDecodeError as exc:
                 raise ParseError(f"frame {name} is not valid JSON: {exc}", path=path) from exc
             if not isinstance(frame, Mapping):
                 data.issues.append(Issue("skipped", "frame JSON is not an object", file_id=name))
                 continue
             xyz, inten = (
-                _points_array(frame.get("points") or [])
+                _points_array(frame.get("points"), name, path)
                 if points
                 else (np.zeros((0, 3)), np.zeros(0, np.float32))
             )
             data.names.append(name)
-            data.poses.append(_pose(frame, name, path))
+            data.poses.append(_pose(frame, name, path, data.issues))
             data.cameras.append(
-                [_camera(im, k, name, path) for k, im in enumerate(frame.get("images") or [])]
+                [_camera(im, k, name, path) for k, im in enumerate(_images(frame, name, path))]
             )
             data.points.append(xyz)
             data.intensity.append(inten)
@@ -170,9 +181,48 @@ def _frame_jsons(members: Mapping[str, Any]) -> list[str]:
     return sorted(jsons, key=lambda n: natural_key(PurePosixPath(n).name))
 
 
-def _pose(frame: Mapping[str, Any], name: str, path: str | None) -> dict[str, Any]:
+# zipfile raises these for a corrupt member: a bad CRC, a broken deflate stream, a cut file
+_BAD_MEMBER = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str | None) -> bytes:
+    """A zip member's bytes; a corrupt member is one ParseError naming it."""
     try:
-        return {
+        return zf.read(info)
+    except _BAD_MEMBER as exc:
+        raise ParseError(
+            f"zip entry {info.filename!r} is corrupt ({exc}); download the zip again", path=path
+        ) from exc
+
+
+def _images(frame: Mapping[str, Any], name: str, path: str | None) -> list[Any]:
+    images = frame.get("images")
+    if images is None:
+        return []
+    if not isinstance(images, list):
+        raise ParseError(
+            f"frame {name}: images must be a list of camera objects, not {type(images).__name__}",
+            path=path,
+        )
+    return images
+
+
+def _pose(
+    frame: Mapping[str, Any], name: str, path: str | None, issues: list[Issue]
+) -> dict[str, Any]:
+    """The device pose; a missing one is taken as the origin/identity *and reported*."""
+    missing = [k for k in ("device_position", "device_heading") if frame.get(k) is None]
+    if missing:
+        issues.append(
+            Issue(
+                "changed",
+                f"frame has no {' or '.join(missing)}: taken as the origin/identity pose "
+                "(LiDAR points already in world coordinates); calibration may be wrong",
+                file_id=name,
+            )
+        )
+    try:
+        pose: dict[str, Any] = {
             "position": _xyz(frame.get("device_position") or {"x": 0, "y": 0, "z": 0}),
             "quat": _xyz(
                 frame.get("device_heading") or {"x": 0, "y": 0, "z": 0, "w": 1},
@@ -180,15 +230,30 @@ def _pose(frame: Mapping[str, Any], name: str, path: str | None) -> dict[str, An
             ),
             "timestamp": float(frame.get("timestamp", math.nan) or math.nan),
         }
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ParseError(
             f"frame {name} has a bad device_position/device_heading: {exc}", path=path
         ) from exc
+    _check_pose(pose["position"], pose["quat"], f"frame {name}: device_heading", path)
+    return pose
+
+
+def _check_pose(position: list[float], quat: list[float], where: str, path: str | None) -> None:
+    """A rotation needs a finite, non-zero quaternion (a zero one is no rotation at all)."""
+    if len(position) != 3 or len(quat) != 4:
+        raise ParseError(f"{where}: position needs x, y, z and heading x, y, z, w", path=path)
+    norm = math.sqrt(sum(q * q for q in quat)) if all(map(math.isfinite, quat)) else math.nan
+    if not (norm > 1e-9) or not all(map(math.isfinite, position)):
+        raise ParseError(
+            f"{where} is not a rotation (quaternion {quat}, position {position}): "
+            "a zero or non-finite pose",
+            path=path,
+        )
 
 
 def _camera(im: Any, k: int, name: str, path: str | None) -> dict[str, Any]:
     try:
-        return {
+        cam: dict[str, Any] = {
             "sensor_id": f"camera_{k}",
             "fx": float(im["fx"]),
             "fy": float(im["fy"]),
@@ -201,8 +266,10 @@ def _camera(im: Any, k: int, name: str, path: str | None) -> dict[str, Any]:
             "image_path": str(im.get("image_url") or ""),
             "timestamp": float(im.get("timestamp", math.nan) or math.nan),
         }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ParseError(f"frame {name}, image {k}: missing or bad field {exc}", path=path) from exc
+    _check_pose(cam["position"], cam["quat"], f"frame {name}, image {k}: heading", path)
+    return cam
 
 
 _image_size = member_size  # the one image-size reader (deepen_export._media)

@@ -72,14 +72,9 @@ def parse_paint_labels(
     >>> p.category.tolist(), p.frame_sizes
     ([0, 1, 2, 1], (3, 1))
     """
-    meta = json.loads(metadata) if isinstance(metadata, (str, bytes)) else dict(metadata)
-    cats = tuple(str(c) for c in meta.get("paint_categories") or ())
-    sizes = meta.get("frame_sizes") or frame_sizes
-    if sizes is None:
-        raise ParseError(
-            "paint labels need frame_sizes (in paint-metadata or the dataset resource)", path=path
-        )
-    sizes = tuple(int(s) for s in sizes)
+    meta = _metadata(metadata, path)
+    cats = _categories(meta.get("paint_categories"), path)
+    sizes = _frame_sizes(meta.get("frame_sizes") or frame_sizes, path)
     try:
         data = zlib.decompress(body)
     except zlib.error:
@@ -106,6 +101,46 @@ def parse_paint_labels(
     if instance:
         inst = arr[n : 2 * n].astype(np.int32) + 256 * arr[2 * n :].astype(np.int32)
     return PaintLabels(cats, sizes, cat, inst)
+
+
+def _metadata(metadata: Mapping[str, Any] | str | bytes, path: str | None) -> dict[str, Any]:
+    """The paint-metadata as an object; anything else is one clear error naming the file."""
+    try:
+        meta = json.loads(metadata) if isinstance(metadata, (str, bytes)) else metadata
+    except ValueError as exc:  # JSONDecodeError and a body that is not UTF-8
+        raise ParseError(f"paint-metadata is not valid JSON: {exc}", path=path) from exc
+    if not isinstance(meta, Mapping):
+        raise ParseError(
+            f"paint-metadata must be a JSON object, not {type(meta).__name__}", path=path
+        )
+    return dict(meta)
+
+
+def _categories(raw: Any, path: str | None) -> tuple[str, ...]:
+    """``paint_categories``: a list of names (a bare string is not split into its letters)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ParseError(
+            f"paint-metadata paint_categories must be a list of names, not {raw!r:.60}", path=path
+        )
+    return tuple(raw)
+
+
+def _frame_sizes(raw: Any, path: str | None) -> tuple[int, ...]:
+    """``frame_sizes``: a list of point counts, one per frame (each a non-negative integer)."""
+    if raw is None:
+        raise ParseError(
+            "paint labels need frame_sizes (in paint-metadata or the dataset resource)", path=path
+        )
+    ok = isinstance(raw, (list, tuple)) and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw
+    )
+    if not ok:
+        raise ParseError(
+            f"frame_sizes must be a list of non-negative point counts, not {raw!r:.60}", path=path
+        )
+    return tuple(int(s) for s in raw)
 
 
 def _paint_to_table(
