@@ -137,6 +137,10 @@ def _reported(report: Report, kind: str) -> int:
     })  # fmt: skip
 
 
+def _names(labels: LabelSet, kind: str) -> list[str]:
+    return sorted(labels.categories[c] for c in labels.table(kind).category)
+
+
 # kinds a format holds in another form, which its reader returns (masks paints polygons)
 _BECOMES = {"masks": {"polygons": "masks2d"}}
 
@@ -159,3 +163,5 @@ def test_round_trip_accounts_for_every_label(fmt, images, lidar, tmp_path):
             } >= painted
             continue
         assert len(back.table(kind)) + _reported(report, kind) == n_in, (kind, report.issues)
+        if not _reported(report, kind):  # and as the same categories
+            assert _names(back, kind) == _names(labels, kind), kind
