@@ -1,28 +1,34 @@
 """Deprecated alias of :mod:`deepen_export.pipeline` (``export_many`` and its task moved there).
 
-``import deepen_export.distributed`` still works and is the very same module object, so
-``deepen_export.distributed.export_many`` and monkeypatching its names behave as before.
+``from deepen_export.distributed import export_many`` (and every other name of the pipeline)
+still works, with a :class:`DeprecationWarning` naming the new module.
 
 Examples
 --------
 >>> import warnings
+>>> from deepen_export import distributed, pipeline
 >>> with warnings.catch_warnings():
 ...     warnings.simplefilter("ignore", DeprecationWarning)
-...     from deepen_export import distributed, pipeline
->>> distributed.export_many is pipeline.export_many
+...     distributed.export_many is pipeline.export_many
 True
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
+from typing import Any
 
 from deepen_export import pipeline
 
-warnings.warn(
-    "deepen_export.distributed is deprecated: import deepen_export.pipeline instead",
-    DeprecationWarning,
-    stacklevel=2,
-)
-sys.modules[__name__] = pipeline
+
+def __getattr__(name: str) -> Any:
+    # dunder lookups (doctest's __test__, copy's __reduce__...) are not pipeline names
+    if name.startswith("__"):
+        raise AttributeError(name)
+    value = getattr(pipeline, name)
+    warnings.warn(
+        f"deepen_export.distributed is deprecated: import {name} from deepen_export.pipeline",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return value

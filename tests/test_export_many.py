@@ -215,12 +215,6 @@ def test_export_many_pulls_from_a_deepen_like_server_and_retries(tmp_path):
 
 def test_distributed_is_a_deprecated_alias_of_pipeline():
     """README users of ``deepen_export.distributed`` keep working, with a deprecation note."""
-    import importlib
-    import sys
-
-    from deepen_export import pipeline
-
-    sys.modules.pop("deepen_export.distributed", None)
     with pytest.warns(DeprecationWarning, match="deepen_export.pipeline"):
-        alias = importlib.import_module("deepen_export.distributed")
-    assert alias is pipeline and alias.export_many is export_many
+        from deepen_export.distributed import export_many as old
+    assert old is export_many
