@@ -1,4 +1,4 @@
-"""deepen_export.distributed.export_many on a real Dask LocalCluster (threads, in process)."""
+"""deepen_export.pipeline.export_many on a real Dask LocalCluster (threads, in process)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import ClassVar
 import pytest
 
 from converters import parquet
-from deepen_export.distributed import export_many
 from deepen_export.model import LabelSet
+from deepen_export.pipeline import export_many
 from tests._parquet_fixtures import rich
 
 CLUSTER = {"processes": False, "n_workers": 2, "threads_per_worker": 1}
@@ -111,14 +111,14 @@ def test_cli_export_many(tmp_path, monkeypatch):
     """The command with the pull replaced by local data (the task is looked up at call time)."""
     from click.testing import CliRunner
 
-    from deepen_export import distributed
+    from deepen_export import pipeline
     from deepen_export.cli import main
 
     def task(dataset_id, dest, *, label_set, stage, **_):
         assert (label_set, stage) == ("default", "QA")
         return flaky_task(dataset_id, dest, run="cli", fail={"bad": 9})
 
-    monkeypatch.setattr(distributed, "export_dataset", task)
+    monkeypatch.setattr(pipeline, "export_dataset", task)
     runner = CliRunner()
     out = tmp_path / "labels"
     args = ["export-many", "good", "bad", "-o", str(out), "--threads", "--workers", "1"]
@@ -211,3 +211,10 @@ def test_export_many_pulls_from_a_deepen_like_server_and_retries(tmp_path):
     assert sorted(set(back.frames.dataset_id)) == sorted([DS3D, DSIMG])
     served = srv.labels[DSIMG]["labels"]  # {file_id: [label, ...]}
     assert len(parquet.read(tmp_path, dataset_ids=[DSIMG])) == sum(map(len, served.values()))
+
+
+def test_distributed_is_a_deprecated_alias_of_pipeline():
+    """README users of ``deepen_export.distributed`` keep working, with a deprecation note."""
+    with pytest.warns(DeprecationWarning, match="deepen_export.pipeline"):
+        from deepen_export.distributed import export_many as old
+    assert old is export_many

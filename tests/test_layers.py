@@ -54,7 +54,7 @@ ALLOWED: dict[str, set[str]] = {
     # upstream of every converter and never imports one)
     "converters": _LOW | {"converters", "deepen_export.arrow", "deepen_export.parse"},
     # the one orchestration layer above both api and converters
-    "deepen_export.distributed": _LOW | {"deepen_export.api", "deepen_export.parse", "converters"},
+    "deepen_export.distributed": {"deepen_export.pipeline"},  # a deprecated alias of it
     "deepen_export.pipeline": _LOW | {"deepen_export.api", "deepen_export.parse", "converters"},
     "deepen_export.push": _LOW | {"deepen_export.api", "deepen_export.parse", "converters"},
     "deepen_export.commands": _PROJECT,

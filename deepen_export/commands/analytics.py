@@ -55,7 +55,7 @@ def export_many_command(
       deepen-export export-many ds1 ds2 ds3 -o out/labels
       deepen-export export-many ds1 ds2 -o s3://bucket/labels --scheduler tcp://10.0.0.5:8786
     """
-    from deepen_export.distributed import ExportResult, export_many
+    from deepen_export.pipeline import ExportResult, export_many
 
     cluster: dict[str, Any] = {"processes": processes}
     if workers is not None:

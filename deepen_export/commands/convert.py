@@ -416,28 +416,20 @@ def export(
       deepen-export export r82dS6VVkok98ZWr1CTkU4NE --to kitti -o out/kitti
     """
     from converters._base import remote_destination
+    from deepen_export._guard import check_output
     from deepen_export._progress import bytes_task, count_task
-    from deepen_export.api import Client
+    from deepen_export.pipeline import pull, snapshot_path
 
     _format(to)  # fail on a bad format name before any download
     remote_destination(output)  # and on a destination nothing can write
-    if snapshot is not None:
-        snap = snapshot
-    elif "://" in output:
-        snap = Path(f"{dataset_id}.snapshot")
-    else:
-        out = Path(output)
-        snap = out.with_name(out.name + ".snapshot")
-    from deepen_export._guard import check_output
-
+    snap = snapshot_path(dataset_id, output, snapshot)
     # before the download: an -o over the snapshot or --images would replace an input
     check_output(output, [("--snapshot", snap), ("--images", images)], overwrite=overwrite)
     with (
-        Client() as client,
         bytes_task(f"pulling {dataset_id}") as bar,
         count_task("reading image sizes") as sizes_bar,
     ):
-        result = client.pull(
+        result = pull(
             dataset_id,
             snap,
             label_set=label_set,
