@@ -185,14 +185,34 @@ def _frame_jsons(members: Mapping[str, Any]) -> list[str]:
 _BAD_MEMBER = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
 
 
+# A frame JSON compresses 3-20x; a member that claims far more than that of its compressed bytes
+# (beyond a size no frame reaches) is a zip bomb: refused before it is inflated.
+_MAX_RATIO = 200
+_RATIO_FROM = 64 << 20
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str | None) -> bytes:
-    """A zip member's bytes; a corrupt member is one ParseError naming it."""
+    """A zip member's bytes; a corrupt or bomb-like member is one ParseError naming it."""
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if size > _RATIO_FROM and size > _MAX_RATIO * packed:
+        raise ParseError(
+            f"zip entry {info.filename!r} claims {size:,} bytes from {packed:,} compressed "
+            f"(over {_MAX_RATIO}x): refused as a zip bomb; check the upload",
+            path=path,
+        )
     try:
-        return zf.read(info)
+        with zf.open(info) as fh:
+            data = fh.read(size + 1)  # never more than the member declares (and one byte)
     except _BAD_MEMBER as exc:
         raise ParseError(
             f"zip entry {info.filename!r} is corrupt ({exc}); download the zip again", path=path
         ) from exc
+    if len(data) > size:
+        raise ParseError(
+            f"zip entry {info.filename!r} holds more than the {size:,} bytes it declares",
+            path=path,
+        )
+    return data
 
 
 def _images(frame: Mapping[str, Any], name: str, path: str | None) -> list[Any]:

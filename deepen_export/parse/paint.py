@@ -75,12 +75,9 @@ def parse_paint_labels(
     meta = _metadata(metadata, path)
     cats = _categories(meta.get("paint_categories"), path)
     sizes = _frame_sizes(meta.get("frame_sizes") or frame_sizes, path)
-    try:
-        data = zlib.decompress(body)
-    except zlib.error:
-        data = bytes(body)
-    arr = np.frombuffer(data, dtype=np.uint8)
     n = sum(sizes)
+    data = _inflate(body, 3 * n, path)
+    arr = np.frombuffer(data, dtype=np.uint8)
     if instance is None:
         instance = len(arr) == 3 * n and len(arr) != n
     expected = 3 * n if instance else n
@@ -101,6 +98,23 @@ def parse_paint_labels(
     if instance:
         inst = arr[n : 2 * n].astype(np.int32) + 256 * arr[2 * n :].astype(np.int32)
     return PaintLabels(cats, sizes, cat, inst)
+
+
+def _inflate(body: bytes, limit: int, path: str | None) -> bytes:
+    """The body decompressed (raw when it is not zlib), never more than ``limit`` + 1 bytes:
+    instance paint is 3 bytes a point, so more than that is refused before it fills memory."""
+    d = zlib.decompressobj()
+    try:
+        data = d.decompress(body, limit + 1)
+    except zlib.error:
+        return bytes(body)
+    if len(data) > limit or d.unconsumed_tail:
+        raise ParseError(
+            f"paint labels decompress to more than the {limit:,} bytes frame_sizes allow "
+            "(3 per point): refused (wrong frame_sizes, or not a paint body)",
+            path=path,
+        )
+    return data
 
 
 def _metadata(metadata: Mapping[str, Any] | str | bytes, path: str | None) -> dict[str, Any]:
