@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -52,7 +53,20 @@ def safe_path(root: str | os.PathLike[str], relative: str) -> Path:
     """
     rel = relative.replace("\\", "/")
     parts = PurePosixPath(rel).parts
-    if not rel or rel.startswith("/") or ":" in (parts[0] if parts else "") or ".." in parts:
+    if not rel.strip():
+        raise ConversionError(
+            f"file id {relative!r} is empty: a label without a file id cannot be written "
+            "(fix the labels file)"
+        )
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConversionError(
+            f"file id {relative!r} is not valid Unicode (a lone surrogate): it cannot be a file "
+            "name (fix the labels file)"
+        ) from None
+    drive = bool(parts) and re.fullmatch(r"[A-Za-z]:.*", parts[0]) is not None
+    if rel.startswith("/") or drive or ".." in parts:
         raise ConversionError(f"file id {relative!r} would write outside the output folder")
     kept = [p for p in parts if p not in ("", ".")]
     if not kept:

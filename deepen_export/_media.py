@@ -524,8 +524,11 @@ class ImageSource:
 
     def _inside(self, root: Path, rel: str) -> Path | None:
         """``root / rel`` resolved (symlinks followed), if it is a file still inside ``root``."""
-        path = (root / rel).resolve()
-        return path if path.is_relative_to(root) and path.is_file() else None
+        try:
+            path = (root / rel).resolve()
+            return path if path.is_relative_to(root) and path.is_file() else None
+        except (OSError, ValueError):  # a name too long for the file system, a NUL: not there
+            return None
 
     def _find(self, *names: str) -> tuple[Path | None, tuple[zipfile.ZipFile, str] | None]:
         """Where the first of ``names`` that exists is: a file, or a zip and its member."""

@@ -316,6 +316,12 @@ def _failure(labels: Any, report: Any, n_issues_in: int) -> str | None:
             "records them in images.json; or pull --media)"
         )
     n = len(labels)
+    unread = sum(1 for i in report.issues[:n_issues_in] if i.action == "dropped")
+    if not n and unread:
+        return (
+            f"no label of the input could be read ({unread} dropped while reading; "
+            "see report.json): nothing was written"
+        )
     dropped = sum(1 for i in writer_issues if i.action == "dropped" and i.kind is not None)
     if n and dropped >= n:
         kinds = sorted({i.kind for i in writer_issues if i.action == "dropped" and i.kind})

@@ -222,6 +222,9 @@ def _collect(labels: Iterable[Any], ctx: _Ctx) -> _Raw:
         if not lab.get("file_id"):
             ctx.issue("label has no file_id", lab)
             continue
+        if isinstance(lab["file_id"], Mapping | list | bool):
+            ctx.issue(f"file_id must be a string, got {type(lab['file_id']).__name__}", lab)
+            continue
         if lt not in KIND_OF_LABEL_TYPE:
             ctx.issue(f"unknown label_type {lt!r}" if lt else "label has no label_type", lab)
             continue
