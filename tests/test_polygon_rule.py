@@ -222,3 +222,22 @@ def test_3d_polygon_keeps_its_square_and_z(tmp_path: Path) -> None:
     assert g.area == 16.0 and g.has_z and row["n_parts"] == 1
     assert {tuple(c) for c in shapely.get_coordinates(g, include_z=True)[:, 2:]} == {(5.0,)}
     assert [(i.action, i.reason) for i in report] == [("repaired", RING_LEFT_OUT)]
+
+
+def test_many_rings_of_one_label_keep_the_even_odd_rule() -> None:
+    """500 disjoint squares plus a square with a hole holding an island, all one label: the
+    rule finds containers through a spatial index (issue 16: rings were tested pair by pair)."""
+    from deepen_export.geometry.planar import polygons_to_shapely
+
+    def sq(x: float, y: float, s: float) -> list[list[float]]:
+        return [[x, y], [x + s, y], [x + s, y + s], [x, y + s]]
+
+    rings = [sq((i % 25) * 10.0, 100 + (i // 25) * 10.0, 5) for i in range(500)]
+    rings += [sq(0, 0, 10), sq(2, 2, 6), sq(4, 4, 2)]  # outer 100, hole 36, island 4
+    coords = [p for r in rings for p in r]
+    ring_off = [4 * i for i in range(len(rings) + 1)]
+    (geom,) = polygons_to_shapely([0, len(rings)], ring_off, coords)
+    parts = list(geom.geoms)
+    assert len(parts) == 500 + 2  # the squares, the holed square, the island
+    assert sum(len(p.interiors) for p in parts) == 1
+    assert geom.area == 500 * 25 + (100 - 36) + 4

@@ -287,6 +287,21 @@ def _empty_multipolygons(n: int) -> Array:
     return out
 
 
+def _containing_pairs(valid: Array, multi: Array, lab: Array, area: Array) -> tuple[Array, Array]:
+    """Pairs ``(a, b)`` of rings of one label where ``a`` covers ``b`` and is the bigger (by
+    area, then index). An STR-tree query finds the candidates, so a label with many rings costs
+    n log n, not one test per pair of its rings."""
+    idx = np.flatnonzero(multi)
+    if not len(idx):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    qa, qb = shapely.STRtree(valid[idx]).query(valid[idx], predicate="covers")
+    a, b = idx[qa], idx[qb]
+    keep = (a != b) & (lab[a] == lab[b])
+    a, b = a[keep], b[keep]
+    bigger = (area[a] > area[b]) | ((area[a] == area[b]) & (a < b))
+    return a[bigger], b[bigger]
+
+
 @_quiet_fp
 def polygons_to_shapely(
     offsets: npt.ArrayLike, ring_offsets: npt.ArrayLike, coords: npt.ArrayLike
@@ -354,18 +369,7 @@ def polygons_to_shapely(
     area = np.zeros(len(rings))
     area[multi] = shapely.area(valid[multi])
 
-    # All ordered pairs (a, b) of distinct usable rings of the same label.
-    first = np.concatenate([[0], np.cumsum(k)[:-1]])
-    a = np.repeat(np.arange(len(rings)), k[lab])
-    b = np.repeat(first[lab], k[lab]) + (
-        np.arange(len(a)) - np.repeat(np.cumsum(k[lab]) - k[lab], k[lab])
-    )
-    pair = a != b
-    a, b = a[pair], b[pair]
-    bigger = (area[a] > area[b]) | ((area[a] == area[b]) & (a < b))
-    a, b = a[bigger], b[bigger]
-    inside = shapely.covers(valid[a], valid[b]) if len(a) else np.zeros(0, dtype=bool)
-    a, b = a[inside], b[inside]
+    a, b = _containing_pairs(valid, multi, lab, area)
     depth = np.bincount(b, minlength=len(rings))
     # parent = smallest container (by area, then index) of each ring
     order = np.lexsort((a, area[a], b))
@@ -856,15 +860,24 @@ def polygons_to_rle(
             else:
                 holes_of.setdefault(int(ring_poly[i]), []).append(r)
         holed = [p for p in part_rle if p in holes_of]
-        cut = [mask.merge(holes_of[p]) if len(holes_of[p]) > 1 else holes_of[p][0] for p in holed]
+        cut = [_union(mask, holes_of[p]) for p in holed]
         for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut, hh, ww), strict=True):
             part_rle[p] = r
         parts_of: dict[int, list[Any]] = {}
         for p, r in part_rle.items():
             parts_of.setdefault(int(poly_label[p]), []).append(r)
         for lab, rs in parts_of.items():
-            out[lab] = _str_counts([rs[0] if len(rs) == 1 else mask.merge(rs)])[0]
+            out[lab] = _str_counts([_union(mask, rs)])[0]
     return out
+
+
+def _union(mask: Any, rles: list[Any]) -> Any:
+    """The union of ``rles``, merged pairwise in rounds: pycocotools' merge of a list walks an
+    ever longer running result, which is quadratic in the number of rings of one label."""
+    while len(rles) > 1:
+        rles = [mask.merge(rles[i : i + 2]) if i + 1 < len(rles) else rles[i]
+                for i in range(0, len(rles), 2)]  # fmt: skip
+    return rles[0]
 
 
 def _flat_rings(rings: Array) -> list[Array]:
