@@ -287,19 +287,32 @@ def _empty_multipolygons(n: int) -> Array:
     return out
 
 
-def _containing_pairs(valid: Array, multi: Array, lab: Array, area: Array) -> tuple[Array, Array]:
+_PAIRWISE = 32
+"""Labels with at most this many rings test each pair of their rings; larger ones use a tree."""
+
+
+def _containing_pairs(valid: Array, k: Array, lab: Array, area: Array) -> tuple[Array, Array]:
     """Pairs ``(a, b)`` of rings of one label where ``a`` covers ``b`` and is the bigger (by
-    area, then index). An STR-tree query finds the candidates, so a label with many rings costs
-    n log n, not one test per pair of its rings."""
-    idx = np.flatnonzero(multi)
-    if not len(idx):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    qa, qb = shapely.STRtree(valid[idx]).query(valid[idx], predicate="covers")
-    a, b = idx[qa], idx[qb]
-    keep = (a != b) & (lab[a] == lab[b])
+    area, then index). Most labels have a few rings and test every pair; a label with many
+    rings finds its candidates by an STR-tree query (n log n, not one test per pair)."""
+    per = k[lab]
+    kk = np.where(per <= _PAIRWISE, per, 0)
+    first = np.concatenate([[0], np.cumsum(k)[:-1]])
+    a = np.repeat(np.arange(len(lab)), kk)
+    b = np.repeat(first[lab], kk) + (np.arange(len(a)) - np.repeat(np.cumsum(kk) - kk, kk))
+    big = np.flatnonzero(per > _PAIRWISE)
+    if len(big):
+        qa, qb = shapely.STRtree(valid[big]).query(valid[big], predicate="covers")
+        same = lab[big[qa]] == lab[big[qb]]
+        a = np.concatenate([a, big[qa][same]])
+        b = np.concatenate([b, big[qb][same]])
+    keep = (a != b) & ((area[a] > area[b]) | ((area[a] == area[b]) & (a < b)))
     a, b = a[keep], b[keep]
-    bigger = (area[a] > area[b]) | ((area[a] == area[b]) & (a < b))
-    return a[bigger], b[bigger]
+    small = per[a] <= _PAIRWISE  # the tree's pairs are already known to cover
+    inside = np.ones(len(a), dtype=bool)
+    if small.any():
+        inside[small] = shapely.covers(valid[a[small]], valid[b[small]])
+    return a[inside], b[inside]
 
 
 @_quiet_fp
@@ -369,7 +382,7 @@ def polygons_to_shapely(
     area = np.zeros(len(rings))
     area[multi] = shapely.area(valid[multi])
 
-    a, b = _containing_pairs(valid, multi, lab, area)
+    a, b = _containing_pairs(valid, k, lab, area)
     depth = np.bincount(b, minlength=len(rings))
     # parent = smallest container (by area, then index) of each ring
     order = np.lexsort((a, area[a], b))
