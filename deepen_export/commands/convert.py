@@ -26,15 +26,22 @@ def check_from(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--from") from None
 
 
-def _parse_option(value: str) -> tuple[str, Any]:
+def _parse_option(value: str) -> tuple[str, str]:
     if "=" not in value:
         raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
     key, raw = value.split("=", 1)
+    return key.strip().replace("-", "_"), raw
+
+
+def _typed_options(fmt: str, write: Any, settings: tuple[str, ...]) -> dict[str, Any]:
+    """``-O key=value`` settings as the types the writer's signature declares."""
+    from converters._writer import typed_options
+    from deepen_export.errors import ConversionError
+
     try:
-        parsed: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        parsed = raw
-    return key.strip().replace("-", "_"), parsed
+        return typed_options(fmt, write, dict(_parse_option(s) for s in settings))
+    except ConversionError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 _TO = click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
@@ -204,7 +211,7 @@ def _run_convert(
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
-    options: dict[str, Any] = dict(_parse_option(s) for s in settings)
+    options = _typed_options(fmt.name, module.write, settings)
     for key, value in (
         ("on_unsupported", on_unsupported),
         ("images", images),
