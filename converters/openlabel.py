@@ -11,7 +11,7 @@ What goes where
       dataset id, and ``categories`` (our category list, so a reader keeps their order).
     - ``frames``: numbered 0, 1, ... per dataset: the LiDAR frames in sequence order for 3D
       datasets (camera labels of a LiDAR frame belong to its frame), the images for image
-      datasets (:func:`converters.kitti.layout` order). ``frame_properties.streams`` gives each
+      datasets (:func:`converters._layout3d.layout` order). ``frame_properties.streams`` gives each
       frame's file: the LiDAR ``file_id`` and each camera's image path; ``timestamp`` the device
       pose's; ``transforms.lidar_to_world`` the device pose (LiDAR -> world, quaternion
       ``x, y, z, w`` + translation); ``camera_k_to_lidar`` appears in a frame only where a camera's
@@ -87,18 +87,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from converters import kitti
-from converters._base import (
-    OnUnsupported,
-    apply_policy,
-    atomic_dir,
-    dump_json,
-    finish,
-    paused_gc,
-    record,
-    safe_path,
-)
+from converters import _layout3d as l3
+from converters._base import dump_json, record, safe_path
 from converters._numbers import DIFFERENCE_DECIMALS, shortest
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import (
@@ -118,7 +110,7 @@ from deepen_export.model import (
 )
 from deepen_export.report import Report
 
-__all__ = ["SCHEMA_VERSION", "read", "write"]
+__all__ = ["SCHEMA_VERSION", "from_dict", "read", "to_dict", "to_dicts", "write"]
 
 FORMAT = "openlabel"
 SCHEMA_VERSION = "1.0.0"
@@ -133,8 +125,8 @@ _3D_KINDS = ("cuboids", "polylines3d", "polygons3d", "points3d")
 def _frames(labels: LabelSet) -> tuple[Array, Array, list[str], list[Array], bool]:
     """``(seq_of_row, frame_of_row, datasets, base rows per sequence, three_d)``."""
     three_d = bool(len(labels.poses) or any(len(labels.table(k)) for k in _3D_KINDS))
-    lay = kitti.layout(labels, three_d=three_d)
-    seq, fno, datasets = kitti.sequences(labels, lay)
+    lay = l3.layout(labels, three_d=three_d)
+    seq, fno, datasets = l3.sequences(labels, lay)
     n = len(labels.frames)
     seq_of_row = np.full(n, -1, dtype=np.int64)
     frame_of_row = np.full(n, -1, dtype=np.int64)
@@ -338,7 +330,7 @@ def _pose_rows(labels: LabelSet, frames: Array) -> tuple[Array, Array]:
     pose_of[labels.poses.frame] = np.arange(len(labels.poses))
     fr = labels.frames
     # camera rows share their LiDAR frame's pose
-    lay = kitti.layout(labels, three_d=True)
+    lay = l3.layout(labels, three_d=True)
     base = lay.rows[np.maximum(lay.position[frames], 0)]
     pi = pose_of[base]
     if np.any(pi < 0):
@@ -361,19 +353,28 @@ def _points_to_lidar(labels: LabelSet, frames: Array, coords: Array) -> Array:
 
 # -- write ------------------------------------------------------------------------------
 
+CuboidFrame = Literal["world", "lidar"]
+Uids = Literal["int", "uuid"]
+_KINDS = (
+    "cuboids", "boxes", "polygons", "polylines", "points", "polylines3d", "polygons3d", "points3d",
+)  # fmt: skip
+Entry = tuple[int, int, str, str, str, dict[str, Any]]
+"""``(sequence, frame, label id, category, data type, entry)`` of one geometry entry."""
 
-@paused_gc()
+
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    cuboid_frame: Literal["world", "lidar"] = "world",
-    uids: Literal["int", "uuid"] = "int",
+    cuboid_frame: CuboidFrame = "world",
+    uids: Uids = "int",
     indent: int | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as OpenLABEL 1.0.0 JSON, one file per dataset, under ``dest``.
+
+    The documents are :func:`to_dicts`'s.
 
     Parameters
     ----------
@@ -395,32 +396,108 @@ def write(
     -------
     Report
     """
+    report = out.report
+    docs = to_dicts(labels, report, cuboid_frame=cuboid_frame, uids=uids)
+    for d, doc in docs.items():
+        name = f"{d}.json" if d else "openlabel.json"
+        dump_json(doc, safe_path(out.folder, name), indent=indent)
+        report.files.append(name)
+    report.written = {
+        "files": len(docs),
+        "objects": sum(len(doc["openlabel"].get("objects", {})) for doc in docs.values()),
+        "frames": sum(len(doc["openlabel"]["frames"]) for doc in docs.values()),
+    }
+
+
+def to_dict(
+    labels: LabelSet,
+    report: Report | None = None,
+    *,
+    cuboid_frame: CuboidFrame = "world",
+    uids: Uids = "int",
+) -> dict[str, Any]:
+    """The OpenLABEL document ``{"openlabel": {...}}`` of a label set of one dataset.
+
+    Kinds OpenLABEL cannot hold are ignored; labels it leaves out are entries of ``report``
+    (see :func:`write` for the options, the module docstring for the layout). A label set of
+    several datasets has one document each: :func:`to_dicts`.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Boxes, Frames, LabelSet
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"], sensor_id=["cam"]),
+    ...               categories=("car",), boxes=Boxes.from_columns(
+    ...                   frame=[0], category=[0], label_id=["car:1"], xyxy=[[0, 0, 4, 2]]))
+    >>> doc = to_dict(ls)["openlabel"]
+    >>> doc["objects"]["0"], doc["frames"]["0"]["objects"]["0"]["object_data"]["bbox"][0]["val"]
+    ({'name': 'car:1', 'type': 'car', 'frame_intervals': [{'frame_start': 0, 'frame_end': 0}], \
+'object_data_pointers': {'bbox': {'type': 'bbox', 'frame_intervals': [{'frame_start': 0, \
+'frame_end': 0}]}}}, [2.0, 1.0, 4.0, 2.0])
+    >>> from_dict(to_dict(ls)).boxes.xyxy.tolist()
+    [[0.0, 0.0, 4.0, 2.0]]
+    """
+    docs = to_dicts(labels, report, cuboid_frame=cuboid_frame, uids=uids)
+    if len(docs) > 1:
+        raise ConversionError(
+            f"{FORMAT}: the labels hold {len(docs)} datasets ({', '.join(map(repr, docs))}); "
+            "to_dicts gives one document per dataset",
+            format=FORMAT,
+        )
+    if docs:
+        return next(iter(docs.values()))
+    return {"openlabel": _skeleton(labels, "", np.zeros(0, dtype=np.int64), np.zeros(0), False)}
+
+
+def to_dicts(
+    labels: LabelSet,
+    report: Report | None = None,
+    *,
+    cuboid_frame: CuboidFrame = "world",
+    uids: Uids = "int",
+) -> dict[str, dict[str, Any]]:
+    """``{dataset id: OpenLABEL document}``: :func:`to_dict` for every dataset of ``labels``.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Frames, LabelSet
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png", "b.png"], dataset_id=["x", "y"]))
+    >>> {d: doc["openlabel"]["metadata"]["name"] for d, doc in to_dicts(ls).items()}
+    {'x': 'x', 'y': 'y'}
+    """
     if cuboid_frame not in ("world", "lidar"):
         raise ValueError(f"cuboid_frame must be 'world' or 'lidar', got {cuboid_frame!r}")
     if uids not in ("int", "uuid"):
         raise ValueError(f"uids must be 'int' or 'uuid', got {uids!r}")
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report = report if report is not None else Report(FORMAT)
     seq_of_row, frame_of_row, datasets, bases, three_d = _frames(labels)
-    docs = [
-        _skeleton(labels, s, d, bases[s], frame_of_row, three_d) for s, d in enumerate(datasets)
-    ]
-    # objects: all geometry entries, grouped by (sequence, label id)
-    objects: list[dict[str, Any]] = [{} for _ in datasets]
-    entries_all = []
-    used_cs: list[set[Any]] = [set() for _ in datasets]  # coordinate systems objects name
-    for kind in (
-        "cuboids",
-        "boxes",
-        "polygons",
-        "polylines",
-        "points",
-        "polylines3d",
-        "polygons3d",
-        "points3d",
-    ):
+    docs = [_skeleton(labels, d, bases[s], frame_of_row, three_d) for s, d in enumerate(datasets)]
+    entries, used_cs = _all_entries(
+        labels, seq_of_row, frame_of_row, len(datasets), cuboid_frame, report
+    )
+    objects = _place(entries, docs, datasets, uids)
+    del entries
+    for doc, objs, used in zip(docs, objects, used_cs, strict=True):
+        if objs:
+            doc["objects"] = objs
+        _declare(doc, used)
+    _contexts(labels, docs, seq_of_row, frame_of_row, datasets, report)
+    for doc in docs:
+        doc["frames"] = {k: doc["frames"][k] for k in sorted(doc["frames"], key=int)}
+    return {d: {"openlabel": doc} for d, doc in zip(datasets, docs, strict=True)}
+
+
+def _all_entries(
+    labels: LabelSet,
+    seq_of_row: Array,
+    frame_of_row: Array,
+    n_seq: int,
+    cuboid_frame: str,
+    report: Report,
+) -> tuple[list[Entry], list[set[Any]]]:
+    """Every geometry entry with its attributes, and the coordinate systems each sequence names."""
+    out: list[Entry] = []
+    used_cs: list[set[Any]] = [set() for _ in range(n_seq)]
+    for kind in _KINDS:
         t: Any = labels.table(kind)
         if not len(t):
             continue
@@ -440,17 +517,26 @@ def write(
             a = attr_of(i)
             if a:
                 e["attributes"] = a
-            entries_all.append((s, f, lid, cat, dtype, e))
+            out.append((s, f, lid, cat, dtype, e))
             used_cs[s].add(e.get("coordinate_system"))
         record(report, labels, kind, outside, "dropped", "frame not part of any exported sequence")
-    # per (sequence, label id): uid, object, frames, data pointers; one lookup per entry
-    state_of: list[dict[str, tuple[str, dict[str, Any], list[int], dict[str, Any]]]] = [
-        {} for _ in datasets
-    ]
+    return out, used_cs
+
+
+_Draft = tuple[str, dict[str, Any], list[int], dict[str, Any]]
+"""Per (sequence, label id): uid, object, its frames and its data pointer drafts."""
+
+
+def _place(
+    entries: list[Entry], docs: list[dict[str, Any]], datasets: list[str], uids: str
+) -> list[dict[str, Any]]:
+    """Put every entry into its frame's object; the objects of every sequence, finished."""
+    objects: list[dict[str, Any]] = [{} for _ in datasets]
+    state_of: list[dict[str, _Draft]] = [{} for _ in datasets]
     frames_of = [d["frames"] for d in docs]
     pairs_of: dict[int, list[tuple[str, str]]] = {}
     # (plain get-or-insert rather than setdefault: no throw-away default dict per entry)
-    for s, f, lid, cat, dtype, e in entries_all:
+    for s, f, lid, cat, dtype, e in entries:
         st = state_of[s].get(lid)
         if st is None:
             u = (
@@ -461,21 +547,7 @@ def write(
             st = state_of[s][lid] = (u, {"name": lid, "type": cat}, [], {})
             objects[s][u] = st[1]
         u, _, obj_frames, ptrs = st
-        fkey = str(f)
-        fdoc = frames_of[s].get(fkey)
-        if fdoc is None:
-            fdoc = frames_of[s][fkey] = {}
-        fobjs = fdoc.get("objects")
-        if fobjs is None:
-            fobjs = fdoc["objects"] = {}
-        fobj = fobjs.get(u)
-        if fobj is None:
-            fobj = fobjs[u] = {"object_data": {}}
-        data = fobj["object_data"].get(dtype)
-        if data is None:
-            fobj["object_data"][dtype] = [e]
-        else:
-            data.append(e)
+        _frame_object(frames_of[s], f, u, dtype, e)
         obj_frames.append(f)
         p = ptrs.get(e["name"])
         if p is None:
@@ -491,52 +563,56 @@ def write(
                     (a["name"], atype) for atype, items in attrs.items() for a in items
                 ]
             p["attribute_pointers"].update(pairs)
-    del entries_all
-    for s in range(len(datasets)):
-        for _, obj, obj_frames, ptrs in state_of[s].values():
-            intervals = obj["frame_intervals"] = _intervals(obj_frames)
-            # a data name seen in every frame of its object (the usual case) shares the
-            # object's interval list: same JSON, one list less per object
-            obj["object_data_pointers"] = {
-                name: {
-                    "type": p["type"],
-                    "frame_intervals": (
-                        intervals if p["frames"] == obj_frames else _intervals(p["frames"])
-                    ),
-                    **(
-                        {"attribute_pointers": dict(sorted(p["attribute_pointers"].items()))}
-                        if p["attribute_pointers"]
-                        else {}
-                    ),
-                }
-                for name, p in ptrs.items()
-            }
-        if objects[s]:
-            docs[s]["objects"] = objects[s]
-    del state_of  # frame lists and pointer drafts: no longer needed while the JSON is written
-    for doc, used in zip(docs, used_cs, strict=True):
-        _declare(doc, used)
-    _contexts(labels, docs, seq_of_row, frame_of_row, datasets, report)
-    for doc in docs:
-        doc["frames"] = {k: doc["frames"][k] for k in sorted(doc["frames"], key=int)}
-    names = [f"{d}.json" if d else "openlabel.json" for d in datasets]
-    with atomic_dir(dest) as tmp:
-        for name, doc in zip(names, docs, strict=True):
-            dump_json({"openlabel": doc}, safe_path(tmp, name), indent=indent)
-            report.files.append(name)
-        report.written = {
-            "files": len(docs),
-            "objects": sum(len(o) for o in objects),
-            "frames": sum(len(d["frames"]) for d in docs),
+    for drafts in state_of:
+        for _, obj, obj_frames, ptrs in drafts.values():
+            _pointers(obj, obj_frames, ptrs)
+    return objects
+
+
+def _frame_object(frames: dict[str, Any], f: int, u: str, dtype: str, e: dict[str, Any]) -> None:
+    """Append entry ``e`` to ``frames[f].objects[u].object_data[dtype]``, creating the levels."""
+    fkey = str(f)
+    fdoc: dict[str, Any] | None = frames.get(fkey)
+    if fdoc is None:
+        fdoc = frames[fkey] = {}
+    fobjs: dict[str, Any] | None = fdoc.get("objects")
+    if fobjs is None:
+        fobjs = fdoc["objects"] = {}
+    fobj: dict[str, Any] | None = fobjs.get(u)
+    if fobj is None:
+        fobj = fobjs[u] = {"object_data": {}}
+    data = fobj["object_data"].get(dtype)
+    if data is None:
+        fobj["object_data"][dtype] = [e]
+    else:
+        data.append(e)
+
+
+def _pointers(obj: dict[str, Any], obj_frames: list[int], ptrs: dict[str, Any]) -> None:
+    """An object's ``frame_intervals`` and ``object_data_pointers`` from its drafts."""
+    intervals = obj["frame_intervals"] = _intervals(obj_frames)
+    # a data name seen in every frame of its object (the usual case) shares the object's
+    # interval list: same JSON, one list less per object
+    obj["object_data_pointers"] = {
+        name: {
+            "type": p["type"],
+            "frame_intervals": (
+                intervals if p["frames"] == obj_frames else _intervals(p["frames"])
+            ),
+            **(
+                {"attribute_pointers": dict(sorted(p["attribute_pointers"].items()))}
+                if p["attribute_pointers"]
+                else {}
+            ),
         }
-        finish(report, tmp)
-    return report
+        for name, p in ptrs.items()
+    }
 
 
 def _skeleton(
-    labels: LabelSet, s: int, dataset: str, base: Array, frame_of_row: Array, three_d: bool
+    labels: LabelSet, dataset: str, base: Array, frame_of_row: Array, three_d: bool
 ) -> dict[str, Any]:
-    fr = labels.frames
+    """The document of one dataset before its objects: metadata, frames, streams, calibration."""
     doc: dict[str, Any] = {
         "metadata": {
             "schema_version": SCHEMA_VERSION,
@@ -548,107 +624,129 @@ def _skeleton(
         "streams": {},
         "frames": {},
     }
-    cams = labels.cameras
-    rows_in = np.isin(np.arange(len(fr)), base)
-    frames_doc = doc["frames"]
     for r in base.tolist():
-        frames_doc[str(int(frame_of_row[r]))] = {"frame_properties": {"streams": {}}}
+        doc["frames"][str(int(frame_of_row[r]))] = {"frame_properties": {"streams": {}}}
     n = len(base)
     doc["frame_intervals"] = [{"frame_start": 0, "frame_end": n - 1}] if n else []
     if three_d:
-        cs = doc["coordinate_systems"]
-        cs["world"] = {"type": "scene_cs", "parent": "", "children": ["lidar"]}
-        cs["lidar"] = {"type": "sensor_cs", "parent": "world", "children": []}
-        doc["streams"]["lidar"] = {"type": "lidar", "description": "LiDAR frames (file_id)"}
-        pose_of = {int(f): j for j, f in enumerate(labels.poses.frame.tolist())}
-        first_pose = next((pose_of[r] for r in base.tolist() if r in pose_of), None)
-        if first_pose is not None:
-            cs["lidar"]["pose_wrt_parent"] = _pose(
-                labels.poses.position[first_pose], labels.poses.quat[first_pose]
-            )
-        sel = np.flatnonzero(rows_in[cams.frame]) if len(cams) else np.zeros(0, dtype=np.int64)
-        static: dict[str, tuple[Array, Array]] = {}
-        for j in sel.tolist():
-            r, name = int(cams.frame[j]), str(cams.sensor_id[j])
-            props = frames_doc[str(int(frame_of_row[r]))]["frame_properties"]
-            props["streams"][name] = {"uri": str(cams.image_path[j]) or str(fr.file_id[r])}
-            if r not in pose_of:
-                continue
-            p = pose_of[r]
-            t, q = sp.relative_pose(
-                cams.position[j], cams.quat[j], labels.poses.position[p], labels.poses.quat[p]
-            )
-            if name not in static:
-                static[name] = (t, q)
-                cs["lidar"]["children"].append(name)
-                cs[name] = {
-                    "type": "sensor_cs",
-                    "parent": "lidar",
-                    "children": [],
-                    "pose_wrt_parent": _pose(t, q),
-                }
-                doc["streams"][name] = _camera_stream(cams, j)
-            elif (
-                np.abs(t - static[name][0]).max() > 1e-9
-                or np.abs(np.abs(np.dot(q, static[name][1])) - 1) > 1e-12
-            ):
-                props.setdefault("transforms", {})[f"{name}_to_lidar"] = {
-                    "src": name,
-                    "dst": "lidar",
-                    "transform_src_to_dst": _pose(t, q),
-                }
-        for r in base.tolist():
-            props = frames_doc[str(int(frame_of_row[r]))]["frame_properties"]
-            props["streams"] = {
-                "lidar": {"uri": str(fr.file_id[r])},
-                **dict(sorted(props["streams"].items())),
-            }
-            if r in pose_of:
-                p = pose_of[r]
-                ts = float(labels.poses.timestamp[p])
-                if math.isfinite(ts):
-                    props["timestamp"] = ts
-                props.setdefault("transforms", {})
-                props["transforms"] = {
-                    "lidar_to_world": {
-                        "src": "lidar",
-                        "dst": "world",
-                        "transform_src_to_dst": _pose(
-                            labels.poses.position[p], labels.poses.quat[p]
-                        ),
-                    },
-                    **props["transforms"],
-                }
-        # image sensors with labels but no calibration (camera views of the LiDAR frames, or
-        # the images of a dataset mixing images and LiDAR): every coordinate system an object
-        # names must be declared, whatever the sensor is called
-        for r in np.flatnonzero(
-            np.isin(frame_of_row, [int(frame_of_row[b]) for b in base]) & ~rows_in
-        ).tolist():
-            name = str(fr.sensor_id[r])
-            if name and name not in doc["streams"] and name not in cs:
-                doc["streams"][name] = {"type": "camera"}
-                cs[name] = {"type": "sensor_cs", "parent": "lidar", "children": []}
-                cs["lidar"]["children"].append(name)
+        _lidar_skeleton(labels, doc, base, frame_of_row)
     else:
-        for r in base.tolist():
-            name = str(fr.sensor_id[r]) or "camera"
-            frames_doc[str(int(frame_of_row[r]))]["frame_properties"]["streams"] = {
-                name: {"uri": str(fr.file_id[r])}
-            }
-            if name not in doc["streams"]:
-                doc["streams"][name] = {"type": "camera"}
-                doc["coordinate_systems"][name] = {
-                    "type": "sensor_cs",
-                    "parent": "",
-                    "children": [],
-                }
-            w, h = int(fr.width[r]), int(fr.height[r])
-            if w > 0 and h > 0 and "stream_properties" not in doc["streams"][name]:
-                doc["streams"][name]["stream_properties"] = {
-                    "intrinsics_custom": {"width_px": w, "height_px": h}
-                }
+        _image_skeleton(labels, doc, base, frame_of_row)
     return doc
+
+
+def _lidar_skeleton(
+    labels: LabelSet, doc: dict[str, Any], base: Array, frame_of_row: Array
+) -> None:
+    """Coordinate systems world -> lidar -> cameras, streams and frame properties (3D)."""
+    fr = labels.frames
+    cs = doc["coordinate_systems"]
+    cs["world"] = {"type": "scene_cs", "parent": "", "children": ["lidar"]}
+    cs["lidar"] = {"type": "sensor_cs", "parent": "world", "children": []}
+    doc["streams"]["lidar"] = {"type": "lidar", "description": "LiDAR frames (file_id)"}
+    pose_of = {int(f): j for j, f in enumerate(labels.poses.frame.tolist())}
+    first_pose = next((pose_of[r] for r in base.tolist() if r in pose_of), None)
+    if first_pose is not None:
+        cs["lidar"]["pose_wrt_parent"] = _pose(
+            labels.poses.position[first_pose], labels.poses.quat[first_pose]
+        )
+    rows_in = np.isin(np.arange(len(fr)), base)
+    _cameras(labels, doc, rows_in, frame_of_row, pose_of)
+    poses = labels.poses
+    for r in base.tolist():
+        props = doc["frames"][str(int(frame_of_row[r]))]["frame_properties"]
+        props["streams"] = {
+            "lidar": {"uri": str(fr.file_id[r])},
+            **dict(sorted(props["streams"].items())),
+        }
+        if r in pose_of:
+            p = pose_of[r]
+            ts = float(poses.timestamp[p])
+            if math.isfinite(ts):
+                props["timestamp"] = ts
+            props.setdefault("transforms", {})
+            props["transforms"] = {
+                "lidar_to_world": {
+                    "src": "lidar",
+                    "dst": "world",
+                    "transform_src_to_dst": _pose(poses.position[p], poses.quat[p]),
+                },
+                **props["transforms"],
+            }
+    # image sensors with labels but no calibration (camera views of the LiDAR frames, or
+    # the images of a dataset mixing images and LiDAR): every coordinate system an object
+    # names must be declared, whatever the sensor is called
+    for r in np.flatnonzero(
+        np.isin(frame_of_row, [int(frame_of_row[b]) for b in base]) & ~rows_in
+    ).tolist():
+        name = str(fr.sensor_id[r])
+        if name and name not in doc["streams"] and name not in cs:
+            doc["streams"][name] = {"type": "camera"}
+            cs[name] = {"type": "sensor_cs", "parent": "lidar", "children": []}
+            cs["lidar"]["children"].append(name)
+
+
+def _cameras(
+    labels: LabelSet,
+    doc: dict[str, Any],
+    rows_in: Array,
+    frame_of_row: Array,
+    pose_of: Mapping[int, int],
+) -> None:
+    """Camera streams and coordinate systems (static: the first frame's mounting) and, per
+    frame, each camera's image and its ``<camera>_to_lidar`` where the mounting differs."""
+    cams, fr, cs = labels.cameras, labels.frames, doc["coordinate_systems"]
+    sel = np.flatnonzero(rows_in[cams.frame]) if len(cams) else np.zeros(0, dtype=np.int64)
+    static: dict[str, tuple[Array, Array]] = {}
+    for j in sel.tolist():
+        r, name = int(cams.frame[j]), str(cams.sensor_id[j])
+        props = doc["frames"][str(int(frame_of_row[r]))]["frame_properties"]
+        props["streams"][name] = {"uri": str(cams.image_path[j]) or str(fr.file_id[r])}
+        if r not in pose_of:
+            continue
+        p = pose_of[r]
+        t, q = sp.relative_pose(
+            cams.position[j], cams.quat[j], labels.poses.position[p], labels.poses.quat[p]
+        )
+        if name not in static:
+            static[name] = (t, q)
+            cs["lidar"]["children"].append(name)
+            cs[name] = {
+                "type": "sensor_cs",
+                "parent": "lidar",
+                "children": [],
+                "pose_wrt_parent": _pose(t, q),
+            }
+            doc["streams"][name] = _camera_stream(cams, j)
+        elif (
+            np.abs(t - static[name][0]).max() > 1e-9
+            or np.abs(np.abs(np.dot(q, static[name][1])) - 1) > 1e-12
+        ):
+            props.setdefault("transforms", {})[f"{name}_to_lidar"] = {
+                "src": name,
+                "dst": "lidar",
+                "transform_src_to_dst": _pose(t, q),
+            }
+
+
+def _image_skeleton(
+    labels: LabelSet, doc: dict[str, Any], base: Array, frame_of_row: Array
+) -> None:
+    """One root coordinate system and camera stream per sensor (image datasets)."""
+    fr = labels.frames
+    for r in base.tolist():
+        name = str(fr.sensor_id[r]) or "camera"
+        doc["frames"][str(int(frame_of_row[r]))]["frame_properties"]["streams"] = {
+            name: {"uri": str(fr.file_id[r])}
+        }
+        if name not in doc["streams"]:
+            doc["streams"][name] = {"type": "camera"}
+            doc["coordinate_systems"][name] = {"type": "sensor_cs", "parent": "", "children": []}
+        w, h = int(fr.width[r]), int(fr.height[r])
+        if w > 0 and h > 0 and "stream_properties" not in doc["streams"][name]:
+            doc["streams"][name]["stream_properties"] = {
+                "intrinsics_custom": {"width_px": w, "height_px": h}
+            }
 
 
 def _declare(doc: dict[str, Any], used: set[Any]) -> None:
@@ -869,24 +967,42 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     files = (
         sorted(p for p in src.glob("*.json") if p.name != "report.json") if src.is_dir() else [src]
     )
-    rows: dict[tuple[str, str, str], int] = {}
-    frame_list: list[tuple[str, str, str, int]] = []
-    acc: dict[str, list[Any]] = defaultdict(list)
-    cats: list[str] = []
+    docs = []
     for p in files:
         doc = json.loads(p.read_text("utf-8"))
         if "openlabel" not in doc:
             raise ConversionError(
                 f"{p} is not an OpenLABEL file (no 'openlabel' key)", format=FORMAT
             )
-        _read_doc(
-            doc,
-            rows,
-            frame_list,
-            acc,
-            cats,
-            str(doc["openlabel"].get("metadata", {}).get("name", "")),
-        )
+        docs.append(doc)
+    return _from_docs(docs)
+
+
+def from_dict(doc: Mapping[str, Any]) -> LabelSet:
+    """A LabelSet from one OpenLABEL document ``{"openlabel": {...}}`` (see :func:`read`).
+
+    Examples
+    --------
+    >>> doc = {"openlabel": {"metadata": {"schema_version": "1.0.0", "categories": ["car"]},
+    ...        "frames": {"0": {"frame_properties": {"streams": {"cam": {"uri": "a.png"}}}}}}}
+    >>> ls = from_dict(doc)
+    >>> ls.categories, ls.frames.file_id.tolist(), ls.frames.sensor_id.tolist()
+    (('car',), ['a.png'], ['cam'])
+    """
+    if "openlabel" not in doc:
+        raise ConversionError("not an OpenLABEL document (no 'openlabel' key)", format=FORMAT)
+    return _from_docs([doc])
+
+
+def _from_docs(docs: list[Mapping[str, Any]]) -> LabelSet:
+    """One LabelSet of several documents (one per dataset): frames, categories, tables."""
+    rows: dict[tuple[str, str, str], int] = {}
+    frame_list: list[tuple[str, str, str, int]] = []
+    acc: dict[str, list[Any]] = defaultdict(list)
+    cats: list[str] = []
+    for doc in docs:
+        name = str(doc["openlabel"].get("metadata", {}).get("name", ""))
+        _read_doc(doc, rows, frame_list, acc, cats, name)
     frames = Frames.from_columns(
         dataset_id=[f[0] for f in frame_list], file_id=[f[1] for f in frame_list],
         sensor_id=[f[2] for f in frame_list], index=[f[3] for f in frame_list],
