@@ -352,18 +352,34 @@ def build_rows(
     # cuboids
     cub = labels.cuboids
     occ_c, bad_c = _occlusion(cub, occlusion_attribute, occlusion_map)
-    record(
-        report,
-        labels,
-        "cuboids",
-        bad_c,
-        "changed",
-        f"{occlusion_attribute!r} value not in occlusion_map: occluded = -1",
-    )
+    record(report, labels, "cuboids", bad_c, "changed", _unmapped_occlusion(occlusion_attribute))
     if len(cub) and cal is not None:
         f, v, st = cuboid_rows(labels, lay, cal, types, occ_c, report, tilt_tolerance)
         parts.append(("cuboids", np.arange(len(cub)), f, v, st))
-    # boxes
+    box_part = _box_part(labels, lay, cal, camera, occlusion_attribute, occlusion_map, report, fmt)
+    if box_part is not None:
+        parts.append(box_part)
+    if len(parts) == 2:
+        parts = _merge_boxes(labels, parts, box_source, report)
+    rows = _assemble(labels, parts, types, outside, report, fmt)
+    return lay, cal, rows
+
+
+def _unmapped_occlusion(attribute: str | None) -> str:
+    return f"{attribute!r} value not in occlusion_map: occluded = -1"
+
+
+def _box_part(
+    labels: LabelSet,
+    lay: Layout,
+    cal: Calibration | None,
+    camera: str | None,
+    occlusion_attribute: str | None,
+    occlusion_map: Mapping[str, int] | None,
+    report: Report,
+    fmt: str,
+) -> tuple[str, Array, Array, Array, Array] | None:
+    """The 2D-only rows of the boxes written (3D data: the exported camera's boxes only)."""
     b = labels.boxes
     keep_b = np.ones(len(b), dtype=bool)
     if lay.three_d and len(b):
@@ -377,34 +393,20 @@ def build_rows(
             report, labels, "boxes", ~keep_b, "dropped",
             f"{fmt} holds the 2D boxes of the exported camera ({camera}) only",
         )  # fmt: skip
-    if keep_b.any():
-        sub = labels.replace(boxes=b.take(keep_b))
-        occ_b, bad_b = _occlusion(sub.boxes, occlusion_attribute, occlusion_map)
-        record(
-            report,
-            sub,
-            "boxes",
-            bad_b,
-            "changed",
-            f"{occlusion_attribute!r} value not in occlusion_map: occluded = -1",
-        )
-        if lay.three_d and cal is not None:
-            widths, heights = (
-                cal.width[lay.position[sub.boxes.frame]],
-                cal.height[lay.position[sub.boxes.frame]],
-            )
-            fw = labels.frames.width[sub.boxes.frame].astype(np.int64)
-            fh = labels.frames.height[sub.boxes.frame].astype(np.int64)
-            widths, heights = np.where(fw > 0, fw, widths), np.where(fh > 0, fh, heights)
-        else:
-            widths = labels.frames.width[sub.boxes.frame].astype(np.int64)
-            heights = labels.frames.height[sub.boxes.frame].astype(np.int64)
-        f, v, st = box_rows(sub, lay, widths, heights, occ_b, report)
-        parts.append(("boxes", np.flatnonzero(keep_b), f, v, st))
-    if len(parts) == 2:
-        parts = _merge_boxes(labels, parts, box_source, report)
-    rows = _assemble(labels, parts, types, outside, report, fmt)
-    return lay, cal, rows
+    if not keep_b.any():
+        return None
+    sub = labels.replace(boxes=b.take(keep_b))
+    occ_b, bad_b = _occlusion(sub.boxes, occlusion_attribute, occlusion_map)
+    record(report, sub, "boxes", bad_b, "changed", _unmapped_occlusion(occlusion_attribute))
+    frame = sub.boxes.frame
+    widths = labels.frames.width[frame].astype(np.int64)
+    heights = labels.frames.height[frame].astype(np.int64)
+    if lay.three_d and cal is not None:
+        # the camera frame's own size first, else the calibration's
+        widths = np.where(widths > 0, widths, cal.width[lay.position[frame]])
+        heights = np.where(heights > 0, heights, cal.height[lay.position[frame]])
+    f, v, st = box_rows(sub, lay, widths, heights, occ_b, report)
+    return ("boxes", np.flatnonzero(keep_b), f, v, st)
 
 
 def _merge_boxes(
@@ -446,6 +448,9 @@ def _merge_boxes(
     return [("cuboids", csrc, cf, cv, cst), ("boxes", bsrc[keep], bf[keep], bv[keep], bst[keep])]
 
 
+_ROW_FIELDS = ("frame", "type", "values", "state", "kind", "source", "label_id", "track", "file_id")
+
+
 def _assemble(
     labels: LabelSet,
     parts: list[tuple[str, Array, Array, Array, Array]],
@@ -454,90 +459,73 @@ def _assemble(
     report: Report,
     fmt: str,
 ) -> Rows:
-    cols: dict[str, list[Array]] = {
-        k: []
-        for k in (
-            "frame",
-            "type",
-            "values",
-            "state",
-            "kind",
-            "source",
-            "label_id",
-            "track",
-            "file_id",
-        )
-    }
+    """The rows of every part that are written, sorted by frame (stable: part order kept)."""
+    if not parts:
+        empty_obj = np.zeros(0, dtype=object)
+        empty_int = np.zeros(0, np.int64)
+        return Rows(
+            empty_int, empty_obj, np.zeros((0, 14)), empty_int, empty_obj, empty_int,
+            empty_obj, empty_int, empty_obj,
+        )  # fmt: skip
+    cols: dict[str, list[Array]] = {k: [] for k in _ROW_FIELDS}
     for kind, src, f, v, st in parts:
-        table = labels.table(kind)
-        t = types[table.category[src]]  # type: ignore[attr-defined]
-        unmapped = np.array([x is None for x in t], dtype=bool)
-        record(
-            report,
-            labels,
-            kind,
-            src[unmapped],
-            "dropped",
-            "category mapped to null in category_map",
-        )
-        keep = ~unmapped
-        bad = ~np.isfinite(v).all(axis=1) & keep
-        record(report, labels, kind, src[bad], "dropped", "non-finite coordinates")
-        keep &= ~bad
-        if kind == "boxes":
-            # a 2D-only row has nothing but its box: one outside the image or of zero area is
-            # useless to a detector whatever the outside policy (COCO, YOLO and VOC drop it too)
-            gone = (st == 2) & keep
-            record(
-                report,
-                labels,
-                kind,
-                src[gone],
-                "dropped",
-                "2D box outside the image or of zero area",
-            )
-            keep &= ~gone
-        if outside == "drop":
-            out = (st == 2) & keep
-            record(
-                report,
-                labels,
-                kind,
-                src[out],
-                "dropped",
-                "not in the camera image (outside='drop')",
-            )
-            keep &= st != 2
-        else:
-            record(
-                report, labels, kind, src[(st == 2) & keep], "kept",
-                "not in the camera image: bbox -1 -1 -1 -1, truncated 1 (outside='keep')",
-            )  # fmt: skip
+        table: Any = labels.table(kind)
+        t = types[table.category[src]]
+        keep = _kept(labels, kind, src, t, v, st, outside, report)
         cols["frame"].append(f[keep])
         cols["type"].append(t[keep])
         cols["values"].append(v[keep])
         cols["state"].append(st[keep])
         cols["kind"].append(np.full(int(keep.sum()), kind, dtype=object))
         cols["source"].append(src[keep])
-        cols["label_id"].append(table.label_id[src[keep]])  # type: ignore[attr-defined]
-        cols["track"].append(table.track[src[keep]])  # type: ignore[attr-defined]
-        cols["file_id"].append(labels.frames.file_id[table.frame[src[keep]]])  # type: ignore[attr-defined]
-    if not parts:
-        empty_obj = np.zeros(0, dtype=object)
-        return Rows(
-            np.zeros(0, np.int64),
-            empty_obj,
-            np.zeros((0, 14)),
-            np.zeros(0, np.int64),
-            empty_obj,
-            np.zeros(0, np.int64),
-            empty_obj,
-            np.zeros(0, np.int64),
-            empty_obj,
-        )
+        cols["label_id"].append(table.label_id[src[keep]])
+        cols["track"].append(table.track[src[keep]])
+        cols["file_id"].append(labels.frames.file_id[table.frame[src[keep]]])
     cat = {k: np.concatenate(v) for k, v in cols.items()}
     order = np.argsort(cat["frame"], kind="stable")
     return Rows(**{k: v[order] for k, v in cat.items()})
+
+
+def _kept(
+    labels: LabelSet,
+    kind: str,
+    src: Array,
+    t: Array,
+    v: Array,
+    st: Array,
+    outside: Outside,
+    report: Report,
+) -> Array:
+    """Which rows of a part are written; a report entry for every other (and for kept ones
+    outside the image)."""
+    unmapped = np.array([x is None for x in t], dtype=bool)
+    record(
+        report, labels, kind, src[unmapped], "dropped", "category mapped to null in category_map"
+    )
+    keep = ~unmapped
+    bad = ~np.isfinite(v).all(axis=1) & keep
+    record(report, labels, kind, src[bad], "dropped", "non-finite coordinates")
+    keep &= ~bad
+    if kind == "boxes":
+        # a 2D-only row has nothing but its box: one outside the image or of zero area is
+        # useless to a detector whatever the outside policy (COCO, YOLO and VOC drop it too)
+        gone = (st == 2) & keep
+        record(
+            report, labels, kind, src[gone], "dropped", "2D box outside the image or of zero area"
+        )
+        keep &= ~gone
+    if outside == "drop":
+        out = (st == 2) & keep
+        record(
+            report, labels, kind, src[out], "dropped", "not in the camera image (outside='drop')"
+        )
+        keep &= st != 2
+    else:
+        record(
+            report, labels, kind, src[(st == 2) & keep], "kept",
+            "not in the camera image: bbox -1 -1 -1 -1, truncated 1 (outside='keep')",
+        )  # fmt: skip
+    return keep
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -803,21 +791,7 @@ def rows_to_labelset(
     k = len(stems)
     meta = [info.get(s, {}) for s in stems]
     cats, codes = type_to_category(types, category_map)
-    label_num = np.zeros(len(codes), dtype=np.int64)
-    for c in range(len(cats)):
-        sel = codes == c
-        label_num[sel] = np.arange(1, int(sel.sum()) + 1)
-    if track is not None:
-        label_num = np.where(track >= 0, track, label_num)
-    label_id = np.array(
-        [
-            n or f"{cats[c]}:{i}"
-            for c, i, n in zip(
-                codes.tolist(), label_num.tolist(), names or [None] * len(codes), strict=True
-            )
-        ],
-        dtype=object,
-    )
+    label_id = _label_ids(cats, codes, track, names)
     is3d = has_3d(values) & (types != "DontCare")
     center, size, quat = kitti_to_cuboids(values[is3d][:, H : RY + 1])
     with_calib = k > 0 and all(c is not None and "Tr_velo_to_cam" in c for c in calibs)
@@ -835,22 +809,7 @@ def rows_to_labelset(
         r0 = np.stack([c.get("R0_rect", np.eye(3)) for c in cal])
         center, quat = to_lidar(center, quat, tr[frames_of[is3d]], r0[frames_of[is3d]])
         ref = "lidar"
-        m = np.zeros((k, 4, 4))
-        m[:, :3, :3] = r0 @ tr[:, :, :3]
-        m[:, :3, 3] = np.einsum("nij,nj->ni", r0, tr[:, :, 3])
-        m[:, 3, 3] = 1.0
-        cam_in_lidar = sp.invert_transform(m)
-        p2 = np.stack([c.get("P2", np.eye(3, 4)) for c in cal])
-        poses = Poses.from_columns(
-            frame=np.arange(k), position=np.zeros((k, 3)), quat=np.tile([0, 0, 0, 1.0], (k, 1))
-        )
-        cameras = Cameras.from_columns(
-            frame=np.arange(k), sensor_id=[camera] * k,
-            fx=p2[:, 0, 0], fy=p2[:, 1, 1], cx=p2[:, 0, 2], cy=p2[:, 1, 2],
-            position=cam_in_lidar[:, :3, 3], quat=sp.matrix_to_quat(cam_in_lidar[:, :3, :3]),
-            width=size_w, height=size_h,
-            image_path=[str(m.get("image", "")) for m in meta],
-        )  # fmt: skip
+        poses, cameras = _calibration(cal, tr, r0, camera, size_w, size_h, meta)
         sensor_id = [s or "lidar" for s in sensor_id]
         if len(box_frame):
             # 2D-only rows belong to the camera's view of the frame
@@ -878,3 +837,54 @@ def rows_to_labelset(
         frames=frames, categories=cats, cuboids=cuboids, boxes=boxes, poses=poses,
         cameras=cameras, meta={"source_format": FORMAT},
     )  # fmt: skip
+
+
+def _calibration(
+    cal: list[dict[str, Array]],
+    tr: Array,
+    r0: Array,
+    camera: str,
+    width: list[int],
+    height: list[int],
+    meta: list[Mapping[str, Any]],
+) -> tuple[Poses, Cameras]:
+    """Identity device poses and the camera's pose in the LiDAR frame, from KITTI calib files."""
+    k = len(cal)
+    m = np.zeros((k, 4, 4))
+    m[:, :3, :3] = r0 @ tr[:, :, :3]
+    m[:, :3, 3] = np.einsum("nij,nj->ni", r0, tr[:, :, 3])
+    m[:, 3, 3] = 1.0
+    cam_in_lidar = sp.invert_transform(m)
+    p2 = np.stack([c.get("P2", np.eye(3, 4)) for c in cal])
+    poses = Poses.from_columns(
+        frame=np.arange(k), position=np.zeros((k, 3)), quat=np.tile([0, 0, 0, 1.0], (k, 1))
+    )
+    cameras = Cameras.from_columns(
+        frame=np.arange(k), sensor_id=[camera] * k,
+        fx=p2[:, 0, 0], fy=p2[:, 1, 1], cx=p2[:, 0, 2], cy=p2[:, 1, 2],
+        position=cam_in_lidar[:, :3, 3], quat=sp.matrix_to_quat(cam_in_lidar[:, :3, :3]),
+        width=width, height=height,
+        image_path=[str(m.get("image", "")) for m in meta],
+    )  # fmt: skip
+    return poses, cameras
+
+
+def _label_ids(
+    cats: tuple[str, ...], codes: Array, track: Array | None, names: list[str | None] | None
+) -> Array:
+    """``names[i]``, else ``<category>:<track>``, else ``<category>:<n>`` numbered in file order."""
+    label_num = np.zeros(len(codes), dtype=np.int64)
+    for c in range(len(cats)):
+        sel = codes == c
+        label_num[sel] = np.arange(1, int(sel.sum()) + 1)
+    if track is not None:
+        label_num = np.where(track >= 0, track, label_num)
+    return np.array(
+        [
+            n or f"{cats[c]}:{i}"
+            for c, i, n in zip(
+                codes.tolist(), label_num.tolist(), names or [None] * len(codes), strict=True
+            )
+        ],
+        dtype=object,
+    )

@@ -52,7 +52,7 @@ from deepen_export.model import (
     Poses,
     natural_key,
 )
-from deepen_export.report import Report
+from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
 Record = dict[str, Any]
@@ -744,25 +744,17 @@ def add_annotations(
         i = int(pos[cub.frame[j]])
         if i < 0:
             continue
-        if not finite[j]:
-            report.add(
-                "dropped",
-                f"{fmt}: cuboid with non-finite centre, size or rotation",
-                file_id=str(fr.file_id[cub.frame[j]]),
-                label_id=str(cub.label_id[j]),
-                kind="cuboids",
-            )
-            continue
         ds, f = str(fr.dataset_id[cub.frame[j]]), str(fr.file_id[cub.frame[j]])
         lid = str(cub.label_id[j])
+        if not finite[j]:
+            _note(
+                report, "dropped", f"{fmt}: cuboid with non-finite centre, size or rotation", f, lid
+            )
+            continue
         tok = token("sample_annotation", ds, f, lid)
         if tok in seen:
-            report.add(
-                "dropped",
-                f"{fmt}: a second cuboid with this label id in the frame",
-                file_id=f,
-                label_id=lid,
-                kind="cuboids",
+            _note(
+                report, "dropped", f"{fmt}: a second cuboid with this label id in the frame", f, lid
             )
             continue
         seen.add(tok)
@@ -771,13 +763,8 @@ def add_annotations(
         if inst is None:
             inst = instances[(ds, lid)] = new_instance(ds, lid, cat, flavour)
         elif inst["category_token"] != token("category", cat):
-            report.add(
-                "changed",
-                f"{fmt}: category changes along the track; the instance keeps its first one",
-                file_id=f,
-                label_id=lid,
-                kind="cuboids",
-            )
+            why = f"{fmt}: category changes along the track; the instance keeps its first one"
+            _note(report, "changed", why, f, lid)
         rec: Record = {
             "token": tok,
             "sample_token": token("sample", ds, f),
@@ -795,6 +782,11 @@ def add_annotations(
         ex.tables["sample_annotation"].append(rec)
         tracks.setdefault((ds, lid), []).append(rec)
     _finish_tracks(instances, tracks)
+    _report_visibility(vis, fmt, report)
+    return instances
+
+
+def _report_visibility(vis: list[str], fmt: str, report: Report) -> None:
     n_unknown = sum(v == UNAVAILABLE for v in vis)
     if n_unknown:
         report.add(
@@ -803,7 +795,10 @@ def add_annotations(
             "visibility 'unavailable'",
             kind="cuboids",
         )
-    return instances
+
+
+def _note(report: Report, action: Action, why: str, file_id: str, label_id: str) -> None:
+    report.add(action, why, file_id=file_id, label_id=label_id, kind="cuboids")
 
 
 def _finish_tracks(

@@ -279,7 +279,29 @@ def write(
     ]
     kr.copy_images(media if media is not None else images, tmp, targets, sources, lay,
                    labels.frames, report)  # fmt: skip
-    mapping = {
+    mapping = _mapping(labels, lay, cal, rows, camera, tid, tracks, written_as, sources)
+    dump_json(mapping, tmp / "mapping.json", indent=1)
+    report.files.append("mapping.json")
+    _write_seqmap(tmp, seq, n_seq, report)
+    report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
+
+
+def _mapping(
+    labels: LabelSet,
+    lay: l3.Layout,
+    cal: l3.Calibration | None,
+    rows: kr.Rows,
+    camera: str | None,
+    tid: Array,
+    tracks: dict[int, dict[int, str]],
+    written_as: dict[str, str],
+    sources: list[str],
+) -> dict[str, Any]:
+    """``mapping.json``: sequences with their tracks, categories as written, frames."""
+    seq, fno, datasets = l3.sequences(labels, lay)
+    row_seq = seq[rows.frame]
+    n_seq = len(datasets)
+    return {
         "format": FORMAT,
         "camera": camera if lay.three_d else None,
         "sequences": [
@@ -300,10 +322,6 @@ def write(
             labels.frames,
         ),
     }
-    dump_json(mapping, tmp / "mapping.json", indent=1)
-    report.files.append("mapping.json")
-    _write_seqmap(tmp, seq, n_seq, report)
-    report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
 
 
 def _lines(

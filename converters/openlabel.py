@@ -80,7 +80,7 @@ import math
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,73 +223,91 @@ def _entries(
     labels: LabelSet, kind: str, cuboid_frame: str, report: Report
 ) -> list[tuple[int, str, dict[str, Any]]]:
     """``(row, type, entry)`` per geometry entry of table ``kind`` (entry without attributes)."""
-    t: Any = labels.table(kind)
-    fr = labels.frames
-    out: list[tuple[int, str, dict[str, Any]]] = []
     if kind == "cuboids":
-        cub: Cuboids = labels.cuboids
-        center, quat = cub.center, sp.quat_normalize(cub.quat)
-        cs = cub.frame_of_reference
-        if cuboid_frame == "lidar" and cs == "world":
-            center, quat = _to_lidar(labels, cub.frame, center, quat)
-            cs = "lidar"
-        vals = np.column_stack(
-            [
-                shortest(center, decimals=_METRES),
-                shortest(quat, decimals=_QUAT),
-                shortest(cub.size, decimals=_METRES),
-            ]
-        )
-        bad = np.asarray(~np.isfinite(vals).all(axis=1))
-        record(report, labels, kind, bad, "dropped", "non-finite cuboid values")
-        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
-            if not is_bad:
-                out.append((i, "cuboid", {"name": "cuboid", "val": v, "coordinate_system": cs}))
-        return out
+        return _cuboid_entries(labels, cuboid_frame, report)
     if kind == "boxes":
-        b: Boxes = labels.boxes
-        x0, y0, x1, y1 = b.xyxy.T
-        vals = shortest(
-            np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]),
-            decimals=DIFFERENCE_DECIMALS,
-        )
-        bad = np.asarray(~np.isfinite(vals).all(axis=1))
-        record(report, labels, kind, bad, "dropped", "non-finite box values")
-        sensors = fr.sensor_id[b.frame].tolist()
-        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True)):
-            if not is_bad:
-                out.append(
-                    (i, "bbox", {"name": "bbox", "val": v, "coordinate_system": str(sensors[i])})
-                )
-        return out
+        return _box_entries(labels, report)
+    t: Any = labels.table(kind)
     coords = t.coords
+    owner = _owner_of_vertex(t)
     if kind in ("polylines3d", "polygons3d", "points3d") and cuboid_frame == "lidar":
-        owner = _owner_of_vertex(t)
         coords = _points_to_lidar(labels, t.frame[owner], coords)
     coords = shortest(coords, decimals=_METRES if coords.shape[1] == 3 else DIFFERENCE_DECIMALS)
     finite_v = np.isfinite(coords).all(axis=1)
-    owner = _owner_of_vertex(t)
-    bad = np.bincount(owner[~finite_v], minlength=len(t)) > 0
-    record(report, labels, kind, bad, "dropped", "non-finite coordinates")
-    css = _css(labels, kind)
-    bad = bad.tolist()
+    bad_labels = np.bincount(owner[~finite_v], minlength=len(t)) > 0
+    record(report, labels, kind, bad_labels, "dropped", "non-finite coordinates")
+    css, bad = _css(labels, kind), bad_labels.tolist()
     if kind in ("points", "points3d"):
-        dtype, name = ("point2d", "point") if kind == "points" else ("point3d", "point3d")
-        per = coords.tolist()
-        for i, (a, b_) in enumerate(
-            zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)
-        ):
-            if bad[i]:
-                continue
-            cs = css[i]
-            for j in range(a, b_):
-                out.append(
-                    (i, dtype, {"name": name, "val": per[j], "id": j - a, "coordinate_system": cs})
-                )
-        return out
-    inner = t.ring_offsets if kind in ("polygons", "polygons3d") else t.part_offsets
-    parts = _flat(coords, inner)
+        return _point_entries(t, kind, coords.tolist(), css, bad)
+    return _part_entries(labels, t, kind, coords, css, bad)
+
+
+def _cuboid_entries(
+    labels: LabelSet, cuboid_frame: str, report: Report
+) -> list[tuple[int, str, dict[str, Any]]]:
+    cub: Cuboids = labels.cuboids
+    center, quat = cub.center, sp.quat_normalize(cub.quat)
+    cs = cub.frame_of_reference
+    if cuboid_frame == "lidar" and cs == "world":
+        center, quat = _to_lidar(labels, cub.frame, center, quat)
+        cs = "lidar"
+    vals = np.column_stack(
+        [
+            shortest(center, decimals=_METRES),
+            shortest(quat, decimals=_QUAT),
+            shortest(cub.size, decimals=_METRES),
+        ]
+    )
+    bad = np.asarray(~np.isfinite(vals).all(axis=1))
+    record(report, labels, "cuboids", bad, "dropped", "non-finite cuboid values")
+    return [
+        (i, "cuboid", {"name": "cuboid", "val": v, "coordinate_system": cs})
+        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True))
+        if not is_bad
+    ]
+
+
+def _box_entries(labels: LabelSet, report: Report) -> list[tuple[int, str, dict[str, Any]]]:
+    b: Boxes = labels.boxes
+    x0, y0, x1, y1 = b.xyxy.T
+    vals = shortest(
+        np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]),
+        decimals=DIFFERENCE_DECIMALS,
+    )
+    bad = np.asarray(~np.isfinite(vals).all(axis=1))
+    record(report, labels, "boxes", bad, "dropped", "non-finite box values")
+    sensors = labels.frames.sensor_id[b.frame].tolist()
+    return [
+        (i, "bbox", {"name": "bbox", "val": v, "coordinate_system": str(sensors[i])})
+        for i, (v, is_bad) in enumerate(zip(vals.tolist(), bad.tolist(), strict=True))
+        if not is_bad
+    ]
+
+
+def _point_entries(
+    t: Any, kind: str, per: list[list[float]], css: list[str], bad: list[bool]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """One entry per point, ``id`` = its index in the label."""
+    dtype, name = ("point2d", "point") if kind == "points" else ("point3d", "point3d")
+    out: list[tuple[int, str, dict[str, Any]]] = []
+    for i, (a, b_) in enumerate(zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)):
+        if bad[i]:
+            continue
+        cs = css[i]
+        for j in range(a, b_):
+            out.append(
+                (i, dtype, {"name": name, "val": per[j], "id": j - a, "coordinate_system": cs})
+            )
+    return out
+
+
+def _part_entries(
+    labels: LabelSet, t: Any, kind: str, coords: Array, css: list[str], bad: list[bool]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """One poly2d / poly3d entry per ring or part."""
     closed = kind in ("polygons", "polygons3d")
+    parts = _flat(coords, t.ring_offsets if closed else t.part_offsets)
+    out: list[tuple[int, str, dict[str, Any]]] = []
     for i, (a, b_) in enumerate(zip(t.offsets[:-1].tolist(), t.offsets[1:].tolist(), strict=True)):
         if bad[i]:
             continue
@@ -885,32 +903,7 @@ def _read_doc(
             frame_list.append((*key, index))
         return rows[key]
 
-    frame_rows: dict[str, dict[str, int]] = {}
-    for fk, frame in sorted(ol.get("frames", {}).items(), key=lambda kv: int(kv[0])):
-        props = frame.get("frame_properties", {})
-        st = props.get("streams", {})
-        index = int(fk)
-        per: dict[str, int] = {}
-        if lidar:
-            base = str(st.get("lidar", {}).get("uri", fk))
-            per["lidar"] = row((ds_name, base, "lidar"), index)
-            per["world"] = per["lidar"]
-            for name, s in st.items():
-                if name != "lidar":
-                    per[name] = row((ds_name, base, name), index)
-                    acc["image_path"].append((per[name], name, str(s.get("uri", ""))))
-            tr = props.get("transforms", {}).get("lidar_to_world")
-            if tr:
-                acc["poses"].append(
-                    (per["lidar"], tr["transform_src_to_dst"], props.get("timestamp"))
-                )
-            for tname, t in props.get("transforms", {}).items():
-                if tname.endswith("_to_lidar"):
-                    acc["cam_tr"].append((per["lidar"], t["src"], t["transform_src_to_dst"]))
-        else:
-            for name, s in st.items():
-                per[name] = row((ds_name, str(s.get("uri", fk)), name), index)
-        frame_rows[fk] = per
+    frame_rows = _read_frames(ol, lidar, row, acc, ds_name)
     objects = ol.get("objects", {})
     for fk, frame in ol.get("frames", {}).items():
         per = frame_rows[fk]
@@ -940,6 +933,43 @@ def _read_doc(
         props = s.get("stream_properties") or {}
         if s.get("type") == "camera" and name in cs_all and "pose_wrt_parent" in cs_all[name]:
             acc["cameras_static"].append((ds_name, name, props, cs_all[name]["pose_wrt_parent"]))
+
+
+def _read_frames(
+    ol: Mapping[str, Any],
+    lidar: bool,
+    row: Callable[[tuple[str, str, str], int], int],
+    acc: dict[str, list[Any]],
+    ds_name: str,
+) -> dict[str, dict[str, int]]:
+    """``{frame key: {stream or coordinate system: Frames row}}``; poses and image paths."""
+    frame_rows: dict[str, dict[str, int]] = {}
+    for fk, frame in sorted(ol.get("frames", {}).items(), key=lambda kv: int(kv[0])):
+        props = frame.get("frame_properties", {})
+        st = props.get("streams", {})
+        index = int(fk)
+        per: dict[str, int] = {}
+        if lidar:
+            base = str(st.get("lidar", {}).get("uri", fk))
+            per["lidar"] = row((ds_name, base, "lidar"), index)
+            per["world"] = per["lidar"]
+            for name, s in st.items():
+                if name != "lidar":
+                    per[name] = row((ds_name, base, name), index)
+                    acc["image_path"].append((per[name], name, str(s.get("uri", ""))))
+            tr = props.get("transforms", {}).get("lidar_to_world")
+            if tr:
+                acc["poses"].append(
+                    (per["lidar"], tr["transform_src_to_dst"], props.get("timestamp"))
+                )
+            for tname, t in props.get("transforms", {}).items():
+                if tname.endswith("_to_lidar"):
+                    acc["cam_tr"].append((per["lidar"], t["src"], t["transform_src_to_dst"]))
+        else:
+            for name, s in st.items():
+                per[name] = row((ds_name, str(s.get("uri", fk)), name), index)
+        frame_rows[fk] = per
+    return frame_rows
 
 
 def read(source: str | os.PathLike[str], /) -> LabelSet:
@@ -1034,96 +1064,106 @@ def _common(
     }
 
 
+_KIND_OF_TYPE = {"cuboid": "cuboids", "bbox": "boxes", "point2d": "points", "point3d": "points3d"}
+_MULTI = ("polygons", "polylines", "points", "points3d", "polylines3d", "polygons3d")
+_Group = tuple[tuple[Any, ...], list[dict[str, Any]]]
+
+
 def _tables(
     entries: list[tuple[int, str, str, str, dict[str, Any], str]], code: Mapping[str, int]
 ) -> dict[str, Any]:
-    groups: dict[tuple[str, int, str, str, str], list[dict[str, Any]]] = {}
-    for r, lid, cat, dtype, e, cs in entries:
-        name = str(e.get("name", dtype))
-        kind = {
-            "cuboid": "cuboids", "bbox": "boxes", "point2d": "points", "point3d": "points3d",
-            "poly2d": "polygons" if e.get("closed") else "polylines",
-            "poly3d": "polygons3d" if e.get("closed") else "polylines3d",
-        }.get(dtype)  # fmt: skip
-        if kind is None or e.get("val") is None:
-            continue
-        multi = kind in ("polygons", "polylines", "points", "points3d", "polylines3d", "polygons3d")
-        key = (
-            (kind, r, lid, name if kind == "polylines" else "", cs)
-            if multi
-            else (kind, r, lid, str(len(groups)), cs)
-        )
-        groups.setdefault(key, []).append({**e, "_cat": cat, "_cs": cs})
+    """The label tables of the read entries: one label per (kind, frame, label id, ...) group."""
     out: dict[str, Any] = {}
-    by_kind: dict[str, list[tuple[tuple[Any, ...], list[dict[str, Any]]]]] = defaultdict(list)
-    for key, es in groups.items():
-        by_kind[key[0]].append((key, es))
-    for kind, items in by_kind.items():
+    for kind, items in _groups(entries).items():
         common = _common(
             [(k[1], k[2], es[0]["_cat"], _attr_values(es[0].get("attributes"))) for k, es in items],
             code,
         )
         if kind == "cuboids":
-            parts = [_quat_of(es[0]["val"]) for _, es in items]
-            css = {es[0]["_cs"] for _, es in items}
-            if len(css) > 1:
-                raise ConversionError(
-                    f"{FORMAT}: cuboids in several coordinate systems {sorted(css)}", format=FORMAT
-                )
-            out[kind] = Cuboids.from_columns(
-                **common, center=[p[0] for p in parts], quat=[p[1] for p in parts],
-                size=[p[2] for p in parts], frame_of_reference=css.pop(),
-            )  # fmt: skip
+            out[kind] = _read_cuboids(items, common)
         elif kind == "boxes":
             v = np.array([es[0]["val"] for _, es in items], dtype=np.float64).reshape(-1, 4)
-            xyxy = np.column_stack(
-                [
-                    v[:, 0] - v[:, 2] / 2,
-                    v[:, 1] - v[:, 3] / 2,
-                    v[:, 0] + v[:, 2] / 2,
-                    v[:, 1] + v[:, 3] / 2,
-                ]
-            )
+            half = v[:, 2:] / 2
+            xyxy = np.column_stack([v[:, 0] - half[:, 0], v[:, 1] - half[:, 1],
+                                    v[:, 0] + half[:, 0], v[:, 1] + half[:, 1]])  # fmt: skip
             out[kind] = Boxes.from_columns(**common, xyxy=xyxy)
         elif kind in ("points", "points3d"):
-            d = 2 if kind == "points" else 3
-            pts = [sorted(es, key=lambda e: int(e.get("id", 0))) for _, es in items]
-            counts = [len(p) for p in pts]
-            coords = np.array([e["val"] for p in pts for e in p], dtype=np.float64).reshape(-1, d)
-            cls = Points if kind == "points" else Points3D
-            out[kind] = cls.from_columns(
-                **common, offsets=np.r_[0, np.cumsum(counts)], coords=coords
-            )
+            out[kind] = _read_points(kind, items, common)
         else:
-            d = 2 if kind in ("polygons", "polylines") else 3
-            counts = [len(es) for _, es in items]
-            vcounts = [len(e["val"]) // d for _, es in items for e in es]
-            coords = np.array(
-                [x for _, es in items for e in es for x in e["val"]], dtype=np.float64
-            ).reshape(-1, d)
-            inner = np.r_[0, np.cumsum(vcounts)]
-            outer = np.r_[0, np.cumsum(counts)]
-            if kind == "polygons":
-                out[kind] = Polygons.from_columns(
-                    **common, offsets=outer, ring_offsets=inner, coords=coords
-                )
-            elif kind == "polygons3d":
-                out[kind] = Polygons3D.from_columns(
-                    **common, offsets=outer, ring_offsets=inner, coords=coords
-                )
-            elif kind == "polylines":
-                out[kind] = Polylines.from_columns(
-                    **common,
-                    label_type=[k[3] or "polyline" for k, _ in items],
-                    offsets=outer,
-                    part_offsets=inner,
-                    coords=coords,
-                )
-            else:
-                out[kind] = Polylines3D.from_columns(
-                    **common, offsets=outer, part_offsets=inner, coords=coords
-                )
+            out[kind] = _read_parts(kind, items, common)
     return out
+
+
+def _groups(
+    entries: list[tuple[int, str, str, str, dict[str, Any], str]],
+) -> dict[str, list[_Group]]:
+    """Entries grouped into labels, by kind: a label's rings, parts or points are one group."""
+    groups: dict[tuple[str, int, str, str, str], list[dict[str, Any]]] = {}
+    for r, lid, cat, dtype, e, cs in entries:
+        name = str(e.get("name", dtype))
+        kind = _KIND_OF_TYPE.get(dtype)
+        if dtype == "poly2d":
+            kind = "polygons" if e.get("closed") else "polylines"
+        elif dtype == "poly3d":
+            kind = "polygons3d" if e.get("closed") else "polylines3d"
+        if kind is None or e.get("val") is None:
+            continue
+        key = (
+            (kind, r, lid, name if kind == "polylines" else "", cs)
+            if kind in _MULTI
+            else (kind, r, lid, str(len(groups)), cs)
+        )
+        groups.setdefault(key, []).append({**e, "_cat": cat, "_cs": cs})
+    by_kind: dict[str, list[_Group]] = defaultdict(list)
+    for key, es in groups.items():
+        by_kind[key[0]].append((key, es))
+    return by_kind
+
+
+def _read_cuboids(items: list[_Group], common: dict[str, Any]) -> Cuboids:
+    parts = [_quat_of(es[0]["val"]) for _, es in items]
+    css = {es[0]["_cs"] for _, es in items}
+    if len(css) > 1:
+        raise ConversionError(
+            f"{FORMAT}: cuboids in several coordinate systems {sorted(css)}", format=FORMAT
+        )
+    return Cuboids.from_columns(
+        **common, center=[p[0] for p in parts], quat=[p[1] for p in parts],
+        size=[p[2] for p in parts], frame_of_reference=css.pop(),
+    )  # fmt: skip
+
+
+def _read_points(kind: str, items: list[_Group], common: dict[str, Any]) -> Points | Points3D:
+    d = 2 if kind == "points" else 3
+    pts = [sorted(es, key=lambda e: int(e.get("id", 0))) for _, es in items]
+    counts = [len(p) for p in pts]
+    coords = np.array([e["val"] for p in pts for e in p], dtype=np.float64).reshape(-1, d)
+    cls = Points if kind == "points" else Points3D
+    return cls.from_columns(**common, offsets=np.r_[0, np.cumsum(counts)], coords=coords)
+
+
+def _read_parts(kind: str, items: list[_Group], common: dict[str, Any]) -> Any:
+    """Polygons (rings) and polylines (parts), 2D or 3D."""
+    d = 2 if kind in ("polygons", "polylines") else 3
+    counts = [len(es) for _, es in items]
+    vcounts = [len(e["val"]) // d for _, es in items for e in es]
+    coords = np.array([x for _, es in items for e in es for x in e["val"]], dtype=np.float64)
+    coords = coords.reshape(-1, d)
+    inner = np.r_[0, np.cumsum(vcounts)]
+    outer = np.r_[0, np.cumsum(counts)]
+    if kind == "polygons":
+        return Polygons.from_columns(**common, offsets=outer, ring_offsets=inner, coords=coords)
+    if kind == "polygons3d":
+        return Polygons3D.from_columns(**common, offsets=outer, ring_offsets=inner, coords=coords)
+    if kind == "polylines":
+        return Polylines.from_columns(
+            **common,
+            label_type=[k[3] or "polyline" for k, _ in items],
+            offsets=outer,
+            part_offsets=inner,
+            coords=coords,
+        )
+    return Polylines3D.from_columns(**common, offsets=outer, part_offsets=inner, coords=coords)
 
 
 def _scenes(items: list[tuple[int, str, str, dict[str, Any]]], code: Mapping[str, int]) -> Scenes:
@@ -1147,16 +1187,13 @@ def _calibration(
     per_frame = {(r, name): t for r, name, t in acc.get("cam_tr", [])}
     pose_of = {int(r): j for j, r in enumerate(pose_rows.tolist())}
     rows_c: dict[str, list[Any]] = defaultdict(list)
+    lidar_rows: dict[tuple[str, str], int] = {}
+    for i, f in enumerate(frame_list):
+        if f[2] == "lidar":
+            lidar_rows.setdefault((f[0], f[1]), i)  # the first, as a scan of the list found it
     for r, name, uri in acc.get("image_path", []):
         ds, base_file = frame_list[r][0], frame_list[r][1]
-        lidar_row = next(
-            (
-                i
-                for i, f in enumerate(frame_list)
-                if f[0] == ds and f[1] == base_file and f[2] == "lidar"
-            ),
-            None,
-        )
+        lidar_row = lidar_rows.get((ds, base_file))
         if lidar_row is None or lidar_row not in pose_of or (ds, name) not in static:
             continue
         props, pose = static[(ds, name)]
@@ -1166,28 +1203,10 @@ def _calibration(
             sp.from_sensor(np.asarray(pose["translation"], dtype=np.float64), pos[p], quat[p]),
             sp.quat_multiply(quat[p], np.asarray(pose["quaternion"], dtype=np.float64)),
         )
-        pin = props.get("intrinsics_pinhole")
-        fish = props.get("intrinsics_fisheye")
-        if pin:
-            k = np.asarray(
-                pin.get("camera_matrix", pin.get("camera_matrix_3x4")), dtype=np.float64
-            ).reshape(3, -1)
-            fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
-            dist = list(pin.get("distortion_coeffs", pin.get("distortion_coeffs_1xN", [])))[:6]
-            model = "pinhole"
-        elif fish:
-            fx, fy, cx, cy = (
-                fish["focal_length_x"],
-                fish["focal_length_y"],
-                fish["center_x_px"],
-                fish["center_y_px"],
-            )
-            lc = list(fish.get("lens_coeffs", [])) + [0.0] * 4
-            dist = [lc[0], lc[1], 0.0, 0.0, lc[2], lc[3]]
-            model = str(fish.get("model", "fisheye"))
-        else:
+        intr = _intrinsics(props)
+        if intr is None:
             continue
-        intr = pin or fish
+        fx, fy, cx, cy, dist, model, size = intr
         rows_c["frame"].append(lidar_row)
         rows_c["sensor_id"].append(name)
         rows_c["fx"].append(fx)
@@ -1199,7 +1218,27 @@ def _calibration(
         rows_c["position"].append(cpos)
         rows_c["quat"].append(cq)
         rows_c["image_path"].append(uri)
-        rows_c["width"].append(int(intr.get("width_px", -1)))
-        rows_c["height"].append(int(intr.get("height_px", -1)))
+        rows_c["width"].append(int(size.get("width_px", -1)))
+        rows_c["height"].append(int(size.get("height_px", -1)))
     cameras = Cameras.from_columns(**rows_c) if rows_c else Cameras.empty()
     return poses, cameras
+
+
+def _intrinsics(props: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """``(fx, fy, cx, cy, distortion, model, size)`` of a camera stream's properties."""
+    pin = props.get("intrinsics_pinhole")
+    fish = props.get("intrinsics_fisheye")
+    if pin:
+        k = np.asarray(
+            pin.get("camera_matrix", pin.get("camera_matrix_3x4")), dtype=np.float64
+        ).reshape(3, -1)
+        dist = list(pin.get("distortion_coeffs", pin.get("distortion_coeffs_1xN", [])))[:6]
+        return k[0, 0], k[1, 1], k[0, 2], k[1, 2], dist, "pinhole", pin
+    if fish:
+        lc = list(fish.get("lens_coeffs", [])) + [0.0] * 4
+        return (
+            fish["focal_length_x"], fish["focal_length_y"], fish["center_x_px"],
+            fish["center_y_px"], [lc[0], lc[1], 0.0, 0.0, lc[2], lc[3]],
+            str(fish.get("model", "fisheye")), fish,
+        )  # fmt: skip
+    return None
