@@ -71,6 +71,7 @@ import yaml
 from converters import _layout3d as l3
 from converters._base import dump_json
 from converters._writer import Output, writer
+from converters.masks import palette
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -117,8 +118,6 @@ def api_config(categories: tuple[str, ...], ids: Array, n_sequences: int) -> dic
     >>> doc["learning_map"], doc["learning_map_inv"], doc["split"]["valid"]
     ({0: 0, 10: 1, 100: 2}, {0: 0, 1: 10, 2: 100}, [0])
     """
-    from converters.masks import palette
-
     pal = palette(256)
     pairs = sorted(zip(ids.tolist(), categories, strict=True))
     learning = {0: 0} | {int(i): k + 1 for k, i in enumerate(ids.tolist())}
