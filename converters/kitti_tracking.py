@@ -326,7 +326,7 @@ def _mapping(
 
 def _lines(
     rows: kr.Rows, fno: Array, tid: Array, types: Array, precision: int, style: DontCareStyle
-) -> list[str]:
+) -> Any:
     """The 17-column tracking lines of ``rows`` (module docstring: truncation, DontCare)."""
     values = rows.values.copy()
     values[:, kr.TRUNC] = rows.state
@@ -338,8 +338,8 @@ def _lines(
     values[dc, kr.ALPHA] = -10
     values[dc, kr.H :] = _GT_DONTCARE_3D if style == "gt" else _DEVKIT_3D
     p = f"%.{precision}f"
-    return kr.format_rows(
-        # track ids as text: format_rows' %d goes through float64, which rounds ids past 2**53
+    return kr.format_columns(
+        # track ids as text: format_columns' %d goes through float64, which rounds ids past 2**53
         [fno[rows.frame], tid.astype(str), types.astype(str), *values.T],
         ["%d", "%s", "%s", "%d", "%d"] + [p] * 12,
     )
