@@ -833,6 +833,7 @@ def _contexts(
     attrs = sc.attribute_records()
     ctx: list[dict[str, dict[str, Any]]] = [{} for _ in datasets]
     frames_of: list[dict[str, list[int]]] = [defaultdict(list) for _ in datasets]
+    uid_of: list[dict[str, str]] = [{} for _ in datasets]
     for i in range(len(sc)):
         r = int(sc.frame[i])
         s, f = int(seq_of_row[r]), int(frame_of_row[r])
@@ -842,9 +843,9 @@ def _contexts(
             )
             continue
         lid = str(sc.label_id[i])
-        u = next((k for k, v in ctx[s].items() if v["name"] == lid), None)
+        u = uid_of[s].get(lid)
         if u is None:
-            u = str(len(ctx[s]))
+            u = uid_of[s][lid] = str(len(ctx[s]))
             ctx[s][u] = {"name": lid, "type": str(labels.categories[sc.category[i]])}
         frames_of[s][u].append(f)
         data = _attributes(attrs[i])

@@ -168,18 +168,21 @@ def frame_layout(labels: LabelSet) -> tuple[l3.Layout, Array, Array, list[str]]:
     return lay, seq, fno, names
 
 
-def lidar_xyz(labels: LabelSet, row: int, report: Report) -> Array | None:
-    """LiDAR-frame float32 ``(N, 4)`` points of Frames row ``row`` (None when not known)."""
+def _first(frame: Array, n: int) -> Array:
+    """The first row of a table in each of ``n`` Frames rows (-1 where none)."""
+    out = np.full(n, -1, dtype=np.int64)
+    rows, first = np.unique(frame, return_index=True)
+    out[rows] = first
+    return out
+
+
+def _scan(labels: LabelSet, row: int, i: int, j: int, report: Report) -> Array:
+    """LiDAR-frame float32 ``(N, 4)`` points of point cloud ``i`` of Frames row ``row``,
+    moved by device pose ``j`` (as uploaded, and reported, when ``j < 0``)."""
     pc = labels.pointclouds
-    hit = np.flatnonzero(pc.frame == row)
-    if not len(hit):
-        return None
-    i = int(hit[0])
     a, b = pc.offsets[i], pc.offsets[i + 1]
     xyz = pc.xyz[a:b]
-    pose = np.flatnonzero(labels.poses.frame == row)
-    if len(pose):
-        j = int(pose[0])
+    if j >= 0:
         xyz = sp.to_sensor(xyz, labels.poses.position[j], labels.poses.quat[j])
     else:
         report.add(
@@ -250,6 +253,8 @@ def write(
         yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
     fr = labels.frames
+    labelled = np.zeros(len(fr), dtype=bool)
+    labelled[seg.frame] = True
     mapping = {
         "format": FORMAT,
         "sequences": [{"sequence": f"{s:02d}", "dataset_id": d} for s, d in enumerate(datasets)],
@@ -259,7 +264,7 @@ def write(
                 "dataset_id": str(fr.dataset_id[r]),
                 "file_id": str(fr.file_id[r]),
                 "sensor_id": str(fr.sensor_id[r]),
-                "labelled": bool(np.any(seg.frame == r)),
+                "labelled": bool(labelled[r]),
             }
             for k, r in enumerate(lay.rows.tolist())
         ],
@@ -288,22 +293,23 @@ def _write_scans(
 ) -> int:
     """``velodyne/*.bin`` of every frame with points; an error entry where counts disagree."""
     seg = labels.point_segmentation
+    n = len(labels.frames)
+    pc_of, pose_of, seg_of = (_first(t.frame, n) for t in (labels.pointclouds, labels.poses, seg))
     n_scans = 0
     for k, row in enumerate(progress(lay.rows.tolist(), description="velodyne scans")):
-        pts = lidar_xyz(labels, row, report)
-        if pts is None:
+        if pc_of[row] < 0:
             continue
+        pts = _scan(labels, row, int(pc_of[row]), int(pose_of[row]), report)
         rel = f"sequences/{seq[k]:02d}/velodyne/{fno[k]:06d}.bin"
         (tmp / rel).parent.mkdir(exist_ok=True)
         (tmp / rel).write_bytes(pts.astype("<f4").tobytes())
         report.files.append(rel)
         n_scans += 1
-        hit = np.flatnonzero(seg.frame == row)
-        if len(hit) and len(pts) != seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]:
+        h = int(seg_of[row])
+        if h >= 0 and len(pts) != seg.offsets[h + 1] - seg.offsets[h]:
             report.add(
                 "error",
-                f"{len(pts)} points but {seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]}"
-                " point labels",
+                f"{len(pts)} points but {seg.offsets[h + 1] - seg.offsets[h]} point labels",
                 file_id=str(labels.frames.file_id[row]),
                 kind="point_segmentation",
             )
