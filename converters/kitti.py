@@ -66,8 +66,8 @@ Calibration (``calib/%06d.txt``)
     a camera with non-zero distortion is reported once.
 
 Numbers are written with ``precision`` decimals (default 2, as KITTI's ground truth);
-``occluded`` as an integer. Types come from ``category_map`` (dict or JSON object: our category
--> KITTI type, ``null`` drops the category) or, by default: a category naming a KITTI class
+``occluded`` as an integer. Types come from ``category_map`` (a dict, on the CLI a JSON object:
+our category -> KITTI type, ``None`` / ``null`` drops the category) or, by default: a category naming a KITTI class
 (case, spaces, ``-`` and ``_`` ignored) takes KITTI's spelling (``dontcare`` -> ``DontCare``,
 ``person sitting`` -> ``Person_sitting``), any other its name with the first letter upper-cased
 and spaces replaced by ``_`` (``traffic cone`` -> ``Traffic_cone``). The reader maps KITTI

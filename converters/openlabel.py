@@ -1,5 +1,9 @@
 """ASAM OpenLABEL 1.0.0 JSON: one file per Deepen dataset.
 
+:func:`to_dict` / :func:`to_dicts` build the documents and :func:`from_dict` reads one, without
+files (like :func:`converters.coco.to_dict`); :func:`write` and :func:`read` are them plus the
+folder.
+
 Output layout::
 
     dest/
