@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from converters import _layout3d as l3
-from converters._base import record
+from converters._base import FileWriter, record
 from converters._layout3d import Calibration, Layout
 from converters._names import unique_names
 from converters._numbers import fixed_texts
@@ -664,11 +664,9 @@ def write_texts(
 ) -> None:
     """Create ``folder`` (even for no file) and write ``texts[i]`` to ``tmp / rels[i]`` (UTF-8)."""
     (tmp / folder).mkdir()
+    files = FileWriter(tmp)
     for rel, text in progress(list(zip(rels, texts, strict=True)), description=what):
-        if isinstance(text, bytes):
-            (tmp / rel).write_bytes(text)
-        else:
-            (tmp / rel).write_text(text, encoding="utf-8")
+        files.write(rel, text if isinstance(text, bytes) else text.encode("utf-8"))
     report.files.extend(rels)
 
 
@@ -676,9 +674,9 @@ def write_scans(
     tmp: Path, rels: Mapping[int, str], points: Mapping[int, Array], report: Report
 ) -> None:
     """The ``velodyne`` scans: float32 little-endian ``x y z intensity`` per point."""
+    files = FileWriter(tmp)
     for i, data in progress(sorted(points.items()), description="velodyne scans"):
-        (tmp / rels[i]).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / rels[i]).write_bytes(data.astype("<f4").tobytes())
+        files.write(rels[i], data.astype("<f4").tobytes())
         report.files.append(rels[i])
 
 
