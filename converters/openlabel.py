@@ -874,17 +874,10 @@ def _attr_values(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _euler_zyx_to_quat(rx: float, ry: float, rz: float) -> Array:
-    qx = np.array([math.sin(rx / 2), 0, 0, math.cos(rx / 2)])
-    qy = np.array([0, math.sin(ry / 2), 0, math.cos(ry / 2)])
-    qz = np.array([0, 0, math.sin(rz / 2), math.cos(rz / 2)])
-    return sp.quat_multiply(qz, sp.quat_multiply(qy, qx))
-
-
 def _quat_of(val: list[float]) -> tuple[list[float], list[float], list[float]]:
     if len(val) == 10:
         return val[:3], val[3:7], val[7:10]
-    return val[:3], _euler_zyx_to_quat(*val[3:6]).tolist(), val[6:9]
+    return val[:3], sp.euler_zyx_to_quat(*val[3:6]).tolist(), val[6:9]
 
 
 def _read_doc(
