@@ -31,7 +31,7 @@ from deepen_export.parse._assemble import (
     is_str_column,
 )
 from deepen_export.parse._general import parse_general
-from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file
+from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file, read_batched
 from deepen_export.parse._shapes import load_json
 
 _GO_GENERAL = (
@@ -56,14 +56,20 @@ def try_parse_file(
 ) -> LabelSet | None:
     """Parse a labels file through Arrow, or return ``None`` when it needs the general path."""
     try:
-        chunk = _whole_file(path)
-        if chunk is None:
-            return None
-        table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
+        table = read_batched(path)
+        keys: list[str] | None = None
+        listed: list[str] = []
+        if table is None:  # not a plain labels array, or Arrow refused a line: label by label
+            chunk = _whole_file(path)
+            if chunk is None:
+                return None
+            keys, listed = chunk.keys, chunk.listed
+            table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
+            del chunk  # the file's bytes, before the columns are built (peak memory)
         return from_arrow_labels(
             table,
-            keys=chunk.keys,
-            listed=chunk.listed,
+            keys=keys,
+            listed=listed,
             dataset_id=dataset_id,
             categories=categories,
             files=files,
