@@ -619,3 +619,83 @@ def test_bad_utf8_names_the_file(tmp_path):
     )
     with pytest.raises(ParseError, match=r"labels.json: not valid"):
         parse_labels(p)
+
+
+# -- the batched reading: a few cuts between labels, Arrow reads the rest ----------------------
+
+TRICKY = [
+    '"},{"file_id": "x.png"}',  # a label boundary inside a string, escaped quotes around it
+    "ends in a backslash \\",
+    "two \\\\ then },{ and a quote \\\"",
+    "},{",
+    "{[}]",
+    "plain",
+]
+
+
+def _tricky_labels(n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        lab = _label(file_id=f"{i % 7}.png", label_id=f"car:{i}")
+        lab["attributes"] = {"note": TRICKY[i % len(TRICKY)]}
+        # a list of objects the parser ignores: a "}, {" one level deeper than the labels
+        lab["extra"] = [{"a": i}, {"b": [{"c": 1}, {"d": 2}]}]
+        out.append(lab)
+    return out
+
+
+@pytest.mark.parametrize("piece", [64, 300, 4096, 1 << 21])
+@pytest.mark.parametrize("indent", [False, True])
+def test_batched_lines_cut_only_between_labels(tmp_path, monkeypatch, piece, indent):
+    monkeypatch.setattr(_scan, "_PIECE", piece)
+    labs = _tricky_labels(60)
+    p = tmp_path / "labels.json"
+    p.write_bytes(orjson.dumps({"labels": labs}, option=orjson.OPT_INDENT_2 if indent else 0))
+    lines = _scan.batched_lines(p)
+    assert lines is not None
+    out, length, _, n_lines = lines
+    body = bytes(out[:length]).splitlines()
+    assert len(body) == n_lines
+    # every line is one JSON object holding whole labels, together the labels in order
+    got = [lab for line in body for lab in json.loads(line)["l"]]
+    assert got == labs
+    if piece < 4096:
+        assert n_lines > 1
+    table = _scan.read_batched(p)
+    assert table is not None and table.num_rows == 60
+    fast = _columnar.try_parse_file(p)
+    slow = parse_labels(p, fast=False)
+    assert fast is not None and fast.equals(slow)
+    assert fast.boxes.attributes["note"].tolist() == [t["attributes"]["note"] for t in labs]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"labels": [LAB, LAB]} x',  # something after the document
+        b'{"labels": [LAB, LAB], "more": [LAB]}',  # a second key after the labels
+        b'{"labels": [LAB, LAB], "labels": [LAB]}',  # the key twice
+        b'{"labels": [LAB, null, LAB]}',
+        b'{"labels": [null, LAB, LAB]}',
+        b'{"labels": [LAB, 5, LAB]}',
+        b'{"labels": [LAB, [LAB], LAB]}',
+        b'{"labels": [LAB, LAB,]}',  # a trailing comma
+        b'{"labels": [LAB,, LAB]}',
+        b'{"labels": [LAB\x0c, LAB]}',  # a form feed is not JSON whitespace
+        b'{"labels": []}',
+    ],
+)
+@pytest.mark.parametrize("piece", [8, 64, 1 << 21])
+def test_batched_lines_never_change_the_answer(tmp_path, monkeypatch, body, piece):
+    monkeypatch.setattr(_scan, "_PIECE", piece)
+    p = tmp_path / "labels.json"
+    p.write_bytes(body.replace(b"LAB", json.dumps(_label()).encode()))
+    out = []
+    for fast in (True, False):
+        try:
+            ls = parse_labels(p, fast=fast)
+            out.append((ls, [i.reason for i in ls.issues]))
+        except ParseError as exc:
+            out.append((str(exc), None))
+    assert out[0][0] == out[1][0]
+    assert out[0][1] == out[1][1]

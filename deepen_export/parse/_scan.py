@@ -441,17 +441,20 @@ def _outside_strings(buf: bytearray, a: int, c: int) -> bool:
     return n % 2 == 0
 
 
-def _cut(buf: bytearray, text: int, lo: int, hi: int) -> tuple[int, int] | None:
+def _cut(
+    buf: bytearray, text: int, lo: int, hi: int, cut: re.Pattern[bytes]
+) -> tuple[int, int] | None:
     """The last label boundary ``}, {`` outside strings in ``buf[lo:hi]``: (after ``}``, at ``{``).
 
-    ``buf[text]`` opens the first label of the line. A ``}, {`` at a deeper level (inside a
-    label) is not told apart here: the line around it would not be valid JSON, so Arrow refuses
-    it and the file goes the per-label scan.
+    ``buf[text]`` opens the first label of the line; ``cut`` is :func:`_cut_pattern`'s. A
+    boundary one level deeper (between objects in a list inside a label) that also opens with
+    the first label's first key is not told apart: the line around it is not valid JSON then,
+    so Arrow refuses it and the file goes the per-label scan.
     """
     top, tries = hi, 0
     while top > lo and tries < 16:
         bottom = max(lo, top - (1 << 16))
-        for m in reversed(list(_CUT.finditer(buf, bottom, top))):
+        for m in reversed(list(cut.finditer(buf, bottom, top))):
             tries += 1
             if _outside_strings(buf, text, m.start()):
                 return m.start() + 1, m.end() - 1
@@ -476,27 +479,44 @@ def batched_lines(path: str | os.PathLike[str]) -> tuple[bytearray, int, int, in
             return None
         fh.seek(m.end())
         # a line holds at least half a piece of the file: this many lines at most
-        out = bytearray(size + (len(_OPEN) + len(_CLOSE)) * (2 * size // _PIECE + 2))
+        piece = max(_PIECE, 2)
+        out = bytearray(size + (len(_OPEN) + len(_CLOSE)) * (2 * size // piece + 2))
         view = memoryview(out)
         try:
-            return _fill_lines(fh, out, view, size)
+            return _fill_lines(fh, out, view, size, piece)
         finally:
             view.release()
 
 
+def _cut_pattern(head: bytes) -> re.Pattern[bytes]:
+    """``}, {`` followed by the first key of the first label (``head`` opens it).
+
+    Labels of one response share their key order, objects nested in a label mostly do not: the
+    key tells a boundary between labels from one between, say, ``{"x", "y"}`` points.
+    """
+    m = _FIRST_KEY.match(head)
+    if m is None:
+        return _CUT
+    return re.compile(_CUT.pattern + rb"(?=[ \t\n\r]*" + re.escape(m.group(1)) + rb"[ \t\n\r]*:)")
+
+
+_FIRST_KEY = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*("(?:[^"\\]|\\.)*")')
+
+
 def _fill_lines(
-    fh: Any, out: bytearray, view: memoryview, size: int
+    fh: Any, out: bytearray, view: memoryview, size: int, piece: int
 ) -> tuple[bytearray, int, int, int] | None:
     w, longest, carry = 0, 0, b""
+    pattern = _CUT
     for lines in itertools.count(1):
         start = w
         view[w : w + len(_OPEN)] = _OPEN
         text = w = w + len(_OPEN)
         view[w : w + len(carry)] = carry
         w += len(carry)
-        lo, cut, eof = text + _PIECE // 2, None, False
+        lo, cut, eof = text + piece // 2, None, False
         while cut is None and not eof:
-            want = max(_PIECE - (w - text), _PIECE // 2)
+            want = max(piece - (w - text), piece // 2)
             n = fh.readinto(view[w : w + want])
             eof = fh.tell() >= size
             if n < want and not eof:
@@ -504,8 +524,10 @@ def _fill_lines(
             if out.find(b"\n", w, w + n) >= 0 or out.find(b"\r", w, w + n) >= 0:
                 view[w : w + n] = bytes(view[w : w + n]).translate(_NL)
             w += n
+            if lines == 1 and pattern is _CUT:
+                pattern = _cut_pattern(bytes(view[text : text + 4096]))
             if not eof:
-                cut = _cut(out, text, lo, w)
+                cut = _cut(out, text, lo, w, pattern)
                 lo = max(lo, w - 64)
         if cut is None:  # the end of the file: ``] }`` and nothing else after the last label
             tail = bytes(view[max(text, w - 256) : w]).rstrip(_JSON_WS)
