@@ -626,7 +626,7 @@ def test_bad_utf8_names_the_file(tmp_path):
 TRICKY = [
     '"},{"file_id": "x.png"}',  # a label boundary inside a string, escaped quotes around it
     "ends in a backslash \\",
-    "two \\\\ then },{ and a quote \\\"",
+    'two \\\\ then },{ and a quote \\"',
     "},{",
     "{[}]",
     "plain",
@@ -645,17 +645,20 @@ def _tricky_labels(n: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("piece", [64, 300, 4096, 1 << 21])
+@pytest.mark.parametrize("part", [1, 5000, 1 << 26])
 @pytest.mark.parametrize("indent", [False, True])
-def test_batched_lines_cut_only_between_labels(tmp_path, monkeypatch, piece, indent):
+def test_batched_lines_cut_only_between_labels(tmp_path, monkeypatch, piece, part, indent):
     monkeypatch.setattr(_scan, "_PIECE", piece)
+    monkeypatch.setattr(_scan, "_PART", part)  # Arrow reads each part, the tables are joined
     labs = _tricky_labels(60)
     p = tmp_path / "labels.json"
     p.write_bytes(orjson.dumps({"labels": labs}, option=orjson.OPT_INDENT_2 if indent else 0))
-    lines = _scan.batched_lines(p)
-    assert lines is not None
-    out, length, _, n_lines = lines
-    body = bytes(out[:length]).splitlines()
-    assert len(body) == n_lines
+    stream = _scan.open_lines(p)
+    assert stream is not None
+    body = b"".join(iter(stream.next_part, None)).splitlines()
+    stream.close()
+    assert len(body) == stream.lines and not stream.bad
+    n_lines = stream.lines
     # every line is one JSON object holding whole labels, together the labels in order
     got = [lab for line in body for lab in json.loads(line)["l"]]
     assert got == labs
@@ -688,6 +691,7 @@ def test_batched_lines_cut_only_between_labels(tmp_path, monkeypatch, piece, ind
 @pytest.mark.parametrize("piece", [8, 64, 1 << 21])
 def test_batched_lines_never_change_the_answer(tmp_path, monkeypatch, body, piece):
     monkeypatch.setattr(_scan, "_PIECE", piece)
+    monkeypatch.setattr(_scan, "_PART", piece)
     p = tmp_path / "labels.json"
     p.write_bytes(body.replace(b"LAB", json.dumps(_label()).encode()))
     out = []

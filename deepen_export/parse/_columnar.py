@@ -24,9 +24,11 @@ from deepen_export.model import (
     parse_track,
 )
 from deepen_export.parse._arrays import (
+    Coded,
     dictionary,
     int64s,
     mask,
+    pool,
     scalar,
     strings,
     unique_words,
@@ -118,12 +120,6 @@ def _col(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return table.column(name) if name in table.column_names else None
 
 
-def _strings(arr: pa.ChunkedArray | pa.Array | None, n: int) -> np.ndarray:
-    """Per label, its string (``""`` when null or absent): one Python string per distinct value."""
-    words, codes = dictionary(arr, n)
-    return words[codes] if len(words) else np.zeros(0, dtype=object)
-
-
 def _unique_strings(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
     if arr is None:
         out = np.empty(n, dtype=object)
@@ -156,7 +152,7 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.n
         return {}
     if not pa.types.is_struct(arr.type):
         raise _Unsupported("attributes are not objects")
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = arr.combine_chunks(memory_pool=pool()) if isinstance(arr, pa.ChunkedArray) else arr
     out = {}
     for i, f in enumerate(arr.type):
         child = arr.field(i)
@@ -202,7 +198,7 @@ def _list_offsets(arr: pa.Array) -> np.ndarray:
 def _ragged_polygons(
     arr: pa.ChunkedArray, idx: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a = arr.combine_chunks()
+    a = arr.combine_chunks(memory_pool=pool())
     if not pa.types.is_list(a.type) or not pa.types.is_list(a.type.value_type):
         raise _Unsupported("polygons are not lists of rings")
     if a.null_count and not mask(a.is_valid())[idx].all():
@@ -383,7 +379,7 @@ def _frame_keys(
 
 def _common_columns(
     table: pa.Table, n: int, frame: np.ndarray, category: np.ndarray
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | Coded]:
     """The common label columns, read from their declared Deepen fields (``Col.deepen``)."""
     label_id = _col(table, "label_id")
     lid = pc.fill_null(label_id.cast(pa.string()), scalar("")) if label_id is not None else None
@@ -402,7 +398,8 @@ def _common_columns(
             cols[name] = strings(lid) if lid is not None else _unique_strings(None, n)
         else:
             arr = _col(table, key)
-            cols[name] = _strings(arr, n) if is_str_column(name) else _ints(arr, n)
+            # strings stay coded: each kind's table makes its own objects (``Coded[idx]``)
+            cols[name] = Coded(*dictionary(arr, n)) if is_str_column(name) else _ints(arr, n)
     return cols
 
 
@@ -412,7 +409,9 @@ def _common_columns(
 def _box_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
     if "box" not in table.column_names:
         raise _Unsupported("boxes without 'box'")
-    box = table.column("box").take(int64s(idx)).combine_chunks()
+    box = pc.take(table.column("box"), int64s(idx), memory_pool=pool()).combine_chunks(
+        memory_pool=pool()
+    )
     if box.null_count or not pa.types.is_list(box.type):
         raise _Unsupported("boxes without 'box'")
     if not _numeric(box.type.value_type):
@@ -452,7 +451,8 @@ def _scene_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Tabl
 def _cuboid_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
     if "three_d_bbox" not in table.column_names:
         raise _Unsupported("3d_bbox without three_d_bbox")
-    b = table.column("three_d_bbox").take(int64s(idx)).combine_chunks()
+    b = pc.take(table.column("three_d_bbox"), int64s(idx), memory_pool=pool())
+    b = b.combine_chunks(memory_pool=pool())
     if b.null_count:
         raise _Unsupported("missing three_d_bbox")
     center = np.stack([_number_field(b, k) for k in ("cx", "cy", "cz")], axis=1)
