@@ -8,6 +8,7 @@ as (distinct words, one code per label), so it does those here from the buffers.
 from __future__ import annotations
 
 import functools
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,7 @@ _NUMPY_OF: dict[pa.DataType, type[np.generic]] = {
     pa.float64(): np.float64,
 }
 
-ArrowArray = pa.Array | pa.ChunkedArray
+ArrowArray: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 @functools.cache

@@ -392,7 +392,7 @@ def _common_columns(
             track = parse_track(lid.to_pylist())
     else:
         track = np.full(n, -1, dtype=np.int64)
-    cols = {"frame": frame, "category": category, "track": track}
+    cols: dict[str, np.ndarray | Coded] = {"frame": frame, "category": category, "track": track}
     for name, key in DEEPEN_FIELDS.items():
         if name == "label_id":  # one value per label: a dictionary would not pay
             cols[name] = strings(lid) if lid is not None else _unique_strings(None, n)

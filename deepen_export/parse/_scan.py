@@ -6,7 +6,7 @@ import concurrent.futures
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -492,7 +492,7 @@ class LineStream:
         """The next part (whole lines), ``None`` after the last."""
         return next(self._gen, None)
 
-    def _make(self, fh: Any, size: int, piece: int, part: int) -> Iterator[memoryview]:
+    def _make(self, fh: Any, size: int, piece: int, part: int) -> Generator[memoryview, None, None]:
         pattern, carry = _CUT, b""
         out, w = bytearray(), 0
         while True:
@@ -607,7 +607,9 @@ def read_batched(path: str | os.PathLike[str]) -> pa.Table | None:
         stream.close()
     del tables
     col = table.column("l") if table is not None and table.column_names == ["l"] else None
-    if stream.bad or col is None or table.num_rows != stream.lines or col.null_count:
+    if stream.bad or table is None or col is None or table.num_rows != stream.lines:
+        return None
+    if col.null_count:
         return None
     if not pa.types.is_list(col.type) or not pa.types.is_struct(col.type.value_type):
         return None
