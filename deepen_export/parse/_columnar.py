@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -275,17 +276,21 @@ def from_arrow_labels(
 ) -> LabelSet:
     """Arrow table of Deepen labels (one row per label) -> LabelSet; raises when unsupported."""
     n = table.num_rows
-    fid_words, fid_codes = _file_ids(table, keys, n)
-    lt_words, lt_codes, cat_words, cat_codes = _types_and_categories(table, n)
-    ctx = _Ctx(dataset_id=dataset_id)
-    ctx.listed_files = [(dataset_id, k) for k in listed]
-    prov = _frame_keys(table, fid_words, fid_codes, n, ctx)
-    cats = _order_categories(set(cat_words.tolist()), list(dict.fromkeys(categories)))
-    cat_index = {c: i for i, c in enumerate(cats)}
-    remap = np.array([cat_index[c] for c in cat_words.tolist()], dtype=np.int32)
-    codes = remap[cat_codes] if len(remap) else np.zeros(0, dtype=np.int32)
-    common = _common_columns(table, n, prov, codes)
-    attrs = _attributes(_col(table, "attributes"))
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        # Arrow's kernels let go of the GIL: the common columns are read in a second thread
+        # while this one numbers the frames and categories
+        job = worker.submit(_common_columns, table, n)
+        fid_words, fid_codes = _file_ids(table, keys, n)
+        lt_words, lt_codes, cat_words, cat_codes = _types_and_categories(table, n)
+        ctx = _Ctx(dataset_id=dataset_id)
+        ctx.listed_files = [(dataset_id, k) for k in listed]
+        prov = _frame_keys(table, fid_words, fid_codes, n, ctx)
+        cats = _order_categories(set(cat_words.tolist()), list(dict.fromkeys(categories)))
+        cat_index = {c: i for i, c in enumerate(cats)}
+        remap = np.array([cat_index[c] for c in cat_words.tolist()], dtype=np.int32)
+        codes = remap[cat_codes] if len(remap) else np.zeros(0, dtype=np.int32)
+        attrs = _attributes(_col(table, "attributes"))
+        common = {"frame": prov, "category": codes, **job.result()}
     code_of = {t: i for i, t in enumerate(lt_words.tolist())}
     tables: dict[str, Table] = {}
     for label_type, build in _KIND_PARSERS.items():
@@ -377,10 +382,9 @@ def _frame_keys(
     return prov
 
 
-def _common_columns(
-    table: pa.Table, n: int, frame: np.ndarray, category: np.ndarray
-) -> dict[str, np.ndarray | Coded]:
-    """The common label columns, read from their declared Deepen fields (``Col.deepen``)."""
+def _common_columns(table: pa.Table, n: int) -> dict[str, np.ndarray | Coded]:
+    """The track and the common label columns read from their declared Deepen fields
+    (``Col.deepen``)."""
     label_id = _col(table, "label_id")
     lid = pc.fill_null(label_id.cast(pa.string()), scalar("")) if label_id is not None else None
     if lid is not None and n:
@@ -392,7 +396,7 @@ def _common_columns(
             track = parse_track(lid.to_pylist())
     else:
         track = np.full(n, -1, dtype=np.int64)
-    cols: dict[str, np.ndarray | Coded] = {"frame": frame, "category": category, "track": track}
+    cols: dict[str, np.ndarray | Coded] = {"track": track}
     for name, key in DEEPEN_FIELDS.items():
         if name == "label_id":  # one value per label: a dictionary would not pay
             cols[name] = strings(lid) if lid is not None else _unique_strings(None, n)
