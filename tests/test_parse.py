@@ -703,3 +703,45 @@ def test_batched_lines_never_change_the_answer(tmp_path, monkeypatch, body, piec
             out.append((str(exc), None))
     assert out[0][0] == out[1][0]
     assert out[0][1] == out[1][1]
+
+
+def test_a_plain_labels_array_never_needs_the_per_label_scan(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from generate import generate
+
+    def refuse(path):
+        raise AssertionError("the per-label scan was used")
+
+    p = tmp_path / "labels.json"
+    obj = generate(2000, 50, form="list", seed=3, mix={"box": 0.4, "polygon": 0.4, "lane": 0.2})
+    p.write_bytes(orjson.dumps(obj))
+    slow = parse_labels(p, fast=False)
+    monkeypatch.setattr(_columnar, "_whole_file", refuse)
+    for piece, part in [(1 << 21, 1 << 26), (500, 20_000)]:
+        monkeypatch.setattr(_scan, "_PIECE", piece)
+        monkeypatch.setattr(_scan, "_PART", part)
+        fast = _columnar.try_parse_file(p)
+        assert fast is not None and fast.equals(slow)
+
+
+@pytest.mark.parametrize("field", ["box", "attributes", "version", "sensor_id"])
+def test_parts_of_different_types_agree_with_the_general_path(tmp_path, monkeypatch, field):
+    # the first parts see integers (or a string), later ones floats (or a number): Arrow's
+    # promotion joins them as one read would, or the file goes another way; never a new answer
+    early = {"box": [366, 87, 174, 116], "attributes": {"score": 1}, "version": 3, "sensor_id": "s"}
+    late = {"box": [366.5, 87, 174, 116.25], "attributes": {"score": 0.5}, "version": 3.0}
+    late["sensor_id"] = 7
+    labs = [_label(label_id=f"car:{i}", box=[366.5, 87, 174, 116.25]) for i in range(40)]
+    for i, lab in enumerate(labs):
+        lab[field] = (early if i < 20 else late)[field]
+    p = tmp_path / "labels.json"
+    p.write_text(json.dumps({"labels": labs}))
+    monkeypatch.setattr(_scan, "_PIECE", 300)
+    monkeypatch.setattr(_scan, "_PART", 2000)
+    fast, slow = parse_labels(p), parse_labels(p, fast=False)
+    assert fast.equals(slow)
+    assert fast.boxes.xyxy[20].tolist() == [366.5, 87.0, 540.5, 203.25]
+    if field == "box":  # numbers only: promoted, no other reading needed
+        assert _scan.read_batched(p) is not None
