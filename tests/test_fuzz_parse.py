@@ -17,12 +17,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deepen_export.errors import DeepenExportError
 from deepen_export.model import LABEL_KINDS, LabelSet
-from deepen_export.parse import parse_frames_zip, parse_labels, parse_paint_labels
+from deepen_export.parse import _scan, parse_frames_zip, parse_labels, parse_paint_labels
 
 
 def _outcome(source: Any, **kw: Any) -> tuple[str, Any]:
@@ -200,6 +201,41 @@ def test_fast_and_general_path_agree(tmp_path_factory: Any, body: Any) -> None:
         assert fast[1].issues == general[1].issues
     else:
         assert fast[1] == general[1]
+
+
+tricky_text = st.text(alphabet='{}[],:"\\ ab\n', max_size=12)
+
+
+@st.composite
+def batched_bodies(draw: Any) -> dict[str, Any]:
+    """A plain labels array whose strings look like label boundaries, and whose labels hold
+    lists of objects (a ``}, {`` one level down): where the batched reading must not cut."""
+    labs = draw(st.lists(labels() | scalars, max_size=12))
+    for lab in labs:
+        if isinstance(lab, dict) and draw(st.booleans()):
+            lab["attributes"] = {"note": draw(tricky_text)}
+        if isinstance(lab, dict) and draw(st.booleans()):
+            first = next(iter(lab))
+            lab["extra"] = [{first: draw(tricky_text)}, {"x": 1}]
+    return {"labels": labs}
+
+
+@settings(SETTINGS, max_examples=60)
+@given(batched_bodies(), st.sampled_from([1, 16, 64, 200, 1 << 21]))
+def test_batched_reading_agrees_with_the_general_path(
+    tmp_path_factory: Any, body: Any, piece: int
+) -> None:
+    path = Path(tmp_path_factory.mktemp("fuzz")) / "labels.json"
+    path.write_bytes(json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_scan, "_PIECE", piece)  # cuts between every few labels
+        mp.setattr(_scan, "_PART", piece * 3)  # Arrow reads parts, their tables are joined
+        fast = _outcome(path, fast=True)
+    general = _outcome(path, fast=False)
+    assert fast[0] == general[0], (fast, general)
+    assert fast[1] == general[1]
+    if fast[0] == "ok":
+        assert fast[1].issues == general[1].issues
 
 
 # -- frames zip ----------------------------------------------------------------------------

@@ -619,3 +619,129 @@ def test_bad_utf8_names_the_file(tmp_path):
     )
     with pytest.raises(ParseError, match=r"labels.json: not valid"):
         parse_labels(p)
+
+
+# -- the batched reading: a few cuts between labels, Arrow reads the rest ----------------------
+
+TRICKY = [
+    '"},{"file_id": "x.png"}',  # a label boundary inside a string, escaped quotes around it
+    "ends in a backslash \\",
+    'two \\\\ then },{ and a quote \\"',
+    "},{",
+    "{[}]",
+    "plain",
+]
+
+
+def _tricky_labels(n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        lab = _label(file_id=f"{i % 7}.png", label_id=f"car:{i}")
+        lab["attributes"] = {"note": TRICKY[i % len(TRICKY)]}
+        # a list of objects the parser ignores: a "}, {" one level deeper than the labels
+        lab["extra"] = [{"a": i}, {"b": [{"c": 1}, {"d": 2}]}]
+        out.append(lab)
+    return out
+
+
+@pytest.mark.parametrize("piece", [64, 300, 4096, 1 << 21])
+@pytest.mark.parametrize("part", [1, 5000, 1 << 26])
+@pytest.mark.parametrize("indent", [False, True])
+def test_batched_lines_cut_only_between_labels(tmp_path, monkeypatch, piece, part, indent):
+    monkeypatch.setattr(_scan, "_PIECE", piece)
+    monkeypatch.setattr(_scan, "_PART", part)  # Arrow reads each part, the tables are joined
+    labs = _tricky_labels(60)
+    p = tmp_path / "labels.json"
+    p.write_bytes(orjson.dumps({"labels": labs}, option=orjson.OPT_INDENT_2 if indent else 0))
+    stream = _scan.open_lines(p)
+    assert stream is not None
+    body = b"".join(iter(stream.next_part, None)).splitlines()
+    stream.close()
+    assert len(body) == stream.lines and not stream.bad
+    n_lines = stream.lines
+    # every line is one JSON object holding whole labels, together the labels in order
+    got = [lab for line in body for lab in json.loads(line)["l"]]
+    assert got == labs
+    if piece < 4096:
+        assert n_lines > 1
+    table = _scan.read_batched(p)
+    assert table is not None and table.num_rows == 60
+    fast = _columnar.try_parse_file(p)
+    slow = parse_labels(p, fast=False)
+    assert fast is not None and fast.equals(slow)
+    assert fast.boxes.attributes["note"].tolist() == [t["attributes"]["note"] for t in labs]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"labels": [LAB, LAB]} x',  # something after the document
+        b'{"labels": [LAB, LAB], "more": [LAB]}',  # a second key after the labels
+        b'{"labels": [LAB, LAB], "labels": [LAB]}',  # the key twice
+        b'{"labels": [LAB, null, LAB]}',
+        b'{"labels": [null, LAB, LAB]}',
+        b'{"labels": [LAB, 5, LAB]}',
+        b'{"labels": [LAB, [LAB], LAB]}',
+        b'{"labels": [LAB, LAB,]}',  # a trailing comma
+        b'{"labels": [LAB,, LAB]}',
+        b'{"labels": [LAB\x0c, LAB]}',  # a form feed is not JSON whitespace
+        b'{"labels": []}',
+    ],
+)
+@pytest.mark.parametrize("piece", [8, 64, 1 << 21])
+def test_batched_lines_never_change_the_answer(tmp_path, monkeypatch, body, piece):
+    monkeypatch.setattr(_scan, "_PIECE", piece)
+    monkeypatch.setattr(_scan, "_PART", piece)
+    p = tmp_path / "labels.json"
+    p.write_bytes(body.replace(b"LAB", json.dumps(_label()).encode()))
+    out = []
+    for fast in (True, False):
+        try:
+            ls = parse_labels(p, fast=fast)
+            out.append((ls, [i.reason for i in ls.issues]))
+        except ParseError as exc:
+            out.append((str(exc), None))
+    assert out[0][0] == out[1][0]
+    assert out[0][1] == out[1][1]
+
+
+def test_a_plain_labels_array_never_needs_the_per_label_scan(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from generate import generate
+
+    def refuse(path):
+        raise AssertionError("the per-label scan was used")
+
+    p = tmp_path / "labels.json"
+    obj = generate(2000, 50, form="list", seed=3, mix={"box": 0.4, "polygon": 0.4, "lane": 0.2})
+    p.write_bytes(orjson.dumps(obj))
+    slow = parse_labels(p, fast=False)
+    monkeypatch.setattr(_columnar, "_whole_file", refuse)
+    for piece, part in [(1 << 21, 1 << 26), (500, 20_000)]:
+        monkeypatch.setattr(_scan, "_PIECE", piece)
+        monkeypatch.setattr(_scan, "_PART", part)
+        fast = _columnar.try_parse_file(p)
+        assert fast is not None and fast.equals(slow)
+
+
+@pytest.mark.parametrize("field", ["box", "attributes", "version", "sensor_id"])
+def test_parts_of_different_types_agree_with_the_general_path(tmp_path, monkeypatch, field):
+    # the first parts see integers (or a string), later ones floats (or a number): Arrow's
+    # promotion joins them as one read would, or the file goes another way; never a new answer
+    early = {"box": [366, 87, 174, 116], "attributes": {"score": 1}, "version": 3, "sensor_id": "s"}
+    late = {"box": [366.5, 87, 174, 116.25], "attributes": {"score": 0.5}, "version": 3.0}
+    late["sensor_id"] = 7
+    labs = [_label(label_id=f"car:{i}", box=[366.5, 87, 174, 116.25]) for i in range(40)]
+    for i, lab in enumerate(labs):
+        lab[field] = (early if i < 20 else late)[field]
+    p = tmp_path / "labels.json"
+    p.write_text(json.dumps({"labels": labs}))
+    monkeypatch.setattr(_scan, "_PIECE", 300)
+    monkeypatch.setattr(_scan, "_PART", 2000)
+    fast, slow = parse_labels(p), parse_labels(p, fast=False)
+    assert fast.equals(slow)
+    assert fast.boxes.xyxy[20].tolist() == [366.5, 87.0, 540.5, 203.25]
+    if field == "box":  # numbers only: promoted, no other reading needed
+        assert _scan.read_batched(p) is not None

@@ -417,9 +417,43 @@ def pull(
     >>> result.summary()  # doctest: +SKIP
     'DATASET_ID: 1520 labels; since last pull: 3 added, 0 removed, 12 modified'
     """
-    from deepen_export import __version__
-
     dest = Path(dest).resolve()
+    previous = _prepare_dest(dest)
+    # The pid in the name lets the next pull tell a killed run's folder from a running one's.
+    tmp = dest.with_name(f".{dest.name}.pull-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        dataset, files_body = _fetch_dataset(client, dataset_id, tmp)
+        dataset_type = str(dataset.get("dataset_type") or "")
+        is_3d = dataset_type.lower() == "3d"
+        query, new_index = _fetch_labels(client, dataset_id, tmp, label_set, stage, progress)
+        _fetch_profile(client, dataset_id, dataset, tmp)
+        got_paint = bool(paint if paint is not None else is_3d) and _fetch_paint(
+            client, dataset_id, tmp, label_set, stage
+        )
+        want_media = media if media is not None else is_3d
+        got_sizes = _pull_image_sizes(
+            client, dataset_id, tmp, files_body, want_media, sizes, dataset_type, size_progress
+        )
+        got_media = bool(want_media) and _fetch_media(client, dataset_id, tmp, progress)
+        hashes = _write_manifest(tmp, dataset_id, label_set, stage, query, dataset_type)
+        _warn_loss(dataset_id, dest, previous, new_index)
+        _swap_in(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    changes = diff_labels(previous, new_index) if previous is not None else None
+    return PullResult(
+        dest, dataset_id, len(new_index), changes, hashes, got_paint, got_media, got_sizes
+    )
+
+
+# -- the steps of a pull, in the order it takes them ------------------------------------------
+
+
+def _prepare_dest(dest: Path) -> dict[Any, tuple[Any, Any]] | None:
+    """Make ``dest`` ready to be replaced; the label index of the snapshot already there."""
     if dest.exists() and not dest.is_dir():
         raise DeepenExportError(f"{dest} exists and is not a snapshot folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -431,99 +465,121 @@ def pull(
             previous = label_index(_load_json(dest / layout.LABELS))
         except (ValueError, PayloadError) as exc:
             log.warning("previous snapshot's labels.json unreadable (%s); no change report", exc)
-
     clean_leftovers(dest)
-    # The pid in the name lets the next pull tell a killed run's folder from a running one's.
-    tmp = dest.with_name(f".{dest.name}.pull-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        ds_path = f"datasets/{quote(dataset_id, safe=':')}"
-        dataset = client.get_dataset(dataset_id)
-        _write_json(tmp / layout.DATASET, dataset)
-        dataset_type = str(dataset.get("dataset_type") or "")
-        is_3d = dataset_type.lower() == "3d"
+    return previous
 
-        files_body = client._json_object("GET", f"{ds_path}/files")
-        _check_files(files_body, f"GET {ds_path}/files", client._token)
-        _write_json(tmp / layout.FILES, files_body)
 
-        query = client.label_params(
-            labels_with_file_ids_order=True, final=True, label_set=label_set, stage=stage
-        )
-        client.download_labels(
-            dataset_id,
-            tmp / layout.LABELS,
-            labels_with_file_ids_order=True,
-            final=True,
-            label_set=label_set,
-            stage=stage,
-            progress=progress,
-        )
-        new_index = _checked_labels(
-            tmp / layout.LABELS, f"GET {ds_path}/labels", dataset_id, client._token
-        )
+def _ds_path(dataset_id: str) -> str:
+    return f"datasets/{quote(dataset_id, safe=':')}"
 
-        profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
-        if profile_id:
-            try:
-                _write_json(tmp / layout.PROFILE, client.get_profile(str(profile_id)))
-            except NotFoundError:
-                log.warning(
-                    "labelling profile %s named by %s not found; skipped", profile_id, dataset_id
-                )
 
-        got_paint = False
-        if paint if paint is not None else is_3d:
-            try:
-                meta = client.download_paint_labels(
-                    dataset_id, tmp / layout.PAINT_SEMANTIC, label_set=label_set, stage=stage
-                )
-            except NotFoundError:
-                log.info("%s has no 3D paint labels", dataset_id)
-            else:
-                _write_json(layout.paint_metadata(tmp / layout.PAINT_SEMANTIC), meta)
-                got_paint = True
+def _fetch_dataset(
+    client: Client, dataset_id: str, tmp: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dataset resource and its files list, both written to ``tmp``."""
+    dataset = client.get_dataset(dataset_id)
+    _write_json(tmp / layout.DATASET, dataset)
+    files_body = client._json_object("GET", f"{_ds_path(dataset_id)}/files")
+    _check_files(files_body, f"GET {_ds_path(dataset_id)}/files", client._token)
+    _write_json(tmp / layout.FILES, files_body)
+    return dataset, files_body
 
-        want_media = media if media is not None else is_3d
-        got_sizes = _pull_image_sizes(
-            client, dataset_id, tmp, files_body, want_media, sizes, dataset_type, size_progress
-        )
 
-        got_media = False
-        if want_media:
-            client.download_uploaded_dataset(dataset_id, tmp / layout.MEDIA_ZIP, progress=progress)
-            _check_zip(tmp / layout.MEDIA_ZIP, "the signed media link", client._token)
-            got_media = True
-
-        hashes = {
-            p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
-        manifest = {
-            "snapshot_version": SNAPSHOT_VERSION,
-            "dataset_id": dataset_id,
-            "label_set": label_set,
-            "stage": stage,
-            "query": query,
-            "fetched_at": dt.datetime.now(dt.UTC)
-            .isoformat(timespec="seconds")
-            .replace("+00:00", "Z"),
-            "tool_version": __version__,
-            "dataset_type": dataset_type or None,
-            "files": hashes,
-        }
-        _write_json(tmp / layout.MANIFEST, manifest)
-        _warn_loss(dataset_id, dest, previous, new_index)
-        _swap_in(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    changes = diff_labels(previous, new_index) if previous is not None else None
-    return PullResult(
-        dest, dataset_id, len(new_index), changes, hashes, got_paint, got_media, got_sizes
+def _fetch_labels(
+    client: Client,
+    dataset_id: str,
+    tmp: Path,
+    label_set: str,
+    stage: str | None,
+    progress: Callable[[int, int | None], None] | None,
+) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[Any, Any]]]:
+    """Download the final labels to ``tmp``; the query sent and the labels' index."""
+    query = client.label_params(
+        labels_with_file_ids_order=True, final=True, label_set=label_set, stage=stage
     )
+    client.download_labels(
+        dataset_id,
+        tmp / layout.LABELS,
+        labels_with_file_ids_order=True,
+        final=True,
+        label_set=label_set,
+        stage=stage,
+        progress=progress,
+    )
+    new_index = _checked_labels(
+        tmp / layout.LABELS, f"GET {_ds_path(dataset_id)}/labels", dataset_id, client._token
+    )
+    return query, new_index
+
+
+def _fetch_profile(client: Client, dataset_id: str, dataset: Mapping[str, Any], tmp: Path) -> None:
+    """The labelling profile the dataset names, when it names one that exists."""
+    profile_id = next((dataset[k] for k in _PROFILE_KEYS if dataset.get(k)), None)
+    if profile_id:
+        try:
+            _write_json(tmp / layout.PROFILE, client.get_profile(str(profile_id)))
+        except NotFoundError:
+            log.warning(
+                "labelling profile %s named by %s not found; skipped", profile_id, dataset_id
+            )
+
+
+def _fetch_paint(
+    client: Client, dataset_id: str, tmp: Path, label_set: str, stage: str | None
+) -> bool:
+    """The 3D paint labels and their metadata; False when the dataset has none (a 404)."""
+    try:
+        meta = client.download_paint_labels(
+            dataset_id, tmp / layout.PAINT_SEMANTIC, label_set=label_set, stage=stage
+        )
+    except NotFoundError:
+        log.info("%s has no 3D paint labels", dataset_id)
+        return False
+    _write_json(layout.paint_metadata(tmp / layout.PAINT_SEMANTIC), meta)
+    return True
+
+
+def _fetch_media(
+    client: Client,
+    dataset_id: str,
+    tmp: Path,
+    progress: Callable[[int, int | None], None] | None,
+) -> bool:
+    """The uploaded dataset zip, checked to be a zip."""
+    client.download_uploaded_dataset(dataset_id, tmp / layout.MEDIA_ZIP, progress=progress)
+    _check_zip(tmp / layout.MEDIA_ZIP, "the signed media link", client._token)
+    return True
+
+
+def _write_manifest(
+    tmp: Path,
+    dataset_id: str,
+    label_set: str,
+    stage: str | None,
+    query: Mapping[str, Any],
+    dataset_type: str,
+) -> dict[str, dict[str, Any]]:
+    """Write the manifest (what was asked, when, and every file's hash); the hashes."""
+    from deepen_export import __version__
+
+    hashes = {
+        p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(tmp.rglob("*"))
+        if p.is_file()
+    }
+    manifest = {
+        "snapshot_version": SNAPSHOT_VERSION,
+        "dataset_id": dataset_id,
+        "label_set": label_set,
+        "stage": stage,
+        "query": query,
+        "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "tool_version": __version__,
+        "dataset_type": dataset_type or None,
+        "files": hashes,
+    }
+    _write_json(tmp / layout.MANIFEST, manifest)
+    return hashes
 
 
 def _pull_image_sizes(

@@ -116,17 +116,41 @@ def resumable_upload(
     """
     if chunk_size <= 0 or chunk_size % CHUNK_QUANTUM:
         raise ValueError(f"chunk_size must be a positive multiple of 256 KiB, got {chunk_size}")
-    policy = policy or RetryPolicy()
-    path = Path(path)
-    total = path.stat().st_size
-    shown = safe_url(session_url, keep_query=False)
-    streak = time.monotonic()
-    failures = 0
+    up = _Upload(http, session_url, Path(path), content_type, policy or RetryPolicy(), timeout)
+    offset = 0
+    if resume:
+        offset, done = up.status()
+        if done is not None:
+            return _json(done)
+    with up.path.open("rb") as fh:
+        return up.send(fh, offset, chunk_size, progress)
 
-    def put(content: bytes, content_range: str) -> httpx.Response:
-        headers = {"Content-Range": content_range, "Content-Type": content_type}
+
+class _Upload:
+    """One resumable upload: its session, its file, and the current streak of failures."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        session_url: str,
+        path: Path,
+        content_type: str,
+        policy: RetryPolicy,
+        timeout: float | httpx.Timeout,
+    ) -> None:
+        self.http, self.session_url, self.path = http, session_url, path
+        self.content_type, self.policy, self.timeout = content_type, policy, timeout
+        self.total = path.stat().st_size
+        self.shown = safe_url(session_url, keep_query=False)
+        self.streak = time.monotonic()
+        self.failures = 0
+
+    def put(self, content: bytes, content_range: str) -> httpx.Response:
+        headers = {"Content-Range": content_range, "Content-Type": self.content_type}
         try:
-            response = http.put(session_url, content=content, headers=headers, timeout=timeout)
+            response = self.http.put(
+                self.session_url, content=content, headers=headers, timeout=self.timeout
+            )
         except httpx.TransportError as exc:
             raise error_for_transport(exc, exc.request if _has_request(exc) else None) from exc
         if response.status_code in (200, 201, 308):
@@ -135,74 +159,79 @@ def resumable_upload(
             response, hint_404="the upload session expired; create the dataset again"
         )
 
-    def backoff(exc: Exception) -> None:
-        nonlocal failures, streak
-        if failures == 0:
-            streak = time.monotonic()
-        failures += 1
-        delay = policy.backoff(failures, exc)
+    def backoff(self, exc: Exception) -> None:
+        if self.failures == 0:
+            self.streak = time.monotonic()
+        self.failures += 1
+        delay = self.policy.backoff(self.failures, exc)
         # Bounds apply to one streak of failures: a long upload may fail now and then.
-        if failures > policy.max_retries or time.monotonic() - streak + delay > policy.max_time:
+        if (
+            self.failures > self.policy.max_retries
+            or time.monotonic() - self.streak + delay > self.policy.max_time
+        ):
             raise UploadError(
-                f"upload of {path.name} to {shown} stopped after {failures} failures "
-                f"({exc}){RESUME_HINT}"
+                f"upload of {self.path.name} to {self.shown} stopped after {self.failures} "
+                f"failures ({exc}){RESUME_HINT}"
             ) from exc
         log.warning(
             "upload of %s interrupted (%s); retry %d in %.1f s",
-            path.name,
+            self.path.name,
             type(exc).__name__,
-            failures,
+            self.failures,
             delay,
         )
-        policy.sleep(delay)
+        self.policy.sleep(delay)
 
-    def status() -> tuple[int, httpx.Response | None]:
+    def status(self) -> tuple[int, httpx.Response | None]:
+        """Bytes the server has, or the final response when it has them all."""
         while True:
             try:
-                response = put(b"", f"bytes */{total}")
+                response = self.put(b"", f"bytes */{self.total}")
             except RETRYABLE as exc:
-                backoff(exc)
+                self.backoff(exc)
                 continue
             except APIError as exc:
-                raise UploadError(f"upload of {path.name} cannot go on: {exc}") from exc
+                raise UploadError(f"upload of {self.path.name} cannot go on: {exc}") from exc
             if response.status_code in (200, 201):
-                return total, response
-            return _confirmed(response, total, path.name, shown), None
+                return self.total, response
+            return _confirmed(response, self.total, self.path.name, self.shown), None
 
-    offset = 0
-    if resume:
-        offset, done = status()
-        if done is not None:
-            return _json(done)
-    with path.open("rb") as fh:
+    def send(
+        self,
+        fh: Any,
+        offset: int,
+        chunk_size: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[str, Any]:
+        """Send the file from ``offset`` chunk by chunk; the final response's JSON."""
+        total = self.total
         while True:
             end = min(offset + chunk_size, total)
             fh.seek(offset)
             chunk = fh.read(end - offset)
             content_range = f"bytes {offset}-{end - 1}/{total}" if total else "bytes */0"
             try:
-                response = put(chunk, content_range)
+                response = self.put(chunk, content_range)
             except RETRYABLE as exc:
-                backoff(exc)
-                offset, done = status()
-                if done is not None:
-                    response = done
-                else:
+                self.backoff(exc)
+                offset, done = self.status()
+                if done is None:
                     if progress:
                         progress(offset, total)
                     continue
+                response = done
             except APIError as exc:
-                raise UploadError(f"upload of {path.name} cannot go on: {exc}") from exc
+                raise UploadError(f"upload of {self.path.name} cannot go on: {exc}") from exc
             if response.status_code in (200, 201):
                 if progress:
                     progress(total, total)
                 return _json(response)
-            confirmed = _confirmed(response, total, path.name, shown)
+            confirmed = _confirmed(response, total, self.path.name, self.shown)
             if confirmed <= offset and end > offset:
                 # No progress on a 308: count it as a failure so a stuck server cannot loop us forever.
-                backoff(UploadError(f"server kept {confirmed} of {total} bytes"))
+                self.backoff(UploadError(f"server kept {confirmed} of {total} bytes"))
             else:
-                failures = 0
+                self.failures = 0
             offset = confirmed
             if progress:
                 progress(offset, total)

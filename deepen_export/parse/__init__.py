@@ -41,16 +41,23 @@ Other inputs
 
 Speed
 -----
-Large ``{"labels": [...]}`` files of boxes, polygons, lanes and cuboids go through a columnar path
-(:mod:`deepen_export.parse._columnar`, pyarrow's C++ JSON reader) that never builds per-label
-Python objects; anything it cannot take falls back to the general path
-(:mod:`deepen_export.parse._general`), which gives the same result.
+Files of boxes, polygons, lanes, scenes and cuboids go through a columnar path that never builds
+per-label Python objects but the label ids: a ``{"labels": [...]}`` file is read once, in parts,
+and cut at a few label boundaries into lines ``{"l": [label, ...]}`` of about 2 MB (only quotes
+are counted to find a boundary, by ``bytes.count``); pyarrow's multi-threaded JSON reader parses
+one 64 MB part while a thread cuts the next (:func:`~deepen_export.parse._scan.read_batched`).
+Repeating strings stay dictionary-encoded (one Python string per distinct value), numbers are
+viewed in Arrow's buffers (:mod:`deepen_export.parse._arrays`), and Arrow's memory comes from
+jemalloc, which hands freed pages back at once. A dict-shaped response, or a file Arrow refuses
+as lines, goes the per-label byte scan (:mod:`deepen_export.parse._scan`); anything the columnar
+path cannot take falls back to the general path (:mod:`deepen_export.parse._general`), which
+gives the same result, issues included.
 
 Modules
 -------
 ``_shapes`` response shapes and JSON loading; ``_assemble`` the shared back end (parse context,
-frames and their order, categories); ``_general`` the per-label path; ``_scan`` + ``_columnar``
-the columnar path; ``_labels`` the dispatch between them; ``paint``, ``frames_zip`` and
+frames and their order, categories); ``_general`` the per-label path; ``_arrays`` (Arrow to
+numpy), ``_scan`` + ``_columnar`` the columnar path; ``_labels`` the dispatch between them; ``paint``, ``frames_zip`` and
 ``painting2d`` the other Deepen inputs; ``_snapshot`` snapshot folders (layout in
 :mod:`deepen_export.snapshot`); ``_source`` any source and batched reading. Imports go one way,
 in that order (``tests/test_layers.py``).

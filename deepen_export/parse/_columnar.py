@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,17 @@ from deepen_export.model import (
     _ranges,
     parse_track,
 )
+from deepen_export.parse._arrays import (
+    Coded,
+    dictionary,
+    int64s,
+    mask,
+    pool,
+    scalar,
+    strings,
+    unique_words,
+    values,
+)
 from deepen_export.parse._assemble import (
     DEEPEN_FIELDS,
     _Ctx,
@@ -31,7 +43,7 @@ from deepen_export.parse._assemble import (
     is_str_column,
 )
 from deepen_export.parse._general import parse_general
-from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file
+from deepen_export.parse._scan import Chunk, _read_ndjson, _Unsupported, _whole_file, read_batched
 from deepen_export.parse._shapes import load_json
 
 _GO_GENERAL = (
@@ -56,14 +68,20 @@ def try_parse_file(
 ) -> LabelSet | None:
     """Parse a labels file through Arrow, or return ``None`` when it needs the general path."""
     try:
-        chunk = _whole_file(path)
-        if chunk is None:
-            return None
-        table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
+        table = read_batched(path)
+        keys: list[str] | None = None
+        listed: list[str] = []
+        if table is None:  # not a plain labels array, or Arrow refused a line: label by label
+            chunk = _whole_file(path)
+            if chunk is None:
+                return None
+            keys, listed = chunk.keys, chunk.listed
+            table = _read_ndjson(chunk.data) if len(chunk.data) else pa.table({})
+            del chunk  # the file's bytes, before the columns are built (peak memory)
         return from_arrow_labels(
             table,
-            keys=chunk.keys,
-            listed=chunk.listed,
+            keys=keys,
+            listed=listed,
             dataset_id=dataset_id,
             categories=categories,
             files=files,
@@ -103,37 +121,20 @@ def _col(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return table.column(name) if name in table.column_names else None
 
 
-def _strings(arr: pa.ChunkedArray | pa.Array | None, n: int) -> np.ndarray:
-    out = np.empty(n, dtype=object)
-    if arr is None:
-        out[:] = ""
-        return out
-    arr = pc.fill_null(arr.cast(pa.string()), "")
-    enc = (
-        pc.dictionary_encode(arr).combine_chunks()
-        if isinstance(arr, pa.ChunkedArray)
-        else pc.dictionary_encode(arr)
-    )
-    dictionary = enc.dictionary.to_numpy(zero_copy_only=False)
-    out[:] = dictionary[enc.indices.to_numpy()] if len(dictionary) else ""
-    return out
-
-
 def _unique_strings(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
-    out = np.empty(n, dtype=object)
     if arr is None:
+        out = np.empty(n, dtype=object)
         out[:] = ""
         return out
-    out[:] = pc.fill_null(arr.cast(pa.string()), "").to_numpy(zero_copy_only=False)
-    return out
+    return strings(pc.fill_null(arr.cast(pa.string()), scalar("")))
 
 
 def _ints(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
     if arr is None:
         return np.full(n, -1, dtype=np.int64)
     if pa.types.is_floating(arr.type):
-        inside = pc.and_(pc.greater_equal(arr, -(2.0**63)), pc.less(arr, 2.0**63))
-        if not pc.all(pc.fill_null(inside, True)).as_py():
+        inside = pc.and_(pc.greater_equal(arr, scalar(-(2.0**63))), pc.less(arr, scalar(2.0**63)))
+        if pc.all(inside).as_py() is False:  # nulls are skipped
             # inf, NaN or past int64: the general path's _int makes those -1, one value at a time
             raise _Unsupported("time/version number outside int64")
         arr = pc.cast(arr, pa.int64(), safe=False)
@@ -141,7 +142,9 @@ def _ints(arr: pa.ChunkedArray | None, n: int) -> np.ndarray:
         raise _Unsupported("time/version column is not numeric")
     elif arr.type == pa.uint64() and (pc.max(arr).as_py() or 0) >= 2**63:
         raise _Unsupported("time/version number outside int64")
-    return pc.fill_null(arr, -1).to_numpy().astype(np.int64, copy=False)
+    else:
+        arr = pc.cast(arr, pa.int64())
+    return values(pc.fill_null(arr, scalar(-1))).astype(np.int64, copy=False)
 
 
 def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -150,23 +153,22 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.n
         return {}
     if not pa.types.is_struct(arr.type):
         raise _Unsupported("attributes are not objects")
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = arr.combine_chunks(memory_pool=pool()) if isinstance(arr, pa.ChunkedArray) else arr
     out = {}
     for i, f in enumerate(arr.type):
         child = arr.field(i)
         present = child.is_valid()
         if arr.null_count:
             present = pc.and_(present, arr.is_valid())
-        mask = present.to_numpy(zero_copy_only=False)
-        if not mask.any():
+        on = mask(present)
+        if not on.any():
             continue
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
             # attribute values repeat: one Python string per distinct value, not per label
-            enc = pc.dictionary_encode(child)
-            lookup = np.empty(len(enc.dictionary) + 1, dtype=object)
-            lookup[:-1] = enc.dictionary.to_pylist()
-            lookup[-1] = None
-            col = lookup[pc.fill_null(enc.indices, -1).to_numpy()]
+            enc = pc.dictionary_encode(child, null_encoding="encode")
+            lookup = np.empty(len(enc.dictionary), dtype=object)
+            lookup[:] = enc.dictionary.to_pylist()
+            col = lookup[values(enc.indices)]
         elif (
             pa.types.is_integer(f.type)
             or pa.types.is_floating(f.type)
@@ -179,28 +181,28 @@ def _attributes(arr: pa.ChunkedArray | None) -> dict[str, tuple[np.ndarray, np.n
             col[:] = child.to_pylist()
         else:
             raise _Unsupported("nested attribute values")
-        col[~mask] = None
-        out[f.name] = (col, mask)
+        col[~on] = None
+        out[f.name] = (col, on)
     return out
 
 
 def _has_integral(child: pa.Array) -> bool:
-    vals = child.drop_null().to_numpy(zero_copy_only=False)
+    vals = values(child.drop_null())
     return bool(np.any(np.isfinite(vals) & (vals == np.round(vals))))
 
 
 def _list_offsets(arr: pa.Array) -> np.ndarray:
-    off = arr.offsets.to_numpy().astype(np.int64)
+    off = values(arr.offsets).astype(np.int64)
     return off - off[0]
 
 
 def _ragged_polygons(
     arr: pa.ChunkedArray, idx: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a = arr.combine_chunks()
+    a = arr.combine_chunks(memory_pool=pool())
     if not pa.types.is_list(a.type) or not pa.types.is_list(a.type.value_type):
         raise _Unsupported("polygons are not lists of rings")
-    if a.null_count and not a.is_valid().to_numpy(zero_copy_only=False)[idx].all():
+    if a.null_count and not mask(a.is_valid())[idx].all():
         raise _Unsupported("missing polygons")
     rings = a.values
     pts = rings.values
@@ -209,9 +211,9 @@ def _ragged_polygons(
     vals = pts.values
     if vals.null_count or not (pa.types.is_floating(vals.type) or pa.types.is_integer(vals.type)):
         raise _Unsupported("non-numeric coordinates")
-    o = a.offsets.to_numpy().astype(np.int64)
-    r = rings.offsets.to_numpy().astype(np.int64)
-    p = pts.offsets.to_numpy().astype(np.int64)
+    o = values(a.offsets).astype(np.int64)
+    r = values(rings.offsets).astype(np.int64)
+    p = values(pts.offsets).astype(np.int64)
     ring_cnt = o[idx + 1] - o[idx]
     whole = (
         len(idx) > 0
@@ -226,7 +228,7 @@ def _ragged_polygons(
         pt_cnt = np.diff(r)
         if np.any(pt_cnt == 0) or np.any(ring_cnt == 0) or r[-1] * 2 != len(vals):
             raise _Unsupported("rings are empty")
-        coords = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(-1, 2)
+        coords = values(vals).astype(np.float64, copy=False).reshape(-1, 2)
         if not np.isfinite(coords).all():
             raise _Unsupported("non-finite coordinates")
         off = np.zeros(len(idx) + 1, dtype=np.int64)
@@ -237,7 +239,7 @@ def _ragged_polygons(
     pt_sel = _ranges(r[ring_sel], pt_cnt)
     if np.any(p[pt_sel + 1] - p[pt_sel] != 2) or np.any(pt_cnt == 0) or np.any(ring_cnt == 0):
         raise _Unsupported("points are not [x, y] or rings are empty")
-    v = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    v = values(vals).astype(np.float64, copy=False)
     first = p[pt_sel]
     coords = np.stack([v[first], v[first + 1]], axis=1)
     if not np.isfinite(coords).all():
@@ -274,31 +276,41 @@ def from_arrow_labels(
 ) -> LabelSet:
     """Arrow table of Deepen labels (one row per label) -> LabelSet; raises when unsupported."""
     n = table.num_rows
-    file_id = _file_ids(table, keys, n)
-    lt, cats_raw = _types_and_categories(table, n)
-    ctx = _Ctx(dataset_id=dataset_id)
-    ctx.listed_files = [(dataset_id, k) for k in listed]
-    prov = _frame_keys(table, file_id, n, ctx)
-    cats = _order_categories(set(cats_raw.tolist()), list(dict.fromkeys(categories)))
-    cat_index = {c: i for i, c in enumerate(cats)}
-    codes = np.array([cat_index[c] for c in cats_raw.tolist()], dtype=np.int32).reshape(-1)
-    common = _common_columns(table, n, prov, codes)
-    attrs = _attributes(_col(table, "attributes"))
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        # Arrow's kernels let go of the GIL: the common columns are read in a second thread
+        # while this one numbers the frames and categories
+        job = worker.submit(_common_columns, table, n)
+        fid_words, fid_codes = _file_ids(table, keys, n)
+        lt_words, lt_codes, cat_words, cat_codes = _types_and_categories(table, n)
+        ctx = _Ctx(dataset_id=dataset_id)
+        ctx.listed_files = [(dataset_id, k) for k in listed]
+        prov = _frame_keys(table, fid_words, fid_codes, n, ctx)
+        cats = _order_categories(set(cat_words.tolist()), list(dict.fromkeys(categories)))
+        cat_index = {c: i for i, c in enumerate(cats)}
+        remap = np.array([cat_index[c] for c in cat_words.tolist()], dtype=np.int32)
+        codes = remap[cat_codes] if len(remap) else np.zeros(0, dtype=np.int32)
+        attrs = _attributes(_col(table, "attributes"))
+        common = {"frame": prov, "category": codes, **job.result()}
+    code_of = {t: i for i, t in enumerate(lt_words.tolist())}
     tables: dict[str, Table] = {}
     for label_type, build in _KIND_PARSERS.items():
-        idx = np.flatnonzero(lt == label_type)
-        if len(idx):
-            cols: dict[str, Any] = {k: v[idx] for k, v in common.items()}
-            cols["attributes"] = {k: v[idx] for k, (v, on) in attrs.items() if on[idx].any()}
-            tables[KIND_OF_LABEL_TYPE[label_type]] = build(table, idx, cols)
+        if label_type not in code_of:
+            continue
+        idx = np.flatnonzero(lt_codes == code_of[label_type])
+        cols: dict[str, Any] = {k: v[idx] for k, v in common.items()}
+        cols["attributes"] = {k: v[idx] for k, (v, on) in attrs.items() if on[idx].any()}
+        tables[KIND_OF_LABEL_TYPE[label_type]] = build(table, idx, cols)
     return build_labelset(tables, ctx, cats, files, path)
 
 
 # -- the columns every label has ----------------------------------------------------------
+# Strings that repeat (file, type, category, sensor, stage...) stay dictionary-encoded until
+# the model's object columns are made: one Python string per distinct value, codes in numpy.
 
 
-def _file_ids(table: pa.Table, keys: Sequence[str] | None, n: int) -> np.ndarray:
-    """``file_id`` of every label (a dict-shaped response gives it by key)."""
+def _file_ids(table: pa.Table, keys: Sequence[str] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``file_id`` of every label as (distinct ids, code per label); a dict-shaped response
+    gives it by key."""
     file_id = _col(table, "file_id")
     if keys is not None:
         key_arr = pa.array(keys, pa.string())
@@ -309,69 +321,89 @@ def _file_ids(table: pa.Table, keys: Sequence[str] | None, n: int) -> np.ndarray
         )
     if n and (file_id is None or file_id.null_count):
         raise _Unsupported("labels without file_id")
-    if isinstance(file_id, pa.Array):
-        file_id = pa.chunked_array([file_id])
-    fid = _unique_strings(file_id, n)
-    if n and np.any(fid == ""):
+    words, codes = dictionary(file_id, n)
+    if "" in set(words.tolist()):
         raise _Unsupported("empty file_id")
-    return fid
+    return words, codes
 
 
-def _types_and_categories(table: pa.Table, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _types_and_categories(
+    table: pa.Table, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     lt_col = _col(table, "label_type")
     cat_col = _col(table, "label_category_id")
     if n and (lt_col is None or cat_col is None or lt_col.null_count or cat_col.null_count):
         raise _Unsupported("labels without label_type or category")
-    lt = _strings(lt_col, n)
-    types = set(lt.tolist())
+    lt_words, lt_codes = dictionary(lt_col, n)
+    types = set(lt_words.tolist())
     if not types <= _FAST_TYPES:
         raise _Unsupported(f"label types {types - _FAST_TYPES}")
-    cats_raw = _strings(cat_col, n)
-    if n and np.any(cats_raw == ""):
+    cat_words, cat_codes = dictionary(cat_col, n)
+    if "" in set(cat_words.tolist()):
         raise _Unsupported("empty category")
-    return lt, cats_raw
+    return lt_words, lt_codes, cat_words, cat_codes
 
 
-def _frame_keys(table: pa.Table, fid: np.ndarray, n: int, ctx: _Ctx) -> np.ndarray:
-    """Provisional frame number of every label, registering the frame keys in ``ctx``."""
+def _frame_keys(
+    table: pa.Table, fid_words: np.ndarray, fid_codes: np.ndarray, n: int, ctx: _Ctx
+) -> np.ndarray:
+    """Provisional frame number of every label, registering the frame keys in ``ctx``.
+
+    A frame is a (dataset, file, sensor) triple: numbered in order of first appearance, as the
+    general path's ``ctx.frame`` does, from the three dictionary codes (no per-label strings).
+    """
     if not n:
         return np.zeros(0, dtype=np.int64)
-    ds = _strings(_col(table, "dataset_id"), n)
+    ds_words, ds_codes = dictionary(_col(table, "dataset_id"), n)
     if ctx.dataset_id:
-        ds[ds == ""] = ctx.dataset_id
-    sensor = _strings(_col(table, "sensor_id"), n)
-    joined = pc.binary_join_element_wise(
-        pa.array(ds, pa.string()),
-        pa.array(fid, pa.string()),
-        pa.array(sensor, pa.string()),
-        "\x1f",
-    )
-    enc = pc.dictionary_encode(joined)
-    ctx.frame_keys = {tuple(k.split("\x1f")): i for i, k in enumerate(enc.dictionary.to_pylist())}
-    return enc.indices.to_numpy().astype(np.int64)
+        ds_words, ds_codes = unique_words(
+            [w or ctx.dataset_id for w in ds_words.tolist()], ds_codes
+        )
+    s_words, s_codes = dictionary(_col(table, "sensor_id"), n)
+    nf, ns = len(fid_words), len(s_words)
+    pair = ds_codes * nf + fid_codes  # below n**2: fits while n < 2**31
+    if len(ds_words) * nf * ns >= 2**62:
+        pair = np.unique(pair, return_inverse=True)[1].reshape(-1)
+    enc = pc.dictionary_encode(int64s(pair * ns + s_codes))
+    prov = values(enc.indices).astype(np.int64)
+    first = np.empty(len(enc.dictionary), dtype=np.int64)
+    first[prov[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)  # the earliest row wins
+    ctx.frame_keys = {
+        key: i
+        for i, key in enumerate(
+            zip(
+                ds_words[ds_codes[first]].tolist(),
+                fid_words[fid_codes[first]].tolist(),
+                s_words[s_codes[first]].tolist(),
+                strict=True,
+            )
+        )
+    }
+    return prov
 
 
-def _common_columns(
-    table: pa.Table, n: int, frame: np.ndarray, category: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The common label columns, read from their declared Deepen fields (``Col.deepen``)."""
+def _common_columns(table: pa.Table, n: int) -> dict[str, np.ndarray | Coded]:
+    """The track and the common label columns read from their declared Deepen fields
+    (``Col.deepen``)."""
     label_id = _col(table, "label_id")
-    if label_id is not None and n:
-        lid = pc.fill_null(label_id.cast(pa.string()), "")
+    lid = pc.fill_null(label_id.cast(pa.string()), scalar("")) if label_id is not None else None
+    if lid is not None and n:
         m = pc.extract_regex(lid, r":\s*(?P<n>-?\d+)\s*$")
         try:
-            track = pc.fill_null(pc.cast(pc.struct_field(m, "n"), pa.int64()), -1).to_numpy()
+            number = pc.cast(pc.struct_field(m, "n"), pa.int64())
+            track = values(pc.fill_null(number, scalar(-1))).astype(np.int64, copy=False)
         except pa.ArrowInvalid:  # a track number past int64: parse_track makes it -1
             track = parse_track(lid.to_pylist())
     else:
         track = np.full(n, -1, dtype=np.int64)
-    cols = {"frame": frame, "category": category, "track": track}
+    cols: dict[str, np.ndarray | Coded] = {"track": track}
     for name, key in DEEPEN_FIELDS.items():
-        arr = _col(table, key)
         if name == "label_id":  # one value per label: a dictionary would not pay
-            cols[name] = _unique_strings(arr, n)
+            cols[name] = strings(lid) if lid is not None else _unique_strings(None, n)
         else:
-            cols[name] = _strings(arr, n) if is_str_column(name) else _ints(arr, n)
+            arr = _col(table, key)
+            # strings stay coded: each kind's table makes its own objects (``Coded[idx]``)
+            cols[name] = Coded(*dictionary(arr, n)) if is_str_column(name) else _ints(arr, n)
     return cols
 
 
@@ -381,14 +413,16 @@ def _common_columns(
 def _box_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
     if "box" not in table.column_names:
         raise _Unsupported("boxes without 'box'")
-    box = table.column("box").take(pa.array(idx)).combine_chunks()
+    box = pc.take(table.column("box"), int64s(idx), memory_pool=pool()).combine_chunks(
+        memory_pool=pool()
+    )
     if box.null_count or not pa.types.is_list(box.type):
         raise _Unsupported("boxes without 'box'")
     if not _numeric(box.type.value_type):
         raise _Unsupported("box values are not numbers")
     if np.any(np.diff(_list_offsets(box)) != 4):
         raise _Unsupported("box is not [x, y, w, h]")
-    xywh = box.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+    xywh = values(box.flatten()).astype(np.float64).reshape(-1, 4)
     if not np.isfinite(xywh).all() or np.any(xywh[:, 2:] < 0):
         raise _Unsupported("non-finite or negative box")
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
@@ -421,7 +455,8 @@ def _scene_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Tabl
 def _cuboid_table(table: pa.Table, idx: np.ndarray, cols: dict[str, Any]) -> Table:
     if "three_d_bbox" not in table.column_names:
         raise _Unsupported("3d_bbox without three_d_bbox")
-    b = table.column("three_d_bbox").take(pa.array(idx)).combine_chunks()
+    b = pc.take(table.column("three_d_bbox"), int64s(idx), memory_pool=pool())
+    b = b.combine_chunks(memory_pool=pool())
     if b.null_count:
         raise _Unsupported("missing three_d_bbox")
     center = np.stack([_number_field(b, k) for k in ("cx", "cy", "cz")], axis=1)
@@ -458,7 +493,7 @@ def _numeric(type_: pa.DataType) -> bool:
 
 
 def _floats(c: pa.Array) -> np.ndarray:
-    return pc.fill_null(c.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False).astype(float)
+    return values(pc.fill_null(c.cast(pa.float64()), scalar(float("nan")))).astype(float)
 
 
 def _number_field(b: pa.StructArray, name: str) -> np.ndarray:
@@ -469,7 +504,7 @@ def _number_field(b: pa.StructArray, name: str) -> np.ndarray:
         raise _Unsupported(f"three_d_bbox.{name} is not a number")
     if c.null_count:
         raise _Unsupported(f"three_d_bbox.{name} null")
-    return c.to_numpy(zero_copy_only=False).astype(np.float64)
+    return values(c).astype(np.float64)
 
 
 def _quaternions(b: pa.StructArray, k: int) -> np.ndarray:
@@ -478,12 +513,12 @@ def _quaternions(b: pa.StructArray, k: int) -> np.ndarray:
     if b.type.get_field_index("quaternion") < 0:
         return quat
     qa = b.field("quaternion")
-    valid = qa.is_valid().to_numpy(zero_copy_only=False)
+    valid = mask(qa.is_valid())
     for j, comp in enumerate("xyzw"):
         c = qa.field(comp)
         if not _numeric(c.type):
             raise _Unsupported("quaternion component is not a number")
-        if (valid & ~c.is_valid().to_numpy(zero_copy_only=False)).any():
+        if (valid & ~mask(c.is_valid())).any():
             raise _Unsupported("quaternion without all of x, y, z, w")
         quat[:, j] = np.where(valid, _floats(c), np.nan)
     return quat
