@@ -63,7 +63,9 @@ import os
 import posixpath
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
@@ -79,7 +81,7 @@ from converters._base import OnUnsupported, apply_policy, atomic_dir
 from deepen_export import arrow
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, LabelSet
+from deepen_export.model import KIND_SPECS, LABEL_KINDS, LabelSet
 from deepen_export.report import Report
 
 __all__ = ["read", "write", "write_stream"]
@@ -146,6 +148,10 @@ class _File:
     schema: pa.Schema
     rows: int = 0
     geo: arrow.GeoSummary | None = None
+    # rows waiting to fill a row group: written in whole groups, so slices give one table's bytes
+    pending: list[pa.Table] = field(default_factory=list)
+    held: int = 0
+    started: bool = False
 
 
 @dataclass
@@ -169,6 +175,9 @@ class _Sink:
     written: dict[str, int] = field(default_factory=dict)
     meta_source: dict[str, Any] = field(default_factory=dict)
     frame_of_reference: str | None = None
+    pool: Executor | None = None  # builds label slices (both cores)
+    io: Executor | None = None  # one thread: encodes and writes row groups, in order
+    queued: deque[Future[None]] = field(default_factory=deque)
 
     # -- batches ------------------------------------------------------------------------
     def add(self, labels: LabelSet) -> None:
@@ -192,14 +201,9 @@ class _Sink:
             self.attribute_types = (
                 arrow._typed_attribute_types(labels) if self.attribute_columns else {}
             )
-        tables = arrow.to_arrow(
-            labels,
-            attribute_columns=self.attribute_types,
-            attribute_encodings=self.encodings,
-            pointclouds=self.pointclouds,
-        )
+        self._add_labels(labels)
+        tables = arrow._other_tables(labels, self.pointclouds)
         tables["frames"] = self._new_frames(tables["frames"])
-        self.report.extend(arrow.geometry_issues(labels))  # the writers' parts/holes rule
         if not self.pointclouds and len(labels.pointclouds):
             for fid in labels.frames.file_id[labels.pointclouds.frame]:
                 self.report.add(
@@ -212,6 +216,38 @@ class _Sink:
             for path, part in self._partitions(name, table):
                 self._write(name, path, part)
             self.written[name] = self.written.get(name, 0) + len(table)
+        self._flush()  # a batch ends its row groups: nothing is held back for the next
+
+    def _add_labels(self, labels: LabelSet) -> None:
+        """The ``labels`` rows, built slice by slice on the pool while earlier slices are written."""
+        files = self.layout == "files"
+        slices = arrow.label_slices(
+            labels,
+            self.encodings,
+            self.attribute_types or {},
+            row_group_size=self.row_group_size if files else None,
+            pool=self.pool,
+        )
+        flags: dict[str, list[Any]] = {}
+        parts = []
+        for kind, table, f in slices:
+            flags.setdefault(kind, []).append(f)
+            if files:
+                self._write("labels", "labels.parquet", table)
+            else:
+                parts.append(table)
+        if not flags:  # no labels: the (empty) table still creates the file with its schema
+            parts = [arrow.label_schema(self.attribute_types or {}).empty_table()]
+        if parts:
+            table = pa.concat_tables(parts)
+            for path, part in self._partitions("labels", table):
+                self._write("labels", path, part)
+        n = sum(len(labels.table(k)) for k in LABEL_KINDS)
+        self.written["labels"] = self.written.get("labels", 0) + n
+        for kind, spec in KIND_SPECS.items():  # the writers' parts/holes rule, reported once
+            if spec.family == "polygon" and kind in flags:
+                whole = tuple(np.concatenate(c) for c in zip(*flags[kind], strict=True))
+                self.report.extend(arrow._rule_issues(labels, kind, whole))  # type: ignore[arg-type]
 
     def _fill_dataset_id(self, labels: LabelSet) -> LabelSet:
         ds = labels.frames.dataset_id
@@ -236,7 +272,7 @@ class _Sink:
             t: Any = labels.table(kind)
             for k, v in t.attributes.items():
                 present = v != None  # noqa: E711
-                non_str = np.asarray([type(x) is not str for x in v[present]], dtype=bool)
+                non_str = arrow._non_str(v[present])
                 if k not in self.encodings:
                     self.encodings[k] = "json" if non_str.any() else "string"
                 elif self.encodings[k] == "string" and non_str.any():
@@ -279,6 +315,47 @@ class _Sink:
             yield posixpath.join(name, *segs, "part-0.parquet"), part
 
     def _write(self, name: str, rel: str, table: pa.Table) -> None:
+        """Queue ``table`` for file ``rel``; whole row groups go to the writer thread at once."""
+        f = self._file(name, rel, table)
+        table = table.cast(f.schema) if table.schema.remove_metadata() != f.schema else table
+        f.pending.append(table)
+        f.held += len(table)
+        f.rows += len(table)
+        size = _ROW_GROUPS.get(name, self.row_group_size)
+        if f.held >= size:
+            self._submit(f, (f.held // size) * size)
+
+    def _flush(self) -> None:
+        for f in self.files.values():
+            if f.held or (f.pending and not f.started):
+                self._submit(f, f.held)
+
+    def _submit(self, f: _File, rows: int) -> None:
+        """Hand the first ``rows`` held rows of ``f`` to the writer thread (in order)."""
+        held = pa.concat_tables(f.pending) if len(f.pending) > 1 else f.pending[0]
+        f.pending = [held.slice(rows)] if rows < len(held) else []
+        f.held -= rows
+        f.started = True
+        chunk = held.slice(0, rows) if rows < len(held) else held
+        size = _ROW_GROUPS.get(f.table, self.row_group_size)
+
+        def write() -> None:
+            f.writer.write_table(chunk, row_group_size=size)
+            if f.geo is not None:
+                f.geo.update(chunk)
+
+        if self.io is None:
+            write()
+            return
+        while len(self.queued) >= 2:  # bound what waits for the disk: about two row groups
+            self.queued.popleft().result()
+        self.queued.append(self.io.submit(write))
+
+    def _drain(self) -> None:
+        while self.queued:
+            self.queued.popleft().result()
+
+    def _file(self, name: str, rel: str, table: pa.Table) -> _File:
         f = self.files.get(rel)
         if f is None:
             path = posixpath.join(self.root, rel)
@@ -295,13 +372,11 @@ class _Sink:
             f = self.files[rel] = _File(
                 name, writer, stream, table.schema.remove_metadata(), geo=geo
             )
-        table = table.cast(f.schema) if table.schema.remove_metadata() != f.schema else table
-        f.writer.write_table(table, row_group_size=_ROW_GROUPS.get(name, self.row_group_size))
-        f.rows += len(table)
-        if f.geo is not None:
-            f.geo.update(table)
+        return f
 
     def close(self) -> None:
+        self._flush()
+        self._drain()
         for f in self.files.values():
             meta = arrow.table_metadata(
                 f.table,
@@ -318,6 +393,10 @@ class _Sink:
             f.stream.close()
 
     def abort(self) -> None:
+        for q in self.queued:
+            with contextlib.suppress(BaseException):
+                q.result()
+        self.queued.clear()
         for f in self.files.values():
             with contextlib.suppress(Exception):
                 f.writer.close()
@@ -460,7 +539,12 @@ def write_stream(
     if attribute_columns is None:
         attribute_columns = layout == "files"
     staging_ctx = _staging(fs, root, layout)
-    with staging_ctx as staging:
+    threads = min(4, os.cpu_count() or 1)
+    with (
+        staging_ctx as staging,
+        ThreadPoolExecutor(threads, thread_name_prefix="parquet-build") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as io,
+    ):
         sink = _Sink(
             fs,
             staging,
@@ -471,6 +555,8 @@ def write_stream(
             dataset_id,
             report,
             pointclouds,
+            pool=pool,
+            io=io,
         )
         try:
             for batch in progress(batches, description="Parquet batches"):
