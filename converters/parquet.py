@@ -62,6 +62,8 @@ import json
 import os
 import posixpath
 import re
+import shutil
+import tempfile
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -81,7 +83,7 @@ from converters._base import OnUnsupported, apply_policy, atomic_dir
 from deepen_export import arrow
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
-from deepen_export.model import KIND_SPECS, LABEL_KINDS, LabelSet
+from deepen_export.model import KIND_SPECS, LABEL_KINDS, Frames, Issue, LabelSet, natural_key
 from deepen_export.report import Report
 
 __all__ = ["read", "write", "write_stream"]
@@ -205,13 +207,10 @@ class _Sink:
         tables = arrow._other_tables(labels, self.pointclouds)
         tables["frames"] = self._new_frames(tables["frames"])
         if not self.pointclouds and len(labels.pointclouds):
-            for fid in labels.frames.file_id[labels.pointclouds.frame]:
-                self.report.add(
-                    "skipped",
-                    "point clouds are not written unless pointclouds=True (data, not labels)",
-                    file_id=str(fid),
-                    kind="pointclouds",
-                )
+            reason = "point clouds are not written unless pointclouds=True (data, not labels)"
+            fids = labels.frames.file_id[labels.pointclouds.frame]
+            skipped = [Issue("skipped", reason, str(f), None, "pointclouds") for f in fids]
+            self._report_later((2, 0, 0), skipped)
         for name, table in tables.items():
             for path, part in self._partitions(name, table):
                 self._write(name, path, part)
@@ -232,6 +231,7 @@ class _Sink:
         parts = []
         for kind, table, f in slices:
             flags.setdefault(kind, []).append(f)
+            self.kind = kind
             if files:
                 self._write("labels", "labels.parquet", table)
             else:
@@ -247,7 +247,13 @@ class _Sink:
         for kind, spec in KIND_SPECS.items():  # the writers' parts/holes rule, reported once
             if spec.family == "polygon" and kind in flags:
                 whole = tuple(np.concatenate(c) for c in zip(*flags[kind], strict=True))
-                self.report.extend(arrow._rule_issues(labels, kind, whole))  # type: ignore[arg-type]
+                groups = arrow._rule_issues(labels, kind, whole)  # type: ignore[arg-type]
+                for j, issues in enumerate(groups):
+                    self._report_later((1, _KIND_ORDER[kind], j), issues)
+
+    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
+        """Report entries of the writer; ``group`` orders them when a sink defers them."""
+        self.report.extend(issues)
 
     def _fill_dataset_id(self, labels: LabelSet) -> LabelSet:
         ds = labels.frames.dataset_id
@@ -277,16 +283,11 @@ class _Sink:
                     self.encodings[k] = "json" if non_str.any() else "string"
                 elif self.encodings[k] == "string" and non_str.any():
                     rows = np.flatnonzero(present)[non_str]
-                    fids = labels.frames.file_id[t.frame[rows]]
-                    for r, fid in zip(rows, fids, strict=True):
-                        self.report.add(
-                            "changed",
-                            f"attribute {k!r}: a non-string value after string values in "
-                            "earlier batches is stored as its JSON text",
-                            file_id=str(fid),
-                            label_id=str(t.label_id[r]),
-                            kind=kind,
-                        )
+                    reason = (
+                        f"attribute {k!r}: a non-string value after string values in "
+                        "earlier batches is stored as its JSON text"
+                    )
+                    self._report_later((0, 0, 0), labels.row_issues(kind, rows, "changed", reason))
 
     def _new_frames(self, frames: pa.Table) -> pa.Table:
         keep = np.zeros(len(frames), dtype=bool)
@@ -404,6 +405,170 @@ class _Sink:
                 f.stream.close()
 
 
+_KIND_ORDER = {k: i for i, k in enumerate(KIND_SPECS)}
+
+
+class _SpillSink(_Sink):
+    """A sink that holds every batch's rows in temporary Arrow IPC files until the last batch.
+
+    Rows are built into Arrow as batches arrive (the expensive part), then spilled to disk, so
+    memory stays bounded by a batch. On close the frames of all batches give the sequence order
+    (``frame_index``) and the category order that a parse of the whole input gives, and the
+    spilled rows are written per kind in order: the files equal what :func:`write` of the whole
+    set writes. Typed attribute columns and attribute encodings are decided on the first batch.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spilled: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
+        self.frame_parts: list[Frames] = []
+        self.sorted_categories = True
+        self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
+        self.spill_dir = tempfile.mkdtemp(prefix="deepen-parquet-")  # local, whatever dest is
+
+    def _spill_path(self, key: str) -> str:
+        return os.path.join(self.spill_dir, f"{key}.arrows")
+
+    def _write(self, name: str, rel: str, table: pa.Table) -> None:
+        if not self.spilling:
+            super()._write(name, rel, table)
+            return
+        key = rel.removesuffix(".parquet") if name != "labels" else f"labels.{self.kind}"
+        table = _plain_categories(table)
+        w = self.spilled.get(key)
+        if w is None:
+            w = self.spilled[key] = pa.ipc.new_stream(self._spill_path(key), table.schema)
+        w.write_table(table)
+
+    spilling = True
+    kind = ""
+
+    def add(self, labels: LabelSet) -> None:
+        self.frame_parts.append(self._fill_dataset_id(labels).frames)
+        self.sorted_categories &= list(labels.categories) == sorted(labels.categories)
+        super().add(labels)
+
+    def _new_frames(self, frames: pa.Table) -> pa.Table:
+        return frames.slice(0, 0)  # frames are written once, in their final order, on close
+
+    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
+        self.deferred.setdefault(group, []).extend(issues)  # listed in a whole write's order
+
+    def close(self) -> None:
+        for w in self.spilled.values():
+            w.close()
+        self.spilling = False
+        frames = _final_frames(self.frame_parts)
+        cats = list(self.categories)
+        cats = sorted(cats) if self.sorted_categories else cats
+        self.categories = dict.fromkeys(cats)
+        final = LabelSet(frames=frames, categories=tuple(cats))
+        table = arrow._other_tables(final, False)["frames"]
+        self.written["frames"] = len(table)
+        self._write("frames", "frames.parquet", table)
+        index = arrow._int(frames.index)
+        keys = arrow._keystr(table)
+        for key in sorted(self.spilled, key=_spill_order):
+            name = key.split(".", 1)[0]
+            rel = "labels.parquet" if name == "labels" else f"{key}.parquet"
+            size = _ROW_GROUPS.get(name, self.row_group_size)
+            for piece in _aligned(self._read_spill(key), self._held_rows(rel), size):
+                piece = _fix_frames(piece, keys, index, cats)
+                self._write(name, rel, piece)
+            os.remove(self._spill_path(key))
+        for group in sorted(self.deferred):
+            self.report.extend(self.deferred[group])
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        super().close()
+
+    def _held_rows(self, rel: str) -> int:
+        f = self.files.get(rel)
+        return 0 if f is None else f.rows
+
+    def _read_spill(self, key: str) -> Iterator[pa.Table]:
+        with pa.OSFile(self._spill_path(key)) as fh:  # read, not mapped: bounded resident memory
+            for batch in pa.ipc.open_stream(fh):
+                yield pa.Table.from_batches([batch])
+
+    def abort(self) -> None:
+        for w in self.spilled.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        super().abort()
+
+
+def _spill_order(key: str) -> tuple[int, int]:
+    name, _, kind = key.partition(".")
+    return (0 if name == "labels" else 1, LABEL_KINDS.index(kind) if kind else 0)
+
+
+def _plain_categories(table: pa.Table) -> pa.Table:
+    """``category`` as plain strings: each batch has its own codes (re-coded on close)."""
+    i = table.schema.get_field_index("category")
+    if i < 0 or not pa.types.is_dictionary(table.schema.field(i).type):
+        return table
+    return table.set_column(i, "category", table.column(i).cast(pa.string()))
+
+
+def _fix_frames(table: pa.Table, keys: pa.Array, index: pa.Array, cats: list[str]) -> pa.Table:
+    """The final ``frame_index`` (by frame key) and category codes of spilled rows."""
+    rows = pc.index_in(arrow._keystr(table), value_set=keys)
+    i = table.schema.get_field_index("frame_index")
+    table = table.set_column(i, "frame_index", index.take(rows))
+    i = table.schema.get_field_index("category")
+    if i >= 0:
+        codes = pc.index_in(table.column(i), value_set=pa.array(cats, pa.string()))
+        col = pa.DictionaryArray.from_arrays(
+            codes.cast(pa.int32()).combine_chunks(), pa.array(cats, pa.string())
+        )
+        table = table.set_column(i, "category", col)
+    return table.combine_chunks()
+
+
+def _aligned(tables: Iterable[pa.Table], start: int, size: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` re-cut at row-group boundaries (``start`` rows precede them)."""
+    held: list[pa.Table] = []
+    n = 0
+    room = size - start % size
+    for t in tables:
+        held.append(t)
+        n += len(t)
+        while n >= room:
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, room)
+            rest = whole.slice(room)
+            held, n, room = [rest], len(rest), size
+    if n:
+        yield pa.concat_tables(held)
+
+
+def _final_frames(parts: list[Frames]) -> Frames:
+    """The frames of all batches once each, in the sequence order a whole-input parse gives.
+
+    The order of the parse: ``index`` is the file's place among its dataset's files (as the
+    batches give it, or else by natural sort of the file ids), rows by dataset, index, sensor.
+    """
+    if not parts:
+        return Frames.empty()
+    every = Frames.concat(parts)
+    row_of: dict[tuple[str, str, str], int] = {}
+    for i, key in enumerate(every.keys()):  # one Python step per frame (not per label)
+        row_of.setdefault(key, i)
+    fr = every.take(np.fromiter(row_of.values(), dtype=np.int64, count=len(row_of)))
+    keys = fr.keys()
+    if (fr.index < 0).all():
+        files = sorted({(d, f) for d, f, _ in keys}, key=lambda k: (k[0], natural_key(k[1])))
+        rank: dict[tuple[str, str], int] = {}
+        per_ds: dict[str, int] = {}
+        for d, f in files:
+            rank[(d, f)] = per_ds[d] = per_ds.get(d, -1) + 1
+        index = np.asarray([rank[(d, f)] for d, f, _ in keys], dtype=np.int64)
+        fr = dataclasses.replace(fr, index=index)
+    order = sorted(range(len(fr)), key=lambda i: (fr.dataset_id[i], fr.index[i], fr.sensor_id[i]))
+    return fr.take(np.asarray(order, dtype=np.int64))
+
+
 # ---------------------------------------------------------------------------------------
 # write
 
@@ -496,6 +661,7 @@ def write_stream(
     filesystem: Any = None,
     pointclouds: bool = False,
     storage_options: dict[str, str] | None = None,
+    spill: bool = False,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -503,7 +669,16 @@ def write_stream(
     appended to open Parquet writers; file metadata (categories, geometry types, bbox) is
     completed when the last batch is written. Typed attribute columns are decided on the first
     batch. Frames repeated in later batches (same dataset, file and sensor) are written once.
-    Options are those of :func:`write`.
+    Options are those of :func:`write`, and:
+
+    spill : bool
+        ``layout="files"`` only. Hold each batch's rows (built into Arrow as it arrives) in
+        temporary Arrow files until the last batch, then write them per kind with the frame
+        order, ``frame_index`` and category order of the whole input: the same files as
+        :func:`write` of the parse of the whole input (with ``iter_label_batches`` batches of
+        one labels file; typed ``attr_`` columns and attribute encodings are decided on the
+        first batch). Without it, each batch is written as it comes (its own row groups) and
+        a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
 
     Examples
     --------
@@ -514,6 +689,8 @@ def write_stream(
     """
     if layout not in ("files", "hive", "delta"):
         raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
+    if spill and layout != "files":
+        raise ValueError(f"spill=True writes layout='files', not {layout!r}")
     if layout == "delta":
         return _write_delta(
             batches,
@@ -545,7 +722,7 @@ def write_stream(
         ThreadPoolExecutor(threads, thread_name_prefix="parquet-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as io,
     ):
-        sink = _Sink(
+        sink = (_SpillSink if spill else _Sink)(
             fs,
             staging,
             layout,

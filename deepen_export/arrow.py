@@ -106,6 +106,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_docs_and_api.py chec
     "from_arrow",
     "geometry_issues",
     "label_schema",
+    "label_slices",
     "table_metadata",
     "to_arrow",
 ]
@@ -406,17 +407,21 @@ def geometry_issues(labels: LabelSet) -> list[Issue]:
         t: Any = labels.table(kind)
         if len(t):
             geoms, left_out, repaired = polygon_geometries(t.offsets, t.ring_offsets, t.coords)
-            out += _rule_issues(labels, kind, (left_out, repaired, shapely.is_empty(geoms)))
+            flags = (left_out, repaired, shapely.is_empty(geoms))
+            out += [i for group in _rule_issues(labels, kind, flags) for i in group]
     return out
 
 
-def _rule_issues(labels: LabelSet, kind: str, flags: tuple[Array, Array, Array]) -> list[Issue]:
-    """Report entries of one polygon table from the rule's flags (left out, repaired, no area)."""
+def _rule_issues(
+    labels: LabelSet, kind: str, flags: tuple[Array, Array, Array]
+) -> list[list[Issue]]:
+    """Report entries of one polygon table from the rule's flags: rings left out, repaired,
+    no area left (three groups, in the order the report lists them)."""
     left_out, repaired, empty = flags
     return [
-        *labels.row_issues(kind, left_out, "repaired", RING_LEFT_OUT),
-        *labels.row_issues(kind, repaired, "repaired", POLYGON_REPAIRED),
-        *labels.row_issues(kind, empty, "changed", NO_AREA_LEFT),
+        labels.row_issues(kind, left_out, "repaired", RING_LEFT_OUT),
+        labels.row_issues(kind, repaired, "repaired", POLYGON_REPAIRED),
+        labels.row_issues(kind, empty, "changed", NO_AREA_LEFT),
     ]
 
 

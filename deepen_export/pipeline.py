@@ -41,21 +41,25 @@ Examples
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deepen_export.errors import DeepenExportError
 
 __all__ = [
     "ExportManyResult",
     "ExportResult",
+    "StreamedExport",
     "export_dataset",
     "export_many",
     "pull",
     "snapshot_path",
+    "stream_parquet",
 ]
 
 
@@ -223,6 +227,115 @@ def export_dataset(
             **write_options,
         )
     return report.to_dict()
+
+
+@dataclass
+class StreamedExport:
+    """What :func:`stream_parquet` wrote: the report, and the labels and input issues it read."""
+
+    report: Any
+    labels: int = 0
+    input_issues: int = 0
+
+    def __len__(self) -> int:
+        return self.labels
+
+
+def stream_parquet(
+    source: str | os.PathLike[str],
+    dest: Any,
+    *,
+    batch_size: int = 100_000,
+    **write_options: Any,
+) -> StreamedExport:
+    """Convert a Deepen labels JSON file to Parquet a batch at a time (the CLI's default).
+
+    ``iter_label_batches`` parses the file ``batch_size`` labels at a time in a background
+    thread (the next batch is parsed while this one is written) and
+    :func:`converters.parquet.write_stream` writes them with ``spill=True``: memory is bounded
+    by a few batches, and the files are those :func:`converters.parquet.write` writes for the
+    whole file read at once.
+
+    Parameters
+    ----------
+    source : path
+        A labels JSON file (a Deepen labels response).
+    dest : str
+        Output folder or URI.
+    batch_size : int
+        Labels per batch.
+    **write_options
+        Options of :func:`converters.parquet.write_stream` (``layout="files"``).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> src = Path(tempfile.mkdtemp(), "labels.json")
+    >>> _ = src.write_text(json.dumps({"labels": [{"file_id": "a.png", "label_id": "car:1",
+    ...     "label_category_id": "car", "label_type": "box", "box": [0, 0, 2, 2]}]}))
+    >>> done = stream_parquet(src, tempfile.mkdtemp() + "/out")
+    >>> done.labels, done.report.written["labels"]
+    (1, 1)
+    """
+    from converters import parquet
+    from deepen_export.parse import iter_label_batches
+
+    done = StreamedExport(report=None)
+
+    def counted() -> Iterator[Any]:
+        for batch in iter_label_batches(source, batch_size=batch_size):
+            done.labels += len(batch)
+            done.input_issues += len(batch.issues)
+            yield batch
+
+    done.report = parquet.write_stream(_ahead(counted()), dest, spill=True, **write_options)
+    return done
+
+
+_T = TypeVar("_T")
+
+
+def _ahead(items: Iterable[_T]) -> Iterator[_T]:
+    """Iterate ``items`` in a background thread, one item ahead of the consumer.
+
+    Parsing the next batch (pyarrow's reader and numpy release the GIL) then overlaps writing
+    this one, on the other core. The producer stops when the consumer does.
+    """
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in items:
+                if not put((False, x)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((True, exc))
+
+    worker = threading.Thread(target=run, name="deepen-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            last, value = box.get()
+            if last:
+                if value is not None:
+                    raise value
+                return
+            yield value
+            del value  # hold one item here at a time
+    finally:
+        stop.set()
+        worker.join()
 
 
 def export_many(

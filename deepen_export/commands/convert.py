@@ -205,6 +205,7 @@ def _run_convert(
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
     options: dict[str, Any] = dict(_parse_option(s) for s in settings)
+    streamed = _streams(fmt.name, options, source, from_format, frames, images)
     for key, value in (
         ("on_unsupported", on_unsupported),
         ("images", images),
@@ -228,15 +229,22 @@ def _run_convert(
         )
     remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
-        with status(f"reading {source}"):
-            labels, source_format = _read_any(source, from_format, frames, images)
-        n_issues_in = len(labels.issues)
-        with (
-            status(f"writing {fmt.name} ({len(labels):,} labels)"),
-            lossy_lines() as lines,
-            unmarked(target),
-        ):
-            report = module.write(labels, output, **options)
+        if streamed:  # a batch at a time; the same files as the whole-file path
+            from deepen_export.pipeline import stream_parquet
+
+            with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
+                labels = stream_parquet(source, output, **options)
+            report, source_format, n_issues_in = labels.report, "deepen", labels.input_issues
+        else:
+            with status(f"reading {source}"):
+                labels, source_format = _read_any(source, from_format, frames, images)
+            n_issues_in = len(labels.issues)
+            with (
+                status(f"writing {fmt.name} ({len(labels):,} labels)"),
+                lossy_lines() as lines,
+                unmarked(target),
+            ):
+                report = module.write(labels, output, **options)
     _note_source_gaps(report, source_format, labels, fmt.kinds, output)
     stamp(target, format=fmt.name)
     failure = _failure(labels, report, n_issues_in)
@@ -267,6 +275,39 @@ def _run_convert(
         if not as_json:
             click.echo(f"error: {failure}", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _streams(
+    to: str,
+    options: dict[str, Any],
+    source: Path,
+    from_format: str | None,
+    media: Path | None,
+    images: Path | None,
+) -> bool:
+    """Whether this conversion streams: Parquet files from one Deepen labels JSON file.
+
+    ``-O stream=false`` (taken out of ``options`` here) keeps the whole-file path; snapshot
+    folders (paint, media, image sizes), ``--media``, ``--images`` and other layouts use it.
+    """
+    if to != "parquet":
+        return False
+    wanted = options.pop("stream", True)
+    if not isinstance(wanted, bool):
+        raise click.BadParameter(f"stream must be true or false, got {wanted!r}", param_hint="-O")
+    if not wanted or media is not None or images is not None or not source.is_file():
+        return False
+    if options.get("layout", "files") != "files":
+        return False
+    if from_format is None:
+        from converters._detect import detect
+        from deepen_export.errors import ConversionError
+
+        try:
+            from_format = detect(source)
+        except ConversionError:
+            from_format = "deepen"
+    return from_format.lower() == "deepen"
 
 
 @contextlib.contextmanager

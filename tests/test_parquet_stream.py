@@ -1,0 +1,196 @@
+"""The CLI's default Parquet export streams: the same files as the whole-file path, batch by batch.
+
+``deepen-export convert labels.json --to parquet`` parses the file in batches
+(``iter_label_batches``) and writes them with ``write_stream(spill=True)``; ``-O stream=false``
+keeps the whole-file path. Both must write the same bytes (and DuckDB / pyarrow must read the
+same rows), whatever the batch size: frames in their sequence order with the whole file's
+``frame_index``, categories in the whole file's order, the report in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import deepen_export
+from converters import parquet
+from deepen_export.cli import main
+from deepen_export.pipeline import _ahead, stream_parquet
+from tests.conftest import SAMPLES
+
+SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+
+
+def _labels() -> list[dict]:
+    """Kinds, categories and frames that first appear in different batches (of 3 labels)."""
+    out: list[dict] = []
+    # file order is not sequence order: "10.png" comes first, natural order puts "2.png" first
+    files = ["10.png", "10.png", "2.png", "b/1.png", "2.png", "1.png", "10.png", "3.png"]
+    for i, fid in enumerate(files):
+        common = {
+            "file_id": fid,
+            "label_id": f"{['zebra', 'car', 'bus'][i % 3]}:{i + 1}",
+            "label_category_id": ["zebra", "car", "bus"][i % 3],
+            "stage_id": "QA",
+            "labeller_email": f"l{i % 2}@example.com",
+            "create_time_millis": 1700000000000 + i,
+            "attributes": {"occluded": ["no", "yes"][i % 2]},
+        }
+        if i % 4 == 0:
+            out.append({**common, "label_type": "box", "box": [i, 2, 30, 40]})
+        elif i % 4 == 1:  # a square with a 2-vertex ring: the ring is left out (reported)
+            out.append({**common, "label_type": "polygon", "polygons": [SQUARE, [[1, 1], [2, 2]]]})
+        elif i % 4 == 2:  # a bow tie: repaired (reported)
+            out.append(
+                {**common, "label_type": "polygon", "polygons": [[[0, 0], [4, 4], [4, 0], [0, 4]]]}
+            )
+        else:
+            out.append({**common, "label_type": "lane", "polygons": [[[0, 0], [5, 5], [9, 2]]]})
+    # input issues, reported first in both paths: an unknown type, a label without a category
+    out.append({**common, "label_id": "car:99", "label_type": "line"})
+    out.append({"file_id": "4.png", "label_type": "box"})
+    return out
+
+
+@pytest.fixture
+def labels_file(tmp_path: Path) -> Path:
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"labels": _labels()}))
+    return path
+
+
+def _same_files(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_streamed_files_equal_the_whole_file_write(labels_file, tmp_path, batch_size):
+    whole = tmp_path / "whole"
+    report = parquet.write(deepen_export.read_labels(labels_file), whole)
+    assert report.counts()["repaired"] >= 2  # the left-out ring and the bow tie are reported
+    done = stream_parquet(labels_file, tmp_path / "streamed", batch_size=batch_size)
+    assert done.labels == report.written["labels"] == 8
+    assert done.input_issues == 2
+    _same_files(whole, tmp_path / "streamed")
+
+
+def test_streamed_rows_read_back_the_same_in_duckdb_and_pyarrow(labels_file, tmp_path):
+    parquet.write(deepen_export.read_labels(labels_file), tmp_path / "whole")
+    stream_parquet(labels_file, tmp_path / "streamed", batch_size=2)
+    for table in ("labels", "frames"):
+        a = pq.read_table(tmp_path / "whole" / f"{table}.parquet")
+        b = pq.read_table(tmp_path / "streamed" / f"{table}.parquet")
+        assert a.equals(b)
+    con = duckdb.connect()
+    sql = (
+        "SELECT file_id, frame_index, category::VARCHAR, label_id, geometry, bbox, xy, attributes "
+        "FROM read_parquet('{}') ORDER BY label_id"
+    )
+    whole, streamed = (
+        con.execute(sql.format(tmp_path / d / "labels.parquet")).fetchall()
+        for d in ("whole", "streamed")
+    )
+    assert whole == streamed and len(whole) == 8
+    # the sequence order of the whole file: natural order of the file ids, not file order
+    frames = tmp_path / "streamed" / "frames.parquet"
+    got = con.execute(f"SELECT file_id, frame_index FROM read_parquet('{frames}')").fetchall()
+    assert got == [("1.png", 0), ("2.png", 1), ("3.png", 2), ("10.png", 3), ("b/1.png", 4)]
+
+
+def _convert(*args: str):
+    return CliRunner().invoke(main, ["convert", *args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "image_dataset/labels.json",
+        "image_dataset/labels_by_file.json",
+        "image_dataset/all_labels.json",
+        "lidar_sequence/labels.json",
+    ],
+)
+def test_cli_streams_by_default_and_stream_false_keeps_the_whole_file_path(source, tmp_path):
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    a = _convert(str(SAMPLES / source), "--to", "parquet", "-o", str(streamed), "--json")
+    b = _convert(
+        str(SAMPLES / source), "--to", "parquet", "-o", str(whole), "-O", "stream=false", "--json"
+    )
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    assert json.loads(a.stdout) == json.loads(b.stdout) | {"output": str(streamed)}
+    _same_files(whole, streamed)
+
+
+def test_cli_stream_option_must_be_a_boolean(labels_file, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            str(labels_file),
+            "--to",
+            "parquet",
+            "-o",
+            str(tmp_path / "o"),
+            "-O",
+            "stream=2",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "stream must be true or false" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_stream_of_a_broken_file_is_one_line_and_writes_nothing(tmp_path):
+    src = tmp_path / "labels.json"
+    body = json.dumps({"labels": _labels()})
+    src.write_text(body[: len(body) // 2])  # cut in the middle of a label
+    result = CliRunner().invoke(
+        main, ["convert", str(src), "--to", "parquet", "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert str(src) in result.output or "labels.json" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_fails():
+    started = threading.active_count()
+    produced: list[int] = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    with pytest.raises(RuntimeError):
+        for i in _ahead(items()):
+            if i == 3:
+                raise RuntimeError("consumer failed")
+    assert threading.active_count() == started
+    assert len(produced) <= 6  # one ahead of the consumer, not the whole input
+
+
+def test_read_ahead_raises_the_producers_error_in_the_consumer():
+    def items():
+        yield 1
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for i in _ahead(items()):
+            got.append(i)
+    assert got == [1]
+
+
+def test_spill_needs_the_files_layout(tmp_path):
+    with pytest.raises(ValueError, match="spill"):
+        parquet.write_stream([], tmp_path / "o", layout="hive", spill=True)
