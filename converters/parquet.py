@@ -205,7 +205,11 @@ class _Sink:
             )
         self._add_labels(labels)
         tables = arrow._other_tables(labels, self.pointclouds)
-        tables["frames"] = self._new_frames(tables["frames"])
+        frames = self._new_frames(tables["frames"])
+        if frames is None:
+            del tables["frames"]
+        else:
+            tables["frames"] = frames
         if not self.pointclouds and len(labels.pointclouds):
             reason = "point clouds are not written unless pointclouds=True (data, not labels)"
             fids = labels.frames.file_id[labels.pointclouds.frame]
@@ -289,7 +293,7 @@ class _Sink:
                     )
                     self._report_later((0, 0, 0), labels.row_issues(kind, rows, "changed", reason))
 
-    def _new_frames(self, frames: pa.Table) -> pa.Table:
+    def _new_frames(self, frames: pa.Table) -> pa.Table | None:
         keep = np.zeros(len(frames), dtype=bool)
         for i, key in enumerate(arrow._keystr(frames).to_pylist()):
             if key not in self.frames_seen:
@@ -408,22 +412,108 @@ class _Sink:
 _KIND_ORDER = {k: i for i, k in enumerate(KIND_SPECS)}
 
 
-class _SpillSink(_Sink):
-    """A sink that holds every batch's rows in temporary Arrow IPC files until the last batch.
+class _OutOfOrder(ConversionError):
+    """A batch brought a file that sorts before files of earlier batches (``ordered=True``)."""
 
-    Rows are built into Arrow as batches arrive (the expensive part), then spilled to disk, so
-    memory stays bounded by a batch. On close the frames of all batches give the sequence order
-    (``frame_index``) and the category order that a parse of the whole input gives, and the
-    spilled rows are written per kind in order: the files equal what :func:`write` of the whole
-    set writes. Typed attribute columns and attribute encodings are decided on the first batch.
+
+class _WholeSink(_Sink):
+    """A sink whose output is that of the whole input written at once (``spill`` / ``ordered``).
+
+    Frames of every batch are collected and written once on close, in the sequence order a
+    parse of the whole input gives; categories get the whole input's order; report entries are
+    listed in the order a single write lists them. Typed attribute columns and attribute
+    encodings are decided on the first batch.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.spilled: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
         self.frame_parts: list[Frames] = []
         self.sorted_categories = True
         self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
+
+    def add(self, labels: LabelSet) -> None:
+        labels = self._fill_dataset_id(labels)
+        self.frame_parts.append(labels.frames)
+        self.sorted_categories &= list(labels.categories) == sorted(labels.categories)
+        super().add(labels)
+
+    def _new_frames(self, frames: pa.Table) -> pa.Table | None:
+        self.written.setdefault("frames", 0)  # (the key order of a single write's report)
+        return None  # frames are written once, in their final order, on close
+
+    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
+        self.deferred.setdefault(group, []).extend(issues)  # listed in a whole write's order
+
+    def close(self) -> None:
+        frames = _final_frames(self.frame_parts)
+        cats = list(self.categories)
+        cats = sorted(cats) if self.sorted_categories else cats
+        self.categories = dict.fromkeys(cats)
+        table = arrow._other_tables(LabelSet(frames=frames, categories=tuple(cats)), False)
+        self.written["frames"] = len(table["frames"])
+        self._finish(table["frames"], frames, cats)
+        for group in sorted(self.deferred):
+            self.report.extend(self.deferred[group])
+        super().close()
+
+    def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
+        self._write("frames", "frames.parquet", frames_table)
+
+
+class _OrderedSink(_WholeSink):
+    """``ordered=True``: rows written as batches come, each frame's index known on arrival.
+
+    Holds when every batch's new files sort after the files of earlier batches (natural order
+    of the file ids, per dataset), as a labels file listed in sequence order gives them: a
+    file's index is then the number of files before it. A batch out of that order raises
+    :class:`_OutOfOrder` (before anything is committed).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rank: dict[tuple[str, str], int] = {}
+        self.last: dict[str, tuple[Any, ...]] = {}
+
+    def add(self, labels: LabelSet) -> None:
+        super().add(self._placed(self._fill_dataset_id(labels)))
+
+    def _placed(self, labels: LabelSet) -> LabelSet:
+        fr = labels.frames
+        if len(fr) and (fr.index >= 0).all():
+            return labels  # the batch knows the sequence (a files listing)
+        if (fr.index >= 0).any():
+            raise _OutOfOrder("a batch mixes known and unknown frame indexes", format=FORMAT)
+        new: dict[str, set[str]] = {}
+        for d, f in zip(fr.dataset_id, fr.file_id, strict=True):  # per frame, not per label
+            if (d, f) not in self.rank:
+                new.setdefault(d, set()).add(f)
+        for d, fids in new.items():
+            names = sorted(fids, key=natural_key)
+            keys = [natural_key(f) for f in names]
+            if (d in self.last and keys[0] <= self.last[d]) or len(set(keys)) < len(keys):
+                raise _OutOfOrder(f"{names[0]!r} comes after later files", format=FORMAT)
+            base = sum(1 for k in self.rank if k[0] == d)
+            self.rank.update({(d, f): base + j for j, f in enumerate(names)})
+            self.last[d] = keys[-1]
+        index = [self.rank[(d, f)] for d, f in zip(fr.dataset_id, fr.file_id, strict=True)]
+        frames = dataclasses.replace(fr, index=np.asarray(index, dtype=np.int64))
+        return labels.replace(frames=frames)
+
+
+class _SpillSink(_WholeSink):
+    """``spill=True``: every batch's rows held in temporary Arrow IPC files until the last batch.
+
+    Rows are built into Arrow as batches arrive (the expensive part), then spilled to disk, so
+    memory stays bounded by a batch. On close the spilled rows get the final ``frame_index``
+    and category codes and are written per kind in order: the files equal what :func:`write`
+    of the whole set writes.
+    """
+
+    spilling = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spilled: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
         self.spill_dir = tempfile.mkdtemp(prefix="deepen-parquet-")  # local, whatever dest is
 
     def _spill_path(self, key: str) -> str:
@@ -440,50 +530,22 @@ class _SpillSink(_Sink):
             w = self.spilled[key] = pa.ipc.new_stream(self._spill_path(key), table.schema)
         w.write_table(table)
 
-    spilling = True
-    kind = ""
-
-    def add(self, labels: LabelSet) -> None:
-        self.frame_parts.append(self._fill_dataset_id(labels).frames)
-        self.sorted_categories &= list(labels.categories) == sorted(labels.categories)
-        super().add(labels)
-
-    def _new_frames(self, frames: pa.Table) -> pa.Table:
-        return frames.slice(0, 0)  # frames are written once, in their final order, on close
-
-    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
-        self.deferred.setdefault(group, []).extend(issues)  # listed in a whole write's order
-
-    def close(self) -> None:
+    def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
         for w in self.spilled.values():
             w.close()
         self.spilling = False
-        frames = _final_frames(self.frame_parts)
-        cats = list(self.categories)
-        cats = sorted(cats) if self.sorted_categories else cats
-        self.categories = dict.fromkeys(cats)
-        final = LabelSet(frames=frames, categories=tuple(cats))
-        table = arrow._other_tables(final, False)["frames"]
-        self.written["frames"] = len(table)
-        self._write("frames", "frames.parquet", table)
+        super()._finish(frames_table, frames, cats)
         index = arrow._int(frames.index)
-        keys = arrow._keystr(table)
+        keys = arrow._keystr(frames_table)
         for key in sorted(self.spilled, key=_spill_order):
             name = key.split(".", 1)[0]
             rel = "labels.parquet" if name == "labels" else f"{key}.parquet"
             size = _ROW_GROUPS.get(name, self.row_group_size)
-            for piece in _aligned(self._read_spill(key), self._held_rows(rel), size):
-                piece = _fix_frames(piece, keys, index, cats)
-                self._write(name, rel, piece)
+            f = self.files.get(rel)
+            for piece in _aligned(self._read_spill(key), 0 if f is None else f.rows, size):
+                self._write(name, rel, _fix_frames(piece, keys, index, cats))
             os.remove(self._spill_path(key))
-        for group in sorted(self.deferred):
-            self.report.extend(self.deferred[group])
         shutil.rmtree(self.spill_dir, ignore_errors=True)
-        super().close()
-
-    def _held_rows(self, rel: str) -> int:
-        f = self.files.get(rel)
-        return 0 if f is None else f.rows
 
     def _read_spill(self, key: str) -> Iterator[pa.Table]:
         with pa.OSFile(self._spill_path(key)) as fh:  # read, not mapped: bounded resident memory
@@ -662,6 +724,7 @@ def write_stream(
     pointclouds: bool = False,
     storage_options: dict[str, str] | None = None,
     spill: bool = False,
+    ordered: bool = False,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -679,6 +742,12 @@ def write_stream(
         one labels file; typed ``attr_`` columns and attribute encodings are decided on the
         first batch). Without it, each batch is written as it comes (its own row groups) and
         a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
+    ordered : bool
+        ``layout="files"`` only. The frames, ``frame_index``, categories, metadata and report of
+        ``spill=True``, with each batch's rows written as it comes (no temporary files; rows in
+        batch order, row groups per batch): for batches whose new files sort after the files
+        of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
+        batch out of that order, before anything is committed.
 
     Examples
     --------
@@ -689,8 +758,8 @@ def write_stream(
     """
     if layout not in ("files", "hive", "delta"):
         raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
-    if spill and layout != "files":
-        raise ValueError(f"spill=True writes layout='files', not {layout!r}")
+    if (spill or ordered) and layout != "files":
+        raise ValueError(f"spill=True / ordered=True write layout='files', not {layout!r}")
     if layout == "delta":
         return _write_delta(
             batches,
@@ -722,7 +791,7 @@ def write_stream(
         ThreadPoolExecutor(threads, thread_name_prefix="parquet-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as io,
     ):
-        sink = (_SpillSink if spill else _Sink)(
+        sink = (_SpillSink if spill else _OrderedSink if ordered else _Sink)(
             fs,
             staging,
             layout,

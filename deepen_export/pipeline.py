@@ -44,7 +44,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,9 +252,12 @@ def stream_parquet(
 
     ``iter_label_batches`` parses the file ``batch_size`` labels at a time in a background
     thread (the next batch is parsed while this one is written) and
-    :func:`converters.parquet.write_stream` writes them with ``spill=True``: memory is bounded
-    by a few batches, and the files are those :func:`converters.parquet.write` writes for the
-    whole file read at once.
+    :func:`converters.parquet.write_stream` writes them as they come (``ordered=True``): memory
+    is bounded by a few batches. The rows, frames (sequence order, ``frame_index``), metadata
+    and report are those :func:`converters.parquet.write` writes for the whole file read at
+    once; rows come in batch order. A file whose labels are not in sequence order (a file id
+    sorting before those of earlier batches) is written again with ``spill=True``: the same
+    bytes as the whole-file write, the rows held in temporary files until the end.
 
     Parameters
     ----------
@@ -280,22 +283,34 @@ def stream_parquet(
     from converters import parquet
     from deepen_export.parse import iter_label_batches
 
-    done = StreamedExport(report=None)
+    def run(mode: str) -> StreamedExport:
+        done = StreamedExport(report=None)
 
-    def counted() -> Iterator[Any]:
-        for batch in iter_label_batches(source, batch_size=batch_size):
-            done.labels += len(batch)
-            done.input_issues += len(batch.issues)
-            yield batch
+        def counted() -> Iterator[Any]:
+            for batch in iter_label_batches(source, batch_size=batch_size):
+                done.labels += len(batch)
+                done.input_issues += len(batch.issues)
+                yield batch
 
-    done.report = parquet.write_stream(_ahead(counted()), dest, spill=True, **write_options)
-    return done
+        batches = _ahead(counted())
+        try:
+            done.report = parquet.write_stream(
+                batches, dest, spill=mode == "spill", ordered=mode == "ordered", **write_options
+            )
+        finally:
+            batches.close()  # stops the read-ahead thread now, also when the write failed
+        return done
+
+    try:
+        return run("ordered")
+    except parquet._OutOfOrder:
+        return run("spill")
 
 
 _T = TypeVar("_T")
 
 
-def _ahead(items: Iterable[_T]) -> Iterator[_T]:
+def _ahead(items: Iterable[_T]) -> Generator[_T, None, None]:
     """Iterate ``items`` in a background thread, one item ahead of the consumer.
 
     Parsing the next batch (pyarrow's reader and numpy release the GIL) then overlaps writing

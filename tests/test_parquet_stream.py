@@ -9,11 +9,13 @@ same rows), whatever the batch size: frames in their sequence order with the who
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -21,17 +23,22 @@ from click.testing import CliRunner
 import deepen_export
 from converters import parquet
 from deepen_export.cli import main
+from deepen_export.errors import ConversionError
 from deepen_export.pipeline import _ahead, stream_parquet
 from tests.conftest import SAMPLES
 
 SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
 
 
-def _labels() -> list[dict]:
+UNORDERED = ["10.png", "10.png", "2.png", "b/1.png", "2.png", "1.png", "10.png", "3.png"]
+"""File order is not sequence order: "10.png" comes first, natural order puts "2.png" first."""
+ORDERED = ["1.png", "1.png", "2.png", "3.png", "3.png", "10.png", "b/1.png", "b/1.png"]
+"""Labels listed in sequence order (natural order of the file ids), as Deepen lists them."""
+
+
+def _labels(files: list[str] = UNORDERED) -> list[dict]:
     """Kinds, categories and frames that first appear in different batches (of 3 labels)."""
     out: list[dict] = []
-    # file order is not sequence order: "10.png" comes first, natural order puts "2.png" first
-    files = ["10.png", "10.png", "2.png", "b/1.png", "2.png", "1.png", "10.png", "3.png"]
     for i, fid in enumerate(files):
         common = {
             "file_id": fid,
@@ -62,6 +69,13 @@ def _labels() -> list[dict]:
 def labels_file(tmp_path: Path) -> Path:
     path = tmp_path / "labels.json"
     path.write_text(json.dumps({"labels": _labels()}))
+    return path
+
+
+@pytest.fixture
+def ordered_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ordered.json"
+    path.write_text(json.dumps({"labels": _labels(ORDERED)}))
     return path
 
 
@@ -104,6 +118,45 @@ def test_streamed_rows_read_back_the_same_in_duckdb_and_pyarrow(labels_file, tmp
     frames = tmp_path / "streamed" / "frames.parquet"
     got = con.execute(f"SELECT file_id, frame_index FROM read_parquet('{frames}')").fetchall()
     assert got == [("1.png", 0), ("2.png", 1), ("3.png", 2), ("10.png", 3), ("b/1.png", 4)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_input_in_sequence_order_is_written_as_it_comes_with_the_same_rows(
+    ordered_file, tmp_path, batch_size
+):
+    whole, streamed = tmp_path / "whole", tmp_path / "streamed"
+    parquet.write(deepen_export.read_labels(ordered_file), whole)
+    stream_parquet(ordered_file, streamed, batch_size=batch_size)
+    # written batch by batch (row groups per batch), not held back
+    assert pq.ParquetFile(streamed / "labels.parquet").metadata.num_row_groups > 1
+    for name in ("frames.parquet", "report.json"):  # frames in sequence order, same report
+        assert (whole / name).read_bytes() == (streamed / name).read_bytes(), name
+    a, b = (pq.read_schema(d / "labels.parquet") for d in (whole, streamed))
+    assert a == b and a.metadata == b.metadata  # categories, attribute keys, geo bbox, types
+    con = duckdb.connect()
+    sql = "SELECT * EXCLUDE (category), category::VARCHAR FROM read_parquet('{}') ORDER BY label_id"
+    rows = [con.execute(sql.format(d / "labels.parquet")).fetchall() for d in (whole, streamed)]
+    assert rows[0] == rows[1] and len(rows[0]) == 8
+    frame_index = "SELECT DISTINCT file_id, frame_index FROM read_parquet('{}') ORDER BY 1"
+    assert con.execute(frame_index.format(streamed / "labels.parquet")).fetchall() == [
+        ("1.png", 0),
+        ("10.png", 3),
+        ("2.png", 1),
+        ("3.png", 2),
+        ("b/1.png", 4),
+    ]
+
+
+def test_ordered_write_refuses_a_batch_out_of_sequence_order(tmp_path):
+    def batch(fid: str):  # as iter_label_batches gives them: sequence position unknown (-1)
+        ls = deepen_export.read_labels({"labels": _labels([fid])})
+        frames = dataclasses.replace(ls.frames, index=np.full(len(ls.frames), -1))
+        return ls.replace(frames=frames)
+
+    out = tmp_path / "o"
+    with pytest.raises(ConversionError, match=r"2\.png"):
+        parquet.write_stream([batch("10.png"), batch("2.png")], out, ordered=True)
+    assert not out.exists()  # nothing committed: the caller can write again with spill=True
 
 
 def _convert(*args: str):

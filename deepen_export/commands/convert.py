@@ -302,7 +302,11 @@ def _streams(
     if from_format is None:
         from converters._detect import detect
         from deepen_export.errors import ConversionError
+        from deepen_export.parse._scan import _form
 
+        with source.open("rb") as fh:
+            if _form(fh.read(256)) is not None:
+                return True  # {"labels": ...}: a Deepen response, without parsing it to say so
         try:
             from_format = detect(source)
         except ConversionError:
