@@ -472,7 +472,8 @@ class _OrderedSink(_WholeSink):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rank: dict[tuple[str, str], int] = {}
-        self.last: dict[str, tuple[Any, ...]] = {}
+        self.last: dict[str, tuple[Any, ...]] = {}  # per dataset: its last file so far
+        self.count: dict[str, int] = {}  # per dataset: files so far
 
     def add(self, labels: LabelSet) -> None:
         super().add(self._placed(self._fill_dataset_id(labels)))
@@ -492,9 +493,9 @@ class _OrderedSink(_WholeSink):
             keys = [natural_key(f) for f in names]
             if (d in self.last and keys[0] <= self.last[d]) or len(set(keys)) < len(keys):
                 raise _OutOfOrder(f"{names[0]!r} comes after later files", format=FORMAT)
-            base = sum(1 for k in self.rank if k[0] == d)
+            base = self.count.get(d, 0)
             self.rank.update({(d, f): base + j for j, f in enumerate(names)})
-            self.last[d] = keys[-1]
+            self.count[d], self.last[d] = base + len(names), keys[-1]
         index = [self.rank[(d, f)] for d, f in zip(fr.dataset_id, fr.file_id, strict=True)]
         frames = dataclasses.replace(fr, index=np.asarray(index, dtype=np.int64))
         return labels.replace(frames=frames)
