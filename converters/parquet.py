@@ -413,7 +413,16 @@ _KIND_ORDER = {k: i for i, k in enumerate(KIND_SPECS)}
 
 
 class _OutOfOrder(ConversionError):
-    """A batch brought a file that sorts before files of earlier batches (``ordered=True``)."""
+    """Batches that a whole-input write cannot take as they come: written again by the caller.
+
+    ``spill`` says to hold the rows (a file out of sequence order under ``ordered=True``);
+    ``decisions`` are the whole input's attribute columns and encodings when the first batch
+    decided others (pass them as ``_decisions`` to write again).
+    """
+
+    def __init__(self, message: str, *, spill: bool = False, decisions: Any = None) -> None:
+        super().__init__(message, format=FORMAT)
+        self.spill, self.decisions = spill, decisions
 
 
 class _WholeSink(_Sink):
@@ -430,11 +439,13 @@ class _WholeSink(_Sink):
         self.frame_parts: list[Frames] = []
         self.sorted_categories = True
         self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
+        self.stats = arrow._AttributeStats()
 
     def add(self, labels: LabelSet) -> None:
         labels = self._fill_dataset_id(labels)
         self.frame_parts.append(labels.frames)
         self.sorted_categories &= list(labels.categories) == sorted(labels.categories)
+        self.stats.update(labels)
         super().add(labels)
 
     def _new_frames(self, frames: pa.Table) -> pa.Table | None:
@@ -445,6 +456,9 @@ class _WholeSink(_Sink):
         self.deferred.setdefault(group, []).extend(issues)  # listed in a whole write's order
 
     def close(self) -> None:
+        whole = (self.stats.types() if self.attribute_columns else {}, self.stats.encodings())
+        if whole != (self.attribute_types or {}, self.encodings):
+            raise _OutOfOrder("the first batch decided other attribute columns", decisions=whole)
         frames = _final_frames(self.frame_parts)
         cats = list(self.categories)
         cats = sorted(cats) if self.sorted_categories else cats
@@ -483,7 +497,7 @@ class _OrderedSink(_WholeSink):
         if len(fr) and (fr.index >= 0).all():
             return labels  # the batch knows the sequence (a files listing)
         if (fr.index >= 0).any():
-            raise _OutOfOrder("a batch mixes known and unknown frame indexes", format=FORMAT)
+            raise _OutOfOrder("a batch mixes known and unknown frame indexes", spill=True)
         new: dict[str, set[str]] = {}
         for d, f in zip(fr.dataset_id, fr.file_id, strict=True):  # per frame, not per label
             if (d, f) not in self.rank:
@@ -492,7 +506,7 @@ class _OrderedSink(_WholeSink):
             names = sorted(fids, key=natural_key)
             keys = [natural_key(f) for f in names]
             if (d in self.last and keys[0] <= self.last[d]) or len(set(keys)) < len(keys):
-                raise _OutOfOrder(f"{names[0]!r} comes after later files", format=FORMAT)
+                raise _OutOfOrder(f"{names[0]!r} comes after later files", spill=True)
             base = self.count.get(d, 0)
             self.rank.update({(d, f): base + j for j, f in enumerate(names)})
             self.count[d], self.last[d] = base + len(names), keys[-1]
@@ -726,6 +740,7 @@ def write_stream(
     storage_options: dict[str, str] | None = None,
     spill: bool = False,
     ordered: bool = False,
+    _decisions: tuple[dict[str, pa.DataType], dict[str, str]] | None = None,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -740,15 +755,20 @@ def write_stream(
         temporary Arrow files until the last batch, then write them per kind with the frame
         order, ``frame_index`` and category order of the whole input: the same files as
         :func:`write` of the parse of the whole input (with ``iter_label_batches`` batches of
-        one labels file; typed ``attr_`` columns and attribute encodings are decided on the
-        first batch). Without it, each batch is written as it comes (its own row groups) and
-        a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
+        one labels file). Without it, each batch is written as it comes (its own row groups)
+        and a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
     ordered : bool
         ``layout="files"`` only. The frames, ``frame_index``, categories, metadata and report of
         ``spill=True``, with each batch's rows written as it comes (no temporary files; rows in
         batch order, row groups per batch): for batches whose new files sort after the files
         of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
         batch out of that order, before anything is committed.
+
+    With ``spill`` or ``ordered``, typed ``attr_`` columns and attribute encodings are decided
+    on the first batch as the rows must be built; when the whole input decides otherwise (a
+    key that later turns numeric, a category whose later labels lack a key), the write raises
+    ``ConversionError`` before anything is committed: :func:`deepen_export.pipeline.stream_parquet`
+    then writes again with the whole input's decisions.
 
     Examples
     --------
@@ -805,6 +825,8 @@ def write_stream(
             pool=pool,
             io=io,
         )
+        if _decisions is not None:  # a second pass: the whole input's attribute decisions
+            sink.attribute_types, sink.encodings = dict(_decisions[0]), dict(_decisions[1])
         try:
             for batch in progress(batches, description="Parquet batches"):
                 batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)

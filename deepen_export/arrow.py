@@ -569,34 +569,73 @@ def _attributes_map(t: LabelTable, encodings: Mapping[str, str]) -> pa.Array:
 
 def _typed_attribute_types(labels: LabelSet) -> dict[str, pa.DataType]:
     """Keys every label of some category has, with one scalar type: their Arrow types."""
-    found: dict[str, set[type]] = {}
-    complete: set[str] = set()
-    for kind in LABEL_KINDS:
-        t = labels.table(kind)
-        if not len(t):
-            continue
-        for k, v in t.attributes.items():  # type: ignore[attr-defined]
-            present = v != None  # noqa: E711
-            cats = t.category  # type: ignore[attr-defined]
-            with_key = np.bincount(cats[present], minlength=len(labels.categories))
-            total = np.bincount(cats, minlength=len(labels.categories))
-            if np.any((total > 0) & (with_key == total)):
-                complete.add(k)
-            found.setdefault(k, set()).update(set(_type_of(v[present])))
-    out: dict[str, pa.DataType] = {}
-    for k in found:
-        if k not in complete:
-            continue
-        ts = found[k]
-        if ts == {bool}:
-            out[k] = pa.bool_()
-        elif ts == {int}:
-            out[k] = pa.int64()
-        elif ts and ts <= {int, float}:
-            out[k] = pa.float64()
-        elif ts == {str}:
-            out[k] = pa.string()
-    return dict(sorted(out.items()))
+    stats = _AttributeStats()
+    stats.update(labels)
+    return stats.types()
+
+
+class _AttributeStats:
+    """What decides the attribute columns and encodings, summed over batches of one input.
+
+    :meth:`types` and :meth:`encodings` are what :func:`_typed_attribute_types` and a single
+    Parquet write decide for the whole input, whatever the batches (counts are kept by category
+    name, so batches with their own category codes add up).
+    """
+
+    def __init__(self) -> None:
+        self.found: dict[str, set[type]] = {}
+        self.total: dict[tuple[str, str], int] = {}
+        self.with_key: dict[tuple[str, str, str], int] = {}
+        self.non_str: dict[tuple[str, str], bool] = {}
+
+    def update(self, labels: LabelSet) -> None:
+        """Add one batch."""
+        names = labels.categories
+        for kind in LABEL_KINDS:
+            t: Any = labels.table(kind)
+            if not len(t):
+                continue
+            total = np.bincount(t.category, minlength=len(names))
+            for c in np.flatnonzero(total):
+                key = (kind, names[c])
+                self.total[key] = self.total.get(key, 0) + int(total[c])
+            for k, v in t.attributes.items():
+                present = v != None  # noqa: E711
+                has = np.bincount(t.category[present], minlength=len(names))
+                for c in np.flatnonzero(has):
+                    hk = (kind, names[c], k)
+                    self.with_key[hk] = self.with_key.get(hk, 0) + int(has[c])
+                types = _type_of(v[present])
+                self.found.setdefault(k, set()).update(set(types))
+                seen = self.non_str.get((kind, k), False)
+                strings = np.isin(types, np.asarray([str], dtype=object))
+                self.non_str[(kind, k)] = seen or not strings.all()
+
+    def types(self) -> dict[str, pa.DataType]:
+        """Typed ``attr_`` columns: keys every label of some category (of one kind) has."""
+        complete = {k for (kind, cat, k), n in self.with_key.items() if n == self.total[kind, cat]}
+        out: dict[str, pa.DataType] = {}
+        for k, ts in self.found.items():
+            if k not in complete:
+                continue
+            if ts == {bool}:
+                out[k] = pa.bool_()
+            elif ts == {int}:
+                out[k] = pa.int64()
+            elif ts and ts <= {int, float}:
+                out[k] = pa.float64()
+            elif ts == {str}:
+                out[k] = pa.string()
+        return dict(sorted(out.items()))
+
+    def encodings(self) -> dict[str, str]:
+        """Per key: ``json`` when its first kind holding it has a non-string value."""
+        out: dict[str, str] = {}
+        for kind in LABEL_KINDS:
+            for (kd, k), non_str in self.non_str.items():
+                if kd == kind and k not in out:
+                    out[k] = "json" if non_str else "string"
+        return out
 
 
 _frompyfunc_type = np.frompyfunc(type, 1, 1)

@@ -257,7 +257,9 @@ def stream_parquet(
     and report are those :func:`converters.parquet.write` writes for the whole file read at
     once; rows come in batch order. A file whose labels are not in sequence order (a file id
     sorting before those of earlier batches) is written again with ``spill=True``: the same
-    bytes as the whole-file write, the rows held in temporary files until the end.
+    bytes as the whole-file write, the rows held in temporary files until the end. When a
+    later batch changes what the first one decided about attributes (typed ``attr_`` columns,
+    JSON encodings), the file is written again with the whole file's decisions.
 
     Parameters
     ----------
@@ -283,7 +285,7 @@ def stream_parquet(
     from converters import parquet
     from deepen_export.parse import iter_label_batches
 
-    def run(mode: str) -> StreamedExport:
+    def run(mode: str, decisions: Any) -> StreamedExport:
         done = StreamedExport(report=None)
 
         def counted() -> Iterator[Any]:
@@ -295,16 +297,27 @@ def stream_parquet(
         batches = _ahead(counted())
         try:
             done.report = parquet.write_stream(
-                batches, dest, spill=mode == "spill", ordered=mode == "ordered", **write_options
+                batches,
+                dest,
+                spill=mode == "spill",
+                ordered=mode == "ordered",
+                _decisions=decisions,
+                **write_options,
             )
         finally:
             batches.close()  # stops the read-ahead thread now, also when the write failed
         return done
 
-    try:
-        return run("ordered")
-    except parquet._OutOfOrder:
-        return run("spill")
+    mode, decisions = "ordered", None
+    while True:  # at most three passes: out of order, then attribute decisions of a later batch
+        try:
+            return run(mode, decisions)
+        except parquet._OutOfOrder as again:
+            mode = "spill" if again.spill or mode == "spill" else mode
+            if again.decisions is not None:
+                if decisions is not None:
+                    raise  # the whole input's decisions were used: cannot differ (a bug)
+                decisions = again.decisions
 
 
 _T = TypeVar("_T")

@@ -159,6 +159,57 @@ def test_ordered_write_refuses_a_batch_out_of_sequence_order(tmp_path):
     assert not out.exists()  # nothing committed: the caller can write again with spill=True
 
 
+def _same_output(whole: Path, streamed: Path) -> None:
+    """Frames, report and metadata byte for byte; the labels rows equal as a multiset."""
+    for name in ("frames.parquet", "report.json"):
+        assert (whole / name).read_bytes() == (streamed / name).read_bytes(), name
+    a, b = (pq.read_schema(d / "labels.parquet") for d in (whole, streamed))
+    assert a == b and a.metadata == b.metadata
+    rows = "SELECT * EXCLUDE (category), category::VARCHAR FROM read_parquet('{}')"
+    con = duckdb.connect()
+    for x, y in ((whole, streamed), (streamed, whole)):
+        left, right = (rows.format(d / "labels.parquet") for d in (x, y))
+        assert con.execute(f"SELECT count(*) FROM ({left} EXCEPT ALL {right})").fetchone() == (0,)
+    counts = [pq.read_metadata(d / "labels.parquet").num_rows for d in (whole, streamed)]
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "image_dataset/labels.json",
+        "image_dataset/labels_by_file.json",
+        "image_dataset/all_labels.json",
+        "lidar_sequence/labels.json",
+    ],
+)
+def test_sample_files_in_small_batches_give_the_whole_file_output(source, batch_size, tmp_path):
+    parquet.write(deepen_export.read_labels(SAMPLES / source), tmp_path / "whole")
+    stream_parquet(SAMPLES / source, tmp_path / "streamed", batch_size=batch_size)
+    _same_output(tmp_path / "whole", tmp_path / "streamed")
+
+
+def test_a_later_batch_that_changes_the_attribute_columns_is_written_with_the_whole_files(
+    tmp_path,
+):
+    labels = _labels(ORDERED)
+    for i, lab in enumerate(labels[:-2]):
+        # strings in the first batch, a number later: the first batch alone would decide a
+        # typed string column and verbatim strings; the whole file has no typed column and
+        # JSON text (with no "changed" entries)
+        lab["attributes"] = {"score": "high" if i < 2 else i}
+    src = tmp_path / "labels.json"
+    src.write_text(json.dumps({"labels": labels}))
+    parquet.write(deepen_export.read_labels({"labels": labels[:2]}), tmp_path / "first")
+    assert "attr_score" in pq.read_schema(tmp_path / "first" / "labels.parquet").names
+    whole = parquet.write(deepen_export.read_labels(src), tmp_path / "whole")
+    assert "attr_score" not in pq.read_schema(tmp_path / "whole" / "labels.parquet").names
+    assert not [i for i in whole.issues if i.action == "changed"]
+    stream_parquet(src, tmp_path / "streamed", batch_size=2)
+    _same_output(tmp_path / "whole", tmp_path / "streamed")
+
+
 def _convert(*args: str):
     return CliRunner().invoke(main, ["convert", *args], catch_exceptions=False)
 
