@@ -501,8 +501,23 @@ def _box_wkb(xyxy: Array) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, buffers, null_count=n - len(rec))
 
 
+_len = np.frompyfunc(len, 1, 1)
+
+
 def _wkb(geoms: Array, dim: int) -> pa.Array:
-    return pa.array(shapely.to_wkb(geoms, output_dimension=dim, flavor="iso"), type=pa.binary())
+    """ISO WKB of each geometry (null for None) as one Arrow buffer: the bytes joined in C, not
+    converted object by object (half the time of ``pa.array`` on the bytes objects)."""
+    wkb = np.asarray(shapely.to_wkb(geoms, output_dimension=dim, flavor="iso"), dtype=object)
+    ok = wkb != None  # noqa: E711 - elementwise on an object array
+    lengths = np.zeros(len(wkb), dtype=np.int64)
+    lengths[ok] = _len(wkb[ok]).astype(np.int64)
+    offsets = np.zeros(len(wkb) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(b"".join(wkb[ok].tolist()))
+    if offsets[-1] > np.iinfo(np.int32).max:  # beyond 2 GiB in one batch: let Arrow chunk it
+        return pa.array(wkb, type=pa.binary())
+    buffers = [pa.array(ok).buffers()[1], pa.py_buffer(offsets.astype(np.int32)), data]
+    return pa.Array.from_buffers(pa.binary(), len(wkb), buffers, null_count=int((~ok).sum()))
 
 
 def _bbox(geoms: Array) -> pa.Array:
