@@ -28,6 +28,13 @@ from deepen_export.pipeline import _ahead, stream_parquet
 from tests.conftest import SAMPLES
 
 SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+SAMPLE_FILES = [
+    "image_dataset/labels.json",
+    "image_dataset/labels_by_file.json",
+    "image_dataset/all_labels.json",
+    "lidar_sequence/labels.json",
+]
+"""The committed Deepen labels files (list- and dict-shaped, 2D and 3D)."""
 
 
 UNORDERED = ["10.png", "10.png", "2.png", "b/1.png", "2.png", "1.png", "10.png", "3.png"]
@@ -175,15 +182,7 @@ def _same_output(whole: Path, streamed: Path) -> None:
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
-@pytest.mark.parametrize(
-    "source",
-    [
-        "image_dataset/labels.json",
-        "image_dataset/labels_by_file.json",
-        "image_dataset/all_labels.json",
-        "lidar_sequence/labels.json",
-    ],
-)
+@pytest.mark.parametrize("source", SAMPLE_FILES)
 def test_sample_files_in_small_batches_give_the_whole_file_output(source, batch_size, tmp_path):
     parquet.write(deepen_export.read_labels(SAMPLES / source), tmp_path / "whole")
     stream_parquet(SAMPLES / source, tmp_path / "streamed", batch_size=batch_size)
@@ -214,15 +213,7 @@ def _convert(*args: str):
     return CliRunner().invoke(main, ["convert", *args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize(
-    "source",
-    [
-        "image_dataset/labels.json",
-        "image_dataset/labels_by_file.json",
-        "image_dataset/all_labels.json",
-        "lidar_sequence/labels.json",
-    ],
-)
+@pytest.mark.parametrize("source", SAMPLE_FILES)
 def test_cli_streams_by_default_and_stream_false_keeps_the_whole_file_path(source, tmp_path):
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     a = _convert(str(SAMPLES / source), "--to", "parquet", "-o", str(streamed), "--json")
