@@ -812,19 +812,9 @@ def write_stream(
         ThreadPoolExecutor(threads, thread_name_prefix="parquet-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as io,
     ):
-        sink = (_SpillSink if spill else _OrderedSink if ordered else _Sink)(
-            fs,
-            staging,
-            layout,
-            compression,
-            row_group_size,
-            attribute_columns,
-            dataset_id,
-            report,
-            pointclouds,
-            pool=pool,
-            io=io,
-        )
+        sink_class = _SpillSink if spill else _OrderedSink if ordered else _Sink
+        where = (fs, staging, layout, compression, row_group_size, attribute_columns, dataset_id)
+        sink = sink_class(*where, report, pointclouds, pool=pool, io=io)
         if _decisions is not None:  # a second pass: the whole input's attribute decisions
             sink.attribute_types, sink.encodings = dict(_decisions[0]), dict(_decisions[1])
         try:

@@ -230,10 +230,7 @@ def _run_convert(
     remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
         if streamed:  # a batch at a time; the same files as the whole-file path
-            from deepen_export.pipeline import stream_parquet
-
-            with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
-                labels = stream_parquet(source, output, **options)
+            labels, lines = _stream_parquet(source, output, options, target)
             report, source_format, n_issues_in = labels.report, "deepen", labels.input_issues
         else:
             with status(f"reading {source}"):
@@ -275,6 +272,18 @@ def _run_convert(
         if not as_json:
             click.echo(f"error: {failure}", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _stream_parquet(
+    source: Path, output: str, options: dict[str, Any], target: Any
+) -> tuple[Any, list[str]]:
+    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`)."""
+    from deepen_export._guard import unmarked
+    from deepen_export._progress import status
+    from deepen_export.pipeline import stream_parquet
+
+    with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
+        return stream_parquet(source, output, **options), lines
 
 
 def _streams(
