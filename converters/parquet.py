@@ -997,7 +997,11 @@ def _recover_local_hive(root: str) -> None:
     now = time.time()
 
     def stale(p: Path) -> bool:
-        newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        # another writer's staging can vanish while it is looked at (its commit): not stale
+        try:
+            newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        except FileNotFoundError:
+            return False
         return now - newest > STAGING_STALE_AFTER
 
     for p in base.glob(".staging-*"):
