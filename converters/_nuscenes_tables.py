@@ -15,17 +15,18 @@ Conventions (also in ``converters.nuscenes``)
 - Quaternions: the model's ``(x, y, z, w)`` become nuScenes' ``[w, x, y, z]``, with ``w >= 0``
   (q and -q are the same rotation).
 - Sizes: the model's ``(l, w, h)`` become nuScenes' ``[w, l, h]``.
-- Tokens: 32-hex MD5 of the record's kind and Deepen ids (:func:`converters.lidarseg.token`),
+- Tokens: 32-hex MD5 of the record's kind and Deepen ids (:func:`token`),
   e.g. ``token("sample_annotation", dataset_id, file_id, label_id)``; re-exports are stable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from converters import kitti
-from converters.lidarseg import NOISE, token
+from converters import _layout3d as l3
 from deepen_export._media import ImageSource
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -52,10 +52,28 @@ from deepen_export.model import (
     Poses,
     natural_key,
 )
-from deepen_export.report import Report
+from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
 Record = dict[str, Any]
+
+Transform = Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str] | None
+"""A transform option (:func:`parse_transform`): a mapping, a 4x4 matrix, JSON text or a path."""
+
+NOISE = "noise"
+"""The lidarseg class of unpainted points (index 0)."""
+
+
+def token(*parts: str) -> str:
+    """A stable 32-hex token of ``parts`` joined by ``/`` (MD5).
+
+    Examples
+    --------
+    >>> token("ds", "0.pcd")  # = md5sum of "ds/0.pcd"
+    'ea25885924bc7c2c592ae6983450bf8e'
+    """
+    return hashlib.md5("/".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()
+
 
 TABLES = (
     "attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map",
@@ -239,7 +257,7 @@ def _missing_pose(labels: LabelSet, rows: Array, fmt: str) -> ConversionError:
 
 def frames_3d(labels: LabelSet, fmt: str, lidar_to_ego: Any, report: Report) -> Frames3D:
     """Which frames become samples, their scenes, LiDAR / ego poses and timestamps (µs)."""
-    lay = kitti.layout(labels, three_d=True, skip_unlabelled=True)
+    lay = l3.layout(labels, three_d=True, skip_unlabelled=True)
     fr = labels.frames
     skipped = np.flatnonzero((lay.position < 0) & (fr.status == 1) & (fr.role != FrameRole.CAMERA))
     for r in skipped.tolist():
@@ -259,7 +277,7 @@ def frames_3d(labels: LabelSet, fmt: str, lidar_to_ego: Any, report: Report) -> 
     if bad.any():
         ids = ", ".join(str(f) for f in fr.file_id[rows[bad]][:5])
         raise ConversionError(f"{fmt}: device pose of frame(s) {ids} is not finite", format=fmt)
-    seq, _, ds = kitti.sequences(labels, lay)
+    seq, _, ds = l3.sequences(labels, lay)
     names: list[str] = []
     for i, d in enumerate(ds):
         base = safe_name(d, f"scene-{i:04d}")
@@ -530,7 +548,7 @@ def _camera_data(
             else int(f3.timestamp[i])
         )
         rel = str(cams.image_path[c])
-        ext = kitti.image_ext(rel) if rel else ".png"
+        ext = l3.image_ext(rel) if rel else ".png"
         k = int(np.count_nonzero(f3.scene[:i] == f3.scene[i]))
         name = _file_name(flavour, f3.scene_names[int(f3.scene[i])], ch, ts, k, ext)
         size = (int(cams.width[c]), int(cams.height[c]))
@@ -726,25 +744,17 @@ def add_annotations(
         i = int(pos[cub.frame[j]])
         if i < 0:
             continue
-        if not finite[j]:
-            report.add(
-                "dropped",
-                f"{fmt}: cuboid with non-finite centre, size or rotation",
-                file_id=str(fr.file_id[cub.frame[j]]),
-                label_id=str(cub.label_id[j]),
-                kind="cuboids",
-            )
-            continue
         ds, f = str(fr.dataset_id[cub.frame[j]]), str(fr.file_id[cub.frame[j]])
         lid = str(cub.label_id[j])
+        if not finite[j]:
+            _note(
+                report, "dropped", f"{fmt}: cuboid with non-finite centre, size or rotation", f, lid
+            )
+            continue
         tok = token("sample_annotation", ds, f, lid)
         if tok in seen:
-            report.add(
-                "dropped",
-                f"{fmt}: a second cuboid with this label id in the frame",
-                file_id=f,
-                label_id=lid,
-                kind="cuboids",
+            _note(
+                report, "dropped", f"{fmt}: a second cuboid with this label id in the frame", f, lid
             )
             continue
         seen.add(tok)
@@ -753,13 +763,8 @@ def add_annotations(
         if inst is None:
             inst = instances[(ds, lid)] = new_instance(ds, lid, cat, flavour)
         elif inst["category_token"] != token("category", cat):
-            report.add(
-                "changed",
-                f"{fmt}: category changes along the track; the instance keeps its first one",
-                file_id=f,
-                label_id=lid,
-                kind="cuboids",
-            )
+            why = f"{fmt}: category changes along the track; the instance keeps its first one"
+            _note(report, "changed", why, f, lid)
         rec: Record = {
             "token": tok,
             "sample_token": token("sample", ds, f),
@@ -777,6 +782,11 @@ def add_annotations(
         ex.tables["sample_annotation"].append(rec)
         tracks.setdefault((ds, lid), []).append(rec)
     _finish_tracks(instances, tracks)
+    _report_visibility(vis, fmt, report)
+    return instances
+
+
+def _report_visibility(vis: list[str], fmt: str, report: Report) -> None:
     n_unknown = sum(v == UNAVAILABLE for v in vis)
     if n_unknown:
         report.add(
@@ -785,7 +795,10 @@ def add_annotations(
             "visibility 'unavailable'",
             kind="cuboids",
         )
-    return instances
+
+
+def _note(report: Report, action: Action, why: str, file_id: str, label_id: str) -> None:
+    report.add(action, why, file_id=file_id, label_id=label_id, kind="cuboids")
 
 
 def _finish_tracks(

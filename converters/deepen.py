@@ -54,7 +54,14 @@ from converters._base import (
     record,
 )
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, LABEL_TYPE_OF_KIND, Cuboids, LabelSet, LabelTable
+from deepen_export.model import (
+    COMMON,
+    LABEL_KINDS,
+    LABEL_TYPE_OF_KIND,
+    Cuboids,
+    LabelSet,
+    LabelTable,
+)
 from deepen_export.report import Report
 
 __all__ = ["KINDS", "LABELS", "read", "to_records", "write"]
@@ -69,13 +76,11 @@ KINDS = frozenset(LABEL_KINDS)
 Array = npt.NDArray[Any]
 Layout = Literal["list", "by_file"]
 
-_PROVENANCE = (
-    ("stage", "stage_id", ""),
-    ("label_set", "label_set_id", ""),
-    ("labeller", "labeller_email", ""),
-    ("create_time", "create_time_millis", -1),
-    ("update_time", "update_time_millis", -1),
-    ("version", "version", -1),
+# (column, Deepen field, value meaning "unknown"): the model's common columns with a Deepen field
+_PROVENANCE = tuple(
+    (name, c.deepen, c.fill if c.missing is None else c.missing)
+    for name, c in COMMON.items()
+    if c.deepen and name != "label_id"  # written with the geometry
 )
 
 

@@ -16,7 +16,7 @@ Everything about a row's numbers (camera frame, dimensions, location, rotation_y
 occlusion, objects outside the image, category map) is as in :mod:`converters.kitti`; this module
 changes only what the tracking benchmark does differently:
 
-- Sequences: the frames of one ``dataset_id``, in the order of :func:`converters.kitti.layout`;
+- Sequences: the frames of one ``dataset_id``, in the order of :func:`converters._layout3d.layout`;
   ``frame`` is the 0-based position in the sequence (every frame counts, labelled or not).
 - ``track_id``: Deepen's track number (``Cuboids.track``, parsed from ``label_id`` such as
   ``car:4``) when it names one label in the sequence. Deepen numbers tracks per category, so
@@ -66,9 +66,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from converters import kitti
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
-from deepen_export._progress import progress
+from converters import _kitti_rows as kr
+from converters import _layout3d as l3
+from converters._base import dump_json
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
@@ -77,6 +78,7 @@ __all__ = ["read", "write"]
 
 FORMAT = "kitti_tracking"
 Array = npt.NDArray[Any]
+DontCareStyle = Literal["gt", "devkit"]
 
 _GT_DONTCARE_3D = np.array([-1000.0, -1000.0, -1000.0, -10.0, -1.0, -1.0, -1.0])
 _DEVKIT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])
@@ -93,7 +95,7 @@ def _free_ids(used: Array, n: int) -> Array:
 
 
 def _track_ids(
-    labels: LabelSet, rows: kitti.Rows, seq_of_row: Array, report: Report
+    labels: LabelSet, rows: kr.Rows, seq_of_row: Array, report: Report
 ) -> tuple[Array, dict[int, dict[int, str]]]:
     """Track id per row (-1 for DontCare) and ``{sequence: {track_id: label_id}}``."""
     tid = np.full(len(rows.frame), -1, dtype=np.int64)
@@ -159,12 +161,12 @@ _BY_KEY = {t.lower(): t for t in TRACKING_TYPES} | {
 
 def _tracking_types(
     labels: LabelSet,
-    rows: kitti.Rows,
-    category_map: Mapping[str, str | None] | str | None,
+    rows: kr.Rows,
+    category_map: Mapping[str, str | None] | None,
     report: Report,
 ) -> tuple[Array, dict[str, str]]:
     """Each row's type among :data:`TRACKING_TYPES` and ``{category: type}`` as written."""
-    cmap = json.loads(category_map) if isinstance(category_map, str) else (category_map or {})
+    cmap = category_map or {}
     out = rows.type.astype(object).copy()
     written: dict[str, str] = {}
     cat_of = _row_categories(labels, rows)
@@ -186,7 +188,7 @@ def _tracking_types(
     return out, written
 
 
-def _row_categories(labels: LabelSet, rows: kitti.Rows) -> Array:
+def _row_categories(labels: LabelSet, rows: kr.Rows) -> Array:
     cats = np.asarray((*labels.categories, ""), dtype=object)
     code = np.full(len(rows.frame), -1, dtype=np.int64)
     for kind in ("cuboids", "boxes"):
@@ -195,7 +197,7 @@ def _row_categories(labels: LabelSet, rows: kitti.Rows) -> Array:
     return cats[code]
 
 
-def _track_categories(labels: LabelSet, rows: kitti.Rows, tid: Array, sel: Array) -> dict[str, str]:
+def _track_categories(labels: LabelSet, rows: kr.Rows, tid: Array, sel: Array) -> dict[str, str]:
     cats = _row_categories(labels, rows)
     return {
         str(t): str(c)
@@ -204,26 +206,26 @@ def _track_categories(labels: LabelSet, rows: kitti.Rows, tid: Array, sel: Array
     }
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    camera: str | None = kitti.DEFAULT_CAMERA,
-    outside: kitti.Outside = "keep",
-    category_map: Mapping[str, str | None] | str | None = None,
+    camera: str | None = kr.DEFAULT_CAMERA,
+    outside: kr.Outside = "keep",
+    category_map: Mapping[str, str | None] | None = None,
     occlusion_attribute: str | None = None,
-    occlusion_map: Mapping[str, int] | str | None = None,
+    occlusion_map: Mapping[str, int] | None = None,
     assume_identity_pose: bool = False,
     tilt_tolerance: float = 5.0,
     precision: int = 6,
-    dontcare_style: Literal["gt", "devkit"] = "gt",
-    box_source: kitti.BoxSource = "projection",
+    dontcare_style: DontCareStyle = "gt",
+    box_source: kr.BoxSource = "projection",
     velodyne: bool | None = None,
     media: str | os.PathLike[str] | None = None,
     images: str | os.PathLike[str] | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as KITTI tracking sequences under ``dest``.
 
     Options are those of :func:`converters.kitti.write` (including ``box_source``), plus
@@ -243,11 +245,8 @@ def write(
     """
     if dontcare_style not in ("gt", "devkit"):
         raise ValueError(f"dontcare_style must be 'gt' or 'devkit', got {dontcare_style!r}")
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    lay, cal, rows = kitti.build_rows(
+    report, tmp = out.report, out.folder
+    lay, cal, rows = kr.build_rows(
         labels,
         camera=camera,
         outside=outside,
@@ -260,119 +259,137 @@ def write(
         fmt=FORMAT,
         box_source=box_source,
     )
-    if isinstance(camera, str) and camera.lower() in ("none", "null", ""):
-        camera = None
-    seq, fno, datasets = kitti.sequences(labels, lay)
+    seq, fno, datasets = l3.sequences(labels, lay)
     tid, tracks = _track_ids(labels, rows, seq[rows.frame], report)
     types, written_as = _tracking_types(labels, rows, category_map, report)
+    lines = _lines(rows, fno, tid, types, precision, dontcare_style)
+    row_seq = seq[rows.frame]
+    n_seq = len(datasets)
+    texts = kr.group_text(row_seq, lines, n_seq)
+    kr.write_texts(tmp, "label_02", [f"label_02/{s:04d}.txt" for s in range(n_seq)], texts,
+                   report, "label_02 files")  # fmt: skip
+    if cal is not None:
+        _write_calib(labels, lay, cal, seq, n_seq, tmp, report)
+        pts = l3.lidar_points(labels, lay, cal) if velodyne is not False else {}
+        scans = {i: f"velodyne/{seq[i]:04d}/{fno[i]:06d}.bin" for i in pts}
+        kr.write_scans(tmp, scans, pts, report)
+    sources = kr.image_sources(lay, cal, labels.frames)
+    targets = [
+        f"image_02/{seq[i]:04d}/{fno[i]:06d}{l3.image_ext(src)}" for i, src in enumerate(sources)
+    ]
+    kr.copy_images(media if media is not None else images, tmp, targets, sources, lay,
+                   labels.frames, report)  # fmt: skip
+    mapping = _mapping(labels, lay, cal, rows, camera, tid, tracks, written_as, sources)
+    dump_json(mapping, tmp / "mapping.json", indent=1)
+    report.files.append("mapping.json")
+    _write_seqmap(tmp, seq, n_seq, report)
+    report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
+
+
+def _mapping(
+    labels: LabelSet,
+    lay: l3.Layout,
+    cal: l3.Calibration | None,
+    rows: kr.Rows,
+    camera: str | None,
+    tid: Array,
+    tracks: dict[int, dict[int, str]],
+    written_as: dict[str, str],
+    sources: list[str],
+) -> dict[str, Any]:
+    """``mapping.json``: sequences with their tracks, categories as written, frames."""
+    seq, fno, datasets = l3.sequences(labels, lay)
+    row_seq = seq[rows.frame]
+    n_seq = len(datasets)
+    return {
+        "format": FORMAT,
+        "camera": camera if lay.three_d else None,
+        "sequences": [
+            {
+                "sequence": f"{s:04d}",
+                "dataset_id": datasets[s],
+                "tracks": {str(k): v for k, v in sorted(tracks.get(s, {}).items())},
+                "track_categories": _track_categories(labels, rows, tid, row_seq == s),
+            }
+            for s in range(n_seq)
+        ],
+        "categories": written_as,
+        "frames": kr.mapping_frames(
+            [f"{seq[i]:04d}/{fno[i]:06d}" for i in range(len(lay.rows))],
+            lay,
+            cal,
+            sources,
+            labels.frames,
+        ),
+    }
+
+
+def _lines(
+    rows: kr.Rows, fno: Array, tid: Array, types: Array, precision: int, style: DontCareStyle
+) -> Any:
+    """The 17-column tracking lines of ``rows`` (module docstring: truncation, DontCare)."""
     values = rows.values.copy()
-    values[:, kitti.TRUNC] = rows.state
-    no_box = (values[:, kitti.X1 : kitti.Y2 + 1] == -1).all(axis=1)
-    values[no_box, kitti.TRUNC] = 2
+    values[:, kr.TRUNC] = rows.state
+    no_box = (values[:, kr.X1 : kr.Y2 + 1] == -1).all(axis=1)
+    values[no_box, kr.TRUNC] = 2
     dc = types == "DontCare"
-    values[dc, kitti.TRUNC] = -1
-    values[dc, kitti.OCC] = -1
-    values[dc, kitti.ALPHA] = -10
-    values[dc, kitti.H :] = _GT_DONTCARE_3D if dontcare_style == "gt" else _DEVKIT_3D
+    values[dc, kr.TRUNC] = -1
+    values[dc, kr.OCC] = -1
+    values[dc, kr.ALPHA] = -10
+    values[dc, kr.H :] = _GT_DONTCARE_3D if style == "gt" else _DEVKIT_3D
     p = f"%.{precision}f"
-    lines = kitti.format_rows(
-        # track ids as text: format_rows' %d goes through float64, which rounds ids past 2**53
+    return kr.format_columns(
+        # track ids as text: format_columns' %d goes through float64, which rounds ids past 2**53
         [fno[rows.frame], tid.astype(str), types.astype(str), *values.T],
         ["%d", "%s", "%s", "%d", "%d"] + [p] * 12,
     )
-    row_seq = seq[rows.frame]
-    n_seq = len(datasets)
-    texts = kitti.group_text(row_seq, lines, n_seq)
-    fr = labels.frames
-    media_src = kitti.Media(media if media is not None else images)
-    try:
-        with atomic_dir(dest) as tmp:
-            (tmp / "label_02").mkdir()
-            for s, text in enumerate(texts):
-                (tmp / "label_02" / f"{s:04d}.txt").write_text(text, encoding="utf-8")
-                report.files.append(f"label_02/{s:04d}.txt")
-            first = np.searchsorted(seq, np.arange(n_seq))
-            if cal is not None:
-                (tmp / "calib").mkdir()
-                tr = kitti.velo_to_cam(cal)
-                calib = kitti.calib_text(cal)
-                for s in range(n_seq):
-                    text = calib[first[s]].replace("R0_rect:", "R_rect")
-                    text = text.replace("Tr_velo_to_cam:", "Tr_velo_cam")
-                    text = text.replace("Tr_imu_to_velo:", "Tr_imu_velo")
-                    (tmp / "calib" / f"{s:04d}.txt").write_text(text, encoding="utf-8")
-                    report.files.append(f"calib/{s:04d}.txt")
-                    sel = seq == s
-                    if np.abs(tr[sel] - tr[first[s]]).max() > 1e-6:
-                        report.add(
-                            "changed",
-                            f"LiDAR -> camera transform varies within sequence {s:04d}; "
-                            "calib holds its first frame's",
-                            file_id=str(fr.file_id[lay.rows[first[s]]]),
-                        )
-                pts = kitti.lidar_points(labels, lay, cal) if velodyne is not False else {}
-                for i, data in progress(sorted(pts.items()), description="velodyne scans"):
-                    rel = f"velodyne/{seq[i]:04d}/{fno[i]:06d}.bin"
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (tmp / rel).write_bytes(data.astype("<f4").tobytes())
-                    report.files.append(rel)
-            sources = [
-                str(cal.image_path[i]) if cal is not None else str(fr.file_id[lay.rows[i]])
-                for i in range(len(lay.rows))
-            ]
-            if media_src.path is not None:
-                for i, src in enumerate(progress(sources, description="images")):
-                    rel = f"image_02/{seq[i]:04d}/{fno[i]:06d}{kitti.image_ext(src)}"
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    if media_src.copy(src, tmp / rel):
-                        report.files.append(rel)
-                    else:
-                        report.add(
-                            "skipped",
-                            f"image {src!r} not found in {media_src.path}",
-                            file_id=str(fr.file_id[lay.rows[i]]),
-                        )
-            mapping = {
-                "format": FORMAT,
-                "camera": camera if lay.three_d else None,
-                "sequences": [
-                    {
-                        "sequence": f"{s:04d}",
-                        "dataset_id": datasets[s],
-                        "tracks": {str(k): v for k, v in sorted(tracks.get(s, {}).items())},
-                        "track_categories": _track_categories(labels, rows, tid, row_seq == s),
-                    }
-                    for s in range(n_seq)
-                ],
-                "categories": written_as,
-                "frames": kitti.mapping_frames(
-                    [f"{seq[i]:04d}/{fno[i]:06d}" for i in range(len(lay.rows))],
-                    lay,
-                    cal,
-                    sources,
-                    fr,
-                ),
-            }
-            dump_json(mapping, tmp / "mapping.json", indent=1)
-            report.files.append("mapping.json")
-            # the devkit's sequence map (TrackEval's KITTI loader needs it beside label_02/):
-            # sequence, "empty", first frame, number of frames
-            lengths = np.bincount(seq, minlength=n_seq) if len(seq) else np.zeros(n_seq, int)
-            (tmp / SEQMAP).write_text(
-                "".join(f"{s:04d} empty 000000 {int(n):06d}\n" for s, n in enumerate(lengths)),
-                encoding="utf-8",
+
+
+def _write_calib(
+    labels: LabelSet,
+    lay: l3.Layout,
+    cal: l3.Calibration,
+    seq: Array,
+    n_seq: int,
+    tmp: Path,
+    report: Report,
+) -> None:
+    """One calib file per sequence (its first frame's, in the tracking devkit's key spelling)."""
+    (tmp / "calib").mkdir()
+    first = np.searchsorted(seq, np.arange(n_seq))
+    tr = l3.velo_to_cam(cal)
+    calib = kr.calib_text(cal)
+    for s in range(n_seq):
+        text = calib[first[s]].replace("R0_rect:", "R_rect")
+        text = text.replace("Tr_velo_to_cam:", "Tr_velo_cam")
+        text = text.replace("Tr_imu_to_velo:", "Tr_imu_velo")
+        (tmp / "calib" / f"{s:04d}.txt").write_text(text, encoding="utf-8")
+        report.files.append(f"calib/{s:04d}.txt")
+        if np.abs(tr[seq == s] - tr[first[s]]).max() > 1e-6:
+            report.add(
+                "changed",
+                f"LiDAR -> camera transform varies within sequence {s:04d}; "
+                "calib holds its first frame's",
+                file_id=str(labels.frames.file_id[lay.rows[first[s]]]),
             )
-            report.files.append(SEQMAP)
-            report.written = {"sequences": n_seq, "frames": len(lay.rows), "objects": len(lines)}
-            finish(report, tmp)
-    finally:
-        media_src.close()
-    return report
+
+
+def _write_seqmap(tmp: Path, seq: Array, n_seq: int, report: Report) -> None:
+    """The devkit's sequence map (TrackEval's KITTI loader needs it beside ``label_02/``).
+
+    One line per sequence: its name, ``empty``, its first frame and its number of frames.
+    """
+    lengths = np.bincount(seq, minlength=n_seq) if len(seq) else np.zeros(n_seq, int)
+    (tmp / SEQMAP).write_text(
+        "".join(f"{s:04d} empty 000000 {int(n):06d}\n" for s, n in enumerate(lengths)),
+        encoding="utf-8",
+    )
+    report.files.append(SEQMAP)
 
 
 def _default_name(t: str) -> str:
     # the reader's default: KITTI classes lower-cased, other types with a lower-case first letter
-    return t.lower() if t in (*kitti.KITTI_TYPES, *TRACKING_TYPES) else t[:1].lower() + t[1:]
+    return t.lower() if t in (*kr.KITTI_TYPES, *TRACKING_TYPES) else t[:1].lower() + t[1:]
 
 
 def read(
@@ -418,12 +435,12 @@ def read(
         for m in mapping.get("sequences", [])
         for k, v in m.get("track_categories", {}).items()
     }
-    camera = str(mapping.get("camera") or kitti.DEFAULT_CAMERA)
+    camera = str(mapping.get("camera") or kr.DEFAULT_CAMERA)
     stems: list[str] = []
     parts = []
     calibs: list[dict[str, Array] | None] = []
     for p in sorted(label_dir.glob("*.txt")):
-        types, values = kitti.parse_lines(p.read_text("utf-8").splitlines(), 2)
+        types, values = kr.parse_lines(p.read_text("utf-8").splitlines(), 2)
         fno = values[:, 14].astype(np.int64)
         track = values[:, 15].astype(np.int64)
         listed = [k for k in info if k.startswith(p.stem + "/")]
@@ -431,7 +448,7 @@ def read(
         base = len(stems)
         stems += [f"{p.stem}/{i:06d}" for i in range(n_frames)]
         cpath = root / "calib" / f"{p.stem}.txt"
-        cal = kitti.parse_calib(cpath.read_text("utf-8")) if cpath.is_file() else None
+        cal = kr.parse_calib(cpath.read_text("utf-8")) if cpath.is_file() else None
         calibs += [cal] * n_frames
         parts.append((p.stem, types, values[:, :14], base + fno, track))
     types = np.concatenate([x[1] for x in parts]) if parts else np.zeros(0, dtype=object)
@@ -452,7 +469,7 @@ def read(
         )
         cmap |= {str(t): str(t)[1:] for t in types.tolist() if str(t).startswith("\x00")}
         category_map = cmap
-    ls = kitti.rows_to_labelset(
+    ls = kr.rows_to_labelset(
         stems, info, camera, types, values, frames_of, calibs, category_map, frame, track, names
     )
     return ls.replace(meta={"source_format": FORMAT})

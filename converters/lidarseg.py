@@ -43,18 +43,20 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
-from converters.semantickitti import load_map
+from converters import _layout3d as l3
+from converters._base import dump_json
+from converters._nuscenes_tables import NOISE, token
+from converters._writer import Output, writer
+from converters.masks import palette
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, PointSegmentation
@@ -63,19 +65,8 @@ from deepen_export.report import Report
 __all__ = ["read", "token", "write"]
 
 FORMAT = "lidarseg"
-NOISE = "noise"
 Array = npt.NDArray[Any]
-
-
-def token(*parts: str) -> str:
-    """A stable 32-hex token of ``parts`` joined by ``/`` (MD5).
-
-    Examples
-    --------
-    >>> token("ds", "0.pcd")  # = md5sum of "ds/0.pcd"
-    'ea25885924bc7c2c592ae6983450bf8e'
-    """
-    return hashlib.md5("/".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()
+Layout = Literal["devkit", "flat"]
 
 
 def class_indices(categories: tuple[str, ...], label_map: dict[str, int]) -> Array:
@@ -100,16 +91,16 @@ def class_indices(categories: tuple[str, ...], label_map: dict[str, int]) -> Arr
     return out
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     label_map: Mapping[str, int] | str | os.PathLike[str] | None = None,
     version: str = "v1.0-trainval",
-    layout: str = "devkit",
-) -> Report:
+    layout: Layout = "devkit",
+) -> None:
     """Write the point segmentation of ``labels`` as nuScenes-style lidarseg files under ``dest``.
 
     Parameters
@@ -148,75 +139,76 @@ def write(
         raise ValueError(f"layout must be 'devkit' or 'flat', got {layout!r}")
     if layout == "devkit" and (not version or "/" in version or version.strip(".") == ""):
         raise ConversionError(f"lidarseg: version must be a folder name, got {version!r}")
+    report, tmp = out.report, out.folder
     tables = f"{version}/" if layout == "devkit" else ""
     bins = f"lidarseg/{version}" if layout == "devkit" else "lidarseg"
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    idx = class_indices(labels.categories, load_map(label_map))
+    idx = class_indices(labels.categories, l3.load_map(label_map))
     seg = labels.point_segmentation
     data = np.concatenate([[0], idx])[seg.category.astype(np.int64) + 1].astype(np.uint8)
+    entries = _write_bins(labels, data, tmp, bins, report)
+    order = np.argsort(idx, kind="stable")
+    cats = [
+        {
+            "token": token("category", NOISE),
+            "name": NOISE,
+            "description": "unpainted in Deepen",
+            "index": 0,
+        }
+    ]
+    cats += [
+        {
+            "token": token("category", labels.categories[j]),
+            "name": labels.categories[j],
+            "description": "",
+            "index": int(idx[j]),
+        }
+        for j in order.tolist()
+    ]
+    if tables:
+        (tmp / tables).mkdir()
+    dump_json(entries, tmp / f"{tables}lidarseg.json", indent=1)
+    dump_json(cats, tmp / f"{tables}category.json", indent=1)
+    report.files += [f"{tables}lidarseg.json", f"{tables}category.json"]
+    if layout == "devkit":
+        colors = palette(256)
+        colormap = {str(c["name"]): colors[int(str(c["index"]))].tolist() for c in cats}
+        dump_json(colormap, tmp / "colormap.json", indent=1)
+        report.files.append("colormap.json")
+    report.written = {"frames": len(entries), "points": len(data)}
+
+
+def _write_bins(
+    labels: LabelSet, data: Array, tmp: Path, bins: str, report: Report
+) -> list[dict[str, str]]:
+    """One ``<token>_lidarseg.bin`` per painted frame; the ``lidarseg.json`` records."""
+    seg = labels.point_segmentation
     fr = labels.frames
     has_inst = np.add.reduceat(seg.instance >= 0, seg.offsets[:-1]) if len(seg.instance) else None
     entries = []
-    with atomic_dir(dest) as tmp:
-        (tmp / bins).mkdir(parents=True)
-        for i, row in enumerate(progress(seg.frame.tolist(), description="lidarseg files")):
-            tok = token(str(fr.dataset_id[row]), str(fr.file_id[row]))
-            rel = f"{bins}/{tok}_lidarseg.bin"
-            (tmp / rel).write_bytes(data[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
-            report.files.append(rel)
-            entries.append(
-                {
-                    "token": tok,
-                    "sample_data_token": tok,
-                    "filename": rel,
-                    "dataset_id": str(fr.dataset_id[row]),
-                    "file_id": str(fr.file_id[row]),
-                }
+    (tmp / bins).mkdir(parents=True)
+    for i, row in enumerate(progress(seg.frame.tolist(), description="lidarseg files")):
+        tok = token(str(fr.dataset_id[row]), str(fr.file_id[row]))
+        rel = f"{bins}/{tok}_lidarseg.bin"
+        (tmp / rel).write_bytes(data[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
+        report.files.append(rel)
+        entries.append(
+            {
+                "token": tok,
+                "sample_data_token": tok,
+                "filename": rel,
+                "dataset_id": str(fr.dataset_id[row]),
+                "file_id": str(fr.file_id[row]),
+            }
+        )
+        a, b = seg.offsets[i], seg.offsets[i + 1]
+        if has_inst is not None and a < b and has_inst[i] > 0:
+            report.add(  # the frame's classes are written: a change, not a dropped label
+                "changed",
+                "lidarseg holds classes only: this frame's instance ids are not written",
+                file_id=str(fr.file_id[row]),
+                kind="point_segmentation",
             )
-            a, b = seg.offsets[i], seg.offsets[i + 1]
-            if has_inst is not None and a < b and has_inst[i] > 0:
-                report.add(  # the frame's classes are written: a change, not a dropped label
-                    "changed",
-                    "lidarseg holds classes only: this frame's instance ids are not written",
-                    file_id=str(fr.file_id[row]),
-                    kind="point_segmentation",
-                )
-        order = np.argsort(idx, kind="stable")
-        cats = [
-            {
-                "token": token("category", NOISE),
-                "name": NOISE,
-                "description": "unpainted in Deepen",
-                "index": 0,
-            }
-        ]
-        cats += [
-            {
-                "token": token("category", labels.categories[j]),
-                "name": labels.categories[j],
-                "description": "",
-                "index": int(idx[j]),
-            }
-            for j in order.tolist()
-        ]
-        if tables:
-            (tmp / tables).mkdir()
-        dump_json(entries, tmp / f"{tables}lidarseg.json", indent=1)
-        dump_json(cats, tmp / f"{tables}category.json", indent=1)
-        report.files += [f"{tables}lidarseg.json", f"{tables}category.json"]
-        if layout == "devkit":
-            from converters.masks import palette
-
-            colors = palette(256)
-            colormap = {str(c["name"]): colors[int(str(c["index"]))].tolist() for c in cats}
-            dump_json(colormap, tmp / "colormap.json", indent=1)
-            report.files.append("colormap.json")
-        report.written = {"frames": len(entries), "points": len(data)}
-        finish(report, tmp)
-    return report
+    return entries
 
 
 def read(source: str | os.PathLike[str], /) -> LabelSet:

@@ -75,10 +75,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from converters import _nuscenes_tables as nt
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from converters._base import dump_json
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.model import LabelSet
 from deepen_export.report import Report
@@ -148,14 +148,14 @@ def _write_folder(
         report.written["lidarseg"] = len(ex.lidarseg)
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     version: str = DEFAULT_VERSION,
-    lidar_to_ego: Any = None,
+    lidar_to_ego: nt.Transform = None,
     channels: Mapping[str, str] | None = None,
     category_map: Mapping[str, str] | str | os.PathLike[str] | None = None,
     visibility_attribute: str | None = "visibility",
@@ -163,7 +163,7 @@ def write(
     lidarseg: bool = True,
     media: str | os.PathLike[str] | None = None,
     images: str | os.PathLike[str] | None = None,
-) -> Report:
+) -> None:
     """Write a 3D sequence label set as a nuScenes v1.0 folder under ``dest``.
 
     Parameters
@@ -203,11 +203,8 @@ def write(
     >>> write(ls, out, on_unsupported="drop").written["sample_annotation"]
     8
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
+    report = out.report
     version = _check_version(version)
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
     ex = nt.build(
         labels, flavour=FLAVOUR, report=report, version=version, lidar_to_ego=lidar_to_ego,
         channels=channels, category_map=category_map, visibility_attribute=visibility_attribute,
@@ -219,10 +216,7 @@ def write(
     if not ex.tables.get("lidarseg"):
         ex.tables.pop("lidarseg", None)
     media_src = str(media or images or nt.default_media(labels) or "") or None
-    with atomic_dir(dest) as tmp:
-        _write_folder(ex, tmp, version, media_src, map_rel, report)
-        finish(report, tmp)
-    return report
+    _write_folder(ex, out.folder, version, media_src, map_rel, report)
 
 
 def read(

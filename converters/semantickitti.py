@@ -68,8 +68,10 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from converters import kitti
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from converters import _layout3d as l3
+from converters._base import dump_json
+from converters._writer import Output, writer
+from converters.masks import palette
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -95,24 +97,6 @@ SEMANTIC_KITTI_LABELS: dict[int, str] = {
 _BY_NAME = {v: k for k, v in SEMANTIC_KITTI_LABELS.items()} | {"pedestrian": 30, "cyclist": 31}
 
 
-def load_map(label_map: Mapping[str, int] | str | os.PathLike[str] | None) -> dict[str, int]:
-    """A name -> id mapping from a dict, a JSON object string, or a YAML / JSON file path."""
-    if label_map is None:
-        return {}
-    if isinstance(label_map, Mapping):
-        return {str(k): int(v) for k, v in label_map.items()}
-    text = str(label_map)
-    if text.lstrip().startswith("{"):
-        data = json.loads(text)
-    else:
-        data = yaml.safe_load(Path(text).read_text("utf-8"))
-        if isinstance(data, dict) and "deepen_categories" in data:
-            data = data["deepen_categories"]
-    if not isinstance(data, dict):
-        raise ConversionError(f"label_map must map names to ids, got {type(data).__name__}")
-    return {str(k): int(v) for k, v in data.items()}
-
-
 _COLORS = {  # BGR, as in semantic-kitti-api config/semantic-kitti.yaml
     0: [0, 0, 0], 1: [0, 0, 255], 10: [245, 150, 100], 11: [245, 230, 100], 13: [250, 80, 100],
     15: [150, 60, 30], 16: [255, 0, 0], 18: [180, 30, 80], 20: [255, 0, 0], 30: [30, 30, 255],
@@ -134,8 +118,6 @@ def api_config(categories: tuple[str, ...], ids: Array, n_sequences: int) -> dic
     >>> doc["learning_map"], doc["learning_map_inv"], doc["split"]["valid"]
     ({0: 0, 10: 1, 100: 2}, {0: 0, 1: 10, 2: 100}, [0])
     """
-    from converters.masks import palette
-
     pal = palette(256)
     pairs = sorted(zip(ids.tolist(), categories, strict=True))
     learning = {0: 0} | {int(i): k + 1 for k, i in enumerate(ids.tolist())}
@@ -179,25 +161,28 @@ def semantic_ids(categories: tuple[str, ...], label_map: dict[str, int]) -> Arra
     return out
 
 
-def frame_layout(labels: LabelSet) -> tuple[kitti.Layout, Array, Array, list[str]]:
+def frame_layout(labels: LabelSet) -> tuple[l3.Layout, Array, Array, list[str]]:
     """LiDAR frames in order with their ``(sequence, scan number)`` and sequence dataset ids."""
-    lay = kitti.layout(labels, three_d=True)
-    seq, fno, names = kitti.sequences(labels, lay)
+    lay = l3.layout(labels, three_d=True)
+    seq, fno, names = l3.sequences(labels, lay)
     return lay, seq, fno, names
 
 
-def lidar_xyz(labels: LabelSet, row: int, report: Report) -> Array | None:
-    """LiDAR-frame float32 ``(N, 4)`` points of Frames row ``row`` (None when not known)."""
+def _first(frame: Array, n: int) -> Array:
+    """The first row of a table in each of ``n`` Frames rows (-1 where none)."""
+    out = np.full(n, -1, dtype=np.int64)
+    rows, first = np.unique(frame, return_index=True)
+    out[rows] = first
+    return out
+
+
+def _scan(labels: LabelSet, row: int, i: int, j: int, report: Report) -> Array:
+    """LiDAR-frame float32 ``(N, 4)`` points of point cloud ``i`` of Frames row ``row``,
+    moved by device pose ``j`` (as uploaded, and reported, when ``j < 0``)."""
     pc = labels.pointclouds
-    hit = np.flatnonzero(pc.frame == row)
-    if not len(hit):
-        return None
-    i = int(hit[0])
     a, b = pc.offsets[i], pc.offsets[i + 1]
     xyz = pc.xyz[a:b]
-    pose = np.flatnonzero(labels.poses.frame == row)
-    if len(pose):
-        j = int(pose[0])
+    if j >= 0:
         xyz = sp.to_sensor(xyz, labels.poses.position[j], labels.poses.quat[j])
     else:
         report.add(
@@ -209,15 +194,15 @@ def lidar_xyz(labels: LabelSet, row: int, report: Report) -> Array | None:
     return np.column_stack([xyz.astype(np.float32), inten])
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     label_map: Mapping[str, int] | str | os.PathLike[str] | None = None,
     velodyne: bool | None = None,
-) -> Report:
+) -> None:
     """Write the point segmentation of ``labels`` as SemanticKITTI sequences under ``dest``.
 
     Parameters
@@ -249,83 +234,90 @@ def write(
     >>> np.fromfile(out + "/sequences/00/labels/000000.label", dtype="<u4").tolist()
     [49, 49]
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
-    ids = semantic_ids(labels.categories, load_map(label_map))
+    report, tmp = out.report, out.folder
+    ids = semantic_ids(labels.categories, l3.load_map(label_map))
     seg = labels.point_segmentation
+    packed = _packed(seg, ids)
+    lay, seq, fno, datasets = frame_layout(labels)
+    pos = lay.position[seg.frame]
+    for s in range(len(datasets)):
+        (tmp / "sequences" / f"{s:02d}" / "labels").mkdir(parents=True)
+    for i, p in enumerate(progress(pos.tolist(), description=".label files")):
+        rel = f"sequences/{seq[p]:02d}/labels/{fno[p]:06d}.label"
+        (tmp / rel).write_bytes(packed[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
+        report.files.append(rel)
+    n_scans = _write_scans(labels, lay, seq, fno, tmp, report) if velodyne is not False else 0
+    _write_poses(labels, lay, seq, len(datasets), tmp, report)
+    doc = api_config(labels.categories, ids, len(datasets))
+    (tmp / "label_map.yaml").write_text(
+        yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    fr = labels.frames
+    labelled = np.zeros(len(fr), dtype=bool)
+    labelled[seg.frame] = True
+    mapping = {
+        "format": FORMAT,
+        "sequences": [{"sequence": f"{s:02d}", "dataset_id": d} for s, d in enumerate(datasets)],
+        "frames": [
+            {
+                "kitti": f"{seq[k]:02d}/{fno[k]:06d}",
+                "dataset_id": str(fr.dataset_id[r]),
+                "file_id": str(fr.file_id[r]),
+                "sensor_id": str(fr.sensor_id[r]),
+                "labelled": bool(labelled[r]),
+            }
+            for k, r in enumerate(lay.rows.tolist())
+        ],
+    }
+    dump_json(mapping, tmp / "mapping.json", indent=1)
+    report.files += ["label_map.yaml", "mapping.json"]
+    report.written = {"frames": len(seg), "points": len(packed)}
+    if n_scans:
+        report.written["scans"] = n_scans
+
+
+def _packed(seg: PointSegmentation, ids: Array) -> Array:
+    """Every point's ``uint32`` label: semantic id in the low 16 bits, instance in the high 16."""
     inst = seg.instance.astype(np.int64)
     if len(inst) and inst.max() > 0xFFFF:
         raise ConversionError(
             f"instance id {int(inst.max())} does not fit SemanticKITTI's 16 bits", format=FORMAT
         )
-    code = seg.category.astype(np.int64)
     lut = np.concatenate([[0], ids])
-    sem = lut[code + 1]
-    packed = (sem.astype(np.uint32) | (np.maximum(inst, 0).astype(np.uint32) << 16)).astype("<u4")
-    lay, seq, fno, datasets = frame_layout(labels)
-    pos = lay.position[seg.frame]
-    fr = labels.frames
-    with atomic_dir(dest) as tmp:
-        for s in range(len(datasets)):
-            (tmp / "sequences" / f"{s:02d}" / "labels").mkdir(parents=True)
-        for i, p in enumerate(progress(pos.tolist(), description=".label files")):
-            rel = f"sequences/{seq[p]:02d}/labels/{fno[p]:06d}.label"
-            (tmp / rel).write_bytes(packed[seg.offsets[i] : seg.offsets[i + 1]].tobytes())
-            report.files.append(rel)
-        n_points = 0
-        if velodyne is not False:
-            for k, row in enumerate(progress(lay.rows.tolist(), description="velodyne scans")):
-                pts = lidar_xyz(labels, row, report)
-                if pts is None:
-                    continue
-                rel = f"sequences/{seq[k]:02d}/velodyne/{fno[k]:06d}.bin"
-                (tmp / rel).parent.mkdir(exist_ok=True)
-                (tmp / rel).write_bytes(pts.astype("<f4").tobytes())
-                report.files.append(rel)
-                n_points += 1
-                hit = np.flatnonzero(seg.frame == row)
-                if len(hit) and len(pts) != seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]:
-                    report.add(
-                        "error",
-                        f"{len(pts)} points but {seg.offsets[hit[0] + 1] - seg.offsets[hit[0]]}"
-                        " point labels",
-                        file_id=str(fr.file_id[row]),
-                        kind="point_segmentation",
-                    )
-        _write_poses(labels, lay, seq, len(datasets), tmp, report)
-        doc = api_config(labels.categories, ids, len(datasets))
-        (tmp / "label_map.yaml").write_text(
-            yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-        mapping = {
-            "format": FORMAT,
-            "sequences": [
-                {"sequence": f"{s:02d}", "dataset_id": d} for s, d in enumerate(datasets)
-            ],
-            "frames": [
-                {
-                    "kitti": f"{seq[k]:02d}/{fno[k]:06d}",
-                    "dataset_id": str(fr.dataset_id[r]),
-                    "file_id": str(fr.file_id[r]),
-                    "sensor_id": str(fr.sensor_id[r]),
-                    "labelled": bool(np.any(seg.frame == r)),
-                }
-                for k, r in enumerate(lay.rows.tolist())
-            ],
-        }
-        dump_json(mapping, tmp / "mapping.json", indent=1)
-        report.files += ["label_map.yaml", "mapping.json"]
-        report.written = {"frames": len(seg), "points": len(packed)}
-        if n_points:
-            report.written["scans"] = n_points
-        finish(report, tmp)
-    return report
+    sem = lut[seg.category.astype(np.int64) + 1]
+    return (sem.astype(np.uint32) | (np.maximum(inst, 0).astype(np.uint32) << 16)).astype("<u4")
+
+
+def _write_scans(
+    labels: LabelSet, lay: l3.Layout, seq: Array, fno: Array, tmp: Path, report: Report
+) -> int:
+    """``velodyne/*.bin`` of every frame with points; an error entry where counts disagree."""
+    seg = labels.point_segmentation
+    n = len(labels.frames)
+    pc_of, pose_of, seg_of = (_first(t.frame, n) for t in (labels.pointclouds, labels.poses, seg))
+    n_scans = 0
+    for k, row in enumerate(progress(lay.rows.tolist(), description="velodyne scans")):
+        if pc_of[row] < 0:
+            continue
+        pts = _scan(labels, row, int(pc_of[row]), int(pose_of[row]), report)
+        rel = f"sequences/{seq[k]:02d}/velodyne/{fno[k]:06d}.bin"
+        (tmp / rel).parent.mkdir(exist_ok=True)
+        (tmp / rel).write_bytes(pts.astype("<f4").tobytes())
+        report.files.append(rel)
+        n_scans += 1
+        h = int(seg_of[row])
+        if h >= 0 and len(pts) != seg.offsets[h + 1] - seg.offsets[h]:
+            report.add(
+                "error",
+                f"{len(pts)} points but {seg.offsets[h + 1] - seg.offsets[h]} point labels",
+                file_id=str(labels.frames.file_id[row]),
+                kind="point_segmentation",
+            )
+    return n_scans
 
 
 def _write_poses(
-    labels: LabelSet, lay: kitti.Layout, seq: Array, n_seq: int, tmp: Path, report: Report
+    labels: LabelSet, lay: l3.Layout, seq: Array, n_seq: int, tmp: Path, report: Report
 ) -> None:
     pose_of = np.full(len(labels.frames), -1, dtype=np.int64)
     pose_of[labels.poses.frame] = np.arange(len(labels.poses))

@@ -67,7 +67,8 @@ import numpy as np
 import shapely
 
 from converters import _nuscenes_tables as nt
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish
+from converters._base import dump_json
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import planar
 from deepen_export.geometry import spatial as sp
@@ -188,13 +189,13 @@ def _datasets(labels: LabelSet) -> list[str]:
     return list(dict.fromkeys(str(d) for d in labels.frames.dataset_id.tolist()))
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    lidar_to_ego: Any = None,
+    lidar_to_ego: nt.Transform = None,
     channels: Mapping[str, str] | None = None,
     category_map: Mapping[str, str] | str | os.PathLike[str] | None = None,
     visibility_attribute: str | None = "visibility",
@@ -202,7 +203,7 @@ def write(
     surface_categories: Sequence[str] = (),
     media: str | os.PathLike[str] | None = None,
     images: str | os.PathLike[str] | None = None,
-) -> Report:
+) -> None:
     """Write a 3D sequence label set as T4 datasets under ``dest`` (one per Deepen dataset).
 
     Parameters
@@ -231,48 +232,45 @@ def write(
     >>> sorted(p.name for p in Path(out, "Kp9Wn3Qs5Tv7Xy1Za2Bc4De6").iterdir())
     ['annotation', 'data', 'mapping.json']
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     media_src = str(media or images or nt.default_media(labels) or "") or None
     written = dict.fromkeys(
         ("datasets", "samples", "sample_annotation", "object_ann", "surface_ann", "images"), 0
     )
-    with atomic_dir(dest) as tmp:
-        for ds in _datasets(labels):
-            sub = labels.select_frames(labels.frames.dataset_id == ds)
-            if not len(sub.poses) and not len(sub.cuboids):
-                continue
-            ex = nt.build(
-                sub, flavour=FLAVOUR, report=report, version="annotation", lidar_to_ego=lidar_to_ego,
-                channels=channels, category_map=category_map,
-                visibility_attribute=visibility_attribute, visibility_map=visibility_map,
-            )  # fmt: skip
-            folder = nt.safe_name(ds, f"dataset-{written['datasets']}")
-            written["images"] += nt.copy_files(ex, tmp / folder, media_src, report)
-            ex.tables.update(object_ann=[], surface_ann=[])
-            for kind in ("boxes", "polygons"):
-                _image_annotations(ex, sub, kind, set(surface_categories), report)
-            _finish_tables(ex)
-            _report_distortion(ex, report)
-            (tmp / folder / "annotation").mkdir(parents=True, exist_ok=True)
-            for name, recs in sorted(ex.tables.items()):
-                dump_json(recs, tmp / folder / "annotation" / f"{name}.json", indent=1)
-            dump_json(ex.sidecar, tmp / folder / "mapping.json", indent=1)
-            report.files += [f"{folder}/annotation/{n}.json" for n in sorted(ex.tables)]
-            report.files += [f"{folder}/{r}" for r, _ in ex.points] + [f"{folder}/mapping.json"]
-            written["datasets"] += 1
-            for k in ("sample_annotation", "object_ann", "surface_ann"):
-                written[k] += len(ex.tables[k])
-            written["samples"] += len(ex.tables["sample"])
-        if not written["datasets"]:
-            raise ConversionError(
-                f"{FORMAT}: no 3D dataset with device poses to write", format=FORMAT
-            )
-        report.written = written
-        finish(report, tmp)
-    return report
+    for ds in _datasets(labels):
+        sub = labels.select_frames(labels.frames.dataset_id == ds)
+        if not len(sub.poses) and not len(sub.cuboids):
+            continue
+        ex = nt.build(
+            sub, flavour=FLAVOUR, report=report, version="annotation", lidar_to_ego=lidar_to_ego,
+            channels=channels, category_map=category_map,
+            visibility_attribute=visibility_attribute, visibility_map=visibility_map,
+        )  # fmt: skip
+        folder = nt.safe_name(ds, f"dataset-{written['datasets']}")
+        written["images"] += nt.copy_files(ex, tmp / folder, media_src, report)
+        ex.tables.update(object_ann=[], surface_ann=[])
+        for kind in ("boxes", "polygons"):
+            _image_annotations(ex, sub, kind, set(surface_categories), report)
+        _finish_tables(ex)
+        _report_distortion(ex, report)
+        _write_dataset(ex, tmp, folder, report)
+        written["datasets"] += 1
+        for k in ("sample_annotation", "object_ann", "surface_ann"):
+            written[k] += len(ex.tables[k])
+        written["samples"] += len(ex.tables["sample"])
+    if not written["datasets"]:
+        raise ConversionError(f"{FORMAT}: no 3D dataset with device poses to write", format=FORMAT)
+    report.written = written
+
+
+def _write_dataset(ex: nt.Export, tmp: Path, folder: str, report: Report) -> None:
+    """The tables of one T4 dataset (``annotation/*.json``) and its ``mapping.json``."""
+    (tmp / folder / "annotation").mkdir(parents=True, exist_ok=True)
+    for name, recs in sorted(ex.tables.items()):
+        dump_json(recs, tmp / folder / "annotation" / f"{name}.json", indent=1)
+    dump_json(ex.sidecar, tmp / folder / "mapping.json", indent=1)
+    report.files += [f"{folder}/annotation/{n}.json" for n in sorted(ex.tables)]
+    report.files += [f"{folder}/{r}" for r, _ in ex.points] + [f"{folder}/mapping.json"]
 
 
 def _report_distortion(ex: nt.Export, report: Report) -> None:

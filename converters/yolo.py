@@ -51,17 +51,7 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import (
-    FileWriter,
-    OnUnsupported,
-    apply_policy,
-    atomic_dir,
-    dump_json,
-    finish,
-    paused_gc,
-    pylist,
-    record,
-)
+from converters._base import FileWriter, dump_json, pylist, record
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -70,6 +60,7 @@ from converters._dataset import (
     source_names,
 )
 from converters._numbers import fixed
+from converters._writer import Output, writer
 from deepen_export import geometry as geo
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -81,6 +72,7 @@ __all__ = ["read", "write"]
 FORMAT = "yolo"
 Array = npt.NDArray[Any]
 Task = Literal["detect", "segment"]
+Layout = Literal["flat", "nested"]
 
 
 def _label_path(name: str, subset: str = "") -> str:
@@ -92,22 +84,21 @@ def _flat(name: str) -> str:
     return name.replace("/", "__")
 
 
-@paused_gc()
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     task: Task = "detect",
-    clip: bool | str = True,
-    include_unlabelled: bool | str = False,
-    layout: str = "flat",
+    clip: bool = True,
+    include_unlabelled: bool = False,
+    layout: Layout = "flat",
     split: str | dict[str, float] | None = None,
-    seed: int | str = 0,
-    copy_images: bool | str = False,
+    seed: int = 0,
+    copy_images: bool = False,
     images: str | os.PathLike[str] | ImageSource | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as a YOLO dataset folder at ``dest``.
 
     Parameters
@@ -157,89 +148,77 @@ def write(
     subsets = parse_split(split)
     if subsets and not {"train", "val"} <= {n for n, _ in subsets}:
         raise ConversionError("yolo: split needs a train and a val subset (data.yaml wants both)")
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     frames = prep.image_frames(labels)
-    frames = prep.skip_unlabelled(
-        labels, frames, report, prep.flag(include_unlabelled), "label file"
+    frames = prep.skip_unlabelled(labels, frames, report, include_unlabelled, "label file")
+    names = prep.image_names(labels, frames)
+    prep.check_paths(names, tmp / "images")  # also where copies are read from
+    if layout == "flat":
+        names = [_flat(n) for n in names]
+    subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else [""] * len(names)
+    prep.check_paths(
+        [str(PurePosixPath(s, n)) for s, n in zip(subset, names, strict=True)],
+        tmp / "labels",
+        ".txt",
+        [str(x) for x in labels.frames.file_id[frames]],
     )
-    with atomic_dir(dest) as tmp:
-        names = prep.image_names(labels, frames)
-        prep.check_paths(names, tmp / "images")  # also where copies are read from
-        if layout == "flat":
-            names = [_flat(n) for n in names]
-        subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else [""] * len(names)
-        prep.check_paths(
-            [str(PurePosixPath(s, n)) for s, n in zip(subset, names, strict=True)],
-            tmp / "labels",
-            ".txt",
-            [str(x) for x in labels.frames.file_id[frames]],
-        )
-        name_of = dict(zip(frames.tolist(), names, strict=True))
-        subset_of = dict(zip(frames.tolist(), subset, strict=True))
-        unknown = prep.report_unknown_sizes(
-            labels,
-            frames,
-            report,
-            "not written: YOLO needs the image size to normalise (pass --images)",
-            drop_labels=True,
-        )
-        written = frames[~unknown]
-        lines, line_labels = _lines(labels, report, written, written, task, prep.flag(clip))
-        f = labels.frames
-        files = []
-        out = FileWriter(tmp)
-        for fr in progress(written.tolist(), description="YOLO label files"):
-            rel = _label_path(name_of[fr], subset_of[fr])
-            out.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
-            files.append(rel)
-        (tmp / "images").mkdir()
-        for name, _ in subsets:  # every subset data.yaml names exists, even when empty
-            (tmp / "images" / name).mkdir()
-            (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
-        if prep.flag(copy_images):
-            src_names = source_names(labels, written)
-            pairs = [
-                (src, str(PurePosixPath("images", subset_of[fr], name_of[fr])), str(f.file_id[fr]))
-                for src, fr in zip(src_names, written.tolist(), strict=True)
-            ]
-            report.written["image_files"] = place_images(images, pairs, tmp, report)
-        classes = dict(enumerate(labels.categories))
-        # no "path:": Ultralytics then resolves the folders from the yaml's folder (a relative
-        # path: would be resolved against the current directory)
-        data: dict[str, Any] = {"train": "images", "val": "images"}
-        if subsets:
-            data = {n: f"images/{n}" for n, _ in subsets}
-        data["names"] = classes
-        (tmp / "data.yaml").write_text(
-            yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-        sidecar = [
-            {
-                "name": name_of[fr],
-                **({"subset": subset_of[fr]} if subsets else {}),
-                "file_id": str(f.file_id[fr]),
-                "sensor_id": str(f.sensor_id[fr]),
-                "dataset_id": str(f.dataset_id[fr]),
-                "index": int(f.index[fr]),
-                "width": int(f.width[fr]),
-                "height": int(f.height[fr]),
-                "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
-                "labels": line_labels.get(fr, []),
-            }
-            for fr in written.tolist()
+    name_of = dict(zip(frames.tolist(), names, strict=True))
+    subset_of = dict(zip(frames.tolist(), subset, strict=True))
+    unknown = prep.report_unknown_sizes(
+        labels,
+        frames,
+        report,
+        "not written: YOLO needs the image size to normalise (pass --images)",
+        drop_labels=True,
+    )
+    written = frames[~unknown]
+    lines, line_labels = _lines(labels, report, written, written, task, clip)
+    f = labels.frames
+    files = []
+    sink = FileWriter(tmp)
+    for fr in progress(written.tolist(), description="YOLO label files"):
+        rel = _label_path(name_of[fr], subset_of[fr])
+        sink.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
+        files.append(rel)
+    (tmp / "images").mkdir()
+    for name, _ in subsets:  # every subset data.yaml names exists, even when empty
+        (tmp / "images" / name).mkdir()
+        (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
+    if copy_images:
+        src_names = source_names(labels, written)
+        pairs = [
+            (src, str(PurePosixPath("images", subset_of[fr], name_of[fr])), str(f.file_id[fr]))
+            for src, fr in zip(src_names, written.tolist(), strict=True)
         ]
-        dump_json(
-            {"task": task, "layout": layout, "frames": sidecar}, tmp / "frames.json", indent=1
-        )
-        report.written.update(
-            {"images": len(written), "objects": sum(len(v) for v in lines.values())}
-        )
-        report.files = ["data.yaml", "frames.json", *files, "report.json"]
-        finish(report, tmp)
-    return report
+        report.written["image_files"] = place_images(images, pairs, tmp, report)
+    classes = dict(enumerate(labels.categories))
+    # no "path:": Ultralytics then resolves the folders from the yaml's folder (a relative
+    # path: would be resolved against the current directory)
+    data: dict[str, Any] = {"train": "images", "val": "images"}
+    if subsets:
+        data = {n: f"images/{n}" for n, _ in subsets}
+    data["names"] = classes
+    (tmp / "data.yaml").write_text(
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    sidecar = [
+        {
+            "name": name_of[fr],
+            **({"subset": subset_of[fr]} if subsets else {}),
+            "file_id": str(f.file_id[fr]),
+            "sensor_id": str(f.sensor_id[fr]),
+            "dataset_id": str(f.dataset_id[fr]),
+            "index": int(f.index[fr]),
+            "width": int(f.width[fr]),
+            "height": int(f.height[fr]),
+            "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
+            "labels": line_labels.get(fr, []),
+        }
+        for fr in written.tolist()
+    ]
+    dump_json({"task": task, "layout": layout, "frames": sidecar}, tmp / "frames.json", indent=1)
+    report.written.update({"images": len(written), "objects": sum(len(v) for v in lines.values())})
+    report.files = ["data.yaml", "frames.json", *files, "report.json"]
 
 
 def _line_format(n_values: int) -> str:

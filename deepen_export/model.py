@@ -683,9 +683,10 @@ class LabelTable(Table):
 
     Common columns: ``frame`` (row of :class:`Frames`), Deepen's ``label_id`` and the ``track``
     number parsed from it (-1 when absent), ``category`` (code into ``LabelSet.categories``),
-    ``stage``, ``label_set``, ``labeller`` (e-mail), times in epoch milliseconds (-1 unknown)
-    and ``version`` (-1 unknown). Each declaration also names the Deepen field it is parsed
-    from and its Arrow column, so a new common column is one line here.
+    ``stage``, ``label_set``, ``labeller`` (e-mail), ``user`` (Deepen's ``user_id``), times in
+    epoch milliseconds (-1 unknown) and ``version`` (-1 unknown). Each declaration also names
+    the Deepen field it is parsed from and its Arrow column, so a new common column is one line
+    here.
     """
 
     frame: Array = col("int64")
@@ -697,6 +698,7 @@ class LabelTable(Table):
     stage: Array = col("O", fill="", deepen="stage_id", arrow="stage")
     label_set: Array = col("O", fill="", deepen="label_set_id", arrow="label_set")
     labeller: Array = col("O", fill="", deepen="labeller_email", arrow="labeller")
+    user: Array = col("O", fill="", deepen="user_id", arrow="user")
     create_time: Array = col(
         "int64", fill=-1, missing=-1, deepen="create_time_millis", arrow="create_time",
         arrow_type="timestamp[ms]",

@@ -39,3 +39,14 @@ def assert_same_tree(out: Path, golden: Path) -> None:
     assert got == want
     for rel in want:
         assert (out / rel).read_bytes() == (golden / rel).read_bytes(), rel
+
+
+def assert_same_file(text: str, golden: Path) -> None:
+    """``text`` equals the golden file ``golden``; the update mode rewrites it and skips."""
+    if os.environ.get("DEEPEN_UPDATE_GOLDEN") == "1" and (
+        not golden.is_file() or golden.read_text(encoding="utf-8") != text
+    ):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+        pytest.skip(f"DEEPEN_UPDATE_GOLDEN=1: rewrote {golden.name}; review the diff, then rerun")
+    assert text == golden.read_text(encoding="utf-8")

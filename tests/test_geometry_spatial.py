@@ -313,3 +313,20 @@ def test_sample_camera_1_distortion() -> None:
         np.testing.assert_allclose(uv[0], want["uv_distorted_k1"], atol=2e-5)
         plain, _ = sp.project_points(p[None], c.fx[cam], c.fy[cam], c.cx[cam], c.cy[cam])
         np.testing.assert_allclose(plain[0], want["uv_pinhole"], atol=2e-5)
+
+
+def test_euler_zyx_is_rz_ry_rx_as_matrices():
+    rng = np.random.default_rng(7)
+    angles = rng.uniform(-np.pi, np.pi, (50, 3))
+
+    def rot(k, a):
+        c, s = np.cos(a), np.sin(a)
+        i, j = [(1, 2), (2, 0), (0, 1)][k]
+        m = np.eye(3)
+        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+        return m
+
+    q = sp.euler_zyx_to_quat(angles[:, 0], angles[:, 1], angles[:, 2])
+    for (rx, ry, rz), qi in zip(angles, q, strict=True):
+        want = rot(2, rz) @ rot(1, ry) @ rot(0, rx)
+        assert np.allclose(sp.quat_to_matrix(qi), want, atol=1e-12)

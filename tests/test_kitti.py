@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converters import _kitti_rows as kr
 from converters import kitti
 from deepen_export.errors import ConversionError
 from deepen_export.geometry import spatial as sp
@@ -84,7 +85,7 @@ def test_hand_computed_cuboid(tmp_path: Path) -> None:
         "Car 1.00 0 1.57 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 0.00 1.25 -10.00 -1.57",
     ]
     assert {(i.action, i.label_id) for i in report} == {("clipped", "car:2"), ("kept", "car:3")}
-    calib = kitti.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
+    calib = kr.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
     # p_cam = A (p_lidar - (0, 0, -0.5)) = A p_lidar + (0, -0.5, 0)
     np.testing.assert_allclose(calib["Tr_velo_to_cam"], np.c_[A, [0, -0.5, 0]], atol=1e-12)
     np.testing.assert_allclose(calib["P2"], [[1000, 0, 640, 0], [0, 1000, 360, 0], [0, 0, 1, 0]])
@@ -125,7 +126,7 @@ def test_devkit_example_000002(tmp_path: Path) -> None:
     ).reshape(3, 4)
     t = np.array([0.0598508, -0.0003580, 0.002745884])
     # Reader side: the devkit corners projected with P2 give formats.md's verified box.
-    center, size, quat = kitti.kitti_to_cuboids(
+    center, size, quat = kr.kitti_to_cuboids(
         np.array([[1.41, 1.58, 4.36, 3.18, 2.27, 34.38, -1.58]])
     )
     corners = np.c_[sp.cuboid_corners(center, size, quat)[0], np.ones(8)] @ p2.T
@@ -197,8 +198,8 @@ def test_round_trip_write_read_write(tmp_path: Path) -> None:
     num_a = np.array([[float(v) for v in x.split()[1:]] for x in a])
     num_b = np.array([[float(v) for v in x.split()[1:]] for x in b])
     np.testing.assert_allclose(num_b, num_a, atol=1e-4)
-    ca = kitti.parse_calib((tmp_path / "a/calib/000000.txt").read_text())
-    cb = kitti.parse_calib((tmp_path / "b/calib/000000.txt").read_text())
+    ca = kr.parse_calib((tmp_path / "a/calib/000000.txt").read_text())
+    cb = kr.parse_calib((tmp_path / "b/calib/000000.txt").read_text())
     for key in ca:
         np.testing.assert_allclose(cb[key], ca[key], atol=1e-9)
 
@@ -233,7 +234,7 @@ def test_category_map_occlusion_and_2d_boxes(tmp_path: Path) -> None:
     )  # fmt: skip
     ls = LabelSet(frames=frames, categories=("car", "tree"), boxes=boxes)
     report = kitti.write(
-        ls, tmp_path / "k", category_map='{"car": "Van", "tree": null}',
+        ls, tmp_path / "k", category_map={"car": "Van", "tree": None},
         occlusion_attribute="occ", occlusion_map={"none": 0, "partial": 1},
     )  # fmt: skip
     # frames in file_id order: a.png -> 000000, b.png -> 000001
@@ -266,7 +267,7 @@ def test_missing_calibration_and_lidar_only(tmp_path: Path) -> None:
     assert lines(tmp_path / "k/label_2/000000.txt") == [
         "Car 0.00 0 -1.37 -1.00 -1.00 -1.00 -1.00 1.50 2.00 4.00 -2.00 1.75 10.00 -1.57"
     ]
-    calib = kitti.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
+    calib = kr.parse_calib((tmp_path / "k/calib/000000.txt").read_text())
     np.testing.assert_allclose(calib["Tr_velo_to_cam"], np.c_[A, np.zeros(3)], atol=1e-12)
 
 
@@ -352,7 +353,7 @@ def test_sample_sequence_matches_expected(tmp_path: Path) -> None:
                 ]
             )
             n_checked += 1
-        calib = kitti.parse_calib((tmp_path / f"k/calib/{i:06d}.txt").read_text())
+        calib = kr.parse_calib((tmp_path / f"k/calib/{i:06d}.txt").read_text())
         cam = fexp["camera_0"]
         np.testing.assert_allclose(calib["P2"], cam["P2"], atol=1e-9)
         np.testing.assert_allclose(
@@ -574,3 +575,21 @@ def test_2d_only_rows_outside_or_empty_are_dropped_and_unknown_sizes_reported(
         500,
         400,
     ]
+
+
+def test_text_options_are_typed_by_the_signature(tmp_path: Path) -> None:
+    """The CLI's text (``-O camera=none``, JSON maps) becomes the annotated types; library
+    callers passing text still get the same files, with a DeprecationWarning."""
+    from converters._writer import typed_options
+
+    frames = Frames.from_columns(file_id=["a.png"], width=[100], height=[50])
+    boxes = Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[1, 2, 3, 4]])
+    ls = LabelSet(frames=frames, categories=("car",), boxes=boxes)
+    opts = typed_options("kitti", kitti.write, {"camera": "none", "category_map": '{"car": "Van"}'})
+    assert opts == {"camera": None, "category_map": {"car": "Van"}}
+    kitti.write(ls, tmp_path / "typed", **opts)
+    with pytest.warns(DeprecationWarning, match="category_map"):
+        kitti.write(ls, tmp_path / "text", camera=None, category_map='{"car": "Van"}')
+    for name in ("label_2/000000.txt", "mapping.json"):
+        assert (tmp_path / "typed" / name).read_bytes() == (tmp_path / "text" / name).read_bytes()
+    assert lines(tmp_path / "typed/label_2/000000.txt")[0].startswith("Van ")

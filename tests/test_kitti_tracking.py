@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import kitti, kitti_tracking
+from converters import _kitti_rows as kr
+from converters import kitti_tracking
 from deepen_export.geometry import spatial as sp
 from deepen_export.model import Boxes, Cameras, Cuboids, Frames, LabelSet, Poses
 from tests._golden import assert_same_tree
@@ -94,7 +95,7 @@ def test_hand_computed_sequence(tmp_path: Path) -> None:
     assert [m["kitti"] for m in mapping["frames"]] == ["0000/000000", "0000/000001", "0001/000000"]
     calib_text = (tmp_path / "t/calib/0000.txt").read_text()
     assert "\nR_rect " in calib_text and "\nTr_velo_cam " in calib_text
-    calib = kitti.parse_calib(calib_text)
+    calib = kr.parse_calib(calib_text)
     np.testing.assert_allclose(calib["Tr_velo_to_cam"], np.c_[A, np.zeros(3)], atol=1e-12)
 
 

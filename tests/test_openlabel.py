@@ -19,6 +19,7 @@ from vcd import core, scl
 from vcd.schema import openlabel_schema
 
 from converters import openlabel
+from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
 from tests._golden import assert_same_tree
 
@@ -182,3 +183,47 @@ def test_golden_files(tmp_path: Path, lidar: LabelSet, images: LabelSet) -> None
     validate(SAMPLE / "golden/openlabel/image_dataset" / IMAGE_FILE)
     back = openlabel.read(SAMPLE / "golden/openlabel/lidar_sequence")
     np.testing.assert_allclose(back.cuboids.center, lidar.cuboids.center)
+
+
+def test_to_dict_and_from_dict_are_the_files_without_the_folder(
+    tmp_path: Path, lidar: LabelSet
+) -> None:
+    # the pure functions hold the whole format: write is to_dicts plus the files, read is
+    # from_dict per file; the document passes the schema and VCD loads it from memory
+    from deepen_export.report import Report
+
+    report = openlabel.write(lidar, tmp_path / "ol", on_unsupported="drop")
+    kept = lidar.without("point_segmentation")
+    doc = openlabel.to_dict(kept, Report("openlabel"))
+    assert json.loads((tmp_path / "ol" / LIDAR_FILE).read_text()) == doc
+    assert list(jsonschema.Draft7Validator(openlabel_schema).iter_errors(doc)) == []
+    vcd = core.OpenLABEL()
+    vcd.data = doc
+    assert sorted(o["name"] for o in vcd.get_objects().values()) == sorted(
+        set(lidar.cuboids.label_id.tolist())
+        | set(lidar.boxes.label_id.tolist())
+        | set(lidar.polylines3d.label_id.tolist())
+    )
+    assert report.written["objects"] == len(doc["openlabel"]["objects"])
+    back, read = openlabel.from_dict(doc), openlabel.read(tmp_path / "ol")
+    assert back.equals(read)
+    np.testing.assert_allclose(back.cuboids.center, lidar.cuboids.center)
+
+
+def test_to_dict_of_several_datasets_and_of_nothing() -> None:
+    frames = Frames.from_columns(file_id=["a.png", "b.png"], dataset_id=["d1", "d2"])
+    boxes = Boxes.from_columns(frame=[0, 1], category=[0, 0], label_id=["car:1", "car:2"],
+                               xyxy=[[0, 0, 2, 2], [1, 1, 3, 3]])  # fmt: skip
+    ls = LabelSet(frames=frames, categories=("car",), boxes=boxes)
+    docs = openlabel.to_dicts(ls)
+    assert list(docs) == ["d1", "d2"]
+    assert [d["openlabel"]["objects"]["0"]["name"] for d in docs.values()] == ["car:1", "car:2"]
+    with pytest.raises(ConversionError, match="2 datasets"):
+        openlabel.to_dict(ls)
+    empty = openlabel.to_dict(LabelSet())["openlabel"]
+    assert empty["frames"] == {} and empty["metadata"]["schema_version"] == "1.0.0"
+    assert (
+        list(jsonschema.Draft7Validator(openlabel_schema).iter_errors({"openlabel": empty})) == []
+    )
+    with pytest.raises(ConversionError, match="no 'openlabel' key"):
+        openlabel.from_dict({"frames": {}})

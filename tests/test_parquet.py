@@ -25,6 +25,7 @@ import converters
 from converters import parquet
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
+from tests._golden import assert_same_file
 from tests._parquet_fixtures import E, rich, synthetic
 from tests.test_arrow import label_sets
 
@@ -398,11 +399,7 @@ def test_schema_matches_golden(tmp_path):
     Regenerate with DEEPEN_UPDATE_GOLDEN=1 and check the diff by hand (see the README there)."""
     parquet.write(rich(), tmp_path / "o")
     doc = _written_schemas(tmp_path / "o")
-    path = GOLDEN / "schema.json"
-    if os.environ.get("DEEPEN_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert doc == json.loads(path.read_text(encoding="utf-8"))
+    assert_same_file(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", GOLDEN / "schema.json")
 
 
 GEO_SCHEMA = {

@@ -223,3 +223,38 @@ def test_golden_instance_bits() -> None:
             for key, n in expected["frames"][fid]["instance_counts"].items()
         }
         assert dict(zip(ids.tolist(), counts.tolist(), strict=True)) == want
+
+
+def test_scans_without_pose_and_with_a_count_mismatch(tmp_path: Path) -> None:
+    # frame a.pcd has a pose (translation only: points move by -t), b.pcd has none (written as
+    # uploaded, reported) and 3 points for 2 point labels (an error entry); c.pcd has no scan
+    frames = Frames.from_columns(
+        file_id=["a.pcd", "b.pcd", "c.pcd"], sensor_id=["lidar"] * 3, index=[0, 1, 2]
+    )
+    seg = PointSegmentation.from_columns(
+        frame=[0, 1, 2], offsets=[0, 2, 4, 5], category=[0, 0, 0, -1, 0]
+    )
+    pcs = PointClouds.from_columns(
+        frame=[1, 0],
+        offsets=[0, 3, 5],
+        xyz=[[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 10, 10], [11, 12, 13]],
+        intensity=[0.5, np.nan, 1.0, 2.0, 3.0],
+    )
+    poses = Poses.from_columns(frame=[0], position=[[10, 10, 10]], quat=[[0, 0, 0, 1]])
+    ls = LabelSet(frames=frames, categories=("car",), point_segmentation=seg, pointclouds=pcs,
+                  poses=poses)  # fmt: skip
+    report = semantickitti.write(ls, tmp_path / "sk")
+    scans = tmp_path / "sk/sequences/00/velodyne"
+    assert sorted(p.name for p in scans.iterdir()) == ["000000.bin", "000001.bin"]
+    a = np.fromfile(scans / "000000.bin", dtype="<f4").reshape(-1, 4)
+    b = np.fromfile(scans / "000001.bin", dtype="<f4").reshape(-1, 4)
+    assert a.tolist() == [[0, 0, 0, 2], [1, 2, 3, 3]]
+    assert b.tolist() == [[1, 2, 3, 0.5], [4, 5, 6, 0], [7, 8, 9, 1]]
+    entries = [(i.action, i.file_id, i.reason) for i in report if i.action in ("changed", "error")]
+    assert entries == [
+        ("changed", "b.pcd", "no device pose: points written in the frame they were uploaded in"),
+        ("error", "b.pcd", "3 points but 2 point labels"),
+    ]
+    assert report.written == {"frames": 3, "points": 5, "scans": 2}
+    frames_doc = json.loads((tmp_path / "sk/mapping.json").read_text())["frames"]
+    assert [f["labelled"] for f in frames_doc] == [True, True, True]

@@ -26,15 +26,22 @@ def check_from(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--from") from None
 
 
-def _parse_option(value: str) -> tuple[str, Any]:
+def _parse_option(value: str) -> tuple[str, str]:
     if "=" not in value:
         raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
     key, raw = value.split("=", 1)
+    return key.strip().replace("-", "_"), raw
+
+
+def _typed_options(fmt: str, write: Any, settings: tuple[str, ...]) -> dict[str, Any]:
+    """``-O key=value`` settings as the types the writer's signature declares."""
+    from converters._writer import typed_options
+    from deepen_export.errors import ConversionError
+
     try:
-        parsed: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        parsed = raw
-    return key.strip().replace("-", "_"), parsed
+        return typed_options(fmt, write, dict(_parse_option(s) for s in settings))
+    except ConversionError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 _TO = click.option("--to", "to", required=True, help="Output format (see `deepen-export formats`).")
@@ -204,8 +211,9 @@ def _run_convert(
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
-    options: dict[str, Any] = dict(_parse_option(s) for s in settings)
-    streamed = _streams(fmt.name, options, source, from_format, frames, images)
+    settings, stream = _stream_setting(fmt.name, settings)
+    options = _typed_options(fmt.name, module.write, settings)
+    streamed = stream and _streams(options, source, from_format, frames, images)
     for key, value in (
         ("on_unsupported", on_unsupported),
         ("images", images),
@@ -286,25 +294,46 @@ def _stream_parquet(
         return stream_parquet(source, output, **options), lines
 
 
+def _stream_setting(to: str, settings: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """Parquet's ``-O stream=true|false`` (a CLI choice, not a writer option) and the rest.
+
+    Examples
+    --------
+    >>> _stream_setting("parquet", ("stream=false", "layout=files"))
+    (('layout=files',), False)
+    """
+    if to != "parquet":
+        return settings, False
+    from converters._writer import coerce
+
+    stream, rest = True, []
+    for setting in settings:
+        key, raw = _parse_option(setting)
+        if key != "stream":
+            rest.append(setting)
+            continue
+        try:
+            stream = coerce(raw, bool)
+        except ValueError:
+            raise click.BadParameter(
+                f"stream must be true or false, got {raw!r}", param_hint="-O"
+            ) from None
+    return tuple(rest), stream
+
+
 def _streams(
-    to: str,
     options: dict[str, Any],
     source: Path,
     from_format: str | None,
     media: Path | None,
     images: Path | None,
 ) -> bool:
-    """Whether this conversion streams: Parquet files from one Deepen labels JSON file.
+    """Whether this Parquet conversion streams: from one Deepen labels JSON file.
 
-    ``-O stream=false`` (taken out of ``options`` here) keeps the whole-file path; snapshot
-    folders (paint, media, image sizes), ``--media``, ``--images`` and other layouts use it.
+    ``-O stream=false`` keeps the whole-file path; snapshot folders (paint, media, image
+    sizes), ``--media``, ``--images`` and other layouts always use it.
     """
-    if to != "parquet":
-        return False
-    wanted = options.pop("stream", True)
-    if not isinstance(wanted, bool):
-        raise click.BadParameter(f"stream must be true or false, got {wanted!r}", param_hint="-O")
-    if not wanted or media is not None or images is not None or not source.is_file():
+    if media is not None or images is not None or not source.is_file():
         return False
     if options.get("layout", "files") != "files":
         return False

@@ -57,6 +57,7 @@ __all__ = [
     "cuboid_corners",
     "cuboids_from_sensor",
     "cuboids_to_sensor",
+    "euler_zyx_to_quat",
     "from_sensor",
     "invert_transform",
     "matrix_to_quat",
@@ -239,6 +240,26 @@ def yaw_to_quat(yaw: npt.ArrayLike) -> Array:
     half = _f64(yaw) / 2
     zero = np.zeros_like(half)
     return np.stack([zero, zero, np.sin(half), np.cos(half)], axis=-1)
+
+
+def euler_zyx_to_quat(rx: npt.ArrayLike, ry: npt.ArrayLike, rz: npt.ArrayLike) -> Array:
+    """Quaternions ``(..., 4)`` of intrinsic z-y-x Euler angles: ``R = Rz(rz) Ry(ry) Rx(rx)``.
+
+    The order OpenLABEL's 9-value cuboids use (``x, y, z, rx, ry, rz, sx, sy, sz``).
+
+    Examples
+    --------
+    >>> np.allclose(euler_zyx_to_quat(0.0, 0.0, 1.25), yaw_to_quat(1.25))
+    True
+    """
+
+    def axis(angle: npt.ArrayLike, k: int) -> Array:
+        half = _f64(angle) / 2
+        q = np.zeros((*half.shape, 4))
+        q[..., k], q[..., 3] = np.sin(half), np.cos(half)
+        return q
+
+    return quat_multiply(axis(rz, 2), quat_multiply(axis(ry, 1), axis(rx, 0)))
 
 
 def quat_to_yaw(q: npt.ArrayLike, *, normalize: bool = True) -> Array:

@@ -1,0 +1,102 @@
+"""The one writer pipeline (``converters._writer``) and the CLI's typed ``-O`` options."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from converters import yolo
+from converters._writer import coerce, typed_options, writer
+from deepen_export import read_labels
+from deepen_export.errors import ConversionError
+from deepen_export.model import Boxes, Frames, LabelSet
+from tests.workflow.conftest import console_script
+
+SAMPLES = Path(__file__).parents[1] / "sample_data"
+
+
+def _boxes() -> LabelSet:
+    return LabelSet(
+        frames=Frames.from_columns(file_id=["a.png"], width=[20], height=[10]),
+        categories=("car",),
+        boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"], xyxy=[[-4, 2, 8, 4]]),
+    )
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_pipeline_owns_policy_staging_and_report(tmp_path):
+    seen = {}
+
+    @writer("yolo")  # yolo takes boxes and polygons only
+    def body(labels, out, /, *, flag: bool = False) -> None:
+        seen["kinds"] = labels.kinds_present()
+        seen["flag"] = flag
+        (out.folder / "x.txt").write_text("x")
+        out.report.written["files"] = 1
+
+    labels = read_labels(SAMPLES / "image_dataset")
+    assert {"points", "polylines"} <= set(labels.kinds_present())
+    report = body(labels, tmp_path / "o", on_unsupported="drop", flag=True)
+    assert seen == {"kinds": ["boxes", "polygons"], "flag": True}
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["written"] == {"files": 1}
+    assert report.format == "yolo"
+
+    def failing(labels, out, /) -> None:
+        (out.folder / "half.txt").write_text("half")
+        raise ConversionError("boom")
+
+    with pytest.raises(ConversionError):
+        writer("yolo")(failing)(labels, tmp_path / "o")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["report.json", "x.txt"]
+
+
+def test_library_text_options_still_work_with_a_deprecation_note(tmp_path):
+    with pytest.warns(DeprecationWarning, match="clip='false'"):
+        yolo.write(_boxes(), tmp_path / "y", clip="false")
+    line = (tmp_path / "y" / "labels" / "a.txt").read_text()
+    # unclipped: the box starts 4 px left of the image (-4 / 20 = -0.2 from the left edge)
+    assert line.split()[1] == "0.100000" and line.split()[3] == "0.600000"
+    with pytest.raises(TypeError, match="unexpected option"):
+        yolo.write(_boxes(), tmp_path / "z", clp=True)
+
+
+def test_signature_shows_the_options_with_real_types():
+    sig = inspect.signature(yolo.write)
+    assert list(sig.parameters)[:3] == ["labels", "dest", "on_unsupported"]
+    assert sig.parameters["clip"].annotation == "bool"
+    types_of = yolo.write.option_types
+    assert types_of["clip"] is bool and types_of["seed"] is int
+
+
+@pytest.mark.parametrize(
+    ("value", "annotation", "expected"),
+    [("off", bool, False), ("7", int, 7), ("null", int | None, None), ("1.5", float, 1.5)],
+)
+def test_coerce_parses_text_by_annotation(value, annotation, expected):
+    assert coerce(value, annotation) == expected
+
+
+def test_typed_options_refuse_bad_values_in_one_line():
+    with pytest.raises(ConversionError, match="option clip: expected true or false, got 'maybe'"):
+        typed_options("yolo", yolo.write, {"clip": "maybe"})
+    with pytest.raises(ConversionError, match="expected one of detect, segment"):
+        typed_options("yolo", yolo.write, {"task": "big"})
+
+
+def test_cli_option_types_through_the_console_script(tmp_path):
+    src = str(SAMPLES / "image_dataset")
+    ok = _cli("convert", src, "--to", "yolo", "-o", str(tmp_path / "y"), "-O", "clip=no")
+    assert ok.returncode == 0, ok.stderr
+    bad = _cli("convert", src, "--to", "yolo", "-o", str(tmp_path / "b"), "-O", "clip=maybe")
+    assert bad.returncode == 2
+    assert "option clip: expected true or false, got 'maybe'" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "b").exists()
+    typo = _cli("convert", src, "--to", "yolo", "-o", str(tmp_path / "t"), "-O", "tsak=segment")
+    assert typo.returncode == 2 and "yolo has no option(s) tsak; it takes:" in typo.stderr
