@@ -86,7 +86,7 @@ from deepen_export.errors import ConversionError
 from deepen_export.model import KIND_SPECS, LABEL_KINDS, Frames, Issue, LabelSet, natural_key
 from deepen_export.report import Report
 
-__all__ = ["read", "write", "write_stream"]
+__all__ = ["WriteAgain", "read", "write", "write_stream"]
 
 FORMAT = "parquet"
 Layout = Literal["files", "hive", "delta"]
@@ -412,12 +412,19 @@ class _Sink:
 _KIND_ORDER = {k: i for i, k in enumerate(KIND_SPECS)}
 
 
-class _OutOfOrder(ConversionError):
-    """Batches that a whole-input write cannot take as they come: written again by the caller.
+class WriteAgain(ConversionError):
+    """Batches that a whole-input write (``ordered`` / ``spill``) cannot take as they come.
 
-    ``spill`` says to hold the rows (a file out of sequence order under ``ordered=True``);
-    ``decisions`` are the whole input's attribute columns and encodings when the first batch
-    decided others (pass them as ``_decisions`` to write again).
+    Raised by :func:`write_stream` before anything is committed; the caller writes again
+    (:func:`deepen_export.pipeline.stream_parquet` does). ``spill`` says to hold the rows (a
+    file out of sequence order under ``ordered=True``); ``decisions`` are the whole input's
+    attribute columns and encodings when the first batch decided others (pass them as
+    ``_decisions`` to the next write).
+
+    Examples
+    --------
+    >>> WriteAgain("'2.png' comes after later files", spill=True).spill
+    True
     """
 
     def __init__(self, message: str, *, spill: bool = False, decisions: Any = None) -> None:
@@ -458,7 +465,7 @@ class _WholeSink(_Sink):
     def close(self) -> None:
         whole = (self.stats.types() if self.attribute_columns else {}, self.stats.encodings())
         if whole != (self.attribute_types or {}, self.encodings):
-            raise _OutOfOrder("the first batch decided other attribute columns", decisions=whole)
+            raise WriteAgain("the first batch decided other attribute columns", decisions=whole)
         frames = _final_frames(self.frame_parts)
         cats = list(self.categories)
         cats = sorted(cats) if self.sorted_categories else cats
@@ -480,7 +487,7 @@ class _OrderedSink(_WholeSink):
     Holds when every batch's new files sort after the files of earlier batches (natural order
     of the file ids, per dataset), as a labels file listed in sequence order gives them: a
     file's index is then the number of files before it. A batch out of that order raises
-    :class:`_OutOfOrder` (before anything is committed).
+    :class:`WriteAgain` (before anything is committed).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -497,7 +504,7 @@ class _OrderedSink(_WholeSink):
         if len(fr) and (fr.index >= 0).all():
             return labels  # the batch knows the sequence (a files listing)
         if (fr.index >= 0).any():
-            raise _OutOfOrder("a batch mixes known and unknown frame indexes", spill=True)
+            raise WriteAgain("a batch mixes known and unknown frame indexes", spill=True)
         new: dict[str, set[str]] = {}
         for d, f in zip(fr.dataset_id, fr.file_id, strict=True):  # per frame, not per label
             if (d, f) not in self.rank:
@@ -506,7 +513,7 @@ class _OrderedSink(_WholeSink):
             names = sorted(fids, key=natural_key)
             keys = [natural_key(f) for f in names]
             if (d in self.last and keys[0] <= self.last[d]) or len(set(keys)) < len(keys):
-                raise _OutOfOrder(f"{names[0]!r} comes after later files", spill=True)
+                raise WriteAgain(f"{names[0]!r} comes after later files", spill=True)
             base = self.count.get(d, 0)
             self.rank.update({(d, f): base + j for j, f in enumerate(names)})
             self.count[d], self.last[d] = base + len(names), keys[-1]

@@ -312,7 +312,7 @@ def stream_parquet(
     while True:  # at most three passes: out of order, then attribute decisions of a later batch
         try:
             return run(mode, decisions)
-        except parquet._OutOfOrder as again:
+        except parquet.WriteAgain as again:
             mode = "spill" if again.spill or mode == "spill" else mode
             if again.decisions is not None:
                 if decisions is not None:
