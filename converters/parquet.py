@@ -62,8 +62,12 @@ import json
 import os
 import posixpath
 import re
+import shutil
+import tempfile
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
@@ -79,10 +83,10 @@ from converters._base import OnUnsupported, apply_policy, atomic_dir
 from deepen_export import arrow
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
-from deepen_export.model import LABEL_KINDS, LabelSet
+from deepen_export.model import KIND_SPECS, LABEL_KINDS, Frames, Issue, LabelSet, natural_key
 from deepen_export.report import Report
 
-__all__ = ["read", "write", "write_stream"]
+__all__ = ["WriteAgain", "read", "write", "write_stream"]
 
 FORMAT = "parquet"
 Layout = Literal["files", "hive", "delta"]
@@ -146,6 +150,10 @@ class _File:
     schema: pa.Schema
     rows: int = 0
     geo: arrow.GeoSummary | None = None
+    # rows waiting to fill a row group: written in whole groups, so slices give one table's bytes
+    pending: list[pa.Table] = field(default_factory=list)
+    held: int = 0
+    started: bool = False
 
 
 @dataclass
@@ -169,6 +177,9 @@ class _Sink:
     written: dict[str, int] = field(default_factory=dict)
     meta_source: dict[str, Any] = field(default_factory=dict)
     frame_of_reference: str | None = None
+    pool: Executor | None = None  # builds label slices (both cores)
+    io: Executor | None = None  # one thread: encodes and writes row groups, in order
+    queued: deque[Future[None]] = field(default_factory=deque)
 
     # -- batches ------------------------------------------------------------------------
     def add(self, labels: LabelSet) -> None:
@@ -192,26 +203,61 @@ class _Sink:
             self.attribute_types = (
                 arrow._typed_attribute_types(labels) if self.attribute_columns else {}
             )
-        tables = arrow.to_arrow(
-            labels,
-            attribute_columns=self.attribute_types,
-            attribute_encodings=self.encodings,
-            pointclouds=self.pointclouds,
-        )
-        tables["frames"] = self._new_frames(tables["frames"])
-        self.report.extend(arrow.geometry_issues(labels))  # the writers' parts/holes rule
+        self._add_labels(labels)
+        tables = arrow._other_tables(labels, self.pointclouds)
+        frames = self._new_frames(tables["frames"])
+        if frames is None:
+            del tables["frames"]
+        else:
+            tables["frames"] = frames
         if not self.pointclouds and len(labels.pointclouds):
-            for fid in labels.frames.file_id[labels.pointclouds.frame]:
-                self.report.add(
-                    "skipped",
-                    "point clouds are not written unless pointclouds=True (data, not labels)",
-                    file_id=str(fid),
-                    kind="pointclouds",
-                )
+            reason = "point clouds are not written unless pointclouds=True (data, not labels)"
+            fids = labels.frames.file_id[labels.pointclouds.frame]
+            skipped = [Issue("skipped", reason, str(f), None, "pointclouds") for f in fids]
+            self._report_later((2, 0, 0), skipped)
         for name, table in tables.items():
             for path, part in self._partitions(name, table):
                 self._write(name, path, part)
             self.written[name] = self.written.get(name, 0) + len(table)
+        self._flush()  # a batch ends its row groups: nothing is held back for the next
+
+    def _add_labels(self, labels: LabelSet) -> None:
+        """The ``labels`` rows, built slice by slice on the pool while earlier slices are written."""
+        files = self.layout == "files"
+        slices = arrow.label_slices(
+            labels,
+            self.encodings,
+            self.attribute_types or {},
+            row_group_size=self.row_group_size if files else None,
+            pool=self.pool,
+        )
+        flags: dict[str, list[Any]] = {}
+        parts = []
+        for kind, table, f in slices:
+            flags.setdefault(kind, []).append(f)
+            self.kind = kind
+            if files:
+                self._write("labels", "labels.parquet", table)
+            else:
+                parts.append(table)
+        if not flags:  # no labels: the (empty) table still creates the file with its schema
+            parts = [arrow.label_schema(self.attribute_types or {}).empty_table()]
+        if parts:
+            table = pa.concat_tables(parts)
+            for path, part in self._partitions("labels", table):
+                self._write("labels", path, part)
+        n = sum(len(labels.table(k)) for k in LABEL_KINDS)
+        self.written["labels"] = self.written.get("labels", 0) + n
+        for kind, spec in KIND_SPECS.items():  # the writers' parts/holes rule, reported once
+            if spec.family == "polygon" and kind in flags:
+                whole = tuple(np.concatenate(c) for c in zip(*flags[kind], strict=True))
+                groups = arrow._rule_issues(labels, kind, whole)  # type: ignore[arg-type]
+                for j, issues in enumerate(groups):
+                    self._report_later((1, _KIND_ORDER[kind], j), issues)
+
+    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
+        """Report entries of the writer; ``group`` orders them when a sink defers them."""
+        self.report.extend(issues)
 
     def _fill_dataset_id(self, labels: LabelSet) -> LabelSet:
         ds = labels.frames.dataset_id
@@ -236,23 +282,18 @@ class _Sink:
             t: Any = labels.table(kind)
             for k, v in t.attributes.items():
                 present = v != None  # noqa: E711
-                non_str = np.asarray([type(x) is not str for x in v[present]], dtype=bool)
+                non_str = arrow._non_str(v[present])
                 if k not in self.encodings:
                     self.encodings[k] = "json" if non_str.any() else "string"
                 elif self.encodings[k] == "string" and non_str.any():
                     rows = np.flatnonzero(present)[non_str]
-                    fids = labels.frames.file_id[t.frame[rows]]
-                    for r, fid in zip(rows, fids, strict=True):
-                        self.report.add(
-                            "changed",
-                            f"attribute {k!r}: a non-string value after string values in "
-                            "earlier batches is stored as its JSON text",
-                            file_id=str(fid),
-                            label_id=str(t.label_id[r]),
-                            kind=kind,
-                        )
+                    reason = (
+                        f"attribute {k!r}: a non-string value after string values in "
+                        "earlier batches is stored as its JSON text"
+                    )
+                    self._report_later((0, 0, 0), labels.row_issues(kind, rows, "changed", reason))
 
-    def _new_frames(self, frames: pa.Table) -> pa.Table:
+    def _new_frames(self, frames: pa.Table) -> pa.Table | None:
         keep = np.zeros(len(frames), dtype=bool)
         for i, key in enumerate(arrow._keystr(frames).to_pylist()):
             if key not in self.frames_seen:
@@ -279,6 +320,47 @@ class _Sink:
             yield posixpath.join(name, *segs, "part-0.parquet"), part
 
     def _write(self, name: str, rel: str, table: pa.Table) -> None:
+        """Queue ``table`` for file ``rel``; whole row groups go to the writer thread at once."""
+        f = self._file(name, rel, table)
+        table = table.cast(f.schema) if table.schema.remove_metadata() != f.schema else table
+        f.pending.append(table)
+        f.held += len(table)
+        f.rows += len(table)
+        size = _ROW_GROUPS.get(name, self.row_group_size)
+        if f.held >= size:
+            self._submit(f, (f.held // size) * size)
+
+    def _flush(self) -> None:
+        for f in self.files.values():
+            if f.held or (f.pending and not f.started):
+                self._submit(f, f.held)
+
+    def _submit(self, f: _File, rows: int) -> None:
+        """Hand the first ``rows`` held rows of ``f`` to the writer thread (in order)."""
+        held = pa.concat_tables(f.pending) if len(f.pending) > 1 else f.pending[0]
+        f.pending = [held.slice(rows)] if rows < len(held) else []
+        f.held -= rows
+        f.started = True
+        chunk = held.slice(0, rows) if rows < len(held) else held
+        size = _ROW_GROUPS.get(f.table, self.row_group_size)
+
+        def write() -> None:
+            f.writer.write_table(chunk, row_group_size=size)
+            if f.geo is not None:
+                f.geo.update(chunk)
+
+        if self.io is None:
+            write()
+            return
+        while len(self.queued) >= 2:  # bound what waits for the disk: about two row groups
+            self.queued.popleft().result()
+        self.queued.append(self.io.submit(write))
+
+    def _drain(self) -> None:
+        while self.queued:
+            self.queued.popleft().result()
+
+    def _file(self, name: str, rel: str, table: pa.Table) -> _File:
         f = self.files.get(rel)
         if f is None:
             path = posixpath.join(self.root, rel)
@@ -295,13 +377,11 @@ class _Sink:
             f = self.files[rel] = _File(
                 name, writer, stream, table.schema.remove_metadata(), geo=geo
             )
-        table = table.cast(f.schema) if table.schema.remove_metadata() != f.schema else table
-        f.writer.write_table(table, row_group_size=_ROW_GROUPS.get(name, self.row_group_size))
-        f.rows += len(table)
-        if f.geo is not None:
-            f.geo.update(table)
+        return f
 
     def close(self) -> None:
+        self._flush()
+        self._drain()
         for f in self.files.values():
             meta = arrow.table_metadata(
                 f.table,
@@ -318,11 +398,259 @@ class _Sink:
             f.stream.close()
 
     def abort(self) -> None:
+        for q in self.queued:
+            with contextlib.suppress(BaseException):
+                q.result()
+        self.queued.clear()
         for f in self.files.values():
             with contextlib.suppress(Exception):
                 f.writer.close()
             with contextlib.suppress(Exception):
                 f.stream.close()
+
+
+_KIND_ORDER = {k: i for i, k in enumerate(KIND_SPECS)}
+
+
+class WriteAgain(ConversionError):
+    """Batches that a whole-input write (``ordered`` / ``spill``) cannot take as they come.
+
+    Raised by :func:`write_stream` before anything is committed; the caller writes again
+    (:func:`deepen_export.pipeline.stream_parquet` does). ``spill`` says to hold the rows (a
+    file out of sequence order under ``ordered=True``); ``decisions`` are the whole input's
+    attribute columns and encodings when the first batch decided others (pass them as
+    ``_decisions`` to the next write).
+
+    Examples
+    --------
+    >>> WriteAgain("'2.png' comes after later files", spill=True).spill
+    True
+    """
+
+    def __init__(self, message: str, *, spill: bool = False, decisions: Any = None) -> None:
+        super().__init__(message, format=FORMAT)
+        self.spill, self.decisions = spill, decisions
+
+
+class _WholeSink(_Sink):
+    """A sink whose output is that of the whole input written at once (``spill`` / ``ordered``).
+
+    Frames of every batch are collected and written once on close, in the sequence order a
+    parse of the whole input gives; categories get the whole input's order; report entries are
+    listed in the order a single write lists them. Typed attribute columns and attribute
+    encodings are decided on the first batch.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.frame_parts: list[Frames] = []
+        self.sorted_categories = True
+        self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
+        self.stats = arrow._AttributeStats()
+
+    def add(self, labels: LabelSet) -> None:
+        labels = self._fill_dataset_id(labels)
+        self.frame_parts.append(labels.frames)
+        self.sorted_categories &= list(labels.categories) == sorted(labels.categories)
+        self.stats.update(labels)
+        super().add(labels)
+
+    def _new_frames(self, frames: pa.Table) -> pa.Table | None:
+        self.written.setdefault("frames", 0)  # (the key order of a single write's report)
+        return None  # frames are written once, in their final order, on close
+
+    def _report_later(self, group: tuple[int, int, int], issues: list[Issue]) -> None:
+        self.deferred.setdefault(group, []).extend(issues)  # listed in a whole write's order
+
+    def close(self) -> None:
+        whole = (self.stats.types() if self.attribute_columns else {}, self.stats.encodings())
+        if whole != (self.attribute_types or {}, self.encodings):
+            raise WriteAgain("the first batch decided other attribute columns", decisions=whole)
+        frames = _final_frames(self.frame_parts)
+        cats = list(self.categories)
+        cats = sorted(cats) if self.sorted_categories else cats
+        self.categories = dict.fromkeys(cats)
+        table = arrow._other_tables(LabelSet(frames=frames, categories=tuple(cats)), False)
+        self.written["frames"] = len(table["frames"])
+        self._finish(table["frames"], frames, cats)
+        for group in sorted(self.deferred):
+            self.report.extend(self.deferred[group])
+        super().close()
+
+    def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
+        self._write("frames", "frames.parquet", frames_table)
+
+
+class _OrderedSink(_WholeSink):
+    """``ordered=True``: rows written as batches come, each frame's index known on arrival.
+
+    Holds when every batch's new files sort after the files of earlier batches (natural order
+    of the file ids, per dataset), as a labels file listed in sequence order gives them: a
+    file's index is then the number of files before it. A batch out of that order raises
+    :class:`WriteAgain` (before anything is committed).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rank: dict[tuple[str, str], int] = {}
+        self.last: dict[str, tuple[Any, ...]] = {}  # per dataset: its last file so far
+        self.count: dict[str, int] = {}  # per dataset: files so far
+
+    def add(self, labels: LabelSet) -> None:
+        super().add(self._placed(self._fill_dataset_id(labels)))
+
+    def _placed(self, labels: LabelSet) -> LabelSet:
+        fr = labels.frames
+        if len(fr) and (fr.index >= 0).all():
+            return labels  # the batch knows the sequence (a files listing)
+        if (fr.index >= 0).any():
+            raise WriteAgain("a batch mixes known and unknown frame indexes", spill=True)
+        new: dict[str, set[str]] = {}
+        for d, f in zip(fr.dataset_id, fr.file_id, strict=True):  # per frame, not per label
+            if (d, f) not in self.rank:
+                new.setdefault(d, set()).add(f)
+        for d, fids in new.items():
+            names = sorted(fids, key=natural_key)
+            keys = [natural_key(f) for f in names]
+            if (d in self.last and keys[0] <= self.last[d]) or len(set(keys)) < len(keys):
+                raise WriteAgain(f"{names[0]!r} comes after later files", spill=True)
+            base = self.count.get(d, 0)
+            self.rank.update({(d, f): base + j for j, f in enumerate(names)})
+            self.count[d], self.last[d] = base + len(names), keys[-1]
+        index = [self.rank[(d, f)] for d, f in zip(fr.dataset_id, fr.file_id, strict=True)]
+        frames = dataclasses.replace(fr, index=np.asarray(index, dtype=np.int64))
+        return labels.replace(frames=frames)
+
+
+class _SpillSink(_WholeSink):
+    """``spill=True``: every batch's rows held in temporary Arrow IPC files until the last batch.
+
+    Rows are built into Arrow as batches arrive (the expensive part), then spilled to disk, so
+    memory stays bounded by a batch. On close the spilled rows get the final ``frame_index``
+    and category codes and are written per kind in order: the files equal what :func:`write`
+    of the whole set writes.
+    """
+
+    spilling = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spilled: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
+        self.spill_dir = tempfile.mkdtemp(prefix="deepen-parquet-")  # local, whatever dest is
+
+    def _spill_path(self, key: str) -> str:
+        return os.path.join(self.spill_dir, f"{key}.arrows")
+
+    def _write(self, name: str, rel: str, table: pa.Table) -> None:
+        if not self.spilling:
+            super()._write(name, rel, table)
+            return
+        key = rel.removesuffix(".parquet") if name != "labels" else f"labels.{self.kind}"
+        table = _plain_categories(table)
+        w = self.spilled.get(key)
+        if w is None:
+            w = self.spilled[key] = pa.ipc.new_stream(self._spill_path(key), table.schema)
+        w.write_table(table)
+
+    def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
+        for w in self.spilled.values():
+            w.close()
+        self.spilling = False
+        super()._finish(frames_table, frames, cats)
+        index = arrow._int(frames.index)
+        keys = arrow._keystr(frames_table)
+        for key in sorted(self.spilled, key=_spill_order):
+            name = key.split(".", 1)[0]
+            rel = "labels.parquet" if name == "labels" else f"{key}.parquet"
+            size = _ROW_GROUPS.get(name, self.row_group_size)
+            f = self.files.get(rel)
+            for piece in _aligned(self._read_spill(key), 0 if f is None else f.rows, size):
+                self._write(name, rel, _fix_frames(piece, keys, index, cats))
+            os.remove(self._spill_path(key))
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+    def _read_spill(self, key: str) -> Iterator[pa.Table]:
+        with pa.OSFile(self._spill_path(key)) as fh:  # read, not mapped: bounded resident memory
+            for batch in pa.ipc.open_stream(fh):
+                yield pa.Table.from_batches([batch])
+
+    def abort(self) -> None:
+        for w in self.spilled.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        super().abort()
+
+
+def _spill_order(key: str) -> tuple[int, int]:
+    name, _, kind = key.partition(".")
+    return (0 if name == "labels" else 1, LABEL_KINDS.index(kind) if kind else 0)
+
+
+def _plain_categories(table: pa.Table) -> pa.Table:
+    """``category`` as plain strings: each batch has its own codes (re-coded on close)."""
+    i = table.schema.get_field_index("category")
+    if i < 0 or not pa.types.is_dictionary(table.schema.field(i).type):
+        return table
+    return table.set_column(i, "category", table.column(i).cast(pa.string()))
+
+
+def _fix_frames(table: pa.Table, keys: pa.Array, index: pa.Array, cats: list[str]) -> pa.Table:
+    """The final ``frame_index`` (by frame key) and category codes of spilled rows."""
+    rows = pc.index_in(arrow._keystr(table), value_set=keys)
+    i = table.schema.get_field_index("frame_index")
+    table = table.set_column(i, "frame_index", index.take(rows))
+    i = table.schema.get_field_index("category")
+    if i >= 0:
+        codes = pc.index_in(table.column(i), value_set=pa.array(cats, pa.string()))
+        col = pa.DictionaryArray.from_arrays(
+            codes.cast(pa.int32()).combine_chunks(), pa.array(cats, pa.string())
+        )
+        table = table.set_column(i, "category", col)
+    return table.combine_chunks()
+
+
+def _aligned(tables: Iterable[pa.Table], start: int, size: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` re-cut at row-group boundaries (``start`` rows precede them)."""
+    held: list[pa.Table] = []
+    n = 0
+    room = size - start % size
+    for t in tables:
+        held.append(t)
+        n += len(t)
+        while n >= room:
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, room)
+            rest = whole.slice(room)
+            held, n, room = [rest], len(rest), size
+    if n:
+        yield pa.concat_tables(held)
+
+
+def _final_frames(parts: list[Frames]) -> Frames:
+    """The frames of all batches once each, in the sequence order a whole-input parse gives.
+
+    The order of the parse: ``index`` is the file's place among its dataset's files (as the
+    batches give it, or else by natural sort of the file ids), rows by dataset, index, sensor.
+    """
+    if not parts:
+        return Frames.empty()
+    every = Frames.concat(parts)
+    row_of: dict[tuple[str, str, str], int] = {}
+    for i, key in enumerate(every.keys()):  # one Python step per frame (not per label)
+        row_of.setdefault(key, i)
+    fr = every.take(np.fromiter(row_of.values(), dtype=np.int64, count=len(row_of)))
+    keys = fr.keys()
+    if (fr.index < 0).all():
+        files = sorted({(d, f) for d, f, _ in keys}, key=lambda k: (k[0], natural_key(k[1])))
+        rank: dict[tuple[str, str], int] = {}
+        per_ds: dict[str, int] = {}
+        for d, f in files:
+            rank[(d, f)] = per_ds[d] = per_ds.get(d, -1) + 1
+        index = np.asarray([rank[(d, f)] for d, f, _ in keys], dtype=np.int64)
+        fr = dataclasses.replace(fr, index=index)
+    order = sorted(range(len(fr)), key=lambda i: (fr.dataset_id[i], fr.index[i], fr.sensor_id[i]))
+    return fr.take(np.asarray(order, dtype=np.int64))
 
 
 # ---------------------------------------------------------------------------------------
@@ -417,6 +745,9 @@ def write_stream(
     filesystem: Any = None,
     pointclouds: bool = False,
     storage_options: dict[str, str] | None = None,
+    spill: bool = False,
+    ordered: bool = False,
+    _decisions: tuple[dict[str, pa.DataType], dict[str, str]] | None = None,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
 
@@ -424,7 +755,27 @@ def write_stream(
     appended to open Parquet writers; file metadata (categories, geometry types, bbox) is
     completed when the last batch is written. Typed attribute columns are decided on the first
     batch. Frames repeated in later batches (same dataset, file and sensor) are written once.
-    Options are those of :func:`write`.
+    Options are those of :func:`write`, and:
+
+    spill : bool
+        ``layout="files"`` only. Hold each batch's rows (built into Arrow as it arrives) in
+        temporary Arrow files until the last batch, then write them per kind with the frame
+        order, ``frame_index`` and category order of the whole input: the same files as
+        :func:`write` of the parse of the whole input (with ``iter_label_batches`` batches of
+        one labels file). Without it, each batch is written as it comes (its own row groups)
+        and a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
+    ordered : bool
+        ``layout="files"`` only. The frames, ``frame_index``, categories, metadata and report of
+        ``spill=True``, with each batch's rows written as it comes (no temporary files; rows in
+        batch order, row groups per batch): for batches whose new files sort after the files
+        of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
+        batch out of that order, before anything is committed.
+
+    With ``spill`` or ``ordered``, typed ``attr_`` columns and attribute encodings are decided
+    on the first batch as the rows must be built; when the whole input decides otherwise (a
+    key that later turns numeric, a category whose later labels lack a key), the write raises
+    ``ConversionError`` before anything is committed: :func:`deepen_export.pipeline.stream_parquet`
+    then writes again with the whole input's decisions.
 
     Examples
     --------
@@ -435,6 +786,8 @@ def write_stream(
     """
     if layout not in ("files", "hive", "delta"):
         raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
+    if (spill or ordered) and layout != "files":
+        raise ValueError(f"spill=True / ordered=True write layout='files', not {layout!r}")
     if layout == "delta":
         return _write_delta(
             batches,
@@ -460,18 +813,17 @@ def write_stream(
     if attribute_columns is None:
         attribute_columns = layout == "files"
     staging_ctx = _staging(fs, root, layout)
-    with staging_ctx as staging:
-        sink = _Sink(
-            fs,
-            staging,
-            layout,
-            compression,
-            row_group_size,
-            attribute_columns,
-            dataset_id,
-            report,
-            pointclouds,
-        )
+    threads = min(4, os.cpu_count() or 1)
+    with (
+        staging_ctx as staging,
+        ThreadPoolExecutor(threads, thread_name_prefix="parquet-build") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as io,
+    ):
+        sink_class = _SpillSink if spill else _OrderedSink if ordered else _Sink
+        where = (fs, staging, layout, compression, row_group_size, attribute_columns, dataset_id)
+        sink = sink_class(*where, report, pointclouds, pool=pool, io=io)
+        if _decisions is not None:  # a second pass: the whole input's attribute decisions
+            sink.attribute_types, sink.encodings = dict(_decisions[0]), dict(_decisions[1])
         try:
             for batch in progress(batches, description="Parquet batches"):
                 batch = apply_policy(batch, FORMAT, supported, on_unsupported, report)
@@ -652,7 +1004,11 @@ def _recover_local_hive(root: str) -> None:
     now = time.time()
 
     def stale(p: Path) -> bool:
-        newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        # another writer's staging can vanish while it is looked at (its commit): not stale
+        try:
+            newest = max([p.lstat().st_ctime] + [q.lstat().st_mtime for q in p.rglob("*")])
+        except FileNotFoundError:
+            return False
         return now - newest > STAGING_STALE_AFTER
 
     for p in base.glob(".staging-*"):

@@ -41,21 +41,25 @@ Examples
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deepen_export.errors import DeepenExportError
 
 __all__ = [
     "ExportManyResult",
     "ExportResult",
+    "StreamedExport",
     "export_dataset",
     "export_many",
     "pull",
     "snapshot_path",
+    "stream_parquet",
 ]
 
 
@@ -223,6 +227,143 @@ def export_dataset(
             **write_options,
         )
     return report.to_dict()
+
+
+@dataclass
+class StreamedExport:
+    """What :func:`stream_parquet` wrote: the report, and the labels and input issues it read."""
+
+    report: Any
+    labels: int = 0
+    input_issues: int = 0
+
+    def __len__(self) -> int:
+        return self.labels
+
+
+def stream_parquet(
+    source: str | os.PathLike[str],
+    dest: Any,
+    *,
+    batch_size: int = 100_000,
+    **write_options: Any,
+) -> StreamedExport:
+    """Convert a Deepen labels JSON file to Parquet a batch at a time (the CLI's default).
+
+    ``iter_label_batches`` parses the file ``batch_size`` labels at a time in a background
+    thread (the next batch is parsed while this one is written) and
+    :func:`converters.parquet.write_stream` writes them as they come (``ordered=True``): memory
+    is bounded by a few batches. The rows, frames (sequence order, ``frame_index``), metadata
+    and report are those :func:`converters.parquet.write` writes for the whole file read at
+    once; rows come in batch order. A file whose labels are not in sequence order (a file id
+    sorting before those of earlier batches) is written again with ``spill=True``: the same
+    bytes as the whole-file write, the rows held in temporary files until the end. When a
+    later batch changes what the first one decided about attributes (typed ``attr_`` columns,
+    JSON encodings), the file is written again with the whole file's decisions.
+
+    Parameters
+    ----------
+    source : path
+        A labels JSON file (a Deepen labels response).
+    dest : str
+        Output folder or URI.
+    batch_size : int
+        Labels per batch.
+    **write_options
+        Options of :func:`converters.parquet.write_stream` (``layout="files"``).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> src = Path(tempfile.mkdtemp(), "labels.json")
+    >>> _ = src.write_text(json.dumps({"labels": [{"file_id": "a.png", "label_id": "car:1",
+    ...     "label_category_id": "car", "label_type": "box", "box": [0, 0, 2, 2]}]}))
+    >>> done = stream_parquet(src, tempfile.mkdtemp() + "/out")
+    >>> done.labels, done.report.written["labels"]
+    (1, 1)
+    """
+    from converters import parquet
+    from deepen_export.parse import iter_label_batches
+
+    def run(mode: str, decisions: Any) -> StreamedExport:
+        done = StreamedExport(report=None)
+
+        def counted() -> Iterator[Any]:
+            for batch in iter_label_batches(source, batch_size=batch_size):
+                done.labels += len(batch)
+                done.input_issues += len(batch.issues)
+                yield batch
+
+        batches = _ahead(counted())
+        try:
+            done.report = parquet.write_stream(
+                batches,
+                dest,
+                spill=mode == "spill",
+                ordered=mode == "ordered",
+                _decisions=decisions,
+                **write_options,
+            )
+        finally:
+            batches.close()  # stops the read-ahead thread now, also when the write failed
+        return done
+
+    mode, decisions = "ordered", None
+    while True:  # at most three passes: out of order, then attribute decisions of a later batch
+        try:
+            return run(mode, decisions)
+        except parquet.WriteAgain as again:
+            mode = "spill" if again.spill or mode == "spill" else mode
+            if again.decisions is not None:
+                if decisions is not None:
+                    raise  # the whole input's decisions were used: cannot differ (a bug)
+                decisions = again.decisions
+
+
+_T = TypeVar("_T")
+
+
+def _ahead(items: Iterable[_T]) -> Generator[_T, None, None]:
+    """Iterate ``items`` in a background thread, one item ahead of the consumer.
+
+    Parsing the next batch (pyarrow's reader and numpy release the GIL) then overlaps writing
+    this one, on the other core. The producer stops when the consumer does.
+    """
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in items:
+                if not put((False, x)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((True, exc))
+
+    worker = threading.Thread(target=run, name="deepen-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            last, value = box.get()
+            if last:
+                if value is not None:
+                    raise value
+                return
+            yield value
+            del value  # hold one item here at a time
+    finally:
+        stop.set()
+        worker.join()
 
 
 def export_many(

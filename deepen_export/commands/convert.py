@@ -211,7 +211,9 @@ def _run_convert(
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
     params = inspect.signature(module.write).parameters
+    settings, stream = _stream_setting(fmt.name, settings)
     options = _typed_options(fmt.name, module.write, settings)
+    streamed = stream and _streams(options, source, from_format, frames, images)
     for key, value in (
         ("on_unsupported", on_unsupported),
         ("images", images),
@@ -235,15 +237,19 @@ def _run_convert(
         )
     remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
-        with status(f"reading {source}"):
-            labels, source_format = _read_any(source, from_format, frames, images)
-        n_issues_in = len(labels.issues)
-        with (
-            status(f"writing {fmt.name} ({len(labels):,} labels)"),
-            lossy_lines() as lines,
-            unmarked(target),
-        ):
-            report = module.write(labels, output, **options)
+        if streamed:  # a batch at a time; the same files as the whole-file path
+            labels, lines = _stream_parquet(source, output, options, target)
+            report, source_format, n_issues_in = labels.report, "deepen", labels.input_issues
+        else:
+            with status(f"reading {source}"):
+                labels, source_format = _read_any(source, from_format, frames, images)
+            n_issues_in = len(labels.issues)
+            with (
+                status(f"writing {fmt.name} ({len(labels):,} labels)"),
+                lossy_lines() as lines,
+                unmarked(target),
+            ):
+                report = module.write(labels, output, **options)
     _note_source_gaps(report, source_format, labels, fmt.kinds, output)
     stamp(target, format=fmt.name)
     failure = _failure(labels, report, n_issues_in)
@@ -274,6 +280,76 @@ def _run_convert(
         if not as_json:
             click.echo(f"error: {failure}", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _stream_parquet(
+    source: Path, output: str, options: dict[str, Any], target: Any
+) -> tuple[Any, list[str]]:
+    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`)."""
+    from deepen_export._guard import unmarked
+    from deepen_export._progress import status
+    from deepen_export.pipeline import stream_parquet
+
+    with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
+        return stream_parquet(source, output, **options), lines
+
+
+def _stream_setting(to: str, settings: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """Parquet's ``-O stream=true|false`` (a CLI choice, not a writer option) and the rest.
+
+    Examples
+    --------
+    >>> _stream_setting("parquet", ("stream=false", "layout=files"))
+    (('layout=files',), False)
+    """
+    if to != "parquet":
+        return settings, False
+    from converters._writer import coerce
+
+    stream, rest = True, []
+    for setting in settings:
+        key, raw = _parse_option(setting)
+        if key != "stream":
+            rest.append(setting)
+            continue
+        try:
+            stream = coerce(raw, bool)
+        except ValueError:
+            raise click.BadParameter(
+                f"stream must be true or false, got {raw!r}", param_hint="-O"
+            ) from None
+    return tuple(rest), stream
+
+
+def _streams(
+    options: dict[str, Any],
+    source: Path,
+    from_format: str | None,
+    media: Path | None,
+    images: Path | None,
+) -> bool:
+    """Whether this Parquet conversion streams: from one Deepen labels JSON file.
+
+    ``-O stream=false`` keeps the whole-file path; snapshot folders (paint, media, image
+    sizes), ``--media``, ``--images`` and other layouts always use it.
+    """
+    if media is not None or images is not None or not source.is_file():
+        return False
+    if options.get("layout", "files") != "files":
+        return False
+    if from_format is None:
+        from converters._detect import detect
+        from deepen_export.errors import ConversionError
+        from deepen_export.parse._scan import _form
+
+        with source.open("rb") as fh:
+            if _form(fh.read(256)) is not None:
+                return True  # {"labels": ...}: a Deepen response, without parsing it to say so
+        try:
+            from_format = detect(source)
+        except ConversionError:
+            from_format = "deepen"
+    return from_format.lower() == "deepen"
 
 
 @contextlib.contextmanager
