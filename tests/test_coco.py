@@ -340,11 +340,11 @@ def test_evil_file_id_refused_nothing_written(tmp_path: Path) -> None:
             file_id=["../evil.png", "b.png", "c.png", "d.png"], width=[10] * 4, height=[10] * 4
         )
     )
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "keep.txt").write_text("old")
+    coco.write(ls, tmp_path / "c")  # an earlier output of ours: the one a write may replace
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "c").rglob("*")) if p.is_file()}
     with pytest.raises(ConversionError, match=r"\.\./evil\.png"):
         coco.write(evil, tmp_path / "c")
-    assert [p.name for p in (tmp_path / "c").iterdir()] == ["keep.txt"]
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "c").rglob("*")) if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
