@@ -23,7 +23,7 @@ import shapely
 
 from converters import _jsontext as jt
 from converters import _prepare2d as prep
-from converters._base import _dumps, record
+from converters._base import _dumps, ordered_map, record
 from converters._idmap import IdMap, unique_texts
 from converters._numbers import DIFFERENCE_DECIMALS, shortest
 from deepen_export import geometry as geo
@@ -294,17 +294,15 @@ def _polygons(
         "dropped",
         "polygon with holes needs an RLE, which needs the image size (unknown)",
     )
-    # only polygons with holes need an RLE (their segmentation), unless areas are pixel counts
-    rasterise = known if pixel_area else holes & known
-    if pixel_area:
-        geoms = _as_written(geoms)  # every one is rasterised
-    some = np.flatnonzero(rasterise)
-    written = geoms[some] if pixel_area else _as_written(geoms[some])
-    rles = geo.polygons_to_rle(written, h[some], w[some])
-    area = _pixel_areas(labels, report, rows, geoms, known, some, rles) if pixel_area else None
-    if not pixel_area:
+    area = rle_text = None
+    if pixel_area:  # every polygon is rasterised, now
+        geoms = _as_written(geoms)
+        some = np.flatnonzero(known)
+        rles = geo.polygons_to_rle(geoms[some], h[some], w[some])
+        area = _pixel_areas(labels, report, rows, geoms, known, some, rles)
+        rle_text = _rle_texts(len(rows), some, rles)
+    else:  # only polygons with holes need an RLE (their segmentation): made batch by batch
         _polygon_slivers(labels, report, rows, geoms, known)
-    rle_text = _rle_texts(len(rows), some, rles)
     keep = ~no_rle
     pos = pos_of_frame[fr]
     o = np.flatnonzero(keep)[_in_image_order(pos[keep])]
@@ -312,9 +310,9 @@ def _polygons(
     kind.members = _polygon_members(
         geoms[o],
         holes[o],
-        rle_text.take(pa.array(o)),
+        np.stack([h[o], w[o]], axis=1),
+        None if rle_text is None else rle_text.take(pa.array(o)),
         None if area is None else area.take(pa.array(o)),
-        written=pixel_area,
     )
     return kind
 
@@ -385,22 +383,29 @@ def _rle_texts(n: int, some: Array, rles: list[Any]) -> Text:
 
 
 def _polygon_members(
-    geoms: Array, holes: Array, rle: Text, area: Text | None, *, written: bool
+    geoms: Array, holes: Array, size: Array, rle: Text | None, area: Text | None
 ) -> Callable[[Array], tuple[Text, Text]]:
     """Members of polygon annotations: exterior rings as the segmentation, or the RLE and
-    every ring (``deepen_rings``) when the polygon has holes."""
+    every ring (``deepen_rings``) when the polygon has holes. ``rle`` and ``area`` are given
+    when areas are pixel counts (the geometries are then already as written)."""
 
     def members(idx: Array) -> tuple[Text, Text]:
-        g = geoms[idx] if written else _as_written(geoms[idx])
+        g = geoms[idx] if rle is not None else _as_written(geoms[idx])
         ext, every = _ring_texts(g)
-        has = pa.array(holes[idx])
-        seg = pc.if_else(has, rle.take(pa.array(idx)), ext)
+        has = holes[idx]
+        if rle is not None:
+            rles = rle.take(pa.array(idx))
+        else:
+            some = np.flatnonzero(has)
+            rasters = geo.polygons_to_rle(g[some], size[idx[some], 0], size[idx[some], 1])
+            rles = _rle_texts(len(idx), some, rasters)
+        seg = pc.if_else(pa.array(has), rles, ext)
         if area is not None:
             a = area.take(pa.array(idx))
         else:
             a = jt.numbers(shortest(shapely.area(g), decimals=DIFFERENCE_DECIMALS))
         b = xywh(shapely.bounds(g)) if len(g) else np.zeros((0, 4))
-        tail = pc.if_else(has, jt.concat(',"deepen_rings":', every), "")
+        tail = pc.if_else(pa.array(has), jt.concat(',"deepen_rings":', every), "")
         return _geometry_members(a, b, seg), tail
 
     return members
@@ -568,8 +573,16 @@ def _meta_text(col: Array) -> Text:
     if col.dtype != object:
         text = jt.numbers(col)
         return pc.if_else(pa.array(col == -1), pa.nulls(len(col), pa.string()), text)
-    unset = np.array([v in ("", -1) for v in col.tolist()], dtype=bool)
-    text = jt.values(col)
+    try:
+        arr = pa.array(col, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        arr = None
+    if arr is not None and not arr.null_count:  # text: unset is ""
+        unset = np.asarray(pc.equal(arr, "").to_numpy(zero_copy_only=False))
+        text = jt.strings(arr)
+    else:
+        unset = np.array([v in ("", -1) for v in col.tolist()], dtype=bool)
+        text = jt.values(col)
     return pc.if_else(pa.array(unset), pa.nulls(len(col), pa.string()), text)
 
 
@@ -665,11 +678,14 @@ def document_chunks(
 def _array_body(
     cols: Columns, sel: Array, texts: Callable[[Columns, Array], Text], indent: bool
 ) -> Iterator[bytes]:
-    for i in range(0, len(sel), BATCH):
+    def batch(i: int) -> bytes:
         body = jt.blob(texts(cols, sel[i : i + BATCH]))
         if indent:
-            yield (b"\n" if i == 0 else b",\n") + jt.indented(body, 2)
-        else:
-            yield (b"," if i else b"") + body
+            return (b"\n" if i == 0 else b",\n") + jt.indented(body, 2)
+        return (b"," if i else b"") + body
+
+    # batches are formatted on every core (Arrow, numpy and shapely release the GIL) while
+    # the caller writes the finished ones in order
+    yield from ordered_map(batch, range(0, len(sel), BATCH))
     if indent and len(sel):
         yield b"\n  "

@@ -99,7 +99,8 @@ class IdMap:
         new = keys.filter(pa.array(~known))
         uniq = pc.unique(new)  # first appearance order: ids follow the order keys are met
         new_ids = np.arange(nxt, nxt + len(uniq), dtype=np.int64)
-        out[~known] = new_ids[_index_in(new, uniq)]
+        # keys met once each (the usual case) take the new ids in order
+        out[~known] = new_ids if len(uniq) == len(new) else new_ids[_index_in(new, uniq)]
         self._keys[section] = pa.concat_arrays([old_keys, uniq.cast(pa.string())])
         self._ids[section] = np.concatenate([old_ids, new_ids])
         return out
@@ -164,7 +165,7 @@ def unique_texts(keys: pa.Array) -> pa.Array:
     >>> unique_texts(pa.array(["a", "b", "a", "a"])).to_pylist()
     ['a', 'b', 'a#2', 'a#3']
     """
-    if len(keys) == 0:
+    if len(keys) == 0 or len(pc.unique(keys)) == len(keys):
         return keys
     idx = np.asarray(pc.dictionary_encode(keys).indices.to_numpy(), dtype=np.int64)
     order = np.argsort(idx, kind="stable")

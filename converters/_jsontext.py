@@ -38,7 +38,6 @@ Text = pa.StringArray
 Part = "Text | str"
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_ESCAPED = r'[\x00-\x1f"\\]'  # what orjson (and json's encode_basestring) escapes
 
 
 def groups(values: npt.ArrayLike, counts: npt.ArrayLike) -> Text:
@@ -106,11 +105,28 @@ def strings(values: Sequence[Any] | Array) -> Text:
     """
     arr = values if isinstance(values, pa.Array) else as_text(values)
     quoted = pc.binary_join_element_wise('"', arr, '"', "")
-    bad = pc.fill_null(pc.match_substring_regex(arr, _ESCAPED), False)
-    if pc.any(bad).as_py():
-        escaped = [orjson.dumps(s).decode() for s in arr.filter(bad).to_pylist()]
-        quoted = pc.replace_with_mask(quoted, bad, pa.array(escaped, type=pa.string()))
+    bad = _needs_escape(arr)
+    if bad.any():
+        mask = pa.array(bad)
+        escaped = [orjson.dumps(s).decode() for s in arr.filter(mask).to_pylist()]
+        quoted = pc.replace_with_mask(quoted, mask, pa.array(escaped, type=pa.string()))
     return quoted
+
+
+def _needs_escape(arr: pa.Array) -> Array:
+    """Rows holding a character JSON escapes (control characters, ``"``, ``\\``), found on
+    the bytes of the whole column at once."""
+    if len(arr) == 0 or arr.buffers()[2] is None:
+        return np.zeros(len(arr), dtype=bool)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    at = np.flatnonzero((data < 0x20) | (data == 0x22) | (data == 0x5C))
+    bad = np.zeros(len(arr), dtype=bool)
+    if len(at):
+        bad[np.searchsorted(offsets, at + offsets[0], side="right") - 1] = True
+    if arr.null_count:
+        bad &= np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
+    return bad
 
 
 def values(col: Sequence[Any] | Array) -> Text:
@@ -127,9 +143,11 @@ def values(col: Sequence[Any] | Array) -> Text:
     from converters._base import _dumps
 
     col = np.asarray(col, dtype=object).reshape(-1)
+    try:  # most attribute columns hold text (or nothing)
+        return strings(pa.array(col, type=pa.string()))
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
     kind = np.array([_KIND.get(type(v), 5) for v in col.tolist()], dtype=np.int8)
-    if len(kind) and (kind == 0).all():
-        return strings(col)
     out: list[str | None] = [None] * len(col)
     texts: list[Iterable[str | None]] = [
         strings(col[kind == 0]).to_pylist(),
