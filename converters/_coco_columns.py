@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,7 @@ from deepen_export.model import LabelSet
 from deepen_export.report import Report
 
 Array = npt.NDArray[Any]
-Text = pa.StringArray
+Text: TypeAlias = pa.StringArray  # one JSON text per row
 
 INFO = {"description": "Exported from Deepen AI by deepen-export", "version": "1.0"}
 META = ("stage", "label_set", "labeller", "create_time", "update_time", "version")

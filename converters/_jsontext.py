@@ -12,7 +12,7 @@ and rows are put together with Arrow's element-wise joins. The result is byte fo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +34,7 @@ __all__ = [
 ]
 
 Array = npt.NDArray[Any]
-Text = pa.StringArray
-Part = "Text | str"
+Text: TypeAlias = pa.StringArray  # one JSON text per row
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -168,7 +167,7 @@ _KIND = {str: 0, float: 1, int: 2, bool: 3, type(None): 4}
 
 def _ints(col: Array) -> list[str]:
     try:
-        return numbers(col.astype(np.int64)).to_pylist()  # type: ignore[no-any-return]
+        return numbers(col.astype(np.int64)).to_pylist()
     except OverflowError:  # beyond 64 bits: orjson cannot, the standard library can
         from converters._base import _dumps
 
@@ -230,7 +229,7 @@ def blob(texts: Text, sep: bytes = b",") -> bytes:
     joined = pc.binary_join(
         pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts), sep.decode()
     )
-    return joined[0].as_buffer().to_pybytes()  # type: ignore[no-any-return]
+    return joined[0].as_buffer().to_pybytes()
 
 
 def indented(compact: bytes, level: int) -> bytes:

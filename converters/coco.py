@@ -229,7 +229,7 @@ def _subsets(
     if not subsets:
         return [("default", None, None)]
     of_image = np.array(assign_splits(labels, cols.frames, subsets, seed), dtype=object)
-    out = []
+    out: list[tuple[str, Array | None, Array | None]] = []
     for name, _ in subsets:
         mine = of_image == name
         out.append((name, np.flatnonzero(mine), np.flatnonzero(mine[cols.ann_pos])))
@@ -278,9 +278,9 @@ def to_dict(
     cols = cc.build(labels, report, ids, clip=clip, area=area)
     text = b"".join(cc.document_chunks(cols, np.arange(len(cols.frames)), np.arange(len(cols.seq))))
     try:
-        return orjson.loads(text)  # type: ignore[no-any-return]
+        return orjson.loads(text)
     except orjson.JSONDecodeError:  # integers beyond 64 bits
-        return json.loads(text)  # type: ignore[no-any-return]
+        return json.loads(text)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -369,18 +369,7 @@ def from_dict(doc: dict[str, Any]) -> LabelSet:
         groups[kind].append(a)
 
     def common(anns: list[dict[str, Any]]) -> dict[str, Any]:
-        cols: dict[str, Any] = {
-            "frame": [frame_of[a["image_id"]] for a in anns],
-            "category": [code_of[a["category_id"]] for a in anns],
-            "label_id": [str(a.get("deepen_label_id", a["id"])) for a in anns],
-            "track": [a.get("track_id", -1) for a in anns],
-        }
-        for name in _META:
-            default = "" if name in ("stage", "label_set", "labeller") else -1
-            cols[name] = [a.get("deepen", {}).get(name, default) for a in anns]
-        keys = list(dict.fromkeys(k for a in anns for k in a.get("attributes", {})))
-        cols["attributes"] = {k: [a.get("attributes", {}).get(k) for a in anns] for k in keys}
-        return cols
+        return _common_columns(anns, frame_of, code_of)
 
     boxes = Boxes.from_columns(
         **common(groups["box"]),
@@ -395,15 +384,7 @@ def from_dict(doc: dict[str, Any]) -> LabelSet:
         ring_offsets=np.concatenate([[0], np.cumsum(ring_lens)]).astype(np.int64),
         coords=np.asarray(flat, dtype=np.float64).reshape(-1, 2),
     )
-    pts = []
-    for a in groups["points"]:
-        kp = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
-        pts.append(kp[kp[:, 2] > 0, :2] + 0.5)
-    points = Points.from_columns(
-        **common(groups["points"]),
-        offsets=np.concatenate([[0], np.cumsum([len(p) for p in pts])]).astype(np.int64),
-        coords=np.concatenate(pts) if pts else np.zeros((0, 2)),
-    )
+    points = _points_of(groups["points"], common(groups["points"]))
     return LabelSet(
         frames=frames,
         categories=tuple(c["name"] for c in cats),
@@ -411,6 +392,37 @@ def from_dict(doc: dict[str, Any]) -> LabelSet:
         polygons=polygons,
         points=points,
         meta={"source_format": FORMAT},
+    )
+
+
+def _common_columns(
+    anns: list[dict[str, Any]], frame_of: dict[Any, int], code_of: dict[Any, int]
+) -> dict[str, Any]:
+    """The columns every label table has, from COCO annotations (Deepen members if present)."""
+    cols: dict[str, Any] = {
+        "frame": [frame_of[a["image_id"]] for a in anns],
+        "category": [code_of[a["category_id"]] for a in anns],
+        "label_id": [str(a.get("deepen_label_id", a["id"])) for a in anns],
+        "track": [a.get("track_id", -1) for a in anns],
+    }
+    for name in _META:
+        default = "" if name in ("stage", "label_set", "labeller") else -1
+        cols[name] = [a.get("deepen", {}).get(name, default) for a in anns]
+    keys = list(dict.fromkeys(k for a in anns for k in a.get("attributes", {})))
+    cols["attributes"] = {k: [a.get("attributes", {}).get(k) for a in anns] for k in keys}
+    return cols
+
+
+def _points_of(anns: list[dict[str, Any]], common: dict[str, Any]) -> Points:
+    """Point labels from keypoint annotations (visible keypoints, back to pixel centres)."""
+    pts = []
+    for a in anns:
+        kp = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        pts.append(kp[kp[:, 2] > 0, :2] + 0.5)
+    return Points.from_columns(
+        **common,
+        offsets=np.concatenate([[0], np.cumsum([len(p) for p in pts])]).astype(np.int64),
+        coords=np.concatenate(pts) if pts else np.zeros((0, 2)),
     )
 
 
