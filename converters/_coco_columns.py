@@ -51,7 +51,7 @@ class Kind:
     table: str
     rows: Array
     pos: Array
-    members: Callable[[Array], tuple[Text, Text | str]]
+    members: Callable[[Array], tuple[list[Text | str], Text | str]]
 
 
 @dataclass
@@ -181,26 +181,28 @@ def _boxes(
     area = shortest(geo.box_area(xyxy), decimals=DIFFERENCE_DECIMALS)
     corners = box_polygons(xyxy)
 
-    def members(idx: Array) -> tuple[Text, str]:
+    def members(idx: Array) -> tuple[list[Text | str], str]:
         seg = _box_segmentation(corners[idx])
         return _geometry_members(jt.numbers(area[idx]), bbox[idx], seg), ""
 
     return Kind("box", "boxes", boxes.rows[o], pos[o], members)
 
 
-def _box_segmentation(corners: Array) -> Text:
-    return jt.concat("[[", jt.groups(corners, np.full(len(corners), 8)), "]]")
+def _box_segmentation(corners: Array) -> list[Text | str]:
+    return ["[[", jt.groups(corners, np.full(len(corners), 8)), "]]"]
 
 
-def _geometry_members(area: Text, bbox: Array, segmentation: Text) -> Text:
-    return jt.concat(
+def _geometry_members(area: Text, bbox: Array, segmentation: list[Text | str]) -> list[Text | str]:
+    """Parts of ``,"area":..,"bbox":[..],"iscrowd":0,"segmentation":..`` (joined once, by the
+    caller, with the rest of the annotation: every join copies the text)."""
+    return [
         ',"area":',
         area,
         ',"bbox":[',
         jt.groups(bbox, np.full(len(bbox), 4)),
         '],"iscrowd":0,"segmentation":',
-        segmentation,
-    )
+        *segmentation,
+    ]
 
 
 def report_slivers(labels: LabelSet, report: Report, kind: str, rows: Array, xyxy: Array) -> None:
@@ -306,7 +308,7 @@ def _polygons(
     keep = ~no_rle
     pos = pos_of_frame[fr]
     o = np.flatnonzero(keep)[_in_image_order(pos[keep])]
-    kind = Kind("polygon", "polygons", rows[o], pos[o], lambda idx: ("", ""))
+    kind = Kind("polygon", "polygons", rows[o], pos[o], lambda idx: ([], ""))
     kind.members = _polygon_members(
         geoms[o],
         holes[o],
@@ -384,12 +386,12 @@ def _rle_texts(n: int, some: Array, rles: list[Any]) -> Text:
 
 def _polygon_members(
     geoms: Array, holes: Array, size: Array, rle: Text | None, area: Text | None
-) -> Callable[[Array], tuple[Text, Text]]:
+) -> Callable[[Array], tuple[list[Text | str], Text]]:
     """Members of polygon annotations: exterior rings as the segmentation, or the RLE and
     every ring (``deepen_rings``) when the polygon has holes. ``rle`` and ``area`` are given
     when areas are pixel counts (the geometries are then already as written)."""
 
-    def members(idx: Array) -> tuple[Text, Text]:
+    def members(idx: Array) -> tuple[list[Text | str], Text]:
         g = geoms[idx] if rle is not None else _as_written(geoms[idx])
         ext, every = _ring_texts(g)
         has = holes[idx]
@@ -406,7 +408,7 @@ def _polygon_members(
             a = jt.numbers(shortest(shapely.area(g), decimals=DIFFERENCE_DECIMALS))
         b = xywh(shapely.bounds(g)) if len(g) else np.zeros((0, 4))
         tail = pc.if_else(pa.array(has), jt.concat(',"deepen_rings":', every), "")
-        return _geometry_members(a, b, seg), tail
+        return _geometry_members(a, b, [seg]), tail
 
     return members
 
@@ -462,12 +464,12 @@ def _points(
     area = shortest(geo.box_area(xyxy), decimals=DIFFERENCE_DECIMALS)
     slots = np.array([kp_count.get(int(c), 0) for c in pt.category[rows].tolist()], dtype=np.int64)
 
-    def members(idx: Array) -> tuple[Text, str]:
+    def members(idx: Array) -> tuple[list[Text | str], str]:
         kp = _keypoints(pt.offsets, pt.coords, rows[idx], slots[idx])
         seg = _box_segmentation(corners[idx])
         geom = _geometry_members(jt.numbers(area[idx]), bbox[idx], seg)
         n = jt.numbers(counts[rows[idx]])
-        return jt.concat(geom, ',"keypoints":[', kp, '],"num_keypoints":', n), ""
+        return [*geom, ',"keypoints":[', kp, '],"num_keypoints":', n], ""
 
     return kp_count, Kind("points", "points", rows, pos, members)
 
@@ -543,7 +545,7 @@ def _keypoints(offsets: Array, coords: Array, rows: Array, slots: Array) -> Text
 # -- text ------------------------------------------------------------------------------------
 
 
-def _finish(labels: LabelSet, kind: Kind, idx: Array) -> Text:
+def _finish(labels: LabelSet, kind: Kind, idx: Array) -> list[Text | str]:
     """The Deepen members of annotations ``idx`` of ``kind``: label id, type, track, attributes
     and the ``deepen`` object (stage, label set, labeller, times, version, when set)."""
     t = labels.table(kind.table)
@@ -556,7 +558,7 @@ def _finish(labels: LabelSet, kind: Kind, idx: Array) -> Text:
     )
     meta = jt.fields([(name, _meta_text(getattr(t, name)[rows])) for name in META])
     meta_text = pc.if_else(pc.equal(meta, ""), "", jt.concat(',"deepen":{', meta, "}"))
-    return jt.concat(
+    return [
         ',"deepen_label_id":',
         jt.strings(t.label_id[rows]),  # type: ignore[attr-defined]
         f',"deepen_label_type":"{kind.name}"',
@@ -565,7 +567,7 @@ def _finish(labels: LabelSet, kind: Kind, idx: Array) -> Text:
         attrs,
         "}",
         meta_text,
-    )
+    ]
 
 
 def _meta_text(col: Array) -> Text:
@@ -606,8 +608,8 @@ def annotation_texts(cols: Columns, sel: Array) -> Text:
             jt.numbers(cols.image_ids[kind.pos[idx]]),
             ',"category_id":',
             jt.numbers(cat),
-            middle,
-            _finish(cols.labels, kind, idx),
+            *middle,
+            *_finish(cols.labels, kind, idx),
             tail,
             "}",
         )
