@@ -188,7 +188,9 @@ def _boxes(
     return Kind("box", "boxes", boxes.rows[o], pos[o], members)
 
 
-def _box_segmentation(corners: Array) -> list[Text | str]:
+def _box_segmentation(rounded: Array) -> list[Text | str]:
+    """``[[x0,y0,x1,y0,x1,y1,x0,y1]]`` of boxes rounded by :func:`box_polygons`."""
+    corners = rounded[:, [0, 1, 2, 1, 2, 3, 0, 3]]
     return ["[[", jt.groups(corners, np.full(len(corners), 8)), "]]"]
 
 
@@ -248,9 +250,11 @@ def xywh(xyxy: Array) -> Array:
 
 
 def box_polygons(xyxy: Array) -> Array:
-    """Each box as the flat 4-corner polygon ``x0,y0, x1,y0, x1,y1, x0,y1`` (shortest numbers)."""
-    corners = np.asarray(xyxy).reshape(-1, 4)[:, [0, 1, 2, 1, 2, 3, 0, 3]]
-    return shortest(corners, decimals=DIFFERENCE_DECIMALS)
+    """Each box as the flat 4-corner polygon ``x0,y0, x1,y0, x1,y1, x0,y1`` (shortest numbers).
+
+    Rounding is value by value, so the corners are gathered from the rounded box (4 values
+    rounded per box, not 8)."""
+    return shortest(np.asarray(xyxy).reshape(-1, 4), decimals=DIFFERENCE_DECIMALS)
 
 
 # -- polygons --------------------------------------------------------------------------------
@@ -392,8 +396,8 @@ def _polygon_members(
     when areas are pixel counts (the geometries are then already as written)."""
 
     def members(idx: Array) -> tuple[list[Text | str], Text]:
-        g = geoms[idx] if rle is not None else _as_written(geoms[idx])
-        ext, every = _ring_texts(g)
+        g, ragged = _ragged_as_written(geoms[idx], rounded=rle is not None)
+        ext, every = _ring_texts(*ragged)
         has = holes[idx]
         if rle is not None:
             rles = rle.take(pa.array(idx))
@@ -413,13 +417,31 @@ def _polygon_members(
     return members
 
 
-def _ring_texts(geoms: Array) -> tuple[Text, Text]:
-    """Per geometry its exterior rings ``[[x,y,...],...]`` (open rings) and all its rings
-    (exterior then holes, part by part)."""
+def _ragged_as_written(geoms: Array, *, rounded: bool) -> tuple[Array, tuple[Any, ...]]:
+    """The geometries with their vertices as written (:func:`_as_written`; already so when
+    ``rounded``) and their ragged form (coordinates and offsets), from one decomposition."""
     if len(geoms) == 0:
+        return geoms, (
+            np.zeros((0, 2)),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+        )
+    kind, coords, offsets = shapely.to_ragged_array(geoms)
+    if not rounded:
+        coords = shortest(coords, decimals=DIFFERENCE_DECIMALS)
+        geoms = np.asarray(shapely.from_ragged_array(kind, coords, offsets), dtype=object)
+    return geoms, (coords, *offsets)
+
+
+def _ring_texts(
+    coords: Array, ring_off: Array, poly_off: Array, multi_off: Array
+) -> tuple[Text, Text]:
+    """Per geometry (ragged MultiPolygons) its exterior rings ``[[x,y,...],...]`` (open rings)
+    and all its rings (exterior then holes, part by part)."""
+    if len(multi_off) <= 1:
         empty = pa.array([], pa.string())
         return empty, empty
-    _, coords, (ring_off, poly_off, multi_off) = shapely.to_ragged_array(geoms)
     ring_off = np.asarray(ring_off, dtype=np.int64)
     poly_off = np.asarray(poly_off, dtype=np.int64)
     multi_off = np.asarray(multi_off, dtype=np.int64)
