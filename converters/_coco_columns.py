@@ -138,8 +138,10 @@ def _order(cols: Columns, ids: IdMap, frame_keys: pa.Array) -> None:
         if len(order)
         else pa.array([], pa.string())
     )
-    keys = unique_texts(jt.concat(frame_keys.take(pa.array(cols.ann_pos)), "|", lid))
-    cols.ann_ids = ids.assign("annotations", keys)
+    raw = jt.concat(frame_keys.take(pa.array(cols.ann_pos)), "|", lid)
+    keys = unique_texts(raw)
+    # unchanged keys were found distinct; suffixed ones (k#2) may meet a key spelled so
+    cols.ann_ids = ids.assign("annotations", keys, distinct=keys is raw)
 
 
 def _categories(labels: LabelSet, cat_ids: Array, kp_count: dict[int, int]) -> list[dict[str, Any]]:

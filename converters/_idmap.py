@@ -80,9 +80,17 @@ class IdMap:
         return cls(data)
 
     def assign(
-        self, section: str, keys: Sequence[str] | pa.Array, *, start: int = 1
+        self,
+        section: str,
+        keys: Sequence[str] | pa.Array,
+        *,
+        start: int = 1,
+        distinct: bool = False,
     ) -> npt.NDArray[np.int64]:
         """Ids of ``keys`` (pinned ones kept, new ones appended after the largest).
+
+        ``distinct=True`` promises the keys are all different (as :func:`unique_texts` makes
+        them), which spares hashing them once more.
 
         Examples
         --------
@@ -96,8 +104,9 @@ class IdMap:
         found = _index_in(keys, old_keys)
         known = found >= 0
         out[known] = old_ids[found[known]]
-        new = keys.filter(pa.array(~known))
-        uniq = pc.unique(new)  # first appearance order: ids follow the order keys are met
+        new = keys.filter(pa.array(~known)) if len(old_keys) else keys
+        # first appearance order: ids follow the order keys are met
+        uniq = new if distinct else pc.unique(new)
         new_ids = np.arange(nxt, nxt + len(uniq), dtype=np.int64)
         # keys met once each (the usual case) take the new ids in order
         out[~known] = new_ids if len(uniq) == len(new) else new_ids[_index_in(new, uniq)]
@@ -164,6 +173,8 @@ def unique_texts(keys: pa.Array) -> pa.Array:
     --------
     >>> unique_texts(pa.array(["a", "b", "a", "a"])).to_pylist()
     ['a', 'b', 'a#2', 'a#3']
+
+    Keys that are already unique are returned as they are (the same object).
     """
     if len(keys) == 0 or len(pc.unique(keys)) == len(keys):
         return keys
