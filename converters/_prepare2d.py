@@ -32,7 +32,7 @@ import shapely
 from converters._base import ordered_map, record, safe_path
 from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
-from deepen_export.model import FrameStatus, LabelSet
+from deepen_export.model import Frames, FrameStatus, LabelSet
 from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
@@ -301,6 +301,19 @@ def polygon_geometries(labels: LabelSet, *, clip: bool = True) -> tuple[Array, A
         np.concatenate([q[2] for q in parts]),
         np.concatenate([q[3] for q in parts]),
     )
+
+
+def frame_fields(frames: Frames, fr: int) -> dict[str, Any]:
+    """What a 2D writer's ``frames.json`` sidecar keeps of frame ``fr`` (ids, size, status)."""
+    return {
+        "file_id": str(frames.file_id[fr]),
+        "sensor_id": str(frames.sensor_id[fr]),
+        "dataset_id": str(frames.dataset_id[fr]),
+        "index": int(frames.index[fr]),
+        "width": int(frames.width[fr]),
+        "height": int(frames.height[fr]),
+        "status": STATUS_NAMES.get(int(frames.status[fr]), "unknown"),
+    }
 
 
 def unique_keys(keys: list[str]) -> list[str]:

@@ -19,7 +19,8 @@ Conventions
 - Ids: category ids start at 1 in ``LabelSet.categories`` order (every category is written,
   used or not); image ids follow the frames, annotation ids follow the images (boxes, then
   polygons, then points of each image). With ``id_map=PATH`` ids already in that file are kept
-  and new items get ids after the largest; the file is updated after a successful write.
+  and new items get ids after the largest; the file is updated once every file of the output
+  is written (the last step before the output is put in place).
 - Every image frame is written, labelled or not, with ``deepen_status`` = ``"labelled"``,
   ``"empty"`` (reviewed, no labels), ``"unlabelled"`` or ``"unknown"``.
 - Boxes: clipped to the image; ``area = width * height``; ``segmentation`` is the box as a

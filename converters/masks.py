@@ -137,7 +137,7 @@ def write(
         mask = _paint(labels, paint_of.get(fr), layers.get(k, []), int(height[k]), int(width[k]))
         _save_png(mask, colors, tmp / rel)
         files.append(rel)
-        side.append(_frame_entry(labels.frames, fr, names[k]))
+        side.append({"name": names[k], **prep.frame_fields(labels.frames, fr)})
     classes = [{"index": 0, "name": BACKGROUND, "color": [0, 0, 0]}] + [
         {"index": i + 1, "name": name, "color": colors[i + 1].tolist()}
         for i, name in enumerate(labels.categories)
@@ -224,19 +224,6 @@ def _save_png(mask: Array, colors: Array, path: Path) -> None:
     im = Image.fromarray(mask, mode="P")
     im.putpalette(colors.ravel().tolist())
     im.save(path, format="PNG")
-
-
-def _frame_entry(f: Frames, fr: int, name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "file_id": str(f.file_id[fr]),
-        "sensor_id": str(f.sensor_id[fr]),
-        "dataset_id": str(f.dataset_id[fr]),
-        "index": int(f.index[fr]),
-        "width": int(f.width[fr]),
-        "height": int(f.height[fr]),
-        "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
-    }
 
 
 def read(source: str | os.PathLike[str], /) -> LabelSet:
