@@ -292,8 +292,10 @@ def _polygons(
     fr = labels.polygons.frame[rows]
     w, h = labels.frames.width[fr], labels.frames.height[fr]
     known = (w > 0) & (h > 0)
-    holes = _has_holes(geoms)
-    no_rle = holes & ~known
+    # which polygons have holes is only needed now where the image size is unknown (those
+    # cannot get an RLE); the others find out from their rings, batch by batch
+    no_rle = np.zeros(len(rows), dtype=bool)
+    no_rle[~known] = _has_holes(geoms[~known])
     record(
         report,
         labels,
@@ -317,7 +319,6 @@ def _polygons(
     kind = Kind("polygon", "polygons", rows[o], pos[o], lambda idx: ([], ""))
     kind.members = _polygon_members(
         geoms[o],
-        holes[o],
         np.stack([h[o], w[o]], axis=1),
         None if rle_text is None else rle_text.take(pa.array(o)),
         None if area is None else area.take(pa.array(o)),
@@ -391,7 +392,7 @@ def _rle_texts(n: int, some: Array, rles: list[Any]) -> Text:
 
 
 def _polygon_members(
-    geoms: Array, holes: Array, size: Array, rle: Text | None, area: Text | None
+    geoms: Array, size: Array, rle: Text | None, area: Text | None
 ) -> Callable[[Array], tuple[list[Text | str], Text]]:
     """Members of polygon annotations: exterior rings as the segmentation, or the RLE and
     every ring (``deepen_rings``) when the polygon has holes. ``rle`` and ``area`` are given
@@ -400,7 +401,7 @@ def _polygon_members(
     def members(idx: Array) -> tuple[list[Text | str], Text]:
         g, ragged = _ragged_as_written(geoms[idx], rounded=rle is not None)
         ext, every = _ring_texts(*ragged)
-        has = holes[idx]
+        has = _holes_of(ragged[2], ragged[3])
         if rle is not None:
             rles = rle.take(pa.array(idx))
         else:
@@ -434,6 +435,15 @@ def _ragged_as_written(geoms: Array, *, rounded: bool) -> tuple[Array, tuple[Any
         coords = shortest(coords, decimals=DIFFERENCE_DECIMALS)
         geoms = np.asarray(shapely.from_ragged_array(kind, coords, offsets), dtype=object)
     return geoms, (coords, *offsets)
+
+
+def _holes_of(poly_off: Array, multi_off: Array) -> Array:
+    """Whether each ragged MultiPolygon has a hole (a part with more than one ring)."""
+    n = len(multi_off) - 1
+    if n <= 0:
+        return np.zeros(0, dtype=bool)
+    part_of = np.repeat(np.arange(n), np.diff(multi_off))
+    return np.bincount(part_of, weights=np.diff(poly_off) > 1, minlength=n) > 0
 
 
 def _ring_texts(
