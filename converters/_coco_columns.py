@@ -593,9 +593,9 @@ def _finish(labels: LabelSet, kind: Kind, idx: Array) -> list[Text | str]:
     meta = jt.fields([(name, _meta_text(getattr(t, name)[rows])) for name in META])
     meta_text = pc.if_else(pc.equal(meta, ""), "", jt.concat(',"deepen":{', meta, "}"))
     return [
-        ',"deepen_label_id":',
-        jt.strings(t.label_id[rows]),  # type: ignore[attr-defined]
-        f',"deepen_label_type":"{kind.name}"',
+        ',"deepen_label_id":"',
+        jt.inner(t.label_id[rows]),  # type: ignore[attr-defined]
+        f'","deepen_label_type":"{kind.name}"',
         track_text,
         ',"attributes":{',
         attrs,
@@ -662,23 +662,23 @@ def image_texts(cols: Columns, sel: Array) -> Text:
     return jt.concat(
         '{"id":',
         jt.numbers(cols.image_ids[sel]),
-        ',"file_name":',
-        jt.strings([cols.names[i] for i in sel.tolist()]),
-        ',"width":',
+        ',"file_name":"',
+        jt.inner([cols.names[i] for i in sel.tolist()]),
+        '","width":',
         jt.numbers(cols.width[sel]),
         ',"height":',
         jt.numbers(cols.height[sel]),
-        ',"deepen_file_id":',
-        jt.strings(f.file_id[fr]),
-        ',"deepen_sensor_id":',
-        jt.strings(f.sensor_id[fr]),
-        ',"deepen_dataset_id":',
-        jt.strings(f.dataset_id[fr]),
-        ',"deepen_frame_index":',
+        ',"deepen_file_id":"',
+        jt.inner(f.file_id[fr]),
+        '","deepen_sensor_id":"',
+        jt.inner(f.sensor_id[fr]),
+        '","deepen_dataset_id":"',
+        jt.inner(f.dataset_id[fr]),
+        '","deepen_frame_index":',
         jt.numbers(f.index[fr].astype(np.int64)),
-        ',"deepen_status":',
-        jt.strings(status),
-        "}",
+        ',"deepen_status":"',
+        jt.inner(status),
+        '"}',
     )
 
 

@@ -143,7 +143,7 @@ class IdMap:
         sections = []
         for name in SECTIONS:
             keys, ids = self._sorted(name)
-            lines = jt.concat("  ", jt.strings(keys), ": ", jt.numbers(ids))
+            lines = jt.concat('  "', jt.inner(keys), '": ', jt.numbers(ids))
             body = jt.blob(lines, b",\n").decode("utf-8")
             sections.append(
                 f" {encode_basestring(name)}: " + (f"{{\n{body}\n }}" if body else "{}")

@@ -50,6 +50,7 @@ def test_strings_escape_as_orjson(texts: list[str]) -> None:
     texts = [t for t in texts if not any(0xD800 <= ord(c) < 0xE000 for c in t)]
     got = jt.strings(np.array(texts, dtype=object)).to_pylist()
     assert got == [orjson.dumps(t).decode() for t in texts]
+    assert jt.inner(np.array(texts, dtype=object)).to_pylist() == [g[1:-1] for g in got]
 
 
 def test_strings_of_a_sliced_column_and_of_non_text() -> None:
