@@ -23,11 +23,11 @@ import tempfile
 import uuid
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,7 @@ __all__ = [
     "dump_json",
     "finish",
     "json_chunks",
+    "ordered_map",
     "paused_gc",
     "pylist",
     "record",
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 OnUnsupported = Literal["raise", "warn", "drop"]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 # -- destinations: a local folder, or any filesystem pyarrow (or fsspec) can write -----------------
@@ -465,6 +468,38 @@ class FileWriter:
             self._made.add(parent)
         with open(path, "wb") as fh:
             fh.write(data)
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None, ahead: int = 2
+) -> Iterator[R]:
+    """``map(fn, items)`` computed in a thread pool, results in order, at most ``ahead``
+    results per worker waiting: for kernels that release the GIL (Arrow, numpy, shapely,
+    file writes) while the caller consumes the results one by one.
+
+    ``workers`` defaults to the CPUs this process may use (at most 4); with one, no thread is
+    started.
+
+    Examples
+    --------
+    >>> list(ordered_map(lambda x: x * x, range(5), workers=2))
+    [0, 1, 4, 9, 16]
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = workers if workers is not None else min(4, len(os.sched_getaffinity(0)))
+    if n <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(n, thread_name_prefix="deepen-map") as pool:
+        pending: deque[Any] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= n * ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @contextmanager

@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from converters import _jsontext as jt
 from converters._base import atomic_file
 from deepen_export.errors import ConversionError
 
@@ -31,6 +34,9 @@ SECTIONS = ("categories", "images", "annotations")
 
 class IdMap:
     """Ids by key for each section; see the module docstring.
+
+    Each section is held as columns (keys as an Arrow string array, ids as int64), so a million
+    annotation keys are looked up, assigned and written by kernels, not one dict entry each.
 
     Examples
     --------
@@ -41,8 +47,19 @@ class IdMap:
 
     def __init__(self, data: dict[str, dict[str, int]] | None = None) -> None:
         data = data or {}
-        self.sections: dict[str, dict[str, int]] = {
-            s: {str(k): int(v) for k, v in data.get(s, {}).items()} for s in SECTIONS
+        self._keys: dict[str, pa.Array] = {}
+        self._ids: dict[str, npt.NDArray[np.int64]] = {}
+        for s in SECTIONS:
+            items = data.get(s, {})
+            self._keys[s] = pa.array([str(k) for k in items], type=pa.string())
+            self._ids[s] = np.array([int(v) for v in items.values()], dtype=np.int64)
+
+    @property
+    def sections(self) -> dict[str, dict[str, int]]:
+        """``{section: {key: id}}`` in the order keys were added."""
+        return {
+            s: dict(zip(self._keys[s].to_pylist(), self._ids[s].tolist(), strict=True))
+            for s in SECTIONS
         }
 
     @classmethod
@@ -62,28 +79,60 @@ class IdMap:
             )
         return cls(data)
 
-    def assign(self, section: str, keys: Sequence[str], *, start: int = 1) -> npt.NDArray[np.int64]:
-        """Ids of ``keys`` (pinned ones kept, new ones appended after the largest)."""
-        table = self.sections[section]
-        nxt = max(table.values(), default=start - 1) + 1
+    def assign(
+        self,
+        section: str,
+        keys: Sequence[str] | pa.Array,
+        *,
+        start: int = 1,
+        distinct: bool = False,
+    ) -> npt.NDArray[np.int64]:
+        """Ids of ``keys`` (pinned ones kept, new ones appended after the largest).
+
+        ``distinct=True`` promises the keys are all different (as :func:`unique_texts` makes
+        them), which spares hashing them once more.
+
+        Examples
+        --------
+        >>> IdMap().assign("images", ["a", "b", "a"]).tolist()
+        [1, 2, 1]
+        """
+        keys = keys if isinstance(keys, pa.Array) else pa.array(list(keys), type=pa.string())
+        old_keys, old_ids = self._keys[section], self._ids[section]
+        nxt = int(old_ids.max()) + 1 if len(old_ids) else start
         out = np.empty(len(keys), dtype=np.int64)
-        for i, k in enumerate(keys):
-            if k not in table:
-                table[k] = nxt
-                nxt += 1
-            out[i] = table[k]
+        found = _index_in(keys, old_keys)
+        known = found >= 0
+        out[known] = old_ids[found[known]]
+        new = keys.filter(pa.array(~known)) if len(old_keys) else keys
+        # first appearance order: ids follow the order keys are met
+        uniq = new if distinct else pc.unique(new)
+        new_ids = np.arange(nxt, nxt + len(uniq), dtype=np.int64)
+        # keys met once each (the usual case) take the new ids in order
+        out[~known] = new_ids if len(uniq) == len(new) else new_ids[_index_in(new, uniq)]
+        self._keys[section] = pa.concat_arrays([old_keys, uniq.cast(pa.string())])
+        self._ids[section] = np.concatenate([old_ids, new_ids])
         return out
+
+    def _sorted(self, section: str) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+        order = np.argsort(self._ids[section], kind="stable")
+        return self._keys[section].take(pa.array(order)), self._ids[section][order]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready map, keys sorted by id within each section."""
-        return {s: dict(sorted(v.items(), key=lambda kv: kv[1])) for s, v in self.sections.items()}
+        out = {}
+        for s in SECTIONS:
+            keys, ids = self._sorted(s)
+            out[s] = dict(zip(keys.to_pylist(), ids.tolist(), strict=True))
+        return out
 
     def to_json(self) -> str:
-        """``json.dumps(self.to_dict(), indent=1, ensure_ascii=False)``, built line by line.
+        """``json.dumps(self.to_dict(), indent=1, ensure_ascii=False)``, built by column.
 
         The standard library indents with its pure-Python encoder, slow on a million
         annotation ids; every value here is a string key and an int id, so a line is simply
-        ``  "key": id``.
+        ``  "key": id`` (orjson escapes strings exactly as ``json`` does with
+        ``ensure_ascii=False``).
 
         Examples
         --------
@@ -92,8 +141,10 @@ class IdMap:
         True
         """
         sections = []
-        for name, items in self.to_dict().items():
-            body = ",\n".join([f"  {encode_basestring(k)}: {int(v)!r}" for k, v in items.items()])
+        for name in SECTIONS:
+            keys, ids = self._sorted(name)
+            lines = jt.concat('  "', jt.inner(keys), '": ', jt.numbers(ids))
+            body = jt.blob(lines, b",\n").decode("utf-8")
             sections.append(
                 f" {encode_basestring(name)}: " + (f"{{\n{body}\n }}" if body else "{}")
             )
@@ -104,3 +155,39 @@ class IdMap:
         text = self.to_json() + "\n"
         with atomic_file(path) as fh:
             fh.write(text.encode("utf-8"))
+
+
+def _index_in(keys: pa.Array, table: pa.Array) -> npt.NDArray[np.int64]:
+    """Position of each key in ``table`` (unique keys), -1 where absent."""
+    if len(table) == 0 or len(keys) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    found = pc.index_in(keys, value_set=table)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def unique_texts(keys: pa.Array) -> pa.Array:
+    """Keys made unique by suffixing repeats with ``#2``, ``#3``... in order of appearance
+    (:func:`converters._prepare2d.unique_keys`, by column).
+
+    Examples
+    --------
+    >>> unique_texts(pa.array(["a", "b", "a", "a"])).to_pylist()
+    ['a', 'b', 'a#2', 'a#3']
+
+    Keys that are already unique are returned as they are (the same object).
+    """
+    if len(keys) == 0 or len(pc.unique(keys)) == len(keys):
+        return keys
+    idx = np.asarray(pc.dictionary_encode(keys).indices.to_numpy(), dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    run = idx[order]
+    first = np.ones(len(run), dtype=bool)
+    first[1:] = run[1:] != run[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(run)), 0))
+    occurrence = np.empty(len(run), dtype=np.int64)
+    occurrence[order] = np.arange(len(run)) - start + 1
+    repeat = occurrence > 1
+    if not repeat.any():
+        return keys
+    suffix = jt.concat("#", jt.numbers(occurrence))
+    return pc.if_else(pa.array(repeat), jt.concat(keys, suffix), keys)

@@ -19,6 +19,7 @@ dropped. Boxes and areas of the output are computed from these *final* geometrie
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -28,10 +29,10 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from converters._base import record, safe_path
+from converters._base import ordered_map, record, safe_path
 from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
-from deepen_export.model import FrameStatus, LabelSet
+from deepen_export.model import Frames, FrameStatus, LabelSet
 from deepen_export.report import Action, Report
 
 Array = npt.NDArray[Any]
@@ -229,18 +230,10 @@ def prepare_polygons(
     labels: LabelSet, report: Report, frames: Array, *, clip: bool = True
 ) -> PreparedPolygons:
     """Polygons on ``frames``: even-odd rings, repaired, oriented, clipped; empty ones dropped."""
-    p = labels.polygons
     on = _on_images(labels, "polygons", frames)
-    # the one parts/holes rule (Parquet and previews use it too)
-    geoms, bad_rings, repaired = geo.polygon_geometries(p.offsets, p.ring_offsets, p.coords)
+    geoms, bad_rings, repaired, clipped = polygon_geometries(labels, clip=clip)
     record(report, labels, "polygons", on & bad_rings, "repaired", geo.RING_LEFT_OUT)
     record(report, labels, "polygons", on & repaired, "repaired", geo.POLYGON_REPAIRED)
-    if clip:
-        w = labels.frames.width[p.frame].astype(np.float64)
-        h = labels.frames.height[p.frame].astype(np.float64)
-        geoms, clipped = geo.clip_polygons(geoms, w, h)
-    else:
-        clipped = np.zeros(len(p), dtype=bool)
     area = shapely.area(geoms) if len(geoms) else np.zeros(0)
     empty = ~(area > 0)
     record(
@@ -263,6 +256,64 @@ def prepare_polygons(
     record(report, labels, "polygons", keep & clipped, "clipped", "polygon clipped to the image")
     rows = np.flatnonzero(keep)
     return PreparedPolygons(rows, geoms[rows], clipped[rows])
+
+
+_CHUNK = 25_000
+"""Polygon labels per piece of :func:`polygon_geometries` work."""
+
+
+def polygon_geometries(labels: LabelSet, *, clip: bool = True) -> tuple[Array, Array, Array, Array]:
+    """Every polygon label's geometry under the one parts/holes rule
+    (:func:`deepen_export.geometry.polygon_geometries`), clipped to its image when ``clip``.
+
+    Labels are independent, so large tables are cut into pieces computed on every core (GEOS
+    releases the GIL); the result is the same as in one piece.
+
+    Returns
+    -------
+    geoms, rings_left_out, repaired, clipped : ndarray
+        One entry per row of ``labels.polygons``.
+    """
+    p = labels.polygons
+    w = labels.frames.width[p.frame].astype(np.float64)
+    h = labels.frames.height[p.frame].astype(np.float64)
+
+    def piece(a: int, b: int) -> tuple[Array, Array, Array, Array]:
+        off = p.offsets[a : b + 1]
+        roff = p.ring_offsets[off[0] : off[-1] + 1]
+        xy = p.coords[roff[0] : roff[-1]]
+        # the one parts/holes rule (Parquet and previews use it too)
+        geoms, bad, repaired = geo.polygon_geometries(off - off[0], roff - roff[0], xy)
+        if clip:
+            geoms, clipped = geo.clip_polygons(geoms, w[a:b], h[a:b])
+        else:
+            clipped = np.zeros(b - a, dtype=bool)
+        return geoms, bad, repaired, clipped
+
+    n = len(p)
+    if n <= _CHUNK:
+        return piece(0, n)
+    cuts = [*range(0, n, _CHUNK), n]
+    parts = list(ordered_map(lambda ab: piece(*ab), itertools.pairwise(cuts)))
+    return (
+        np.concatenate([q[0] for q in parts]),
+        np.concatenate([q[1] for q in parts]),
+        np.concatenate([q[2] for q in parts]),
+        np.concatenate([q[3] for q in parts]),
+    )
+
+
+def frame_fields(frames: Frames, fr: int) -> dict[str, Any]:
+    """What a 2D writer's ``frames.json`` sidecar keeps of frame ``fr`` (ids, size, status)."""
+    return {
+        "file_id": str(frames.file_id[fr]),
+        "sensor_id": str(frames.sensor_id[fr]),
+        "dataset_id": str(frames.dataset_id[fr]),
+        "index": int(frames.index[fr]),
+        "width": int(frames.width[fr]),
+        "height": int(frames.height[fr]),
+        "status": STATUS_NAMES.get(int(frames.status[fr]), "unknown"),
+    }
 
 
 def unique_keys(keys: list[str]) -> list[str]:

@@ -37,22 +37,14 @@ Conventions (the shapes :mod:`deepen_export.parse` documents)
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from converters._base import (
-    OnUnsupported,
-    apply_policy,
-    atomic_dir,
-    dump_json,
-    finish,
-    pylist,
-    record,
-)
+from converters._base import dump_json, pylist, record
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
     COMMON,
@@ -84,17 +76,17 @@ _PROVENANCE = tuple(
 )
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     rot_z: bool = False,
     layout: Layout = "list",
     provenance: bool = True,
     dataset_ids: bool | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as Deepen label JSON at ``dest/labels.json``.
 
     Parameters
@@ -132,8 +124,7 @@ def write(
     """
     if layout not in ("list", "by_file"):
         raise ValueError(f"layout must be 'list' or 'by_file', got {layout!r}")
-    report = Report(FORMAT)
-    labels = apply_policy(labels, FORMAT, KINDS, on_unsupported, report)
+    report = out.report
     if dataset_ids is None:
         dataset_ids = len(set(pylist(labels.frames.dataset_id))) > 1
     records, frame_of = _records_and_frames(
@@ -151,12 +142,9 @@ def write(
                 file_id=str(labels.frames.file_id[i]),
             )
         doc = {"labels": records}
-    with atomic_dir(dest) as tmp:
-        dump_json(doc, tmp / LABELS)
-        report.files.append(LABELS)
-        report.written = {"labels": len(records), "frames": len(set(frame_of))}
-        finish(report, tmp)
-    return report
+    dump_json(doc, out.folder / LABELS)
+    report.files.append(LABELS)
+    report.written = {"labels": len(records), "frames": len(set(frame_of))}
 
 
 def read(source: Any, /, **kwargs: Any) -> LabelSet:

@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from converters import _prepare2d as prep
-from converters._base import OnUnsupported, apply_policy, atomic_dir, dump_json, finish, record
+from converters._base import dump_json, record
+from converters._writer import Output, writer
 from deepen_export import geometry as geo
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
@@ -69,15 +70,15 @@ def _mask_path(name: str) -> str:
     return str(PurePosixPath("masks", PurePosixPath(name).with_suffix(".png")))
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    clip: bool | str = True,
-    include_unlabelled: bool | str = False,
-) -> Report:
+    clip: bool = True,
+    include_unlabelled: bool = False,
+) -> None:
     """Write one indexed PNG mask per image and the class table to ``dest``.
 
     Parameters
@@ -109,23 +110,47 @@ def write(
     >>> np.asarray(Image.open(out / "masks" / "a.png")).tolist()
     [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0]]
     """
-    from PIL import Image
-
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     if len(labels.categories) > 255:
         raise ConversionError(
             f"{len(labels.categories)} categories do not fit an 8-bit mask (at most 255)",
             format=FORMAT,
         )
     frames = prep.image_frames(labels)
-    frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "mask")
+    frames = prep.skip_unlabelled(labels, frames, report, include_unlabelled, "mask")
     names = prep.image_names(labels, frames)
-    f = labels.frames
-    m2 = labels.masks2d
-    paint_of = {int(fr): i for i, fr in enumerate(m2.frame.tolist())}
+    paint_of = {int(fr): i for i, fr in enumerate(labels.masks2d.frame.tolist())}
+    height, width = _mask_sizes(labels, frames, paint_of)
+    known = (height > 0) & (width > 0)
+    for fid in labels.frames.file_id[frames[~known]]:
+        report.add(
+            "skipped", "image size unknown and no painting: no mask written", file_id=str(fid)
+        )
+    layers = _polygon_layers(labels, report, frames, known, height, width, clip=clip)
+    prep.check_paths(names, tmp / "masks", ".png")
+    colors = palette(256)
+    files, side = [], []
+    for k, fr in enumerate(progress(frames.tolist(), description="mask PNGs")):
+        if not known[k]:
+            continue
+        rel = _mask_path(names[k])
+        mask = _paint(labels, paint_of.get(fr), layers.get(k, []), int(height[k]), int(width[k]))
+        _save_png(mask, colors, tmp / rel)
+        files.append(rel)
+        side.append({"name": names[k], **prep.frame_fields(labels.frames, fr)})
+    classes = [{"index": 0, "name": BACKGROUND, "color": [0, 0, 0]}] + [
+        {"index": i + 1, "name": name, "color": colors[i + 1].tolist()}
+        for i, name in enumerate(labels.categories)
+    ]
+    dump_json(classes, tmp / "classes.json", indent=1)
+    dump_json({"frames": side}, tmp / "frames.json", indent=1)
+    report.written.update({"masks": len(files), "classes": len(labels.categories)})
+    report.files = ["classes.json", "frames.json", *files, "report.json"]
+
+
+def _mask_sizes(labels: LabelSet, frames: Array, paint_of: dict[int, int]) -> tuple[Array, Array]:
+    """``(height, width)`` of each frame's mask: its painting's size, else the image's."""
+    f, m2 = labels.frames, labels.masks2d
     height = np.array(
         [m2.height[paint_of[fr]] if fr in paint_of else f.height[fr] for fr in frames.tolist()],
         dtype=np.int64,
@@ -134,15 +159,23 @@ def write(
         [m2.width[paint_of[fr]] if fr in paint_of else f.width[fr] for fr in frames.tolist()],
         dtype=np.int64,
     )
-    known = (height > 0) & (width > 0)
-    for fid in f.file_id[frames[~known]]:
-        report.add(
-            "skipped", "image size unknown and no painting: no mask written", file_id=str(fid)
-        )
+    return height, width
 
-    pp = prep.prepare_polygons(labels, report, frames, clip=prep.flag(clip))
+
+def _polygon_layers(
+    labels: LabelSet,
+    report: Report,
+    frames: Array,
+    known: Array,
+    height: Array,
+    width: Array,
+    *,
+    clip: bool,
+) -> dict[int, list[tuple[Any, int]]]:
+    """Per frame position: ``(RLE or None, class index)`` of its polygons in painter's order."""
+    pp = prep.prepare_polygons(labels, report, frames, clip=clip)
     p = labels.polygons
-    pos = np.full(len(f), -1, dtype=np.int64)
+    pos = np.full(len(labels.frames), -1, dtype=np.int64)
     pos[frames] = np.arange(len(frames))
     lab_pos = pos[p.frame[pp.rows]]
     ok = known[lab_pos] if len(lab_pos) else np.zeros(0, dtype=bool)
@@ -163,58 +196,34 @@ def write(
         "polygon rasterised into the semantic mask (instance identity lost)",
     )
     rles = geo.polygons_to_rle(pp.geoms[ok], height[lab_pos[ok]], width[lab_pos[ok]])
-    rows_ok = pp.rows[ok]
-    by_pos: dict[int, list[int]] = {}
-    for j, k in enumerate(lab_pos[ok].tolist()):
-        by_pos.setdefault(k, []).append(j)
+    classes = (p.category[pp.rows[ok]] + 1).tolist()
+    layers: dict[int, list[tuple[Any, int]]] = {}
+    for k, rle, c in zip(lab_pos[ok].tolist(), rles, classes, strict=True):
+        layers.setdefault(k, []).append((rle, c))
+    return layers
 
-    colors = palette(256)
-    with atomic_dir(dest) as tmp:
-        prep.check_paths(names, tmp / "masks", ".png")
-        files = []
-        side = []
-        for k, fr in enumerate(progress(frames.tolist(), description="mask PNGs")):
-            if not known[k]:
-                continue
-            h, w = int(height[k]), int(width[k])
-            if fr in paint_of:
-                mask = (m2.mask(paint_of[fr]) + 1).astype(np.uint8)
-            else:
-                mask = np.zeros((h, w), dtype=np.uint8)
-            for j in by_pos.get(k, []):  # painter's order: label order
-                rle = rles[j]
-                if rle is not None:
-                    hit = geo.rle_decode([rle])[0].astype(bool)
-                    mask[hit] = int(p.category[rows_ok[j]]) + 1
-            rel = _mask_path(names[k])
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            im = Image.fromarray(mask, mode="P")
-            im.putpalette(colors.ravel().tolist())
-            im.save(path, format="PNG")
-            files.append(rel)
-            side.append(
-                {
-                    "name": names[k],
-                    "file_id": str(f.file_id[fr]),
-                    "sensor_id": str(f.sensor_id[fr]),
-                    "dataset_id": str(f.dataset_id[fr]),
-                    "index": int(f.index[fr]),
-                    "width": int(f.width[fr]),
-                    "height": int(f.height[fr]),
-                    "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
-                }
-            )
-        classes = [{"index": 0, "name": BACKGROUND, "color": [0, 0, 0]}] + [
-            {"index": i + 1, "name": name, "color": colors[i + 1].tolist()}
-            for i, name in enumerate(labels.categories)
-        ]
-        dump_json(classes, tmp / "classes.json", indent=1)
-        dump_json({"frames": side}, tmp / "frames.json", indent=1)
-        report.written.update({"masks": len(files), "classes": len(labels.categories)})
-        report.files = ["classes.json", "frames.json", *files, "report.json"]
-        finish(report, tmp)
-    return report
+
+def _paint(
+    labels: LabelSet, paint: int | None, layer: list[tuple[Any, int]], h: int, w: int
+) -> Array:
+    """A frame's mask: its 2D painting (row ``paint``) with its polygons painted over it."""
+    if paint is not None:
+        mask = (labels.masks2d.mask(paint) + 1).astype(np.uint8)
+    else:
+        mask = np.zeros((h, w), dtype=np.uint8)
+    for rle, c in layer:  # painter's order: label order
+        if rle is not None:
+            mask[geo.rle_decode([rle])[0].astype(bool)] = c
+    return mask
+
+
+def _save_png(mask: Array, colors: Array, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(mask, mode="P")
+    im.putpalette(colors.ravel().tolist())
+    im.save(path, format="PNG")
 
 
 def read(source: str | os.PathLike[str], /) -> LabelSet:

@@ -340,11 +340,11 @@ def test_evil_file_id_refused_nothing_written(tmp_path: Path) -> None:
             file_id=["../evil.png", "b.png", "c.png", "d.png"], width=[10] * 4, height=[10] * 4
         )
     )
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "keep.txt").write_text("old")
+    coco.write(ls, tmp_path / "c")  # an earlier output of ours: the one a write may replace
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "c").rglob("*")) if p.is_file()}
     with pytest.raises(ConversionError, match=r"\.\./evil\.png"):
         coco.write(evil, tmp_path / "c")
-    assert [p.name for p in (tmp_path / "c").iterdir()] == ["keep.txt"]
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "c").rglob("*")) if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
@@ -510,3 +510,44 @@ def test_integers_beyond_64_bits_are_written_not_crashed_on(tmp_path: Path) -> N
     coco.write(ls, tmp_path / "c")
     ann = load(tmp_path / "c")["annotations"][0]
     assert ann["attributes"] == {"serial": 2**70}
+
+
+def test_cli_options_are_typed_from_the_signature(tmp_path: Path) -> None:
+    import subprocess
+
+    from deepen_export import read_labels
+    from tests.test_writer_pipeline import SAMPLES, console_script
+
+    def cli(*opts: str, out: str = "c") -> subprocess.CompletedProcess[str]:
+        src = str(SAMPLES / "image_dataset")
+        args = ["convert", src, "--to", "coco", "-o", str(tmp_path / out)]
+        args += [x for o in opts for x in ("-O", o)]
+        return subprocess.run(
+            [console_script(), *args], capture_output=True, text=True, timeout=120
+        )
+
+    ok = cli("indent=2", "clip=false", "area=pixels", "split=train:0.5,val:0.5", "seed=7")
+    assert ok.returncode == 0, ok.stderr
+    text = (tmp_path / "c" / "annotations" / "instances_train.json").read_text(encoding="utf-8")
+    assert text.startswith('{\n  "info": {')  # indented
+    lib = tmp_path / "lib"
+    coco.write(
+        read_labels(SAMPLES / "image_dataset"),
+        lib,
+        on_unsupported="drop",
+        indent=2,
+        clip=False,
+        area="pixels",
+        split="train:0.5,val:0.5",
+        seed=7,
+    )
+    for name in ("instances_train.json", "instances_val.json"):
+        assert (lib / "annotations" / name).read_bytes() == (
+            tmp_path / "c" / "annotations" / name
+        ).read_bytes()
+    for bad, message in (("area=big", "expected one of polygon, pixels"), ("seed=x", "integer")):
+        res = cli(bad, out="bad")
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and not (tmp_path / "bad").exists()
+    with pytest.warns(DeprecationWarning):
+        coco.write(sample(), tmp_path / "old", clip="false")  # text still works, deprecated

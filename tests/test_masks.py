@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -119,3 +120,11 @@ def test_deterministic(tmp_path: Path) -> None:
     assert len(files) == 8  # 5 masks (000004 not labelled yet), classes, frames, report
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def test_write_is_on_the_writer_pipeline_with_real_option_types() -> None:
+    from converters import deepen, masks
+
+    assert masks.write.option_types == {"clip": bool, "include_unlabelled": bool}  # type: ignore[attr-defined]
+    assert deepen.write.option_types["dataset_ids"] == bool | None  # type: ignore[attr-defined]
+    assert "on_unsupported" in inspect.signature(masks.write).parameters
