@@ -46,7 +46,7 @@ SIZE = (1920, 1080)
 
 # Each child prints one JSON line: labels, seconds, peak_bytes. ``{work}`` is its output folder.
 _OURS = r"""
-import dataclasses, json, resource, sys, time
+import dataclasses, json, sys, time
 sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
 import numpy as np
@@ -60,11 +60,11 @@ ls = ls.replace(frames=dataclasses.replace(
 converters.write(ls, {work!r} + "/out", {fmt!r}, on_unsupported="drop")
 dt = time.perf_counter() - t0
 print(json.dumps({{"labels": len(ls), "seconds": dt,
-                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+                  "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _DATUMARO = r"""
-import json, os, resource, shutil, sys, time
+import json, os, shutil, sys, time
 t0 = time.perf_counter()
 import datumaro as dm
 ds = dm.Dataset.import_from({coco_dir!r}, "coco_instances")
@@ -72,11 +72,11 @@ ds.export({work!r} + "/out", "coco_instances")
 n = sum(a.type.name == "polygon" for item in ds for a in item.annotations)
 dt = time.perf_counter() - t0
 print(json.dumps({{"labels": n, "seconds": dt,
-                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+                  "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _GLOBOX = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 from globox import AnnotationSet
 anns = AnnotationSet.from_coco({coco_file!r})
@@ -88,11 +88,11 @@ else:
 n = sum(len(a.boxes) for a in anns)
 dt = time.perf_counter() - t0
 print(json.dumps({{"labels": n, "seconds": dt,
-                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+                  "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _FLOOR = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import numpy as np
 data = np.load({arrays!r})
 img, cat, xywh = data["image"], data["category"], data["xywh"]
@@ -115,7 +115,7 @@ for s, e in zip(starts, ends):
         fh.write("".join(lines[s:e]))
 dt = time.perf_counter() - t0
 print(json.dumps({{"labels": len(img), "seconds": dt,
-                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+                  "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 

@@ -15,7 +15,8 @@ Steps: ``parse`` (columnar fast path), ``parse-general`` (the per-label fallback
 convert LABELS --to parquet`` runs by default: batches parsed and written as they come, timed end
 to end from the file, so its "seconds" include the parse), and one step per output format
 registered in ``converters`` (``coco``, ``yolo``, ``parquet``, ...), each timed on an already
-parsed LabelSet. Peak RSS is the whole process's (``ru_maxrss``), parse included.
+parsed LabelSet. Peak RSS is the whole process's, parse included (``VmHWM``: ``ru_maxrss``
+would also count the parent's memory at the fork).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
 
 _CHILD = r"""
-import json, resource, sys, time, tempfile
+import json, sys, time, tempfile
 sys.path.insert(0, {root!r})
 step, path = {step!r}, {path!r}
 # synthetic data has no uploaded frames zip: KITTI writes LiDAR-frame labels with world = LiDAR
@@ -78,7 +79,7 @@ if {profile} and step not in ("parse", "parse-general", "stream", "parquet-strea
     import pstats
     prof.disable()
     pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats({profile})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024
 print(json.dumps({{"step": step, "labels": n, "seconds": dt, "total": total, "peak_bytes": peak}}))
 """
 
