@@ -49,6 +49,7 @@ __all__ = [
     "atomic_file",
     "dump_json",
     "finish",
+    "json_bytes",
     "json_chunks",
     "paused_gc",
     "pylist",
@@ -377,6 +378,17 @@ def json_chunks(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[bytes]:
         yield b"]"
     else:
         yield _dumps(obj)
+
+
+def json_bytes(obj: Any, *, indent: bool = False) -> bytes:
+    """``obj`` as :func:`dump_json` writes it (without the final newline), as bytes.
+
+    Examples
+    --------
+    >>> json_bytes({"a": [1]}, indent=True)
+    b'{\\n  "a": [\\n    1\\n  ]\\n}'
+    """
+    return _dumps(obj, indent=indent)
 
 
 def _dumps(obj: Any, *, indent: bool = False) -> bytes:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -52,7 +53,7 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import dump_json, pylist, record, write_files
+from converters._base import json_bytes, pylist, record, write_files
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -78,7 +79,20 @@ Layout = Literal["flat", "nested"]
 
 def _label_path(name: str, subset: str = "") -> str:
     """``labels/[<subset>/]<name>.txt``: where Ultralytics looks for ``images/[<subset>/]<name>``."""
-    return str(PurePosixPath("labels", subset, PurePosixPath(name).with_suffix(".txt")))
+    if name.startswith("/") or not _PLAIN_FOLDER.fullmatch(subset):
+        return str(PurePosixPath("labels", subset, PurePosixPath(name).with_suffix(".txt")))
+    return ("labels/" + subset + "/" if subset else "labels/") + prep.with_suffix(name, ".txt")
+
+
+_PLAIN_FOLDER = re.compile(r"[\w-]*")  # a subset name pathlib would keep as it is
+
+
+def _joined(subset: str, name: str) -> str:
+    """``str(PurePosixPath(subset, name))``, without a path object for plain names."""
+    odd = "//" in name or "/./" in name or name.startswith(("./", "/")) or name in ("", ".")
+    if odd or name.endswith(("/", "/.")) or not _PLAIN_FOLDER.fullmatch(subset):
+        return str(PurePosixPath(subset, name))  # pathlib normalises these
+    return subset + "/" + name if subset else name
 
 
 def _flat(name: str) -> str:
@@ -200,7 +214,7 @@ def _plan(
         names = [_flat(n) for n in names]
     subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else [""] * len(names)
     prep.check_paths(
-        [str(PurePosixPath(s, n)) for s, n in zip(subset, names, strict=True)],
+        [_joined(s, n) for s, n in zip(subset, names, strict=True)],
         tmp / "labels",
         ".txt",
         [str(x) for x in labels.frames.file_id[frames]],
@@ -237,7 +251,12 @@ def _sidecar(
     split: bool,
     tmp: Path,
 ) -> None:
-    """``frames.json``: each file's image, sizes, status and the label of each line."""
+    """``frames.json``: each file's image, sizes, status and the label of each line.
+
+    The document is written as ``dump_json(..., indent=1)`` writes it; the ``labels`` lists,
+    one entry per line of every file, are spliced in as text made column by column
+    (:func:`_label_entries`) instead of one dict per line.
+    """
     f = labels.frames
     w = plan.written
     cols = zip(
@@ -250,7 +269,6 @@ def _sidecar(
         f.width[w].tolist(),
         f.height[w].tolist(),
         f.status[w].tolist(),
-        lines.infos,
         strict=True,
     )
     sidecar = [
@@ -264,27 +282,76 @@ def _sidecar(
             "width": int(width),
             "height": int(height),
             "status": prep.STATUS_NAMES.get(int(st), "unknown"),
-            "labels": infos,
+            "labels": [],
         }
-        for name, subset, fid, sid, did, index, width, height, st, infos in cols
+        for name, subset, fid, sid, did, index, width, height, st in cols
     ]
-    dump_json({"task": task, "layout": layout, "frames": sidecar}, tmp / "frames.json", indent=1)
+    doc = json_bytes({"task": task, "layout": layout, "frames": sidecar}, indent=True)
+    # a key at this depth is its own line, and no JSON string holds a raw newline: each
+    # occurrence is one frame's empty list
+    key = b'\n      "labels": '
+    cut = doc.split(key + b"[]")
+    if len(cut) != len(sidecar) + 1:  # pragma: no cover - the layout above guarantees it
+        raise AssertionError("frames.json: unexpected layout")
+    out = [cut[0]]
+    for text, rest in zip(lines.infos, cut[1:], strict=True):
+        out += [key, text, rest]
+    with open(tmp / "frames.json", "wb") as fh:
+        fh.write(b"".join(out) + b"\n")
 
 
-class _Infos:
-    """Sidecar entries (label id, type, attributes) of rows of one table, from Python lists."""
+def _json_value(v: Any, depth: int) -> str:
+    """``v`` as it appears in an indented document at ``depth`` levels (2 spaces each)."""
+    text = json_bytes(v, indent=True).decode("utf-8")
+    return text.replace("\n", "\n" + "  " * depth) if "\n" in text else text
 
-    def __init__(self, t: Boxes | Polygons, kind: str) -> None:
-        self.kind = kind
-        self.label_id = [str(v) for v in t.label_id.tolist()]
-        self.attributes = [(k, pylist(v)) for k, v in t.attributes.items()]
 
-    def __call__(self, r: int) -> dict[str, Any]:
-        info: dict[str, Any] = {"label_id": self.label_id[r], "type": self.kind}
-        attrs = {k: v[r] for k, v in self.attributes if v[r] is not None}
-        if attrs:
-            info["attributes"] = attrs
-        return info
+_PLAIN_TEXT = re.compile(r'[^\x00-\x1f"\\\ud800-\udfff]*')
+
+
+def _json_strings(values: list[str]) -> Array:
+    """JSON text of each string (orjson's), as an object array; plain ones without a call each."""
+    out = np.empty(len(values), dtype=object)
+    if _PLAIN_TEXT.fullmatch("".join(values)):  # nothing to escape in any of them
+        out[:] = values
+        return '"' + out + '"'
+    out[:] = [_json_value(v, 0) for v in values]
+    return out
+
+
+def _attribute_entries(col: Array, key: str) -> Array:
+    """``"key": value`` (depth 6) of each row, ``""`` where the value is missing."""
+    head = "\n            " + _json_value(key, 0) + ": "
+    memo: dict[tuple[type, Any], str] = {}
+
+    def entry(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, (list, dict, float)):  # unhashable, or -0.0 == 0.0: each time
+            return head + _json_value(v, 6)
+        text = memo.get((type(v), v))
+        if text is None:
+            text = memo[type(v), v] = head + _json_value(v, 6)
+        return text
+
+    out = np.empty(len(col), dtype=object)
+    out[:] = [entry(v) for v in pylist(col)]
+    return out
+
+
+def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
+    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4)."""
+    ids = _json_strings([str(v) for v in t.label_id[rows].tolist()])
+    text = '\n        {\n          "label_id": ' + ids + f',\n          "type": "{kind}"'
+    attrs = np.full(len(rows), "", dtype=object)
+    seen = np.zeros(len(rows), dtype=bool)
+    for k, col in t.attributes.items():
+        entry = _attribute_entries(col[rows], k)
+        present = entry != ""
+        attrs = np.where(present & seen, attrs + ("," + entry), attrs + entry)
+        seen |= present
+    opened = ',\n          "attributes": {' + attrs + "\n          }"
+    return text + np.where(seen, opened, "") + "\n        }"
 
 
 @dataclass(frozen=True)
@@ -294,7 +361,7 @@ class _Lines:
     per file, and the number of lines."""
 
     pieces: list[tuple[Array, Array, Array]]
-    infos: list[list[dict[str, Any]]]
+    infos: list[bytes]  # each file's ``labels`` list in frames.json, as text
     count: int
 
 
@@ -314,16 +381,17 @@ def _lines(labels: LabelSet, report: Report, written: Array, task: Task, clip: b
     texts_ = [_box_lines(labels, report, written, on, task, clip)]
     texts_.append(_polygon_lines(labels, report, written, on, task, clip))
     pieces: list[tuple[Array, Array, Array]] = []
-    infos: list[list[dict[str, Any]]] = [[] for _ in range(len(written))]
-    for t, info in zip(
-        texts_, (_Infos(labels.boxes, "box"), _Infos(labels.polygons, "polygon")), strict=True
-    ):
+    entries: list[list[str]] = [[] for _ in range(len(written))]
+    tables = ((labels.boxes, "box"), (labels.polygons, "polygon"))
+    for t, (table, kind) in zip(texts_, tables, strict=True):
         # the lines of file i: those of frame written[i] (lines are sorted by frame)
         first = np.searchsorted(t.frame, written, side="left")
         last = np.searchsorted(t.frame, written, side="right")
         pieces.append((t.buf, t.offsets[first], t.offsets[last]))
+        text = _label_entries(table, kind, t.row).tolist()
         for i, (a, z) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
-            infos[i].extend(info(r) for r in t.row[a:z].tolist())
+            entries[i] += text[a:z]
+    infos = [("[" + ",".join(e) + "\n      ]").encode("utf-8") if e else b"[]" for e in entries]
     count = sum(len(t.row) for t in texts_)
     return _Lines(pieces, infos, count)
 
