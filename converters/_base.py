@@ -23,7 +23,7 @@ import tempfile
 import uuid
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
@@ -56,6 +56,7 @@ __all__ = [
     "record",
     "remote_destination",
     "safe_path",
+    "texts_by_value",
     "unsupported_line",
     "write_files",
     "write_text",
@@ -481,6 +482,42 @@ class FileWriter:
             fh.write(data)
 
 
+# value types whose equal values always have the same text (no -0.0 == 0.0, no unhashables)
+_SAME_TEXT_TYPES = frozenset({str, bool, int, type(None), np.str_, np.bool_, np.int32, np.int64})
+
+
+def texts_by_value(values: list[Any], text_of: Callable[[Any], str]) -> npt.NDArray[Any]:
+    """``text_of(v)`` of each value (``""`` for None), as an object array, computed once per
+    distinct value: attribute columns hold few distinct values among many labels.
+
+    Examples
+    --------
+    >>> texts_by_value(["a", None, "a", "b"], lambda v: f"<{v}>").tolist()
+    ['<a>', '', '<a>', '<b>']
+    """
+    out = np.empty(len(values), dtype=object)
+    kinds = set(map(type, values)) - {type(None)}
+    if len(kinds) <= 1 and kinds <= _SAME_TEXT_TYPES:  # one type: equal values, equal texts
+        memo = {v: "" if v is None else text_of(v) for v in set(values)}
+        out[:] = list(map(memo.__getitem__, values))
+        return out
+    keyed: dict[tuple[type, Any], str] = {}
+
+    def one(v: Any) -> str:
+        if v is None:
+            return ""
+        if type(v) not in _SAME_TEXT_TYPES:  # floats (-0.0 == 0.0), lists, dicts: each time
+            return text_of(v)
+        key = (type(v), v)
+        text = keyed.get(key)
+        if text is None:
+            text = keyed[key] = text_of(v)
+        return text
+
+    out[:] = [one(v) for v in values]
+    return out
+
+
 WRITE_THREADS = 4
 """Threads of :func:`write_files`: creating small files waits on the file system, not the CPU."""
 
@@ -512,9 +549,7 @@ def write_files(
     paths = [os.path.join(base, r) for r in rels]
     for parent in dict.fromkeys(os.path.dirname(p) for p in paths):
         os.makedirs(parent, exist_ok=True)
-    views = [
-        (memoryview(np.ascontiguousarray(buf)), a.tolist(), z.tolist()) for buf, a, z in pieces
-    ]
+    views = [(np.ascontiguousarray(buf).data, a.tolist(), z.tolist()) for buf, a, z in pieces]
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
     def one(i: int) -> None:

@@ -40,6 +40,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,7 +54,7 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import json_bytes, pylist, record, write_files
+from converters._base import json_bytes, pylist, record, texts_by_value, write_files
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -319,39 +320,36 @@ def _json_strings(values: list[str]) -> Array:
     return out
 
 
-def _attribute_entries(col: Array, key: str) -> Array:
-    """``"key": value`` (depth 6) of each row, ``""`` where the value is missing."""
-    head = "\n            " + _json_value(key, 0) + ": "
-    memo: dict[tuple[type, Any], str] = {}
-
-    def entry(v: Any) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, (list, dict, float)):  # unhashable, or -0.0 == 0.0: each time
-            return head + _json_value(v, 6)
-        text = memo.get((type(v), v))
-        if text is None:
-            text = memo[type(v), v] = head + _json_value(v, 6)
-        return text
-
-    out = np.empty(len(col), dtype=object)
-    out[:] = [entry(v) for v in pylist(col)]
-    return out
+def _keyed_value(head: str, v: Any) -> str:
+    return head + _json_value(v, 6)
 
 
 def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
-    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4)."""
+    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as
+    pieces (one row of pieces per line, joined by ``"".join``; each entry starts with its
+    ``,`` separator, which the first of a list drops)."""
     ids = _json_strings([str(v) for v in t.label_id[rows].tolist()])
-    text = '\n        {\n          "label_id": ' + ids + f',\n          "type": "{kind}"'
-    attrs = np.full(len(rows), "", dtype=object)
+    cols: list[Any] = [
+        ',\n        {\n          "label_id": ',
+        ids,
+        f',\n          "type": "{kind}"',
+    ]
     seen = np.zeros(len(rows), dtype=bool)
+    entries = []
     for k, col in t.attributes.items():
-        entry = _attribute_entries(col[rows], k)
+        head = "\n            " + _json_value(k, 0) + ": "
+        entry = texts_by_value(pylist(col[rows]), functools.partial(_keyed_value, head))
         present = entry != ""
-        attrs = np.where(present & seen, attrs + ("," + entry), attrs + entry)
+        entries += [np.where(present & seen, ",", ""), entry]
         seen |= present
-    opened = ',\n          "attributes": {' + attrs + "\n          }"
-    return text + np.where(seen, opened, "") + "\n        }"
+    if entries:
+        cols += [np.where(seen, ',\n          "attributes": {', ""), *entries]
+        cols.append(np.where(seen, "\n          }", ""))
+    cols.append("\n        }")
+    out = np.empty((len(rows), len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
 
 
 @dataclass(frozen=True)
@@ -382,16 +380,21 @@ def _lines(labels: LabelSet, report: Report, written: Array, task: Task, clip: b
     texts_.append(_polygon_lines(labels, report, written, on, task, clip))
     pieces: list[tuple[Array, Array, Array]] = []
     entries: list[list[str]] = [[] for _ in range(len(written))]
-    tables = ((labels.boxes, "box"), (labels.polygons, "polygon"))
+    tables: list[tuple[Boxes | Polygons, str]] = [
+        (labels.boxes, "box"),
+        (labels.polygons, "polygon"),
+    ]
     for t, (table, kind) in zip(texts_, tables, strict=True):
         # the lines of file i: those of frame written[i] (lines are sorted by frame)
         first = np.searchsorted(t.frame, written, side="left")
         last = np.searchsorted(t.frame, written, side="right")
         pieces.append((t.buf, t.offsets[first], t.offsets[last]))
-        text = _label_entries(table, kind, t.row).tolist()
+        text = _label_entries(table, kind, t.row)
         for i, (a, z) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
-            entries[i] += text[a:z]
-    infos = [("[" + ",".join(e) + "\n      ]").encode("utf-8") if e else b"[]" for e in entries]
+            if z > a:
+                entries[i] += text[a:z].ravel().tolist()
+    # "[" + the entries without the first one's separator + the closing line
+    infos = [("[" + "".join(e)[1:] + "\n      ]").encode("utf-8") if e else b"[]" for e in entries]
     count = sum(len(t.row) for t in texts_)
     return _Lines(pieces, infos, count)
 
