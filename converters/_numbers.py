@@ -276,3 +276,32 @@ def join_cells(parts: list[Array | bytes]) -> tuple[Array, Array]:
         return m.reshape(-1), offsets
     np.cumsum(keep.sum(axis=1), out=offsets[1:])
     return m[keep], offsets
+
+
+def repr_cells(values: npt.ArrayLike, decimals: int) -> Array:
+    """Text of each value rounded to ``decimals`` as ``repr`` (and ``json.dumps``) writes the
+    rounded float: the fixed text without its trailing zeros (one decimal kept).
+
+    The ``decimals``-decimal text of a value below 1e15 / 10**decimals is the shortest that
+    gives the rounded float back, so only its trailing zeros differ from ``repr``; exponent
+    forms (below 1e-4, from 1e16) and larger values are formatted one by one.
+
+    Examples
+    --------
+    >>> cells_text(repr_cells([12.3456, -2, 0, 1e-5, 3.1], 2))
+    ['12.35', '-2.0', '0.0', '0.0', '3.1']
+    >>> cells_text(repr_cells([0.00005], 6))
+    ['5e-05']
+    """
+    v = fixed(np.asarray(values, dtype=np.float64).ravel(), decimals)
+    cells = fixed_cells(v, max(decimals, 1)).copy()
+    stripping = np.ones(len(v), dtype=bool)
+    for col in range(cells.shape[1] - 1, cells.shape[1] - max(decimals, 1), -1):
+        stripping &= cells[:, col] == ord("0")
+        cells[stripping, col] = 0
+    a = np.abs(v)
+    odd = ~(a * 10.0**decimals < _EXACT) | ((a > 0) & (a < 1e-4))
+    if odd.any():
+        rows = np.flatnonzero(odd)
+        cells = _right_align(cells, rows, [repr(x).encode() for x in v[rows].tolist()])
+    return cells
