@@ -121,8 +121,11 @@ def texts(
     out = orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
     finite = np.isfinite(flat)
     whole = finite & (flat == np.trunc(flat))
-    for i in np.flatnonzero(whole & (np.abs(flat) < 1e15)).tolist():
-        out[i] = out[i][:-2]  # "5.0" -> "5"
+    small = np.flatnonzero(whole & (np.abs(flat) < 1e15))
+    if len(small):  # "5.0" -> "5": the integers' own text, all at once
+        column = np.array(out, dtype=object)
+        column[small] = flat[small].astype(np.int64).astype(str).astype(object)
+        out = column.tolist()
     for i in np.flatnonzero((whole & (np.abs(flat) >= 1e15)) | ~finite).tolist():
         v = float(flat[i])
         out[i] = str(int(v)) if math.isfinite(v) else repr(v)
@@ -293,14 +296,16 @@ def repr_cells(values: npt.ArrayLike, decimals: int) -> Array:
     >>> cells_text(repr_cells([0.00005], 6))
     ['5e-05']
     """
-    v = fixed(np.asarray(values, dtype=np.float64).ravel(), decimals)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = fixed(np.asarray(values, dtype=np.float64).ravel(), decimals)
     cells = fixed_cells(v, max(decimals, 1)).copy()
     stripping = np.ones(len(v), dtype=bool)
     for col in range(cells.shape[1] - 1, cells.shape[1] - max(decimals, 1), -1):
         stripping &= cells[:, col] == ord("0")
         cells[stripping, col] = 0
     a = np.abs(v)
-    odd = ~(a * 10.0**decimals < _EXACT) | ((a > 0) & (a < 1e-4))
+    with np.errstate(over="ignore", invalid="ignore"):
+        odd = ~(a * 10.0**decimals < _EXACT) | ((a > 0) & (a < 1e-4))
     if odd.any():
         rows = np.flatnonzero(odd)
         cells = _right_align(cells, rows, [repr(x).encode() for x in v[rows].tolist()])
