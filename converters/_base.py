@@ -518,8 +518,10 @@ def texts_by_value(values: list[Any], text_of: Callable[[Any], str]) -> npt.NDAr
     return out
 
 
-WRITE_THREADS = 4
-"""Threads of :func:`write_files`: creating small files waits on the file system, not the CPU."""
+WRITE_THREADS = int(os.environ.get("DEEPEN_EXPORT_WRITE_THREADS", "2"))
+"""Threads of :func:`write_files` (``DEEPEN_EXPORT_WRITE_THREADS``): creating small files waits
+on the file system, not the CPU; more threads creating files in one folder mostly contend for
+that folder (on the 2-core test machine, 4 threads spent more system time than 2)."""
 
 
 def write_files(
@@ -527,14 +529,14 @@ def write_files(
     rels: Sequence[str],
     pieces: Sequence[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]],
     *,
-    threads: int = WRITE_THREADS,
+    threads: int | None = None,
 ) -> None:
     """Write many files cut out of shared buffers: file ``i`` is the concatenation, over
     ``pieces``, of ``buf[starts[i]:ends[i]]`` for each ``(buf, starts, ends)``.
 
     ``rels`` are already checked to stay below ``root``. The files are written from a pool of
-    ``threads`` threads (the file system's create and write calls release the GIL); folders
-    are made once, first.
+    ``threads`` threads (default :data:`WRITE_THREADS`; the file system's create and write
+    calls release the GIL); folders are made once, first.
 
     Examples
     --------
@@ -568,6 +570,7 @@ def write_files(
             one(i)
 
     n = len(paths)
+    threads = WRITE_THREADS if threads is None else threads
     if threads <= 1 or n < 64:
         chunk(range(n))
         return
