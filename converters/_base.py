@@ -36,7 +36,7 @@ import orjson
 
 from deepen_export._io import atomic_dir as _local_atomic_dir
 from deepen_export._io import atomic_file, safe_path
-from deepen_export._progress import status
+from deepen_export._progress import status, task
 from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import KINDS, LabelSet, Table
 from deepen_export.report import Action, Report
@@ -530,13 +530,15 @@ def write_files(
     pieces: Sequence[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]],
     *,
     threads: int | None = None,
+    description: str = "",
 ) -> None:
     """Write many files cut out of shared buffers: file ``i`` is the concatenation, over
     ``pieces``, of ``buf[starts[i]:ends[i]]`` for each ``(buf, starts, ends)``.
 
     ``rels`` are already checked to stay below ``root``. The files are written from a pool of
     ``threads`` threads (default :data:`WRITE_THREADS`; the file system's create and write
-    calls release the GIL); folders are made once, first.
+    calls release the GIL); folders are made once, first. ``description`` names the progress
+    bar, advanced as files are written.
 
     Examples
     --------
@@ -552,31 +554,26 @@ def write_files(
     for parent in dict.fromkeys(os.path.dirname(p) for p in paths):
         os.makedirs(parent, exist_ok=True)
     views = [(np.ascontiguousarray(buf).data, a.tolist(), z.tolist()) for buf, a, z in pieces]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
-    def one(i: int) -> None:
-        parts = [v[a[i] : z[i]] for v, a, z in views]
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        fd = os.open(paths[i], flags, 0o666)
-        try:
-            done = 0
-            while done < len(data):
-                done += os.write(fd, data[done:])
-        finally:
-            os.close(fd)
-
-    def chunk(span: range) -> None:
+    def chunk(span: range) -> int:
         for i in span:
-            one(i)
+            parts = [v[a[i] : z[i]] for v, a, z in views]
+            with open(paths[i], "wb") as fh:
+                fh.write(parts[0] if len(parts) == 1 else b"".join(parts))
+        return len(span)
 
     n = len(paths)
     threads = WRITE_THREADS if threads is None else threads
-    if threads <= 1 or n < 64:
-        chunk(range(n))
-        return
-    step = max(16, -(-n // (threads * 8)))  # a few chunks per thread: even finish, low overhead
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(chunk, [range(a, min(a + step, n)) for a in range(0, n, step)]))
+    with task(description, total=n) as advance:
+        if threads <= 1 or n < 64:
+            for i in range(n):
+                advance(chunk(range(i, i + 1)))
+            return
+        step = max(16, -(-n // (threads * 8)))  # a few chunks per thread: even finish
+        with ThreadPoolExecutor(threads) as pool:
+            spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
+            for done in pool.map(chunk, spans):
+                advance(done)
 
 
 @contextmanager

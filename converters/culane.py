@@ -48,7 +48,6 @@ from converters._names import check_list_names
 from converters._numbers import fixed, fixed_cells, int_cells, join_cells
 from converters._writer import Output, writer
 from converters.tusimple import prepare, report_lane_categories
-from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Polylines
 
@@ -109,8 +108,7 @@ def write(
     for name in names:
         safe_path(tmp, name)
     buf, starts, ends = _lines_text(p, decimals)
-    with status(f"writing {len(names):,} CULane .lines.txt files"):
-        write_files(tmp, names, [(buf, starts, ends)])
+    write_files(tmp, names, [(buf, starts, ends)], description="CULane .lines.txt files")
     report.files += names
     (tmp / "list").mkdir(exist_ok=True)
     listing = "".join(f"/{n}\n" for n in p["names"])

@@ -68,7 +68,6 @@ from converters._numbers import texts
 from converters._writer import Output, writer
 from converters.masks import palette
 from deepen_export import geometry as geo
-from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
@@ -403,8 +402,7 @@ def _write_xml(
     sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     ends = np.cumsum(sizes)
     data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    with status(f"writing {len(files):,} VOC XML files"):
-        write_files(tmp, files, [(data, ends - sizes, ends)])
+    write_files(tmp, files, [(data, ends - sizes, ends)], description="VOC XML files")
     report.written = {"images": len(frames), **report.written}  # images first in the summary
     return files
 

@@ -65,7 +65,6 @@ from converters._dataset import (
 from converters._numbers import fixed_cells, int_cells, join_cells
 from converters._writer import Output, writer
 from deepen_export import geometry as geo
-from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
@@ -169,8 +168,7 @@ def write(
     written = plan.written
     lines = _lines(labels, report, written, task, clip)
     files = [_label_path(n, s) for n, s in zip(plan.names, plan.subsets, strict=True)]
-    with status(f"writing {len(files):,} YOLO label files"):
-        write_files(tmp, files, lines.pieces)
+    write_files(tmp, files, lines.pieces, description="YOLO label files")
     (tmp / "images").mkdir()
     for name, _ in subsets:  # every subset data.yaml names exists, even when empty
         (tmp / "images" / name).mkdir()
