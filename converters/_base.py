@@ -23,7 +23,8 @@ import tempfile
 import uuid
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path, PurePath
@@ -35,7 +36,7 @@ import orjson
 
 from deepen_export._io import atomic_dir as _local_atomic_dir
 from deepen_export._io import atomic_file, safe_path
-from deepen_export._progress import status
+from deepen_export._progress import status, task
 from deepen_export.errors import ConversionError, LossyConversionWarning
 from deepen_export.model import KINDS, LabelSet, Table
 from deepen_export.report import Action, Report
@@ -48,6 +49,7 @@ __all__ = [
     "atomic_file",
     "dump_json",
     "finish",
+    "json_bytes",
     "json_chunks",
     "ordered_map",
     "paused_gc",
@@ -55,7 +57,9 @@ __all__ = [
     "record",
     "remote_destination",
     "safe_path",
+    "texts_by_value",
     "unsupported_line",
+    "write_files",
     "write_text",
     "xml_escape_attrib",
     "xml_escape_text",
@@ -380,6 +384,17 @@ def json_chunks(obj: Any, depth: int = 3, batch: int = 2000) -> Iterator[bytes]:
         yield _dumps(obj)
 
 
+def json_bytes(obj: Any, *, indent: bool = False) -> bytes:
+    """``obj`` as :func:`dump_json` writes it (without the final newline), as bytes.
+
+    Examples
+    --------
+    >>> json_bytes({"a": [1]}, indent=True)
+    b'{\\n  "a": [\\n    1\\n  ]\\n}'
+    """
+    return _dumps(obj, indent=indent)
+
+
 def _dumps(obj: Any, *, indent: bool = False) -> bytes:
     try:
         return orjson.dumps(obj, option=_ORJSON | (orjson.OPT_INDENT_2 if indent else 0))
@@ -500,6 +515,100 @@ def ordered_map(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+# value types whose equal values always have the same text (no -0.0 == 0.0, no unhashables)
+_SAME_TEXT_TYPES = frozenset({str, bool, int, type(None), np.str_, np.bool_, np.int32, np.int64})
+
+
+def texts_by_value(values: list[Any], text_of: Callable[[Any], str]) -> npt.NDArray[Any]:
+    """``text_of(v)`` of each value (``""`` for None), as an object array, computed once per
+    distinct value: attribute columns hold few distinct values among many labels.
+
+    Examples
+    --------
+    >>> texts_by_value(["a", None, "a", "b"], lambda v: f"<{v}>").tolist()
+    ['<a>', '', '<a>', '<b>']
+    """
+    out = np.empty(len(values), dtype=object)
+    kinds = set(map(type, values)) - {type(None)}
+    if len(kinds) <= 1 and kinds <= _SAME_TEXT_TYPES:  # one type: equal values, equal texts
+        memo = {v: "" if v is None else text_of(v) for v in set(values)}
+        out[:] = list(map(memo.__getitem__, values))
+        return out
+    keyed: dict[tuple[type, Any], str] = {}
+
+    def one(v: Any) -> str:
+        if v is None:
+            return ""
+        if type(v) not in _SAME_TEXT_TYPES:  # floats (-0.0 == 0.0), lists, dicts: each time
+            return text_of(v)
+        key = (type(v), v)
+        text = keyed.get(key)
+        if text is None:
+            text = keyed[key] = text_of(v)
+        return text
+
+    out[:] = [one(v) for v in values]
+    return out
+
+
+WRITE_THREADS = int(os.environ.get("DEEPEN_EXPORT_WRITE_THREADS", "1"))
+"""Threads of :func:`write_files` (``DEEPEN_EXPORT_WRITE_THREADS``). Creating small files waits
+on the file system, not the CPU, and threads creating files in one folder contend for it: on
+the 2-core test machine, 20,000 YOLO files took the same wall time from 1 or 2 threads, and 2
+threads spent 60% more system time (4 threads more still). Raise it where the file system
+gains from parallel writes (network file systems)."""
+
+
+def write_files(
+    root: str | os.PathLike[str],
+    rels: Sequence[str],
+    pieces: Sequence[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    *,
+    threads: int | None = None,
+    description: str = "",
+) -> None:
+    """Write many files cut out of shared buffers: file ``i`` is the concatenation, over
+    ``pieces``, of ``buf[starts[i]:ends[i]]`` for each ``(buf, starts, ends)``.
+
+    ``rels`` are already checked to stay below ``root``. The files are written from a pool of
+    ``threads`` threads (default :data:`WRITE_THREADS`; the file system's create and write
+    calls release the GIL); folders are made once, first. ``description`` names the progress
+    bar, advanced as files are written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> buf = np.frombuffer(b"abcdef", np.uint8)
+    >>> write_files(d, ["x/1.txt", "x/2.txt"], [(buf, np.array([0, 2]), np.array([2, 6]))])
+    >>> Path(d, "x/2.txt").read_bytes()
+    b'cdef'
+    """
+    base = os.fspath(root)
+    paths = [os.path.join(base, r) for r in rels]
+    for parent in dict.fromkeys(os.path.dirname(p) for p in paths):
+        os.makedirs(parent, exist_ok=True)
+    views = [(np.ascontiguousarray(buf).data, a.tolist(), z.tolist()) for buf, a, z in pieces]
+
+    def chunk(span: range) -> int:
+        for i in span:
+            parts = [v[a[i] : z[i]] for v, a, z in views]
+            with open(paths[i], "wb") as fh:
+                fh.write(parts[0] if len(parts) == 1 else b"".join(parts))
+        return len(span)
+
+    n = len(paths)
+    threads = WRITE_THREADS if threads is None else threads
+    with task(description, total=n) as advance:
+        if threads <= 1 or n < 64:
+            for i in range(n):
+                advance(chunk(range(i, i + 1)))
+            return
+        step = max(16, -(-n // (threads * 8)))  # a few chunks per thread: even finish
+        with ThreadPoolExecutor(threads) as pool:
+            spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
+            for done in pool.map(chunk, spans):
+                advance(done)
 
 
 @contextmanager

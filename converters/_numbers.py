@@ -12,8 +12,12 @@ passes its numbers through this module instead:
   ``-0``.
 - :func:`texts` gives the text of each value for XML/text formats (VOC, CVAT): integers
   without a decimal point, other values in shortest form, all formatted in one call.
-- :func:`fixed_texts` gives ``"%.<decimals>f" % v`` of :func:`fixed` values column-wise, as an
-  Arrow string array (KITTI's label columns): no per-value Python formatting.
+
+Text in bulk: :func:`fixed_cells` and :func:`int_cells` give the text of a whole column at
+once as a byte matrix (one NUL-padded row per value, no Python string per number), and
+:func:`join_cells` joins columns and separators into the bytes of every line at once, with the
+offset of each line (the files are then cut out of one buffer by offsets); :func:`fixed_texts`
+is :func:`fixed_cells` as an Arrow string array (KITTI joins its lines in Arrow).
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["DIFFERENCE_DECIMALS", "DIGITS", "fixed", "fixed_texts", "shortest", "texts"]
+__all__ = [
+    "DIFFERENCE_DECIMALS",
+    "DIGITS",
+    "cells_text",
+    "fixed",
+    "fixed_cells",
+    "fixed_texts",
+    "int_cells",
+    "join_cells",
+    "shortest",
+    "texts",
+]
 
 Array = npt.NDArray[Any]
 
@@ -87,19 +102,8 @@ def fixed(values: npt.ArrayLike, decimals: int) -> Array:
     return np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
 
 
-_FRACTIONS: dict[int, Any] = {}
-"""``decimals`` -> Arrow array of the zero-padded fractions ``"00"`` .. ``"99"`` (``decimals <= 5``)."""
-
-
 def fixed_texts(values: npt.ArrayLike, decimals: int) -> Any:
-    """``"%.<decimals>f" % v`` of every value of :func:`fixed` ``(values, decimals)``, flattened,
-    as a ``pyarrow`` string array; byte for byte what ``%`` writes.
-
-    A value ``v`` rounded to ``d`` decimals is the float nearest to ``n / 10**d`` for the
-    integer ``n = round(v * 10**d)`` as long as ``|n| < 2**52``; ``%`` then writes exactly that
-    decimal, so the text is ``n``'s digits with a point ``d`` places from the right (sign from
-    ``n``: ``fixed`` cleared ``-0``). Larger values, NaN and infinities go through ``%`` one by
-    one.
+    """:func:`fixed_cells` as a ``pyarrow`` string array (for formats that join lines in Arrow).
 
     Examples
     --------
@@ -109,33 +113,12 @@ def fixed_texts(values: npt.ArrayLike, decimals: int) -> Any:
     ['0', '-2', '7']
     """
     import pyarrow as pa  # imported here: ~0.2 s that writers which never call this do not pay
-    import pyarrow.compute as pc
 
-    x = fixed(values, decimals).ravel()
-    if decimals > 15:  # 10**decimals past float64's digits: every value by %
-        return pa.array([f"%.{decimals}f" % v for v in x.tolist()], pa.string())
-    scale = 10**decimals
-    exact = np.abs(x) < 2.0**52 / scale
-    n = np.round(np.where(exact, x, 0.0) * scale).astype(np.int64)
-    a = np.abs(n)
-    whole = pc.cast(pa.array(a // scale), pa.string())
-    sign = pc.if_else(pa.array(n < 0), "-", "")
-    if decimals == 0:
-        out = pc.binary_join_element_wise(sign, whole, "")
-    else:
-        table = _FRACTIONS.get(decimals)
-        if table is None and decimals <= 5:
-            table = _FRACTIONS[decimals] = pa.array([f"{k:0{decimals}d}" for k in range(scale)])
-        frac = (
-            table.take(pa.array(a % scale))
-            if table is not None
-            else pc.utf8_lpad(pc.cast(pa.array(a % scale), pa.string()), decimals, "0")
-        )
-        out = pc.binary_join_element_wise(sign, whole, ".", frac, "")
-    if not exact.all():
-        rest = [f"%.{decimals}f" % v for v in x[~exact].tolist()]
-        out = pc.replace_with_mask(out, pa.array(~exact), pa.array(rest, pa.string()))
-    return out
+    buf, offsets = join_cells([fixed_cells(values, decimals)])
+    n = len(offsets) - 1
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(np.ascontiguousarray(buf))
+    )
 
 
 def texts(
@@ -159,9 +142,192 @@ def texts(
     out = orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
     finite = np.isfinite(flat)
     whole = finite & (flat == np.trunc(flat))
-    for i in np.flatnonzero(whole & (np.abs(flat) < 1e15)).tolist():
-        out[i] = out[i][:-2]  # "5.0" -> "5"
+    small = np.flatnonzero(whole & (np.abs(flat) < 1e15))
+    if len(small):  # "5.0" -> "5": the integers' own text, all at once
+        column = np.array(out, dtype=object)
+        column[small] = flat[small].astype(np.int64).astype(str).astype(object)
+        out = column.tolist()
     for i in np.flatnonzero((whole & (np.abs(flat) >= 1e15)) | ~finite).tolist():
         v = float(flat[i])
         out[i] = str(int(v)) if math.isfinite(v) else repr(v)
     return out
+
+
+# -- text in bulk: one byte matrix per column ------------------------------------------------
+#
+# A column's texts are an ``(n, width)`` uint8 matrix, right-aligned, NUL (0) on the left where
+# a text is shorter than the widest; :func:`join_cells` drops the NULs. Numbers are made of
+# their digits by integer arithmetic and a table of the 1000 three-digit groups, so no Python
+# string is built per number.
+
+_PAIRS = np.array([b"%02d" % i for i in range(100)]).view(np.uint16)  # "07" as 2 bytes
+_EXACT = 1e14  # |value * 10**decimals| below this: the integer and its digits are exact
+
+
+def _pairs(a: Array, n_pairs: int) -> Array:
+    """The ``2 * n_pairs`` decimal digits of each ``a >= 0`` (int64, leading zeros kept)."""
+    out = np.empty((len(a), n_pairs), dtype=np.uint16)
+    rest = a
+    for k in range(n_pairs - 1, -1, -1):  # two digits at a time, from the right
+        rest, low = np.divmod(rest, 100)
+        out[:, k] = _PAIRS.take(low)
+    return out.view(np.uint8)  # each uint16 holds its two digit bytes in text order
+
+
+def _digits(a: Array, neg: Array) -> Array:
+    """Cells of the integers ``a >= 0`` (int64), with a ``-`` before those in ``neg``."""
+    top = int(a.max()) if len(a) else 0
+    signed = bool(neg.any())
+    width = len(str(top)) + signed  # a sign column only when some value has a sign
+    n_pairs = -(-width // 2)
+    out = _pairs(a, n_pairs)[:, 2 * n_pairs - width :]
+    if width - signed == 1 and not signed:
+        return np.ascontiguousarray(out)
+    # leading zeros (all but the last digit) become NUL; the sign goes just before the first digit
+    n_digits = np.ones(len(a), dtype=np.int64)
+    for k in range(1, width - signed):
+        n_digits += a >= 10**k
+    lead = np.arange(width)[None, :] < (width - n_digits)[:, None]
+    out = np.where(lead, np.uint8(0), out)
+    rows = np.flatnonzero(neg)
+    out[rows, width - 1 - n_digits[rows]] = ord("-")
+    return out
+
+
+def _right_align(cells: Array, rows: Array, texts_: list[bytes]) -> Array:
+    """``cells`` with rows ``rows`` replaced by ``texts_`` (widened when one is longer)."""
+    width = max([cells.shape[1], *map(len, texts_)])
+    if width > cells.shape[1]:
+        cells = np.concatenate(
+            [np.zeros((len(cells), width - cells.shape[1]), np.uint8), cells], axis=1
+        )
+    for r, t in zip(rows.tolist(), texts_, strict=True):
+        cells[r] = 0
+        cells[r, width - len(t) :] = np.frombuffer(t, np.uint8)
+    return cells
+
+
+def int_cells(values: npt.ArrayLike) -> Array:
+    """Text of each integer (flattened) as a cells matrix: what ``"%d" % v`` writes.
+
+    Examples
+    --------
+    >>> cells_text(int_cells([0, 7, -42, 1000]))
+    ['0', '7', '-42', '1000']
+    """
+    v = np.asarray(values, dtype=np.int64).ravel()
+    big = v == np.iinfo(np.int64).min  # |v| does not fit: written one by one
+    a = np.abs(np.where(big, 0, v))
+    cells = _digits(a, v < 0)
+    if big.any():
+        cells = _right_align(cells, np.flatnonzero(big), [b"%d" % x for x in v[big].tolist()])
+    return cells
+
+
+def fixed_cells(values: npt.ArrayLike, decimals: int) -> Array:
+    """Text of each value (flattened) as ``"%.<decimals>f" % fixed(v, decimals)`` writes it.
+
+    The same bytes as formatting the rounded values one by one: the value is rounded as
+    :func:`fixed` rounds it (``rint(v * 10**decimals)``, ties to even on that product, ``-0``
+    cleared), and that integer's digits are the text. NaN, infinities and values too large for
+    exact integer digits are formatted one by one.
+
+    Examples
+    --------
+    >>> cells_text(fixed_cells([0.1234565, -0.0000001, 12.5, 1 / 128, float("nan")], 6))
+    ['0.123456', '0.000000', '12.500000', '0.007812', 'nan']
+    >>> cells_text(fixed_cells([2.5, -3.5, 0.4], 0))
+    ['2', '-4', '0']
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    with np.errstate(over="ignore", invalid="ignore"):  # those are formatted one by one
+        n = np.rint(v * 10.0**decimals)
+    ok = np.abs(n) < _EXACT  # False for NaN and infinities
+    a = np.abs(np.where(ok, n, 0.0)).astype(np.int64)
+    whole, frac = np.divmod(a, 10**decimals)
+    cells = _digits(whole, ok & (n < 0))
+    if decimals > 0:
+        n_pairs = -(-decimals // 2)
+        frac = frac * 10 ** (2 * n_pairs - decimals)  # left-aligned in whole pairs of digits
+        point = np.full((len(v), 1), ord("."), dtype=np.uint8)
+        cells = np.concatenate([cells, point, _pairs(frac, n_pairs)[:, :decimals]], axis=1)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rounded = fixed(v[bad], decimals).tolist()
+        cells = _right_align(cells, bad, [b"%.*f" % (decimals, x) for x in rounded])
+    return cells
+
+
+def cells_text(cells: Array) -> list[str]:
+    """The text of each row of a cells matrix (for the few places that need Python strings).
+
+    Examples
+    --------
+    >>> cells_text(int_cells([3, -12]))
+    ['3', '-12']
+    """
+    if not len(cells):
+        return []
+    buf, offsets = join_cells([cells])
+    text = buf.tobytes().decode("ascii")
+    return [text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+
+
+def join_cells(parts: list[Array | bytes]) -> tuple[Array, Array]:
+    """Rows of several cells matrices and constant separators joined: ``(bytes, offsets)``.
+
+    ``parts`` are cells matrices of one row per line (the same number of rows) and ``bytes``
+    put on every line (``b" "``, ``b"\\n"``). Returns every line's bytes one after the other
+    (uint8) and the ``n + 1`` offsets where each line starts (and the last ends).
+
+    Examples
+    --------
+    >>> buf, off = join_cells([int_cells([1, 23]), b" ", fixed_cells([0.5, 0.25], 2), b"\\n"])
+    >>> buf.tobytes(), off.tolist()
+    (b'1 0.50\\n23 0.25\\n', [0, 7, 15])
+    """
+    n = next(len(p) for p in parts if not isinstance(p, bytes))
+    mats = [
+        np.broadcast_to(np.frombuffer(p, np.uint8), (n, len(p))) if isinstance(p, bytes) else p
+        for p in parts
+    ]
+    m = np.concatenate(mats, axis=1) if mats else np.zeros((n, 0), np.uint8)
+    keep = m != 0
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    if keep.all():  # every text of every column as wide as its column: nothing to drop
+        offsets[1:] = np.arange(1, n + 1) * m.shape[1]
+        return m.reshape(-1), offsets
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return m[keep], offsets
+
+
+def repr_cells(values: npt.ArrayLike, decimals: int) -> Array:
+    """Text of each value rounded to ``decimals`` as ``repr`` (and ``json.dumps``) writes the
+    rounded float: the fixed text without its trailing zeros (one decimal kept).
+
+    The ``decimals``-decimal text of a value below 1e15 / 10**decimals is the shortest that
+    gives the rounded float back, so only its trailing zeros differ from ``repr``; exponent
+    forms (below 1e-4, from 1e16) and larger values are formatted one by one.
+
+    Examples
+    --------
+    >>> cells_text(repr_cells([12.3456, -2, 0, 1e-5, 3.1], 2))
+    ['12.35', '-2.0', '0.0', '0.0', '3.1']
+    >>> cells_text(repr_cells([0.00005], 6))
+    ['5e-05']
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = fixed(np.asarray(values, dtype=np.float64).ravel(), decimals)
+    cells = fixed_cells(v, max(decimals, 1)).copy()
+    stripping = np.ones(len(v), dtype=bool)
+    for col in range(cells.shape[1] - 1, cells.shape[1] - max(decimals, 1), -1):
+        stripping &= cells[:, col] == ord("0")
+        cells[stripping, col] = 0
+    a = np.abs(v)
+    with np.errstate(over="ignore", invalid="ignore"):
+        odd = ~(a * 10.0**decimals < _EXACT) | ((a > 0) & (a < 1e-4))
+    if odd.any():
+        rows = np.flatnonzero(odd)
+        cells = _right_align(cells, rows, [repr(x).encode() for x in v[rows].tolist()])
+    return cells

@@ -113,7 +113,7 @@ def check_paths(
             safe_path(root, name)
         final = name
         if suffix is not None:
-            final = str(PurePosixPath(name).with_suffix(suffix))
+            final = with_suffix(name, suffix)
             if not _plainly_safe(final):
                 safe_path(root, final)
         other = seen.setdefault(final, name)
@@ -124,6 +124,23 @@ def check_paths(
                 + (f" (file ids {ids[names.index(other)]!r}, {ids[i]!r})" if file_ids else "")
                 + ": the format names its files after the image without its extension"
             )
+
+
+def with_suffix(name: str, suffix: str) -> str:
+    """``str(PurePosixPath(name).with_suffix(suffix))``, without building a path per name.
+
+    Examples
+    --------
+    >>> with_suffix("a/b.c.png", ".txt"), with_suffix("a/.hidden", ".txt"), with_suffix("x.", ".txt")
+    ('a/b.c.txt', 'a/.hidden.txt', 'x..txt')
+    """
+    tail = name.rpartition("/")[2]
+    if "//" in name or "/./" in name or name.startswith("./") or tail in ("", ".", ".."):
+        return str(PurePosixPath(name).with_suffix(suffix))  # paths pathlib would normalise
+    dot = tail.rfind(".")
+    if 0 < dot < len(tail) - 1:  # pathlib's suffix: a dot neither first nor last
+        return name[: len(name) - len(tail) + dot] + suffix
+    return name + suffix
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,+=@~()\[\] /-]{1,200}")

@@ -38,21 +38,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, safe_path
+from converters._base import safe_path, write_files
 from converters._names import check_list_names
-from converters._numbers import fixed
+from converters._numbers import fixed, fixed_cells, int_cells, join_cells
+from converters._writer import Output, writer
 from converters.tusimple import prepare, report_lane_categories
-from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Polylines
-from deepen_export.report import Report
 
 __all__ = ["read", "write"]
 
 FORMAT = "culane"
+Array = npt.NDArray[Any]
 
 
 def lines_name(image: str) -> str:
@@ -61,16 +63,16 @@ def lines_name(image: str) -> str:
     return str(p.with_suffix("")) + ".lines.txt"
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     rows: Sequence[int] | None = None,
     step: int = 10,
     decimals: int = 3,
-) -> Report:
+) -> None:
     """Write the lanes of ``labels`` as CULane ``.lines.txt`` files under ``dest``.
 
     Parameters
@@ -92,15 +94,8 @@ def write(
     -------
     Report
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     p = prepare(labels, report, rows, step, FORMAT, bottom_up=True)
-    x = fixed(p["x"], decimals)
-    lanes_pos, order = p["lanes_pos"], p["order"]
-    bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
-    fmt = f"%.{decimals}f"
     for n in p["names"]:
         safe_path("/", n)  # refuse names that leave the folder or name no file, before deriving
     check_list_names(p["names"], FORMAT)  # list/*.txt is split at whitespace by its readers
@@ -109,32 +104,45 @@ def write(
         raise ConversionError(
             f"{FORMAT}: two images map to the same .lines.txt name", format=FORMAT
         )
-    report_lane_categories(p, order, report, FORMAT)
-    with atomic_dir(dest) as tmp:
-        for i, name in enumerate(progress(names, description="CULane .lines.txt files")):
-            sel = order[bounds[i] : bounds[i + 1]]
-            k = len(p["grid"][i])
-            ys = np.asarray(p["grid"][i], dtype=np.int64)
-            text = []
-            for lane_x in x[sel, :k]:
-                ok = ~np.isnan(lane_x)
-                xs = np.char.mod(fmt, lane_x[ok])
-                pairs = np.char.add(np.char.add(xs, " "), ys[ok].astype(str))
-                text.append(" ".join(pairs.tolist()) + "\n")
-            path = safe_path(tmp, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(text), encoding="utf-8")
-            report.files.append(name)
-        (tmp / "list").mkdir(exist_ok=True)
-        listing = "".join(f"/{n}\n" for n in p["names"])
-        # lanedet opens list/train_gt.txt (training) and list/test.txt (evaluation); with no
-        # segmentation PNGs written, each line is the image path alone, which it accepts
-        for lst in ("all.txt", "train_gt.txt", "test.txt"):
-            (tmp / "list" / lst).write_text(listing, encoding="utf-8")
-            report.files.append(f"list/{lst}")
-        report.written = {"images": len(names), "lanes": len(order)}
-        finish(report, tmp)
-    return report
+    report_lane_categories(p, p["order"], report, FORMAT)
+    for name in names:
+        safe_path(tmp, name)
+    buf, starts, ends = _lines_text(p, decimals)
+    write_files(tmp, names, [(buf, starts, ends)], description="CULane .lines.txt files")
+    report.files += names
+    (tmp / "list").mkdir(exist_ok=True)
+    listing = "".join(f"/{n}\n" for n in p["names"])
+    # lanedet opens list/train_gt.txt (training) and list/test.txt (evaluation); with no
+    # segmentation PNGs written, each line is the image path alone, which it accepts
+    for lst in ("all.txt", "train_gt.txt", "test.txt"):
+        (tmp / "list" / lst).write_text(listing, encoding="utf-8")
+        report.files.append(f"list/{lst}")
+    report.written = {"images": len(names), "lanes": len(p["order"])}
+
+
+def _lines_text(p: dict[str, Any], decimals: int) -> tuple[Array, Array, Array]:
+    """Every image's ``x y x y ...`` lines, formatted column-wise: ``(bytes, starts, ends)``.
+
+    One token ``x y`` per row a lane reaches, followed by a space, or a newline after the
+    lane's last; lanes in ``p["order"]`` (grouped by image, left to right).
+    """
+    order = p["order"]
+    lanes_pos = p["lanes_pos"][order]
+    x = fixed(p["x"][order], decimals)
+    k = np.array([len(g) for g in p["grid"]], dtype=np.int64)
+    grid = np.zeros((len(k), x.shape[1]), dtype=np.int64)
+    for i, g in enumerate(p["grid"]):
+        grid[i, : len(g)] = g
+    valid = ~np.isnan(x) & (np.arange(x.shape[1])[None, :] < k[lanes_pos][:, None])
+    per_lane = valid.sum(axis=1)
+    lane_end = np.cumsum(per_lane)  # tokens end of each lane
+    sep = np.full((int(valid.sum()), 1), ord(" "), dtype=np.uint8)
+    sep[lane_end[per_lane > 0] - 1] = ord("\n")
+    ys = np.broadcast_to(grid[lanes_pos], x.shape)[valid]
+    buf, offsets = join_cells([fixed_cells(x[valid], decimals), b" ", int_cells(ys), sep])
+    bounds = np.searchsorted(lanes_pos, np.arange(len(p["rows"]) + 1))  # lanes of each image
+    lane_start = np.r_[0, lane_end]
+    return buf, offsets[lane_start[bounds[:-1]]], offsets[lane_start[bounds[1:]]]
 
 
 def read(

@@ -38,7 +38,9 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -48,17 +50,7 @@ import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import (
-    OnUnsupported,
-    apply_policy,
-    atomic_dir,
-    finish,
-    paused_gc,
-    record,
-    write_text,
-    xml_escape_text,
-    xml_text,
-)
+from converters._base import record, texts_by_value, write_text, xml_escape_text, xml_text
 from converters._base import xml_escape_attrib as _xml_attr
 from converters._dataset import (
     ImageSource,
@@ -69,6 +61,7 @@ from converters._dataset import (
 )
 from converters._names import xml_safe_labels
 from converters._numbers import texts
+from converters._writer import Output, writer
 from deepen_export._progress import status
 from deepen_export.errors import ConversionError
 from deepen_export.model import (
@@ -76,7 +69,6 @@ from deepen_export.model import (
     Frames,
     FrameStatus,
     LabelSet,
-    LabelTable,
     Points,
     Polygons,
     Polylines,
@@ -115,20 +107,19 @@ def _value(v: Any) -> str:
     return str(v.item() if isinstance(v, np.generic) else v)
 
 
-@paused_gc()
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    clip: bool | str = True,
+    clip: bool = True,
     task_name: str = "deepen-export",
     split: str | dict[str, float] | None = None,
-    seed: int | str = 0,
-    copy_images: bool | str = False,
+    seed: int = 0,
+    copy_images: bool = False,
     images: str | os.PathLike[str] | ImageSource | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as CVAT for images 1.1 XML at ``dest/annotations.xml``.
 
     Parameters
@@ -169,10 +160,7 @@ def write(
     >>> ET.parse(out / "annotations.xml").find("image/box").attrib["xbr"]
     '3.5'
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels, report, "image entry")
     names = prep.image_names(labels, frames)
@@ -182,51 +170,54 @@ def write(
     if subsets:  # one task file per subset, named after it (how datumaro names subsets)
         subset = np.array(assign_splits(labels, frames, subsets, int(seed)), dtype=object)
         parts = [(f"{n}.xml", subset == n) for n, _ in subsets]
-    texts_: list[str] = []
     totals: dict[str, int] = {}
-    for _, sel in parts:
+    for file_name, sel in parts:
         with status("building CVAT XML"):
-            texts_.append(
-                to_xml(
-                    labels,
-                    report,
-                    frames[sel],
-                    [n for n, keep in zip(names, sel.tolist(), strict=True) if keep],
-                    clip=prep.flag(clip),
-                    task_name=task_name,
-                )
-            )
+            kept = [n for n, keep in zip(names, sel.tolist(), strict=True) if keep]
+            text = to_xml(labels, report, frames[sel], kept, clip=clip, task_name=task_name)
+        # as ET.tostring writes: no newline translation, unencodable characters as references
+        write_text(
+            tmp / file_name,
+            '<?xml version="1.0" encoding="utf-8"?>\n',
+            text,
+            "\n",
+            errors="xmlcharrefreplace",
+            newline="\n",
+        )
         for k, v in report.written.items():
             totals[k] = totals.get(k, 0) + v
         report.written.clear()
     report.written.update(totals)
-    with atomic_dir(dest) as tmp:
-        for (name, _), text in zip(parts, texts_, strict=True):
-            # as ET.tostring writes: no newline translation, unencodable characters as references
-            write_text(
-                tmp / name,
-                '<?xml version="1.0" encoding="utf-8"?>\n',
-                text,
-                "\n",
-                errors="xmlcharrefreplace",
-                newline="\n",
-            )
-        report.files = [name for name, _ in parts] + ["report.json"]
-        if prep.flag(copy_images):
-            fids = [str(x) for x in labels.frames.file_id[frames].tolist()]
-            srcs = source_names(labels, frames)
-            pairs = [
-                (src, f"images/{n}", fid) for src, n, fid in zip(srcs, names, fids, strict=True)
-            ]
-            report.written["image_files"] = place_images(images, pairs, tmp, report)
-        finish(report, tmp)
-    return report
+    report.files = [name for name, _ in parts] + ["report.json"]
+    if copy_images:
+        fids = [str(x) for x in labels.frames.file_id[frames].tolist()]
+        srcs = source_names(labels, frames)
+        pairs = [(src, f"images/{n}", fid) for src, n, fid in zip(srcs, names, fids, strict=True)]
+        report.written["image_files"] = place_images(images, pairs, tmp, report)
 
 
 # The document is written as text, exactly as ``ET.indent`` + ``ET.tostring`` would write the
 # same tree (with ElementTree's own escaping): building and serialising ~10 elements per label
 # took most of the export time. Shapes sit at depth 2 (annotations > image > shape).
 _SHAPE_PAD = "\n      "
+
+_Shape = tuple[int, int, str, str, str, str, int]  # kind, row, tag, label, head, children, parts
+
+
+class _Shapes:
+    """The shapes of each frame, in the order they are added, and the group id counter."""
+
+    def __init__(self, labels: LabelSet) -> None:
+        self.by_frame: dict[int, list[_Shape]] = {}
+        self.cats = [_xml_attr(c) for c in labels.categories]
+        self.group = 0
+
+    def add(self, frame: int, shape: _Shape) -> None:
+        self.by_frame.setdefault(frame, []).append(shape)
+
+    def next_group(self) -> str:
+        self.group += 1
+        return str(self.group)
 
 
 def to_xml(
@@ -239,103 +230,39 @@ def to_xml(
     task_name: str = "deepen-export",
 ) -> str:
     """The ``<annotations>`` document as text, without the XML declaration (see :func:`write`)."""
-    f = labels.frames
     unknown = prep.report_unknown_sizes(
         labels, frames, report, "width/height written as 0, labels not clipped"
     )
-    # frame -> (kind, row, tag, label, head, attribute children, parts of the label)
-    shapes: dict[int, list[tuple[int, int, str, str, str, str, int]]] = {}
-    group = [0]
-
-    def add(
-        frame: int, kind: int, row: int, tag: str, label: str, head: str, kids: str, n: int = 1
-    ) -> None:
-        shapes.setdefault(frame, []).append((kind, row, tag, label, head, kids, n))
-
-    def next_group() -> str:
-        group[0] += 1
-        return str(group[0])
-
-    cats = [_xml_attr(c) for c in labels.categories]
-
-    pb = prep.prepare_boxes(labels, report, frames, clip=clip)
-    b = labels.boxes
-    txt = _nums(pb.xyxy)
-    children = _Children(b)
-    for j, (r, fr, c) in enumerate(
-        zip(pb.rows.tolist(), b.frame[pb.rows].tolist(), b.category[pb.rows].tolist(), strict=True)
-    ):
-        xtl, ytl, xbr, ybr = txt[4 * j : 4 * j + 4]
-        head = f'xtl="{xtl}" ytl="{ytl}" xbr="{xbr}" ybr="{ybr}"'
-        add(fr, 0, r, "box", cats[c], head, children(r))
-
-    pp = prep.prepare_polygons(labels, report, frames, clip=clip)
-    p = labels.polygons
-    if len(pp.rows):
-        parts, part_label = shapely.get_parts(pp.geoms, return_index=True)
-        holes = np.bincount(
-            part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(pp.rows)
-        )
-        record(
-            report,
-            labels,
-            "polygons",
-            pp.rows[holes > 0],
-            "changed",
-            "polygon holes filled (a CVAT polygon has no holes)",
-        )
-        coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
-        last = np.r_[ring[1:] != ring[:-1], True]
-        coords, ring = coords[~last], ring[~last]
-        starts = np.flatnonzero(np.diff(ring, prepend=-1))
-        texts = _points_texts(coords, np.r_[starts, len(ring)])
-        part_of_chunk = ring[starts]
-        n_parts = np.bincount(part_label, minlength=len(pp.rows)).tolist()
-        rows = pp.rows.tolist()
-        children = _Children(p)
-        groups: dict[int, str] = {}
-        for k, text in zip(part_label[part_of_chunk].tolist(), texts, strict=True):
-            r = rows[k]
-            head = f'points="{text}"'
-            if n_parts[k] > 1:
-                if k not in groups:
-                    groups[k] = next_group()
-                head += f' group_id="{groups[k]}"'
-            add(
-                int(p.frame[r]), 1, r, "polygon", cats[p.category[r]], head, children(r), n_parts[k]
-            )
-
-    on = np.zeros(len(f), dtype=bool)
+    shapes = _Shapes(labels)
+    _add_boxes(labels, report, frames, clip, shapes)
+    _add_polygons(labels, report, frames, clip, shapes)
+    on = np.zeros(len(labels.frames), dtype=bool)
     on[frames] = True
-    pl = labels.polylines
-    line_rows, line_parts = _clip_polylines(labels, report, np.flatnonzero(on[pl.frame]), clip)
-    children = _Children(pl, label_type=True)
-    for r, parts_xy in zip(line_rows, line_parts, strict=True):
-        gid = next_group() if len(parts_xy) > 1 else None
-        kids = children(r)
-        for text in parts_xy:
-            head = f'points="{text}"'
-            if gid:
-                head += f' group_id="{gid}"'
-            add(int(pl.frame[r]), 2, r, "polyline", cats[pl.category[r]], head, kids, len(parts_xy))
+    _add_polylines(labels, report, on, clip, shapes)
+    _add_points_and_tags(labels, report, on, shapes)
+    tracks = _tracks(labels, frames, shapes.by_frame)
+    out = [_meta_text(labels, frames, unknown, task_name, bool(tracks))]
+    n_shapes = _image_texts(labels, frames, names, unknown, shapes.by_frame, out)
+    n_track_shapes = 0
+    for tid, (tag, label, keyframes) in enumerate(tracks):
+        out.append(f'\n  <track id="{tid}" label="{label}" source="manual">')
+        for k, outside, head, kids in keyframes:
+            lead = f'frame="{k}" outside="{outside}" occluded="0" keyframe="1" z_order="0"'
+            out.append(f"\n    <{tag} {lead} {head}>{kids}\n    </{tag}>")
+            n_track_shapes += 1 - outside
+        out.append("\n  </track>")
+    out.append("\n</annotations>")
+    report.written.update({"images": len(frames), "shapes": n_shapes + n_track_shapes})
+    if tracks:
+        report.written["tracks"] = len(tracks)
+    return "".join(out)
 
-    pt = labels.points
-    point_texts = _points_texts(pt.coords, pt.offsets)
-    children = _Children(pt)
-    for r in np.flatnonzero(on[pt.frame]).tolist():
-        if pt.offsets[r + 1] == pt.offsets[r]:
-            record(report, labels, "points", [r], "dropped", "point label has no points")
-            continue
-        head = f'points="{point_texts[r]}"'
-        add(int(pt.frame[r]), 3, r, "points", cats[pt.category[r]], head, children(r))
 
-    sc = labels.scenes
-    children = _Children(sc)
-    for r in np.flatnonzero(on[sc.frame]).tolist():
-        add(int(sc.frame[r]), 4, r, "tag", cats[sc.category[r]], "", children(r))
-
-    tracks = _tracks(labels, frames, shapes)
-
+def _meta_text(
+    labels: LabelSet, frames: Array, unknown: Array, task_name: str, tracks: bool
+) -> str:
+    """``<annotations>`` up to ``<meta>`` included (left open for the images)."""
+    f = labels.frames
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(root, "meta")
@@ -357,7 +284,19 @@ def to_xml(
             ET.SubElement(size, "width").text = str(int(f.width[frames[known[0]]]))
             ET.SubElement(size, "height").text = str(int(f.height[frames[known[0]]]))
     # the images follow <meta>: the small head is serialised as a tree, then left open
-    out = [xml_text(root).removesuffix("\n</annotations>")]
+    return xml_text(root).removesuffix("\n</annotations>")
+
+
+def _image_texts(
+    labels: LabelSet,
+    frames: Array,
+    names: list[str],
+    unknown: Array,
+    shapes: dict[int, list[_Shape]],
+    out: list[str],
+) -> int:
+    """Append each ``<image>`` with its shapes to ``out``; returns the number of shapes."""
+    f = labels.frames
     n_shapes = 0
     for k, fr in enumerate(frames.tolist()):
         attrib = {
@@ -380,19 +319,92 @@ def to_xml(
         else:
             out.append(" />")
         n_shapes += len(items)
-    n_track_shapes = 0
-    for tid, (tag, label, keyframes) in enumerate(tracks):
-        out.append(f'\n  <track id="{tid}" label="{label}" source="manual">')
-        for k, outside, head, kids in keyframes:
-            lead = f'frame="{k}" outside="{outside}" occluded="0" keyframe="1" z_order="0"'
-            out.append(f"\n    <{tag} {lead} {head}>{kids}\n    </{tag}>")
-            n_track_shapes += 1 - outside
-        out.append("\n  </track>")
-    out.append("\n</annotations>")
-    report.written.update({"images": len(frames), "shapes": n_shapes + n_track_shapes})
-    if tracks:
-        report.written["tracks"] = len(tracks)
-    return "".join(out)
+    return n_shapes
+
+
+def _add_boxes(
+    labels: LabelSet, report: Report, frames: Array, clip: bool, shapes: _Shapes
+) -> None:
+    pb = prep.prepare_boxes(labels, report, frames, clip=clip)
+    b = labels.boxes
+    t = np.array(_nums(pb.xyxy), dtype=object).reshape(-1, 4)
+    heads = 'xtl="' + t[:, 0] + '" ytl="' + t[:, 1] + '" xbr="' + t[:, 2] + '" ybr="' + t[:, 3]
+    cols = zip(
+        pb.rows.tolist(),
+        b.frame[pb.rows].tolist(),
+        b.category[pb.rows].tolist(),
+        (heads + '"').tolist(),
+        _children(b, pb.rows),
+        strict=True,
+    )
+    for r, fr, c, head, kids in cols:
+        shapes.add(fr, (0, r, "box", shapes.cats[c], head, kids, 1))
+
+
+def _add_polygons(
+    labels: LabelSet, report: Report, frames: Array, clip: bool, shapes: _Shapes
+) -> None:
+    pp = prep.prepare_polygons(labels, report, frames, clip=clip)
+    p = labels.polygons
+    if not len(pp.rows):
+        return
+    parts, part_label = shapely.get_parts(pp.geoms, return_index=True)
+    holes = np.bincount(
+        part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(pp.rows)
+    )
+    filled = "polygon holes filled (a CVAT polygon has no holes)"
+    record(report, labels, "polygons", pp.rows[holes > 0], "changed", filled)
+    coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    last = np.r_[ring[1:] != ring[:-1], True]
+    coords, ring = coords[~last], ring[~last]
+    starts = np.flatnonzero(np.diff(ring, prepend=-1))
+    texts_ = _points_texts(coords, np.r_[starts, len(ring)])
+    part_of_chunk = ring[starts]
+    n_parts = np.bincount(part_label, minlength=len(pp.rows)).tolist()
+    rows = pp.rows.tolist()
+    kids = _children(p, pp.rows)
+    groups: dict[int, str] = {}
+    for k, text in zip(part_label[part_of_chunk].tolist(), texts_, strict=True):
+        r = rows[k]
+        head = f'points="{text}"'
+        if n_parts[k] > 1:
+            if k not in groups:
+                groups[k] = shapes.next_group()
+            head += f' group_id="{groups[k]}"'
+        label = shapes.cats[p.category[r]]
+        shapes.add(int(p.frame[r]), (1, r, "polygon", label, head, kids[k], n_parts[k]))
+
+
+def _add_polylines(
+    labels: LabelSet, report: Report, on: Array, clip: bool, shapes: _Shapes
+) -> None:
+    pl = labels.polylines
+    line_rows, line_parts = _clip_polylines(labels, report, np.flatnonzero(on[pl.frame]), clip)
+    kids_of = _children(pl, np.asarray(line_rows, dtype=np.int64), label_type=True)
+    for r, parts_xy, kids in zip(line_rows, line_parts, kids_of, strict=True):
+        gid = shapes.next_group() if len(parts_xy) > 1 else None
+        label = shapes.cats[pl.category[r]]
+        for text in parts_xy:
+            head = f'points="{text}"'
+            if gid:
+                head += f' group_id="{gid}"'
+            shapes.add(int(pl.frame[r]), (2, r, "polyline", label, head, kids, len(parts_xy)))
+
+
+def _add_points_and_tags(labels: LabelSet, report: Report, on: Array, shapes: _Shapes) -> None:
+    pt = labels.points
+    point_texts = _points_texts(pt.coords, pt.offsets)
+    rows = np.flatnonzero(on[pt.frame])
+    empty = pt.offsets[rows + 1] == pt.offsets[rows]
+    record(report, labels, "points", rows[empty], "dropped", "point label has no points")
+    rows = rows[~empty]
+    for r, kids in zip(rows.tolist(), _children(pt, rows), strict=True):
+        head = f'points="{point_texts[r]}"'
+        shapes.add(int(pt.frame[r]), (3, r, "points", shapes.cats[pt.category[r]], head, kids, 1))
+    sc = labels.scenes
+    rows = np.flatnonzero(on[sc.frame])
+    for r, kids in zip(rows.tolist(), _children(sc, rows), strict=True):
+        shapes.add(int(sc.frame[r]), (4, r, "tag", shapes.cats[sc.category[r]], "", kids, 1))
 
 
 def _shape(tag: str, label: str, head: str, children: str) -> str:
@@ -456,37 +468,15 @@ def _clip_polylines(
     """Rows of ``labels.polylines`` kept and the ``x,y;x,y`` text of each part, clipped."""
     pl = labels.polylines
     part_label = np.repeat(np.arange(len(pl)), np.diff(pl.offsets))
-    n_pts = np.diff(pl.part_offsets)
-    coords = pl.coords[:, :2]
     if not clip or not len(rows):
-        texts_ = _points_texts(coords, pl.part_offsets)
+        texts_ = _points_texts(pl.coords[:, :2], pl.part_offsets)
         per: dict[int, list[str]] = {}
         for part, lab in enumerate(part_label.tolist()):
             per.setdefault(lab, []).append(texts_[part])
         return rows.tolist(), [per.get(r, []) for r in rows.tolist()]
     w = labels.frames.width[pl.frame[rows]].astype(np.float64)
     h = labels.frames.height[pl.frame[rows]].astype(np.float64)
-    pos = np.full(len(pl), -1, dtype=np.int64)
-    pos[rows] = np.arange(len(rows))
-    ok = (pos[part_label] >= 0) & (n_pts >= 2)
-    pt_part = np.repeat(np.arange(len(n_pts)), n_pts)
-    sel = ok[pt_part]
-    lines = np.full(len(n_pts), None, dtype=object)
-    if sel.any():
-        # shapely wants dense indices (0, 1, ... each present): renumber the kept parts
-        dense = np.unique(pt_part[sel], return_inverse=True)[1]
-        lines[ok] = shapely.linestrings(coords[sel], indices=dense)
-    geoms = np.full(len(rows), None, dtype=object)
-    has = np.zeros(len(rows), dtype=bool)
-    for part in np.flatnonzero(ok).tolist():
-        has[pos[part_label[part]]] = True
-    owner = pos[part_label[ok]]
-    multi = (
-        shapely.multilinestrings(lines[ok], indices=np.unique(owner, return_inverse=True)[1])
-        if ok.any()
-        else []
-    )
-    geoms[np.unique(owner)] = multi
+    geoms, has = _polyline_geoms(pl, rows, part_label)
     known = (w > 0) & (h > 0)
     box = shapely.box(0, 0, np.where(known, w, 1), np.where(known, h, 1))
     cut = np.where(known & has, shapely.intersection(geoms, box), geoms)
@@ -502,24 +492,38 @@ def _clip_polylines(
     for k, text in zip(of.tolist(), texts_, strict=True):
         per.setdefault(k, []).append(text)
     gone = np.array([k not in per for k in range(len(rows))], dtype=bool)
-    record(
-        report,
-        labels,
-        "polylines",
-        rows[changed & ~gone],
-        "clipped",
-        "polyline clipped to the image",
-    )
-    record(
-        report,
-        labels,
-        "polylines",
-        rows[gone],
-        "dropped",
-        "polyline lies outside the image or has fewer than 2 points",
-    )
+    clipped = "polyline clipped to the image"
+    record(report, labels, "polylines", rows[changed & ~gone], "clipped", clipped)
+    outside = "polyline lies outside the image or has fewer than 2 points"
+    record(report, labels, "polylines", rows[gone], "dropped", outside)
     kept = np.flatnonzero(~gone)
     return rows[kept].tolist(), [per[k] for k in kept.tolist()]
+
+
+def _polyline_geoms(pl: Polylines, rows: Array, part_label: Array) -> tuple[Array, Array]:
+    """A MultiLineString of the parts of 2+ points of each row (None without), and which have one."""
+    n_pts = np.diff(pl.part_offsets)
+    pos = np.full(len(pl), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    ok = (pos[part_label] >= 0) & (n_pts >= 2)
+    pt_part = np.repeat(np.arange(len(n_pts)), n_pts)
+    sel = ok[pt_part]
+    lines = np.full(len(n_pts), None, dtype=object)
+    if sel.any():
+        # shapely wants dense indices (0, 1, ... each present): renumber the kept parts
+        dense = np.unique(pt_part[sel], return_inverse=True)[1]
+        lines[ok] = shapely.linestrings(pl.coords[:, :2][sel], indices=dense)
+    geoms = np.full(len(rows), None, dtype=object)
+    has = np.zeros(len(rows), dtype=bool)
+    owner = pos[part_label[ok]]
+    has[owner] = True
+    multi = (
+        shapely.multilinestrings(lines[ok], indices=np.unique(owner, return_inverse=True)[1])
+        if ok.any()
+        else []
+    )
+    geoms[np.unique(owner)] = multi
+    return geoms, has
 
 
 def _attribute(name: str, value: str) -> str:
@@ -529,35 +533,35 @@ def _attribute(name: str, value: str) -> str:
     return f'{_SHAPE_PAD}<attribute name="{name}">{xml_escape_text(value)}</attribute>'
 
 
-class _Children:
-    """The ``<attribute>`` children of each label of a table, as text (columns read once)."""
+def _attribute_of(name: str, value: Any) -> str:
+    return _attribute(name, _value(value))
 
-    def __init__(self, t: LabelTable, *, label_type: bool = False) -> None:
-        self.cols = [(k, v.tolist()) for k, v in t.attributes.items()]  # type: ignore[attr-defined]
-        self.label_id = t.label_id.tolist()
-        self.track = t.track.tolist()
-        self.label_type = t.label_type.tolist() if label_type else None  # type: ignore[attr-defined]
-        self.memo: dict[tuple[str, str], str] = {}
 
-    def __call__(self, r: int) -> str:
-        out = []
-        for k, c in self.cols:
-            v = c[r]
-            if v is None:
-                continue
-            if type(v) is str:  # attribute values repeat: each (name, text) is escaped once
-                text = self.memo.get((k, v))
-                if text is None:
-                    text = self.memo[k, v] = _attribute(k, v)
-                out.append(text)
-            else:
-                out.append(_attribute(k, _value(v)))
-        out.append(_attribute("deepen_label_id", str(self.label_id[r])))
-        if self.track[r] >= 0:  # a number: nothing to escape
-            out.append(f'{_SHAPE_PAD}<attribute name="deepen_track">{self.track[r]}</attribute>')
-        if self.label_type is not None:
-            out.append(_attribute("deepen_label_type", str(self.label_type[r])))
-        return "".join(out)
+_PLAIN_XML = re.compile(r"[^&<>]*")
+
+
+def _children(t: Any, rows: Array, *, label_type: bool = False) -> list[str]:
+    """The ``<attribute>`` children of each row in ``rows``, as text, column by column
+    (attribute values formatted once per distinct value)."""
+    out = np.full(len(rows), "", dtype=object)
+    for k, col in t.attributes.items():
+        out = out + texts_by_value(col[rows].tolist(), functools.partial(_attribute_of, k))
+    lids = [str(v) for v in t.label_id[rows].tolist()]
+    text = np.empty(len(lids), dtype=object)
+    if all(lids) and _PLAIN_XML.fullmatch("".join(lids)):  # nothing to escape, none empty
+        text[:] = lids
+        text = f'{_SHAPE_PAD}<attribute name="deepen_label_id">' + text + "</attribute>"
+    else:
+        text[:] = [_attribute("deepen_label_id", v) for v in lids]
+    out = out + text
+    track = t.track[rows]
+    head = f'{_SHAPE_PAD}<attribute name="deepen_track">'
+    out = out + np.where(track >= 0, head + track.astype(str).astype(object) + "</attribute>", "")
+    if label_type:
+        kinds = [str(v) for v in t.label_type[rows].tolist()]
+        out = out + texts_by_value(kinds, functools.partial(_attribute, "deepen_label_type"))
+    result: list[str] = out.tolist()
+    return result
 
 
 def _labels_meta(labels: LabelSet) -> ET.Element:
@@ -634,9 +638,16 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
             status_of.get(im.get("deepen_status", ""), int(FrameStatus.UNKNOWN)) for im in images
         ],
     )
-    kinds: dict[str, dict[tuple[int, str], dict[str, Any]]] = {
-        k: {} for k in ("box", "polygon", "polyline", "points", "tag")
-    }
+    kinds = _read_shapes(root, images, cats)
+    return _label_set(frames, tuple(cats), kinds)
+
+
+_Entries = dict[str, dict[tuple[int, str], dict[str, Any]]]
+
+
+def _read_shapes(root: ET.Element, images: list[ET.Element], cats: list[str]) -> _Entries:
+    """Every shape of the images and visible track keyframes, joined per (image, label id)."""
+    kinds: _Entries = {k: {} for k in ("box", "polygon", "polyline", "points", "tag")}
     placed: list[tuple[int, int, ET.Element, str | None]] = [  # image, position, shape, label
         (i, j, el, None) for i, im in enumerate(images) for j, el in enumerate(im)
     ]
@@ -674,38 +685,43 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
             entry["parts"].append([float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")])
         elif el.tag != "tag":
             pts = el.get("points", "")
-            xy = [[float(v) for v in p.split(",")] for p in pts.split(";") if p]
-            entry["parts"].append(xy)
+            entry["parts"].append([[float(v) for v in p.split(",")] for p in pts.split(";") if p])
+    return kinds
 
-    def common(entries: list[dict[str, Any]]) -> dict[str, Any]:
-        keys = list(dict.fromkeys(k for e in entries for k in e["attrs"]))
-        return {
-            "frame": [e["frame"] for e in entries],
-            "category": [e["category"] for e in entries],
-            "label_id": [e["label_id"] for e in entries],
-            "track": [e["track"] for e in entries],
-            "attributes": {k: [e["attrs"].get(k) for e in entries] for k in keys},
-        }
 
-    def ragged(entries: list[dict[str, Any]]) -> tuple[Array, Array, Array]:
-        parts = [p for e in entries for p in e["parts"]]
-        return (
-            np.cumsum([0] + [len(e["parts"]) for e in entries]),
-            np.cumsum([0] + [len(p) for p in parts]),
-            np.asarray([xy for p in parts for xy in p], dtype=np.float64).reshape(-1, 2),
-        )
+def _common(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = list(dict.fromkeys(k for e in entries for k in e["attrs"]))
+    return {
+        "frame": [e["frame"] for e in entries],
+        "category": [e["category"] for e in entries],
+        "label_id": [e["label_id"] for e in entries],
+        "track": [e["track"] for e in entries],
+        "attributes": {k: [e["attrs"].get(k) for e in entries] for k in keys},
+    }
 
+
+def _ragged(entries: list[dict[str, Any]]) -> tuple[Array, Array, Array]:
+    parts = [p for e in entries for p in e["parts"]]
+    return (
+        np.cumsum([0] + [len(e["parts"]) for e in entries]),
+        np.cumsum([0] + [len(p) for p in parts]),
+        np.asarray([xy for p in parts for xy in p], dtype=np.float64).reshape(-1, 2),
+    )
+
+
+def _label_set(frames: Frames, cats: tuple[str, ...], kinds: _Entries) -> LabelSet:
     bx = list(kinds["box"].values())
     boxes = Boxes.from_columns(
-        **common(bx), xyxy=np.asarray([e["parts"][0] for e in bx], dtype=np.float64).reshape(-1, 4)
+        **_common(bx),
+        xyxy=np.asarray([e["parts"][0] for e in bx], dtype=np.float64).reshape(-1, 4),
     )
     pg = list(kinds["polygon"].values())
-    g_off, g_roff, g_xy = ragged(pg)
-    polygons = Polygons.from_columns(**common(pg), offsets=g_off, ring_offsets=g_roff, coords=g_xy)
+    g_off, g_roff, g_xy = _ragged(pg)
+    polygons = Polygons.from_columns(**_common(pg), offsets=g_off, ring_offsets=g_roff, coords=g_xy)
     pl = list(kinds["polyline"].values())
-    l_off, l_poff, l_xy = ragged(pl)
+    l_off, l_poff, l_xy = _ragged(pl)
     polylines = Polylines.from_columns(
-        **common(pl),
+        **_common(pl),
         label_type=[e["label_type"] for e in pl],
         offsets=l_off,
         part_offsets=l_poff,
@@ -714,14 +730,14 @@ def read(source: str | os.PathLike[str], /) -> LabelSet:
     ps = list(kinds["points"].values())
     point_xy = [np.asarray(e["parts"][0], dtype=np.float64).reshape(-1, 2) for e in ps]
     points = Points.from_columns(
-        **common(ps),
+        **_common(ps),
         offsets=np.cumsum([0] + [len(p) for p in point_xy]),
         coords=np.concatenate(point_xy) if point_xy else np.zeros((0, 2)),
     )
-    scenes = Scenes.from_columns(**common(list(kinds["tag"].values())))
+    scenes = Scenes.from_columns(**_common(list(kinds["tag"].values())))
     return LabelSet(
         frames=frames,
-        categories=tuple(cats),
+        categories=cats,
         boxes=boxes,
         polygons=polygons,
         polylines=polylines,

@@ -63,9 +63,9 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from converters._base import OnUnsupported, apply_policy, atomic_dir, finish, record
-from converters._numbers import fixed
-from converters._prepare2d import flag
+from converters._base import record
+from converters._numbers import fixed, int_cells, join_cells, repr_cells
+from converters._writer import Output, writer
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, FrameStatus, LabelSet, Polylines
 from deepen_export.report import Report
@@ -206,6 +206,37 @@ def _lane_table(labels: LabelSet, report: Report) -> Polylines:
     return pl.take(~not_lane & ~bad)
 
 
+def _image_rows(
+    labels: LabelSet,
+    rows: Array,
+    height: Array,
+    h_samples: Sequence[int] | None,
+    step: int,
+    fmt: str,
+    bottom_up: bool,
+) -> list[list[int]]:
+    """The sampled pixel rows of each image: fixed ``h_samples``, or the default of its height."""
+    fr = labels.frames
+    if h_samples is None:
+        unknown = rows[height <= 0]
+        if len(unknown):
+            ids = ", ".join(str(fr.file_id[r]) for r in unknown[:5])
+            raise ConversionError(
+                f"{fmt}: image size unknown for {ids}; pass the images (CLI: --images DIR) or "
+                "fixed rows with -O h_samples=[...]",
+                format=fmt,
+            )
+        per_image = [
+            (list(range(int(h), -1, -step)) if bottom_up else default_h_samples(int(h), step))
+            for h in height.tolist()
+        ]
+    else:
+        per_image = [_fixed_rows(h_samples, fmt)] * len(rows)
+        if bottom_up:
+            per_image = [s[::-1] for s in per_image]
+    return per_image
+
+
 def prepare(
     labels: LabelSet,
     report: Report,
@@ -229,23 +260,7 @@ def prepare(
     lanes_pos = pos[lanes.frame]
     width = fr.width[rows].astype(np.int64)
     height = fr.height[rows].astype(np.int64)
-    if h_samples is None:
-        unknown = rows[height <= 0]
-        if len(unknown):
-            ids = ", ".join(str(fr.file_id[r]) for r in unknown[:5])
-            raise ConversionError(
-                f"{fmt}: image size unknown for {ids}; pass the images (CLI: --images DIR) or "
-                "fixed rows with -O h_samples=[...]",
-                format=fmt,
-            )
-        per_image = [
-            (list(range(int(h), -1, -step)) if bottom_up else default_h_samples(int(h), step))
-            for h in height.tolist()
-        ]
-    else:
-        per_image = [_fixed_rows(h_samples, fmt)] * len(rows)
-        if bottom_up:
-            per_image = [s[::-1] for s in per_image]
+    per_image = _image_rows(labels, rows, height, h_samples, step, fmt, bottom_up)
     k = max((len(s) for s in per_image), default=0)
     grid = np.full((len(rows), k), np.nan)
     for i, s in enumerate(per_image):
@@ -308,20 +323,20 @@ def report_lane_categories(
             )
 
 
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
     h_samples: Sequence[int] | None = None,
     step: int = 10,
     decimals: int = 0,
     raw_prefix: str = "",
     classes: bool = False,
-    max_lanes: int | str = 5,
-    empty: bool | str = False,
-) -> Report:
+    max_lanes: int = 5,
+    empty: bool = False,
+) -> None:
     """Write the lanes of ``labels`` as TuSimple JSON lines under ``dest``.
 
     Parameters
@@ -351,34 +366,56 @@ def write(
     -------
     Report
     """
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     p = prepare(labels, report, h_samples, step, FORMAT)
     x = fixed(p["x"], decimals)
+    kept = _kept_lanes(labels, p, report, x, int(max_lanes), empty)
+    lanes_text = _lanes_text(x, kept, p["grid"], decimals)
+    out_lines = []
+    for (i, sel), lanes in zip(kept, lanes_text, strict=True):
+        obj: dict[str, Any] = {"lanes": [], "h_samples": p["grid"][i]}
+        obj["raw_file"] = raw_prefix + p["names"][i]
+        if classes:
+            obj["classes"] = (p["lanes"].category[sel] + 1).tolist()
+        # the lanes, formatted in bulk, take the place of the empty list json wrote
+        head, rest = json.dumps(obj, ensure_ascii=False).split('"lanes": []', 1)
+        out_lines.append(f'{head}"lanes": {lanes}{rest}')
+    if not classes:
+        written = np.concatenate([s for _, s in kept]) if kept else np.zeros(0, dtype=np.int64)
+        report_lane_categories(p, written, report, FORMAT, "; classes=true keeps it")
+    (tmp / "label_data.json").write_text("".join(f"{s}\n" for s in out_lines), encoding="utf-8")
+    report.files.append("label_data.json")
+    if classes:
+        (tmp / "classes.json").write_text(
+            json.dumps(
+                {str(i + 1): c for i, c in enumerate(labels.categories)},
+                ensure_ascii=False,
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        report.files.append("classes.json")
+    report.written = {"images": len(out_lines), "lanes": sum(len(s) for _, s in kept)}
+
+
+def _kept_lanes(
+    labels: LabelSet, p: dict[str, Any], report: Report, x: Array, limit: int, keep_empty: bool
+) -> list[tuple[int, Array]]:
+    """``(image, lanes)`` of each image written: at most ``limit`` lanes (nearest the centre),
+    images without lanes left out unless ``keep_empty``; every left-out lane and image reported."""
     lanes_pos, order = p["lanes_pos"], p["order"]
     bounds = np.searchsorted(lanes_pos[order], np.arange(len(p["rows"]) + 1))
-    out_lines = []
-    limit = int(max_lanes)
-    keep_empty = flag(empty)
-    n_lanes = 0
-    kept: list[Array] = []
-    for i, name in enumerate(p["names"]):
+    kept = []
+    for i in range(len(p["names"])):
         sel = order[bounds[i] : bounds[i + 1]]
         k = len(p["grid"][i])
         fid = str(labels.frames.file_id[p["rows"][i]])
         if limit and len(sel) > limit:
             sel = _nearest_centre(sel, x[:, :k], float(labels.frames.width[p["rows"][i]]), limit)
             gone = np.setdiff1d(order[bounds[i] : bounds[i + 1]], sel)
-            record(
-                report,
-                p["sub"],
-                "polylines",
-                gone,
-                "dropped",
-                f"more than {limit} lanes in the image: TuSimple scores at most {limit}",
-            )
+            many = f"more than {limit} lanes in the image: TuSimple scores at most {limit}"
+            record(report, p["sub"], "polylines", gone, "dropped", many)
         if not len(sel) and not keep_empty:
             report.add(
                 "skipped",
@@ -386,44 +423,42 @@ def write(
                 file_id=fid,
             )
             continue
-        n_lanes += len(sel)
-        kept.append(sel)
-        vals = np.where(np.isnan(x[sel, :k]), MISSING, x[sel, :k])
-        lanes_list = vals.astype(np.int64).tolist() if decimals == 0 else vals.tolist()
-        obj: dict[str, Any] = {
-            "lanes": lanes_list,
-            "h_samples": p["grid"][i],
-            "raw_file": raw_prefix + name,
-        }
-        if classes:
-            obj["classes"] = (p["lanes"].category[sel] + 1).tolist()
+        kept.append((i, sel))
         if len(sel) > 5:
             report.add(
                 "changed",
                 f"{len(sel)} lanes in one image; TuSimple evaluates at most 5",
                 file_id=fid,
             )
-        out_lines.append(json.dumps(obj, ensure_ascii=False))
-    if not classes:
-        written = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-        report_lane_categories(p, written, report, FORMAT, "; classes=true keeps it")
-    with atomic_dir(dest) as tmp:
-        (tmp / "label_data.json").write_text("".join(f"{s}\n" for s in out_lines), encoding="utf-8")
-        report.files.append("label_data.json")
-        if classes:
-            (tmp / "classes.json").write_text(
-                json.dumps(
-                    {str(i + 1): c for i, c in enumerate(labels.categories)},
-                    ensure_ascii=False,
-                    indent=1,
-                )
-                + "\n",
-                encoding="utf-8",
-            )
-            report.files.append("classes.json")
-        report.written = {"images": len(out_lines), "lanes": n_lanes}
-        finish(report, tmp)
-    return report
+    return kept
+
+
+def _lanes_text(
+    x: Array, kept: list[tuple[int, Array]], grid: list[list[int]], decimals: int
+) -> list[str]:
+    """The ``[[x, ...], ...]`` text of each written image, its numbers formatted in bulk
+    (``-2`` where a lane misses a row), as ``json.dumps`` writes the lists."""
+    lane = np.concatenate([s for _, s in kept]) if kept else np.zeros(0, dtype=np.int64)
+    k = np.repeat([len(grid[i]) for i, _ in kept], [len(s) for _, s in kept]).astype(np.int64)
+    valid = np.arange(x.shape[1])[None, :] < k[:, None]
+    vals = np.where(np.isnan(x[lane]), MISSING, x[lane])[valid]
+    cells = int_cells(vals.astype(np.int64)) if decimals == 0 else repr_cells(vals, decimals)
+    n = len(vals)
+    ends = np.cumsum(k)
+    sep = np.zeros((n, 2), dtype=np.uint8)
+    sep[:] = np.frombuffer(b", ", np.uint8)
+    sep[ends[k > 0] - 1] = np.frombuffer(b"]\x00", np.uint8)  # a lane's last number
+    opening = np.zeros((n, 1), dtype=np.uint8)
+    opening[(ends - k)[k > 0]] = ord("[")
+    buf, offsets = join_cells([opening, cells, sep])
+    text = buf.tobytes().decode("ascii")
+    lane_start = offsets[np.r_[0, ends]].tolist()
+    out, j = [], 0
+    for _, sel in kept:
+        parts = [text[lane_start[j + m] : lane_start[j + m + 1]] or "[]" for m in range(len(sel))]
+        out.append("[" + ", ".join(parts) + "]")
+        j += len(sel)
+    return out
 
 
 def _nearest_centre(sel: Array, x: Array, width: float, limit: int) -> Array:

@@ -42,26 +42,20 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import xml.etree.ElementTree as ET
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import (
-    FileWriter,
-    OnUnsupported,
-    apply_policy,
-    atomic_dir,
-    finish,
-    paused_gc,
-    record,
-    write_text,
-    xml_escape_text,
-)
+from converters._base import record, texts_by_value, write_files, write_text, xml_escape_text
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -71,9 +65,9 @@ from converters._dataset import (
 )
 from converters._names import xml_safe_labels
 from converters._numbers import texts
+from converters._writer import Output, writer
 from converters.masks import palette
 from deepen_export import geometry as geo
-from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
@@ -81,10 +75,12 @@ from deepen_export.report import Report
 __all__ = ["read", "write"]
 
 FORMAT = "voc"
+Array = npt.NDArray[Any]
+_Row = tuple[int, str, list[float], str, dict[str, Any]]  # frame, name, xyxy, label id, attributes
 
 
-def _xml_path(file_id: str) -> str:
-    return str(PurePosixPath("Annotations", PurePosixPath(file_id).with_suffix(".xml")))
+def _xml_path(name: str) -> str:
+    return "Annotations/" + prep.with_suffix(name, ".xml")
 
 
 # The XML is written as text, exactly as ``ET.indent`` + ``ET.tostring`` would write the same
@@ -103,66 +99,23 @@ def _node(tag: str, children: list[str], level: int) -> str:
     return f"<{tag}>{pad}{pad.join(children)}\n{'  ' * level}</{tag}>"
 
 
-def _object_texts(
-    labels: LabelSet, b: Any, rows: Any, clipped: Any, txt: Any, kind: str = "box"
-) -> list[str]:
-    """The ``<object>`` element (level 1) of each kept label of table ``b``, in ``rows`` order."""
-    names = [_leaf("name", c) for c in labels.categories]
-    cats = b.category[rows].tolist()
-    lids = b.label_id[rows].tolist()
-    tracks = b.track[rows].tolist()
-    cols = [(k, v[rows].tolist()) for k, v in b.attributes.items()]
-    memo: dict[tuple[str, str], str] = {}  # attribute values repeat: each is escaped once
-
-    def attribute(k: str, v: Any) -> str:
-        key = (k, _attr_text(v))
-        text = memo.get(key)
-        if text is None:
-            text = memo[key] = _node("attribute", [_leaf("name", k), _leaf("value", key[1])], 3)
-        return text
-
-    out = []
-    for j, (cat, lid, track, trunc, (x0, y0, x1, y1)) in enumerate(
-        zip(cats, lids, tracks, clipped.astype(int).tolist(), txt, strict=True)
-    ):
-        # numbers need no escaping and are never empty, so they go straight into the template
-        parts = [
-            f"<object>\n    {names[cat]}\n    <pose>Unspecified</pose>\n"
-            f"    <truncated>{trunc}</truncated>\n    <difficult>0</difficult>\n"
-            f"    <bndbox>\n      <xmin>{x0}</xmin>\n      <ymin>{y0}</ymin>\n"
-            f"      <xmax>{x1}</xmax>\n      <ymax>{y1}</ymax>\n    </bndbox>\n"
-            f"    {_leaf('deepen_label_id', lid)}"
-        ]
-        if kind != "box":
-            parts.append(f"\n    <deepen_label_type>{kind}</deepen_label_type>")
-        if track >= 0:
-            parts.append(f"\n    <track_id>{track}</track_id>")
-        attrs = [attribute(k, c[j]) for k, c in cols if c[j] is not None]
-        if attrs:
-            parts.append("\n    " + _node("attributes", attrs, 2))
-        parts.append("\n  </object>")
-        out.append("".join(parts))
-    return out
-
-
-@paused_gc()
+@writer(FORMAT)
 def write(
     labels: LabelSet,
-    dest: str | os.PathLike[str],
+    out: Output,
     /,
     *,
-    on_unsupported: OnUnsupported = "raise",
-    clip: bool | str = True,
-    include_unlabelled: bool | str = False,
+    clip: bool = True,
+    include_unlabelled: bool = False,
     folder: str = "",
-    origin: int | str = 0,
-    integer: bool | str = True,
-    segmentation: bool | str = False,
+    origin: int = 0,
+    integer: bool = True,
+    segmentation: bool = False,
     split: str | dict[str, float] | None = None,
-    seed: int | str = 0,
-    copy_images: bool | str = False,
+    seed: int = 0,
+    copy_images: bool = False,
     images: str | os.PathLike[str] | ImageSource | None = None,
-) -> Report:
+) -> None:
     """Write ``labels`` as a Pascal VOC folder at ``dest`` (see the module docstring).
 
     Parameters
@@ -217,150 +170,239 @@ def write(
     if base not in (0, 1):
         raise ValueError(f"origin must be 0 or 1, got {origin!r}")
     subsets = parse_split(split)
-    report = Report(FORMAT)
-    from converters import get_format
-
-    labels = apply_policy(labels, FORMAT, get_format(FORMAT).kinds, on_unsupported, report)
+    report, tmp = out.report, out.folder
     labels = xml_safe_labels(labels, report, FORMAT)  # a control character makes XML unreadable
     frames = prep.image_frames(labels)
-    frames = prep.skip_unlabelled(labels, frames, report, prep.flag(include_unlabelled), "XML file")
-    seg = prep.flag(segmentation)
-    if seg and len(labels.categories) > 254:
+    frames = prep.skip_unlabelled(labels, frames, report, include_unlabelled, "XML file")
+    if segmentation and len(labels.categories) > 254:
         raise ConversionError(
             f"{len(labels.categories)} categories do not fit VOC's 8-bit class PNGs (at most 254)",
             format=FORMAT,
         )
-    with atomic_dir(dest) as tmp:
-        names = prep.image_names(labels, frames)
-        prep.check_paths(names, tmp / "Annotations", ".xml")
-        ids = [str(PurePosixPath(n).with_suffix("")) for n in names]
-        subset = (
-            assign_splits(labels, frames, subsets, int(seed)) if subsets else ["default"] * len(ids)
-        )
-        objects, by_frame = _objects(
-            labels, report, frames, base, prep.flag(integer), prep.flag(clip)
-        )
-        files = _write_xml(labels, tmp, frames, names, objects, by_frame, folder, base, seg, report)
-        for name in [n for n, _ in subsets] or ["default"]:  # every subset, even empty
-            members = [i for i, s_ in zip(ids, subset, strict=True) if s_ == name]
-            for task in ("Main", "Segmentation") if seg else ("Main",):
-                rel = f"ImageSets/{task}/{name}.txt"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                write_text(tmp / rel, "".join(i + "\n" for i in members))
-                files.append(rel)
-        colors = palette(256)
-        write_text(
-            tmp / "labelmap.txt",
-            "# label:color_rgb:parts:actions\n",
-            *(
-                f"{n}:{','.join(map(str, colors[k].tolist()))}::\n"
-                for k, n in enumerate(("background", *labels.categories))
-            ),
-        )
-        files.append("labelmap.txt")
-        if seg:
-            files += _write_masks(labels, report, tmp, frames, ids, prep.flag(clip))
-        if prep.flag(copy_images):
-            pairs = [
-                (src, f"JPEGImages/{n}", str(fid))
-                for src, n, fid in zip(
-                    source_names(labels, frames),
-                    names,
-                    labels.frames.file_id[frames].tolist(),
-                    strict=True,
-                )
-            ]
-            report.written["image_files"] = place_images(images, pairs, tmp, report)
-        report.files = [*files, "report.json"]
-        finish(report, tmp)
-    return report
+    names = prep.image_names(labels, frames)
+    prep.check_paths(names, tmp / "Annotations", ".xml")
+    ids = [prep.with_suffix(n, "") for n in names]
+    subset = (
+        assign_splits(labels, frames, subsets, int(seed)) if subsets else ["default"] * len(ids)
+    )
+    objects = _objects(labels, report, frames, base, integer, clip)
+    head = _Head(folder, base, segmentation)
+    files = _write_xml(labels, tmp, frames, names, objects, head, report)
+    files += _image_sets(tmp, ids, subset, [n for n, _ in subsets], segmentation)
+    colors = palette(256)
+    write_text(
+        tmp / "labelmap.txt",
+        "# label:color_rgb:parts:actions\n",
+        *(
+            f"{n}:{','.join(map(str, colors[k].tolist()))}::\n"
+            for k, n in enumerate(("background", *labels.categories))
+        ),
+    )
+    files.append("labelmap.txt")
+    if segmentation:
+        files += _write_masks(labels, report, tmp, frames, ids, clip)
+    if copy_images:
+        fids = labels.frames.file_id[frames].tolist()
+        srcs = source_names(labels, frames)
+        pairs = [
+            (src, f"JPEGImages/{n}", str(fid))
+            for src, n, fid in zip(srcs, names, fids, strict=True)
+        ]
+        report.written["image_files"] = place_images(images, pairs, tmp, report)
+    report.files = [*files, "report.json"]
+
+
+def _image_sets(
+    tmp: Path, ids: list[str], subset: list[str], subsets: list[str], seg: bool
+) -> list[str]:
+    """``ImageSets/<task>/<subset>.txt``: the ids of each subset (every subset, even empty)."""
+    files = []
+    for name in subsets or ["default"]:
+        members = [i for i, s_ in zip(ids, subset, strict=True) if s_ == name]
+        for task in ("Main", "Segmentation") if seg else ("Main",):
+            rel = f"ImageSets/{task}/{name}.txt"
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_text(tmp / rel, "".join(i + "\n" for i in members))
+            files.append(rel)
+    return files
+
+
+@dataclass(frozen=True)
+class _Objects:
+    """``<object>`` texts of every kept label, as a matrix of pieces (row ``j``: the pieces of
+    object ``j``, joined by ``"".join``), sorted by frame (boxes, then polygons, of each)."""
+
+    pieces: Array
+    frame: Array
 
 
 def _objects(
-    labels: LabelSet, report: Report, frames: Any, base: int, integer: bool, clip: bool
-) -> tuple[list[str], dict[int, list[int]]]:
-    """``<object>`` texts of the boxes then polygons (as boxes), and their indices per frame."""
+    labels: LabelSet, report: Report, frames: Array, base: int, integer: bool, clip: bool
+) -> _Objects:
+    """``<object>`` pieces of the boxes then polygons (as boxes), grouped by frame."""
     pb = prep.prepare_boxes(labels, report, frames, clip=clip)
     pp = prep.prepare_polygons(labels, report, frames, clip=clip)
     p = labels.polygons
     record(report, labels, "polygons", pp.rows, "changed", "polygon written as its bounding box")
     bounds = shapely.bounds(pp.geoms) if len(pp.geoms) else np.zeros((0, 4))
-    objects: list[str] = []
+    tables = []
     for kind, table, rows, xyxy, clipped in (
-        ("boxes", labels.boxes, pb.rows, pb.xyxy, pb.clipped),
-        ("polygons", p, pp.rows, bounds, pp.clipped),
+        ("box", labels.boxes, pb.rows, pb.xyxy, pb.clipped),
+        ("polygon", p, pp.rows, bounds, pp.clipped),
     ):
         if integer:
             whole = np.concatenate([np.floor(xyxy[:, :2]), np.ceil(xyxy[:, 2:])], axis=1)
             moved = (whole != xyxy).any(axis=1)
-            if kind == "boxes":
-                record(
-                    report,
-                    labels,
-                    kind,
-                    rows[moved],
-                    "changed",
-                    "box corners rounded out to whole pixels",
-                )
+            if kind == "box":
+                corners = "box corners rounded out to whole pixels"
+                record(report, labels, "boxes", rows[moved], "changed", corners)
             xyxy = whole
-        vals = xyxy + np.array([base, base, 0.0, 0.0])
-        t = texts(vals)
-        txt = [t[i : i + 4] for i in range(0, len(t), 4)]
-        objects += _object_texts(
-            labels, table, rows, clipped, txt, "box" if kind == "boxes" else "polygon"
-        )
-    by_frame: dict[int, list[int]] = {}  # objects of each frame: its boxes, then its polygons
-    order = np.concatenate([labels.boxes.frame[pb.rows], p.frame[pp.rows]]).tolist()
-    for j, fr in enumerate(order):
-        by_frame.setdefault(fr, []).append(j)
-    report.written["objects"] = len(objects)
-    return objects, by_frame
+        numbers = np.array(texts(xyxy + np.array([base, base, 0.0, 0.0])), dtype=object)
+        numbers = numbers.reshape(len(rows), 4)
+        tables.append(_object_pieces(labels, table, rows, clipped, numbers, kind))
+    frame = np.concatenate([labels.boxes.frame[pb.rows], p.frame[pp.rows]])
+    order = np.argsort(frame, kind="stable")  # each frame's boxes, then its polygons
+    report.written["objects"] = len(frame)
+    width = max(t.shape[1] for t in tables)  # tables differ in their attribute columns
+    padded = [np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values="") for t in tables]
+    return _Objects(np.concatenate(padded)[order], frame[order])
+
+
+def _leaves(tag: str, values: list[str]) -> Array:
+    """``_leaf(tag, v)`` of each value, as an object array; plain values without a call each."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    if _PLAIN_XML.fullmatch("\x00".join(values)) and all(values):  # nothing to escape
+        return f"<{tag}>" + out + f"</{tag}>"
+    out[:] = [_leaf(tag, v) for v in values]
+    return out
+
+
+_PLAIN_XML = re.compile(r"[^&<>]*")
+
+
+def _object_pieces(
+    labels: LabelSet, t: Any, rows: Array, clipped: Array, numbers: Array, kind: str
+) -> Array:
+    """The pieces of the ``<object>`` element (level 1) of each row of table ``t``, column by
+    column: numbers, names and label ids need no escaping or are escaped once per value."""
+    names = np.array([_leaf("name", c) for c in labels.categories] or [""], dtype=object)
+    track = t.track[rows]
+    track_text = np.where(
+        track >= 0, "\n    <track_id>" + track.astype(str).astype(object) + "</track_id>", ""
+    )
+    cols: list[Any] = [
+        "\n  <object>\n    ",
+        names[t.category[rows]],
+        "\n    <pose>Unspecified</pose>\n    <truncated>",
+        np.where(clipped, "1", "0"),
+        "</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n      <xmin>",
+        numbers[:, 0],
+        "</xmin>\n      <ymin>",
+        numbers[:, 1],
+        "</ymin>\n      <xmax>",
+        numbers[:, 2],
+        "</xmax>\n      <ymax>",
+        numbers[:, 3],
+        "</ymax>\n    </bndbox>\n    ",
+        _leaves("deepen_label_id", [str(v) for v in t.label_id[rows].tolist()]),
+        "" if kind == "box" else f"\n    <deepen_label_type>{kind}</deepen_label_type>",
+        track_text,
+        *_attribute_pieces(t, rows),
+        "\n  </object>",
+    ]
+    out = np.empty((len(rows), len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
+
+
+def _attribute_pieces(t: Any, rows: Array) -> list[Array | str]:
+    """``<attributes>`` of each row as pieces: the opening, one piece per attribute, the end."""
+    seen = np.zeros(len(rows), dtype=bool)
+    pieces: list[Array | str] = []
+    for k, col in t.attributes.items():
+        entry = texts_by_value(col[rows].tolist(), functools.partial(_attribute_entry, k))
+        pieces.append(entry)
+        seen |= entry != ""
+    if not pieces:
+        return []
+    opening = np.where(seen, "\n    <attributes>", "")
+    return [opening, *pieces, np.where(seen, "\n    </attributes>", "")]
+
+
+def _attribute_entry(k: str, v: Any) -> str:
+    return "\n      " + _attribute_node(k, _attr_text(v))
+
+
+def _attribute_node(k: str, text: str) -> str:
+    return _node("attribute", [_leaf("name", k), _leaf("value", text)], 3)
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What every file's head holds besides the frame's own fields."""
+
+    folder: str
+    base: int
+    seg: bool
 
 
 def _write_xml(
     labels: LabelSet,
     tmp: Path,
-    frames: Any,
+    frames: Array,
     names: list[str],
-    objects: list[str],
-    by_frame: dict[int, list[int]],
-    folder: str,
-    base: int,
-    seg: bool,
+    objects: _Objects,
+    head: _Head,
     report: Report,
 ) -> list[str]:
     f = labels.frames
     unknown = prep.report_unknown_sizes(
         labels, frames, report, "width/height written as 0, boxes not clipped"
     )
-    files = []
-    out = FileWriter(tmp)
-    for k, fr in enumerate(progress(frames.tolist(), description="VOC XML files")):
-        size = _node(
-            "size",
-            [
-                _leaf("width", 0 if unknown[k] else int(f.width[fr])),
-                _leaf("height", 0 if unknown[k] else int(f.height[fr])),
-                _leaf("depth", 3),
-            ],
-            1,
-        )
+    first = np.searchsorted(objects.frame, frames, side="left").tolist()
+    last = np.searchsorted(objects.frame, frames, side="right").tolist()
+    files, blobs = [], []
+    cols = zip(
+        frames.tolist(),
+        names,
+        unknown.tolist(),
+        f.width[frames].tolist(),
+        f.height[frames].tolist(),
+        f.status[frames].tolist(),
+        first,
+        last,
+        strict=True,
+    )
+    for k, (fr, name, unk, w, h, st, a, z) in enumerate(cols):
         children = [
-            _leaf("folder", folder),
-            _leaf("filename", names[k]),
-            size,
-            _leaf("segmented", int(seg and not unknown[k])),
-            _leaf("deepen_box_origin", base),
-            _leaf("deepen_status", prep.STATUS_NAMES.get(int(f.status[fr]), "unknown")),
+            _leaf("folder", head.folder),
+            _leaf("filename", name),
+            _node(
+                "size",
+                [
+                    _leaf("width", 0 if unk else w),
+                    _leaf("height", 0 if unk else h),
+                    "<depth>3</depth>",
+                ],
+                1,
+            ),
+            _leaf("segmented", int(head.seg and not unk)),
+            _leaf("deepen_box_origin", head.base),
+            _leaf("deepen_status", prep.STATUS_NAMES.get(int(st), "unknown")),
             _leaf("deepen_file_id", f.file_id[fr]),
             _leaf("deepen_sensor_id", f.sensor_id[fr]),
             _leaf("deepen_dataset_id", f.dataset_id[fr]),
-            *[objects[j] for j in by_frame.get(fr, [])],
         ]
-        text = _node("annotation", children, 0)
-        rel = _xml_path(names[k])
-        out.write(rel, (text + "\n").encode("utf-8", "xmlcharrefreplace"))
-        files.append(rel)
+        text = "<annotation>\n  " + "\n  ".join(children)
+        text += "".join(objects.pieces[a:z].ravel().tolist()) + "\n</annotation>\n"
+        blobs.append(text.encode("utf-8", "xmlcharrefreplace"))
+        files.append(_xml_path(names[k]))
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    ends = np.cumsum(sizes)
+    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    write_files(tmp, files, [(data, ends - sizes, ends)], description="VOC XML files")
     report.written = {"images": len(frames), **report.written}  # images first in the summary
     return files
 
@@ -463,43 +505,13 @@ def read(
         "height": [],
         "status": [],
     }
-    rows: list[tuple[int, str, list[float], str, dict[str, Any]]] = []
-    polys: list[tuple[int, str, list[float], str, dict[str, Any]]] = []
-    status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
+    rows: list[_Row] = []
+    polys: list[_Row] = []
     for i, path in enumerate(sorted(root.rglob("*.xml"))):
-        doc = ET.parse(path).getroot()
-        frames_cols["file_id"].append(
-            doc.findtext("deepen_file_id")
-            or doc.findtext("filename")
-            or path.relative_to(root).as_posix()
-        )
-        frames_cols["sensor_id"].append(doc.findtext("deepen_sensor_id") or "")
-        frames_cols["dataset_id"].append(doc.findtext("deepen_dataset_id") or "")
-        frames_cols["width"].append(int(float(doc.findtext("size/width") or 0)) or -1)
-        frames_cols["height"].append(int(float(doc.findtext("size/height") or 0)) or -1)
-        frames_cols["status"].append(
-            status_of.get(doc.findtext("deepen_status") or "", int(FrameStatus.UNKNOWN))
-        )
-        base = int(doc.findtext("deepen_box_origin") or (1 if origin is None else origin))
-        for j, obj in enumerate(doc.iter("object")):
-            name = obj.findtext("name") or ""
-            if name not in cats:
-                cats.append(name)
-            vals = [
-                float(obj.findtext(f"bndbox/{t}") or "nan")
-                for t in ("xmin", "ymin", "xmax", "ymax")
-            ]
-            xyxy = [vals[0] - base, vals[1] - base, vals[2], vals[3]]
-            attrs = {
-                a.findtext("name") or "": a.findtext("value")
-                for a in obj.findall("attributes/attribute")
-            }
-            lid = obj.findtext("deepen_label_id") or f"{name}:{j}"
-            kind = obj.findtext("deepen_label_type") or "box"
-            (polys if kind == "polygon" else rows).append((i, name, xyxy, lid, attrs))
+        _read_file(path, root, i, origin, cats, frames_cols, (rows, polys))
     frames = Frames.from_columns(**frames_cols)
 
-    def common(rs: list[tuple[int, str, list[float], str, dict[str, Any]]]) -> dict[str, Any]:
+    def common(rs: list[_Row]) -> dict[str, Any]:
         keys = list(dict.fromkeys(k for r in rs for k in r[4]))
         return {
             "frame": [r[0] for r in rs],
@@ -526,3 +538,46 @@ def read(
         polygons=polygons,
         meta={"source_format": FORMAT},
     )
+
+
+def _read_file(
+    path: Path,
+    root: Path,
+    i: int,
+    origin: int | None,
+    cats: list[str],
+    frames_cols: dict[str, list[Any]],
+    out: tuple[list[_Row], list[_Row]],
+) -> None:
+    """One XML file: its frame's columns, and its objects as box rows or polygon rows."""
+    status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
+    doc = ET.parse(path).getroot()
+    frames_cols["file_id"].append(
+        doc.findtext("deepen_file_id")
+        or doc.findtext("filename")
+        or path.relative_to(root).as_posix()
+    )
+    frames_cols["sensor_id"].append(doc.findtext("deepen_sensor_id") or "")
+    frames_cols["dataset_id"].append(doc.findtext("deepen_dataset_id") or "")
+    frames_cols["width"].append(int(float(doc.findtext("size/width") or 0)) or -1)
+    frames_cols["height"].append(int(float(doc.findtext("size/height") or 0)) or -1)
+    frames_cols["status"].append(
+        status_of.get(doc.findtext("deepen_status") or "", int(FrameStatus.UNKNOWN))
+    )
+    base = int(doc.findtext("deepen_box_origin") or (1 if origin is None else origin))
+    rows, polys = out
+    for j, obj in enumerate(doc.iter("object")):
+        name = obj.findtext("name") or ""
+        if name not in cats:
+            cats.append(name)
+        vals = [
+            float(obj.findtext(f"bndbox/{t}") or "nan") for t in ("xmin", "ymin", "xmax", "ymax")
+        ]
+        xyxy = [vals[0] - base, vals[1] - base, vals[2], vals[3]]
+        attrs = {
+            a.findtext("name") or "": a.findtext("value")
+            for a in obj.findall("attributes/attribute")
+        }
+        lid = obj.findtext("deepen_label_id") or f"{name}:{j}"
+        kind = obj.findtext("deepen_label_type") or "box"
+        (polys if kind == "polygon" else rows).append((i, name, xyxy, lid, attrs))

@@ -40,8 +40,11 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -51,7 +54,7 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import FileWriter, dump_json, pylist, record
+from converters._base import json_bytes, pylist, record, texts_by_value, write_files
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -59,10 +62,9 @@ from converters._dataset import (
     place_images,
     source_names,
 )
-from converters._numbers import fixed
+from converters._numbers import fixed_cells, int_cells, join_cells
 from converters._writer import Output, writer
 from deepen_export import geometry as geo
-from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, FrameStatus, LabelSet, Polygons
 from deepen_export.report import Report
@@ -77,7 +79,20 @@ Layout = Literal["flat", "nested"]
 
 def _label_path(name: str, subset: str = "") -> str:
     """``labels/[<subset>/]<name>.txt``: where Ultralytics looks for ``images/[<subset>/]<name>``."""
-    return str(PurePosixPath("labels", subset, PurePosixPath(name).with_suffix(".txt")))
+    if name.startswith("/") or not _PLAIN_FOLDER.fullmatch(subset):
+        return str(PurePosixPath("labels", subset, PurePosixPath(name).with_suffix(".txt")))
+    return ("labels/" + subset + "/" if subset else "labels/") + prep.with_suffix(name, ".txt")
+
+
+_PLAIN_FOLDER = re.compile(r"[\w-]*")  # a subset name pathlib would keep as it is
+
+
+def _joined(subset: str, name: str) -> str:
+    """``str(PurePosixPath(subset, name))``, without a path object for plain names."""
+    odd = "//" in name or "/./" in name or name.startswith(("./", "/")) or name in ("", ".")
+    if odd or name.endswith(("/", "/.")) or not _PLAIN_FOLDER.fullmatch(subset):
+        return str(PurePosixPath(subset, name))  # pathlib normalises these
+    return subset + "/" + name if subset else name
 
 
 def _flat(name: str) -> str:
@@ -149,6 +164,47 @@ def write(
     if subsets and not {"train", "val"} <= {n for n, _ in subsets}:
         raise ConversionError("yolo: split needs a train and a val subset (data.yaml wants both)")
     report, tmp = out.report, out.folder
+    plan = _plan(labels, report, tmp, include_unlabelled, layout, subsets, seed)
+    written = plan.written
+    lines = _lines(labels, report, written, task, clip)
+    files = [_label_path(n, s) for n, s in zip(plan.names, plan.subsets, strict=True)]
+    write_files(tmp, files, lines.pieces, description="YOLO label files")
+    (tmp / "images").mkdir()
+    for name, _ in subsets:  # every subset data.yaml names exists, even when empty
+        (tmp / "images" / name).mkdir()
+        (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
+    if copy_images:
+        src_names = source_names(labels, written)
+        fids = labels.frames.file_id[written].tolist()
+        pairs = [
+            (src, str(PurePosixPath("images", s, n)), str(fid))
+            for src, s, n, fid in zip(src_names, plan.subsets, plan.names, fids, strict=True)
+        ]
+        report.written["image_files"] = place_images(images, pairs, tmp, report)
+    _data_yaml(labels, subsets, tmp)
+    _sidecar(labels, plan, lines, task, layout, bool(subsets), tmp)
+    report.written.update({"images": len(written), "objects": lines.count})
+    report.files = ["data.yaml", "frames.json", *files, "report.json"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The frames written (``written``, in order), each one's name and subset folder."""
+
+    written: Array  # those of known size: the ones that get a file
+    names: list[str]
+    subsets: list[str]
+
+
+def _plan(
+    labels: LabelSet,
+    report: Report,
+    tmp: Path,
+    include_unlabelled: bool,
+    layout: Layout,
+    subsets: list[tuple[str, float]],
+    seed: int,
+) -> _Plan:
     frames = prep.image_frames(labels)
     frames = prep.skip_unlabelled(labels, frames, report, include_unlabelled, "label file")
     names = prep.image_names(labels, frames)
@@ -157,13 +213,11 @@ def write(
         names = [_flat(n) for n in names]
     subset = assign_splits(labels, frames, subsets, int(seed)) if subsets else [""] * len(names)
     prep.check_paths(
-        [str(PurePosixPath(s, n)) for s, n in zip(subset, names, strict=True)],
+        [_joined(s, n) for s, n in zip(subset, names, strict=True)],
         tmp / "labels",
         ".txt",
         [str(x) for x in labels.frames.file_id[frames]],
     )
-    name_of = dict(zip(frames.tolist(), names, strict=True))
-    subset_of = dict(zip(frames.tolist(), subset, strict=True))
     unknown = prep.report_unknown_sizes(
         labels,
         frames,
@@ -171,173 +225,285 @@ def write(
         "not written: YOLO needs the image size to normalise (pass --images)",
         drop_labels=True,
     )
-    written = frames[~unknown]
-    lines, line_labels = _lines(labels, report, written, written, task, clip)
-    f = labels.frames
-    files = []
-    sink = FileWriter(tmp)
-    for fr in progress(written.tolist(), description="YOLO label files"):
-        rel = _label_path(name_of[fr], subset_of[fr])
-        sink.write(rel, "".join(s + "\n" for s in lines.get(fr, [])).encode("utf-8"))
-        files.append(rel)
-    (tmp / "images").mkdir()
-    for name, _ in subsets:  # every subset data.yaml names exists, even when empty
-        (tmp / "images" / name).mkdir()
-        (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
-    if copy_images:
-        src_names = source_names(labels, written)
-        pairs = [
-            (src, str(PurePosixPath("images", subset_of[fr], name_of[fr])), str(f.file_id[fr]))
-            for src, fr in zip(src_names, written.tolist(), strict=True)
-        ]
-        report.written["image_files"] = place_images(images, pairs, tmp, report)
-    classes = dict(enumerate(labels.categories))
+    keep = np.flatnonzero(~unknown).tolist()
+    return _Plan(frames[~unknown], [names[k] for k in keep], [subset[k] for k in keep])
+
+
+def _data_yaml(labels: LabelSet, subsets: list[tuple[str, float]], tmp: Path) -> None:
     # no "path:": Ultralytics then resolves the folders from the yaml's folder (a relative
     # path: would be resolved against the current directory)
     data: dict[str, Any] = {"train": "images", "val": "images"}
     if subsets:
         data = {n: f"images/{n}" for n, _ in subsets}
-    data["names"] = classes
+    data["names"] = dict(enumerate(labels.categories))
     (tmp / "data.yaml").write_text(
         yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
+
+
+def _sidecar(
+    labels: LabelSet,
+    plan: _Plan,
+    lines: _Lines,
+    task: Task,
+    layout: Layout,
+    split: bool,
+    tmp: Path,
+) -> None:
+    """``frames.json``: each file's image, sizes, status and the label of each line.
+
+    The document is written as ``dump_json(..., indent=1)`` writes it; the ``labels`` lists,
+    one entry per line of every file, are spliced in as text made column by column
+    (:func:`_label_entries`) instead of one dict per line.
+    """
+    f = labels.frames
+    w = plan.written
+    cols = zip(
+        plan.names,
+        plan.subsets,
+        f.file_id[w].tolist(),
+        f.sensor_id[w].tolist(),
+        f.dataset_id[w].tolist(),
+        f.index[w].tolist(),
+        f.width[w].tolist(),
+        f.height[w].tolist(),
+        f.status[w].tolist(),
+        strict=True,
+    )
     sidecar = [
         {
-            "name": name_of[fr],
-            **({"subset": subset_of[fr]} if subsets else {}),
-            "file_id": str(f.file_id[fr]),
-            "sensor_id": str(f.sensor_id[fr]),
-            "dataset_id": str(f.dataset_id[fr]),
-            "index": int(f.index[fr]),
-            "width": int(f.width[fr]),
-            "height": int(f.height[fr]),
-            "status": prep.STATUS_NAMES.get(int(f.status[fr]), "unknown"),
-            "labels": line_labels.get(fr, []),
+            "name": name,
+            **({"subset": subset} if split else {}),
+            "file_id": str(fid),
+            "sensor_id": str(sid),
+            "dataset_id": str(did),
+            "index": int(index),
+            "width": int(width),
+            "height": int(height),
+            "status": prep.STATUS_NAMES.get(int(st), "unknown"),
+            "labels": [],
         }
-        for fr in written.tolist()
+        for name, subset, fid, sid, did, index, width, height, st in cols
     ]
-    dump_json({"task": task, "layout": layout, "frames": sidecar}, tmp / "frames.json", indent=1)
-    report.written.update({"images": len(written), "objects": sum(len(v) for v in lines.values())})
-    report.files = ["data.yaml", "frames.json", *files, "report.json"]
+    doc = json_bytes({"task": task, "layout": layout, "frames": sidecar}, indent=True)
+    # a key at this depth is its own line, and no JSON string holds a raw newline: each
+    # occurrence is one frame's empty list
+    key = b'\n      "labels": '
+    cut = doc.split(key + b"[]")
+    if len(cut) != len(sidecar) + 1:  # pragma: no cover - the layout above guarantees it
+        raise AssertionError("frames.json: unexpected layout")
+    out = [cut[0]]
+    for text, rest in zip(lines.infos, cut[1:], strict=True):
+        out += [key, text, rest]
+    with open(tmp / "frames.json", "wb") as fh:
+        fh.write(b"".join(out) + b"\n")
 
 
-def _line_format(n_values: int) -> str:
-    return "%d" + " %.6f" * n_values
+def _json_value(v: Any, depth: int) -> str:
+    """``v`` as it appears in an indented document at ``depth`` levels (2 spaces each)."""
+    text = json_bytes(v, indent=True).decode("utf-8")
+    return text.replace("\n", "\n" + "  " * depth) if "\n" in text else text
 
 
-class _Infos:
-    """Sidecar entries (label id, type, attributes) of rows of one table, from Python lists."""
-
-    def __init__(self, t: Boxes | Polygons, kind: str) -> None:
-        self.kind = kind
-        self.label_id = [str(v) for v in t.label_id.tolist()]
-        self.attributes = [(k, pylist(v)) for k, v in t.attributes.items()]
-
-    def __call__(self, r: int) -> dict[str, Any]:
-        info: dict[str, Any] = {"label_id": self.label_id[r], "type": self.kind}
-        attrs = {k: v[r] for k, v in self.attributes if v[r] is not None}
-        if attrs:
-            info["attributes"] = attrs
-        return info
+_PLAIN_TEXT = re.compile(r'[^\x00-\x1f"\\\ud800-\udfff]*')
 
 
-def _lines(
-    labels: LabelSet,
-    report: Report,
-    frames: Array,
-    written: Array,
-    task: Task,
-    clip: bool,
-) -> tuple[dict[int, list[str]], dict[int, list[dict[str, Any]]]]:
-    f = labels.frames
-    on = np.zeros(len(f), dtype=bool)
+def _json_strings(values: list[str]) -> Array:
+    """JSON text of each string (orjson's), as an object array; plain ones without a call each."""
+    out = np.empty(len(values), dtype=object)
+    if _PLAIN_TEXT.fullmatch("".join(values)):  # nothing to escape in any of them
+        out[:] = values
+        return '"' + out + '"'
+    out[:] = [_json_value(v, 0) for v in values]
+    return out
+
+
+def _keyed_value(head: str, v: Any) -> str:
+    return head + _json_value(v, 6)
+
+
+def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
+    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as
+    pieces (one row of pieces per line, joined by ``"".join``; each entry starts with its
+    ``,`` separator, which the first of a list drops)."""
+    ids = _json_strings([str(v) for v in t.label_id[rows].tolist()])
+    cols: list[Any] = [
+        ',\n        {\n          "label_id": ',
+        ids,
+        f',\n          "type": "{kind}"',
+    ]
+    seen = np.zeros(len(rows), dtype=bool)
+    entries = []
+    for k, col in t.attributes.items():
+        head = "\n            " + _json_value(k, 0) + ": "
+        entry = texts_by_value(pylist(col[rows]), functools.partial(_keyed_value, head))
+        present = entry != ""
+        entries += [np.where(present & seen, ",", ""), entry]
+        seen |= present
+    if entries:
+        cols += [np.where(seen, ',\n          "attributes": {', ""), *entries]
+        cols.append(np.where(seen, "\n          }", ""))
+    cols.append("\n        }")
+    out = np.empty((len(rows), len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """The label files' text: ``(buffer, starts, ends)`` pieces (file ``i`` is piece by piece
+    ``buf[starts[i]:ends[i]]``: its boxes, then its polygons), the sidecar entry of each line
+    per file, and the number of lines."""
+
+    pieces: list[tuple[Array, Array, Array]]
+    infos: list[bytes]  # each file's ``labels`` list in frames.json, as text
+    count: int
+
+
+@dataclass(frozen=True)
+class _Text:
+    """Lines of one table, sorted by (frame, row): their bytes, offsets, frame and row."""
+
+    buf: Array
+    offsets: Array
+    frame: Array
+    row: Array
+
+
+def _lines(labels: LabelSet, report: Report, written: Array, task: Task, clip: bool) -> _Lines:
+    on = np.zeros(len(labels.frames), dtype=bool)
     on[written] = True
-    out: list[tuple[int, int, int, str, dict[str, Any]]] = []  # frame, kind, row, line, info
+    texts_ = [_box_lines(labels, report, written, on, task, clip)]
+    texts_.append(_polygon_lines(labels, report, written, on, task, clip))
+    pieces: list[tuple[Array, Array, Array]] = []
+    entries: list[list[str]] = [[] for _ in range(len(written))]
+    tables: list[tuple[Boxes | Polygons, str]] = [
+        (labels.boxes, "box"),
+        (labels.polygons, "polygon"),
+    ]
+    for t, (table, kind) in zip(texts_, tables, strict=True):
+        # the lines of file i: those of frame written[i] (lines are sorted by frame)
+        first = np.searchsorted(t.frame, written, side="left")
+        last = np.searchsorted(t.frame, written, side="right")
+        pieces.append((t.buf, t.offsets[first], t.offsets[last]))
+        text = _label_entries(table, kind, t.row)
+        for i, (a, z) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+            if z > a:
+                entries[i] += text[a:z].ravel().tolist()
+    # "[" + the entries without the first one's separator + the closing line
+    infos = [("[" + "".join(e)[1:] + "\n      ]").encode("utf-8") if e else b"[]" for e in entries]
+    count = sum(len(t.row) for t in texts_)
+    return _Lines(pieces, infos, count)
 
-    b = labels.boxes
+
+def _table_lines(cat: Array, vals: Array, frame: Array, row: Array) -> _Text:
+    """``class v1 ... vk`` lines (``k`` values each, 6 decimals), formatted column by column."""
+    n, k = vals.shape
+    cells = fixed_cells(vals, 6)
+    cells = cells.reshape(n, k, cells.shape[1])
+    parts: list[Array | bytes] = [int_cells(cat)]
+    for j in range(k):
+        parts += [b" ", cells[:, j]]
+    buf, offsets = join_cells([*parts, b"\n"])
+    return _Text(buf, offsets, frame, row)
+
+
+def _by_frame(frame: Array, rows: Array) -> Array:
+    """Order of lines sorted by frame, then label row."""
+    return np.lexsort((rows, frame))
+
+
+def _box_lines(
+    labels: LabelSet, report: Report, frames: Array, on: Array, task: Task, clip: bool
+) -> _Text:
+    f, b = labels.frames, labels.boxes
     pb = prep.prepare_boxes(labels, report, frames, clip=clip)
     keep = on[b.frame[pb.rows]]
     rows, xyxy = pb.rows[keep], pb.xyxy[keep]
+    if task == "segment":
+        record(report, labels, "boxes", rows, "changed", "box written as a 4-point polygon")
+    order = _by_frame(b.frame[rows], rows)
+    rows, xyxy = rows[order], xyxy[order]
     fr = b.frame[rows]
     w, h = f.width[fr], f.height[fr]
     if task == "detect":
-        vals = fixed(geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), w, h), 6)
+        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(xyxy), w, h)
     else:
-        corners = xyxy[:, [0, 1, 2, 1, 2, 3, 0, 3]]
-        vals = fixed(corners / np.tile(np.stack([w, h], axis=1), 4), 6)
-        record(report, labels, "boxes", rows, "changed", "box written as a 4-point polygon")
-    fmt = _line_format(vals.shape[1])
-    info = _Infos(b, "box")
-    for r, fr_, c, v in zip(
-        rows.tolist(), fr.tolist(), b.category[rows].tolist(), vals.tolist(), strict=True
-    ):
-        out.append((fr_, 0, r, fmt % (c, *v), info(r)))
+        vals = xyxy[:, [0, 1, 2, 1, 2, 3, 0, 3]] / np.tile(np.stack([w, h], axis=1), 4)
+    return _table_lines(b.category[rows], vals, fr, rows)
 
-    p = labels.polygons
+
+def _polygon_lines(
+    labels: LabelSet, report: Report, frames: Array, on: Array, task: Task, clip: bool
+) -> _Text:
+    f, p = labels.frames, labels.polygons
     pp = prep.prepare_polygons(labels, report, frames, clip=clip)
     keep = on[p.frame[pp.rows]]
     rows, geoms = pp.rows[keep], pp.geoms[keep]
-    fr = p.frame[rows]
-    w, h = f.width[fr].astype(np.float64), f.height[fr].astype(np.float64)
-    info = _Infos(p, "polygon")
     if task == "detect":
         record(report, labels, "polygons", rows, "changed", "polygon written as its bounding box")
-        bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
-        vals = fixed(geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h), 6)
-        fmt = _line_format(4)
-        for r, fr_, c, v in zip(
-            rows.tolist(), fr.tolist(), p.category[rows].tolist(), vals.tolist(), strict=True
-        ):
-            out.append((fr_, 1, r, fmt % (c, *v), info(r)))
     elif len(geoms):
-        parts, part_label = shapely.get_parts(geoms, return_index=True)
-        n_parts = np.bincount(part_label, minlength=len(geoms))
-        n_holes = np.bincount(
-            part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(geoms)
-        )
-        record(
-            report,
-            labels,
-            "polygons",
-            rows[n_parts > 1],
-            "changed",
-            "multi-part polygon written as one line per part",
-        )
-        record(
-            report,
-            labels,
-            "polygons",
-            rows[n_holes > 0],
-            "changed",
-            "polygon holes filled (YOLO has no holes)",
-        )
-        ext = shapely.get_exterior_ring(parts)
-        coords, ring = shapely.get_coordinates(ext, return_index=True)
-        last = np.r_[ring[1:] != ring[:-1], True]  # drop each ring's closing vertex
-        coords, ring = coords[~last], ring[~last]
-        lab = part_label[ring]
-        norm = fixed(coords / np.stack([w[lab], h[lab]], axis=1), 6).ravel().tolist()
-        n_vertices = np.bincount(ring, minlength=len(parts))
-        starts = np.r_[0, np.cumsum(n_vertices)[:-1]] * 2
-        formats: dict[int, str] = {}
-        for k, (a, n) in enumerate(zip(starts.tolist(), n_vertices.tolist(), strict=True)):
-            if n == 0:
-                continue
-            j = int(part_label[k])
-            r = int(rows[j])
-            fmt = formats.get(n) or formats.setdefault(n, _line_format(2 * n))
-            line = fmt % (int(p.category[r]), *norm[a : a + 2 * n])
-            out.append((int(fr[j]), 1, r, line, info(r)))
-    out.sort(key=lambda t: t[:3])
-    lines: dict[int, list[str]] = {}
-    infos: dict[int, list[dict[str, Any]]] = {}
-    for frame, _, _, line, entry in out:
-        lines.setdefault(frame, []).append(line)
-        infos.setdefault(frame, []).append(entry)
-    return lines, infos
+        _report_segment_changes(labels, report, rows, geoms)
+    order = _by_frame(p.frame[rows], rows)
+    rows, geoms = rows[order], geoms[order]
+    fr = p.frame[rows]
+    w, h = f.width[fr].astype(np.float64), f.height[fr].astype(np.float64)
+    if task == "detect":
+        bounds = shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4))
+        vals = geo.normalize_boxes(geo.xyxy_to_cxcywh(bounds), w, h)
+        return _table_lines(p.category[rows], vals, fr, rows)
+    return _segment_lines(p.category[rows], geoms, w, h, fr, rows)
+
+
+def _report_segment_changes(labels: LabelSet, report: Report, rows: Array, geoms: Array) -> None:
+    parts, part_label = shapely.get_parts(geoms, return_index=True)
+    n_parts = np.bincount(part_label, minlength=len(geoms))
+    n_holes = np.bincount(
+        part_label, weights=shapely.get_num_interior_rings(parts), minlength=len(geoms)
+    )
+    multi = "multi-part polygon written as one line per part"
+    record(report, labels, "polygons", rows[n_parts > 1], "changed", multi)
+    holes = "polygon holes filled (YOLO has no holes)"
+    record(report, labels, "polygons", rows[n_holes > 0], "changed", holes)
+
+
+def _segment_lines(
+    cat: Array, geoms: Array, w: Array, h: Array, frame: Array, rows: Array
+) -> _Text:
+    """One ``class x1 y1 ... xn yn`` line per part (exterior ring without its closing vertex)."""
+    if not len(geoms):
+        return _table_lines(cat[:0], np.zeros((0, 0)), frame, rows)
+    parts, part_label = shapely.get_parts(geoms, return_index=True)
+    coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    last = np.r_[ring[1:] != ring[:-1], True]  # drop each ring's closing vertex
+    coords, ring = coords[~last], ring[~last]
+    lab = part_label[ring]
+    values = fixed_cells(coords / np.stack([w[lab], h[lab]], axis=1), 6)
+    n_vertices = np.bincount(ring, minlength=len(parts))
+    line_part = np.flatnonzero(n_vertices)  # parts with no vertex get no line
+    classes = int_cells(cat[part_label[line_part]])
+    # one token per row: each line's class, then its values; a space after each token but
+    # the last of a line, which gets the newline
+    n_lines, n_values = len(line_part), len(values)
+    width = max(values.shape[1], classes.shape[1])
+    tokens = np.zeros((n_lines + n_values, width + 1), dtype=np.uint8)
+    starts = np.arange(n_lines) + 2 * np.r_[0, np.cumsum(n_vertices[line_part])[:-1]]
+    is_class = np.zeros(len(tokens), dtype=bool)
+    is_class[starts] = True
+    tokens[is_class, width - classes.shape[1] : width] = classes
+    tokens[~is_class, width - values.shape[1] : width] = values
+    tokens[:, width] = ord(" ")
+    tokens[np.r_[starts[1:], len(tokens)] - 1, width] = ord("\n")
+    buf, offsets = join_cells([tokens])
+    owner = part_label[line_part]
+    return _Text(buf, offsets[np.r_[starts, len(tokens)]], frame[owner], rows[owner])
 
 
 # -- reading -------------------------------------------------------------------------------
+
+_BoxRow = tuple[int, int, list[float], dict[str, Any]]
+_PolyRows = dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]]
 
 
 def read(
@@ -373,6 +539,7 @@ def read(
         entries = json.loads(side.read_text(encoding="utf-8"))["frames"]
     else:
         entries = _entries_from_images(root, Path(images) if images else root / "images")
+    status_of = {v: k for k, v in prep.STATUS_NAMES.items()}
     frames = Frames.from_columns(
         file_id=[e["file_id"] for e in entries],
         sensor_id=[e.get("sensor_id", "") for e in entries],
@@ -380,63 +547,20 @@ def read(
         index=[e.get("index", -1) for e in entries],
         width=[e["width"] for e in entries],
         height=[e["height"] for e in entries],
-        status=[
-            {v: k for k, v in prep.STATUS_NAMES.items()}.get(
-                e.get("status", ""), int(FrameStatus.UNKNOWN)
-            )
-            for e in entries
-        ],
+        status=[status_of.get(e.get("status", ""), int(FrameStatus.UNKNOWN)) for e in entries],
     )
-    box_rows: list[tuple[int, int, list[float], dict[str, Any]]] = []
-    poly_rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]] = {}
+    box_rows: list[_BoxRow] = []
+    poly_rows: _PolyRows = {}
     for i, e in enumerate(entries):
-        rel = _label_path(e.get("name", e["file_id"]), e.get("subset", ""))
-        text = (root / rel).read_text(encoding="utf-8")
-        infos = e.get("labels", [])
-        wh = np.array([e["width"], e["height"]], dtype=np.float64)
-        for j, line in enumerate(text.splitlines()):
-            parts = line.split()
-            if not parts:
-                continue
-            cls = int(parts[0])
-            vals = np.asarray(parts[1:], dtype=np.float64)
-            info = (
-                infos[j]
-                if j < len(infos)
-                else {"label_id": f"{i}:{j}", "type": "box" if len(vals) == 4 else "polygon"}
-            )
-            if len(vals) == 4:
-                xyxy = geo.cxcywh_to_xyxy(vals.reshape(1, 4) * np.tile(wh, 2))[0]
-                if info.get("type") == "polygon":
-                    ring = xyxy[[0, 1, 2, 1, 2, 3, 0, 3]].tolist()
-                    _add_ring(poly_rows, i, cls, ring, info)
-                else:
-                    box_rows.append((i, cls, xyxy.tolist(), info))
-            else:
-                ring = (vals.reshape(-1, 2) * wh).ravel().tolist()
-                if info.get("type") == "box":
-                    xy = np.reshape(ring, (-1, 2))
-                    box_rows.append((i, cls, [*xy.min(0).tolist(), *xy.max(0).tolist()], info))
-                else:
-                    _add_ring(poly_rows, i, cls, ring, info)
-
-    def common(rows: list[Any]) -> dict[str, Any]:
-        keys = list(dict.fromkeys(k for r in rows for k in r[-1].get("attributes", {})))
-        return {
-            "frame": [r[0] for r in rows],
-            "category": [r[1] for r in rows],
-            "label_id": [r[-1]["label_id"] for r in rows],
-            "attributes": {k: [r[-1].get("attributes", {}).get(k) for r in rows] for k in keys},
-        }
-
+        _read_file(root, i, e, box_rows, poly_rows)
     boxes = Boxes.from_columns(
-        **common(box_rows),
+        **_common(box_rows),
         xyxy=np.asarray([r[2] for r in box_rows], dtype=np.float64).reshape(-1, 4),
     )
     prow = [(fr, cls, rings, info) for (fr, _), (cls, rings, info) in poly_rows.items()]
     rings_flat = [r for x in prow for r in x[2]]
     polygons = Polygons.from_columns(
-        **common(prow),
+        **_common(prow),
         offsets=np.cumsum([0] + [len(x[2]) for x in prow]),
         ring_offsets=np.cumsum([0] + [len(r) // 2 for r in rings_flat]),
         coords=np.asarray([v for r in rings_flat for v in r], dtype=np.float64).reshape(-1, 2),
@@ -450,8 +574,53 @@ def read(
     )
 
 
+def _read_file(
+    root: Path, i: int, e: dict[str, Any], box_rows: list[_BoxRow], poly_rows: _PolyRows
+) -> None:
+    """The lines of image ``i``'s label file, as box rows or polygon rings."""
+    rel = _label_path(e.get("name", e["file_id"]), e.get("subset", ""))
+    text = (root / rel).read_text(encoding="utf-8")
+    infos = e.get("labels", [])
+    wh = np.array([e["width"], e["height"]], dtype=np.float64)
+    for j, line in enumerate(text.splitlines()):
+        parts = line.split()
+        if not parts:
+            continue
+        cls = int(parts[0])
+        vals = np.asarray(parts[1:], dtype=np.float64)
+        info = (
+            infos[j]
+            if j < len(infos)
+            else {"label_id": f"{i}:{j}", "type": "box" if len(vals) == 4 else "polygon"}
+        )
+        if len(vals) == 4:
+            xyxy = geo.cxcywh_to_xyxy(vals.reshape(1, 4) * np.tile(wh, 2))[0]
+            if info.get("type") == "polygon":
+                ring = xyxy[[0, 1, 2, 1, 2, 3, 0, 3]].tolist()
+                _add_ring(poly_rows, i, cls, ring, info)
+            else:
+                box_rows.append((i, cls, xyxy.tolist(), info))
+        else:
+            ring = (vals.reshape(-1, 2) * wh).ravel().tolist()
+            if info.get("type") == "box":
+                xy = np.reshape(ring, (-1, 2))
+                box_rows.append((i, cls, [*xy.min(0).tolist(), *xy.max(0).tolist()], info))
+            else:
+                _add_ring(poly_rows, i, cls, ring, info)
+
+
+def _common(rows: list[Any]) -> dict[str, Any]:
+    keys = list(dict.fromkeys(k for r in rows for k in r[-1].get("attributes", {})))
+    return {
+        "frame": [r[0] for r in rows],
+        "category": [r[1] for r in rows],
+        "label_id": [r[-1]["label_id"] for r in rows],
+        "attributes": {k: [r[-1].get("attributes", {}).get(k) for r in rows] for k in keys},
+    }
+
+
 def _add_ring(
-    rows: dict[tuple[int, str], tuple[int, list[list[float]], dict[str, Any]]],
+    rows: _PolyRows,
     frame: int,
     cls: int,
     ring: list[float],

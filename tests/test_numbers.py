@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -12,7 +13,17 @@ from hypothesis import strategies as st
 
 import deepen_export
 from converters import coco, cvat, kitti_tracking, openlabel, voc, yolo
-from converters._numbers import fixed, shortest, texts
+from converters._base import texts_by_value, write_files
+from converters._numbers import (
+    cells_text,
+    fixed,
+    fixed_cells,
+    int_cells,
+    join_cells,
+    repr_cells,
+    shortest,
+    texts,
+)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 _NUMBER = re.compile(r"-?\d+\.\d+(?:e-?\d+)?")
@@ -116,3 +127,109 @@ def test_no_float_noise_on_noisy_input(tmp_path: Path, module: object) -> None:
         if p.suffix in (".json", ".xml") and p.name != "report.json":
             found = NOISE.search(p.read_text())
             assert not found, (p.name, found)
+
+
+# -- text in bulk: the column formatters give the bytes the one-by-one formatting gave --------
+
+
+def _values(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            rng.random(n),  # YOLO's [0, 1]
+            rng.uniform(-3000, 3000, n),  # pixels, negative too
+            (rng.integers(-(10**6), 10**6, n) + 0.5) / 10**6,  # decimal ties (inexact)
+            rng.integers(-(10**5), 10**5, n) / 128.0,  # exact binary ties at 6 decimals
+            rng.integers(-(10**4), 10**4, n) / 16.0,  # exact ties at 0 to 3 decimals
+            [0.0, -0.0, 5e-7, -5e-7, np.nan, np.inf, -np.inf, 1e300, -1e20, 99999999.9999995],
+        ]
+    )
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 3, 6, 9])
+def test_fixed_cells_are_printf_of_the_rounded_values(decimals: int) -> None:
+    v = _values(40_000, decimals)
+    with np.errstate(over="ignore"):  # 1e300 * 10**9 overflows in the reference too
+        expected = ["%.*f" % (decimals, x) for x in fixed(v, decimals).tolist()]  # noqa: UP031
+    assert cells_text(fixed_cells(v, decimals)) == expected
+
+
+def test_fixed_cells_round_binary_ties_to_even() -> None:
+    # 1/128 = 0.0078125 exactly: a true tie at 6 decimals, C's printf rounds it to even
+    assert cells_text(fixed_cells([1 / 128, 3 / 128, -5 / 128, 2.5, 3.5], 6)) == [
+        "%.6f" % x  # noqa: UP031 - C's printf is the reference
+        for x in (1 / 128, 3 / 128, -5 / 128, 2.5, 3.5)
+    ]
+    assert cells_text(fixed_cells([0.5, 1.5, 2.5, -0.5], 0)) == ["0", "2", "2", "0"]
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=50), st.integers(0, 8))
+def test_fixed_cells_any_floats(values: list[float], decimals: int) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = fixed(np.array(values, dtype=np.float64), decimals).tolist()
+    expected = ["%.*f" % (decimals, x) for x in rounded]  # noqa: UP031
+    assert cells_text(fixed_cells(values, decimals)) == expected
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50))
+def test_int_cells_any_integers(values: list[int]) -> None:
+    assert cells_text(int_cells(np.array(values, dtype=np.int64))) == [
+        "%d" % v  # noqa: UP031
+        for v in values
+    ]
+
+
+@pytest.mark.parametrize("decimals", [1, 2, 5])
+def test_repr_cells_are_repr_of_the_rounded_values(decimals: int) -> None:
+    v = np.concatenate([_values(20_000, 7), np.random.default_rng(3).random(5000) * 1e-3])
+    v = v[np.isfinite(v)]
+    expected = [repr(x) for x in fixed(v, decimals).tolist()]
+    assert cells_text(repr_cells(v, decimals)) == expected
+
+
+def test_join_cells_lines_and_offsets() -> None:
+    classes = int_cells([3, 12, 0])
+    xs = fixed_cells([0.5, -12.25, 100.0], 2)
+    buf, offsets = join_cells([classes, b" ", xs, b"\n"])
+    text = buf.tobytes().decode()
+    assert text == "3 0.50\n12 -12.25\n0 100.00\n"
+    assert [text[a:b] for a, b in itertools.pairwise(offsets)] == text.splitlines(True)
+
+
+def test_write_files_from_the_pool(tmp_path: Path) -> None:
+    contents = [f"file {i}\n".encode() * (i % 7) for i in range(300)]  # empty ones too
+    data = np.frombuffer(b"".join(contents), dtype=np.uint8)
+    ends = np.cumsum([len(c) for c in contents])
+    rels = [f"d{i % 5}/sub/{i}.txt" for i in range(300)]
+    tail = np.frombuffer(b"END", dtype=np.uint8)  # a second piece appended to every file
+    write_files(
+        tmp_path,
+        rels,
+        [
+            (data, ends - [len(c) for c in contents], ends),
+            (tail, np.zeros(300, int), np.full(300, 3)),
+        ],
+        threads=4,
+    )
+    for rel, c in zip(rels, contents, strict=True):
+        assert (tmp_path / rel).read_bytes() == c + b"END"
+
+
+def test_texts_by_value_keeps_types_apart() -> None:
+    calls = []
+
+    def text(v: object) -> str:
+        calls.append(v)
+        return repr(v)
+
+    assert texts_by_value(["a", None, "a", "b", "a"], text).tolist() == [
+        "'a'",
+        "",
+        "'a'",
+        "'b'",
+        "'a'",
+    ]
+    assert sorted(calls) == ["a", "b"]  # once per distinct value
+    # True == 1 and -0.0 == 0.0, but their texts differ
+    assert texts_by_value([True, 1, None, 1.0], repr).tolist() == ["True", "1", "", "1.0"]
+    assert texts_by_value([0.0, -0.0], repr).tolist() == ["0.0", "-0.0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import subprocess
@@ -100,3 +101,52 @@ def test_cli_option_types_through_the_console_script(tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "b").exists()
     typo = _cli("convert", src, "--to", "yolo", "-o", str(tmp_path / "t"), "-O", "tsak=segment")
     assert typo.returncode == 2 and "yolo has no option(s) tsak; it takes:" in typo.stderr
+
+
+# the 2D and lane writers moved onto the pipeline after YOLO: real types, typed -O values
+_TYPED = [
+    ("voc", {"clip": bool, "origin": int, "integer": bool, "segmentation": bool, "seed": int}),
+    ("cvat", {"clip": bool, "task_name": str, "seed": int, "copy_images": bool}),
+    ("culane", {"step": int, "decimals": int}),
+    ("tusimple", {"max_lanes": int, "empty": bool, "classes": bool, "decimals": int}),
+]
+
+
+@pytest.mark.parametrize(("fmt", "expected"), _TYPED, ids=[f for f, _ in _TYPED])
+def test_converted_writers_take_real_types(fmt, expected):
+    import converters
+
+    write = importlib.import_module(converters.get_format(fmt).module).write
+    types_of = write.option_types
+    for name, kind in expected.items():
+        assert types_of[name] is kind, (fmt, name, types_of[name])
+    params = inspect.signature(write).parameters
+    assert list(params)[:3] == ["labels", "dest", "on_unsupported"]
+    assert not any(
+        "| str" in str(p.annotation) and "bool" in str(p.annotation) for p in params.values()
+    )
+
+
+def test_lane_rows_from_the_command_line(tmp_path):
+    src = str(SAMPLES / "image_dataset")
+    out = tmp_path / "ts"
+    ok = _cli("convert", src, "--to", "tusimple", "-o", str(out), "-O", "h_samples=none",
+              "-O", "max_lanes=0", "-O", "empty=yes", "-O", "decimals=1")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    lines = [json.loads(x) for x in (out / "label_data.json").read_text().splitlines()]
+    xs = [v for line in lines for lane in line["lanes"] for v in lane]
+    assert xs and all(isinstance(v, float) for v in xs)  # decimals=1: floats, -2.0 for gaps
+    bad = _cli("convert", src, "--to", "voc", "-o", str(tmp_path / "v"), "-O", "origin=one")
+    assert bad.returncode == 2 and "option origin: expected an integer" in bad.stderr
+    assert not (tmp_path / "v").exists()
+
+
+def test_text_options_from_library_callers_still_work_with_a_warning(tmp_path):
+    labels = read_labels(SAMPLES / "image_dataset")
+    from converters import voc
+
+    with pytest.warns(DeprecationWarning, match="pass a int"):
+        voc.write(labels, tmp_path / "a", origin="1", on_unsupported="drop")
+    voc.write(labels, tmp_path / "b", origin=1, on_unsupported="drop")
+    a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*"))
+    assert a == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*"))
