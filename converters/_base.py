@@ -515,6 +515,8 @@ def ordered_map(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
 # value types whose equal values always have the same text (no -0.0 == 0.0, no unhashables)
 _SAME_TEXT_TYPES = frozenset({str, bool, int, type(None), np.str_, np.bool_, np.int32, np.int64})
 

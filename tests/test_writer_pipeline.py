@@ -150,3 +150,17 @@ def test_text_options_from_library_callers_still_work_with_a_warning(tmp_path):
     voc.write(labels, tmp_path / "b", origin=1, on_unsupported="drop")
     a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*"))
     assert a == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*"))
+
+
+def test_every_writer_but_parquet_is_on_the_pipeline():
+    # Parquet's hive/delta layouts merge into an existing dataset and it writes from a stream
+    # of batches: its write_stream runs the same steps (policy, staging, report) itself.
+    import converters
+    from converters._registry import FORMATS
+
+    off = [n for n in FORMATS if not hasattr(converters.get(n).write, "option_types")]
+    assert off == ["parquet"]
+    for name in FORMATS:
+        types_of = getattr(converters.get(name).write, "option_types", {})
+        loose = {k: t for k, t in types_of.items() if t in (bool | str, int | str)}
+        assert not loose, (name, loose)

@@ -210,31 +210,10 @@ def _run_convert(
     inputs = [("SOURCE", source), ("--media", frames), ("--images", images), ("--id-map", id_map)]
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
-    params = inspect.signature(module.write).parameters
     settings, stream = _stream_setting(fmt.name, settings)
-    options = _typed_options(fmt.name, module.write, settings)
+    given = {"on_unsupported": on_unsupported, "images": images, "id_map": id_map, "media": frames}
+    options = _writer_options(fmt.name, module.write, settings, given, source)
     streamed = stream and _streams(options, source, from_format, frames, images)
-    for key, value in (
-        ("on_unsupported", on_unsupported),
-        ("images", images),
-        ("id_map", id_map),
-        ("media", frames),
-    ):
-        if value is not None and key in params:
-            options.setdefault(key, value)
-    if options.get("copy_images") is True and "images" in params and "images" not in options:
-        from converters._dataset import ImageSource
-
-        # a snapshot's own images: media/images/ or the uploaded media/dataset.zip
-        found = ImageSource.of_snapshot(source) if source.is_dir() else None
-        if found is not None:
-            options["images"] = found
-    unknown = [k for k in options if k not in params]
-    if unknown:
-        raise click.UsageError(
-            f"{fmt.name} has no option(s) {', '.join(unknown)}; it takes: "
-            + ", ".join(p for p in params if p not in ("labels", "dest"))
-        )
     remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
         if streamed:  # a batch at a time; the same files as the whole-file path
@@ -253,6 +232,45 @@ def _run_convert(
     _note_source_gaps(report, source_format, labels, fmt.kinds, output)
     stamp(target, format=fmt.name)
     failure = _failure(labels, report, n_issues_in)
+    _echo_result(report, lines, failure, n_issues_in, source, output, as_json, extra)
+
+
+def _writer_options(
+    fmt: str, write: Any, settings: tuple[str, ...], given: dict[str, Any], source: Path
+) -> dict[str, Any]:
+    """The writer's options: ``-O`` settings typed by its signature, then the CLI's flags."""
+    params = inspect.signature(write).parameters
+    options = _typed_options(fmt, write, settings)
+    for key, value in given.items():
+        if value is not None and key in params:
+            options.setdefault(key, value)
+    if options.get("copy_images") is True and "images" in params and "images" not in options:
+        from converters._dataset import ImageSource
+
+        # a snapshot's own images: media/images/ or the uploaded media/dataset.zip
+        found = ImageSource.of_snapshot(source) if source.is_dir() else None
+        if found is not None:
+            options["images"] = found
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        raise click.UsageError(
+            f"{fmt} has no option(s) {', '.join(unknown)}; it takes: "
+            + ", ".join(p for p in params if p not in ("labels", "dest"))
+        )
+    return options
+
+
+def _echo_result(
+    report: Any,
+    lines: list[str],
+    failure: str | None,
+    n_issues_in: int,
+    source: Path,
+    output: str,
+    as_json: bool,
+    extra: dict[str, Any] | None,
+) -> None:
+    """The summary (or ``--json`` document) of one convert; exit 1 when it failed."""
     if as_json:
         click.echo(
             json.dumps(
