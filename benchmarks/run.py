@@ -33,8 +33,9 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
 
 _CHILD = r"""
-import json, sys, time, tempfile
+import json, shutil, sys, time, tempfile
 sys.path.insert(0, {root!r})
+OUT = tempfile.mkdtemp()
 step, path = {step!r}, {path!r}
 # synthetic data has no uploaded frames zip: KITTI writes LiDAR-frame labels with world = LiDAR
 OPTIONS = {{k: {{"camera": None, "assume_identity_pose": True}} for k in ("kitti", "kitti_tracking")}}
@@ -53,8 +54,7 @@ elif step == "stream":
         n += len(b)
 elif step == "parquet-stream":  # the CLI's default Parquet path, parse included
     from deepen_export.pipeline import stream_parquet
-    with tempfile.TemporaryDirectory() as d:
-        n = stream_parquet(path, d + "/out", on_unsupported="drop").labels
+    n = stream_parquet(path, OUT + "/out", on_unsupported="drop").labels
 else:
     import dataclasses
     import converters
@@ -71,9 +71,9 @@ else:
         prof = cProfile.Profile()
         prof.enable()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d:
-        converters.write(ls, d + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
-dt = time.perf_counter() - t0
+    converters.write(ls, OUT + "/out", step, on_unsupported="drop", **OPTIONS.get(step, {{}}))
+dt = time.perf_counter() - t0  # the output's removal (below) is not part of the step
+shutil.rmtree(OUT)
 total = dt + t_parse
 if {profile} and step not in ("parse", "parse-general", "stream", "parquet-stream"):
     import pstats

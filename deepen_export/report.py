@@ -161,10 +161,20 @@ def _issues_json(issues: Sequence[Issue]) -> str:
             return encode_basestring(v)
         return json.dumps(v, ensure_ascii=False)
 
+    memo: dict[Any, str] = {}  # actions, reasons and kinds repeat: encode each once
+
+    def same(v: Any) -> str:
+        text = memo.get(v) if type(v) is str else None
+        if text is None:
+            text = enc(v)
+            if type(v) is str:
+                memo[v] = text
+        return text
+
     body = ",\n".join(
         [
             _ISSUE_JSON.format(
-                enc(i.action), enc(i.reason), enc(i.file_id), enc(i.label_id), enc(i.kind)
+                same(i.action), same(i.reason), enc(i.file_id), enc(i.label_id), same(i.kind)
             )
             for i in issues
         ]
