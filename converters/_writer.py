@@ -153,10 +153,7 @@ def option_types(fn: Callable[..., Any]) -> dict[str, Any]:
     {'clip': <class 'bool'>, 'seed': <class 'int'>}
     """
     fn = inspect.unwrap(fn)
-    try:
-        hints = typing.get_type_hints(fn)
-    except (NameError, TypeError):  # a name only imported for type checking: take any value
-        hints = {}
+    hints = typing.get_type_hints(fn)  # a name it cannot resolve is a bug: no silent "any"
     kw = inspect.Parameter.KEYWORD_ONLY
     return {
         name: hints.get(name, Any)

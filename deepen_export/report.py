@@ -161,14 +161,14 @@ def _issues_json(issues: Sequence[Issue]) -> str:
             return encode_basestring(v)
         return json.dumps(v, ensure_ascii=False)
 
-    memo: dict[Any, str] = {}  # actions, reasons and kinds repeat: encode each once
+    memo: dict[str, str] = {}  # actions, reasons and kinds repeat: encode each once
 
     def same(v: Any) -> str:
-        text = memo.get(v) if type(v) is str else None
+        if type(v) is not str:
+            return enc(v)
+        text = memo.get(v)
         if text is None:
-            text = enc(v)
-            if type(v) is str:
-                memo[v] = text
+            text = memo[v] = encode_basestring(v)
         return text
 
     body = ",\n".join(

@@ -27,13 +27,6 @@ from deepen_export.cli import main
 from tests._deepen_server import CLIENT_ID, DSIMG, TOKEN, DeepenServer
 
 
-@pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
 def _policy() -> RetryPolicy:
     return RetryPolicy(
         max_retries=2, wait_initial=0.001, wait_max=0.01, jitter=0.0, sleep=lambda s: None

@@ -342,6 +342,19 @@ def _keys(fs: pafs.FileSystem, base: str) -> list[str]:
     return sorted(i.path for i in fs.get_file_info(sel) if i.type == pafs.FileType.File)
 
 
+def _copies(first: int, *, only: bool = False) -> Callable[[str, str, dict[str, str]], bool]:
+    """A rule matching server-side copies from the ``first``-th on (only that one with ``only``)."""
+    calls = {"n": 0}
+
+    def match(m: str, path: str, h: dict[str, str]) -> bool:
+        if "x-amz-copy-source" not in h:
+            return False
+        calls["n"] += 1
+        return calls["n"] == first if only else calls["n"] >= first
+
+    return match
+
+
 def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
     proxy, s3_bucket, monkeypatch
 ) -> None:
@@ -350,15 +363,7 @@ def test_hive_killed_mid_commit_staging_is_cleaned_on_the_next_write(
     fs = _fs(port)
     parquet.write(rich("ds1"), dest, layout="hive", filesystem=fs)
     # hold the second server-side copy of the commit: one partition moved, the rest staged
-    calls = {"n": 0}
-
-    def second_copy(m: str, path: str, h: dict[str, str]) -> bool:
-        if "x-amz-copy-source" in h:
-            calls["n"] += 1
-            return calls["n"] == 2
-        return False
-
-    p.rules.append(Rule(second_copy, action="hold"))
+    p.rules.append(Rule(_copies(2, only=True), action="hold"))
     _kill_mid_commit(p, port, dest, "hive")
     assert [k for k in _keys(fs, f"{s3_bucket}/h") if "/_staging/" in k]  # what the kill left
     # every object is whole: the dataset reads back, a mix of old and new tables at worst
@@ -379,15 +384,7 @@ def test_hive_refused_copyobject_mid_commit_is_what_the_docs_say(proxy, s3_bucke
     dest = f"s3://{s3_bucket}/r"
     fs = _fs(port)
     parquet.write(rich("ds1"), dest, layout="hive", filesystem=fs)
-    calls = {"n": 0}
-
-    def second_copy(m: str, path: str, h: dict[str, str]) -> bool:
-        if "x-amz-copy-source" in h:
-            calls["n"] += 1
-            return calls["n"] >= 2
-        return False
-
-    p.rules.append(Rule(second_copy, times=1000))
+    p.rules.append(Rule(_copies(2), times=1000))
     with pytest.raises(OSError):
         parquet.write(rich("ds1", scale=2), dest, layout="hive", filesystem=fs)
     p.rules.clear()

@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,11 @@ LIDAR_PROFILE = {
 
 
 @pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    _add_dataset(srv, IMG, "labels_by_file.json", json.loads((IMG / "profile.json").read_text()))
-    _add_dataset(srv, LIDAR, "labels.json", LIDAR_PROFILE)
-    yield srv
-    srv.stop()
+def server(server: DeepenServer) -> DeepenServer:
+    """conftest's server with the two sample datasets this file pushes to."""
+    _add_dataset(server, IMG, "labels_by_file.json", json.loads((IMG / "profile.json").read_text()))
+    _add_dataset(server, LIDAR, "labels.json", LIDAR_PROFILE)
+    return server
 
 
 @pytest.fixture

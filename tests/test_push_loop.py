@@ -16,13 +16,6 @@ from tests._deepen_server import CLIENT_ID, DS3D, TOKEN, DeepenServer
 
 
 @pytest.fixture
-def server() -> Iterator[DeepenServer]:
-    srv = DeepenServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def client(server: DeepenServer) -> Iterator[Client]:
     with Client(CLIENT_ID, TOKEN, base_url=server.url) as c:
         yield c

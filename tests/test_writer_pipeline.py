@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from converters import yolo
-from converters._writer import coerce, typed_options, writer
+from converters._writer import coerce, option_types, typed_options, writer
 from deepen_export import read_labels
 from deepen_export.errors import ConversionError
 from deepen_export.model import Boxes, Frames, LabelSet
@@ -161,6 +161,7 @@ def test_every_writer_but_parquet_is_on_the_pipeline():
     off = [n for n in FORMATS if not hasattr(converters.get(n).write, "option_types")]
     assert off == ["parquet"]
     for name in FORMATS:
-        types_of = getattr(converters.get(name).write, "option_types", {})
+        # every writer's annotations resolve (the CLI types -O values by them), Parquet's too
+        types_of = option_types(converters.get(name).write)
         loose = {k: t for k, t in types_of.items() if t in (bool | str, int | str)}
         assert not loose, (name, loose)
