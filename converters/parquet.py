@@ -66,7 +66,7 @@ import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -84,6 +84,7 @@ from deepen_export import arrow
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import KIND_SPECS, LABEL_KINDS, Frames, Issue, LabelSet, natural_key
+from deepen_export.parse._assemble import _order_categories
 from deepen_export.report import Report
 
 __all__ = ["WriteAgain", "read", "write", "write_stream"]
@@ -445,6 +446,7 @@ class _WholeSink(_Sink):
         super().__init__(*args, **kwargs)
         self.frame_parts: list[Frames] = []
         self.sorted_categories = True
+        self.profile_order: tuple[str, ...] = ()  # write_stream's categories=
         self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
         self.stats = arrow._AttributeStats()
 
@@ -468,7 +470,10 @@ class _WholeSink(_Sink):
             raise WriteAgain("the first batch decided other attribute columns", decisions=whole)
         frames = _final_frames(self.frame_parts)
         cats = list(self.categories)
-        cats = sorted(cats) if self.sorted_categories else cats
+        if self.profile_order:  # the parse's rule: the profile's order, then the rest sorted
+            cats = _order_categories(cats, self.profile_order)
+        elif self.sorted_categories:
+            cats = sorted(cats)
         self.categories = dict.fromkeys(cats)
         table = arrow._other_tables(LabelSet(frames=frames, categories=tuple(cats)), False)
         self.written["frames"] = len(table["frames"])
@@ -747,6 +752,7 @@ def write_stream(
     storage_options: dict[str, str] | None = None,
     spill: bool = False,
     ordered: bool = False,
+    categories: Sequence[str] = (),
     _decisions: tuple[dict[str, pa.DataType], dict[str, str]] | None = None,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
@@ -770,6 +776,10 @@ def write_stream(
         batch order, row groups per batch): for batches whose new files sort after the files
         of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
         batch out of that order, before anything is committed.
+    categories : sequence of str
+        ``spill`` / ``ordered`` only: the category order the input was parsed with (a labelling
+        profile's, ``parse_labels(categories=...)``); the categories the batches use that it
+        does not list follow in sorted order, as in a parse of the whole input.
 
     With ``spill`` or ``ordered``, typed ``attr_`` columns and attribute encodings are decided
     on the first batch as the rows must be built; when the whole input decides otherwise (a
@@ -822,6 +832,8 @@ def write_stream(
         sink_class = _SpillSink if spill else _OrderedSink if ordered else _Sink
         where = (fs, staging, layout, compression, row_group_size, attribute_columns, dataset_id)
         sink = sink_class(*where, report, pointclouds, pool=pool, io=io)
+        if isinstance(sink, _WholeSink):
+            sink.profile_order = tuple(categories)
         if _decisions is not None:  # a second pass: the whole input's attribute decisions
             sink.attribute_types, sink.encodings = dict(_decisions[0]), dict(_decisions[1])
         try:

@@ -303,13 +303,19 @@ def _echo_result(
 def _stream_parquet(
     source: Path, output: str, options: dict[str, Any], target: Any
 ) -> tuple[Any, list[str]]:
-    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`)."""
+    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`).
+
+    A snapshot that cannot stream (media zip, paint, ...) is read whole: one note says why.
+    """
     from deepen_export._guard import unmarked
     from deepen_export._progress import status
     from deepen_export.pipeline import stream_parquet
 
     with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
-        return stream_parquet(source, output, **options), lines
+        done = stream_parquet(source, output, **options)
+    if done.whole is not None:
+        click.echo(f"note: {source} read whole, not streamed: {done.whole}", err=True)
+    return done, lines
 
 
 def _stream_setting(to: str, settings: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
@@ -346,12 +352,13 @@ def _streams(
     media: Path | None,
     images: Path | None,
 ) -> bool:
-    """Whether this Parquet conversion streams: from one Deepen labels JSON file.
+    """Whether this Parquet conversion streams: from a Deepen labels JSON file or snapshot.
 
-    ``-O stream=false`` keeps the whole-file path; snapshot folders (paint, media, image
-    sizes), ``--media``, ``--images`` and other layouts always use it.
+    ``-O stream=false`` keeps the whole-file path; ``--media``, ``--images`` and other layouts
+    always use it. A snapshot folder streams its labels file (the stream reads a snapshot with
+    a media zip or paint whole: :func:`deepen_export.pipeline.stream_parquet`).
     """
-    if media is not None or images is not None or not source.is_file():
+    if media is not None or images is not None:
         return False
     if options.get("layout", "files") != "files":
         return False
@@ -360,9 +367,10 @@ def _streams(
         from deepen_export.errors import ConversionError
         from deepen_export.parse._scan import _form
 
-        with source.open("rb") as fh:
-            if _form(fh.read(256)) is not None:
-                return True  # {"labels": ...}: a Deepen response, without parsing it to say so
+        if source.is_file():
+            with source.open("rb") as fh:
+                if _form(fh.read(256)) is not None:
+                    return True  # {"labels": ...}: a Deepen response, without parsing it
         try:
             from_format = detect(source)
         except ConversionError:
