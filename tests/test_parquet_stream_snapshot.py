@@ -11,7 +11,10 @@ A snapshot with a media zip or paint is read whole, and says so.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from converters import parquet
 from deepen_export._media import write_images_json
 from deepen_export.parse._source import NotStreamable, SnapshotBatches
 from deepen_export.pipeline import stream_parquet
+from tests._deepen_server import CLIENT_ID, DS3D, DSIMG, TOKEN
 from tests.conftest import SAMPLES
 from tests.test_parquet_stream import _same_files, _same_output
 
@@ -94,9 +98,7 @@ def _labels(files: list[str] = LABELLED) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def snapshot(tmp_path: Path) -> Path:
-    return make_snapshot(
-        tmp_path / "snap", _labels(), FILES, image_sizes={"2.png": (800, 600)}
-    )
+    return make_snapshot(tmp_path / "snap", _labels(), FILES, image_sizes={"2.png": (800, 600)})
 
 
 def _whole(snap: Path, out: Path) -> Any:
@@ -134,3 +136,172 @@ def test_streamed_frames_hold_the_unlabelled_listed_files_with_sizes(snapshot, t
     doc = json.loads(meta[b"deepen_export"])
     # the profile's order, then the others sorted: not first-seen, not sorted
     assert doc["categories"] == ["zebra", "truck", "car", "bus"]
+
+
+def test_a_dict_shaped_labels_file_lists_files_without_labels(tmp_path):
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for lab in _labels():
+        by_file.setdefault(lab["file_id"], []).append(lab)
+    by_file = {"5.png": [], **by_file, "9.png": []}  # 9.png: not in files.json either
+    snap = make_snapshot(tmp_path / "snap", by_file, FILES)
+    _whole(snap, tmp_path / "whole")
+    for batch_size in (1, 7):
+        out = tmp_path / f"streamed{batch_size}"
+        stream_parquet(snap, out, batch_size=batch_size)
+        _same_output(tmp_path / "whole", out)
+    got = pq.read_table(tmp_path / "streamed1" / "frames.parquet").column("file_id").to_pylist()
+    assert got == ["1.png", "10.png", "5.png", "2.png", "7.png", "7.png", "3.png", "9.png"]
+
+
+def test_without_files_json_or_profile_the_labels_file_order_holds(tmp_path):
+    snap = make_snapshot(tmp_path / "snap", _labels(), None, profile=None)
+    _whole(snap, tmp_path / "whole")
+    stream_parquet(snap, tmp_path / "streamed", batch_size=2)
+    _same_output(tmp_path / "whole", tmp_path / "streamed")
+
+
+def test_a_3d_snapshot_without_media_or_paint_streams(tmp_path):
+    labels = []
+    for i in range(12):
+        common = {"file_id": f"{i // 3}.pcd", "label_id": f"car:{i}", "label_category_id": "car"}
+        cube = {"cx": i, "cy": 2, "cz": 1, "l": 4, "w": 2, "h": 1.5, "rot_z": 0.1 * i}
+        labels.append(
+            {**common, "label_type": "3d_bbox", "sensor_id": "lidar", "three_d_bbox": cube}
+        )
+        if i % 2:
+            box = {"label_type": "box", "sensor_id": "camera_0", "box": [i, 1, 5, 5]}
+            labels.append({**common, "label_id": f"car:{i + 100}", **box})
+    files = [{"file_id": f"{i}.pcd", "sensors": ["lidar", "camera_0"]} for i in range(6)]
+    snap = make_snapshot(tmp_path / "snap", labels, files, dataset_type="3D")
+    assert deepen_export.read_labels(snap).lidar_frames().size == 6
+    _whole(snap, tmp_path / "whole")
+    for batch_size in (1, 7):
+        done = stream_parquet(snap, tmp_path / f"s{batch_size}", batch_size=batch_size)
+        assert done.whole is None
+        _same_output(tmp_path / "whole", tmp_path / f"s{batch_size}")
+
+
+def test_paint_is_read_whole_and_says_why(tmp_path):
+    snap = make_snapshot(tmp_path / "snap", _labels(), FILES)
+    shutil.copytree(SAMPLES / "painting2d", snap / "painting2d")
+    with pytest.raises(NotStreamable, match="2D painting"):
+        SnapshotBatches(snap)
+    done = stream_parquet(snap, tmp_path / "o", batch_size=1)
+    assert done.whole == "it has 2D painting (painting2d/)"
+    assert done.labels == len(LABELLED)
+    _whole(snap, tmp_path / "whole")
+    _same_files(tmp_path / "whole", tmp_path / "o")  # the whole-file path: the same bytes
+
+
+def test_labels_on_a_file_the_files_list_lacks_fall_back_to_the_whole_read(tmp_path):
+    labels = [*_labels(), _label(50, "8.png", "car", "cam")]  # 8.png: not in files.json
+    snap = make_snapshot(tmp_path / "snap", labels, FILES)
+    _whole(snap, tmp_path / "whole")
+    done = stream_parquet(snap, tmp_path / "streamed", batch_size=2)
+    assert done.whole is not None and "'8.png'" in done.whole
+    _same_files(tmp_path / "whole", tmp_path / "streamed")
+
+
+NAMES = [f"{i}.png" for i in (1, 2, 3, 10, 11, 20)]
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> dict[str, Any]:
+    """Labels over some files, a files list in some order (some files unlabelled), a profile."""
+    listed = draw(st.permutations(NAMES))
+    n_listed = draw(st.integers(1, len(NAMES)))
+    files = [
+        {"file_id": f, "sensors": ["cam"], "status": draw(st.sampled_from(["done", "waiting"]))}
+        | ({"width": 10 + i, "height": 5 + i} if draw(st.booleans()) else {})
+        for i, f in enumerate(listed[:n_listed])
+    ]
+    on = st.sampled_from([f["file_id"] for f in files])
+    cats = st.sampled_from(["bus", "car", "truck", "zebra"])
+    labels = [_label(i, draw(on), draw(cats), "cam") for i in range(draw(st.integers(0, 14)))]
+    profile = draw(st.lists(cats, unique=True, max_size=3))
+    return {"labels": labels, "files": files, "profile": profile or None}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=snapshots(), batch_size=st.sampled_from([1, 3, 7]))
+def test_streamed_equals_whole_on_random_snapshots(tmp_path_factory, case, batch_size):
+    root = tmp_path_factory.mktemp("case")
+    snap = make_snapshot(root / "snap", case["labels"], case["files"], profile=case["profile"])
+    _whole(snap, root / "whole")
+    done = stream_parquet(snap, root / "streamed", batch_size=batch_size)
+    assert done.whole is None
+    _same_output(root / "whole", root / "streamed")
+
+
+def _exe() -> str:
+    """The installed ``deepen-export`` console script of this Python."""
+    exe = Path(sys.executable).parent / "deepen-export"
+    assert exe.is_file(), "pip install -e . first"
+    return str(exe)
+
+
+def _run(*args: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [_exe(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _read_back_equal(whole: Path, streamed: Path) -> None:
+    """DuckDB and pyarrow read the same frames and the same labels rows from both."""
+    for name in ("frames", "labels"):
+        a, b = (pq.read_table(d / f"{name}.parquet") for d in (whole, streamed))
+        assert a.schema == b.schema and a.num_rows == b.num_rows, name
+        key = "label_id" if name == "labels" else "file_id"
+        assert a.sort_by(key).to_pylist() == b.sort_by(key).to_pylist(), name
+    sql = "SELECT * EXCLUDE (category), category::VARCHAR FROM read_parquet('{}') ORDER BY label_id"
+    con = duckdb.connect()
+    rows = [con.execute(sql.format(d / "labels.parquet")).fetchall() for d in (whole, streamed)]
+    assert rows[0] == rows[1]
+
+
+def test_console_script_streams_a_snapshot_in_small_batches(snapshot, tmp_path):
+    docs = {}
+    for name, extra in (("whole", ["-O", "stream=false"]), ("b1", ["-O", "batch_size=1"]),
+                        ("b7", ["-O", "batch_size=7"]), ("default", [])):  # fmt: skip
+        out = tmp_path / name
+        proc = _run("convert", snapshot, "--to", "parquet", "-o", out, "--json", *extra)
+        assert "read whole" not in proc.stderr
+        docs[name] = json.loads(proc.stdout) | {"output": None}
+    assert docs["whole"] == docs["b1"] == docs["b7"] == docs["default"]
+    for name in ("b1", "b7"):
+        _same_output(tmp_path / "whole", tmp_path / name)
+        _read_back_equal(tmp_path / "whole", tmp_path / name)
+    _same_files(tmp_path / "whole", tmp_path / "default")
+
+
+@pytest.mark.parametrize("dataset", [DSIMG, DS3D])
+def test_export_streams_after_the_pull(server, tmp_path, dataset):
+    env = {"DEEPEN_API_URL": server.url, "DEEPEN_CLIENT_ID": CLIENT_ID, "DEEPEN_API_TOKEN": TOKEN}
+    snap = tmp_path / "snap"
+    for name, extra in (("b1", ["-O", "batch_size=1"]), ("default", [])):
+        out, whole = tmp_path / name, tmp_path / f"{name}.whole"
+        args = ["--to", "parquet", "-o", out, "--snapshot", snap, "--json", *extra]
+        proc = _run("export", dataset, *args, env=env)
+        # the 3D pull downloads the media zip (frames data, calibration): read whole, said so
+        assert ("read whole, not streamed" in proc.stderr) == (dataset == DS3D)
+        doc = json.loads(proc.stdout)
+        assert doc["dataset_id"] == dataset and doc["snapshot"] == str(snap)
+        # each pull stamps its time into the snapshot: compare with this pull's whole read
+        ref = _run("convert", snap, "--to", "parquet", "-o", whole, "-O", "stream=false", "--json")
+        assert json.loads(ref.stdout) | {"output": None} == {
+            k: v for k, v in doc.items() if k not in ("dataset_id", "snapshot", "labels")
+        } | {"output": None}
+        _same_output(whole, out)
+        _read_back_equal(whole, out)
+        if name == "default":
+            _same_files(whole, out)
+        frames = pq.read_table(out / "frames.parquet")
+        assert frames.num_rows == len(deepen_export.read_labels(snap).frames)
