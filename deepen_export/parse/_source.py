@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from deepen_export._media import fill_sizes
+from deepen_export._media import KnownSizes, fill_sizes
 from deepen_export.errors import ParseError
 from deepen_export.model import _TABLES, Frames, FrameStatus, LabelSet, _remap_codes
 from deepen_export.parse._assemble import _Ctx, _frames_table, _order_categories, _ro, _s
@@ -181,7 +181,7 @@ class SnapshotBatches:
             raise NotStreamable(reason, path=os.fspath(self.folder))
         self.info: SnapshotInfo = snapshot_info(Snapshot(Path(self.folder)))
         self.categories: list[str] = self.info.categories
-        self._sizes = self.info.sizes()
+        self._sizes = KnownSizes(self.info.sizes())  # the name rule built once, not per batch
 
     def __iter__(self) -> Iterator[LabelSet]:
         info = self.info
