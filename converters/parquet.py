@@ -483,7 +483,8 @@ class _WholeSink(_Sink):
         super().close()
 
     def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
-        self._write("frames", "frames.parquet", frames_table)
+        for path, part in self._partitions("frames", frames_table):  # hive: per dataset
+            self._write("frames", path, part)
 
 
 class _OrderedSink(_WholeSink):
@@ -771,10 +772,10 @@ def write_stream(
         one labels file). Without it, each batch is written as it comes (its own row groups)
         and a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
     ordered : bool
-        ``layout="files"`` only. The frames, ``frame_index``, categories, metadata and report of
-        ``spill=True``, with each batch's rows written as it comes (no temporary files; rows in
-        batch order, row groups per batch): for batches whose new files sort after the files
-        of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
+        ``layout="files"`` or ``"hive"``. The frames, ``frame_index``, categories, metadata and
+        report of ``spill=True``, with each batch's rows written as it comes (no temporary
+        files; rows in batch order, row groups per batch): for batches whose new files sort
+        after the files of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
         batch out of that order, before anything is committed.
     categories : sequence of str
         ``spill`` / ``ordered`` only: the category order the input was parsed with (a labelling
@@ -796,8 +797,10 @@ def write_stream(
     """
     if layout not in ("files", "hive", "delta"):
         raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
-    if (spill or ordered) and layout != "files":
-        raise ValueError(f"spill=True / ordered=True write layout='files', not {layout!r}")
+    if (spill and layout != "files") or (ordered and layout == "delta"):
+        raise ValueError(
+            f"spill=True writes layout='files' (ordered=True also 'hive'), not {layout!r}"
+        )
     if layout == "delta":
         return _write_delta(
             batches,

@@ -183,6 +183,9 @@ def export_dataset(
 ) -> dict[str, Any]:
     """The default task: pull one dataset into a temporary snapshot and write its partitions.
 
+    The snapshot is written a batch at a time (:func:`stream_parquet`, ``layout="hive"``), or
+    read whole when it cannot stream (a media zip, paint): the same partitions either way.
+
     Parameters
     ----------
     dataset_id : str
@@ -196,7 +199,8 @@ def export_dataset(
     filesystem : optional
         Filesystem of ``dest`` (see :func:`converters.parquet.write`).
     **write_options
-        More options of :func:`converters.parquet.write`.
+        More options of :func:`converters.parquet.write`, and ``batch_size`` (labels per
+        batch, :func:`stream_parquet`).
 
     Returns
     -------
@@ -209,24 +213,21 @@ def export_dataset(
 
         export_dataset("DATASET_ID", "s3://bucket/labels")
     """
-    from converters import parquet
-    from deepen_export import read_labels
     from deepen_export._progress import quiet
 
     # a worker may share the terminal with the command and with other workers: no bars here
     with quiet(), tempfile.TemporaryDirectory(prefix="deepen-export-") as tmp:
         snapshot = os.path.join(tmp, "snapshot")
         pull(dataset_id, snapshot, client_factory=client_factory, label_set=label_set, stage=stage)
-        labels = read_labels(snapshot)
-        report = parquet.write(
-            labels,
+        done = stream_parquet(
+            snapshot,
             dest,
             layout="hive",
             dataset_id=dataset_id,
             filesystem=filesystem,
             **write_options,
         )
-    return report.to_dict()
+    return dict(done.report.to_dict())
 
 
 @dataclass
@@ -285,7 +286,9 @@ def stream_parquet(
     batch_size : int
         Labels per batch.
     **write_options
-        Options of :func:`converters.parquet.write_stream` (``layout="files"``).
+        Options of :func:`converters.parquet.write_stream` (``layout="files"`` or ``"hive"``;
+        a ``hive`` input out of sequence order, which ``files`` holds in temporary files, is
+        read whole).
 
     Examples
     --------
@@ -302,11 +305,11 @@ def stream_parquet(
     from deepen_export.parse import iter_label_batches
     from deepen_export.parse._source import NotStreamable, SnapshotBatches
 
-    if not Path(source).is_dir():
-        return _stream_batches(
-            lambda: iter_label_batches(source, batch_size=batch_size), (), dest, write_options
-        )
     try:
+        if not Path(source).is_dir():
+            return _stream_batches(
+                lambda: iter_label_batches(source, batch_size=batch_size), (), dest, write_options
+            )
         snapshot = SnapshotBatches(source, batch_size=batch_size)
         return _stream_batches(lambda: iter(snapshot), snapshot.categories, dest, write_options)
     except NotStreamable as whole:
@@ -319,8 +322,13 @@ def _stream_batches(
     dest: Any,
     write_options: dict[str, Any],
 ) -> StreamedExport:
-    """Write ``batches()`` with ``write_stream(ordered=True)``, again when it says so."""
+    """Write ``batches()`` with ``write_stream(ordered=True)``, again when it says so.
+
+    ``hive`` cannot hold rows back (``spill``): labels out of sequence order raise
+    :class:`~deepen_export.parse._source.NotStreamable` (the caller reads the input whole).
+    """
     from converters import parquet
+    from deepen_export.parse._source import NotStreamable
 
     def run(mode: str, decisions: Any) -> StreamedExport:
         done = StreamedExport(report=None)
@@ -351,6 +359,8 @@ def _stream_batches(
         try:
             return run(mode, decisions)
         except parquet.WriteAgain as again:
+            if again.spill and write_options.get("layout", "files") != "files":
+                raise NotStreamable(f"its labels are not in sequence order ({again})") from None
             mode = "spill" if again.spill or mode == "spill" else mode
             if again.decisions is not None:
                 if decisions is not None:

@@ -305,3 +305,75 @@ def test_export_streams_after_the_pull(server, tmp_path, dataset):
             _same_files(whole, out)
         frames = pq.read_table(out / "frames.parquet")
         assert frames.num_rows == len(deepen_export.read_labels(snap).frames)
+
+
+def _same_hive(whole: Path, streamed: Path) -> None:
+    """The same partitions; frames and report byte for byte, labels rows as a multiset."""
+    files = sorted(p.relative_to(whole).as_posix() for p in whole.rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(streamed).as_posix() for p in streamed.rglob("*") if p.is_file()
+    )
+    con = duckdb.connect()
+    for rel in files:
+        a, b = whole / rel, streamed / rel
+        if not rel.startswith("labels/"):
+            assert a.read_bytes() == b.read_bytes(), rel
+            continue
+        sa, sb = pq.read_schema(a), pq.read_schema(b)
+        assert sa == sb and sa.metadata == sb.metadata, rel
+        q = "SELECT * EXCLUDE (category), category::VARCHAR FROM read_parquet('{}')"
+        for x, y in ((a, b), (b, a)):
+            sql = f"SELECT count(*) FROM ({q.format(x)} EXCEPT ALL {q.format(y)})"
+            assert con.execute(sql).fetchone() == (0,), rel
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_hive_layout_streams_the_same_partitions(snapshot, tmp_path, batch_size):
+    whole, streamed = tmp_path / "whole", tmp_path / "streamed"
+    parquet.write(deepen_export.read_labels(snapshot), whole, layout="hive", dataset_id="x")
+    done = stream_parquet(snapshot, streamed, batch_size=batch_size, layout="hive", dataset_id="x")
+    assert done.whole is None
+    _same_hive(whole, streamed)
+
+
+def test_hive_input_out_of_sequence_order_is_read_whole(tmp_path):
+    src = tmp_path / "labels.json"  # no files list: 10.png before 2.png is out of order
+    src.write_text(json.dumps({"labels": _labels(["10.png", "2.png", "1.png"])}))
+    whole, streamed = tmp_path / "whole", tmp_path / "streamed"
+    parquet.write(deepen_export.read_labels(src), whole, layout="hive", dataset_id="x")
+    done = stream_parquet(src, streamed, batch_size=1, layout="hive", dataset_id="x")
+    assert done.whole is not None and "sequence order" in done.whole
+    _same_hive(whole, streamed)
+
+
+class _SnapshotClient:
+    """A client whose ``pull`` copies a local snapshot (export_dataset without a server)."""
+
+    source: Path
+
+    def __enter__(self) -> _SnapshotClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def pull(self, dataset_id: str, dest: str, **_: Any) -> None:
+        shutil.copytree(self.source, dest)
+
+
+def test_export_dataset_task_streams_into_hive_partitions(snapshot, tmp_path, monkeypatch):
+    from deepen_export import pipeline
+
+    monkeypatch.setattr(_SnapshotClient, "source", snapshot, raising=False)
+    seen: list[Any] = []
+    real = pipeline.stream_parquet
+    monkeypatch.setattr(
+        pipeline, "stream_parquet", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1]
+    )
+    report = pipeline.export_dataset("ds1", str(tmp_path / "o"), client_factory=_SnapshotClient,
+                                     batch_size=2)  # fmt: skip
+    assert [d.whole for d in seen] == [None]  # streamed, in batches of 2
+    assert report == seen[0].report.to_dict()
+    expected = deepen_export.read_labels(snapshot)
+    assert parquet.read(tmp_path / "o") == expected
+    assert report["written"]["frames"] == len(expected.frames) == 7

@@ -363,13 +363,13 @@ def _streams(
 ) -> bool:
     """Whether this Parquet conversion streams: from a Deepen labels JSON file or snapshot.
 
-    ``-O stream=false`` keeps the whole-file path; ``--media``, ``--images`` and other layouts
+    ``-O stream=false`` keeps the whole-file path; ``--media``, ``--images`` and ``delta``
     always use it. A snapshot folder streams its labels file (the stream reads a snapshot with
     a media zip or paint whole: :func:`deepen_export.pipeline.stream_parquet`).
     """
     if media is not None or images is not None:
         return False
-    if options.get("layout", "files") != "files":
+    if options.get("layout", "files") not in ("files", "hive"):
         return False
     if from_format is None:
         from converters._detect import detect
