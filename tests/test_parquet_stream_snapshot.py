@@ -377,3 +377,62 @@ def test_export_dataset_task_streams_into_hive_partitions(snapshot, tmp_path, mo
     expected = deepen_export.read_labels(snapshot)
     assert parquet.read(tmp_path / "o") == expected
     assert report["written"]["frames"] == len(expected.frames) == 7
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_the_sample_image_snapshot_with_its_images_folder_streams(tmp_path, batch_size):
+    sample = SAMPLES / "image_dataset"  # images/ holds images no label names: frames too
+    _whole(sample, tmp_path / "whole")
+    done = stream_parquet(sample, tmp_path / "streamed", batch_size=batch_size)
+    assert done.whole is None
+    _same_output(tmp_path / "whole", tmp_path / "streamed")
+    names = pq.read_table(tmp_path / "streamed" / "frames.parquet").column("file_id").to_pylist()
+    assert set(names) > set(deepen_export.read_labels(sample / "labels.json").frames.file_id)
+
+
+def test_images_in_the_folder_without_labels_become_frames_after_the_listed_ones(
+    snapshot, tmp_path
+):
+    from PIL import Image
+
+    (snapshot / "images" / "sub").mkdir(parents=True)
+    for name, size in (("3.png", (64, 48)), ("sub/x.png", (12, 8)), ("z.png", (5, 4))):
+        Image.new("RGB", size).save(snapshot / "images" / name)
+    _whole(snapshot, tmp_path / "whole")
+    for batch_size in (1, 7):
+        stream_parquet(snapshot, tmp_path / f"s{batch_size}", batch_size=batch_size)
+        _same_output(tmp_path / "whole", tmp_path / f"s{batch_size}")
+    frames = pq.read_table(tmp_path / "s1" / "frames.parquet").to_pylist()
+    assert [(f["file_id"], f["frame_index"], f["width"]) for f in frames[-2:]] == [
+        ("sub/x.png", 6, 12),
+        ("z.png", 7, 5),
+    ]
+
+
+def test_an_images_folder_without_a_files_list_is_read_whole(tmp_path):
+    snap = make_snapshot(tmp_path / "snap", _labels(), None)
+    (snap / "images").mkdir()
+    _whole(snap, tmp_path / "whole")
+    done = stream_parquet(snap, tmp_path / "streamed", batch_size=1)
+    assert done.whole == "it has an images/ folder and no files list"
+    _same_files(tmp_path / "whole", tmp_path / "streamed")
+
+
+@pytest.mark.parametrize("sample", ["image_dataset", "lidar_sequence"])
+def test_cli_sample_snapshots_stream_or_say_why_not(sample, tmp_path):
+    from click.testing import CliRunner
+
+    from deepen_export.cli import main
+
+    docs, err = {}, {}
+    for name, extra in (("whole", ["-O", "stream=false"]), ("streamed", [])):
+        args = ["convert", str(SAMPLES / sample), "--to", "parquet", "-o", str(tmp_path / name)]
+        result = CliRunner().invoke(main, [*args, "--json", *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        docs[name], err[name] = json.loads(result.stdout) | {"output": None}, result.stderr
+    assert docs["whole"] == docs["streamed"]
+    _same_files(tmp_path / "whole", tmp_path / "streamed")
+    # the LiDAR sample has its media zip and paint: read whole, one note says so
+    assert ("read whole, not streamed: it has a media zip" in err["streamed"]) == (
+        sample == "lidar_sequence"
+    )

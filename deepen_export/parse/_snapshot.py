@@ -163,9 +163,9 @@ def whole_read_reason(folder: str | os.PathLike[str]) -> str | None:
     """Why the snapshot at ``folder`` must be read whole (not a batch at a time), or None.
 
     A labels file streams with its files list, profile, image sizes (files list,
-    ``images.json``) and 3D marking; the pieces that attach data to frames or points across
-    the whole set do not: the media zip (frames data, calibration, sizes), an ``images/``
-    folder (its images become frames), 3D point paint, 2D painting, and a folder of snapshots.
+    ``images.json``, ``images/``) and 3D marking; the pieces that attach data to frames or
+    points across the whole set do not: the media zip (frames data, calibration, sizes), 3D
+    point paint, 2D painting, and a folder of snapshots.
 
     Examples
     --------
@@ -183,7 +183,6 @@ def whole_read_reason(folder: str | os.PathLike[str]) -> str | None:
         return "it is a folder of snapshots" if snap.children() else "it has no labels.json"
     checks = [
         (snap.media_zip is not None, "it has a media zip (frames data, calibration, sizes)"),
-        (snap.images is not None, "it has an images/ folder (its images become frames)"),
         (snap.paint_semantic.is_file() or snap.paint_instance.is_file(), "it has 3D point paint"),
         (snap.painting2d is not None, "it has 2D painting (painting2d/)"),
     ]

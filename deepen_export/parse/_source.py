@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from deepen_export._media import KnownSizes, fill_sizes
+from deepen_export._media import (
+    KnownSizes,
+    _is_3d,
+    add_image_frames,
+    fill_sizes,
+    fill_sizes_from_images,
+)
 from deepen_export.errors import ParseError
 from deepen_export.model import _TABLES, Frames, FrameStatus, LabelSet, _remap_codes
 from deepen_export.parse._assemble import _Ctx, _frames_table, _order_categories, _ro, _s
@@ -151,12 +157,14 @@ class SnapshotBatches:
 
     Each batch of ``labels.json`` (:func:`iter_label_batches`) gets what the snapshot adds: the
     dataset id, the profile's category order first (``categories``, for the writer's final
-    order), its frames' sequence index and sizes from the files list, sizes from
-    ``images.json``, the 3D marking and the snapshot's ``meta``. After the last batch, one more
-    batch holds only frames: the listed files without labels (with their sensors, status and
-    sizes). Every frame row equals its row in ``parse_snapshot``'s frames. Only for snapshots
-    :func:`whole_read_reason` passes (no media zip, images folder or paint); a label on a file
-    the files list does not name raises :class:`NotStreamable`.
+    order), its frames' sequence index and sizes from the files list, sizes from the
+    ``images/`` folder and ``images.json``, the 3D marking and the snapshot's ``meta``. After
+    the last batch come batches of frames only: the listed files without labels (with their
+    sensors, status and sizes), then the images of ``images/`` that no frame names. Every frame
+    row equals its row in ``parse_snapshot``'s frames. Only for snapshots
+    :func:`whole_read_reason` passes (no media zip or paint); an ``images/`` folder without a
+    files list, or a label on a file the files list does not name, raises
+    :class:`NotStreamable`.
 
     Examples
     --------
@@ -182,25 +190,48 @@ class SnapshotBatches:
         self.info: SnapshotInfo = snapshot_info(Snapshot(Path(self.folder)))
         self.categories: list[str] = self.info.categories
         self._sizes = KnownSizes(self.info.sizes())  # the name rule built once, not per batch
+        self._images = self.info.snap.images
+        if self._images is not None and not self.info.files:
+            # its images become frames after the last index, which only the whole read knows
+            reason = "it has an images/ folder and no files list"
+            raise NotStreamable(reason, path=os.fspath(self.folder))
 
     def __iter__(self) -> Iterator[LabelSet]:
         info = self.info
         listing = _Listing(info) if info.files else None
+        seen: list[Frames] = []  # every frame so far, for the images no frame names
+        three_d = False
         for batch in iter_label_batches(
             info.snap.labels,
             batch_size=self.batch_size,
             dataset_id=info.dataset_id,
             categories=info.categories,
         ):
-            yield self._finished(listing.place(batch) if listing is not None else batch)
-        if listing is not None:
-            rest = listing.rest()
-            if len(rest):
-                yield self._finished(LabelSet(frames=rest))
+            batch = self._finished(listing.place(batch) if listing is not None else batch)
+            if self._images is not None:
+                seen.append(batch.frames)
+                three_d |= _is_3d(batch)
+            yield batch
+        if listing is None:
+            return
+        rest = self._finished(LabelSet(frames=listing.rest()))
+        if len(rest.frames):
+            seen.append(rest.frames)
+            yield rest
+        if self._images is not None and not three_d:  # a 3D set's images are camera views
+            every = LabelSet(frames=Frames.concat(seen))
+            added = add_image_frames(every, self._images).frames
+            if len(added) > len(every.frames):
+                extra = added.take(np.arange(len(every.frames), len(added)))
+                # as parse_snapshot adds them: after the 3D marking and the images' sizes
+                yield fill_sizes(LabelSet(frames=extra), self._sizes).replace(meta=info.meta)
 
     def _finished(self, labels: LabelSet) -> LabelSet:
         """What ``parse_snapshot`` does after the parse, for the pieces that stream."""
-        labels = fill_sizes(self.info.mark(labels), self._sizes)
+        labels = self.info.mark(labels)
+        if self._images is not None:
+            labels = fill_sizes_from_images(labels, self._images, {})
+        labels = fill_sizes(labels, self._sizes)
         return labels.replace(meta=self.info.meta)
 
 
