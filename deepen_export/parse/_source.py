@@ -138,12 +138,19 @@ def _recoded(labels: LabelSet, order: Sequence[str]) -> LabelSet:
 
 
 class NotStreamable(ParseError):
-    """A snapshot that turned out, part-way through its batches, to need the whole-file read.
+    """An input that needs the whole-file read: it cannot be written a batch at a time.
 
-    Raised by :class:`SnapshotBatches` (labels on a file its files list does not name: that
-    file's place in the sequence depends on every other such file); the caller reads the
-    snapshot whole instead (:func:`deepen_export.pipeline.stream_parquet` does). ``reason``
-    says why, in words for a status line.
+    Raised by :class:`SnapshotBatches` when it is made (a media zip, paint, an ``images/``
+    folder without a files list: :func:`whole_read_reason`) or part-way through its batches
+    (labels on a file its files list does not name: that file's place in the sequence depends
+    on every other such file), and by :func:`deepen_export.pipeline.stream_parquet` for a
+    ``hive`` input out of sequence order. The caller reads the input whole instead
+    (``stream_parquet`` does); ``reason`` says why, in words for a status line.
+
+    Examples
+    --------
+    >>> NotStreamable("it has 3D point paint", path="snap").reason
+    'it has 3D point paint'
     """
 
     def __init__(self, reason: str, *, path: str | None = None) -> None:
