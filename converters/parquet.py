@@ -775,8 +775,8 @@ def write_stream(
         ``layout="files"`` or ``"hive"``. The frames, ``frame_index``, categories, metadata and
         report of ``spill=True``, with each batch's rows written as it comes (no temporary
         files; rows in batch order, row groups per batch): for batches whose new files sort
-        after the files of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
-        batch out of that order, before anything is committed.
+        after the files of earlier batches (a labels file in sequence order). Raises
+        ``ConversionError`` on a batch out of that order, before anything is committed.
     categories : sequence of str
         ``spill`` / ``ordered`` only: the category order the input was parsed with (a labelling
         profile's, ``parse_labels(categories=...)``); the categories the batches use that it
