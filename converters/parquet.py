@@ -66,7 +66,7 @@ import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -84,6 +84,7 @@ from deepen_export import arrow
 from deepen_export._progress import progress
 from deepen_export.errors import ConversionError
 from deepen_export.model import KIND_SPECS, LABEL_KINDS, Frames, Issue, LabelSet, natural_key
+from deepen_export.parse._assemble import _order_categories
 from deepen_export.report import Report
 
 __all__ = ["WriteAgain", "read", "write", "write_stream"]
@@ -445,6 +446,7 @@ class _WholeSink(_Sink):
         super().__init__(*args, **kwargs)
         self.frame_parts: list[Frames] = []
         self.sorted_categories = True
+        self.profile_order: tuple[str, ...] = ()  # write_stream's categories=
         self.deferred: dict[tuple[int, int, int], list[Issue]] = {}
         self.stats = arrow._AttributeStats()
 
@@ -468,7 +470,10 @@ class _WholeSink(_Sink):
             raise WriteAgain("the first batch decided other attribute columns", decisions=whole)
         frames = _final_frames(self.frame_parts)
         cats = list(self.categories)
-        cats = sorted(cats) if self.sorted_categories else cats
+        if self.profile_order:  # the parse's rule: the profile's order, then the rest sorted
+            cats = _order_categories(cats, self.profile_order)
+        elif self.sorted_categories:
+            cats = sorted(cats)
         self.categories = dict.fromkeys(cats)
         table = arrow._other_tables(LabelSet(frames=frames, categories=tuple(cats)), False)
         self.written["frames"] = len(table["frames"])
@@ -478,7 +483,8 @@ class _WholeSink(_Sink):
         super().close()
 
     def _finish(self, frames_table: pa.Table, frames: Frames, cats: list[str]) -> None:
-        self._write("frames", "frames.parquet", frames_table)
+        for path, part in self._partitions("frames", frames_table):  # hive: per dataset
+            self._write("frames", path, part)
 
 
 class _OrderedSink(_WholeSink):
@@ -747,6 +753,7 @@ def write_stream(
     storage_options: dict[str, str] | None = None,
     spill: bool = False,
     ordered: bool = False,
+    categories: Sequence[str] = (),
     _decisions: tuple[dict[str, pa.DataType], dict[str, str]] | None = None,
 ) -> Report:
     """Write label sets one batch at a time, so memory is bounded by one batch.
@@ -765,11 +772,15 @@ def write_stream(
         one labels file). Without it, each batch is written as it comes (its own row groups)
         and a frame's ``frame_index`` is what its batch says (-1, null, when unknown).
     ordered : bool
-        ``layout="files"`` only. The frames, ``frame_index``, categories, metadata and report of
-        ``spill=True``, with each batch's rows written as it comes (no temporary files; rows in
-        batch order, row groups per batch): for batches whose new files sort after the files
-        of earlier batches (a labels file in sequence order). Raises ``ConversionError`` on a
-        batch out of that order, before anything is committed.
+        ``layout="files"`` or ``"hive"``. The frames, ``frame_index``, categories, metadata and
+        report of ``spill=True``, with each batch's rows written as it comes (no temporary
+        files; rows in batch order, row groups per batch): for batches whose new files sort
+        after the files of earlier batches (a labels file in sequence order). Raises
+        ``ConversionError`` on a batch out of that order, before anything is committed.
+    categories : sequence of str
+        ``spill`` / ``ordered`` only: the category order the input was parsed with (a labelling
+        profile's, ``parse_labels(categories=...)``); the categories the batches use that it
+        does not list follow in sorted order, as in a parse of the whole input.
 
     With ``spill`` or ``ordered``, typed ``attr_`` columns and attribute encodings are decided
     on the first batch as the rows must be built; when the whole input decides otherwise (a
@@ -786,8 +797,10 @@ def write_stream(
     """
     if layout not in ("files", "hive", "delta"):
         raise ValueError(f"layout must be 'files', 'hive' or 'delta', got {layout!r}")
-    if (spill or ordered) and layout != "files":
-        raise ValueError(f"spill=True / ordered=True write layout='files', not {layout!r}")
+    if (spill and layout != "files") or (ordered and layout == "delta"):
+        raise ValueError(
+            f"spill=True writes layout='files' (ordered=True also 'hive'), not {layout!r}"
+        )
     if layout == "delta":
         return _write_delta(
             batches,
@@ -822,6 +835,8 @@ def write_stream(
         sink_class = _SpillSink if spill else _OrderedSink if ordered else _Sink
         where = (fs, staging, layout, compression, row_group_size, attribute_columns, dataset_id)
         sink = sink_class(*where, report, pointclouds, pool=pool, io=io)
+        if isinstance(sink, _WholeSink):
+            sink.profile_order = tuple(categories)
         if _decisions is not None:  # a second pass: the whole input's attribute decisions
             sink.attribute_types, sink.encodings = dict(_decisions[0]), dict(_decisions[1])
         try:

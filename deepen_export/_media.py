@@ -73,6 +73,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageSource",
     "ImageSources",
+    "KnownSizes",
     "add_image_frames",
     "fill_sizes",
     "fill_sizes_from_images",
@@ -323,7 +324,30 @@ def _lookup(sizes: Mapping[str, Size]) -> dict[str, Size]:
     return out
 
 
-def fill_sizes(labels: LabelSet, sizes: Mapping[str, Size]) -> LabelSet:
+class KnownSizes:
+    """Image sizes by name, with :func:`fill_sizes`'s name rule built once (for many batches).
+
+    A frame's size is the one named by its file id, else by ``<sensor>/<file id>``, else by its
+    file id's base name where that base name is unique among the names.
+
+    Examples
+    --------
+    >>> KnownSizes({"x/a.png": (4, 3)})("a.png", "cam")
+    (4, 3)
+    """
+
+    def __init__(self, sizes: Mapping[str, Size]) -> None:
+        self.sizes = sizes
+        self.table = _lookup(sizes)
+
+    def __call__(self, name: str, sensor: str) -> Size | None:
+        table = self.table
+        return (
+            table.get(name) or table.get(f"{sensor}/{name}") or table.get(PurePosixPath(name).name)
+        )
+
+
+def fill_sizes(labels: LabelSet, sizes: Mapping[str, Size] | KnownSizes) -> LabelSet:
     """Set the width and height of frames whose size is unknown, from ``sizes`` (by name).
 
     Examples
@@ -333,16 +357,10 @@ def fill_sizes(labels: LabelSet, sizes: Mapping[str, Size]) -> LabelSet:
     >>> fill_sizes(ls, {"a.png": (4, 3)}).frames.width.tolist()
     [4]
     """
-    if not sizes or not len(labels.frames):
+    known = sizes if isinstance(sizes, KnownSizes) else KnownSizes(sizes)
+    if not known.sizes or not len(labels.frames):
         return labels
-    table = _lookup(sizes)
-
-    def size_of(name: str, sensor: str) -> Size | None:
-        return (
-            table.get(name) or table.get(f"{sensor}/{name}") or table.get(PurePosixPath(name).name)
-        )
-
-    return _fill(labels, size_of)
+    return _fill(labels, known)
 
 
 def fill_sizes_from_images(

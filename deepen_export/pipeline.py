@@ -183,6 +183,9 @@ def export_dataset(
 ) -> dict[str, Any]:
     """The default task: pull one dataset into a temporary snapshot and write its partitions.
 
+    The snapshot is written a batch at a time (:func:`stream_parquet`, ``layout="hive"``), or
+    read whole when it cannot stream (a media zip, paint): the same partitions either way.
+
     Parameters
     ----------
     dataset_id : str
@@ -196,7 +199,8 @@ def export_dataset(
     filesystem : optional
         Filesystem of ``dest`` (see :func:`converters.parquet.write`).
     **write_options
-        More options of :func:`converters.parquet.write`.
+        More options of :func:`converters.parquet.write`, and ``batch_size`` (labels per
+        batch, :func:`stream_parquet`).
 
     Returns
     -------
@@ -209,33 +213,36 @@ def export_dataset(
 
         export_dataset("DATASET_ID", "s3://bucket/labels")
     """
-    from converters import parquet
-    from deepen_export import read_labels
     from deepen_export._progress import quiet
 
     # a worker may share the terminal with the command and with other workers: no bars here
     with quiet(), tempfile.TemporaryDirectory(prefix="deepen-export-") as tmp:
         snapshot = os.path.join(tmp, "snapshot")
         pull(dataset_id, snapshot, client_factory=client_factory, label_set=label_set, stage=stage)
-        labels = read_labels(snapshot)
-        report = parquet.write(
-            labels,
+        done = stream_parquet(
+            snapshot,
             dest,
             layout="hive",
             dataset_id=dataset_id,
             filesystem=filesystem,
             **write_options,
         )
-    return report.to_dict()
+    return dict(done.report.to_dict())
 
 
 @dataclass
 class StreamedExport:
-    """What :func:`stream_parquet` wrote: the report, and the labels and input issues it read."""
+    """What :func:`stream_parquet` wrote: the report, the labels and input issues it read.
+
+    ``whole`` says why the input was read whole instead of a batch at a time (a snapshot
+    with a media zip or paint, see :func:`deepen_export.parse._snapshot.whole_read_reason`);
+    None when it streamed.
+    """
 
     report: Any
     labels: int = 0
     input_issues: int = 0
+    whole: str | None = None
 
     def __len__(self) -> int:
         return self.labels
@@ -248,8 +255,9 @@ def stream_parquet(
     batch_size: int = 100_000,
     **write_options: Any,
 ) -> StreamedExport:
-    """Convert a Deepen labels JSON file to Parquet a batch at a time (the CLI's default).
+    """Convert a Deepen labels JSON file or snapshot folder to Parquet a batch at a time.
 
+    The CLI's default for ``convert ... --to parquet`` and ``export ... --to parquet``.
     ``iter_label_batches`` parses the file ``batch_size`` labels at a time in a background
     thread (the next batch is parsed while this one is written) and
     :func:`converters.parquet.write_stream` writes them as they come (``ordered=True``): memory
@@ -261,16 +269,26 @@ def stream_parquet(
     later batch changes what the first one decided about attributes (typed ``attr_`` columns,
     JSON encodings), the file is written again with the whole file's decisions.
 
+    A snapshot folder (``deepen-export pull``) streams its ``labels.json`` with what the
+    snapshot adds (:class:`~deepen_export.parse._source.SnapshotBatches`: dataset id, profile
+    category order, files list with the unlabelled files as frames, image sizes, 3D marking,
+    ``meta``): the output is that of ``read_labels(folder)`` written whole. A snapshot with a
+    media zip, an ``images/`` folder, 3D point paint or 2D painting, a folder of snapshots, or
+    labels on files its files list does not name is read whole instead, automatically;
+    ``whole`` in the result says why.
+
     Parameters
     ----------
     source : path
-        A labels JSON file (a Deepen labels response).
+        A labels JSON file (a Deepen labels response) or a snapshot folder.
     dest : str
         Output folder or URI.
     batch_size : int
         Labels per batch.
     **write_options
-        Options of :func:`converters.parquet.write_stream` (``layout="files"``).
+        Options of :func:`converters.parquet.write_stream` (``layout="files"`` or ``"hive"``;
+        a ``hive`` input out of sequence order, which ``files`` holds in temporary files, is
+        read whole).
 
     Examples
     --------
@@ -279,33 +297,61 @@ def stream_parquet(
     >>> _ = src.write_text(json.dumps({"labels": [{"file_id": "a.png", "label_id": "car:1",
     ...     "label_category_id": "car", "label_type": "box", "box": [0, 0, 2, 2]}]}))
     >>> done = stream_parquet(src, tempfile.mkdtemp() + "/out")
-    >>> done.labels, done.report.written["labels"]
-    (1, 1)
+    >>> done.labels, done.report.written["labels"], done.whole
+    (1, 1, None)
+    >>> stream_parquet(src.parent, tempfile.mkdtemp() + "/out").labels  # as a snapshot folder
+    1
+    """
+    from deepen_export.parse import iter_label_batches
+    from deepen_export.parse._source import NotStreamable, SnapshotBatches
+
+    try:
+        if not Path(source).is_dir():
+            return _stream_batches(
+                lambda: iter_label_batches(source, batch_size=batch_size), (), dest, write_options
+            )
+        snapshot = SnapshotBatches(source, batch_size=batch_size)
+        return _stream_batches(lambda: iter(snapshot), snapshot.categories, dest, write_options)
+    except NotStreamable as whole:
+        return _write_whole(source, dest, whole.reason, write_options)
+
+
+def _stream_batches(
+    batches: Callable[[], Iterator[Any]],
+    categories: Iterable[str],
+    dest: Any,
+    write_options: dict[str, Any],
+) -> StreamedExport:
+    """Write ``batches()`` with ``write_stream(ordered=True)``, again when it says so.
+
+    ``hive`` cannot hold rows back (``spill``): labels out of sequence order raise
+    :class:`~deepen_export.parse._source.NotStreamable` (the caller reads the input whole).
     """
     from converters import parquet
-    from deepen_export.parse import iter_label_batches
+    from deepen_export.parse._source import NotStreamable
 
     def run(mode: str, decisions: Any) -> StreamedExport:
         done = StreamedExport(report=None)
 
         def counted() -> Iterator[Any]:
-            for batch in iter_label_batches(source, batch_size=batch_size):
+            for batch in batches():
                 done.labels += len(batch)
                 done.input_issues += len(batch.issues)
                 yield batch
 
-        batches = _ahead(counted())
+        ahead = _ahead(counted())
         try:
             done.report = parquet.write_stream(
-                batches,
+                ahead,
                 dest,
                 spill=mode == "spill",
                 ordered=mode == "ordered",
+                categories=tuple(categories),
                 _decisions=decisions,
                 **write_options,
             )
         finally:
-            batches.close()  # stops the read-ahead thread now, also when the write failed
+            ahead.close()  # stops the read-ahead thread now, also when the write failed
         return done
 
     mode, decisions = "ordered", None
@@ -313,11 +359,25 @@ def stream_parquet(
         try:
             return run(mode, decisions)
         except parquet.WriteAgain as again:
+            if again.spill and write_options.get("layout", "files") != "files":
+                raise NotStreamable(f"its labels are not in sequence order ({again})") from None
             mode = "spill" if again.spill or mode == "spill" else mode
             if again.decisions is not None:
                 if decisions is not None:
                     raise  # the whole input's decisions were used: cannot differ (a bug)
                 decisions = again.decisions
+
+
+def _write_whole(
+    source: str | os.PathLike[str], dest: Any, reason: str, write_options: dict[str, Any]
+) -> StreamedExport:
+    """The whole-file path for a snapshot that cannot stream: read it, then write it."""
+    from converters import parquet
+    from deepen_export import read_labels
+
+    labels = read_labels(source)
+    report = parquet.write(labels, dest, **write_options)
+    return StreamedExport(report, len(labels), len(labels.issues), whole=reason)
 
 
 _T = TypeVar("_T")

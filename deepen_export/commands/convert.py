@@ -210,14 +210,14 @@ def _run_convert(
     inputs = [("SOURCE", source), ("--media", frames), ("--images", images), ("--id-map", id_map)]
     target = check_output(output, inputs, overwrite=overwrite)
     module = converters.get(fmt.name)
-    settings, stream = _stream_setting(fmt.name, settings)
+    settings, batch_size = _stream_setting(fmt.name, settings)
     given = {"on_unsupported": on_unsupported, "images": images, "id_map": id_map, "media": frames}
     options = _writer_options(fmt.name, module.write, settings, given, source)
-    streamed = stream and _streams(options, source, from_format, frames, images)
+    streamed = batch_size is not None and _streams(options, source, from_format, frames, images)
     remote_destination(output)  # a URI nothing can write is refused before any work
     with display():
         if streamed:  # a batch at a time; the same files as the whole-file path
-            labels, lines = _stream_parquet(source, output, options, target)
+            labels, lines = _stream_parquet(source, output, options, target, batch_size)
             report, source_format, n_issues_in = labels.report, "deepen", labels.input_issues
         else:
             with status(f"reading {source}"):
@@ -301,42 +301,57 @@ def _echo_result(
 
 
 def _stream_parquet(
-    source: Path, output: str, options: dict[str, Any], target: Any
+    source: Path, output: str, options: dict[str, Any], target: Any, batch_size: int | None
 ) -> tuple[Any, list[str]]:
-    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`)."""
+    """Write SOURCE to Parquet batch by batch (:func:`deepen_export.pipeline.stream_parquet`).
+
+    A snapshot that cannot stream (media zip, paint, ...) is read whole: one note says why.
+    """
     from deepen_export._guard import unmarked
     from deepen_export._progress import status
     from deepen_export.pipeline import stream_parquet
 
     with status(f"streaming {source} to parquet"), lossy_lines() as lines, unmarked(target):
-        return stream_parquet(source, output, **options), lines
+        done = stream_parquet(source, output, batch_size=batch_size or 100_000, **options)
+    if done.whole is not None:
+        click.echo(f"note: {source} read whole, not streamed: {done.whole}", err=True)
+    return done, lines
 
 
-def _stream_setting(to: str, settings: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
-    """Parquet's ``-O stream=true|false`` (a CLI choice, not a writer option) and the rest.
+def _stream_setting(to: str, settings: tuple[str, ...]) -> tuple[tuple[str, ...], int | None]:
+    """Parquet's ``-O stream=true|false`` and ``-O batch_size=N`` (CLI choices, not writer
+    options) and the rest: the labels per batch when the conversion streams, None when not.
 
     Examples
     --------
     >>> _stream_setting("parquet", ("stream=false", "layout=files"))
-    (('layout=files',), False)
+    (('layout=files',), None)
+    >>> _stream_setting("parquet", ("batch_size=7",))
+    ((), 7)
     """
     if to != "parquet":
-        return settings, False
+        return settings, None
     from converters._writer import coerce
 
-    stream, rest = True, []
+    stream, batch_size, rest = True, 100_000, []
     for setting in settings:
         key, raw = _parse_option(setting)
-        if key != "stream":
+        if key not in ("stream", "batch_size"):
             rest.append(setting)
             continue
         try:
-            stream = coerce(raw, bool)
+            if key == "stream":
+                stream = coerce(raw, bool)
+            else:
+                batch_size = coerce(raw, int)
+                if batch_size < 1:
+                    raise ValueError(raw)
         except ValueError:
+            kind = "true or false" if key == "stream" else "a positive whole number"
             raise click.BadParameter(
-                f"stream must be true or false, got {raw!r}", param_hint="-O"
+                f"{key} must be {kind}, got {raw!r}", param_hint="-O"
             ) from None
-    return tuple(rest), stream
+    return tuple(rest), batch_size if stream else None
 
 
 def _streams(
@@ -346,23 +361,25 @@ def _streams(
     media: Path | None,
     images: Path | None,
 ) -> bool:
-    """Whether this Parquet conversion streams: from one Deepen labels JSON file.
+    """Whether this Parquet conversion streams: from a Deepen labels JSON file or snapshot.
 
-    ``-O stream=false`` keeps the whole-file path; snapshot folders (paint, media, image
-    sizes), ``--media``, ``--images`` and other layouts always use it.
+    ``-O stream=false`` keeps the whole-file path; ``--media``, ``--images`` and ``delta``
+    always use it. A snapshot folder streams its labels file (the stream reads a snapshot with
+    a media zip or paint whole: :func:`deepen_export.pipeline.stream_parquet`).
     """
-    if media is not None or images is not None or not source.is_file():
+    if media is not None or images is not None:
         return False
-    if options.get("layout", "files") != "files":
+    if options.get("layout", "files") not in ("files", "hive"):
         return False
     if from_format is None:
         from converters._detect import detect
         from deepen_export.errors import ConversionError
         from deepen_export.parse._scan import _form
 
-        with source.open("rb") as fh:
-            if _form(fh.read(256)) is not None:
-                return True  # {"labels": ...}: a Deepen response, without parsing it to say so
+        if source.is_file():
+            with source.open("rb") as fh:
+                if _form(fh.read(256)) is not None:
+                    return True  # {"labels": ...}: a Deepen response, without parsing it
         try:
             from_format = detect(source)
         except ConversionError:
