@@ -232,8 +232,38 @@ def record(
     action: Action,
     reason: str,
 ) -> None:
-    """Add one report entry per label in ``rows`` of table ``kind`` (file and label ids filled in)."""
-    report.issues.extend(labels.row_issues(kind, rows, action, reason))
+    """Add one report entry per label in ``rows`` of table ``kind`` (file and label ids filled in).
+
+    The entries are held as columns (:meth:`Report.add_rows`): what
+    :meth:`LabelSet.row_issues` would make, without an ``Issue`` object per label until
+    someone reads ``report.issues``.
+
+    Examples
+    --------
+    >>> from deepen_export.model import Boxes, Frames
+    >>> ls = LabelSet(frames=Frames.from_columns(file_id=["a.png"]), categories=("car",),
+    ...               boxes=Boxes.from_columns(frame=[0], category=[0], label_id=["car:1"],
+    ...                                        xyxy=[[0, 0, 1, 1]]))
+    >>> r = Report("yolo")
+    >>> record(r, ls, "boxes", [0], "changed", "box written as a 4-point polygon")
+    >>> r.issues == ls.row_issues("boxes", [0], "changed", "box written as a 4-point polygon")
+    True
+    """
+    table = labels.table(kind)
+    idx = np.asarray(rows)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    if len(idx) == 0:
+        return
+    label_ids = getattr(table, "label_id", None)
+    report.add_rows(
+        action,
+        reason,
+        kind=kind,
+        files=labels.frames.file_id,
+        file_index=table.frame[idx],  # type: ignore[attr-defined]
+        label_ids=None if label_ids is None else label_ids[idx],
+    )
 
 
 # what one row of each kind is, for the one-line summary of a left-out kind
