@@ -47,6 +47,7 @@ __all__ = [
     "apply_policy",
     "atomic_dir",
     "atomic_file",
+    "codes_by_value",
     "dump_json",
     "finish",
     "json_bytes",
@@ -483,7 +484,7 @@ def pylist(col: npt.NDArray[Any]) -> list[Any]:
     [3, 'a', None]
     """
     values = col.tolist()
-    if col.dtype != object:
+    if col.dtype != object or not any(issubclass(k, np.generic) for k in set(map(type, values))):
         return values
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
@@ -560,27 +561,45 @@ def texts_by_value(values: list[Any], text_of: Callable[[Any], str]) -> npt.NDAr
     >>> texts_by_value(["a", None, "a", "b"], lambda v: f"<{v}>").tolist()
     ['<a>', '', '<a>', '<b>']
     """
-    out = np.empty(len(values), dtype=object)
+    codes, texts = codes_by_value(values, text_of)
+    return np.array(texts, dtype=object)[codes]
+
+
+def codes_by_value(
+    values: list[Any], text_of: Callable[[Any], str]
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """``(codes, texts)``: ``texts[codes[i]]`` is ``text_of(values[i])`` (``""`` for None),
+    each distinct text once and ``text_of`` called once per distinct value where equal values
+    always have the same text (and once per value otherwise: floats, lists, dicts).
+
+    Examples
+    --------
+    >>> codes, texts = codes_by_value(["a", None, "a", "b"], lambda v: f"<{v}>")
+    >>> codes.tolist(), texts
+    ([0, 1, 0, 2], ['<a>', '', '<b>'])
+    """
     kinds = set(map(type, values)) - {type(None)}
     if len(kinds) <= 1 and kinds <= _SAME_TEXT_TYPES:  # one type: equal values, equal texts
-        memo = {v: "" if v is None else text_of(v) for v in set(values)}
-        out[:] = list(map(memo.__getitem__, values))
-        return out
-    keyed: dict[tuple[type, Any], str] = {}
+        code_of = {v: i for i, v in enumerate(dict.fromkeys(values))}
+        codes = np.fromiter(map(code_of.__getitem__, values), np.int64, len(values))
+        return codes, ["" if v is None else text_of(v) for v in code_of]
+    keyed: dict[Any, int] = {}
+    texts: list[str] = []
 
-    def one(v: Any) -> str:
+    def one(v: Any) -> int:
         if v is None:
-            return ""
-        if type(v) not in _SAME_TEXT_TYPES:  # floats (-0.0 == 0.0), lists, dicts: each time
-            return text_of(v)
-        key = (type(v), v)
-        text = keyed.get(key)
-        if text is None:
-            text = keyed[key] = text_of(v)
-        return text
+            key: Any = None
+        elif type(v) not in _SAME_TEXT_TYPES:  # floats (-0.0 == 0.0), lists, dicts: each time
+            key = ("text", text_of(v))
+        else:
+            key = (type(v), v)
+        code = keyed.get(key)
+        if code is None:
+            code = keyed[key] = len(texts)
+            texts.append("" if v is None else key[1] if key[0] == "text" else text_of(v))
+        return code
 
-    out[:] = [one(v) for v in values]
-    return out
+    return np.fromiter(map(one, values), np.int64, len(values)), texts
 
 
 WRITE_THREADS = int(os.environ.get("DEEPEN_EXPORT_WRITE_THREADS", "1"))

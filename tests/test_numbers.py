@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import deepen_export
 from converters import coco, cvat, kitti_tracking, openlabel, voc, yolo
-from converters._base import texts_by_value, write_files
+from converters._base import codes_by_value, texts_by_value, write_files
 from converters._numbers import (
     cells_text,
     fixed,
@@ -233,3 +233,31 @@ def test_texts_by_value_keeps_types_apart() -> None:
     # True == 1 and -0.0 == 0.0, but their texts differ
     assert texts_by_value([True, 1, None, 1.0], repr).tolist() == ["True", "1", "", "1.0"]
     assert texts_by_value([0.0, -0.0], repr).tolist() == ["0.0", "-0.0"]
+
+
+_VALUES = st.lists(
+    st.one_of(
+        st.none(),
+        st.sampled_from(["a", "b", "é"]),
+        st.integers(-2, 2),
+        st.booleans(),
+        st.floats(-1, 1, width=16),
+        st.sampled_from([np.int64(1), np.str_("a")]),
+        st.lists(st.integers(0, 1), max_size=2),
+    ),
+    max_size=12,
+)
+
+
+@given(st.one_of(_VALUES, st.lists(st.sampled_from(["x", "y", None]), max_size=12)))
+def test_codes_by_value_are_the_texts_one_by_one(values: list) -> None:
+    """Codes and texts (each text once) give text_of of every value, "" for None."""
+
+    def text(v: object) -> str:
+        return f"{type(v).__name__}:{v!r}"
+
+    codes, texts_ = codes_by_value(values, text)
+    expected = ["" if v is None else text(v) for v in values]
+    assert [texts_[c] for c in codes.tolist()] == expected
+    assert len(set(texts_)) == len(texts_)
+    assert texts_by_value(values, text).tolist() == expected
