@@ -644,8 +644,7 @@ def write_files(
     def chunk(span: range) -> int:
         for i in span:
             parts = [v[a[i] : z[i]] for v, a, z in views]
-            with open(paths[i], "wb") as fh:
-                fh.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            _write_new(paths[i], parts[0] if len(parts) == 1 else b"".join(parts))
         return len(span)
 
     n = len(paths)
@@ -660,6 +659,22 @@ def write_files(
             spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
             for done in pool.map(chunk, spans):
                 advance(done)
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_BINARY", 0)
+
+
+def _write_new(path: str, data: bytes | memoryview) -> None:
+    """``open(path, "wb").write(data)`` in three system calls: ``open()`` also asks whether the
+    file is a terminal and stats it (tens of thousands of small files: a tenth of a second of
+    CPU per 50,000 files)."""
+    fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:  # a regular file takes everything at once; a short write is retried
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 @contextmanager

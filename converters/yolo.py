@@ -307,7 +307,7 @@ def _sidecar(
 
 _LABELS_KEY = '\n      "labels": '
 _SIDECAR_FILES = 4000  # files per piece of frames.json: bounds the text held at once
-_ENTRY_HEAD = '\n        {\n          "label_id": '
+_ENTRY_HEAD = '\n        {\n          "label_id": "'
 
 
 def _labels_text(
@@ -354,14 +354,11 @@ def _json_value(v: Any, depth: int) -> str:
 _PLAIN_TEXT = re.compile(r'[^\x00-\x1f"\\\ud800-\udfff]*')
 
 
-def _json_strings(values: list[str]) -> Array:
-    """JSON text of each string (orjson's), as an object array; plain ones without a call each."""
-    out = np.empty(len(values), dtype=object)
+def _json_inner(values: list[str]) -> list[str]:
+    """JSON text of each string (orjson's) without its quotes; plain ones as they are."""
     if _PLAIN_TEXT.fullmatch("".join(values)):  # nothing to escape in any of them
-        out[:] = values
-        return '"' + out + '"'
-    out[:] = [_json_value(v, 0) for v in values]
-    return out
+        return values
+    return [_json_value(v, 0)[1:-1] for v in values]
 
 
 def _keyed_value(head: str, v: Any) -> str:
@@ -370,12 +367,13 @@ def _keyed_value(head: str, v: Any) -> str:
 
 def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
     """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as three
-    pieces: ``,`` and the entry's opening, its label id, and the rest (type and attributes).
+    pieces: ``,`` and the entry's opening, its label id (in JSON, without its quotes), and the
+    rest (type and attributes).
 
     The rest is made once per distinct combination of attribute values (attribute columns hold
     few distinct values among many labels).
     """
-    ids = _json_strings(list(map(str, t.label_id[rows].tolist())))
+    ids = _json_inner(list(map(str, t.label_id[rows].tolist())))
     codes = np.zeros(len(rows), dtype=np.int64)
     combos: list[list[str]] = [[]]  # the attribute texts of each combination seen
     for k, col in t.attributes.items():
@@ -388,9 +386,9 @@ def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
     for combo in combos:
         present = [x for x in combo if x]
         attrs = ',\n          "attributes": {' + ",".join(present) + "\n          }"
-        rests.append(f',\n          "type": "{kind}"' + attrs * bool(present) + "\n        }")
+        rests.append(f'",\n          "type": "{kind}"' + attrs * bool(present) + "\n        }")
     out = np.empty((len(rows), 3), dtype=object)
-    out[:, 0] = "," + _ENTRY_HEAD
+    out[:, 0] = "," + _ENTRY_HEAD  # the quotes around the label id are in the pieces beside it
     out[:, 1] = ids
     out[:, 2] = np.array(rests, dtype=object)[codes.reshape(-1)] if len(rows) else []
     return out
