@@ -196,7 +196,8 @@ def test_join_cells_lines_and_offsets() -> None:
     assert [text[a:b] for a, b in itertools.pairwise(offsets)] == text.splitlines(True)
 
 
-def test_write_files_from_the_pool(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_write_files_from_the_pool(tmp_path: Path, threads: int) -> None:
     contents = [f"file {i}\n".encode() * (i % 7) for i in range(300)]  # empty ones too
     data = np.frombuffer(b"".join(contents), dtype=np.uint8)
     ends = np.cumsum([len(c) for c in contents])
@@ -209,10 +210,21 @@ def test_write_files_from_the_pool(tmp_path: Path) -> None:
             (data, ends - [len(c) for c in contents], ends),
             (tail, np.zeros(300, int), np.full(300, 3)),
         ],
-        threads=4,
+        threads=threads,
     )
     for rel, c in zip(rels, contents, strict=True):
         assert (tmp_path / rel).read_bytes() == c + b"END"
+
+
+def test_write_files_after_a_short_write(tmp_path: Path, monkeypatch) -> None:
+    """A write that takes only part of the bytes is continued with the rest."""
+    import os
+
+    monkeypatch.setattr(os, "writev", lambda fd, parts: os.write(fd, bytes(parts[0][:1])))
+    buf = np.frombuffer(b"abcdef", np.uint8)
+    write_files(tmp_path, ["a.txt", "b.txt"], [(buf, np.array([0, 3]), np.array([3, 6]))] * 2)
+    assert (tmp_path / "a.txt").read_bytes() == b"abcabc"
+    assert (tmp_path / "b.txt").read_bytes() == b"defdef"
 
 
 def test_texts_by_value_keeps_types_apart() -> None:
