@@ -365,6 +365,9 @@ def _keyed_value(head: str, v: Any) -> str:
     return head + _json_value(v, 6)
 
 
+_FEW_COMBOS = 4096  # attribute combinations made as a product rather than found by np.unique
+
+
 def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
     """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as three
     pieces: ``,`` and the entry's opening, its label id (in JSON, without its quotes), and the
@@ -380,8 +383,12 @@ def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
         head = "\n            " + _json_value(k, 0) + ": "
         value, texts = codes_by_value(pylist(col[rows]), functools.partial(_keyed_value, head))
         m = len(texts)
-        seen, codes = np.unique(codes * m + value, return_inverse=True)
-        combos = [combos[c // m] + [texts[c % m]] for c in seen.tolist()]
+        if len(combos) * m <= _FEW_COMBOS:  # every combination: no sort of the codes
+            codes = codes * m + value
+            combos = [[*c, t] for c in combos for t in texts]
+        else:  # the combinations that occur
+            seen, codes = np.unique(codes * m + value, return_inverse=True)
+            combos = [combos[c // m] + [texts[c % m]] for c in seen.tolist()]
     rests = []
     for combo in combos:
         present = [x for x in combo if x]
