@@ -643,9 +643,8 @@ def write_files(
         paths = [prefix + r for r in rels]
     for parent in dict.fromkeys(p.rpartition("/")[0] for p in paths):
         os.makedirs(parent, exist_ok=True)
-    views = [(np.ascontiguousarray(buf).data, a, z) for buf, a, z in pieces]
-    sizes = sum((z - a for _, a, z in views), np.zeros(len(paths), np.int64)).tolist()
-    views = [(v, a.tolist(), z.tolist()) for v, a, z in views]
+    sizes = sum((z - a for _, a, z in pieces), np.zeros(len(paths), np.int64)).tolist()
+    views = [(np.ascontiguousarray(b).data, a.tolist(), z.tolist()) for b, a, z in pieces]
 
     def chunk(span: range) -> int:
         for i in span:
@@ -654,17 +653,35 @@ def write_files(
 
     n = len(paths)
     threads = WRITE_THREADS if threads is None else threads
-    step = 256 if threads <= 1 or n < 64 else max(16, -(-n // (threads * 8)))
-    spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
     with task(description, total=n) as advance:
         if threads <= 1 or n < 64:
-            for span in spans:
-                advance(chunk(span))
+            _write_in_turn(paths, views, sizes, advance)
             return
-        # a few chunks per thread: even finish
+        step = max(16, -(-n // (threads * 8)))  # a few chunks per thread: even finish
+        spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
         with ThreadPoolExecutor(threads) as pool:
             for done in pool.map(chunk, spans):
                 advance(done)
+
+
+def _write_in_turn(
+    paths: list[str],
+    views: list[tuple[memoryview, list[int], list[int]]],
+    sizes: list[int],
+    advance: Callable[[int], None],
+) -> None:
+    """:func:`write_files` in this thread, the progress advanced every 256 files (a display
+    update per file costs more than the file) and by the files written when one fails."""
+    done = 0
+    try:
+        for i, path in enumerate(paths):
+            _write_new(path, [v[a[i] : z[i]] for v, a, z in views], sizes[i])
+            done += 1
+            if done == 256:
+                advance(done)
+                done = 0
+    finally:
+        advance(done)
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_BINARY", 0)
