@@ -455,7 +455,17 @@ def _table_lines(cat: Array, vals: Array, frame: Array, row: Array) -> _Text:
 
 
 def _by_frame(frame: Array, rows: Array) -> Array:
-    """Order of lines sorted by frame, then label row."""
+    """Order of lines sorted by frame, then label row.
+
+    Examples
+    --------
+    >>> _by_frame(np.array([0, 0, 2]), np.array([1, 4, 5])).tolist()
+    [0, 1, 2]
+    >>> _by_frame(np.array([2, 0, 0]), np.array([1, 5, 4])).tolist()
+    [2, 1, 0]
+    """
+    if (np.diff(frame) >= 0).all() and (np.diff(rows) > 0).all():  # labels come file by file
+        return np.arange(len(frame))
     return np.lexsort((rows, frame))
 
 

@@ -261,3 +261,13 @@ def test_frames_json_is_the_per_label_document(tmp_path_factory, case, task, chu
                 entries.append({**entry, "attributes": present} if present else entry)
         frame["labels"] = entries
     assert text == json_bytes(doc, indent=True) + b"\n"
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 9)), max_size=12), st.booleans())
+def test_line_order_is_lexsort(pairs, sort_first) -> None:
+    """The already-sorted shortcut gives lexsort's order."""
+    frame = np.array([f for f, _ in pairs], dtype=np.int64)
+    rows = np.array([r for _, r in pairs], dtype=np.int64)
+    if sort_first:  # labels file by file, rows increasing: the shortcut
+        frame, rows = np.sort(frame), np.cumsum(rows + 1)
+    assert yolo._by_frame(frame, rows).tolist() == np.lexsort((rows, frame)).tolist()
