@@ -4,7 +4,10 @@ One seeded label set is written twice: as a Deepen labels body (what deepen-expo
 a COCO instances file with image sizes (what the peers read). Each run is its own process, so its
 peak resident memory is its own; runs alternate (ours, peer, ours, peer, ...) so that a machine
 that slows down or speeds up during the benchmark affects both sides alike, and the ratio is
-printed pair by pair, then the median.
+printed pair by pair, then the median. Each run also prints its CPU time, user + system seconds
+of the timed part (the child's ``getrusage``) and of the whole process (the parent's
+``RUSAGE_CHILDREN``, interpreter start and imports included): on a shared machine wall time is
+noisy, and the floor pair's goal is stated in user CPU too.
 
 Pairs:
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,9 +50,9 @@ SIZE = (1920, 1080)
 
 # Each child prints one JSON line: labels, seconds, peak_bytes. ``{work}`` is its output folder.
 _OURS = r"""
-import dataclasses, json, sys, time
+import dataclasses, json, resource, sys, time
 sys.path.insert(0, {root!r})
-t0 = time.perf_counter()
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 import numpy as np
 import converters
 from deepen_export.parse import parse_labels
@@ -59,25 +63,29 @@ ls = ls.replace(frames=dataclasses.replace(
     f, width=np.full(len(f), {w}, np.int32), height=np.full(len(f), {h}, np.int32)))
 converters.write(ls, {work!r} + "/out", {fmt!r}, on_unsupported="drop")
 dt = time.perf_counter() - t0
-print(json.dumps({{"labels": len(ls), "seconds": dt,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
+print(json.dumps({{"cpu": cpu, "labels": len(ls), "seconds": dt,
                   "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _DATUMARO = r"""
-import json, os, shutil, sys, time
-t0 = time.perf_counter()
+import json, os, resource, shutil, sys, time
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 import datumaro as dm
 ds = dm.Dataset.import_from({coco_dir!r}, "coco_instances")
 ds.export({work!r} + "/out", "coco_instances")
 n = sum(a.type.name == "polygon" for item in ds for a in item.annotations)
 dt = time.perf_counter() - t0
-print(json.dumps({{"labels": n, "seconds": dt,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
+print(json.dumps({{"cpu": cpu, "labels": n, "seconds": dt,
                   "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _GLOBOX = r"""
-import json, sys, time
-t0 = time.perf_counter()
+import json, resource, sys, time
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 from globox import AnnotationSet
 anns = AnnotationSet.from_coco({coco_file!r})
 if {fmt!r} == "yolo":
@@ -87,17 +95,19 @@ else:
     anns.save_pascal_voc({work!r} + "/out")
 n = sum(len(a.boxes) for a in anns)
 dt = time.perf_counter() - t0
-print(json.dumps({{"labels": n, "seconds": dt,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
+print(json.dumps({{"cpu": cpu, "labels": n, "seconds": dt,
                   "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
 _FLOOR = r"""
-import json, os, sys, time
+import json, os, resource, sys, time
 import numpy as np
 data = np.load({arrays!r})
 img, cat, xywh = data["image"], data["category"], data["xywh"]
 w, h = {w}, {h}
-t0 = time.perf_counter()
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 out = {work!r} + "/out"
 os.makedirs(out)
 cx = (xywh[:, 0] + xywh[:, 2] / 2) / w
@@ -114,7 +124,9 @@ for s, e in zip(starts, ends):
     with open(f"{{out}}/{{int(img[s]):06d}}.txt", "w") as fh:
         fh.write("".join(lines[s:e]))
 dt = time.perf_counter() - t0
-print(json.dumps({{"labels": len(img), "seconds": dt,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
+print(json.dumps({{"cpu": cpu, "labels": len(img), "seconds": dt,
                   "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
 """
 
@@ -193,16 +205,34 @@ def dataset(n_labels: int, n_images: int, kind: str, seed: int) -> Path:
 
 
 def _child(python: str, code: str) -> dict | str:
-    """Run one timed child; its result, or the last line of its error."""
+    """Run one timed child; its result, or the last line of its error.
+
+    The result holds the child's own ``seconds``, ``peak_bytes`` and ``cpu`` (user and system
+    CPU seconds of the timed part, from its ``getrusage``), and ``process_cpu``: the user and
+    system CPU of the whole child process (interpreter start and imports included), from the
+    parent's ``RUSAGE_CHILDREN`` around the run.
+    """
     with tempfile.TemporaryDirectory() as work:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(
             [python, "-c", code.replace("{work!r}", repr(work))], capture_output=True, text=True
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:  # a peer's traceback: its last line says what failed
         lines = (proc.stderr or str(proc.returncode)).strip().splitlines()
         return lines[-1] if lines else f"exit {proc.returncode}"
     result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_cpu"] = {
+        "user": after.ru_utime - before.ru_utime,
+        "sys": after.ru_stime - before.ru_stime,
+    }
     return result
+
+
+def _cpu(r: dict) -> str:
+    """``user+sys`` CPU seconds of the timed part, then of the whole process."""
+    c, p = r["cpu"], r["process_cpu"]
+    return f"cpu {c['user']:.2f}+{c['sys']:.2f} s (process {p['user']:.2f}+{p['sys']:.2f})"
 
 
 def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
@@ -231,7 +261,7 @@ def run_pair(pair: str, folder: Path, rounds: int, python_peer: str) -> None:
     """Alternate our run and the peer's ``rounds`` times; print each pair and the medians."""
     ours, peer, name = _codes(pair, folder, python_peer)
     peer_python = sys.executable if pair == "floor" else python_peer
-    ratios, mem = [], []
+    ratios, mem, users = [], [], []
     for r in range(rounds):
         a = _child(sys.executable, ours)
         b = _child(peer_python, peer)
@@ -243,15 +273,19 @@ def run_pair(pair: str, folder: Path, rounds: int, python_peer: str) -> None:
             return
         ratios.append(b["seconds"] / a["seconds"])
         mem.append(b["peak_bytes"] / a["peak_bytes"])
+        users.append((a["cpu"]["user"], b["cpu"]["user"]))
         print(
             f"  {pair:<6} round {r + 1}: ours {a['seconds']:7.2f} s {a['peak_bytes'] / 2**30:5.2f} GB"
             f" ({a['labels']:,} labels) | {name} {b['seconds']:7.2f} s "
             f"{b['peak_bytes'] / 2**30:5.2f} GB ({b['labels']:,}) | {name}/ours time "
-            f"{ratios[-1]:.2f}x, memory {mem[-1]:.2f}x"
+            f"{ratios[-1]:.2f}x, memory {mem[-1]:.2f}x\n"
+            f"  {'':<6}          ours {_cpu(a)} | {name} {_cpu(b)}"
         )
     print(
         f"{pair}: median {name}/ours time {statistics.median(ratios):.2f}x, "
-        f"peak memory {statistics.median(mem):.2f}x over {rounds} pairs"
+        f"peak memory {statistics.median(mem):.2f}x over {rounds} pairs; median user CPU "
+        f"ours {statistics.median(u for u, _ in users):.2f} s, "
+        f"{name} {statistics.median(u for _, u in users):.2f} s"
     )
 
 

@@ -54,7 +54,7 @@ import shapely
 import yaml
 
 from converters import _prepare2d as prep
-from converters._base import json_bytes, pylist, record, texts_by_value, write_files
+from converters._base import codes_by_value, json_bytes, pylist, record, write_files
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -254,7 +254,8 @@ def _sidecar(
 
     The document is written as ``dump_json(..., indent=1)`` writes it; the ``labels`` lists,
     one entry per line of every file, are spliced in as text made column by column
-    (:func:`_label_entries`) instead of one dict per line.
+    (:func:`_labels_text`) instead of one dict per line, and written a chunk of files at a
+    time, so the whole document (hundreds of MB at a million labels) is never held.
     """
     f = labels.frames
     w = plan.written
@@ -288,15 +289,60 @@ def _sidecar(
     doc = json_bytes({"task": task, "layout": layout, "frames": sidecar}, indent=True)
     # a key at this depth is its own line, and no JSON string holds a raw newline: each
     # occurrence is one frame's empty list
-    key = b'\n      "labels": '
-    cut = doc.split(key + b"[]")
+    cut = doc.decode("utf-8").split(_LABELS_KEY + "[]")
     if len(cut) != len(sidecar) + 1:  # pragma: no cover - the layout above guarantees it
         raise AssertionError("frames.json: unexpected layout")
-    out = [cut[0]]
-    for text, rest in zip(lines.infos, cut[1:], strict=True):
-        out += [key, text, rest]
+    del doc, sidecar
+    tables: list[tuple[Boxes | Polygons, str]] = [
+        (labels.boxes, "box"),
+        (labels.polygons, "polygon"),
+    ]
     with open(tmp / "frames.json", "wb") as fh:
-        fh.write(b"".join(out) + b"\n")
+        fh.write(cut[0].encode("utf-8"))
+        for a in range(0, len(w), _SIDECAR_FILES):
+            z = min(a + _SIDECAR_FILES, len(w))
+            fh.write(_labels_text(tables, lines, a, z, cut[a + 1 : z + 1]).encode("utf-8"))
+        fh.write(b"\n")
+
+
+_LABELS_KEY = '\n      "labels": '
+_SIDECAR_FILES = 4000  # files per piece of frames.json: bounds the text held at once
+_ENTRY_HEAD = '\n        {\n          "label_id": "'
+
+
+def _labels_text(
+    tables: list[tuple[Boxes | Polygons, str]], lines: _Lines, a: int, z: int, rests: list[str]
+) -> str:
+    """Files ``a`` to ``z`` of ``frames.json``: for each, its ``labels`` list (its boxes' entries,
+    then its polygons') and the document text that follows it (``rests``)."""
+    n_files = z - a
+    per_table = []  # (entries, file of each entry, rank within the file's entries of the table)
+    for (table, kind), text, first, last in zip(
+        tables, lines.texts, lines.first, lines.last, strict=True
+    ):
+        counts = last[a:z] - first[a:z]
+        at = np.repeat(first[a:z] - np.cumsum(counts) + counts, counts)
+        pos = np.arange(len(at)) + at  # the lines of these files, file by file
+        file = np.repeat(np.arange(n_files), counts)
+        rank = pos - np.repeat(first[a:z], counts)
+        per_table.append((_label_entries(table, kind, text.row[pos]), file, rank, counts))
+    n_entries = sum(c for *_, c in per_table)
+    # the pieces of file i: its opening, its entries' pieces, its closing and what follows
+    size = 2 + sum(e.shape[1] * c for e, _, _, c in per_table)
+    start = np.r_[0, np.cumsum(size)[:-1]]
+    flat = np.empty(int(size.sum()), dtype=object)
+    has = n_entries > 0
+    flat[start] = np.where(has, _LABELS_KEY + "[", _LABELS_KEY + "[]").astype(object)
+    flat[start + size - 1] = np.where(has, "\n      ]", "").astype(object) + np.asarray(
+        rests, dtype=object
+    )
+    at = start + 1  # per file, where the entries of the next table go
+    for entries, file, rank, counts in per_table:
+        k = entries.shape[1]
+        entries[(rank == 0) & (at[file] == start[file] + 1), 0] = _ENTRY_HEAD  # first: no ","
+        flat[(at[file] + k * rank)[:, None] + np.arange(k)] = entries
+        at = at + k * counts
+    return "".join(flat.tolist())
 
 
 def _json_value(v: Any, depth: int) -> str:
@@ -308,56 +354,63 @@ def _json_value(v: Any, depth: int) -> str:
 _PLAIN_TEXT = re.compile(r'[^\x00-\x1f"\\\ud800-\udfff]*')
 
 
-def _json_strings(values: list[str]) -> Array:
-    """JSON text of each string (orjson's), as an object array; plain ones without a call each."""
-    out = np.empty(len(values), dtype=object)
+def _json_inner(values: list[str]) -> list[str]:
+    """JSON text of each string (orjson's) without its quotes; plain ones as they are."""
     if _PLAIN_TEXT.fullmatch("".join(values)):  # nothing to escape in any of them
-        out[:] = values
-        return '"' + out + '"'
-    out[:] = [_json_value(v, 0) for v in values]
-    return out
+        return values
+    return [_json_value(v, 0)[1:-1] for v in values]
 
 
 def _keyed_value(head: str, v: Any) -> str:
     return head + _json_value(v, 6)
 
 
+_FEW_COMBOS = 4096  # attribute combinations made as a product rather than found by np.unique
+
+
 def _label_entries(t: Boxes | Polygons, kind: str, rows: Array) -> Array:
-    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as
-    pieces (one row of pieces per line, joined by ``"".join``; each entry starts with its
-    ``,`` separator, which the first of a list drops)."""
-    ids = _json_strings([str(v) for v in t.label_id[rows].tolist()])
-    cols: list[Any] = [
-        ',\n        {\n          "label_id": ',
-        ids,
-        f',\n          "type": "{kind}"',
-    ]
-    seen = np.zeros(len(rows), dtype=bool)
-    entries = []
+    """The ``labels`` entry of the sidecar for each row in ``rows`` (text at depth 4), as three
+    pieces: ``,`` and the entry's opening, its label id (in JSON, without its quotes), and the
+    rest (type and attributes).
+
+    The rest is made once per distinct combination of attribute values (attribute columns hold
+    few distinct values among many labels).
+    """
+    ids = _json_inner(list(map(str, t.label_id[rows].tolist())))
+    codes = np.zeros(len(rows), dtype=np.int64)
+    combos: list[list[str]] = [[]]  # the attribute texts of each combination seen
     for k, col in t.attributes.items():
         head = "\n            " + _json_value(k, 0) + ": "
-        entry = texts_by_value(pylist(col[rows]), functools.partial(_keyed_value, head))
-        present = entry != ""
-        entries += [np.where(present & seen, ",", ""), entry]
-        seen |= present
-    if entries:
-        cols += [np.where(seen, ',\n          "attributes": {', ""), *entries]
-        cols.append(np.where(seen, "\n          }", ""))
-    cols.append("\n        }")
-    out = np.empty((len(rows), len(cols)), dtype=object)
-    for j, c in enumerate(cols):
-        out[:, j] = c
+        value, texts = codes_by_value(pylist(col[rows]), functools.partial(_keyed_value, head))
+        m = len(texts)
+        if len(combos) * m <= _FEW_COMBOS:  # every combination: no sort of the codes
+            codes = codes * m + value
+            combos = [[*c, t] for c in combos for t in texts]
+        else:  # the combinations that occur
+            seen, codes = np.unique(codes * m + value, return_inverse=True)
+            combos = [combos[c // m] + [texts[c % m]] for c in seen.tolist()]
+    rests = []
+    for combo in combos:
+        present = [x for x in combo if x]
+        attrs = ',\n          "attributes": {' + ",".join(present) + "\n          }"
+        rests.append(f'",\n          "type": "{kind}"' + attrs * bool(present) + "\n        }")
+    out = np.empty((len(rows), 3), dtype=object)
+    out[:, 0] = "," + _ENTRY_HEAD  # the quotes around the label id are in the pieces beside it
+    out[:, 1] = ids
+    out[:, 2] = np.array(rests, dtype=object)[codes.reshape(-1)] if len(rows) else []
     return out
 
 
 @dataclass(frozen=True)
 class _Lines:
     """The label files' text: ``(buffer, starts, ends)`` pieces (file ``i`` is piece by piece
-    ``buf[starts[i]:ends[i]]``: its boxes, then its polygons), the sidecar entry of each line
-    per file, and the number of lines."""
+    ``buf[starts[i]:ends[i]]``: its boxes, then its polygons); per table (boxes, polygons) its
+    lines and each file's first and last line + 1 among them; and the number of lines."""
 
     pieces: list[tuple[Array, Array, Array]]
-    infos: list[bytes]  # each file's ``labels`` list in frames.json, as text
+    texts: list[_Text]
+    first: list[Array]
+    last: list[Array]
     count: int
 
 
@@ -377,24 +430,16 @@ def _lines(labels: LabelSet, report: Report, written: Array, task: Task, clip: b
     texts_ = [_box_lines(labels, report, written, on, task, clip)]
     texts_.append(_polygon_lines(labels, report, written, on, task, clip))
     pieces: list[tuple[Array, Array, Array]] = []
-    entries: list[list[str]] = [[] for _ in range(len(written))]
-    tables: list[tuple[Boxes | Polygons, str]] = [
-        (labels.boxes, "box"),
-        (labels.polygons, "polygon"),
-    ]
-    for t, (table, kind) in zip(texts_, tables, strict=True):
+    firsts, lasts = [], []
+    for t in texts_:
         # the lines of file i: those of frame written[i] (lines are sorted by frame)
         first = np.searchsorted(t.frame, written, side="left")
         last = np.searchsorted(t.frame, written, side="right")
         pieces.append((t.buf, t.offsets[first], t.offsets[last]))
-        text = _label_entries(table, kind, t.row)
-        for i, (a, z) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
-            if z > a:
-                entries[i] += text[a:z].ravel().tolist()
-    # "[" + the entries without the first one's separator + the closing line
-    infos = [("[" + "".join(e)[1:] + "\n      ]").encode("utf-8") if e else b"[]" for e in entries]
+        firsts.append(first)
+        lasts.append(last)
     count = sum(len(t.row) for t in texts_)
-    return _Lines(pieces, infos, count)
+    return _Lines(pieces, texts_, firsts, lasts, count)
 
 
 def _table_lines(cat: Array, vals: Array, frame: Array, row: Array) -> _Text:
@@ -410,7 +455,17 @@ def _table_lines(cat: Array, vals: Array, frame: Array, row: Array) -> _Text:
 
 
 def _by_frame(frame: Array, rows: Array) -> Array:
-    """Order of lines sorted by frame, then label row."""
+    """Order of lines sorted by frame, then label row.
+
+    Examples
+    --------
+    >>> _by_frame(np.array([0, 0, 2]), np.array([1, 4, 5])).tolist()
+    [0, 1, 2]
+    >>> _by_frame(np.array([2, 0, 0]), np.array([1, 5, 4])).tolist()
+    [2, 1, 0]
+    """
+    if (np.diff(frame) >= 0).all() and (np.diff(rows) > 0).all():  # labels come file by file
+        return np.arange(len(frame))
     return np.lexsort((rows, frame))
 
 

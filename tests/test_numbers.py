@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import deepen_export
 from converters import coco, cvat, kitti_tracking, openlabel, voc, yolo
-from converters._base import texts_by_value, write_files
+from converters._base import codes_by_value, texts_by_value, write_files
 from converters._numbers import (
     cells_text,
     fixed,
@@ -196,7 +196,8 @@ def test_join_cells_lines_and_offsets() -> None:
     assert [text[a:b] for a, b in itertools.pairwise(offsets)] == text.splitlines(True)
 
 
-def test_write_files_from_the_pool(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_write_files_from_the_pool(tmp_path: Path, threads: int) -> None:
     contents = [f"file {i}\n".encode() * (i % 7) for i in range(300)]  # empty ones too
     data = np.frombuffer(b"".join(contents), dtype=np.uint8)
     ends = np.cumsum([len(c) for c in contents])
@@ -209,10 +210,21 @@ def test_write_files_from_the_pool(tmp_path: Path) -> None:
             (data, ends - [len(c) for c in contents], ends),
             (tail, np.zeros(300, int), np.full(300, 3)),
         ],
-        threads=4,
+        threads=threads,
     )
     for rel, c in zip(rels, contents, strict=True):
         assert (tmp_path / rel).read_bytes() == c + b"END"
+
+
+def test_write_files_after_a_short_write(tmp_path: Path, monkeypatch) -> None:
+    """A write that takes only part of the bytes is continued with the rest."""
+    import os
+
+    monkeypatch.setattr(os, "writev", lambda fd, parts: os.write(fd, bytes(parts[0][:1])))
+    buf = np.frombuffer(b"abcdef", np.uint8)
+    write_files(tmp_path, ["a.txt", "b.txt"], [(buf, np.array([0, 3]), np.array([3, 6]))] * 2)
+    assert (tmp_path / "a.txt").read_bytes() == b"abcabc"
+    assert (tmp_path / "b.txt").read_bytes() == b"defdef"
 
 
 def test_texts_by_value_keeps_types_apart() -> None:
@@ -233,3 +245,31 @@ def test_texts_by_value_keeps_types_apart() -> None:
     # True == 1 and -0.0 == 0.0, but their texts differ
     assert texts_by_value([True, 1, None, 1.0], repr).tolist() == ["True", "1", "", "1.0"]
     assert texts_by_value([0.0, -0.0], repr).tolist() == ["0.0", "-0.0"]
+
+
+_VALUES = st.lists(
+    st.one_of(
+        st.none(),
+        st.sampled_from(["a", "b", "é"]),
+        st.integers(-2, 2),
+        st.booleans(),
+        st.floats(-1, 1, width=16),
+        st.sampled_from([np.int64(1), np.str_("a")]),
+        st.lists(st.integers(0, 1), max_size=2),
+    ),
+    max_size=12,
+)
+
+
+@given(st.one_of(_VALUES, st.lists(st.sampled_from(["x", "y", None]), max_size=12)))
+def test_codes_by_value_are_the_texts_one_by_one(values: list) -> None:
+    """Codes and texts (each text once) give text_of of every value, "" for None."""
+
+    def text(v: object) -> str:
+        return f"{type(v).__name__}:{v!r}"
+
+    codes, texts_ = codes_by_value(values, text)
+    expected = ["" if v is None else text(v) for v in values]
+    assert [texts_[c] for c in codes.tolist()] == expected
+    assert len(set(texts_)) == len(texts_)
+    assert texts_by_value(values, text).tolist() == expected

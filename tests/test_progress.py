@@ -88,19 +88,19 @@ def test_single_document_writers_close_every_task_they_open(tmp_path, images, fm
 
 
 def test_a_write_failing_halfway_leaves_no_task_open_and_no_output(tmp_path, images, monkeypatch):
-    import builtins
+    from converters import _base
 
-    real = builtins.open
+    real = _base._write_new
     calls = []
 
-    def flaky(file, mode="r", *args, **kwargs):
-        if str(file).endswith(".txt") and "w" in mode:
-            calls.append(file)
+    def flaky(path, *args, **kwargs):
+        if str(path).endswith(".txt"):
+            calls.append(path)
             if len(calls) == 3:
                 raise OSError(28, "No space left on device")
-        return real(file, mode, *args, **kwargs)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", flaky)
+    monkeypatch.setattr(_base, "_write_new", flaky)  # what write_files creates each file with
     rec = Recorder()
     with display(rec), pytest.raises(OSError, match="No space left"):
         converters.get("yolo").write(images, tmp_path / "out", on_unsupported="drop")

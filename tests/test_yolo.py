@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deepen_export
 from converters import yolo
 from deepen_export.errors import ConversionError, LossyConversionWarning
-from deepen_export.model import Boxes, Cuboids, Frames, LabelSet
+from deepen_export.model import Boxes, Cuboids, Frames, LabelSet, Polygons
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())["image_dataset"]
@@ -175,3 +177,97 @@ def test_read_plain_yolo_folder_with_images(tmp_path: Path) -> None:
     assert (back.frames.width.tolist(), back.frames.height.tolist()) == ([15], [10])
     # formats.md 5.2: "0 0.133333 0.300000 0.266667 0.200000" on 15x10 -> x 0..4, y 2..4
     np.testing.assert_allclose(back.boxes.xyxy, [[0, 2, 4, 4]], atol=1e-5)
+
+
+_ATTR = st.one_of(
+    st.none(),
+    st.sampled_from(["none", "heavy", 'say "hi"', "é\n"]),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.floats(-2, 2, width=16),
+    st.lists(st.integers(0, 2), max_size=2),
+)
+
+
+@st.composite
+def _labelled(draw: st.DrawFn) -> tuple[LabelSet, dict[str, list]]:
+    """Boxes and squares inside 100 x 80 images, with attributes of any type (few distinct)."""
+    n_frames = draw(st.integers(1, 5))
+    n_b, n_p = draw(st.integers(0, 7)), draw(st.integers(0, 5))
+    frame_b = draw(st.lists(st.integers(0, n_frames - 1), min_size=n_b, max_size=n_b))
+    frame_p = draw(st.lists(st.integers(0, n_frames - 1), min_size=n_p, max_size=n_p))
+    one_type = draw(st.booleans())  # one attribute column of one type: the memo path
+
+    def attrs(n: int) -> dict[str, list]:
+        occ = st.sampled_from(["a", "b", None]) if one_type else _ATTR
+        return {
+            "occ": draw(st.lists(occ, min_size=n, max_size=n)),
+            "x": draw(st.lists(_ATTR, min_size=n, max_size=n)),
+        }
+
+    box_attrs, poly_attrs = attrs(n_b), attrs(n_p)
+    corners = [[k, k, 10 + k, 12 + k] for k in range(n_p)]
+    squares = [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]] for x0, y0, x1, y1 in corners]
+    labels = LabelSet(
+        frames=Frames.from_columns(
+            file_id=[f"im{k}.png" for k in range(n_frames)],
+            width=[100] * n_frames,
+            height=[80] * n_frames,
+        ),
+        categories=("car", "road"),
+        boxes=Boxes.from_columns(
+            frame=frame_b,
+            category=[0] * n_b,
+            label_id=[f'car:{k}"' for k in range(n_b)],
+            xyxy=np.reshape([[1 + k, 2, 30, 40] for k in range(n_b)], (-1, 4)),
+            attributes=box_attrs,
+        ),
+        polygons=Polygons.from_columns(
+            frame=frame_p,
+            category=[1] * n_p,
+            label_id=[f"road:{k}" for k in range(n_p)],
+            offsets=np.arange(n_p + 1),
+            ring_offsets=np.arange(n_p + 1) * 4,
+            coords=np.reshape(squares, (-1, 2)),
+            attributes=poly_attrs,
+        ),
+    )
+    return labels, {"box": box_attrs, "polygon": poly_attrs}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_labelled(), st.sampled_from(["detect", "segment"]), st.integers(1, 3))
+def test_frames_json_is_the_per_label_document(tmp_path_factory, case, task, chunk) -> None:
+    """frames.json, built column by column and a chunk of files at a time, is the document of
+    one dict per line that dump_json would write (label entries in line order: each file's
+    boxes, then its polygons)."""
+    from converters._base import json_bytes
+
+    labels, attrs = case
+    out = tmp_path_factory.mktemp("y") / "y"
+    old, yolo._SIDECAR_FILES = yolo._SIDECAR_FILES, chunk
+    try:
+        yolo.write(labels, out, task=task)
+    finally:
+        yolo._SIDECAR_FILES = old
+    text = (out / "frames.json").read_bytes()
+    doc = json.loads(text)
+    for i, frame in enumerate(doc["frames"]):
+        entries = []
+        for kind, table in (("box", labels.boxes), ("polygon", labels.polygons)):
+            for row in np.flatnonzero(table.frame == i).tolist():
+                entry = {"label_id": table.label_id[row], "type": kind}
+                present = {k: v[row] for k, v in attrs[kind].items() if v[row] is not None}
+                entries.append({**entry, "attributes": present} if present else entry)
+        frame["labels"] = entries
+    assert text == json_bytes(doc, indent=True) + b"\n"
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 9)), max_size=12), st.booleans())
+def test_line_order_is_lexsort(pairs, sort_first) -> None:
+    """The already-sorted shortcut gives lexsort's order."""
+    frame = np.array([f for f, _ in pairs], dtype=np.int64)
+    rows = np.array([r for _, r in pairs], dtype=np.int64)
+    if sort_first:  # labels file by file, rows increasing: the shortcut
+        frame, rows = np.sort(frame), np.cumsum(rows + 1)
+    assert yolo._by_frame(frame, rows).tolist() == np.lexsort((rows, frame)).tolist()
