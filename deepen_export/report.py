@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from deepen_export.model import Action, Issue
 
-__all__ = ["Action", "Issue", "IssueRows", "Report"]
+__all__ = ["Action", "Issue", "IssueGroup", "IssueRows", "Report"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +81,37 @@ class IssueRows:
 
 
 _Part = list[Issue] | IssueRows
+
+
+class IssueGroup(NamedTuple):
+    """Issues of one action, reason and kind: how many, how many name a label, their files."""
+
+    action: str
+    reason: str
+    kind: str | None
+    count: int
+    labelled: int
+    files: frozenset[str | None]
+
+
+def _group_list(issues: list[Issue]) -> Iterator[IssueGroup]:
+    by: dict[tuple[str, str, str | None], list[Issue]] = {}
+    for i in issues:
+        by.setdefault((i.action, i.reason, i.kind), []).append(i)
+    for (a, r, k), rows in by.items():
+        labelled = [i for i in rows if i.label_id]
+        yield IssueGroup(a, r, k, len(rows), len(labelled), frozenset(i.file_id for i in labelled))
+
+
+def _group_block(b: IssueRows, lo: int, hi: int) -> IssueGroup:
+    index = b.file_index[lo:hi]
+    n = len(index)
+    if b.label_ids is None:
+        return IssueGroup(b.action, b.reason, b.kind, n, 0, frozenset())
+    ids = b.label_ids[lo:hi]
+    named = np.fromiter((bool(v) for v in ids.tolist()), dtype=bool, count=n)
+    files = frozenset(map(str, b.files[np.unique(index[named])].tolist()))
+    return IssueGroup(b.action, b.reason, b.kind, n, int(named.sum()), files)
 
 
 class Report:
@@ -206,6 +237,32 @@ class Report:
 
     def __len__(self) -> int:
         return sum(len(p) for p in self._parts)
+
+    def groups(self, start: int = 0, stop: int | None = None) -> list[IssueGroup]:
+        """The issues ``start:stop`` grouped by action, reason and kind (blocks stay columns).
+
+        Examples
+        --------
+        >>> r = Report("yolo")
+        >>> r.add("dropped", "image size unknown", file_id="a.png", label_id="b:1")
+        >>> r.add_rows("changed", "as box", files=["a.png", "b.png"], file_index=[1, 1],
+        ...            label_ids=["p:1", "p:2"])
+        >>> [(g.action, g.count, sorted(g.files)) for g in r.groups(1)]
+        [('changed', 2, ['b.png'])]
+        """
+        end = len(self) if stop is None else min(stop, len(self))
+        out: list[IssueGroup] = []
+        at = 0
+        for p in self._parts:
+            lo, hi = max(start - at, 0), min(end - at, len(p))
+            at += len(p)
+            if lo >= hi:
+                continue
+            if isinstance(p, list):
+                out.extend(_group_list(p[lo:hi]))
+            else:
+                out.append(_group_block(p, lo, hi))
+        return out
 
     def counts(self) -> dict[str, int]:
         """Number of issues per action."""

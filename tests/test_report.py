@@ -89,6 +89,47 @@ def test_column_blocks_equal_issue_objects(parts, batch):
     assert columnar.to_json() == text
 
 
+def _merged(groups) -> dict:
+    out: dict = {}
+    for g in groups:
+        n, lab, files = out.get((g.action, g.reason, g.kind), (0, 0, frozenset()))
+        out[g.action, g.reason, g.kind] = (n + g.count, lab + g.labelled, files | g.files)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_ONE, _block()), max_size=6), st.integers(0, 30), st.integers(0, 30))
+def test_groups_are_those_of_the_issue_objects(parts, start, stop):
+    """groups(start, stop) counts what the issues start:stop say, blocks left as columns."""
+    r = Report("yolo")
+    for p in parts:
+        if isinstance(p, Issue):
+            r.add(p.action, p.reason, file_id=p.file_id, label_id=p.label_id, kind=p.kind)
+        else:
+            r.add_rows(
+                p["action"],
+                p["reason"],
+                kind=p["kind"],
+                files=p["files"],
+                file_index=p["file_index"],
+                label_ids=p["label_ids"],
+            )
+    got = _merged(r.groups(start, stop))
+    want: dict = {}
+    for i in list(r)[start:stop]:
+        n, lab, files = want.get((i.action, i.reason, i.kind), (0, 0, frozenset()))
+        named = bool(i.label_id)
+        want[i.action, i.reason, i.kind] = (
+            n + 1,
+            lab + named,
+            files | ({i.file_id} if named else set()),
+        )
+    assert got == want
+    blocks = sum(not isinstance(p, list) for p in r._parts)
+    r.groups(start, stop)
+    assert sum(not isinstance(p, list) for p in r._parts) == blocks  # nothing materialised
+
+
 def test_issues_list_stays_the_one_list(tmp_path):
     """Reading report.issues turns blocks into objects once; appending to it is kept, and
     later blocks land after it."""

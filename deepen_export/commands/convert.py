@@ -416,33 +416,28 @@ def _failure(labels: Any, report: Any, n_issues_in: int) -> str | None:
     >>> _failure(deepen_export.read_labels({"labels": []}), Report("coco"), 0) is None
     True
     """
-    writer_issues = report.issues[n_issues_in:]
-    sized = {
-        i.file_id
-        for i in writer_issues
-        if i.action == "dropped" and i.reason.startswith("image size unknown") and i.label_id
-    }
-    no_size = sum(
-        1
-        for i in writer_issues
-        if i.action == "dropped" and i.reason.startswith("image size unknown") and i.label_id
-    )
+    written = report.groups(n_issues_in)  # grouped: a writer's column blocks stay columns
+    unsized = [
+        g for g in written if g.action == "dropped" and g.reason.startswith("image size unknown")
+    ]
+    no_size = sum(g.labelled for g in unsized)
     if no_size:
+        sized = frozenset().union(*(g.files for g in unsized))
         return (
             f"{no_size} labels on {len(sized)} images not written: their image sizes are unknown; "
             "pass --images DIR (the image files), or pull the dataset again (a default pull "
             "records them in images.json; or pull --media)"
         )
     n = len(labels)
-    unread = sum(1 for i in report.issues[:n_issues_in] if i.action == "dropped")
+    unread = sum(g.count for g in report.groups(0, n_issues_in) if g.action == "dropped")
     if not n and unread:
         return (
             f"no label of the input could be read ({unread} dropped while reading; "
             "see report.json): nothing was written"
         )
-    dropped = sum(1 for i in writer_issues if i.action == "dropped" and i.kind is not None)
-    if n and dropped >= n:
-        kinds = sorted({i.kind for i in writer_issues if i.action == "dropped" and i.kind})
+    left_out = [g for g in written if g.action == "dropped" and g.kind is not None]
+    if n and sum(g.count for g in left_out) >= n:
+        kinds = sorted({str(g.kind) for g in left_out if g.kind})
         return (
             f"no label of the {n} in the input was written ({', '.join(kinds)} left out; "
             f"see report.json); choose a format that holds them (deepen-export formats)"
