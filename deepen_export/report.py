@@ -84,12 +84,12 @@ _Part = list[Issue] | IssueRows
 
 
 class IssueGroup(NamedTuple):
-    """Issues of one action, reason and kind: how many, how many name a label, their files."""
+    """Issues of one action, reason and kind: how many, how many name a label, and their files."""
 
     action: str
     reason: str
     kind: str | None
-    count: int
+    issues: int
     labelled: int
     files: frozenset[str | None]
 
@@ -247,7 +247,7 @@ class Report:
         >>> r.add("dropped", "image size unknown", file_id="a.png", label_id="b:1")
         >>> r.add_rows("changed", "as box", files=["a.png", "b.png"], file_index=[1, 1],
         ...            label_ids=["p:1", "p:2"])
-        >>> [(g.action, g.count, sorted(g.files)) for g in r.groups(1)]
+        >>> [(g.action, g.issues, sorted(g.files)) for g in r.groups(1)]
         [('changed', 2, ['b.png'])]
         """
         end = len(self) if stop is None else min(stop, len(self))

@@ -93,7 +93,7 @@ def _merged(groups) -> dict:
     out: dict = {}
     for g in groups:
         n, lab, files = out.get((g.action, g.reason, g.kind), (0, 0, frozenset()))
-        out[g.action, g.reason, g.kind] = (n + g.count, lab + g.labelled, files | g.files)
+        out[g.action, g.reason, g.kind] = (n + g.issues, lab + g.labelled, files | g.files)
     return out
 
 

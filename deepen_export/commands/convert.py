@@ -429,14 +429,14 @@ def _failure(labels: Any, report: Any, n_issues_in: int) -> str | None:
             "records them in images.json; or pull --media)"
         )
     n = len(labels)
-    unread = sum(g.count for g in report.groups(0, n_issues_in) if g.action == "dropped")
+    unread = sum(g.issues for g in report.groups(0, n_issues_in) if g.action == "dropped")
     if not n and unread:
         return (
             f"no label of the input could be read ({unread} dropped while reading; "
             "see report.json): nothing was written"
         )
     left_out = [g for g in written if g.action == "dropped" and g.kind is not None]
-    if n and sum(g.count for g in left_out) >= n:
+    if n and sum(g.issues for g in left_out) >= n:
         kinds = sorted({str(g.kind) for g in left_out if g.kind})
         return (
             f"no label of the {n} in the input was written ({', '.join(kinds)} left out; "
