@@ -138,6 +138,8 @@ def texts(
     flat = shortest(values, digits, decimals).ravel()
     if not len(flat):
         return []
+    if (np.abs(flat) < 1e15).all() and (flat == np.trunc(flat)).all():  # whole pixels (VOC)
+        return list(map(str, flat.astype(np.int64).tolist()))
     # orjson's shortest round-trip texts, for all values in one call
     out = orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
     finite = np.isfinite(flat)

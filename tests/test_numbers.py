@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import deepen_export
@@ -273,3 +274,18 @@ def test_codes_by_value_are_the_texts_one_by_one(values: list) -> None:
     assert [texts_[c] for c in codes.tolist()] == expected
     assert len(set(texts_)) == len(texts_)
     assert texts_by_value(values, text).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.integers(-(10**15), 10**15).map(float)
+        | st.floats(-1e16, 1e16, allow_nan=False).map(math.floor).map(float)
+        | st.just(-0.0),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_whole_texts_fast_path_is_the_general_one(values: list[float]) -> None:
+    """All-whole values take the integer shortcut; a NaN appended forces the general path."""
+    assert texts(values) == texts([*values, math.nan])[:-1]
