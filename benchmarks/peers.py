@@ -17,6 +17,8 @@ Pairs:
   ``AnnotationSet.from_coco`` + ``save_yolo_v5`` / ``save_pascal_voc``.
 - ``floor``: for the YOLO files, a plain writer that only formats the same lines with numpy and
   writes the same files (no parsing, no checks): the file-system floor.
+- ``voc-floor``: the same for the VOC files: a plain numpy writer of the same XML bytes as ours
+  (``Annotations/*.xml`` and ``ImageSets/Main/default.txt``; checked equal with ``diff -r``).
 
 The peers run in ``--peer-python`` (default: this interpreter); install them with
 ``pip install -e '.[bench]'`` or into a separate venv. A peer that is not installed is reported as
@@ -26,7 +28,7 @@ Usage::
 
     python benchmarks/peers.py                                   # every pair, default sizes
     python benchmarks/peers.py --pairs coco --labels 500000 --images 20000 --rounds 3
-    python benchmarks/peers.py --peer-python /opt/peers/bin/python --pairs yolo,voc,floor
+    python benchmarks/peers.py --peer-python /opt/peers/bin/python --pairs yolo,voc,floor,voc-floor
 """
 
 from __future__ import annotations
@@ -123,6 +125,64 @@ ends = np.concatenate([cuts, [len(img)]]).tolist()
 for s, e in zip(starts, ends):
     with open(f"{{out}}/{{int(img[s]):06d}}.txt", "w") as fh:
         fh.write("".join(lines[s:e]))
+dt = time.perf_counter() - t0
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
+print(json.dumps({{"cpu": cpu, "labels": len(img), "seconds": dt,
+                  "peak_bytes": int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024}}))
+"""
+
+
+# the same Annotations/*.xml and ImageSets/Main/default.txt bytes as ours (checked with diff -r)
+_VOC_FLOOR = r"""
+import json, os, resource, sys, time
+import numpy as np
+data = np.load({arrays!r})
+img, cat, xywh = data["image"], data["category"], data["xywh"]
+names = np.array({categories!r})
+w, h = {w}, {h}
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+out = {work!r} + "/out"
+os.makedirs(out + "/Annotations")
+os.makedirs(out + "/ImageSets/Main")
+# the label ids "<category>:<k>" (k-th label of its category) and track ids k, as ours reads them
+order = np.argsort(cat, kind="stable")
+first = np.searchsorted(cat[order], np.arange(len(names)))
+k = np.empty(len(cat), np.int64)
+k[order] = np.arange(len(cat)) - first[cat[order]] + 1
+corner = np.column_stack([np.floor(xywh[:, :2]), np.ceil(xywh[:, :2] + xywh[:, 2:])]).astype(np.int64)
+ks = k.astype(str)
+pieces = [
+    "\n  <object>\n    <name>", names[cat],
+    "</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>"
+    "\n    <bndbox>\n      <xmin>", corner[:, 0].astype(str), "</xmin>\n      <ymin>",
+    corner[:, 1].astype(str), "</ymin>\n      <xmax>", corner[:, 2].astype(str),
+    "</xmax>\n      <ymax>", corner[:, 3].astype(str),
+    "</ymax>\n    </bndbox>\n    <deepen_label_id>", names[cat], ":", ks,
+    "</deepen_label_id>\n    <track_id>", ks, "</track_id>\n  </object>",
+]
+objects = pieces[0]
+for p in pieces[1:]:
+    objects = np.char.add(objects, p)
+objects = objects.tolist()
+cuts = np.flatnonzero(np.diff(img)) + 1
+starts = np.concatenate([[0], cuts]).tolist()
+ends = np.concatenate([cuts, [len(img)]]).tolist()
+ids = []
+for s, e in zip(starts, ends):
+    name = f"{{int(img[s]):06d}}"
+    ids.append(name)
+    head = (
+        f"<annotation>\n  <folder />\n  <filename>{{name}}.png</filename>\n  <size>\n"
+        f"    <width>{{w}}</width>\n    <height>{{h}}</height>\n    <depth>3</depth>\n  </size>\n"
+        f"  <segmented>0</segmented>\n  <deepen_box_origin>0</deepen_box_origin>\n"
+        f"  <deepen_status>labelled</deepen_status>\n  <deepen_file_id>{{name}}.png</deepen_file_id>\n"
+        f"  <deepen_sensor_id>sensor1</deepen_sensor_id>\n  <deepen_dataset_id />"
+    )
+    with open(f"{{out}}/Annotations/{{name}}.xml", "w") as fh:
+        fh.write(head + "".join(objects[s:e]) + "\n</annotation>\n")
+with open(out + "/ImageSets/Main/default.txt", "w") as fh:
+    fh.write("".join(i + "\n" for i in ids))
 dt = time.perf_counter() - t0
 r1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = {{"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}}
@@ -238,7 +298,7 @@ def _cpu(r: dict) -> str:
 def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
     """(our code, the peer's code, the peer's name) for one pair."""
     w, h = SIZE
-    fmt = {"coco": "coco", "yolo": "yolo", "voc": "voc", "floor": "yolo"}[pair]
+    fmt = {"coco": "coco", "yolo": "yolo", "voc": "voc", "floor": "yolo", "voc-floor": "voc"}[pair]
     ours = _OURS.replace("{work!r}", "{{work!r}}").format(
         root=str(HERE.parent), deepen=str(folder / "deepen.json"), w=w, h=h, fmt=fmt
     )
@@ -248,6 +308,11 @@ def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
     if pair == "floor":
         peer = _FLOOR.replace("{work!r}", "{{work!r}}").format(
             arrays=str(folder / "arrays.npz"), w=w, h=h
+        )
+        return ours, peer, "numpy floor"
+    if pair == "voc-floor":
+        peer = _VOC_FLOOR.replace("{work!r}", "{{work!r}}").format(
+            arrays=str(folder / "arrays.npz"), categories=CATEGORIES, w=w, h=h
         )
         return ours, peer, "numpy floor"
     coco_file = str(folder / "coco" / "annotations" / "instances_default.json")
@@ -260,7 +325,7 @@ def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
 def run_pair(pair: str, folder: Path, rounds: int, python_peer: str) -> None:
     """Alternate our run and the peer's ``rounds`` times; print each pair and the medians."""
     ours, peer, name = _codes(pair, folder, python_peer)
-    peer_python = sys.executable if pair == "floor" else python_peer
+    peer_python = sys.executable if pair.endswith("floor") else python_peer
     ratios, mem, users = [], [], []
     for r in range(rounds):
         a = _child(sys.executable, ours)
@@ -293,7 +358,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--pairs", default="coco,yolo,voc,floor")
+    ap.add_argument("--pairs", default="coco,yolo,voc,floor,voc-floor")
     ap.add_argument("--labels", type=int, default=500_000)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=0)
