@@ -295,12 +295,15 @@ def _cpu(r: dict) -> str:
     return f"cpu {c['user']:.2f}+{c['sys']:.2f} s (process {p['user']:.2f}+{p['sys']:.2f})"
 
 
+_ROOT = [HERE.parent]  # the checkout "ours" runs from (--ours-root: an older one, for before/after)
+
+
 def _codes(pair: str, folder: Path, python_peer: str) -> tuple[str, str, str]:
     """(our code, the peer's code, the peer's name) for one pair."""
     w, h = SIZE
     fmt = {"coco": "coco", "yolo": "yolo", "voc": "voc", "floor": "yolo", "voc-floor": "voc"}[pair]
     ours = _OURS.replace("{work!r}", "{{work!r}}").format(
-        root=str(HERE.parent), deepen=str(folder / "deepen.json"), w=w, h=h, fmt=fmt
+        root=str(_ROOT[0]), deepen=str(folder / "deepen.json"), w=w, h=h, fmt=fmt
     )
     if pair == "coco":
         peer = _DATUMARO.replace("{work!r}", "{{work!r}}").format(coco_dir=str(folder / "coco"))
@@ -364,7 +367,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3, help="alternating pairs per comparison")
     ap.add_argument("--peer-python", default=sys.executable, help="interpreter with the peers")
+    ap.add_argument(
+        "--ours-root",
+        type=Path,
+        default=HERE.parent,
+        help="checkout our side runs from (default: this one; an older one for before/after)",
+    )
     a = ap.parse_args()
+    _ROOT[0] = a.ours_root.resolve()
     for pair in a.pairs.split(","):
         kind = "polygon" if pair == "coco" else "box"
         folder = dataset(a.labels, a.images, kind, a.seed)
