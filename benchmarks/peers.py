@@ -139,7 +139,7 @@ import json, os, resource, sys, time
 import numpy as np
 data = np.load({arrays!r})
 img, cat, xywh = data["image"], data["category"], data["xywh"]
-names = np.array({categories!r})
+names = np.array({categories!r}, dtype="S")  # bytes: 1 byte a character, not 4
 w, h = {w}, {h}
 t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 out = {work!r} + "/out"
@@ -151,15 +151,15 @@ first = np.searchsorted(cat[order], np.arange(len(names)))
 k = np.empty(len(cat), np.int64)
 k[order] = np.arange(len(cat)) - first[cat[order]] + 1
 corner = np.column_stack([np.floor(xywh[:, :2]), np.ceil(xywh[:, :2] + xywh[:, 2:])]).astype(np.int64)
-ks = k.astype(str)
+ks = k.astype("S")
 pieces = [
-    "\n  <object>\n    <name>", names[cat],
-    "</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>"
-    "\n    <bndbox>\n      <xmin>", corner[:, 0].astype(str), "</xmin>\n      <ymin>",
-    corner[:, 1].astype(str), "</ymin>\n      <xmax>", corner[:, 2].astype(str),
-    "</xmax>\n      <ymax>", corner[:, 3].astype(str),
-    "</ymax>\n    </bndbox>\n    <deepen_label_id>", names[cat], ":", ks,
-    "</deepen_label_id>\n    <track_id>", ks, "</track_id>\n  </object>",
+    b"\n  <object>\n    <name>", names[cat],
+    b"</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>"
+    b"\n    <bndbox>\n      <xmin>", corner[:, 0].astype("S"), b"</xmin>\n      <ymin>",
+    corner[:, 1].astype("S"), b"</ymin>\n      <xmax>", corner[:, 2].astype("S"),
+    b"</xmax>\n      <ymax>", corner[:, 3].astype("S"),
+    b"</ymax>\n    </bndbox>\n    <deepen_label_id>", names[cat], b":", ks,
+    b"</deepen_label_id>\n    <track_id>", ks, b"</track_id>\n  </object>",
 ]
 objects = pieces[0]
 for p in pieces[1:]:
@@ -179,8 +179,8 @@ for s, e in zip(starts, ends):
         f"  <deepen_status>labelled</deepen_status>\n  <deepen_file_id>{{name}}.png</deepen_file_id>\n"
         f"  <deepen_sensor_id>sensor1</deepen_sensor_id>\n  <deepen_dataset_id />"
     )
-    with open(f"{{out}}/Annotations/{{name}}.xml", "w") as fh:
-        fh.write(head + "".join(objects[s:e]) + "\n</annotation>\n")
+    with open(f"{{out}}/Annotations/{{name}}.xml", "wb") as fh:
+        fh.write(head.encode() + b"".join(objects[s:e]) + b"\n</annotation>\n")
 with open(out + "/ImageSets/Main/default.txt", "w") as fh:
     fh.write("".join(i + "\n" for i in ids))
 dt = time.perf_counter() - t0
