@@ -153,19 +153,31 @@ def test_rle_matches_pycocotools_polygon() -> None:
     assert geo.rle_to_bbox(rle).tolist() == [[1, 2, 3, 3]]
 
 
-@settings(max_examples=60, deadline=None)
-@given(binary_masks(3, 40))
-def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
-    # pycocotools' uncompressed counts (encode of a Fortran mask, read back column-major)
-    # against our decoding of its compressed string
-    from deepen_export.geometry.planar import _rle_counts
+@st.composite
+def sparse_masks(draw: st.DrawFn) -> np.ndarray:
+    """One mask, up to 2048 px a side, with a few filled rectangles: long runs (counts of
+    many characters) and masks starting or ending with ones."""
+    h, w = draw(st.integers(1, 2048)), draw(st.integers(1, 2048))
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(draw(st.integers(0, 4))):
+        y0, x0 = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
+        m[y0 : y0 + draw(st.integers(1, 60)), x0 : x0 + draw(st.integers(1, 60))] = 1
+    if draw(st.booleans()):
+        m[0, 0] = 1
+    if draw(st.booleans()):
+        m[-1, -1] = 1
+    return m
 
-    rles = cocomask.encode(np.asfortranarray(np.moveaxis(masks, 0, -1)))
-    for m, c in zip(masks, _rle_counts([r["counts"] for r in rles]), strict=True):
-        flat = m.ravel(order="F")
-        assert c.sum() == flat.size
-        runs = np.repeat(np.arange(len(c)) % 2, c)
-        np.testing.assert_array_equal(runs, flat)
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(binary_masks(1, 12).map(lambda m: m[0]), sparse_masks()))
+def test_complement_counts_equal_pycocotools_of_the_inverted_mask(m: np.ndarray) -> None:
+    # the complement written into compressed counts against pycocotools' encoding of 1 - mask
+    from deepen_export.geometry.planar import _complement_counts
+
+    (rle,) = cocomask.encode(np.asfortranarray(m[:, :, None]))
+    (inv,) = cocomask.encode(np.asfortranarray(1 - m[:, :, None]))
+    assert _complement_counts(rle["counts"]) == inv["counts"]
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -674,48 +674,70 @@ def _decode(rles: Sequence[RLE]) -> Array:
         return np.asarray(_mask_api().decode(rles))
 
 
-def _rle_counts(strings: Sequence[bytes]) -> list[Array]:
-    # COCO's compressed counts (pycocotools' rleFrString), for many strings at once: 5-bit
-    # groups, 0x20 = more groups follow, 0x10 in the last = negative, and from the fourth
-    # count on each is stored as the difference to the count two before it.
-    if not strings:
-        return []
-    buf = np.frombuffer(b"".join(strings), np.uint8).astype(np.int64) - 48
-    end = np.flatnonzero((buf & 0x20) == 0)
-    start = np.r_[0, end[:-1] + 1]
-    nch = end - start + 1
-    tok = np.repeat(np.arange(len(end)), nch)
-    k = np.arange(len(buf)) - start[tok]
-    vals = np.zeros(len(end), np.int64)
-    np.add.at(vals, tok, (buf & 0x1F) << (5 * k))
-    neg = (buf[end] & 0x10) != 0
-    vals[neg] -= np.left_shift(1, 5 * nch[neg])
-    bounds = np.searchsorted(end, np.cumsum([len(s) for s in strings]))
-    out = []
-    a = 0
-    for b in bounds.tolist():
-        x = vals[a:b].copy()
-        x[1::2] = np.cumsum(x[1::2])
-        x[2::2] = np.cumsum(x[2::2])
-        out.append(x)
-        a = b
-    return out
-
-
-def _rle_minus(keep: list[Any], cut: list[Any], height: int, width: int) -> list[Any]:
-    # keep[i] minus cut[i] in run-length space: keep AND NOT cut, the complement of cut
-    # built from its counts, so no image-sized mask is ever made
+def _rle_minus(keep: list[Any], cut: list[Any]) -> list[Any]:
+    # keep[i] minus cut[i]: keep AND the complement of cut, the complement written straight
+    # into cut's compressed counts (only their first values change), so no image-sized mask is
+    # made and no count is decoded into Python
     if not keep:
         return []
     mask = _mask_api()
-    comps = []
-    for c in _rle_counts([r["counts"] for r in cut]):
-        comp = c[1:] if len(c) and c[0] == 0 else np.r_[0, c]
-        comps.append({"size": [height, width], "counts": comp.tolist()})
     return [
-        mask.merge([k, c], intersect=True)
-        for k, c in zip(keep, mask.frPyObjects(comps, height, width), strict=True)
+        mask.merge(
+            [k, {"size": c["size"], "counts": _complement_counts(c["counts"])}], intersect=True
+        )
+        for k, c in zip(keep, cut, strict=True)
     ]
+
+
+def _count_text(x: int) -> bytes:
+    # one value of COCO's compressed counts (pycocotools' rleToString): 5 bits a character,
+    # least significant first, 0x20 = more follow, 0x10 of the last = sign; offset by 48
+    out = bytearray()
+    more = True
+    while more:
+        c = x & 0x1F
+        x >>= 5
+        more = x != -1 if c & 0x10 else x != 0
+        out.append((c | 0x20 if more else c) + 48)
+    return bytes(out)
+
+
+def _first_counts(s: bytes, k: int) -> tuple[list[int], int]:
+    """The first ``k`` stored values of compressed counts and where the next one begins."""
+    vals, p = [], 0
+    while len(vals) < k and p < len(s):
+        x = shift = 0
+        while True:
+            c = s[p] - 48
+            x |= (c & 0x1F) << shift
+            p += 1
+            shift += 5
+            if not c & 0x20:
+                if c & 0x10:
+                    x -= 1 << shift
+                break
+        vals.append(x)
+    return vals, p
+
+
+def _complement_counts(s: bytes) -> bytes:
+    """Compressed counts of the complement of the mask with compressed counts ``s``.
+
+    The complement's counts drop a leading 0 (``[c1, c2, ...]``) or add one (``[0, c0, ...]``).
+    From the fourth on, a value is stored as the difference to the count two before it, and
+    shifting the counts by one keeps those differences: only the first values are rewritten
+    and the rest of ``s`` is kept as it is.
+    """
+    e, p = _first_counts(s, 4)
+    if len(e) < 4:  # every value stored as it is: rewrite them all
+        c = e[1:] if e and e[0] == 0 else [0, *e]
+        return b"".join(_count_text(v - c[i - 2] if i > 2 else v) for i, v in enumerate(c))
+    if e[0] == 0:  # [c1, c2, c3 = e3 + c1], then e4, e5, ...
+        return _count_text(e[1]) + _count_text(e[2]) + _count_text(e[3] + e[1]) + s[p:]
+    # [0, c0, c1, c2 - c0], then e3, e4, ...
+    _, p3 = _first_counts(s, 3)
+    head = _count_text(0) + _count_text(e[0]) + _count_text(e[1]) + _count_text(e[2] - e[0])
+    return head + s[p3:]
 
 
 def _str_counts(rles: Sequence[RLE]) -> list[RLE]:
@@ -874,7 +896,7 @@ def polygons_to_rle(
                 holes_of.setdefault(int(ring_poly[i]), []).append(r)
         holed = [p for p in part_rle if p in holes_of]
         cut = [_union(mask, holes_of[p]) for p in holed]
-        for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut, hh, ww), strict=True):
+        for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut), strict=True):
             part_rle[p] = r
         parts_of: dict[int, list[Any]] = {}
         for p, r in part_rle.items():
