@@ -65,6 +65,34 @@ def test_even_odd_hole_island_and_disjoint_part() -> None:
     assert shapely.is_valid(g[0])
 
 
+def rect(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def test_hole_whose_smallest_container_is_a_hole_stays_in_its_label() -> None:
+    # Label 1: A = [1,5]^2 (16) inside C = [0,10]^2 (100) is a hole (depth 1); B = [4,14]x[2,4]
+    # (20) overlaps C, so it is a part (depth 0). r = [4.2,4.8]x[2.5,3.5] lies in A, B and C:
+    # depth 3, a hole. Its smallest container A is a hole, so r is a hole of the smallest
+    # part containing it, B. It used to be given to the ring sorted before it: here the last
+    # part of label 0, a square far away that then had a hole that is not even inside it.
+    other = rect(20, 20, 30, 30)
+    ring_list = [rect(1, 1, 5, 5), rect(4, 2, 14, 4), rect(0, 0, 10, 10), rect(4.2, 2.5, 4.8, 3.5)]
+    off, xy = rings(other, *ring_list)
+    g = geo.polygons_to_shapely([0, 1, 5], off, xy)
+    assert [len(p.interiors) for p in g[0].geoms] == [0]
+    assert float(g[0].area) == 100.0
+    alone_off, alone_xy = rings(*ring_list)
+    (alone,) = geo.polygons_to_shapely([0, 4], alone_off, alone_xy)
+    assert shapely.to_wkb(g[1]) == shapely.to_wkb(alone)
+    holes_of = {tuple(np.asarray(p.exterior.coords)[0]): len(p.interiors) for p in g[1].geoms}
+    assert holes_of[(4.0, 2.0)] == 1  # r is B's hole
+    # each label under the whole rule is what it is alone
+    got = geo.polygon_geometries([0, 1, 5], off, xy)[0]
+    assert shapely.to_wkb(got[0]) == shapely.to_wkb(
+        geo.polygon_geometries([0, 1], [0, 4], other)[0][0]
+    )
+
+
 def test_two_labels_and_degenerate_rings() -> None:
     # label 0: a 2-vertex ring (no area); label 1: 3x3 square; label 2: no rings
     off, xy = rings([[0, 0], [1, 1]], sq(0, 3))

@@ -16,8 +16,8 @@ Polygons
 A polygon label is a list of open rings (``offsets`` label -> rings, ``ring_offsets`` ring ->
 vertices, ``coords``). :func:`polygons_to_shapely` turns every label into one shapely
 ``MultiPolygon`` with the even-odd rule: a ring inside an odd number of the label's other rings
-is a hole of the smallest ring containing it, every other ring is an outer part. The rest of the
-pipeline works on those arrays of geometries with shapely 2's vectorized functions::
+is a hole of the smallest outer part containing it, every other ring is an outer part. The rest
+of the pipeline works on those arrays of geometries with shapely 2's vectorized functions::
 
     polygons_to_shapely -> repair_polygons -> orient_polygons -> clip_polygons
         -> shapely_to_polygons (back to ragged arrays) | polygons_to_rle (pycocotools)
@@ -322,7 +322,7 @@ def polygons_to_shapely(
     """One ``MultiPolygon`` per label, parts and holes by the even-odd rule.
 
     A ring that lies inside an odd number of the label's other rings is a hole of the smallest
-    ring containing it; every other ring is an outer part. Containment is tested on each ring
+    outer part containing it; every other ring is an outer part. Containment is tested on each ring
     made valid on its own (so a bowtie ring still contains what lies in its lobes); two equal
     rings count the earlier one as the container. Rings with fewer than 3 vertices or
     non-finite coordinates are left out. The result may be invalid (overlapping parts,
@@ -384,14 +384,17 @@ def polygons_to_shapely(
 
     a, b = _containing_pairs(valid, k, lab, area)
     depth = np.bincount(b, minlength=len(rings))
-    # parent = smallest container (by area, then index) of each ring
+    hole = depth % 2 == 1
+    # parent = smallest containing part (by area, then index) of each hole. With overlapping
+    # rings the smallest container can be a hole itself; the largest container is always a
+    # part, so every hole has one.
+    a, b = a[~hole[a]], b[~hole[a]]
     order = np.lexsort((a, area[a], b))
     parent = np.arange(len(rings))
     if len(order):
         bs = b[order]
         firsts = np.concatenate([[True], bs[1:] != bs[:-1]])
         parent[bs[firsts]] = a[order][firsts]
-    hole = depth % 2 == 1
     part = np.where(hole, parent, np.arange(len(rings)))
     new = np.lexsort((np.arange(len(rings)), hole, part, lab))
 
