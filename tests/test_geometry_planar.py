@@ -296,3 +296,67 @@ def test_repair_then_clip_never_exceeds_image(ring_list: list[list[tuple[float, 
     assert clipped[0].area <= 100 * 80 + 1e-6
     assert clipped[0].area <= fixed[0].area + 1e-6
     assert shapely.difference(clipped[0], image).area < 1e-6
+
+
+def _general_rule(off, roff, xy):
+    # the rule without its convex fast path: every label through GEOS
+    g, repaired = geo.repair_polygons(geo.polygons_to_shapely(off, roff, xy))
+    return geo.orient_polygons(g), geo.degenerate_rings(off, roff, xy) > 0, repaired
+
+
+@st.composite
+def ring_sets(draw: st.DrawFn) -> tuple[list[int], list[int], np.ndarray]:
+    """Labels of 0..2 rings: convex polygons either way round (some tiny, huge or collinear),
+    stars winding twice, and random, grid (repeated, collinear) or non-finite vertices."""
+    n_labels = draw(st.integers(1, 5))
+    per = [draw(st.integers(0, 2)) for _ in range(n_labels)]
+    rings, scale = [], st.sampled_from([1e-300, 1e-9, 1.0, 1e3, 1e150, 1e200])
+    for _ in range(sum(per)):
+        kind = draw(st.integers(0, 4))
+        k = draw(st.integers(1, 9))
+        if kind == 0:  # convex, counter-clockwise or clockwise
+            ang = np.linspace(0, 2 * np.pi, k + 2, endpoint=False) + draw(st.floats(0, 1))
+            p = np.c_[np.cos(ang), np.sin(ang)] * draw(scale) + draw(st.floats(-100, 100))
+            p = p[::-1] if draw(st.booleans()) else p
+        elif kind == 1:  # a pentagram: every turn the same way, winding twice
+            ang = np.linspace(0, 4 * np.pi, 5, endpoint=False)
+            p = np.c_[np.cos(ang), np.sin(ang)] * draw(scale)
+        elif kind == 2:  # integer grid: repeated and collinear vertices
+            p = np.array(
+                draw(
+                    st.lists(
+                        st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=k, max_size=k
+                    )
+                ),
+                float,
+            )
+        elif kind == 3:  # nearly collinear
+            t = np.linspace(0, 1, k + 2)
+            p = np.c_[t, 0.5 * t + np.array([draw(st.floats(-1e-15, 1e-15)) for _ in t])]
+        else:
+            p = np.array(draw(st.lists(st.tuples(coord, coord), min_size=k, max_size=k)))
+        if draw(st.integers(0, 9)) == 0:
+            p[draw(st.integers(0, len(p) - 1))] = np.nan
+        rings.append(p)
+    off = np.cumsum([0, *per]).tolist()
+    roff = np.cumsum([0] + [len(r) for r in rings]).tolist()
+    xy = np.concatenate(rings) if rings else np.zeros((0, 2))
+    return off, roff, xy
+
+
+@settings(max_examples=300, deadline=None)
+@given(ring_sets(), st.booleans())
+def test_convex_fast_path_equals_the_general_rule(case, with_z: bool) -> None:
+    # labels of one convex ring skip GEOS validation, repair and orientation: same geometry
+    # (WKB: vertex order, start vertex and z too) and flags as sending every label through GEOS
+    off, roff, xy = case
+    if with_z:
+        xy = np.c_[xy, np.arange(len(xy), dtype=float)]
+    with np.errstate(all="ignore"):
+        try:
+            want = _general_rule(off, roff, xy)
+        except shapely.errors.GEOSException:  # GEOS gives up on some huge coordinates
+            return
+        got = geo.polygon_geometries(off, roff, xy)
+    assert shapely.to_wkb(got[0]).tolist() == shapely.to_wkb(want[0]).tolist()
+    assert got[1].tolist() == want[1].tolist() and got[2].tolist() == want[2].tolist()

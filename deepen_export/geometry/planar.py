@@ -432,6 +432,8 @@ def polygon_geometries(
     :func:`polygons_to_shapely` (even-odd rule; rings that cannot bound an area left out),
     then :func:`repair_polygons` and :func:`orient_polygons`. The 2D writers, the Parquet
     ``geometry`` column and the previews' fill all start from this, so they cannot disagree.
+    A label of one strictly convex ring (most labels) is built straight from its vertices,
+    reversed when clockwise: the same geometry, without GEOS validation and orientation.
 
     Returns
     -------
@@ -449,10 +451,119 @@ def polygon_geometries(
     >>> float(g[0].area), left_out.tolist(), repaired.tolist()
     (100.0, [True], [False])
     """
-    geoms = polygons_to_shapely(offsets, ring_offsets, coords)
-    left_out = degenerate_rings(offsets, ring_offsets, coords) > 0
-    geoms, repaired = repair_polygons(geoms)
-    return orient_polygons(geoms), left_out, repaired
+    off = np.asarray(offsets, dtype=np.int64)
+    roff = np.asarray(ring_offsets, dtype=np.int64)
+    xy = _vertices(coords)
+    left_out = degenerate_rings(off, roff, xy) > 0
+    n = len(off) - 1
+    # Most labels are one convex ring: valid, and oriented by reversing it when clockwise,
+    # with no GEOS validation, repair or orientation; the rest take the general rule.
+    one = np.flatnonzero(np.diff(off) == 1)
+    ring = off[one]
+    convex, ccw = _convex_rings(roff, xy)
+    convex, ccw = convex[ring], ccw[ring]
+    fast, ring = one[convex], ring[convex]
+    geoms = _empty_multipolygons(n)
+    repaired = np.zeros(n, dtype=bool)
+    if len(fast):
+        geoms[fast] = _convex_multipolygons(roff[ring], roff[ring + 1], ~ccw[convex], xy)
+    rest = np.setdiff1d(np.arange(n), fast, assume_unique=True)
+    if len(rest):
+        sub_off, sub_roff, sub_xy = _take_labels(off, roff, xy, rest)
+        g, repaired[rest] = repair_polygons(polygons_to_shapely(sub_off, sub_roff, sub_xy))
+        geoms[rest] = orient_polygons(g)
+    return geoms, left_out, repaired
+
+
+_EXACT_SIGN = 1e-12
+"""Relative size above which a floating-point orientation determinant has its exact sign
+(Shewchuk's bound for orient2d is about 3.3e-16 of the summed magnitudes; this keeps a wide
+margin)."""
+
+
+def _convex_rings(ring_offsets: Array, xy: Array) -> tuple[Array, Array]:
+    """Which rings (open, ``xy[ring_offsets[i]:ring_offsets[i + 1]]``) are strictly convex, and
+    which of those are counter-clockwise (math coordinates).
+
+    Strictly convex: at least 3 vertices, every turn provably the same way (each determinant
+    away from 0 by far more than its rounding error, so its sign is exact) and one turn in
+    all: the edge directions cross from the lower to the upper half-plane once, not twice as a
+    star's do (signs of coordinate differences are exact). Such a ring is a valid polygon for
+    GEOS; anything else (non-finite, repeated or collinear vertices, ...) is False.
+    """
+    counts = np.diff(ring_offsets)
+    convex = np.zeros(len(counts), dtype=bool)
+    if not len(xy) or not (counts >= 3).any():
+        return convex, convex.copy()
+    starts, ends = ring_offsets[:-1], ring_offsets[1:]
+    x, y = xy[: ends[-1], 0], xy[: ends[-1], 1]  # sums per ring run to the last ring's end
+    has = np.flatnonzero(counts > 0)
+    with np.errstate(all="ignore"):
+        # edge i goes from vertex i to the next of its ring (the last one back to the first)
+        ex, ey = np.empty_like(x), np.empty_like(y)
+        ex[:-1], ey[:-1] = x[1:] - x[:-1], y[1:] - y[:-1]
+        last, first = ends[has] - 1, starts[has]
+        ex[last], ey[last] = x[first] - x[last], y[first] - y[last]
+        px, py = np.empty_like(ex), np.empty_like(ey)  # the edge before each vertex
+        px[1:], py[1:] = ex[:-1], ey[:-1]
+        px[first], py[first] = ex[last], ey[last]
+        t1, t2 = px * ey, py * ex
+        det = t1 - t2
+        bound = _EXACT_SIGN * (np.abs(t1) + np.abs(t2))
+        sure = (np.abs(det) > bound) & (bound > 1e-280) & (bound < np.inf)
+    upper = (ey > 0) | ((ey == 0) & (ex > 0))
+    crossing = upper != ((py > 0) | ((py == 0) & (px > 0)))
+    at = starts[has]
+    left = np.add.reduceat(sure & (det > 0), at)
+    right = np.add.reduceat(sure & (det < 0), at)
+    turns = np.add.reduceat(crossing, at)
+    c = counts[has]
+    ccw = np.zeros(len(counts), dtype=bool)
+    convex[has] = (c >= 3) & ((left == c) | (right == c)) & (turns == 2)
+    ccw[has] = convex[has] & (left == c)
+    return convex, ccw
+
+
+def _run_starts(counts: Array) -> Array:
+    out = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _convex_multipolygons(starts: Array, ends: Array, reverse: Array, xy: Array) -> Array:
+    """One single-ring MultiPolygon per ring ``xy[starts[i]:ends[i]]``, closed; the ``reverse``
+    ones reversed as GEOS orients a ring (``p0, p[n-1], ..., p1, p0``: the first vertex stays)."""
+    c = ends - starts
+    closed = c + 1
+    ring_off = np.zeros(len(c) + 1, dtype=np.int64)
+    np.cumsum(closed, out=ring_off[1:])
+    idx = np.arange(int(ring_off[-1])) + np.repeat(starts - ring_off[:-1], closed)
+    idx[ring_off[1:] - 1] = starts  # the closing vertex
+    rev = np.flatnonzero(reverse)
+    if len(rev):
+        at = np.repeat(ring_off[rev], closed[rev])
+        j = np.arange(int(closed[rev].sum())) - np.repeat(_run_starts(closed[rev]), closed[rev])
+        cc = np.repeat(c[rev], closed[rev])
+        idx[at + j] = np.repeat(starts[rev], closed[rev]) + (cc - j) % cc
+    parts = np.arange(len(c) + 1)
+    return np.asarray(
+        shapely.from_ragged_array(GeometryType.MULTIPOLYGON, xy[idx], (ring_off, parts, parts)),
+        dtype=object,
+    )
+
+
+def _take_labels(off: Array, roff: Array, xy: Array, labels: Array) -> tuple[Array, Array, Array]:
+    """The ragged polygon arrays of the ``labels`` only."""
+    nr = off[labels + 1] - off[labels]
+    rings = np.repeat(off[labels] - _run_starts(nr), nr) + np.arange(int(nr.sum()))
+    nv = roff[rings + 1] - roff[rings]
+    verts = np.repeat(roff[rings] - _run_starts(nv), nv) + np.arange(int(nv.sum()))
+    sub_off = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(nr, out=sub_off[1:])
+    sub_roff = np.zeros(len(rings) + 1, dtype=np.int64)
+    np.cumsum(nv, out=sub_roff[1:])
+    return sub_off, sub_roff, xy[verts]
 
 
 def polygon_pixel_mask(geom: Any, origin: tuple[int, int], shape: tuple[int, int]) -> Array:
@@ -707,7 +818,8 @@ def _count_text(x: int) -> bytes:
 
 def _first_counts(s: bytes, k: int) -> tuple[list[int], int]:
     """The first ``k`` stored values of compressed counts and where the next one begins."""
-    vals, p = [], 0
+    vals: list[int] = []
+    p = 0
     while len(vals) < k and p < len(s):
         x = shift = 0
         while True:
