@@ -386,8 +386,9 @@ def polygons_to_shapely(
     depth = np.bincount(b, minlength=len(rings))
     hole = depth % 2 == 1
     # parent = smallest containing part (by area, then index) of each hole. With overlapping
-    # rings the smallest container can be a hole itself; the largest container is always a
-    # part, so every hole has one.
+    # rings the smallest container can be a hole itself; the largest container is a part, so
+    # every hole has one (should rounding in the predicates leave one without, it is made a
+    # part: a hole without its part would be sorted under another label's last part).
     a, b = a[~hole[a]], b[~hole[a]]
     order = np.lexsort((a, area[a], b))
     parent = np.arange(len(rings))
@@ -395,6 +396,7 @@ def polygons_to_shapely(
         bs = b[order]
         firsts = np.concatenate([[True], bs[1:] != bs[:-1]])
         parent[bs[firsts]] = a[order][firsts]
+    hole &= parent != np.arange(len(rings))
     part = np.where(hole, parent, np.arange(len(rings)))
     new = np.lexsort((np.arange(len(rings)), hole, part, lab))
 
