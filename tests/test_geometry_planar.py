@@ -65,6 +65,34 @@ def test_even_odd_hole_island_and_disjoint_part() -> None:
     assert shapely.is_valid(g[0])
 
 
+def rect(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def test_hole_whose_smallest_container_is_a_hole_stays_in_its_label() -> None:
+    # Label 1: A = [1,5]^2 (16) inside C = [0,10]^2 (100) is a hole (depth 1); B = [4,14]x[2,4]
+    # (20) overlaps C, so it is a part (depth 0). r = [4.2,4.8]x[2.5,3.5] lies in A, B and C:
+    # depth 3, a hole. Its smallest container A is a hole, so r is a hole of the smallest
+    # part containing it, B. It used to be given to the ring sorted before it: here the last
+    # part of label 0, a square far away that then had a hole that is not even inside it.
+    other = rect(20, 20, 30, 30)
+    ring_list = [rect(1, 1, 5, 5), rect(4, 2, 14, 4), rect(0, 0, 10, 10), rect(4.2, 2.5, 4.8, 3.5)]
+    off, xy = rings(other, *ring_list)
+    g = geo.polygons_to_shapely([0, 1, 5], off, xy)
+    assert [len(p.interiors) for p in g[0].geoms] == [0]
+    assert float(g[0].area) == 100.0
+    alone_off, alone_xy = rings(*ring_list)
+    (alone,) = geo.polygons_to_shapely([0, 4], alone_off, alone_xy)
+    assert shapely.to_wkb(g[1]) == shapely.to_wkb(alone)
+    holes_of = {tuple(np.asarray(p.exterior.coords)[0]): len(p.interiors) for p in g[1].geoms}
+    assert holes_of[(4.0, 2.0)] == 1  # r is B's hole
+    # each label under the whole rule is what it is alone
+    got = geo.polygon_geometries([0, 1, 5], off, xy)[0]
+    assert shapely.to_wkb(got[0]) == shapely.to_wkb(
+        geo.polygon_geometries([0, 1], [0, 4], other)[0][0]
+    )
+
+
 def test_two_labels_and_degenerate_rings() -> None:
     # label 0: a 2-vertex ring (no area); label 1: 3x3 square; label 2: no rings
     off, xy = rings([[0, 0], [1, 1]], sq(0, 3))
@@ -153,19 +181,31 @@ def test_rle_matches_pycocotools_polygon() -> None:
     assert geo.rle_to_bbox(rle).tolist() == [[1, 2, 3, 3]]
 
 
-@settings(max_examples=60, deadline=None)
-@given(binary_masks(3, 40))
-def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
-    # pycocotools' uncompressed counts (encode of a Fortran mask, read back column-major)
-    # against our decoding of its compressed string
-    from deepen_export.geometry.planar import _rle_counts
+@st.composite
+def sparse_masks(draw: st.DrawFn) -> np.ndarray:
+    """One mask, up to 2048 px a side, with a few filled rectangles: long runs (counts of
+    many characters) and masks starting or ending with ones."""
+    h, w = draw(st.integers(1, 2048)), draw(st.integers(1, 2048))
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(draw(st.integers(0, 4))):
+        y0, x0 = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
+        m[y0 : y0 + draw(st.integers(1, 60)), x0 : x0 + draw(st.integers(1, 60))] = 1
+    if draw(st.booleans()):
+        m[0, 0] = 1
+    if draw(st.booleans()):
+        m[-1, -1] = 1
+    return m
 
-    rles = cocomask.encode(np.asfortranarray(np.moveaxis(masks, 0, -1)))
-    for m, c in zip(masks, _rle_counts([r["counts"] for r in rles]), strict=True):
-        flat = m.ravel(order="F")
-        assert c.sum() == flat.size
-        runs = np.repeat(np.arange(len(c)) % 2, c)
-        np.testing.assert_array_equal(runs, flat)
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(binary_masks(1, 12).map(lambda m: m[0]), sparse_masks()))
+def test_complement_counts_equal_pycocotools_of_the_inverted_mask(m: np.ndarray) -> None:
+    # the complement written into compressed counts against pycocotools' encoding of 1 - mask
+    from deepen_export.geometry.planar import _complement_counts
+
+    (rle,) = cocomask.encode(np.asfortranarray(m[:, :, None]))
+    (inv,) = cocomask.encode(np.asfortranarray(1 - m[:, :, None]))
+    assert _complement_counts(rle["counts"]) == inv["counts"]
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -256,3 +296,67 @@ def test_repair_then_clip_never_exceeds_image(ring_list: list[list[tuple[float, 
     assert clipped[0].area <= 100 * 80 + 1e-6
     assert clipped[0].area <= fixed[0].area + 1e-6
     assert shapely.difference(clipped[0], image).area < 1e-6
+
+
+def _general_rule(off, roff, xy):
+    # the rule without its convex fast path: every label through GEOS
+    g, repaired = geo.repair_polygons(geo.polygons_to_shapely(off, roff, xy))
+    return geo.orient_polygons(g), geo.degenerate_rings(off, roff, xy) > 0, repaired
+
+
+@st.composite
+def ring_sets(draw: st.DrawFn) -> tuple[list[int], list[int], np.ndarray]:
+    """Labels of 0..2 rings: convex polygons either way round (some tiny, huge or collinear),
+    stars winding twice, and random, grid (repeated, collinear) or non-finite vertices."""
+    n_labels = draw(st.integers(1, 5))
+    per = [draw(st.integers(0, 2)) for _ in range(n_labels)]
+    rings, scale = [], st.sampled_from([1e-300, 1e-9, 1.0, 1e3, 1e150, 1e200])
+    for _ in range(sum(per)):
+        kind = draw(st.integers(0, 4))
+        k = draw(st.integers(1, 9))
+        if kind == 0:  # convex, counter-clockwise or clockwise
+            ang = np.linspace(0, 2 * np.pi, k + 2, endpoint=False) + draw(st.floats(0, 1))
+            p = np.c_[np.cos(ang), np.sin(ang)] * draw(scale) + draw(st.floats(-100, 100))
+            p = p[::-1] if draw(st.booleans()) else p
+        elif kind == 1:  # a pentagram: every turn the same way, winding twice
+            ang = np.linspace(0, 4 * np.pi, 5, endpoint=False)
+            p = np.c_[np.cos(ang), np.sin(ang)] * draw(scale)
+        elif kind == 2:  # integer grid: repeated and collinear vertices
+            p = np.array(
+                draw(
+                    st.lists(
+                        st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=k, max_size=k
+                    )
+                ),
+                float,
+            )
+        elif kind == 3:  # nearly collinear
+            t = np.linspace(0, 1, k + 2)
+            p = np.c_[t, 0.5 * t + np.array([draw(st.floats(-1e-15, 1e-15)) for _ in t])]
+        else:
+            p = np.array(draw(st.lists(st.tuples(coord, coord), min_size=k, max_size=k)))
+        if draw(st.integers(0, 9)) == 0:
+            p[draw(st.integers(0, len(p) - 1))] = np.nan
+        rings.append(p)
+    off = np.cumsum([0, *per]).tolist()
+    roff = np.cumsum([0] + [len(r) for r in rings]).tolist()
+    xy = np.concatenate(rings) if rings else np.zeros((0, 2))
+    return off, roff, xy
+
+
+@settings(max_examples=300, deadline=None)
+@given(ring_sets(), st.booleans())
+def test_convex_fast_path_equals_the_general_rule(case, with_z: bool) -> None:
+    # labels of one convex ring skip GEOS validation, repair and orientation: same geometry
+    # (WKB: vertex order, start vertex and z too) and flags as sending every label through GEOS
+    off, roff, xy = case
+    if with_z:
+        xy = np.c_[xy, np.arange(len(xy), dtype=float)]
+    with np.errstate(all="ignore"):
+        try:
+            want = _general_rule(off, roff, xy)
+        except shapely.errors.GEOSException:  # GEOS gives up on some huge coordinates
+            return
+        got = geo.polygon_geometries(off, roff, xy)
+    assert shapely.to_wkb(got[0]).tolist() == shapely.to_wkb(want[0]).tolist()
+    assert got[1].tolist() == want[1].tolist() and got[2].tolist() == want[2].tolist()

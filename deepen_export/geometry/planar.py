@@ -16,8 +16,8 @@ Polygons
 A polygon label is a list of open rings (``offsets`` label -> rings, ``ring_offsets`` ring ->
 vertices, ``coords``). :func:`polygons_to_shapely` turns every label into one shapely
 ``MultiPolygon`` with the even-odd rule: a ring inside an odd number of the label's other rings
-is a hole of the smallest ring containing it, every other ring is an outer part. The rest of the
-pipeline works on those arrays of geometries with shapely 2's vectorized functions::
+is a hole of the smallest outer part containing it, every other ring is an outer part. The rest
+of the pipeline works on those arrays of geometries with shapely 2's vectorized functions::
 
     polygons_to_shapely -> repair_polygons -> orient_polygons -> clip_polygons
         -> shapely_to_polygons (back to ragged arrays) | polygons_to_rle (pycocotools)
@@ -322,7 +322,7 @@ def polygons_to_shapely(
     """One ``MultiPolygon`` per label, parts and holes by the even-odd rule.
 
     A ring that lies inside an odd number of the label's other rings is a hole of the smallest
-    ring containing it; every other ring is an outer part. Containment is tested on each ring
+    outer part containing it; every other ring is an outer part. Containment is tested on each ring
     made valid on its own (so a bowtie ring still contains what lies in its lobes); two equal
     rings count the earlier one as the container. Rings with fewer than 3 vertices or
     non-finite coordinates are left out. The result may be invalid (overlapping parts,
@@ -384,14 +384,19 @@ def polygons_to_shapely(
 
     a, b = _containing_pairs(valid, k, lab, area)
     depth = np.bincount(b, minlength=len(rings))
-    # parent = smallest container (by area, then index) of each ring
+    hole = depth % 2 == 1
+    # parent = smallest containing part (by area, then index) of each hole. With overlapping
+    # rings the smallest container can be a hole itself; the largest container is a part, so
+    # every hole has one (should rounding in the predicates leave one without, it is made a
+    # part: a hole without its part would be sorted under another label's last part).
+    a, b = a[~hole[a]], b[~hole[a]]
     order = np.lexsort((a, area[a], b))
     parent = np.arange(len(rings))
     if len(order):
         bs = b[order]
         firsts = np.concatenate([[True], bs[1:] != bs[:-1]])
         parent[bs[firsts]] = a[order][firsts]
-    hole = depth % 2 == 1
+    hole &= parent != np.arange(len(rings))
     part = np.where(hole, parent, np.arange(len(rings)))
     new = np.lexsort((np.arange(len(rings)), hole, part, lab))
 
@@ -429,6 +434,8 @@ def polygon_geometries(
     :func:`polygons_to_shapely` (even-odd rule; rings that cannot bound an area left out),
     then :func:`repair_polygons` and :func:`orient_polygons`. The 2D writers, the Parquet
     ``geometry`` column and the previews' fill all start from this, so they cannot disagree.
+    A label of one strictly convex ring (most labels) is built straight from its vertices,
+    reversed when clockwise: the same geometry, without GEOS validation and orientation.
 
     Returns
     -------
@@ -446,10 +453,119 @@ def polygon_geometries(
     >>> float(g[0].area), left_out.tolist(), repaired.tolist()
     (100.0, [True], [False])
     """
-    geoms = polygons_to_shapely(offsets, ring_offsets, coords)
-    left_out = degenerate_rings(offsets, ring_offsets, coords) > 0
-    geoms, repaired = repair_polygons(geoms)
-    return orient_polygons(geoms), left_out, repaired
+    off = np.asarray(offsets, dtype=np.int64)
+    roff = np.asarray(ring_offsets, dtype=np.int64)
+    xy = _vertices(coords)
+    left_out = degenerate_rings(off, roff, xy) > 0
+    n = len(off) - 1
+    # Most labels are one convex ring: valid, and oriented by reversing it when clockwise,
+    # with no GEOS validation, repair or orientation; the rest take the general rule.
+    one = np.flatnonzero(np.diff(off) == 1)
+    ring = off[one]
+    convex, ccw = _convex_rings(roff, xy)
+    convex, ccw = convex[ring], ccw[ring]
+    fast, ring = one[convex], ring[convex]
+    geoms = _empty_multipolygons(n)
+    repaired = np.zeros(n, dtype=bool)
+    if len(fast):
+        geoms[fast] = _convex_multipolygons(roff[ring], roff[ring + 1], ~ccw[convex], xy)
+    rest = np.setdiff1d(np.arange(n), fast, assume_unique=True)
+    if len(rest):
+        sub_off, sub_roff, sub_xy = _take_labels(off, roff, xy, rest)
+        g, repaired[rest] = repair_polygons(polygons_to_shapely(sub_off, sub_roff, sub_xy))
+        geoms[rest] = orient_polygons(g)
+    return geoms, left_out, repaired
+
+
+_EXACT_SIGN = 1e-12
+"""Relative size above which a floating-point orientation determinant has its exact sign
+(Shewchuk's bound for orient2d is about 3.3e-16 of the summed magnitudes; this keeps a wide
+margin)."""
+
+
+def _convex_rings(ring_offsets: Array, xy: Array) -> tuple[Array, Array]:
+    """Which rings (open, ``xy[ring_offsets[i]:ring_offsets[i + 1]]``) are strictly convex, and
+    which of those are counter-clockwise (math coordinates).
+
+    Strictly convex: at least 3 vertices, every turn provably the same way (each determinant
+    away from 0 by far more than its rounding error, so its sign is exact) and one turn in
+    all: the edge directions cross from the lower to the upper half-plane once, not twice as a
+    star's do (signs of coordinate differences are exact). Such a ring is a valid polygon for
+    GEOS; anything else (non-finite, repeated or collinear vertices, ...) is False.
+    """
+    counts = np.diff(ring_offsets)
+    convex = np.zeros(len(counts), dtype=bool)
+    if not len(xy) or not (counts >= 3).any():
+        return convex, convex.copy()
+    starts, ends = ring_offsets[:-1], ring_offsets[1:]
+    x, y = xy[: ends[-1], 0], xy[: ends[-1], 1]  # sums per ring run to the last ring's end
+    has = np.flatnonzero(counts > 0)
+    with np.errstate(all="ignore"):
+        # edge i goes from vertex i to the next of its ring (the last one back to the first)
+        ex, ey = np.empty_like(x), np.empty_like(y)
+        ex[:-1], ey[:-1] = x[1:] - x[:-1], y[1:] - y[:-1]
+        last, first = ends[has] - 1, starts[has]
+        ex[last], ey[last] = x[first] - x[last], y[first] - y[last]
+        px, py = np.empty_like(ex), np.empty_like(ey)  # the edge before each vertex
+        px[1:], py[1:] = ex[:-1], ey[:-1]
+        px[first], py[first] = ex[last], ey[last]
+        t1, t2 = px * ey, py * ex
+        det = t1 - t2
+        bound = _EXACT_SIGN * (np.abs(t1) + np.abs(t2))
+        sure = (np.abs(det) > bound) & (bound > 1e-280) & (bound < np.inf)
+    upper = (ey > 0) | ((ey == 0) & (ex > 0))
+    crossing = upper != ((py > 0) | ((py == 0) & (px > 0)))
+    at = starts[has]
+    left = np.add.reduceat(sure & (det > 0), at)
+    right = np.add.reduceat(sure & (det < 0), at)
+    turns = np.add.reduceat(crossing, at)
+    c = counts[has]
+    ccw = np.zeros(len(counts), dtype=bool)
+    convex[has] = (c >= 3) & ((left == c) | (right == c)) & (turns == 2)
+    ccw[has] = convex[has] & (left == c)
+    return convex, ccw
+
+
+def _run_starts(counts: Array) -> Array:
+    out = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _convex_multipolygons(starts: Array, ends: Array, reverse: Array, xy: Array) -> Array:
+    """One single-ring MultiPolygon per ring ``xy[starts[i]:ends[i]]``, closed; the ``reverse``
+    ones reversed as GEOS orients a ring (``p0, p[n-1], ..., p1, p0``: the first vertex stays)."""
+    c = ends - starts
+    closed = c + 1
+    ring_off = np.zeros(len(c) + 1, dtype=np.int64)
+    np.cumsum(closed, out=ring_off[1:])
+    idx = np.arange(int(ring_off[-1])) + np.repeat(starts - ring_off[:-1], closed)
+    idx[ring_off[1:] - 1] = starts  # the closing vertex
+    rev = np.flatnonzero(reverse)
+    if len(rev):
+        at = np.repeat(ring_off[rev], closed[rev])
+        j = np.arange(int(closed[rev].sum())) - np.repeat(_run_starts(closed[rev]), closed[rev])
+        cc = np.repeat(c[rev], closed[rev])
+        idx[at + j] = np.repeat(starts[rev], closed[rev]) + (cc - j) % cc
+    parts = np.arange(len(c) + 1)
+    return np.asarray(
+        shapely.from_ragged_array(GeometryType.MULTIPOLYGON, xy[idx], (ring_off, parts, parts)),
+        dtype=object,
+    )
+
+
+def _take_labels(off: Array, roff: Array, xy: Array, labels: Array) -> tuple[Array, Array, Array]:
+    """The ragged polygon arrays of the ``labels`` only."""
+    nr = off[labels + 1] - off[labels]
+    rings = np.repeat(off[labels] - _run_starts(nr), nr) + np.arange(int(nr.sum()))
+    nv = roff[rings + 1] - roff[rings]
+    verts = np.repeat(roff[rings] - _run_starts(nv), nv) + np.arange(int(nv.sum()))
+    sub_off = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(nr, out=sub_off[1:])
+    sub_roff = np.zeros(len(rings) + 1, dtype=np.int64)
+    np.cumsum(nv, out=sub_roff[1:])
+    return sub_off, sub_roff, xy[verts]
 
 
 def polygon_pixel_mask(geom: Any, origin: tuple[int, int], shape: tuple[int, int]) -> Array:
@@ -674,48 +790,71 @@ def _decode(rles: Sequence[RLE]) -> Array:
         return np.asarray(_mask_api().decode(rles))
 
 
-def _rle_counts(strings: Sequence[bytes]) -> list[Array]:
-    # COCO's compressed counts (pycocotools' rleFrString), for many strings at once: 5-bit
-    # groups, 0x20 = more groups follow, 0x10 in the last = negative, and from the fourth
-    # count on each is stored as the difference to the count two before it.
-    if not strings:
-        return []
-    buf = np.frombuffer(b"".join(strings), np.uint8).astype(np.int64) - 48
-    end = np.flatnonzero((buf & 0x20) == 0)
-    start = np.r_[0, end[:-1] + 1]
-    nch = end - start + 1
-    tok = np.repeat(np.arange(len(end)), nch)
-    k = np.arange(len(buf)) - start[tok]
-    vals = np.zeros(len(end), np.int64)
-    np.add.at(vals, tok, (buf & 0x1F) << (5 * k))
-    neg = (buf[end] & 0x10) != 0
-    vals[neg] -= np.left_shift(1, 5 * nch[neg])
-    bounds = np.searchsorted(end, np.cumsum([len(s) for s in strings]))
-    out = []
-    a = 0
-    for b in bounds.tolist():
-        x = vals[a:b].copy()
-        x[1::2] = np.cumsum(x[1::2])
-        x[2::2] = np.cumsum(x[2::2])
-        out.append(x)
-        a = b
-    return out
-
-
-def _rle_minus(keep: list[Any], cut: list[Any], height: int, width: int) -> list[Any]:
-    # keep[i] minus cut[i] in run-length space: keep AND NOT cut, the complement of cut
-    # built from its counts, so no image-sized mask is ever made
+def _rle_minus(keep: list[Any], cut: list[Any]) -> list[Any]:
+    # keep[i] minus cut[i]: keep AND the complement of cut, the complement written straight
+    # into cut's compressed counts (only their first values change), so no image-sized mask is
+    # made and no count is decoded into Python
     if not keep:
         return []
     mask = _mask_api()
-    comps = []
-    for c in _rle_counts([r["counts"] for r in cut]):
-        comp = c[1:] if len(c) and c[0] == 0 else np.r_[0, c]
-        comps.append({"size": [height, width], "counts": comp.tolist()})
     return [
-        mask.merge([k, c], intersect=True)
-        for k, c in zip(keep, mask.frPyObjects(comps, height, width), strict=True)
+        mask.merge(
+            [k, {"size": c["size"], "counts": _complement_counts(c["counts"])}], intersect=True
+        )
+        for k, c in zip(keep, cut, strict=True)
     ]
+
+
+def _count_text(x: int) -> bytes:
+    # one value of COCO's compressed counts (pycocotools' rleToString): 5 bits a character,
+    # least significant first, 0x20 = more follow, 0x10 of the last = sign; offset by 48
+    out = bytearray()
+    more = True
+    while more:
+        c = x & 0x1F
+        x >>= 5
+        more = x != -1 if c & 0x10 else x != 0
+        out.append((c | 0x20 if more else c) + 48)
+    return bytes(out)
+
+
+def _first_counts(s: bytes, k: int) -> tuple[list[int], int]:
+    """The first ``k`` stored values of compressed counts and where the next one begins."""
+    vals: list[int] = []
+    p = 0
+    while len(vals) < k and p < len(s):
+        x = shift = 0
+        while True:
+            c = s[p] - 48
+            x |= (c & 0x1F) << shift
+            p += 1
+            shift += 5
+            if not c & 0x20:
+                if c & 0x10:
+                    x -= 1 << shift
+                break
+        vals.append(x)
+    return vals, p
+
+
+def _complement_counts(s: bytes) -> bytes:
+    """Compressed counts of the complement of the mask with compressed counts ``s``.
+
+    The complement's counts drop a leading 0 (``[c1, c2, ...]``) or add one (``[0, c0, ...]``).
+    From the fourth on, a value is stored as the difference to the count two before it, and
+    shifting the counts by one keeps those differences: only the first values are rewritten
+    and the rest of ``s`` is kept as it is.
+    """
+    e, p = _first_counts(s, 4)
+    if len(e) < 4:  # every value stored as it is: rewrite them all
+        c = e[1:] if e and e[0] == 0 else [0, *e]
+        return b"".join(_count_text(v - c[i - 2] if i > 2 else v) for i, v in enumerate(c))
+    if e[0] == 0:  # [c1, c2, c3 = e3 + c1], then e4, e5, ...
+        return _count_text(e[1]) + _count_text(e[2]) + _count_text(e[3] + e[1]) + s[p:]
+    # [0, c0, c1, c2 - c0], then e3, e4, ...
+    _, p3 = _first_counts(s, 3)
+    head = _count_text(0) + _count_text(e[0]) + _count_text(e[1]) + _count_text(e[2] - e[0])
+    return head + s[p3:]
 
 
 def _str_counts(rles: Sequence[RLE]) -> list[RLE]:
@@ -874,7 +1013,7 @@ def polygons_to_rle(
                 holes_of.setdefault(int(ring_poly[i]), []).append(r)
         holed = [p for p in part_rle if p in holes_of]
         cut = [_union(mask, holes_of[p]) for p in holed]
-        for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut, hh, ww), strict=True):
+        for p, r in zip(holed, _rle_minus([part_rle[p] for p in holed], cut), strict=True):
             part_rle[p] = r
         parts_of: dict[int, list[Any]] = {}
         for p, r in part_rle.items():
