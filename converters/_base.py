@@ -635,14 +635,7 @@ def write_files(
     >>> Path(d, "x/2.txt").read_bytes()
     b'cdef'
     """
-    base = os.fspath(root)
-    if any(r.startswith("/") for r in rels):  # pragma: no cover - rels are checked relative
-        paths = [os.path.join(base, r) for r in rels]
-    else:
-        prefix = os.path.join(base, "")
-        paths = [prefix + r for r in rels]
-    for parent in dict.fromkeys(p.rpartition("/")[0] for p in paths):
-        os.makedirs(parent, exist_ok=True)
+    paths = _new_paths(root, rels)
     sizes = sum((z - a for _, a, z in pieces), np.zeros(len(paths), np.int64)).tolist()
     views = [(np.ascontiguousarray(b).data, a.tolist(), z.tolist()) for b, a, z in pieces]
 
@@ -655,7 +648,8 @@ def write_files(
     threads = WRITE_THREADS if threads is None else threads
     with task(description, total=n) as advance:
         if threads <= 1 or n < 64:
-            _write_in_turn(paths, views, sizes, advance)
+            contents = (([v[a[i] : z[i]] for v, a, z in views], sizes[i]) for i in range(n))
+            _write_in_turn(paths, contents, advance)
             return
         step = max(16, -(-n // (threads * 8)))  # a few chunks per thread: even finish
         spans = [range(a, min(a + step, n)) for a in range(0, n, step)]
@@ -664,18 +658,57 @@ def write_files(
                 advance(done)
 
 
+def write_each(
+    root: str | os.PathLike[str],
+    rels: Sequence[str],
+    blobs: Iterable[bytes],
+    *,
+    description: str = "",
+) -> None:
+    """Write file ``rels[i]`` with the ``i``-th of ``blobs``, each as it comes.
+
+    For files made one at a time and large in all (VOC's XML: 600 bytes an object): only the
+    file being written is held, not every file's bytes and their join. ``rels`` are already
+    checked to stay below ``root``; folders are made once, first.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> write_each(d, ["x/1.txt", "2.txt"], (t.encode() for t in ("ab", "cd")))
+    >>> Path(d, "x/1.txt").read_bytes(), Path(d, "2.txt").read_bytes()
+    (b'ab', b'cd')
+    """
+    paths = _new_paths(root, rels)
+    with task(description, total=len(paths)) as advance:
+        _write_in_turn(paths, (([b], len(b)) for b in blobs), advance)
+
+
+def _new_paths(root: str | os.PathLike[str], rels: Sequence[str]) -> list[str]:
+    """The paths of ``rels`` below ``root``, their folders made (each once)."""
+    base = os.fspath(root)
+    if any(r.startswith("/") for r in rels):  # pragma: no cover - rels are checked relative
+        paths = [os.path.join(base, r) for r in rels]
+    else:
+        prefix = os.path.join(base, "")
+        paths = [prefix + r for r in rels]
+    for parent in dict.fromkeys(p.rpartition("/")[0] for p in paths):
+        os.makedirs(parent, exist_ok=True)
+    return paths
+
+
 def _write_in_turn(
     paths: list[str],
-    views: list[tuple[memoryview, list[int], list[int]]],
-    sizes: list[int],
+    contents: Iterable[tuple[list[Any], int]],
     advance: Callable[[int], None],
 ) -> None:
-    """:func:`write_files` in this thread, the progress advanced every 256 files (a display
-    update per file costs more than the file) and by the files written when one fails."""
+    """Write ``paths`` in this thread, each with its ``(parts, size)`` of ``contents``; the
+    progress advanced every 256 files (a display update per file costs more than the file)
+    and by the files written when one fails."""
     done = 0
     try:
-        for i, path in enumerate(paths):
-            _write_new(path, [v[a[i] : z[i]] for v, a, z in views], sizes[i])
+        for path, (parts, size) in zip(paths, contents, strict=True):
+            _write_new(path, parts, size)
             done += 1
             if done == 256:
                 advance(done)
@@ -687,7 +720,7 @@ def _write_in_turn(
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_BINARY", 0)
 
 
-def _write_new(path: str, parts: list[memoryview], size: int) -> None:
+def _write_new(path: str, parts: list[Any], size: int) -> None:
     """``open(path, "wb").write(b"".join(parts))`` in three system calls, without the join:
     ``open()`` also asks whether the file is a terminal, stats it and seeks (tens of thousands
     of small files: a tenth of a second of CPU per 50,000 files). ``size`` is the parts' total."""

@@ -46,6 +46,7 @@ import functools
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ import numpy.typing as npt
 import shapely
 
 from converters import _prepare2d as prep
-from converters._base import record, texts_by_value, write_files, write_text, xml_escape_text
+from converters._base import record, texts_by_value, write_each, write_text, xml_escape_text
 from converters._dataset import (
     ImageSource,
     assign_splits,
@@ -357,13 +358,28 @@ def _write_xml(
     head: _Head,
     report: Report,
 ) -> list[str]:
-    f = labels.frames
     unknown = prep.report_unknown_sizes(
         labels, frames, report, "width/height written as 0, boxes not clipped"
     )
+    files = [_xml_path(n) for n in names]
+    blobs = _xml_texts(labels, frames, names, unknown, objects, head)
+    write_each(tmp, files, blobs, description="VOC XML files")  # one file's bytes held at a time
+    report.written = {"images": len(frames), **report.written}  # images first in the summary
+    return files
+
+
+def _xml_texts(
+    labels: LabelSet,
+    frames: Array,
+    names: list[str],
+    unknown: Array,
+    objects: _Objects,
+    head: _Head,
+) -> Iterator[bytes]:
+    """Each frame's XML file, made as it is written."""
+    f = labels.frames
     first = np.searchsorted(objects.frame, frames, side="left").tolist()
     last = np.searchsorted(objects.frame, frames, side="right").tolist()
-    files, blobs = [], []
     cols = zip(
         frames.tolist(),
         names,
@@ -375,7 +391,7 @@ def _write_xml(
         last,
         strict=True,
     )
-    for k, (fr, name, unk, w, h, st, a, z) in enumerate(cols):
+    for fr, name, unk, w, h, st, a, z in cols:
         children = [
             _leaf("folder", head.folder),
             _leaf("filename", name),
@@ -397,14 +413,7 @@ def _write_xml(
         ]
         text = "<annotation>\n  " + "\n  ".join(children)
         text += "".join(objects.pieces[a:z].ravel().tolist()) + "\n</annotation>\n"
-        blobs.append(text.encode("utf-8", "xmlcharrefreplace"))
-        files.append(_xml_path(names[k]))
-    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
-    ends = np.cumsum(sizes)
-    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    write_files(tmp, files, [(data, ends - sizes, ends)], description="VOC XML files")
-    report.written = {"images": len(frames), **report.written}  # images first in the summary
-    return files
+        yield text.encode("utf-8", "xmlcharrefreplace")
 
 
 def _write_masks(
