@@ -49,6 +49,21 @@ def _as_issues(b: dict) -> list[Issue]:
     ]
 
 
+def _record(report: Report, p: Issue | dict) -> None:
+    """One drawn part into ``report``: a single issue with add(), a block with add_rows()."""
+    if isinstance(p, Issue):
+        report.add(p.action, p.reason, file_id=p.file_id, label_id=p.label_id, kind=p.kind)
+        return
+    report.add_rows(
+        p["action"],
+        p["reason"],
+        kind=p["kind"],
+        files=p["files"],
+        file_index=p["file_index"],
+        label_ids=p["label_ids"],
+    )
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(_ONE, _block()), max_size=6), st.sampled_from([1, 2, 50_000]))
 def test_column_blocks_equal_issue_objects(parts, batch):
@@ -59,19 +74,8 @@ def test_column_blocks_equal_issue_objects(parts, batch):
     columnar, objects = Report("yolo", written={"images": 2}), Report("yolo")
     objects.written = {"images": 2}
     for p in parts:
-        if isinstance(p, Issue):
-            columnar.add(p.action, p.reason, file_id=p.file_id, label_id=p.label_id, kind=p.kind)
-            objects.issues.append(p)
-        else:
-            columnar.add_rows(
-                p["action"],
-                p["reason"],
-                kind=p["kind"],
-                files=p["files"],
-                file_index=p["file_index"],
-                label_ids=p["label_ids"],
-            )
-            objects.extend(_as_issues(p))
+        _record(columnar, p)
+        objects.extend([p] if isinstance(p, Issue) else _as_issues(p))
     old, rep._BATCH = rep._BATCH, batch
     try:
         text = columnar.to_json()
@@ -103,17 +107,7 @@ def test_groups_are_those_of_the_issue_objects(parts, start, stop):
     """groups(start, stop) counts what the issues start:stop say, blocks left as columns."""
     r = Report("yolo")
     for p in parts:
-        if isinstance(p, Issue):
-            r.add(p.action, p.reason, file_id=p.file_id, label_id=p.label_id, kind=p.kind)
-        else:
-            r.add_rows(
-                p["action"],
-                p["reason"],
-                kind=p["kind"],
-                files=p["files"],
-                file_index=p["file_index"],
-                label_ids=p["label_ids"],
-            )
+        _record(r, p)
     got = _merged(r.groups(start, stop))
     want: dict = {}
     for i in list(r)[start:stop]:
