@@ -62,7 +62,7 @@ _DEFAULT_3D = np.array([-1.0, -1.0, -1.0, -1000.0, -1000.0, -1000.0, -10.0])  # 
 
 _HINT = (
     "KITTI 3D needs the device poses and camera calibration from the dataset's uploaded zip "
-    "(CLI: --frames json_data.zip); -O camera=null writes LiDAR-frame labels without a camera, "
+    "(CLI: --media json_data.zip); -O camera=null writes LiDAR-frame labels without a camera, "
     "and -O assume_identity_pose=true treats world coordinates as LiDAR coordinates"
 )
 

@@ -249,7 +249,7 @@ def _missing_pose(labels: LabelSet, rows: Array, fmt: str) -> ConversionError:
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
     return ConversionError(
         f"{fmt}: no device pose for frame(s) {', '.join(ids)}{more}; nuScenes needs the ego pose "
-        "of every frame: give the dataset's uploaded zip (CLI: --frames json_data.zip, or pull "
+        "of every frame: give the dataset's uploaded zip (CLI: --media json_data.zip, or pull "
         "with --media)",
         format=fmt,
     )

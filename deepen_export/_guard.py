@@ -3,7 +3,7 @@
 Three checks run before a command reads or writes anything:
 
 * :func:`check_output` refuses an output folder that is, contains or lies inside any input
-  (the labels file or snapshot, ``--images``, ``--frames``, ``--id-map``), since replacing the
+  (the labels file or snapshot, ``--images``, ``--media``, ``--id-map``), since replacing the
   output as a whole would delete the input;
 * it also refuses to replace an existing folder deepen-export did not create: every output the
   commands write carries a marker file, :data:`MARKER`, listing the files written (see

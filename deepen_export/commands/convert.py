@@ -462,7 +462,7 @@ def _read_any(
     if from_format.lower() == "deepen":
         return read_labels(source, frames=frames, images=images), "deepen"
     if frames is not None:
-        raise click.UsageError("--frames applies to Deepen sources (labels file or snapshot)")
+        raise click.UsageError("--media applies to Deepen sources (labels file or snapshot)")
     return read_source(source, from_format, images=images)
 
 

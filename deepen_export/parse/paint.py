@@ -217,7 +217,7 @@ def _add_paint(
     if len(rows) < len(paint.frame_sizes) and not len(labels.poses):
         raise ParseError(
             f"paint labels cover {len(paint.frame_sizes)} frames but only {len(rows)} LiDAR frames are known; "
-            "pull with --media (or pass --frames json_data.zip) so every frame is known",
+            "pull with --media (or pass --media json_data.zip to convert) so every frame is known",
             path=str(body),
         )
     seg = _paint_to_table(paint, rows, {c: i for i, c in enumerate(cats)}, str(body))
