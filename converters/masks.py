@@ -211,9 +211,19 @@ def _paint(
         mask = (labels.masks2d.mask(paint) + 1).astype(np.uint8)
     else:
         mask = np.zeros((h, w), dtype=np.uint8)
+    if not any(rle is not None for rle, _ in layer):
+        return mask
+    # painted run by run, in the pixels each polygon covers, not a decoded image-sized mask
+    # per polygon; the runs' column-major positions (x * h + y) become row-major ones
+    flat = mask.reshape(-1)
+    rows = mask.shape[0]
     for rle, c in layer:  # painter's order: label order
         if rle is not None:
-            mask[geo.rle_decode([rle])[0].astype(bool)] = c
+            starts, lengths = geo.rle_runs(rle)
+            offsets = np.cumsum(lengths) - lengths
+            at = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
+            x, y = np.divmod(at, rows)
+            flat[y * mask.shape[1] + x] = c
     return mask
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import deepen_export
 from converters import masks
+from deepen_export import geometry as geo
 from deepen_export.errors import ConversionError
 from deepen_export.model import Frames, LabelSet, Masks2D, Polygons
 from deepen_export.parse import parse_painting2d
@@ -128,3 +131,44 @@ def test_write_is_on_the_writer_pipeline_with_real_option_types() -> None:
     assert masks.write.option_types == {"clip": bool, "include_unlabelled": bool}  # type: ignore[attr-defined]
     assert deepen.write.option_types["dataset_ids"] == bool | None  # type: ignore[attr-defined]
     assert "on_unsupported" in inspect.signature(masks.write).parameters
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.lists(st.tuples(st.integers(0, 2**32 - 1), st.floats(0, 1), st.integers(1, 9)), max_size=6),
+    st.booleans(),
+)
+def test_painting_run_by_run_is_painting_decoded_masks(h, w, layers, with_none):
+    """_paint paints each RLE's runs in label order: the same mask as painting every decoded
+    RLE over the last (overlaps, empty and full masks, a missing RLE)."""
+    rles = []
+    for seed, fill, c in layers:
+        m = (np.random.default_rng(seed).random((1, h, w)) < fill).astype(np.uint8)
+        rles.append((geo.rle_encode(m)[0], c))
+    if with_none:
+        rles.insert(len(rles) // 2, (None, 5))
+    want = np.zeros((h, w), np.uint8)
+    for rle, c in rles:
+        if rle is not None:
+            want[geo.rle_decode([rle])[0].astype(bool)] = c
+    got = masks._paint(LabelSet(), None, rles, h, w)
+    assert got.flags.c_contiguous and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 3000), st.integers(0, 2**32 - 1))
+def test_rle_runs_are_the_decoded_mask(h, w, seed):
+    """Long runs (counts of several 5-bit groups, negative differences) on large images."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        m[y0 : y0 + rng.integers(1, h + 1), x0 : x0 + rng.integers(1, w + 1)] = 1
+    starts, lengths = geo.rle_runs(geo.rle_encode(m[None])[0])
+    flat = np.zeros(h * w, np.uint8)
+    for a, n in zip(starts.tolist(), lengths.tolist(), strict=True):
+        flat[a : a + n] = 1
+    np.testing.assert_array_equal(flat.reshape(w, h).T, m)

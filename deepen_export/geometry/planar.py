@@ -70,6 +70,7 @@ __all__ = [
     "rle_area",
     "rle_decode",
     "rle_encode",
+    "rle_runs",
     "rle_to_bbox",
     "shapely_to_polygons",
     "xywh_to_xyxy",
@@ -900,6 +901,44 @@ def rle_encode(masks: npt.ArrayLike) -> list[RLE]:
         return []
     stacked = np.asfortranarray(np.moveaxis(m != 0, 0, -1).astype(np.uint8))
     return _str_counts(_mask_api().encode(stacked))
+
+
+def rle_runs(rle: RLE) -> tuple[Array, Array]:
+    """Foreground runs of one RLE: start and length of each, as positions in the image's
+    column-major order (COCO's, ``x * height + y``), without decoding an image-sized mask.
+
+    The compressed counts are decoded in numpy: each count is a run of 5-bit groups (a set
+    ``0x20`` bit: more follow; ``0x10`` in the last: negative), and from the fourth on a count
+    is stored as its difference to the count two before it.
+
+    Examples
+    --------
+    >>> rle_runs({"size": [10, 5], "counts": "0d0n0"})
+    (array([0]), array([20]))
+    >>> rle_runs({"size": [2, 2], "counts": [1, 2, 1]})
+    (array([1]), array([2]))
+    """
+    c = rle["counts"]
+    counts = np.asarray(c, np.int64) if isinstance(c, list) else _string_counts(c)
+    ends = np.cumsum(counts)
+    return (ends - counts)[1::2], counts[1::2]
+
+
+def _string_counts(text: str | bytes) -> Array:
+    v = np.frombuffer(text.encode("ascii") if isinstance(text, str) else text, np.uint8)
+    v = v.astype(np.int64) - 48
+    if not len(v):
+        return np.zeros(0, np.int64)
+    last = (v & 0x20) == 0  # a count's last group
+    first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    k = np.arange(len(v)) - np.repeat(first, np.diff(np.append(first, len(v))))
+    x = np.add.reduceat((v & 0x1F) << (5 * k), first)
+    negative = (v[last] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * (k[last][negative] + 1))
+    out = x.copy()
+    out[1::2] = np.cumsum(x[1::2])  # count m > 2 is stored minus count m - 2
+    out[2::2] = np.cumsum(x[2::2])
+    return out
 
 
 def rle_decode(rles: Sequence[RLE]) -> Array:
