@@ -925,8 +925,8 @@ def rle_runs(rle: RLE) -> tuple[Array, Array]:
 
 
 def _string_counts(text: str | bytes) -> Array:
-    v = np.frombuffer(text.encode("ascii") if isinstance(text, str) else text, np.uint8)
-    v = v.astype(np.int64) - 48
+    raw = np.frombuffer(text.encode("ascii") if isinstance(text, str) else text, np.uint8)
+    v = raw.astype(np.int64) - 48
     if not len(v):
         return np.zeros(0, np.int64)
     last = (v & 0x20) == 0  # a count's last group
