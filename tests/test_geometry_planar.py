@@ -358,5 +358,10 @@ def test_convex_fast_path_equals_the_general_rule(case, with_z: bool) -> None:
         except shapely.errors.GEOSException:  # GEOS gives up on some huge coordinates
             return
         got = geo.polygon_geometries(off, roff, xy)
-    assert shapely.to_wkb(got[0]).tolist() == shapely.to_wkb(want[0]).tolist()
     assert got[1].tolist() == want[1].tolist() and got[2].tolist() == want[2].tolist()
+    flat = shapely.force_2d
+    assert shapely.to_wkb(flat(got[0])).tolist() == shapely.to_wkb(flat(want[0])).tolist()
+    # GEOS's repair keeps the z of one of several coincident vertices, not always the same one
+    # (one input repaired twice gave z 3, then 8): z is compared where nothing was repaired
+    kept = ~want[2]
+    assert shapely.to_wkb(got[0][kept]).tolist() == shapely.to_wkb(want[0][kept]).tolist()
