@@ -109,7 +109,8 @@ def _group_block(b: IssueRows, lo: int, hi: int) -> IssueGroup:
     if b.label_ids is None:
         return IssueGroup(b.action, b.reason, b.kind, n, 0, frozenset())
     ids = b.label_ids[lo:hi]
-    named = np.fromiter((bool(v) for v in ids.tolist()), dtype=bool, count=n)
+    # as issues() names them: the text of each label id (None is "None")
+    named = np.fromiter((bool(str(v)) for v in ids.tolist()), dtype=bool, count=n)
     files = frozenset(map(str, b.files[np.unique(index[named])].tolist()))
     return IssueGroup(b.action, b.reason, b.kind, n, int(named.sum()), files)
 

@@ -208,6 +208,21 @@ def test_complement_counts_equal_pycocotools_of_the_inverted_mask(m: np.ndarray)
     assert _complement_counts(rle["counts"]) == inv["counts"]
 
 
+@settings(max_examples=60, deadline=None)
+@given(binary_masks(3, 40))
+def test_rle_counts_decoder_agrees_with_pycocotools(masks: np.ndarray) -> None:
+    # pycocotools' uncompressed counts (encode of a Fortran mask, read back column-major)
+    # against our decoding of its compressed string
+    from deepen_export.geometry.planar import _rle_counts
+
+    rles = cocomask.encode(np.asfortranarray(np.moveaxis(masks, 0, -1)))
+    for m, c in zip(masks, _rle_counts([r["counts"] for r in rles]), strict=True):
+        flat = m.ravel(order="F")
+        assert c.sum() == flat.size
+        runs = np.repeat(np.arange(len(c)) % 2, c)
+        np.testing.assert_array_equal(runs, flat)
+
+
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 @settings(max_examples=80, deadline=None)
 @given(

@@ -907,9 +907,7 @@ def rle_runs(rle: RLE) -> tuple[Array, Array]:
     """Foreground runs of one RLE: start and length of each, as positions in the image's
     column-major order (COCO's, ``x * height + y``), without decoding an image-sized mask.
 
-    The compressed counts are decoded in numpy: each count is a run of 5-bit groups (a set
-    ``0x20`` bit: more follow; ``0x10`` in the last: negative), and from the fourth on a count
-    is stored as its difference to the count two before it.
+    The compressed counts are decoded in numpy (:func:`_rle_counts`).
 
     Examples
     --------
@@ -919,25 +917,39 @@ def rle_runs(rle: RLE) -> tuple[Array, Array]:
     (array([1]), array([2]))
     """
     c = rle["counts"]
-    counts = np.asarray(c, np.int64) if isinstance(c, list) else _string_counts(c)
+    if isinstance(c, list):
+        counts = np.asarray(c, np.int64)
+    else:
+        counts = _rle_counts([c.encode("ascii") if isinstance(c, str) else c])[0]
     ends = np.cumsum(counts)
     return (ends - counts)[1::2], counts[1::2]
 
 
-def _string_counts(text: str | bytes) -> Array:
-    raw = np.frombuffer(text.encode("ascii") if isinstance(text, str) else text, np.uint8)
-    v = raw.astype(np.int64) - 48
-    if not len(v):
-        return np.zeros(0, np.int64)
-    last = (v & 0x20) == 0  # a count's last group
-    first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
-    k = np.arange(len(v)) - np.repeat(first, np.diff(np.append(first, len(v))))
-    x = np.add.reduceat((v & 0x1F) << (5 * k), first)
-    negative = (v[last] & 0x10) != 0
-    x[negative] -= np.left_shift(1, 5 * (k[last][negative] + 1))
-    out = x.copy()
-    out[1::2] = np.cumsum(x[1::2])  # count m > 2 is stored minus count m - 2
-    out[2::2] = np.cumsum(x[2::2])
+def _rle_counts(strings: Sequence[bytes]) -> list[Array]:
+    # COCO's compressed counts (pycocotools' rleFrString), for many strings at once: 5-bit
+    # groups, 0x20 = more groups follow, 0x10 in the last = negative, and from the fourth
+    # count on each is stored as the difference to the count two before it.
+    if not strings:
+        return []
+    buf = np.frombuffer(b"".join(strings), np.uint8).astype(np.int64) - 48
+    end = np.flatnonzero((buf & 0x20) == 0)
+    start = np.r_[0, end[:-1] + 1]
+    nch = end - start + 1
+    tok = np.repeat(np.arange(len(end)), nch)
+    k = np.arange(len(buf)) - start[tok]
+    vals = np.zeros(len(end), np.int64)
+    np.add.at(vals, tok, (buf & 0x1F) << (5 * k))
+    neg = (buf[end] & 0x10) != 0
+    vals[neg] -= np.left_shift(1, 5 * nch[neg])
+    bounds = np.searchsorted(end, np.cumsum([len(s) for s in strings]))
+    out = []
+    a = 0
+    for b in bounds.tolist():
+        x = vals[a:b].copy()
+        x[1::2] = np.cumsum(x[1::2])
+        x[2::2] = np.cumsum(x[2::2])
+        out.append(x)
+        a = b
     return out
 
 
