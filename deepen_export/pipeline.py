@@ -273,9 +273,9 @@ def stream_parquet(
     snapshot adds (:class:`~deepen_export.parse._source.SnapshotBatches`: dataset id, profile
     category order, files list with the unlabelled files as frames, image sizes, 3D marking,
     ``meta``): the output is that of ``read_labels(folder)`` written whole. A snapshot with a
-    media zip, an ``images/`` folder, 3D point paint or 2D painting, a folder of snapshots, or
-    labels on files its files list does not name is read whole instead, automatically;
-    ``whole`` in the result says why.
+    media zip, 3D point paint or 2D painting, an ``images/`` folder without a files list, a
+    folder of snapshots, or labels on files its files list does not name is read whole
+    instead, automatically; ``whole`` in the result says why.
 
     Parameters
     ----------
